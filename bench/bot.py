@@ -1,0 +1,234 @@
+"""A call participant made of aiortc peer connections: for tests and load runs.
+
+It speaks the real protocol over the real WebSocket. A bot publishes tracks
+it encodes itself (or pre-encoded packets) and either decodes what it
+receives (tests check content) or only counts packets (cheap, for load).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RtpPacket
+
+from sfu.aiortc_hooks import ForwardingReceiver, rtc_configuration
+
+PacketObserver = Callable[[str, RtpPacket, float], None]
+
+
+class BotError(RuntimeError):
+    pass
+
+
+class Bot:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        decode: bool = True,
+        on_packet: PacketObserver | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.decode = decode
+        self.on_packet = on_packet
+        self.session: aiohttp.ClientSession | None = None
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.joined: dict[str, Any] | None = None
+        self.participants: dict[str, dict[str, Any]] = {}
+        self.messages: list[dict[str, Any]] = []
+        self.publisher: RTCPeerConnection | None = None
+        self.subscriber: RTCPeerConnection | None = None
+        # mid -> {"participant_id", "kind", "source"} from the latest offer
+        self.track_info: dict[str, dict[str, Any]] = {}
+        # (participant_id, kind) -> packets received (counting mode)
+        self.packet_counts: dict[tuple[str, str], int] = defaultdict(int)
+        self.closed_by_server: asyncio.Event = asyncio.Event()
+        self._waiters: list[tuple[Callable[[dict[str, Any]], bool], asyncio.Future[Any]]] = []
+        self._reader: asyncio.Task[None] | None = None
+        self._offer_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def id(self) -> str:
+        assert self.joined is not None
+        return str(self.joined["self"]["id"])
+
+    # --- connection
+
+    async def connect(self, timeout: float = 10.0) -> dict[str, Any]:
+        self.session = aiohttp.ClientSession()
+        ws_url = self.base_url.replace("http", "ws", 1) + "/ws"
+        self.ws = await self.session.ws_connect(ws_url, max_msg_size=4 * 1024 * 1024)
+        self._reader = asyncio.create_task(self._read())
+        waiter = self.wait_for(lambda m: m["type"] in ("joined", "error"), timeout)
+        await self.send({"type": "join", "token": self.token})
+        reply = await waiter
+        if reply["type"] == "error":
+            raise BotError(f"join refused: {reply['code']}: {reply['message']}")
+        self.joined = reply
+        for p in reply["participants"]:
+            self.participants[p["id"]] = p
+        return reply
+
+    async def send(self, message: dict[str, Any]) -> None:
+        assert self.ws is not None
+        await self.ws.send_str(json.dumps(message))
+
+    async def send_raw(self, data: str) -> None:
+        assert self.ws is not None
+        await self.ws.send_str(data)
+
+    def wait_for(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0
+    ) -> asyncio.Future[dict[str, Any]]:
+        """A future for the next message matching `predicate` (register before sending)."""
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiters.append((predicate, future))
+
+        async def expire() -> dict[str, Any]:
+            try:
+                return await asyncio.wait_for(future, timeout)
+            except TimeoutError:
+                raise BotError(f"no matching message within {timeout}s") from None
+
+        return asyncio.ensure_future(expire())
+
+    async def _read(self) -> None:
+        assert self.ws is not None
+        try:
+            async for msg in self.ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                message = json.loads(msg.data)
+                self.messages.append(message)
+                await self._on_message(message)
+                for predicate, future in list(self._waiters):
+                    if not future.done() and predicate(message):
+                        future.set_result(message)
+                        self._waiters.remove((predicate, future))
+        finally:
+            self.closed_by_server.set()
+
+    async def _on_message(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind in ("participant_joined", "participant_updated"):
+            self.participants[message["participant"]["id"]] = message["participant"]
+        elif kind == "participant_left":
+            self.participants.pop(message["participant_id"], None)
+        elif kind == "subscribe_offer":
+            task = asyncio.create_task(self._answer(message))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _configuration(self) -> Any:
+        assert self.joined is not None
+        return rtc_configuration(self.joined.get("ice_servers", []))
+
+    # --- publishing
+
+    async def publish(self, tracks: list[tuple[MediaStreamTrack, str]], timeout: float = 10) -> None:
+        """Publish (track, source) pairs on the publisher connection."""
+        self.publisher = RTCPeerConnection(self._configuration())
+        for track, _ in tracks:
+            self.publisher.addTransceiver(track, direction="sendonly")
+        offer = await self.publisher.createOffer()
+        await self.publisher.setLocalDescription(offer)  # aiortc gathers fully here
+        sources = [
+            {"mid": t.mid, "source": source}
+            for t, (_, source) in zip(self.publisher.getTransceivers(), tracks, strict=True)
+        ]
+        waiter = self.wait_for(lambda m: m["type"] in ("publish_answer", "error"), timeout)
+        await self.send(
+            {"type": "publish", "sdp": self.publisher.localDescription.sdp, "tracks": sources}
+        )
+        reply = await waiter
+        if reply["type"] == "error":
+            raise BotError(f"publish refused: {reply['code']}: {reply['message']}")
+        await self.publisher.setRemoteDescription(
+            RTCSessionDescription(sdp=reply["sdp"], type="answer")
+        )
+
+    # --- subscribing
+
+    async def _answer(self, message: dict[str, Any]) -> None:
+        async with self._offer_lock:
+            if self.subscriber is None:
+                self.subscriber = RTCPeerConnection(self._configuration())
+            pc = self.subscriber
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=message["sdp"], type="offer"))
+            self.track_info = dict(message["tracks"])
+            if not self.decode:
+                for transceiver in pc.getTransceivers():
+                    receiver = transceiver.receiver
+                    if not isinstance(receiver, ForwardingReceiver):
+                        counting = ForwardingReceiver.adopt(receiver)
+                        counting.sink = self._make_counter(transceiver.mid)
+            answer = await pc.createAnswer()
+            await pc.setLocalDescription(answer)
+            await self.send({"type": "subscribe_answer", "sdp": pc.localDescription.sdp})
+
+    def _make_counter(self, mid: str) -> Callable[[RtpPacket, RTCRtpCodecParameters], Any]:
+        async def count(packet: RtpPacket, codec: RTCRtpCodecParameters) -> None:
+            info = self.track_info.get(mid)
+            if info is None:
+                return
+            self.packet_counts[(info["participant_id"], info["kind"])] += 1
+            if self.on_packet is not None:
+                self.on_packet(info["participant_id"], packet, time.monotonic())
+
+        return count
+
+    def track_of(self, participant_id: str, kind: str) -> MediaStreamTrack | None:
+        """The decoding track that carries `participant_id`'s media of `kind` now."""
+        if self.subscriber is None:
+            return None
+        for transceiver in self.subscriber.getTransceivers():
+            info = self.track_info.get(transceiver.mid or "")
+            if info and info["participant_id"] == participant_id and info["kind"] == kind:
+                return transceiver.receiver.track
+        return None
+
+    async def wait_track(
+        self, participant_id: str, kind: str, timeout: float = 15.0
+    ) -> MediaStreamTrack:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            track = self.track_of(participant_id, kind)
+            if track is not None:
+                return track
+            await asyncio.sleep(0.05)
+        raise BotError(f"no {kind} track from {participant_id} within {timeout}s")
+
+    # --- leaving
+
+    async def leave(self) -> None:
+        if self.ws is not None and not self.ws.closed:
+            with contextlib.suppress(Exception):
+                await self.send({"type": "leave"})
+        await self.close()
+
+    async def close(self) -> None:
+        for pc in (self.publisher, self.subscriber):
+            if pc is not None:
+                await pc.close()
+        if self.ws is not None:
+            await self.ws.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        for task in list(self._tasks):
+            task.cancel()
+        if self.session is not None:
+            await self.session.close()

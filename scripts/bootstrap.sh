@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs what Urok needs on a Debian machine: Debian packages (when missing,
+# via apt-get as root), a virtualenv in .venv and the project in it.
+# Usage: scripts/bootstrap.sh [serve|test]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode="${1:-serve}"
+
+need_pkgs=()
+have_cmd() { command -v "$1" >/dev/null 2>&1; }
+python_ok() {
+  have_cmd python3 && python3 -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
+}
+python_ok || need_pkgs+=(python3 python3-venv python3-pip)
+if [ "$mode" = test ]; then
+  have_cmd chromium || need_pkgs+=(chromium)
+  have_cmd redis-server || need_pkgs+=(redis-server)
+  have_cmd ip || need_pkgs+=(iproute2)
+  have_cmd unshare || need_pkgs+=(util-linux)
+fi
+
+if [ "${#need_pkgs[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && have_cmd apt-get; then
+    echo "urok: installing Debian packages: ${need_pkgs[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+  else
+    echo "urok: please install these Debian packages first: ${need_pkgs[*]}" >&2
+    echo "      sudo apt-get install ${need_pkgs[*]}" >&2
+    exit 1
+  fi
+fi
+
+extras=""
+[ "$mode" = test ] && extras="[test]"
+stamp=".venv/.installed${extras}"
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+# Reinstall only when the project definition changed since the last install.
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -e ".${extras}"
+  touch "$stamp"
+fi

@@ -1,0 +1,330 @@
+"""The one place that reaches into aiortc internals. Pinned: aiortc 1.16.0, aioice 0.13.0.
+
+aiortc has no public API for forwarding RTP without decoding it: its
+RTCRtpReceiver feeds a jitter buffer and a decoder thread, and its
+RTCRtpSender pulls frames from a track and encodes them. Both would cost a
+decode per publisher and an encode per subscriber. This module swaps the
+class of the receivers and senders of *our* peer connections (never anyone
+else's) for subclasses that:
+
+- ForwardingReceiver: keeps aiortc's receive-side RTCP duties (receiver
+  reports, REMB, NACKs for lost packets, RTX unwrapping) and hands each RTP
+  packet, still encoded, to a sink. No jitter buffer, no decoder thread.
+- ForwardingSender: has no track and no encoder loop. A source (our
+  Consumer) sends packets through it; subscriber RTCP (NACK, PLI/FIR,
+  receiver reports) goes to that source; sender reports come from it.
+
+They rely on aiortc private names (name-mangled ``_RTCRtpReceiver__*``
+attributes, ``RTCDtlsTransport._register_rtp_*`` and ``_send_rtp``);
+tests/test_aiortc_hooks.py checks every one of them exists, so an aiortc
+upgrade that moves them fails loudly instead of silently decoding again.
+
+Also here: ICE host candidates only on configured addresses (aioice leaves
+loopback out and otherwise uses every interface), and announcing a public
+address in SDP in place of the local one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import aioice.ice
+from aiortc import RTCConfiguration, RTCIceServer, RTCRtpReceiver, RTCRtpSender
+from aiortc.codecs import is_rtx
+from aiortc.rtcrtpparameters import (
+    RTCRtpCodecParameters,
+    RTCRtpReceiveParameters,
+    RTCRtpSendParameters,
+)
+from aiortc.rtcrtpreceiver import StreamStatistics
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_PSFB_FIR,
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    AnyRtcpPacket,
+    RtcpPsfbPacket,
+    RtcpRtpfbPacket,
+    RtcpSrPacket,
+    RtpPacket,
+    pack_remb_fci,
+    unwrap_rtx,
+)
+
+logger = logging.getLogger(__name__)
+
+PINNED_AIORTC = "1.16.0"
+PINNED_AIOICE = "0.13.0"
+
+_original_get_host_addresses = aioice.ice.get_host_addresses
+_host_addresses: tuple[str, ...] | None = None
+
+
+def restrict_host_addresses(addresses: Sequence[str] | None) -> None:
+    """Gather ICE host candidates only on `addresses` (None: aioice's own choice).
+
+    Process-wide, because aioice looks host addresses up through a module
+    function. The server sets it once at start from its configuration.
+    """
+    global _host_addresses
+    _host_addresses = tuple(addresses) if addresses is not None else None
+    aioice.ice.get_host_addresses = _configured_host_addresses
+
+
+def _configured_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    if _host_addresses is None:
+        return _original_get_host_addresses(use_ipv4=use_ipv4, use_ipv6=use_ipv6)
+    return [a for a in _host_addresses if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
+
+
+def rtc_configuration(ice_servers: Sequence[dict[str, Any]]) -> RTCConfiguration:
+    """An RTCConfiguration with exactly the configured ICE servers.
+
+    aiortc falls back to a public Google STUN server when iceServers is None;
+    an explicit (possibly empty) list keeps it from doing so.
+    """
+    servers = [
+        RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
+        for s in ice_servers
+    ]
+    return RTCConfiguration(iceServers=servers)
+
+
+_CANDIDATE = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+)( \d+ typ host.*)$", re.MULTILINE)
+
+
+def announce_address(sdp: str, local_addresses: Sequence[str], announced: str | None) -> str:
+    """Replace our local host-candidate addresses with the announced one."""
+    if not announced:
+        return sdp
+    local = set(local_addresses)
+
+    def swap(match: re.Match[str]) -> str:
+        if match.group(2) in local:
+            return match.group(1) + announced + match.group(3)
+        return match.group(0)
+
+    sdp = _CANDIDATE.sub(swap, sdp)
+    return re.sub(r"^c=IN IP(4|6) (\S+)$", lambda m: _swap_c_line(m, local, announced), sdp,
+                  flags=re.MULTILINE)
+
+
+def _swap_c_line(match: re.Match[str], local: set[str], announced: str) -> str:
+    if match.group(2) not in local:
+        return match.group(0)
+    family = "6" if ":" in announced else "4"
+    return f"c=IN IP{family} {announced}"
+
+
+# --------------------------------------------------------------------------- receiver
+
+
+RtpSink = Callable[[RtpPacket, RTCRtpCodecParameters], Any]
+SrSink = Callable[[RtcpSrPacket], None]
+
+
+class ForwardingReceiver(RTCRtpReceiver):
+    """An RTCRtpReceiver that forwards encoded packets instead of decoding them."""
+
+    sink: RtpSink | None
+    sr_sink: SrSink | None
+    media_ssrc: int | None
+
+    @classmethod
+    def adopt(cls, receiver: RTCRtpReceiver) -> ForwardingReceiver:
+        """Turn aiortc's receiver into a forwarding one, before it starts receiving."""
+        if isinstance(receiver, ForwardingReceiver):
+            return receiver
+        if receiver._RTCRtpReceiver__started:  # type: ignore[attr-defined]
+            raise RuntimeError("receiver already started; adopt it before negotiation completes")
+        receiver.__class__ = cls
+        assert isinstance(receiver, ForwardingReceiver)
+        receiver.sink = None
+        receiver.sr_sink = None
+        receiver.media_ssrc = None
+        return receiver
+
+    async def receive(self, parameters: RTCRtpReceiveParameters) -> None:
+        # aiortc's receive() with the decoder thread left out.
+        if self._RTCRtpReceiver__started:
+            return
+        codecs = self._RTCRtpReceiver__codecs
+        for codec in parameters.codecs:
+            codecs[codec.payloadType] = codec
+        rtx_ssrc = self._RTCRtpReceiver__rtx_ssrc
+        for encoding in parameters.encodings:
+            if encoding.rtx:
+                rtx_ssrc[encoding.rtx.ssrc] = encoding.ssrc
+        self.transport._register_rtp_receiver(self, parameters)
+        self._RTCRtpReceiver__rtcp_task = asyncio.ensure_future(self._run_rtcp())
+        self._RTCRtpReceiver__started = True
+
+    async def _handle_rtcp_packet(self, packet: AnyRtcpPacket) -> None:
+        await super()._handle_rtcp_packet(packet)
+        if isinstance(packet, RtcpSrPacket) and self.sr_sink is not None:
+            self.sr_sink(packet)
+
+    async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        if not self._enabled:
+            return
+        # Bandwidth feedback (REMB) so the publisher's encoder ramps up.
+        estimator = self._RTCRtpReceiver__remote_bitrate_estimator
+        if estimator is not None and packet.extensions.abs_send_time is not None:
+            remb = estimator.add(
+                abs_send_time=packet.extensions.abs_send_time,
+                arrival_time_ms=arrival_time_ms,
+                payload_size=len(packet.payload) + packet.padding_size,
+                ssrc=packet.ssrc,
+            )
+            rtcp_ssrc = self._RTCRtpReceiver__rtcp_ssrc
+            if rtcp_ssrc is not None and remb is not None:
+                await self._send_rtcp(
+                    RtcpPsfbPacket(
+                        fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)
+                    )
+                )
+
+        codecs = self._RTCRtpReceiver__codecs
+        codec = codecs.get(packet.payload_type)
+        if codec is None:
+            return
+        # Statistics behind our receiver reports to the publisher.
+        streams = self._RTCRtpReceiver__remote_streams
+        stats = streams.get(packet.ssrc)
+        if stats is None:
+            stats = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+        stats.add(packet)
+
+        if is_rtx(codec):
+            original_ssrc = self._RTCRtpReceiver__rtx_ssrc.get(packet.ssrc)
+            apt = codec.parameters.get("apt")
+            if original_ssrc is None or len(packet.payload) < 2 or apt not in codecs:
+                return
+            packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
+            codec = codecs[apt]
+        else:
+            self.media_ssrc = packet.ssrc
+
+        nack = self._RTCRtpReceiver__nack_generator
+        if nack is not None and nack.add(packet):
+            await self._send_rtcp_nack(packet.ssrc, sorted(nack.missing))
+
+        if self.sink is not None:
+            await self.sink(packet, codec)
+
+    async def request_keyframe(self) -> None:
+        """Send a PLI to the publisher."""
+        if self.media_ssrc is not None:
+            await self._send_rtcp_pli(self.media_ssrc)
+
+
+# --------------------------------------------------------------------------- sender
+
+
+class SenderSource(Protocol):
+    """What a ForwardingSender needs from whoever feeds it (our Consumer)."""
+
+    def on_sender_started(self, codecs: list[RTCRtpCodecParameters]) -> None: ...
+
+    async def on_nack(self, lost: list[int]) -> None: ...
+
+    async def on_keyframe_request(self) -> None: ...
+
+    def sender_report(self) -> RtcpSrPacket | None: ...
+
+
+class ForwardingSender(RTCRtpSender):
+    """An RTCRtpSender without a track or encoder; its source sends RTP through it."""
+
+    source: SenderSource | None
+    started: bool
+    negotiated_codecs: list[RTCRtpCodecParameters]
+    _forward_rtcp_task: asyncio.Task[None] | None
+
+    @classmethod
+    def adopt(cls, sender: RTCRtpSender) -> ForwardingSender:
+        if isinstance(sender, ForwardingSender):
+            return sender
+        if sender._RTCRtpSender__started:  # type: ignore[attr-defined]
+            raise RuntimeError("sender already started; adopt it before negotiation completes")
+        sender.__class__ = cls
+        assert isinstance(sender, ForwardingSender)
+        sender.source = None
+        sender.started = False
+        sender.negotiated_codecs = []
+        sender._forward_rtcp_task = None
+        return sender
+
+    async def send(self, parameters: RTCRtpSendParameters) -> None:
+        if self.started:
+            return
+        self.started = True
+        self.negotiated_codecs = list(parameters.codecs)
+        self.transport._register_rtp_sender(self, parameters)
+        self._forward_rtcp_task = asyncio.ensure_future(self._run_sender_reports())
+        if self.source is not None:
+            self.source.on_sender_started(self.negotiated_codecs)
+
+    async def stop(self) -> None:
+        if not self.started:
+            return
+        self.started = False
+        self.transport._unregister_rtp_sender(self)
+        if self._forward_rtcp_task is not None:
+            self._forward_rtcp_task.cancel()
+            self._forward_rtcp_task = None
+
+    async def _handle_rtcp_packet(self, packet: AnyRtcpPacket) -> None:
+        source = self.source
+        if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+            if source is not None:
+                await source.on_nack(list(packet.lost))
+        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
+            if source is not None:
+                await source.on_keyframe_request()
+        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            return  # REMB: nothing to adapt, we do not encode
+        else:
+            await super()._handle_rtcp_packet(packet)
+
+    async def _run_sender_reports(self) -> None:
+        # Sender reports let the subscriber line up audio and video.
+        try:
+            while True:
+                await asyncio.sleep(0.5 + random.random())
+                if self.source is None:
+                    continue
+                report = self.source.sender_report()
+                if report is None:
+                    continue
+                try:
+                    await self.transport._send_rtp(bytes(report))
+                except ConnectionError:
+                    return
+        except asyncio.CancelledError:
+            pass
+
+
+def check_pinned_internals() -> list[str]:
+    """Names this module relies on that the installed aiortc lacks (empty when all is well)."""
+    missing = []
+    import aiortc
+    from aiortc.rtcdtlstransport import RTCDtlsTransport
+
+    for name in ("_register_rtp_receiver", "_register_rtp_sender", "_unregister_rtp_sender",
+                 "_send_rtp"):
+        if not hasattr(RTCDtlsTransport, name):
+            missing.append(f"RTCDtlsTransport.{name}")
+    for name in ("_run_rtcp", "_send_rtcp", "_send_rtcp_nack", "_send_rtcp_pli"):
+        if not hasattr(RTCRtpReceiver, name):
+            missing.append(f"RTCRtpReceiver.{name}")
+    if not hasattr(aioice.ice, "get_host_addresses"):
+        missing.append("aioice.ice.get_host_addresses")
+    if aiortc.__version__ != PINNED_AIORTC:
+        missing.append(f"aiortc version {aiortc.__version__} != {PINNED_AIORTC}")
+    return missing

@@ -1,0 +1,165 @@
+"""Consumer: one outgoing track towards one subscriber, fed by a producer.
+
+It owns the outgoing SSRC (its sender's) and a StreamRewriter, so the
+subscriber sees one continuous stream even when the producer behind it
+changes or pauses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiortc import clock
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RtcpSenderInfo, RtcpSrPacket
+
+from sfu.aiortc_hooks import ForwardingSender
+from sfu.producer import CachedPacket, Producer
+from sfu.rtp_rewrite import TS_MOD, StreamRewriter
+
+_NTP_SECOND = 1 << 32
+_DEFAULT_CLOCK = {"audio": 48000, "video": 90000}
+
+
+def _same_codec(a: RTCRtpCodecParameters, b: RTCRtpCodecParameters) -> bool:
+    if a.mimeType.lower() != b.mimeType.lower() or a.clockRate != b.clockRate:
+        return False
+    if a.mimeType.lower() == "video/h264":
+        # Both ends must agree on packetization mode and profile.
+        for key in ("packetization-mode", "profile-level-id"):
+            va, vb = a.parameters.get(key), b.parameters.get(key)
+            if key == "profile-level-id" and isinstance(va, str) and isinstance(vb, str):
+                va, vb = va[:4].lower(), vb[:4].lower()
+            if str(va or "0") != str(vb or "0"):
+                return False
+    return True
+
+
+class Consumer:
+    def __init__(self, consumer_id: str, kind: str, sender: ForwardingSender) -> None:
+        self.id = consumer_id
+        self.kind = kind
+        self.sender = sender
+        self.producer: Producer | None = None
+        self.rewriter = StreamRewriter(_DEFAULT_CLOCK.get(kind, 90000))
+        self.packets_sent = 0
+        self.bytes_sent = 0
+        self.retransmitted = 0
+        self._pt_map: dict[int, int | None] = {}
+        sender.source = self
+
+    @property
+    def ssrc(self) -> int:
+        return self.sender._ssrc
+
+    # --- producer side
+
+    def attach(self, producer: Producer) -> None:
+        """Forward `producer` from now on (replacing any previous one)."""
+        if self.producer is producer:
+            return
+        self.detach()
+        self.producer = producer
+        producer.consumers.append(self)
+        self.rewriter.switch()
+        if self.sender.started:
+            asyncio.ensure_future(producer.request_keyframe())
+
+    def detach(self) -> None:
+        if self.producer is not None:
+            if self in self.producer.consumers:
+                self.producer.consumers.remove(self)
+            self.producer = None
+
+    async def send_packet(self, entry: CachedPacket, now: float) -> None:
+        if not self.sender.started:
+            return
+        codec = entry.codec
+        out_pt = self._pt_map.get(codec.payloadType, -1)
+        if out_pt == -1:
+            out_pt = self._map_payload_type(codec)
+        if out_pt is None:
+            return
+        mapped = self.rewriter.rewrite(entry.seq, entry.ts, now)
+        if mapped is None:
+            return
+        await self._send(entry, out_pt, mapped[0], mapped[1])
+
+    async def _send(self, entry: CachedPacket, out_pt: int, out_seq: int, out_ts: int) -> None:
+        packet = bytearray(entry.template)
+        packet[1] = (packet[1] & 0x80) | out_pt
+        packet[2] = out_seq >> 8
+        packet[3] = out_seq & 0xFF
+        packet[4:12] = out_ts.to_bytes(4, "big") + self.ssrc.to_bytes(4, "big")
+        try:
+            await self.sender.transport._send_rtp(bytes(packet))
+        except ConnectionError:
+            return
+        self.packets_sent += 1
+        self.bytes_sent += len(packet) - 12
+
+    def _map_payload_type(self, codec: RTCRtpCodecParameters) -> int | None:
+        out = next((c for c in self.sender.negotiated_codecs if _same_codec(c, codec)), None)
+        out_pt = out.payloadType if out is not None else None
+        self._pt_map[codec.payloadType] = out_pt
+        if out is not None:
+            self.rewriter.clock_rate = out.clockRate
+        return out_pt
+
+    # --- subscriber side (called by ForwardingSender)
+
+    def on_sender_started(self, codecs: list[RTCRtpCodecParameters]) -> None:
+        self._pt_map.clear()
+        if self.producer is not None:
+            asyncio.ensure_future(self.producer.request_keyframe())
+
+    async def on_nack(self, lost: list[int]) -> None:
+        producer = self.producer
+        if producer is None:
+            return
+        for out_seq in lost:
+            in_seq = self.rewriter.source_seq(out_seq)
+            entry = producer.cached(in_seq) if in_seq is not None else None
+            if entry is None:
+                continue
+            out_pt = self._pt_map.get(entry.codec.payloadType)
+            if out_pt is None:
+                continue
+            self.retransmitted += 1
+            await self._send(entry, out_pt, out_seq, self.rewriter.out_timestamp(entry.ts))
+
+    async def on_keyframe_request(self) -> None:
+        if self.producer is not None:
+            await self.producer.request_keyframe()
+
+    def sender_report(self) -> RtcpSrPacket | None:
+        if self.packets_sent == 0:
+            return None
+        now = time.monotonic()
+        rate = self.rewriter.clock_rate
+        producer_sr = self.producer.last_sender_report if self.producer else None
+        if producer_sr is not None:
+            # Map the publisher's own NTP/RTP pair: audio and video from one
+            # publisher then share its clock, which is what lip sync needs.
+            ntp, rtp_ts, received = producer_sr
+            age = now - received
+            ntp_time = ntp + int(age * _NTP_SECOND)
+            rtp_time = (self.rewriter.out_timestamp(rtp_ts) + int(age * rate)) % TS_MOD
+        else:
+            last_time = self.rewriter.last_out_time or now
+            ntp_time = clock.current_ntp_time()
+            rtp_time = (self.rewriter.last_out_ts + int((now - last_time) * rate)) % TS_MOD
+        return RtcpSrPacket(
+            ssrc=self.ssrc,
+            sender_info=RtcpSenderInfo(
+                ntp_timestamp=ntp_time & 0xFFFFFFFFFFFFFFFF,
+                rtp_timestamp=rtp_time,
+                packet_count=self.packets_sent & 0xFFFFFFFF,
+                octet_count=self.bytes_sent & 0xFFFFFFFF,
+            ),
+        )
+
+    def close(self) -> None:
+        self.detach()
+        self.sender.source = None

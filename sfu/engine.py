@@ -1,0 +1,46 @@
+"""MediaEngine: the media plane of one node; it makes routers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from aiortc import RTCConfiguration
+
+from sfu.aiortc_hooks import restrict_host_addresses, rtc_configuration
+from sfu.router import Router
+from sfu.transport import TransportOptions
+
+
+class MediaEngine:
+    def __init__(
+        self,
+        listen_addresses: Sequence[str],
+        announced_address: str | None = None,
+        ice_servers: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        """Media on `listen_addresses` only, using exactly `ice_servers` (STUN/TURN)."""
+        self.ice_servers = [dict(s) for s in ice_servers]
+        restrict_host_addresses(listen_addresses)
+        self._options = TransportOptions(
+            configuration_factory=self._configuration,
+            listen_addresses=tuple(listen_addresses),
+            announced_address=announced_address,
+        )
+        self.routers: dict[str, Router] = {}
+
+    def _configuration(self) -> RTCConfiguration:
+        return rtc_configuration(self.ice_servers)
+
+    def create_router(self, app_data: dict[str, Any] | None = None) -> Router:
+        router = Router(self._options, app_data)
+        self.routers[router.id] = router
+        return router
+
+    async def close_router(self, router: Router) -> None:
+        self.routers.pop(router.id, None)
+        await router.close()
+
+    async def close(self) -> None:
+        for router in list(self.routers.values()):
+            await self.close_router(router)

@@ -1,0 +1,113 @@
+"""Producer: one incoming track, forwarded as RTP packets to its consumers."""
+
+from __future__ import annotations
+
+import struct
+import time
+from typing import TYPE_CHECKING, Any
+
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RtcpSrPacket, RtpPacket
+
+from sfu.aiortc_hooks import ForwardingReceiver
+
+if TYPE_CHECKING:
+    from sfu.consumer import Consumer
+
+# Packets kept for answering subscribers' NACKs (about 3 s of 720p video).
+CACHE_SIZE = 1024
+# A publisher is asked for a keyframe at most this often.
+KEYFRAME_INTERVAL = 0.3
+
+_HEADER = struct.Struct("!BBHII")
+
+
+class CachedPacket:
+    """A packet as received, with a plain 12-byte header (no extensions, SSRC 0)."""
+
+    __slots__ = ("codec", "seq", "template", "ts")
+
+    def __init__(self, seq: int, ts: int, template: bytes, codec: RTCRtpCodecParameters):
+        self.seq = seq
+        self.ts = ts
+        self.template = template
+        self.codec = codec
+
+
+class Producer:
+    def __init__(
+        self, producer_id: str, kind: str, receiver: ForwardingReceiver, app_data: dict[str, Any]
+    ) -> None:
+        self.id = producer_id
+        self.kind = kind
+        self.app_data = app_data
+        self.consumers: list[Consumer] = []
+        self.paused = False
+        self.closed = False
+        self.packets_received = 0
+        self.bytes_received = 0
+        # (ntp timestamp, rtp timestamp, monotonic time received) of the last publisher SR.
+        self.last_sender_report: tuple[int, int, float] | None = None
+        self._receiver = receiver
+        self._cache: list[CachedPacket | None] = [None] * CACHE_SIZE
+        self._last_keyframe_request = 0.0
+        receiver.sink = self._on_rtp
+        receiver.sr_sink = self._on_sender_report
+
+    async def _on_rtp(self, packet: RtpPacket, codec: RTCRtpCodecParameters) -> None:
+        payload = packet.payload
+        if not payload:
+            return  # padding-only probe: nothing for subscribers
+        seq = packet.sequence_number
+        ts = packet.timestamp
+        # One header build per incoming packet; each consumer copies it and
+        # patches payload type, sequence number, timestamp and SSRC in place.
+        template = (
+            _HEADER.pack(0x80, (packet.marker << 7) | packet.payload_type, seq, ts, 0) + payload
+        )
+        self._cache[seq % CACHE_SIZE] = entry = CachedPacket(seq, ts, template, codec)
+        self.packets_received += 1
+        self.bytes_received += len(payload)
+        if self.paused:
+            return
+        now = time.monotonic()
+        for consumer in self.consumers:
+            await consumer.send_packet(entry, now)
+
+    def _on_sender_report(self, packet: RtcpSrPacket) -> None:
+        info = packet.sender_info
+        self.last_sender_report = (info.ntp_timestamp, info.rtp_timestamp, time.monotonic())
+
+    def cached(self, seq: int) -> CachedPacket | None:
+        entry = self._cache[seq % CACHE_SIZE]
+        if entry is None or entry.seq != seq:
+            return None
+        return entry
+
+    async def request_keyframe(self) -> None:
+        if self.kind != "video" or self.closed:
+            return
+        now = time.monotonic()
+        if now - self._last_keyframe_request < KEYFRAME_INTERVAL:
+            return
+        self._last_keyframe_request = now
+        await self._receiver.request_keyframe()
+
+    def pause(self) -> None:
+        """Stop forwarding at once (a muted microphone, a stopped camera)."""
+        self.paused = True
+
+    async def resume(self) -> None:
+        if not self.paused:
+            return
+        self.paused = False
+        for consumer in self.consumers:
+            consumer.rewriter.switch()
+        await self.request_keyframe()
+
+    def close(self) -> None:
+        self.closed = True
+        self._receiver.sink = None
+        self._receiver.sr_sink = None
+        for consumer in list(self.consumers):
+            consumer.detach()

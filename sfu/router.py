@@ -1,0 +1,67 @@
+"""Router: the set of transports, producers and consumers of one call or breakout room."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from sfu.consumer import Consumer
+from sfu.producer import Producer
+from sfu.transport import (
+    OfferCallback,
+    PublisherTransport,
+    SubscriberTransport,
+    TransportOptions,
+    WebRtcTransport,
+)
+
+
+class Router:
+    def __init__(self, options: TransportOptions, app_data: dict[str, Any] | None = None) -> None:
+        self.id = f"rt_{secrets.token_hex(6)}"
+        self.app_data = app_data or {}
+        self._options = options
+        self.transports: dict[str, WebRtcTransport] = {}
+        self.closed = False
+
+    def create_publisher_transport(self) -> PublisherTransport:
+        transport = PublisherTransport(self._options)
+        self.transports[transport.id] = transport
+        return transport
+
+    def create_subscriber_transport(self, send_offer: OfferCallback) -> SubscriberTransport:
+        transport = SubscriberTransport(self._options, send_offer)
+        self.transports[transport.id] = transport
+        return transport
+
+    @property
+    def producers(self) -> list[Producer]:
+        return [
+            p
+            for t in self.transports.values()
+            if isinstance(t, PublisherTransport)
+            for p in t.producers.values()
+            if not p.closed
+        ]
+
+    @property
+    def consumers(self) -> list[Consumer]:
+        return [
+            c for t in self.transports.values() if isinstance(t, SubscriberTransport)
+            for c in t.consumers
+        ]
+
+    async def close_transport(self, transport: WebRtcTransport) -> None:
+        self.transports.pop(transport.id, None)
+        if isinstance(transport, PublisherTransport):
+            producers = list(transport.producers.values())
+            for other in self.transports.values():
+                if isinstance(other, SubscriberTransport):
+                    for producer in producers:
+                        other.stop_consuming(producer)
+        await transport.close()
+
+    async def close(self) -> None:
+        self.closed = True
+        for transport in list(self.transports.values()):
+            await self.close_transport(transport)

@@ -1,0 +1,105 @@
+"""Sequence number and timestamp rewriting for one outgoing RTP stream.
+
+A consumer sends under its own SSRC. Its source can change (another producer,
+a pause and resume), and the receiver must still see one continuous stream:
+sequence numbers go on from the last one sent and timestamps advance with the
+wall-clock time that passed, whatever the new source's own numbering is.
+Everything is modular: sequence numbers wrap at 2**16, timestamps at 2**32.
+"""
+
+from __future__ import annotations
+
+import random
+
+SEQ_MOD = 1 << 16
+TS_MOD = 1 << 32
+HALF_SEQ = 1 << 15
+# How far back (in packets) a late packet of the current segment is still sent.
+REORDER_WINDOW = 1024
+
+
+def seq_newer(a: int, b: int) -> bool:
+    """True when sequence number `a` comes after `b` (RFC 3550 serial arithmetic)."""
+    return a != b and ((a - b) % SEQ_MOD) < HALF_SEQ
+
+
+class StreamRewriter:
+    """Maps (source seq, source timestamp) to the consumer's own numbering."""
+
+    __slots__ = (
+        "_base_in_seq",
+        "_last_out_seq",
+        "_last_out_time",
+        "_last_out_ts",
+        "_pending_switch",
+        "clock_rate",
+        "seq_offset",
+        "ts_offset",
+    )
+
+    def __init__(self, clock_rate: int, first_seq: int | None = None, first_ts: int | None = None):
+        self.clock_rate = clock_rate
+        # Start in the lower half, as browsers do, to stay clear of an early
+        # wrap-around that trips some SRTP implementations.
+        start_seq = random.randrange(HALF_SEQ) if first_seq is None else first_seq
+        start_ts = random.randrange(TS_MOD) if first_ts is None else first_ts
+        self._last_out_seq = (start_seq - 1) % SEQ_MOD
+        self._last_out_ts = start_ts
+        self._last_out_time: float | None = None
+        self._base_in_seq = 0
+        self._pending_switch = True
+        self.seq_offset = 0
+        self.ts_offset = 0
+
+    def switch(self) -> None:
+        """The next packet starts a new source segment (new producer, resume)."""
+        self._pending_switch = True
+
+    def rewrite(self, in_seq: int, in_ts: int, now: float) -> tuple[int, int] | None:
+        """Return (out_seq, out_ts), or None for a packet older than the segment start."""
+        if self._pending_switch:
+            self._pending_switch = False
+            self._base_in_seq = in_seq
+            out_seq = (self._last_out_seq + 1) % SEQ_MOD
+            if self._last_out_time is None:
+                out_ts = self._last_out_ts
+            else:
+                # Advance by the wall time that passed, at least one tick, so
+                # the receiver's jitter buffer sees time move forward.
+                elapsed = max(1, int((now - self._last_out_time) * self.clock_rate))
+                out_ts = (self._last_out_ts + elapsed) % TS_MOD
+            self.seq_offset = (out_seq - in_seq) % SEQ_MOD
+            self.ts_offset = (out_ts - in_ts) % TS_MOD
+        elif in_seq != self._base_in_seq and not seq_newer(in_seq, self._base_in_seq):
+            return None
+        elif (in_seq - self._base_in_seq) % SEQ_MOD > REORDER_WINDOW:
+            # Drag the segment start along so serial comparisons stay valid
+            # however long the segment runs.
+            self._base_in_seq = (in_seq - REORDER_WINDOW) % SEQ_MOD
+        out_seq = (in_seq + self.seq_offset) % SEQ_MOD
+        out_ts = (in_ts + self.ts_offset) % TS_MOD
+        if seq_newer(out_seq, self._last_out_seq) or self._last_out_time is None:
+            self._last_out_seq = out_seq
+            self._last_out_ts = out_ts
+            self._last_out_time = now
+        return out_seq, out_ts
+
+    def source_seq(self, out_seq: int) -> int | None:
+        """The source sequence number behind `out_seq` in the current segment (for NACKs)."""
+        in_seq = (out_seq - self.seq_offset) % SEQ_MOD
+        if in_seq != self._base_in_seq and not seq_newer(in_seq, self._base_in_seq):
+            return None
+        if seq_newer(out_seq, self._last_out_seq):
+            return None
+        return in_seq
+
+    def out_timestamp(self, in_ts: int) -> int:
+        return (in_ts + self.ts_offset) % TS_MOD
+
+    @property
+    def last_out_ts(self) -> int:
+        return self._last_out_ts
+
+    @property
+    def last_out_time(self) -> float | None:
+        return self._last_out_time

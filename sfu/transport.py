@@ -1,0 +1,221 @@
+"""WebRTC transports: one RTCPeerConnection each, in one of two roles.
+
+- PublisherTransport: the remote side offers and sends; each sending
+  m-section becomes a Producer.
+- SubscriberTransport: we offer and send; each m-section is a slot that a
+  Consumer fills. Slots are reused when a producer goes away, so the
+  subscriber's connection only ever renegotiates, never reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
+
+from sfu.aiortc_hooks import ForwardingReceiver, ForwardingSender, announce_address
+from sfu.consumer import Consumer
+from sfu.producer import Producer
+
+logger = logging.getLogger(__name__)
+
+
+class SdpError(ValueError):
+    """The remote description could not be applied."""
+
+
+class NegotiationError(RuntimeError):
+    """An answer arrived with no offer outstanding."""
+
+
+@dataclass(frozen=True)
+class TransportOptions:
+    configuration_factory: Callable[[], RTCConfiguration]
+    listen_addresses: tuple[str, ...]
+    announced_address: str | None = None
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(6)}"
+
+
+class WebRtcTransport:
+    def __init__(self, options: TransportOptions) -> None:
+        self.id = _new_id("tr")
+        self.options = options
+        self.pc = RTCPeerConnection(options.configuration_factory())
+        self.closed = False
+
+    def _local_sdp(self) -> str:
+        sdp = self.pc.localDescription.sdp
+        return announce_address(sdp, self.options.listen_addresses, self.options.announced_address)
+
+    @property
+    def connection_state(self) -> str:
+        return self.pc.connectionState
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        await self.pc.close()
+
+
+class PublisherTransport(WebRtcTransport):
+    def __init__(self, options: TransportOptions) -> None:
+        super().__init__(options)
+        self.producers: dict[str, Producer] = {}  # by mid
+
+    async def handle_offer(
+        self, sdp: str, app_data_by_mid: dict[str, dict[str, Any]]
+    ) -> tuple[str, list[Producer]]:
+        """Apply the client's offer; return our answer and the producers it created."""
+        if self.closed:
+            raise SdpError("transport closed")
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        except Exception as exc:  # aiortc raises many types for bad SDP
+            raise SdpError(f"cannot apply offer: {exc}") from exc
+        # Before anything awaits: aiortc starts receivers from a task it has
+        # just scheduled, and they must start as forwarding receivers.
+        new: list[tuple[RTCRtpTransceiver, ForwardingReceiver]] = []
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.mid is None or transceiver.mid in self.producers:
+                continue
+            if transceiver.direction not in ("recvonly", "sendrecv"):
+                continue
+            new.append((transceiver, ForwardingReceiver.adopt(transceiver.receiver)))
+        try:
+            answer = await self.pc.createAnswer()
+            await self.pc.setLocalDescription(answer)
+        except Exception as exc:
+            raise SdpError(f"cannot answer offer: {exc}") from exc
+        created = []
+        for transceiver, receiver in new:
+            mid = transceiver.mid
+            producer = Producer(
+                _new_id("pr"), transceiver.kind, receiver, dict(app_data_by_mid.get(mid, {}))
+            )
+            self.producers[mid] = producer
+            created.append(producer)
+        return self._local_sdp(), created
+
+    async def close(self) -> None:
+        for producer in self.producers.values():
+            producer.close()
+        await super().close()
+
+
+@dataclass
+class _Slot:
+    transceiver: RTCRtpTransceiver
+    consumer: Consumer
+
+
+OfferCallback = Callable[[str, dict[str, Consumer]], Awaitable[None]]
+
+
+@dataclass
+class _Negotiation:
+    wanted: bool = False
+    outstanding: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class SubscriberTransport(WebRtcTransport):
+    def __init__(self, options: TransportOptions, send_offer: OfferCallback) -> None:
+        super().__init__(options)
+        self._send_offer = send_offer
+        self._slots: list[_Slot] = []
+        self._negotiation = _Negotiation()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def consumers(self) -> list[Consumer]:
+        return [slot.consumer for slot in self._slots]
+
+    def consume(self, producer: Producer) -> Consumer:
+        """Start sending `producer` to this subscriber (renegotiates as needed)."""
+        if self.closed:
+            raise RuntimeError("transport closed")
+        for slot in self._slots:
+            if slot.consumer.producer is producer:
+                return slot.consumer
+        slot = next(
+            (s for s in self._slots if s.consumer.producer is None and s.transceiver.kind
+             == producer.kind),
+            None,
+        )
+        if slot is None:
+            transceiver = self.pc.addTransceiver(producer.kind, direction="sendonly")
+            sender = ForwardingSender.adopt(transceiver.sender)
+            slot = _Slot(transceiver, Consumer(_new_id("co"), producer.kind, sender))
+            self._slots.append(slot)
+        slot.consumer.attach(producer)
+        self.request_negotiation()
+        return slot.consumer
+
+    def stop_consuming(self, producer: Producer) -> None:
+        for slot in self._slots:
+            if slot.consumer.producer is producer:
+                slot.consumer.detach()
+                self.request_negotiation()
+
+    def tracks(self) -> dict[str, Consumer]:
+        """Consumers carrying media now, by the mid of their m-section."""
+        return {
+            slot.transceiver.mid: slot.consumer
+            for slot in self._slots
+            if slot.transceiver.mid is not None and slot.consumer.producer is not None
+        }
+
+    def request_negotiation(self) -> None:
+        self._negotiation.wanted = True
+        if not self._negotiation.outstanding and not self.closed:
+            task = asyncio.ensure_future(self._negotiate())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _negotiate(self) -> None:
+        negotiation = self._negotiation
+        async with negotiation.lock:
+            if not negotiation.wanted or negotiation.outstanding or self.closed:
+                return
+            if not self._slots:
+                negotiation.wanted = False
+                return
+            negotiation.wanted = False
+            negotiation.outstanding = True
+            try:
+                offer = await self.pc.createOffer()
+                await self.pc.setLocalDescription(offer)
+                await self._send_offer(self._local_sdp(), self.tracks())
+            except Exception:
+                negotiation.outstanding = False
+                if not self.closed:
+                    logger.exception("subscriber renegotiation failed")
+
+    async def handle_answer(self, sdp: str) -> None:
+        if not self._negotiation.outstanding:
+            raise NegotiationError("no offer is waiting for an answer")
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        except Exception as exc:
+            raise SdpError(f"cannot apply answer: {exc}") from exc
+        finally:
+            # Even a bad answer ends this round; the next offer starts afresh.
+            self._negotiation.outstanding = False
+        if self._negotiation.wanted:
+            self.request_negotiation()
+
+    async def close(self) -> None:
+        for slot in self._slots:
+            slot.consumer.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await super().close()

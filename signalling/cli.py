@@ -1,0 +1,107 @@
+"""The `urok` command: serve, mint a join token, run a bench."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from datetime import UTC, datetime, timedelta
+
+from aiohttp import web
+
+from rooms.lessons import Role
+from signalling.config import ConfigError, load_settings, settings_from_mapping
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from signalling.app import create_app
+
+    settings = load_settings(args.config)
+    overrides: dict[str, object] = {}
+    if args.host:
+        overrides["host"] = args.host
+    if args.port is not None:
+        overrides["port"] = args.port
+    if args.public_url:
+        overrides["public_url"] = args.public_url
+    if args.ice_address or args.announced_address:
+        ice: dict[str, object] = {}
+        if args.ice_address:
+            ice["addresses"] = args.ice_address
+        if args.announced_address:
+            ice["announced_address"] = args.announced_address
+        overrides["ice"] = ice
+    settings = settings_from_mapping(overrides, settings)
+    if args.port is not None and not args.public_url and settings.public_url.endswith(":8080"):
+        settings = settings_from_mapping(
+            {"public_url": f"http://{settings.host}:{settings.port}"}, settings
+        )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    print(f"Urok: {settings.public_url}/  (media on {', '.join(settings.ice.addresses)})",
+          flush=True)
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from signalling.tokens import TokenService
+
+    settings = load_settings(args.config)
+    now = datetime.now(UTC)
+    token = TokenService(settings).mint(
+        key_id=args.key_id,
+        lesson_id=args.lesson,
+        user_id=args.user,
+        name=args.name,
+        role=Role(args.role),
+        now=now,
+        expires_at=now + timedelta(minutes=args.minutes),
+    )
+    print(token)
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from bench.load import main as bench_main
+
+    return asyncio.run(bench_main(args.rest))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="urok", description="Video lessons for schools")
+    parser.add_argument("--config", help="TOML config file (default: $UROK_CONFIG)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--public-url")
+    serve.add_argument("--ice-address", action="append",
+                       help="address to gather media candidates on (repeatable)")
+    serve.add_argument("--announced-address", help="public address announced for media")
+    serve.set_defaults(func=_serve)
+
+    token = sub.add_parser("token", help="mint a join token with an integration key")
+    token.add_argument("--key-id", default="demo")
+    token.add_argument("--lesson", required=True)
+    token.add_argument("--user", required=True)
+    token.add_argument("--name", required=True)
+    token.add_argument("--role", choices=[r.value for r in Role], default="student")
+    token.add_argument("--minutes", type=int, default=60)
+    token.set_defaults(func=_token)
+
+    bench = sub.add_parser("bench", help="load-test a running server (see bench/)")
+    bench.add_argument("rest", nargs=argparse.REMAINDER)
+    bench.set_defaults(func=_bench)
+
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"urok: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

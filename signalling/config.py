@@ -1,0 +1,213 @@
+"""Server settings: embedded defaults, an optional TOML file, then UROK_* env vars.
+
+With no configuration at all the server runs one process with in-memory state,
+serves the demo journal and gathers ICE candidates on loopback only, so a
+newcomer can try it on one machine.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+DEMO_KEY_ID = "demo"
+DEMO_SECRET = "demo-journal-secret-change-me-in-production"
+
+
+class ConfigError(ValueError):
+    """The configuration file or environment holds something unusable."""
+
+
+@dataclass(frozen=True)
+class Integration:
+    """One journal vendor allowed to call the server-to-server API."""
+
+    key_id: str
+    secret: str
+    name: str = ""
+    # Origins allowed to embed the call page in an iframe (CSP frame-ancestors).
+    origins: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class IceServer:
+    """A STUN or TURN server handed to clients and used by the server."""
+
+    urls: tuple[str, ...]
+    username: str | None = None
+    credential: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"urls": list(self.urls)}
+        if self.username is not None:
+            out["username"] = self.username
+        if self.credential is not None:
+            out["credential"] = self.credential
+        return out
+
+
+@dataclass(frozen=True)
+class IceSettings:
+    # Local addresses the media server gathers host candidates on.
+    addresses: tuple[str, ...] = ("127.0.0.1",)
+    # Address announced to clients instead of the local one (cloud / NAT).
+    announced_address: str | None = None
+    # None by default: never a public STUN server nobody configured.
+    servers: tuple[IceServer, ...] = ()
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Base URL people reach the server at; call page links are built from it.
+    public_url: str = "http://127.0.0.1:8080"
+    integrations: tuple[Integration, ...] = (
+        Integration(key_id=DEMO_KEY_ID, secret=DEMO_SECRET, name="Demo journal"),
+    )
+    token_issuer: str = "urok"
+    token_audience: str = "urok-call"
+    # Join tokens stay valid this long after the lesson's scheduled end.
+    token_grace_seconds: int = 1800
+    # The demo journal page at / (off in production).
+    demo_journal: bool = True
+    default_language: str = "ru"
+    max_ws_message_bytes: int = 64 * 1024
+    ice: IceSettings = field(default_factory=IceSettings)
+
+    def integration(self, key_id: str) -> Integration | None:
+        for integration in self.integrations:
+            if integration.key_id == key_id:
+                return integration
+        return None
+
+    def frame_ancestors(self) -> tuple[str, ...]:
+        origins: list[str] = ["'self'"]
+        for integration in self.integrations:
+            origins.extend(o for o in integration.origins if o not in origins)
+        return tuple(origins)
+
+
+def _str_tuple(value: Any, name: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{name} must be a list of strings")
+    return tuple(value)
+
+
+def _ice_servers(value: Any) -> tuple[IceServer, ...]:
+    if not isinstance(value, list):
+        raise ConfigError("ice.servers must be a list of tables")
+    servers = []
+    for item in value:
+        if not isinstance(item, dict) or "urls" not in item:
+            raise ConfigError("each ice.servers entry needs urls")
+        urls = _str_tuple(item["urls"], "ice.servers.urls")
+        for url in urls:
+            if not url.startswith(("stun:", "turn:", "turns:")):
+                raise ConfigError(f"ICE server URL must start with stun:, turn: or turns: ({url})")
+        servers.append(
+            IceServer(urls=urls, username=item.get("username"), credential=item.get("credential"))
+        )
+    return tuple(servers)
+
+
+def _integrations(value: Any) -> tuple[Integration, ...]:
+    if not isinstance(value, list) or not value:
+        raise ConfigError("integrations must be a non-empty list of tables")
+    out = []
+    seen: set[str] = set()
+    for item in value:
+        if not isinstance(item, dict):
+            raise ConfigError("each integration must be a table")
+        key_id, secret = item.get("key_id"), item.get("secret")
+        if not isinstance(key_id, str) or not key_id:
+            raise ConfigError("integration key_id must be a non-empty string")
+        if not isinstance(secret, str) or len(secret) < 16:
+            raise ConfigError(f"integration {key_id}: secret must be at least 16 characters")
+        if key_id in seen:
+            raise ConfigError(f"integration {key_id} is configured twice")
+        seen.add(key_id)
+        out.append(
+            Integration(
+                key_id=key_id,
+                secret=secret,
+                name=str(item.get("name", key_id)),
+                origins=_str_tuple(item.get("origins", []), "integration origins"),
+            )
+        )
+    return tuple(out)
+
+
+def settings_from_mapping(data: dict[str, Any], base: Settings | None = None) -> Settings:
+    """Apply a parsed TOML document on top of `base` (defaults when None)."""
+    settings = base or Settings()
+    simple: dict[str, Any] = {}
+    for key in ("host", "public_url", "token_issuer", "token_audience", "default_language"):
+        if key in data:
+            if not isinstance(data[key], str):
+                raise ConfigError(f"{key} must be a string")
+            simple[key] = data[key]
+    for key in ("port", "token_grace_seconds", "max_ws_message_bytes"):
+        if key in data:
+            if not isinstance(data[key], int) or data[key] < 0:
+                raise ConfigError(f"{key} must be a non-negative integer")
+            simple[key] = data[key]
+    if "demo_journal" in data:
+        if not isinstance(data["demo_journal"], bool):
+            raise ConfigError("demo_journal must be true or false")
+        simple["demo_journal"] = data["demo_journal"]
+    if simple.get("default_language", "ru") not in ("ru", "en"):
+        raise ConfigError("default_language must be ru or en")
+    if "integrations" in data:
+        simple["integrations"] = _integrations(data["integrations"])
+    if "ice" in data:
+        ice = data["ice"]
+        if not isinstance(ice, dict):
+            raise ConfigError("ice must be a table")
+        ice_settings = settings.ice
+        if "addresses" in ice:
+            ice_settings = replace(ice_settings, addresses=_str_tuple(ice["addresses"], "ice.addresses"))
+        if "announced_address" in ice:
+            ice_settings = replace(ice_settings, announced_address=str(ice["announced_address"]))
+        if "servers" in ice:
+            ice_settings = replace(ice_settings, servers=_ice_servers(ice["servers"]))
+        simple["ice"] = ice_settings
+    return replace(settings, **simple)
+
+
+def load_settings(path: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Defaults, then the TOML file at `path` (or $UROK_CONFIG), then UROK_* variables."""
+    env = dict(os.environ) if env is None else env
+    settings = Settings()
+    path = path or env.get("UROK_CONFIG")
+    if path:
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config {path}: {exc}") from exc
+        settings = settings_from_mapping(data, settings)
+    overrides: dict[str, Any] = {}
+    for key in ("host", "public_url", "default_language"):
+        if f"UROK_{key.upper()}" in env:
+            overrides[key] = env[f"UROK_{key.upper()}"]
+    if "UROK_PORT" in env:
+        try:
+            overrides["port"] = int(env["UROK_PORT"])
+        except ValueError as exc:
+            raise ConfigError("UROK_PORT must be an integer") from exc
+    ice: dict[str, Any] = {}
+    if "UROK_ICE_ADDRESSES" in env:
+        ice["addresses"] = env["UROK_ICE_ADDRESSES"]
+    if "UROK_ANNOUNCED_ADDRESS" in env:
+        ice["announced_address"] = env["UROK_ANNOUNCED_ADDRESS"]
+    if ice:
+        overrides["ice"] = ice
+    if overrides:
+        settings = settings_from_mapping(overrides, settings)
+    return settings

@@ -1,0 +1,102 @@
+"""Client message schemas (docs/protocol.md): every message is checked here first."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+MAX_SDP = 48 * 1024
+_ID = {"type": "string", "maxLength": 64}
+_SDP = {"type": "string", "minLength": 1, "maxLength": MAX_SDP}
+
+
+def _message(type_: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"type": {"const": type_}, "id": _ID, **properties},
+        "required": ["type", *required],
+        "additionalProperties": False,
+    }
+
+
+SCHEMAS: dict[str, dict[str, Any]] = {
+    "join": _message(
+        "join",
+        {
+            "token": {"type": "string", "minLength": 1, "maxLength": 4096},
+            "lesson_id": {"type": "string", "minLength": 1, "maxLength": 64},
+        },
+        ["token"],
+    ),
+    "publish": _message(
+        "publish",
+        {
+            "sdp": _SDP,
+            "tracks": {
+                "type": "array",
+                "maxItems": 8,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "mid": {"type": "string", "minLength": 1, "maxLength": 16},
+                        "source": {"enum": ["microphone", "camera", "screen"]},
+                    },
+                    "required": ["mid", "source"],
+                    "additionalProperties": False,
+                },
+            },
+        },
+        ["sdp", "tracks"],
+    ),
+    "subscribe_answer": _message("subscribe_answer", {"sdp": _SDP}, ["sdp"]),
+    "media_state": _message(
+        "media_state", {"audio": {"type": "boolean"}, "video": {"type": "boolean"}},
+        ["audio", "video"],
+    ),
+    "leave": _message("leave", {}, []),
+    "ping": _message("ping", {}, []),
+}
+_VALIDATORS = {name: Draft202012Validator(schema) for name, schema in SCHEMAS.items()}
+
+
+class ProtocolError(Exception):
+    def __init__(self, code: str, message: str, ref: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.ref = ref
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "error", "code": self.code, "message": self.message}
+        if self.ref is not None:
+            out["ref"] = self.ref
+        return out
+
+
+def parse_message(text: str | bytes, max_bytes: int) -> dict[str, Any]:
+    """Decode and validate one client frame, or raise ProtocolError saying what is wrong."""
+    size = len(text.encode() if isinstance(text, str) else text)
+    if size > max_bytes:
+        raise ProtocolError("too_large", f"message of {size} bytes exceeds {max_bytes}")
+    try:
+        message = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError("bad_json", f"message is not valid JSON: {exc}") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("unknown_type", "message must be a JSON object with a 'type'")
+    ref = message.get("id") if isinstance(message.get("id"), str) else None
+    ref = ref[:64] if ref else None
+    type_ = message.get("type")
+    validator = _VALIDATORS.get(type_) if isinstance(type_, str) else None
+    if validator is None:
+        shown = type_ if isinstance(type_, str) else json.dumps(type_)[:40]
+        raise ProtocolError("unknown_type", f"unknown message type {shown[:40]!r}", ref)
+    error = next(iter(sorted(validator.iter_errors(message), key=lambda e: list(e.path))), None)
+    if error is not None:
+        where = ".".join(str(p) for p in error.absolute_path) or "message"
+        if error.validator == "additionalProperties":
+            where = "message"
+        raise ProtocolError("bad_message", f"{type_}: {where}: {error.message[:200]}", ref)
+    return message

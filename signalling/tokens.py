@@ -1,0 +1,124 @@
+"""Join tokens: HS256 JWTs tied to one lesson and one person.
+
+Signed with the secret of the journal integration that owns the lesson, with
+the integration's key id in the `kid` header, so a journal can mint tokens
+itself with the shared key or ask our API to mint them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jwt
+
+from rooms.lessons import Role
+from signalling.config import Settings
+
+ALGORITHM = "HS256"
+REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "nbf", "iat", "jti", "name", "role", "lesson")
+
+
+class TokenError(Exception):
+    """The token is not valid for this call; the message says why."""
+
+
+@dataclass(frozen=True)
+class JoinClaims:
+    user_id: str
+    name: str
+    role: Role
+    lesson_id: str
+    jti: str
+    key_id: str
+    expires_at: datetime
+
+    @property
+    def is_teacher(self) -> bool:
+        return self.role is Role.TEACHER
+
+
+class TokenService:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def mint(
+        self,
+        *,
+        key_id: str,
+        lesson_id: str,
+        user_id: str,
+        name: str,
+        role: Role,
+        now: datetime,
+        expires_at: datetime,
+    ) -> str:
+        integration = self.settings.integration(key_id)
+        if integration is None:
+            raise TokenError(f"unknown integration key {key_id}")
+        claims = {
+            "iss": self.settings.token_issuer,
+            "aud": self.settings.token_audience,
+            "sub": user_id,
+            "name": name,
+            "role": role.value,
+            "lesson": lesson_id,
+            "iat": int(now.timestamp()),
+            # A little slack for clock skew between the journal and us.
+            "nbf": int((now - timedelta(seconds=30)).timestamp()),
+            "exp": int(expires_at.timestamp()),
+            "jti": secrets.token_urlsafe(16),
+        }
+        return jwt.encode(claims, integration.secret, algorithm=ALGORITHM, headers={"kid": key_id})
+
+    def verify(self, token: str, lesson_id: str | None = None) -> JoinClaims:
+        """Verify signature, audience, issuer, times and claims; optionally the lesson."""
+        if not isinstance(token, str) or not token or len(token) > 4096:
+            raise TokenError("token missing or malformed")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise TokenError(f"token malformed: {exc}") from exc
+        key_id = header.get("kid")
+        integration = self.settings.integration(key_id) if isinstance(key_id, str) else None
+        if integration is None:
+            raise TokenError("token signed with an unknown key")
+        try:
+            claims = jwt.decode(
+                token,
+                integration.secret,
+                algorithms=[ALGORITHM],
+                audience=self.settings.token_audience,
+                issuer=self.settings.token_issuer,
+                options={"require": list(REQUIRED_CLAIMS)},
+                leeway=5,
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise TokenError("token expired") from exc
+        except jwt.ImmatureSignatureError as exc:
+            raise TokenError("token not valid yet") from exc
+        except jwt.PyJWTError as exc:
+            raise TokenError(f"token invalid: {exc}") from exc
+        try:
+            role = Role(claims["role"])
+        except ValueError as exc:
+            raise TokenError(f"unknown role {claims['role']!r}") from exc
+        for name in ("sub", "name", "lesson", "jti"):
+            if not isinstance(claims[name], str) or not claims[name]:
+                raise TokenError(f"claim {name} must be a non-empty string")
+        if lesson_id is not None and claims["lesson"] != lesson_id:
+            raise TokenError("token is for another lesson")
+        try:
+            expires_at = datetime.fromtimestamp(claims["exp"], UTC)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise TokenError("claim exp out of range") from exc
+        return JoinClaims(
+            user_id=claims["sub"],
+            name=claims["name"][:100],
+            role=role,
+            lesson_id=claims["lesson"],
+            jti=claims["jti"],
+            key_id=key_id,
+            expires_at=expires_at,
+        )

@@ -1,0 +1,205 @@
+"""The call WebSocket: authenticate with a join token, then relay the protocol to the call."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from rooms.calls import Call, CallEnded, Participant
+from rooms.lessons import LessonNotFound, LessonState, Role
+from signalling.keys import CALLS, LESSONS, MEDIA, SETTINGS, TOKENS
+from signalling.protocol import ProtocolError, parse_message
+from signalling.tokens import TokenError
+from sfu.transport import NegotiationError, SdpError
+
+logger = logging.getLogger(__name__)
+
+JOIN_TIMEOUT = 10.0
+
+
+class Session:
+    """One WebSocket connection, before and after it joins a call."""
+
+    def __init__(self, request: web.Request, ws: web.WebSocketResponse) -> None:
+        self.app = request.app
+        self.ws = ws
+        self.call: Call | None = None
+        self.participant: Participant | None = None
+        self._send_lock = asyncio.Lock()
+        self.peer = request.remote
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if self.ws.closed:
+            return
+        async with self._send_lock:
+            await self.ws.send_json(message)
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+    async def error(self, code: str, message: str, ref: str | None = None) -> None:
+        await self.send(ProtocolError(code, message, ref).to_json())
+
+    async def run(self) -> None:
+        settings = self.app[SETTINGS]
+        try:
+            async with asyncio.timeout(JOIN_TIMEOUT):
+                while self.participant is None:
+                    msg = await self.ws.receive()
+                    if msg.type != WSMsgType.TEXT:
+                        if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED,
+                                        WSMsgType.ERROR):
+                            return
+                        await self.error("bad_json", "send JSON text frames")
+                        continue
+                    if not await self._handle_before_join(msg.data, settings.max_ws_message_bytes):
+                        return
+        except TimeoutError:
+            await self.error("join_timeout", "no join message within 10 seconds")
+            return
+        async for msg in self.ws:
+            if msg.type == WSMsgType.TEXT:
+                await self._handle(msg.data, settings.max_ws_message_bytes)
+            elif msg.type == WSMsgType.BINARY:
+                await self.error("bad_json", "send JSON text frames")
+            if self.participant is None:
+                break
+
+    async def _handle_before_join(self, data: str, max_bytes: int) -> bool:
+        """Handle a frame before joining; False once the connection should close."""
+        try:
+            message = parse_message(data, max_bytes)
+        except ProtocolError as exc:
+            await self.send(exc.to_json())
+            return True
+        if message["type"] == "ping":
+            await self.send({"type": "pong", **_ref(message)})
+            return True
+        if message["type"] != "join":
+            await self.error("not_joined", "send join first", message.get("id"))
+            return True
+        try:
+            await self._join(message)
+        except ProtocolError as exc:
+            await self.send(exc.to_json())
+            return False
+        return True
+
+    async def _join(self, message: dict[str, Any]) -> None:
+        ref = message.get("id")
+        try:
+            claims = self.app[TOKENS].verify(message["token"], message.get("lesson_id"))
+        except TokenError as exc:
+            raise ProtocolError("token_invalid", str(exc), ref) from None
+        try:
+            lesson = self.app[LESSONS].get(claims.lesson_id)
+        except LessonNotFound:
+            raise ProtocolError("lesson_not_found", "this lesson does not exist", ref) from None
+        if lesson.integration != claims.key_id:
+            # Signed by another journal's key: it cannot open this journal's lesson.
+            raise ProtocolError("token_invalid", "token is not for this lesson", ref)
+        if lesson.state is LessonState.ENDED:
+            raise ProtocolError("lesson_ended", "the lesson has ended", ref)
+        if claims.role is not Role.TEACHER and lesson.state is not LessonState.OPEN:
+            raise ProtocolError(
+                "lesson_not_open",
+                f"the lesson has not started yet (starts {lesson.starts_at.isoformat()})",
+                ref,
+            )
+        call = self.app[CALLS].get_or_create(lesson)
+        settings = self.app[SETTINGS]
+        try:
+            self.participant = await call.join(
+                user_id=claims.user_id,
+                name=claims.name,
+                role=claims.role,
+                send=self.send,
+                disconnect=self._disconnected_by_call,
+                joined_extra={
+                    "ice_servers": self.app[MEDIA].ice_servers,
+                    "language": settings.default_language,
+                    **_ref(message),
+                },
+            )
+        except CallEnded:
+            raise ProtocolError("lesson_ended", "the lesson has ended", ref) from None
+        self.call = call
+        logger.info("%s joined %s as %s", claims.user_id, lesson.id, claims.role.value)
+
+    async def _disconnected_by_call(self) -> None:
+        self.participant = None
+        await self.close()
+
+    async def _handle(self, data: str, max_bytes: int) -> None:
+        try:
+            message = parse_message(data, max_bytes)
+            await self._dispatch(message)
+        except ProtocolError as exc:
+            await self.send(exc.to_json())
+        except Exception:
+            # A bug of ours must not cost the person their call.
+            logger.exception("handling a client message failed")
+            await self.error("internal_error", "the server could not handle this message")
+
+    async def _dispatch(self, message: dict[str, Any]) -> None:
+        call, participant = self.call, self.participant
+        assert call is not None and participant is not None
+        ref = message.get("id")
+        kind = message["type"]
+        if kind == "ping":
+            await self.send({"type": "pong", **_ref(message)})
+        elif kind == "join":
+            raise ProtocolError("already_joined", "this connection has joined already", ref)
+        elif kind == "publish":
+            sources = {t["mid"]: t["source"] for t in message["tracks"]}
+            try:
+                answer = await call.publish(participant, message["sdp"], sources)
+            except SdpError as exc:
+                raise ProtocolError("bad_sdp", str(exc)[:300], ref) from None
+            await self.send({"type": "publish_answer", "sdp": answer, **_ref(message)})
+        elif kind == "subscribe_answer":
+            try:
+                await call.subscribe_answer(participant, message["sdp"])
+            except NegotiationError as exc:
+                raise ProtocolError("no_offer", str(exc), ref) from None
+            except SdpError as exc:
+                raise ProtocolError("bad_sdp", str(exc)[:300], ref) from None
+        elif kind == "media_state":
+            await call.set_media_state(participant, message["audio"], message["video"])
+        elif kind == "leave":
+            await self._leave()
+
+    async def _leave(self) -> None:
+        call, participant = self.call, self.participant
+        self.participant = None
+        if call is not None and participant is not None:
+            await call.leave(participant)
+            await self.app[CALLS].remove_if_empty(call)
+        await self.close()
+
+
+def _ref(message: dict[str, Any]) -> dict[str, Any]:
+    return {"ref": message["id"]} if "id" in message else {}
+
+
+async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
+    settings = request.app[SETTINGS]
+    # aiohttp closes on frames above max_msg_size; ours answers `too_large`
+    # below that and keeps the connection.
+    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=settings.max_ws_message_bytes * 4)
+    await ws.prepare(request)
+    session = Session(request, ws)
+    try:
+        await session.run()
+    except Exception:
+        logger.exception("websocket session failed")
+    finally:
+        await session._leave()
+    return ws
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/ws", websocket_handler)

@@ -1,0 +1,88 @@
+"""A real server on a loopback port, and a journal client for its HTTP API."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from signalling.app import create_app
+from signalling.config import DEMO_SECRET, IceSettings, Settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    base_url: str
+    app: web.Application
+    settings: Settings
+    http: aiohttp.ClientSession
+
+    async def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {DEMO_SECRET}"}
+        async with self.http.request(
+            method, self.base_url + path, json=body, headers=headers
+        ) as response:
+            return response.status, await response.json()
+
+    async def create_lesson(
+        self, group_id: str = "5a", roster: list[dict[str, str]] | None = None, open_: bool = True
+    ) -> str:
+        start = datetime.now(UTC) - timedelta(minutes=1)
+        roster = roster or [{"id": f"s-{i}", "name": f"Ученик {i}", "role": "student"}
+                            for i in range(1, 41)]
+        status, body = await self.api("POST", "/api/v1/lessons", {
+            "group": {"id": group_id, "title": "5А"},
+            "subject": "Математика",
+            "teacher": {"id": "t-1", "name": "Анна Петровна"},
+            "roster": roster,
+            "starts_at": start.isoformat(),
+            "ends_at": (start + timedelta(minutes=45)).isoformat(),
+        })
+        assert status == 201, body
+        lesson_id = str(body["id"])
+        if open_:
+            status, body = await self.api("POST", f"/api/v1/lessons/{lesson_id}/open")
+            assert status == 200, body
+        return lesson_id
+
+    async def token(self, lesson_id: str, user_id: str, name: str, role: str) -> str:
+        status, body = await self.api(
+            "POST", f"/api/v1/lessons/{lesson_id}/tokens",
+            {"user": {"id": user_id, "name": name}, "role": role},
+        )
+        assert status == 201, body
+        return str(body["token"])
+
+
+@asynccontextmanager
+async def running_server(**overrides: Any) -> AsyncIterator[LiveServer]:
+    port = free_port()
+    settings = replace(
+        Settings(),
+        port=port,
+        public_url=f"http://127.0.0.1:{port}",
+        ice=IceSettings(addresses=("127.0.0.1",)),
+        **overrides,
+    )
+    app = create_app(settings)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            yield LiveServer(f"http://127.0.0.1:{port}", app, settings, http)
+    finally:
+        await runner.cleanup()
