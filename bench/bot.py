@@ -137,7 +137,9 @@ class Bot:
 
     # --- publishing
 
-    async def publish(self, tracks: list[tuple[MediaStreamTrack, str]], timeout: float = 10) -> None:
+    async def publish(
+        self, tracks: list[tuple[MediaStreamTrack, str]], timeout: float = 10
+    ) -> None:
         """Publish (track, source) pairs on the publisher connection."""
         self.publisher = RTCPeerConnection(self._configuration())
         for track, _ in tracks:

@@ -147,9 +147,7 @@ class Call:
             }
         await participant.send({"type": "subscribe_offer", "sdp": sdp, "tracks": described})
 
-    async def publish(
-        self, participant: Participant, sdp: str, sources: dict[str, str]
-    ) -> str:
+    async def publish(self, participant: Participant, sdp: str, sources: dict[str, str]) -> str:
         """Apply a publisher offer; subscribe everybody else to new tracks; return the answer."""
         if participant.publisher is None:
             participant.publisher = self.router.create_publisher_transport()

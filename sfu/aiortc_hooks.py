@@ -110,8 +110,12 @@ def announce_address(sdp: str, local_addresses: Sequence[str], announced: str | 
         return match.group(0)
 
     sdp = _CANDIDATE.sub(swap, sdp)
-    return re.sub(r"^c=IN IP(4|6) (\S+)$", lambda m: _swap_c_line(m, local, announced), sdp,
-                  flags=re.MULTILINE)
+    return re.sub(
+        r"^c=IN IP(4|6) (\S+)$",
+        lambda m: _swap_c_line(m, local, announced),
+        sdp,
+        flags=re.MULTILINE,
+    )
 
 
 def _swap_c_line(match: re.Match[str], local: set[str], announced: str) -> str:
@@ -316,8 +320,12 @@ def check_pinned_internals() -> list[str]:
     import aiortc
     from aiortc.rtcdtlstransport import RTCDtlsTransport
 
-    for name in ("_register_rtp_receiver", "_register_rtp_sender", "_unregister_rtp_sender",
-                 "_send_rtp"):
+    for name in (
+        "_register_rtp_receiver",
+        "_register_rtp_sender",
+        "_unregister_rtp_sender",
+        "_send_rtp",
+    ):
         if not hasattr(RTCDtlsTransport, name):
             missing.append(f"RTCDtlsTransport.{name}")
     for name in ("_run_rtcp", "_send_rtcp", "_send_rtcp_nack", "_send_rtcp_pli"):

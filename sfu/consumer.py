@@ -47,7 +47,15 @@ class Consumer:
         self.bytes_sent = 0
         self.retransmitted = 0
         self._pt_map: dict[int, int | None] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         sender.source = self
+
+    def _request_keyframe_soon(self) -> None:
+        if self.producer is None:
+            return
+        task = asyncio.ensure_future(self.producer.request_keyframe())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     @property
     def ssrc(self) -> int:
@@ -64,7 +72,7 @@ class Consumer:
         producer.consumers.append(self)
         self.rewriter.switch()
         if self.sender.started:
-            asyncio.ensure_future(producer.request_keyframe())
+            self._request_keyframe_soon()
 
     def detach(self) -> None:
         if self.producer is not None:
@@ -111,8 +119,7 @@ class Consumer:
 
     def on_sender_started(self, codecs: list[RTCRtpCodecParameters]) -> None:
         self._pt_map.clear()
-        if self.producer is not None:
-            asyncio.ensure_future(self.producer.request_keyframe())
+        self._request_keyframe_soon()
 
     async def on_nack(self, lost: list[int]) -> None:
         producer = self.producer

@@ -47,7 +47,9 @@ class Router:
     @property
     def consumers(self) -> list[Consumer]:
         return [
-            c for t in self.transports.values() if isinstance(t, SubscriberTransport)
+            c
+            for t in self.transports.values()
+            if isinstance(t, SubscriberTransport)
             for c in t.consumers
         ]
 

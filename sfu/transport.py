@@ -147,8 +147,11 @@ class SubscriberTransport(WebRtcTransport):
             if slot.consumer.producer is producer:
                 return slot.consumer
         slot = next(
-            (s for s in self._slots if s.consumer.producer is None and s.transceiver.kind
-             == producer.kind),
+            (
+                s
+                for s in self._slots
+                if s.consumer.producer is None and s.transceiver.kind == producer.kind
+            ),
             None,
         )
         if slot is None:

@@ -57,7 +57,8 @@ TOKEN_REQUEST = _validator("TokenRequest")
 
 # ISO-8601 date and time, optional seconds and fraction, optional offset.
 _DATETIME = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?P<offset>[Zz]|[+-]\d{2}:?\d{2})?$"
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?"
+    r"(?P<offset>[Zz]|[+-]\d{2}:?\d{2})?$"
 )
 
 
@@ -242,7 +243,9 @@ def _lesson_from_body(body: dict[str, Any], integration: Integration, now: datet
     starts_at = _parse_datetime(body["starts_at"], "$.starts_at")
     ends_at = _parse_datetime(body["ends_at"], "$.ends_at")
     if ends_at <= starts_at:
-        raise ValidationFailed("invalid_time_range", "ends_at must be after starts_at.", "$.ends_at")
+        raise ValidationFailed(
+            "invalid_time_range", "ends_at must be after starts_at.", "$.ends_at"
+        )
     if ends_at - starts_at > MAX_LESSON_DURATION:
         raise ValidationFailed(
             "lesson_too_long", "A lesson may last at most 12 hours.", "$.ends_at"
@@ -287,9 +290,7 @@ def _lesson(request: web.Request, integration: Integration) -> Lesson:
     try:
         return request.app[LESSONS].get(lesson_id, integration.key_id)
     except LessonNotFound as exc:
-        raise ApiError(
-            404, "lesson_not_found", f"There is no lesson {lesson_id[:100]!r}."
-        ) from exc
+        raise ApiError(404, "lesson_not_found", f"There is no lesson {lesson_id[:100]!r}.") from exc
 
 
 def _ended(lesson: Lesson) -> ApiError:

@@ -38,8 +38,9 @@ def _serve(args: argparse.Namespace) -> int:
             {"public_url": f"http://{settings.host}:{settings.port}"}, settings
         )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    print(f"Urok: {settings.public_url}/  (media on {', '.join(settings.ice.addresses)})",
-          flush=True)
+    print(
+        f"Urok: {settings.public_url}/  (media on {', '.join(settings.ice.addresses)})", flush=True
+    )
     web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
     return 0
 
@@ -77,8 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--public-url")
-    serve.add_argument("--ice-address", action="append",
-                       help="address to gather media candidates on (repeatable)")
+    serve.add_argument(
+        "--ice-address", action="append", help="address to gather media candidates on (repeatable)"
+    )
     serve.add_argument("--announced-address", help="public address announced for media")
     serve.set_defaults(func=_serve)
 

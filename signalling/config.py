@@ -171,7 +171,9 @@ def settings_from_mapping(data: dict[str, Any], base: Settings | None = None) ->
             raise ConfigError("ice must be a table")
         ice_settings = settings.ice
         if "addresses" in ice:
-            ice_settings = replace(ice_settings, addresses=_str_tuple(ice["addresses"], "ice.addresses"))
+            ice_settings = replace(
+                ice_settings, addresses=_str_tuple(ice["addresses"], "ice.addresses")
+            )
         if "announced_address" in ice:
             ice_settings = replace(ice_settings, announced_address=str(ice["announced_address"]))
         if "servers" in ice:

@@ -40,7 +40,9 @@ _LESSON_ID = r"[A-Za-z0-9_\-]{1,64}"
 # What a Host header may look like when it is copied into the CSP.
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 # An origin usable in a Permissions-Policy allowlist.
-_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-*]+(:\d{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
+_ORIGIN = re.compile(
+    r"^https?://[A-Za-z0-9.\-*]+(:\d{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?$"
+)
 
 DEMO_HTTP = web.AppKey("demo_http", aiohttp.ClientSession)
 
@@ -73,7 +75,9 @@ def permissions_policy(settings: Settings) -> str:
     """camera/microphone/display-capture for this origin and the configured embedders."""
     origins = [o for o in settings.frame_ancestors() if o != "'self'" and _ORIGIN.match(o)]
     allow = " ".join(["self", *(f'"{o}"' for o in origins)])
-    return ", ".join(f"{feature}=({allow})" for feature in ("camera", "microphone", "display-capture"))
+    return ", ".join(
+        f"{feature}=({allow})" for feature in ("camera", "microphone", "display-capture")
+    )
 
 
 def _page_headers(csp: str, permissions: str) -> dict[str, str]:
@@ -395,7 +399,9 @@ async def demo_links(request: web.Request) -> web.Response:
     people = []
     for person in lesson.get("roster", []):
         url = await _token_url(request, person, person["role"])
-        people.append({"id": person["id"], "name": person["name"], "role": person["role"], "url": url})
+        people.append(
+            {"id": person["id"], "name": person["name"], "role": person["role"], "url": url}
+        )
     return web.json_response({"lesson": lesson, "teacher": teacher, "roster": people})
 
 

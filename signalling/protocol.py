@@ -52,7 +52,8 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     ),
     "subscribe_answer": _message("subscribe_answer", {"sdp": _SDP}, ["sdp"]),
     "media_state": _message(
-        "media_state", {"audio": {"type": "boolean"}, "video": {"type": "boolean"}},
+        "media_state",
+        {"audio": {"type": "boolean"}, "video": {"type": "boolean"}},
         ["audio", "video"],
     ),
     "leave": _message("leave", {}, []),

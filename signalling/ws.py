@@ -10,10 +10,10 @@ from aiohttp import WSMsgType, web
 
 from rooms.calls import Call, CallEnded, Participant
 from rooms.lessons import LessonNotFound, LessonState, Role
+from sfu.transport import NegotiationError, SdpError
 from signalling.keys import CALLS, LESSONS, MEDIA, SETTINGS, TOKENS
 from signalling.protocol import ProtocolError, parse_message
 from signalling.tokens import TokenError
-from sfu.transport import NegotiationError, SdpError
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +50,12 @@ class Session:
                 while self.participant is None:
                     msg = await self.ws.receive()
                     if msg.type != WSMsgType.TEXT:
-                        if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED,
-                                        WSMsgType.ERROR):
+                        if msg.type in (
+                            WSMsgType.CLOSE,
+                            WSMsgType.CLOSING,
+                            WSMsgType.CLOSED,
+                            WSMsgType.ERROR,
+                        ):
                             return
                         await self.error("bad_json", "send JSON text frames")
                         continue

@@ -40,16 +40,21 @@ class LiveServer:
         self, group_id: str = "5a", roster: list[dict[str, str]] | None = None, open_: bool = True
     ) -> str:
         start = datetime.now(UTC) - timedelta(minutes=1)
-        roster = roster or [{"id": f"s-{i}", "name": f"Ученик {i}", "role": "student"}
-                            for i in range(1, 41)]
-        status, body = await self.api("POST", "/api/v1/lessons", {
-            "group": {"id": group_id, "title": "5А"},
-            "subject": "Математика",
-            "teacher": {"id": "t-1", "name": "Анна Петровна"},
-            "roster": roster,
-            "starts_at": start.isoformat(),
-            "ends_at": (start + timedelta(minutes=45)).isoformat(),
-        })
+        roster = roster or [
+            {"id": f"s-{i}", "name": f"Ученик {i}", "role": "student"} for i in range(1, 41)
+        ]
+        status, body = await self.api(
+            "POST",
+            "/api/v1/lessons",
+            {
+                "group": {"id": group_id, "title": "5А"},
+                "subject": "Математика",
+                "teacher": {"id": "t-1", "name": "Анна Петровна"},
+                "roster": roster,
+                "starts_at": start.isoformat(),
+                "ends_at": (start + timedelta(minutes=45)).isoformat(),
+            },
+        )
         assert status == 201, body
         lesson_id = str(body["id"])
         if open_:
@@ -59,7 +64,8 @@ class LiveServer:
 
     async def token(self, lesson_id: str, user_id: str, name: str, role: str) -> str:
         status, body = await self.api(
-            "POST", f"/api/v1/lessons/{lesson_id}/tokens",
+            "POST",
+            f"/api/v1/lessons/{lesson_id}/tokens",
             {"user": {"id": user_id, "name": name}, "role": role},
         )
         assert status == 201, body

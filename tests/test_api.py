@@ -10,7 +10,7 @@ from typing import Any
 
 import jwt
 import pytest
-from aiohttp import web
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from rooms.lessons import Lesson, LessonRegistry, Person, Role
@@ -51,7 +51,9 @@ async def create(
     return await resp.json()
 
 
-async def expect_error(resp: Any, status: int, code: str, field: str | None = None) -> dict:
+async def expect_error(
+    resp: ClientResponse, status: int, code: str, field: str | None = None
+) -> dict[str, Any]:
     assert resp.status == status, await resp.text()
     assert resp.content_type == "application/json"
     body = await resp.json()
@@ -402,7 +404,7 @@ async def test_body_too_large_is_json_413(client: TestClient, app: web.Applicati
 # ---------------------------------------------------------------- tokens
 
 
-async def mint(client: TestClient, lesson_id: str, user_id: str, role: str) -> Any:
+async def mint(client: TestClient, lesson_id: str, user_id: str, role: str) -> ClientResponse:
     return await client.post(
         f"{LESSONS_URL}/{lesson_id}/tokens",
         json={"user": {"id": user_id, "name": "Кто-то"}, "role": role},
@@ -665,4 +667,3 @@ async def test_openapi_served_without_auth(client: TestClient) -> None:
     assert resp.status == 200
     assert resp.content_type == "application/yaml"
     assert (await resp.text()).startswith("openapi: 3.1")
-

@@ -44,18 +44,22 @@ def close_to(colour: tuple[float, ...], expected: tuple[int, ...], tolerance: fl
 async def test_teacher_and_student_receive_each_others_pattern_and_tone() -> None:
     async with running_server() as server:
         lesson = await server.create_lesson()
-        teacher = Bot(server.base_url, await server.token(lesson, "t-1", "Анна Петровна", "teacher"))
+        teacher = Bot(
+            server.base_url, await server.token(lesson, "t-1", "Анна Петровна", "teacher")
+        )
         student = Bot(server.base_url, await server.token(lesson, "s-1", "Ученик 1", "student"))
         try:
             joined = await teacher.connect()
             assert joined["self"]["host"] is True
-            await teacher.publish([(ToneAudioTrack(440), "microphone"),
-                                   (PatternVideoTrack(RED), "camera")])
+            await teacher.publish(
+                [(ToneAudioTrack(440), "microphone"), (PatternVideoTrack(RED), "camera")]
+            )
             joined = await student.connect()
             assert joined["self"]["host"] is False
             assert [p["id"] for p in joined["participants"]] == [teacher.id]
-            await student.publish([(ToneAudioTrack(1000), "microphone"),
-                                   (PatternVideoTrack(BLUE), "camera")])
+            await student.publish(
+                [(ToneAudioTrack(1000), "microphone"), (PatternVideoTrack(BLUE), "camera")]
+            )
 
             s_video = await student.wait_track(teacher.id, "video")
             s_audio = await student.wait_track(teacher.id, "audio")
@@ -85,3 +89,47 @@ async def test_teacher_and_student_receive_each_others_pattern_and_tone() -> Non
         finally:
             await student.leave()
             await teacher.leave()
+
+
+async def test_people_come_and_go_without_new_connections() -> None:
+    """Slots are reused by renegotiation: one subscriber connection for the whole call."""
+    async with running_server() as server:
+        lesson = await server.create_lesson()
+
+        async def bot(user: str, role: str = "student") -> Bot:
+            b = Bot(server.base_url, await server.token(lesson, user, user, role))
+            await b.connect()
+            return b
+
+        teacher = await bot("t-1", "teacher")
+        bots = [teacher]
+        try:
+            first = await bot("s-1")
+            bots.append(first)
+            await first.publish(
+                [(ToneAudioTrack(500), "microphone"), (PatternVideoTrack(RED), "camera")]
+            )
+            track = await teacher.wait_track(first.id, "video")
+            assert close_to(await decoded_colour(track), RED)
+            subscriber_pc = teacher.subscriber
+            mids = {t.mid for t in subscriber_pc.getTransceivers()}
+
+            left = teacher.wait_for(lambda m: m["type"] == "participant_left")
+            await first.leave()
+            bots.remove(first)
+            assert (await left)["participant_id"] == first.id
+
+            second = await bot("s-2")
+            bots.append(second)
+            await second.publish(
+                [(ToneAudioTrack(700), "microphone"), (PatternVideoTrack(BLUE), "camera")]
+            )
+            track = await teacher.wait_track(second.id, "video")
+            assert close_to(await decoded_colour(track, frames=30), BLUE)
+            # Same peer connection, same m-sections: renegotiation only.
+            assert teacher.subscriber is subscriber_pc
+            assert {t.mid for t in subscriber_pc.getTransceivers()} == mids
+            assert teacher.track_of(first.id, "video") is None
+        finally:
+            for b in bots:
+                await b.leave()
