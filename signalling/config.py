@@ -8,6 +8,7 @@ newcomer can try it on one machine.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -110,9 +111,11 @@ def _ice_servers(value: Any) -> tuple[IceServer, ...]:
         for url in urls:
             if not url.startswith(("stun:", "turn:", "turns:")):
                 raise ConfigError(f"ICE server URL must start with stun:, turn: or turns: ({url})")
-        servers.append(
-            IceServer(urls=urls, username=item.get("username"), credential=item.get("credential"))
-        )
+        username, credential = item.get("username"), item.get("credential")
+        for name, value in (("username", username), ("credential", credential)):
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(f"ice.servers {name} must be a string")
+        servers.append(IceServer(urls=urls, username=username, credential=credential))
     return tuple(servers)
 
 
@@ -127,8 +130,9 @@ def _integrations(value: Any) -> tuple[Integration, ...]:
         key_id, secret = item.get("key_id"), item.get("secret")
         if not isinstance(key_id, str) or not key_id:
             raise ConfigError("integration key_id must be a non-empty string")
-        if not isinstance(secret, str) or len(secret) < 16:
-            raise ConfigError(f"integration {key_id}: secret must be at least 16 characters")
+        if not isinstance(secret, str) or len(secret.encode()) < 32:
+            # HS256 wants a key of at least 256 bits (RFC 7518 section 3.2).
+            raise ConfigError(f"integration {key_id}: secret must be at least 32 bytes")
         if key_id in seen:
             raise ConfigError(f"integration {key_id} is configured twice")
         seen.add(key_id)
@@ -143,24 +147,54 @@ def _integrations(value: Any) -> tuple[Integration, ...]:
     return tuple(out)
 
 
+KNOWN_KEYS = frozenset(
+    {
+        "host",
+        "port",
+        "public_url",
+        "integrations",
+        "token_issuer",
+        "token_audience",
+        "token_grace_seconds",
+        "demo_journal",
+        "default_language",
+        "max_ws_message_bytes",
+        "ice",
+    }
+)
+KNOWN_ICE_KEYS = frozenset({"addresses", "announced_address", "servers"})
+
+
 def settings_from_mapping(data: dict[str, Any], base: Settings | None = None) -> Settings:
     """Apply a parsed TOML document on top of `base` (defaults when None)."""
     settings = base or Settings()
+    unknown = sorted(set(data) - KNOWN_KEYS)
+    if unknown:
+        # A misspelt key silently ignored is a setting silently not applied.
+        raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
     simple: dict[str, Any] = {}
     for key in ("host", "public_url", "token_issuer", "token_audience", "default_language"):
         if key in data:
             if not isinstance(data[key], str):
                 raise ConfigError(f"{key} must be a string")
             simple[key] = data[key]
-    for key in ("port", "token_grace_seconds", "max_ws_message_bytes"):
+    for key, upper in (
+        ("port", 65535),
+        ("token_grace_seconds", 7 * 86400),
+        ("max_ws_message_bytes", 16 * 1024 * 1024),
+    ):
         if key in data:
-            if not isinstance(data[key], int) or data[key] < 0:
-                raise ConfigError(f"{key} must be a non-negative integer")
-            simple[key] = data[key]
+            value = data[key]
+            # bool is an int in Python: `port = true` must not pass as 1.
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= upper:
+                raise ConfigError(f"{key} must be an integer from 0 to {upper}")
+            simple[key] = value
     if "demo_journal" in data:
         if not isinstance(data["demo_journal"], bool):
             raise ConfigError("demo_journal must be true or false")
         simple["demo_journal"] = data["demo_journal"]
+    if "public_url" in simple and not re.match(r"^https?://[^/\s]+(/\S*)?$", simple["public_url"]):
+        raise ConfigError("public_url must be an http:// or https:// URL")
     if simple.get("default_language", "ru") not in ("ru", "en"):
         raise ConfigError("default_language must be ru or en")
     if "integrations" in data:
@@ -169,6 +203,9 @@ def settings_from_mapping(data: dict[str, Any], base: Settings | None = None) ->
         ice = data["ice"]
         if not isinstance(ice, dict):
             raise ConfigError("ice must be a table")
+        unknown = sorted(set(ice) - KNOWN_ICE_KEYS)
+        if unknown:
+            raise ConfigError(f"unknown ice setting(s): {', '.join(unknown)}")
         ice_settings = settings.ice
         if "addresses" in ice:
             ice_settings = replace(

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
-from rooms.calls import CallRegistry
 from rooms.lessons import LessonRegistry
-from sfu.engine import MediaEngine
 from signalling.config import Settings
 from signalling.tokens import TokenService
+
+if TYPE_CHECKING:  # the media stack is imported only where it is used
+    from rooms.calls import CallRegistry
+    from sfu.engine import MediaEngine
 
 SETTINGS = web.AppKey("settings", Settings)
 LESSONS = web.AppKey("lessons", LessonRegistry)
 TOKENS = web.AppKey("tokens", TokenService)
-CALLS = web.AppKey("calls", CallRegistry)
-MEDIA = web.AppKey("media", MediaEngine)
+CALLS: web.AppKey[CallRegistry] = web.AppKey("calls")
+MEDIA: web.AppKey[MediaEngine] = web.AppKey("media")

@@ -105,6 +105,13 @@ class Session:
         if lesson.integration != claims.key_id:
             # Signed by another journal's key: it cannot open this journal's lesson.
             raise ProtocolError("token_invalid", "token is not for this lesson", ref)
+        # The same roster rules as the API's token endpoint, for tokens a
+        # journal signed itself.
+        person = lesson.rostered(claims.user_id)
+        if claims.role is not Role.GUEST and (person is None or person.role is not claims.role):
+            raise ProtocolError(
+                "not_in_roster", f"{claims.user_id} is not this lesson's {claims.role.value}", ref
+            )
         if lesson.state is LessonState.ENDED:
             raise ProtocolError("lesson_ended", "the lesson has ended", ref)
         if claims.role is not Role.TEACHER and lesson.state is not LessonState.OPEN:

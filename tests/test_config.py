@@ -160,17 +160,18 @@ def test_load_settings_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPat
         ("integrations = []", "integrations"),
         ('integrations = "ejd"', "integrations"),
         ("integrations = [1]", "integration"),
-        ('[[integrations]]\nsecret = "0123456789abcdef0123"', "key_id"),
-        ('[[integrations]]\nkey_id = ""\nsecret = "0123456789abcdef0123"', "key_id"),
-        ('[[integrations]]\nkey_id = "a"\nsecret = "short"', "16"),
+        ('[[integrations]]\nsecret = "0123456789abcdef0123456789abcdef"', "key_id"),
+        ('[[integrations]]\nkey_id = ""\nsecret = "0123456789abcdef0123456789abcdef"', "key_id"),
+        ('[[integrations]]\nkey_id = "a"\nsecret = "short"', "32"),
         ('[[integrations]]\nkey_id = "a"', "secret"),
         (
-            '[[integrations]]\nkey_id = "a"\nsecret = "0123456789abcdef0123"\n'
-            '[[integrations]]\nkey_id = "a"\nsecret = "0123456789abcdef0123"',
+            '[[integrations]]\nkey_id = "a"\nsecret = "0123456789abcdef0123456789abcdef"\n'
+            '[[integrations]]\nkey_id = "a"\nsecret = "0123456789abcdef0123456789abcdef"',
             "twice",
         ),
         (
-            '[[integrations]]\nkey_id = "a"\nsecret = "0123456789abcdef0123"\norigins = [1]',
+            '[[integrations]]\nkey_id = "a"\n'
+            'secret = "0123456789abcdef0123456789abcdef"\norigins = [1]',
             "origins",
         ),
         ('ice = "x"', "ice"),
@@ -216,13 +217,23 @@ def test_mapping_applies_on_top_of_base() -> None:
     assert (settings.host, settings.port) == ("0.0.0.0", 9000)
 
 
-@pytest.mark.xfail(strict=True, reason="config.py accepts TOML booleans as integers (bool is int)")
 def test_boolean_port_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         load_settings(write(tmp_path, "port = true"), env={})
 
 
-@pytest.mark.xfail(strict=True, reason="config.py does not bound port to 0..65535")
 def test_out_of_range_port_refused() -> None:
     with pytest.raises(ConfigError):
         load_settings(env={"UROK_PORT": "70000"})
+
+
+def test_unknown_keys_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="prot"):
+        load_settings(write(tmp_path, "prot = 8080"), env={})
+    with pytest.raises(ConfigError, match="adresses"):
+        load_settings(write(tmp_path, '[ice]\nadresses = ["127.0.0.1"]'), env={})
+
+
+def test_public_url_must_be_http(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="public_url"):
+        load_settings(write(tmp_path, 'public_url = "urok.example"'), env={})

@@ -1,0 +1,135 @@
+// Participant tiles: video (or a name placeholder), name label, muted / host marks.
+
+import { icon } from './icons.js';
+import { t } from './i18n.js';
+
+function initials(name) {
+  const words = String(name || '?').trim().split(/\s+/).filter(Boolean);
+  const letters = words.slice(0, 2).map((w) => w[0]);
+  return (letters.join('') || '?').toUpperCase();
+}
+
+// A stable pleasant colour per participant for the placeholder.
+function hue(text) {
+  let h = 0;
+  for (const ch of String(text)) h = (h * 31 + ch.codePointAt(0)) % 360;
+  return h;
+}
+
+export class Tile {
+  constructor(participant, { self = false } = {}) {
+    this.self = self;
+    this.participant = { ...participant };
+    this.audioTrack = null;
+    this.videoTrack = null;
+    this.el = document.createElement('div');
+    this.el.className = 'tile' + (self ? ' tile-self' : '');
+    this.el.dataset.participantId = participant.id;
+    this.el.innerHTML = `
+      <video class="tile-video" autoplay playsinline muted></video>
+      <div class="tile-placeholder"><span class="avatar"></span></div>
+      <div class="tile-label">
+        <span class="tile-muted" hidden>${icon('mic-off')}</span>
+        <span class="tile-host" hidden>${icon('host')}</span>
+        <span class="tile-name"></span>
+      </div>`;
+    this.video = this.el.querySelector('video');
+    if (self) this.video.classList.add('mirrored');
+    this.audio = null;
+    if (!self) {
+      this.audio = document.createElement('audio');
+      this.audio.autoplay = true;
+      this.el.append(this.audio);
+    }
+    this.el.querySelector('.avatar').style.setProperty('--avatar-hue', String(hue(participant.user_id || participant.id)));
+    this.update(participant);
+  }
+
+  get id() {
+    return this.participant.id;
+  }
+
+  update(participant) {
+    Object.assign(this.participant, participant);
+    const p = this.participant;
+    const name = p.name || '…';
+    this.el.querySelector('.tile-name').textContent = this.self ? `${name} (${t('call.you')})` : name;
+    this.el.querySelector('.avatar').textContent = initials(p.name);
+    const muted = this.el.querySelector('.tile-muted');
+    muted.hidden = p.audio !== false;
+    muted.title = t('call.muted');
+    const host = this.el.querySelector('.tile-host');
+    host.hidden = !p.host;
+    host.title = t('call.host');
+    this.el.dataset.audio = String(p.audio !== false);
+    this.el.dataset.video = String(p.video !== false);
+    this.refresh();
+  }
+
+  /** Attach (or detach with null) a media track of `kind` ('audio' | 'video'). */
+  setTrack(kind, track) {
+    if (kind === 'video') {
+      if (this.videoTrack === track) return;
+      if (this.videoTrack) this.videoTrack.removeEventListener('unmute', this.onVideoChange);
+      if (this.videoTrack) this.videoTrack.removeEventListener('mute', this.onVideoChange);
+      this.videoTrack = track;
+      this.video.srcObject = track ? new MediaStream([track]) : null;
+      if (track) {
+        this.onVideoChange = this.onVideoChange || (() => this.refresh());
+        track.addEventListener('unmute', this.onVideoChange);
+        track.addEventListener('mute', this.onVideoChange);
+        this.video.play().catch(() => {});
+      }
+    } else if (this.audio) {
+      if (this.audioTrack === track) return;
+      this.audioTrack = track;
+      this.audio.srcObject = track ? new MediaStream([track]) : null;
+      if (track) this.playAudio();
+    }
+    this.refresh();
+  }
+
+  playAudio() {
+    if (!this.audio || !this.audio.srcObject) return;
+    this.audio.play().catch((error) => {
+      if (error && error.name === 'NotAllowedError') {
+        document.dispatchEvent(new CustomEvent('urok:sound-blocked'));
+      }
+    });
+  }
+
+  refresh() {
+    const showVideo = Boolean(this.videoTrack)
+      && this.videoTrack.readyState === 'live'
+      && (this.self ? this.videoTrack.enabled : !this.videoTrack.muted)
+      && this.participant.video !== false;
+    this.el.classList.toggle('has-video', showVideo);
+  }
+
+  remove() {
+    this.setTrack('video', null);
+    this.setTrack('audio', null);
+    this.el.remove();
+  }
+}
+
+/** Lay tiles out as large as possible for the stage size (16:9 tiles). */
+export function layoutGrid(grid, stage) {
+  const n = grid.children.length;
+  if (!n) return;
+  const gap = 10;
+  const width = stage.clientWidth - 2 * gap;
+  const height = stage.clientHeight - 2 * gap;
+  if (width <= 0 || height <= 0) return;
+  let best = { w: 0, cols: 1 };
+  for (let cols = 1; cols <= n; cols++) {
+    const rows = Math.ceil(n / cols);
+    const cellW = (width - gap * (cols - 1)) / cols;
+    const cellH = (height - gap * (rows - 1)) / rows;
+    const w = Math.min(cellW, (cellH * 16) / 9);
+    if (w > best.w) best = { w, cols };
+  }
+  grid.style.setProperty('--tile-w', `${Math.floor(best.w)}px`);
+  grid.style.setProperty('--tile-h', `${Math.floor((best.w * 9) / 16)}px`);
+  grid.style.setProperty('--cols', String(best.cols));
+}
