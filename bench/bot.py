@@ -122,7 +122,13 @@ class Bot:
 
     async def _on_message(self, message: dict[str, Any]) -> None:
         kind = message["type"]
-        if kind in ("participant_joined", "participant_updated"):
+        if kind == "joined":
+            # Here, not only in connect(): a subscribe_offer can follow in the same
+            # read, and answering it needs `joined` (ICE servers) before connect() resumes.
+            self.joined = message
+            for p in message["participants"]:
+                self.participants[p["id"]] = p
+        elif kind in ("participant_joined", "participant_updated"):
             self.participants[message["participant"]["id"]] = message["participant"]
         elif kind == "participant_left":
             self.participants.pop(message["participant_id"], None)

@@ -182,7 +182,8 @@ class Call:
             await self.router.close_transport(participant.publisher)
         if participant.subscriber is not None:
             await self.router.close_transport(participant.subscriber)
-        await self.broadcast({"type": "participant_left", "participant_id": participant.id})
+        if not self.ended:  # after call_ended, nobody needs to hear who left
+            await self.broadcast({"type": "participant_left", "participant_id": participant.id})
 
     async def end(self, reason: str = "ended") -> None:
         if self.ended:

@@ -44,9 +44,23 @@ _ORIGIN = re.compile(
     r"^https?://[A-Za-z0-9.\-*]+(:\d{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?$"
 )
 
+# A CSP source expression: no whitespace, ';' or ',' (they would end the directive).
+_CSP_SOURCE = re.compile(r"^[^\s;,'\"]+$|^'self'$")
+
 DEMO_HTTP = web.AppKey("demo_http", aiohttp.ClientSession)
 
 # ---------------------------------------------------------------- headers
+
+
+def frame_ancestors(settings: Settings) -> list[str]:
+    """The configured embedders, minus anything that would break out of the directive."""
+    sources = []
+    for source in settings.frame_ancestors():
+        if _CSP_SOURCE.match(source):
+            sources.append(source)
+        else:
+            log.warning("ignoring frame ancestor %r: not a CSP source expression", source)
+    return sources
 
 
 def call_page_csp(settings: Settings, host: str | None) -> str:
@@ -66,14 +80,14 @@ def call_page_csp(settings: Settings, host: str | None) -> str:
         "object-src 'none'",
         "base-uri 'none'",
         "form-action 'none'",
-        f"frame-ancestors {' '.join(settings.frame_ancestors())}",
+        f"frame-ancestors {' '.join(frame_ancestors(settings))}",
     ]
     return "; ".join(directives)
 
 
 def permissions_policy(settings: Settings) -> str:
     """camera/microphone/display-capture for this origin and the configured embedders."""
-    origins = [o for o in settings.frame_ancestors() if o != "'self'" and _ORIGIN.match(o)]
+    origins = [o for o in frame_ancestors(settings) if o != "'self'" and _ORIGIN.match(o)]
     allow = " ".join(["self", *(f'"{o}"' for o in origins)])
     return ", ".join(
         f"{feature}=({allow})" for feature in ("camera", "microphone", "display-capture")

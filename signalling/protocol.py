@@ -76,25 +76,35 @@ class ProtocolError(Exception):
         return out
 
 
+def _not_json(constant: str) -> None:
+    # Python's json accepts NaN and Infinity; JSON does not.
+    raise ValueError(f"{constant} is not JSON")
+
+
 def parse_message(text: str | bytes, max_bytes: int) -> dict[str, Any]:
     """Decode and validate one client frame, or raise ProtocolError saying what is wrong."""
     size = len(text.encode() if isinstance(text, str) else text)
     if size > max_bytes:
         raise ProtocolError("too_large", f"message of {size} bytes exceeds {max_bytes}")
     try:
-        message = json.loads(text)
+        message = json.loads(text, parse_constant=_not_json)
+    except RecursionError:
+        raise ProtocolError("bad_json", "message is nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError("bad_json", f"message is not valid JSON: {exc}") from None
     if not isinstance(message, dict):
         raise ProtocolError("unknown_type", "message must be a JSON object with a 'type'")
     ref = message.get("id") if isinstance(message.get("id"), str) else None
-    ref = ref[:64] if ref else None
+    ref = ref[:64] if ref is not None else None
     type_ = message.get("type")
     validator = _VALIDATORS.get(type_) if isinstance(type_, str) else None
     if validator is None:
         shown = type_ if isinstance(type_, str) else json.dumps(type_)[:40]
         raise ProtocolError("unknown_type", f"unknown message type {shown[:40]!r}", ref)
-    error = next(iter(sorted(validator.iter_errors(message), key=lambda e: list(e.path))), None)
+    try:
+        error = next(iter(sorted(validator.iter_errors(message), key=lambda e: list(e.path))), None)
+    except RecursionError:  # describing a deeply nested wrong value
+        raise ProtocolError("bad_message", f"{type_}: message is nested too deeply", ref) from None
     if error is not None:
         where = ".".join(str(p) for p in error.absolute_path) or "message"
         if error.validator == "additionalProperties":

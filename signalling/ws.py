@@ -45,25 +45,22 @@ class Session:
 
     async def run(self) -> None:
         settings = self.app[SETTINGS]
-        try:
-            async with asyncio.timeout(JOIN_TIMEOUT):
-                while self.participant is None:
+        deadline = asyncio.get_running_loop().time() + JOIN_TIMEOUT
+        while self.participant is None:
+            # Only waiting for a frame is timed: a join under way is never cut short.
+            try:
+                async with asyncio.timeout_at(deadline):
                     msg = await self.ws.receive()
-                    if msg.type != WSMsgType.TEXT:
-                        if msg.type in (
-                            WSMsgType.CLOSE,
-                            WSMsgType.CLOSING,
-                            WSMsgType.CLOSED,
-                            WSMsgType.ERROR,
-                        ):
-                            return
-                        await self.error("bad_json", "send JSON text frames")
-                        continue
-                    if not await self._handle_before_join(msg.data, settings.max_ws_message_bytes):
-                        return
-        except TimeoutError:
-            await self.error("join_timeout", "no join message within 10 seconds")
-            return
+            except TimeoutError:
+                await self.error("join_timeout", f"no join message within {JOIN_TIMEOUT:g} s")
+                return
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                return
+            if msg.type != WSMsgType.TEXT:
+                await self.error("bad_json", "send JSON text frames")
+                continue
+            if not await self._handle_before_join(msg.data, settings.max_ws_message_bytes):
+                return
         async for msg in self.ws:
             if msg.type == WSMsgType.TEXT:
                 await self._handle(msg.data, settings.max_ws_message_bytes)
@@ -165,6 +162,8 @@ class Session:
         elif kind == "join":
             raise ProtocolError("already_joined", "this connection has joined already", ref)
         elif kind == "publish":
+            if not _is_sdp(message["sdp"]):
+                raise ProtocolError("bad_sdp", "sdp does not start with a v=0 line", ref)
             sources = {t["mid"]: t["source"] for t in message["tracks"]}
             try:
                 answer = await call.publish(participant, message["sdp"], sources)
@@ -190,6 +189,12 @@ class Session:
             await call.leave(participant)
             await self.app[CALLS].remove_if_empty(call)
         await self.close()
+
+
+def _is_sdp(sdp: str) -> bool:
+    # aiortc skips lines it does not know, so any text would "parse" as an offer
+    # without media; a session description starts with "v=0" (RFC 8866, 5).
+    return sdp.split("\n", 1)[0].rstrip("\r") == "v=0"
 
 
 def _ref(message: dict[str, Any]) -> dict[str, Any]:

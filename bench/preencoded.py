@@ -1,0 +1,202 @@
+"""Pre-encoded media for load bots: encode once at start, replay packets for the whole run.
+
+A publisher bot that encodes VP8 itself spends most of a core on it; a load
+run needs many of them on the same machine as the server. So the bench
+encodes a short VP8 clip and a long Opus clip once with PyAV, and each
+publisher replays those packets in real time through a MediaStreamTrack whose
+recv() returns av.Packet: aiortc's RTCRtpSender only packetizes packets (no
+encoder runs; see aiortc/rtcrtpsender.py `_next_encoded_frame`).
+
+Every RTP payload a publisher sends must be unique for the run, because the
+bench matches sent and received packets by payload (the SFU forwards
+payloads byte-identical). VP8 payloads are unique by themselves (aiortc
+writes a fresh 15-bit picture id into every payload descriptor, so they
+repeat only after 18 minutes), so the video clip can be short and loop. Opus
+payloads carry no counter, so the audio clip is noise (every packet differs)
+and long enough for the whole run; `PreEncodedTrack.wrapped` tells when a
+run outlived it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import time
+from dataclasses import dataclass
+
+import av
+import numpy as np
+from aiortc.mediastreams import MediaStreamTrack
+
+VIDEO_CLOCK = 90000
+AUDIO_RATE = 48000
+AUDIO_FRAME_SAMPLES = 960  # 20 ms, as browsers send Opus
+
+
+@dataclass(frozen=True)
+class EncodedClip:
+    kind: str  # "audio" or "video"
+    packets: tuple[bytes, ...]
+    keyframes: tuple[bool, ...]
+    period: float  # seconds between packets (1/fps, or 20 ms)
+    clock_rate: int
+
+    @property
+    def seconds(self) -> float:
+        return len(self.packets) * self.period
+
+    @property
+    def bitrate(self) -> float:
+        """Average codec bitrate in bit/s (without RTP/SRTP/UDP overhead)."""
+        return sum(len(p) for p in self.packets) * 8 / self.seconds
+
+
+@dataclass(frozen=True)
+class BenchMedia:
+    video: EncodedClip
+    audio: EncodedClip
+    width: int
+    height: int
+    fps: int
+    encode_seconds: float
+
+    def describe(self) -> str:
+        return (
+            f"VP8 {self.width}x{self.height}@{self.fps} {self.video.bitrate / 1000:.0f} kbit/s "
+            f"({self.video.seconds:.0f} s loop, keyframe every "
+            f"{_keyframe_interval(self.video):.1f} s) + Opus {self.audio.bitrate / 1000:.0f} "
+            f"kbit/s ({self.audio.seconds:.0f} s of noise); pre-encoded in "
+            f"{self.encode_seconds:.1f} s"
+        )
+
+
+def _keyframe_interval(clip: EncodedClip) -> float:
+    count = sum(clip.keyframes) or 1
+    return clip.seconds / count
+
+
+def encode_video(
+    width: int = 640,
+    height: int = 360,
+    fps: int = 30,
+    seconds: float = 4.0,
+    bitrate: int = 500_000,
+    keyframe_interval: float = 2.0,
+) -> EncodedClip:
+    """A VP8 clip of a scrolling noise texture (so the encoder really uses `bitrate`)."""
+    frames = max(1, round(seconds * fps))
+    codec = av.CodecContext.create("libvpx", "w")
+    codec.width = width
+    codec.height = height
+    codec.pix_fmt = "yuv420p"
+    codec.time_base = fractions.Fraction(1, fps)
+    codec.framerate = fractions.Fraction(fps, 1)
+    codec.bit_rate = bitrate
+    codec.gop_size = max(1, round(keyframe_interval * fps))
+    codec.options = {
+        "deadline": "realtime",
+        "cpu-used": "8",
+        "lag-in-frames": "0",
+        "minrate": str(bitrate),
+        "maxrate": str(bitrate),
+        "bufsize": str(bitrate),
+        "undershoot-pct": "100",
+        "overshoot-pct": "15",
+    }
+    rng = np.random.default_rng(1)
+    # Smooth-ish noise (block-upscaled) so it compresses like a busy picture, not pure noise.
+    texture = rng.integers(40, 215, size=(height // 4 + 1, (width * 2) // 4 + 1, 3), dtype=np.uint8)
+    texture = texture.repeat(4, axis=0).repeat(4, axis=1)
+    packets: list[bytes] = []
+    keyframes: list[bool] = []
+
+    def collect(encoded: list[av.Packet]) -> None:
+        for packet in encoded:
+            packets.append(bytes(packet))
+            keyframes.append(bool(packet.is_keyframe))
+
+    for index in range(frames):
+        shift = (index * 6) % width
+        image = np.ascontiguousarray(texture[:height, shift : shift + width])
+        image[:, (index * 8) % width : (index * 8) % width + 16] = 255  # a moving bar
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+        frame.pts = index
+        frame.time_base = codec.time_base
+        if index % codec.gop_size == 0:
+            frame.pict_type = av.video.frame.PictureType.I
+        collect(codec.encode(frame))
+    collect(codec.encode(None))
+    if len(packets) != frames:
+        raise RuntimeError(f"VP8 encoder returned {len(packets)} packets for {frames} frames")
+    return EncodedClip("video", tuple(packets), tuple(keyframes), 1 / fps, VIDEO_CLOCK)
+
+
+def encode_audio(seconds: float, bitrate: int = 40_000) -> EncodedClip:
+    """Opus, 20 ms packets, of a tone under noise: every packet's bytes differ."""
+    codec = av.CodecContext.create("libopus", "w")
+    codec.sample_rate = AUDIO_RATE
+    codec.layout = "stereo"
+    codec.format = "s16"
+    codec.bit_rate = bitrate
+    codec.time_base = fractions.Fraction(1, AUDIO_RATE)
+    codec.options = {"application": "voip", "frame_duration": "20"}
+    frames = max(1, round(seconds * AUDIO_RATE / AUDIO_FRAME_SAMPLES))
+    rng = np.random.default_rng(2)
+    packets: list[bytes] = []
+    for index in range(frames):
+        t = (np.arange(AUDIO_FRAME_SAMPLES) + index * AUDIO_FRAME_SAMPLES) / AUDIO_RATE
+        mono = 6000 * np.sin(2 * np.pi * 440 * t) + rng.normal(0, 2000, AUDIO_FRAME_SAMPLES)
+        samples = np.repeat(mono.astype(np.int16), 2).reshape(1, -1)  # interleaved stereo
+        frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="stereo")
+        frame.sample_rate = AUDIO_RATE
+        frame.pts = index * AUDIO_FRAME_SAMPLES
+        frame.time_base = codec.time_base
+        packets.extend(bytes(p) for p in codec.encode(frame))
+    packets.extend(bytes(p) for p in codec.encode(None))
+    period = AUDIO_FRAME_SAMPLES / AUDIO_RATE
+    return EncodedClip("audio", tuple(packets), (True,) * len(packets), period, AUDIO_RATE)
+
+
+def prepare_media(
+    *,
+    audio_seconds: float,
+    width: int = 640,
+    height: int = 360,
+    fps: int = 30,
+    video_seconds: float = 4.0,
+    video_bitrate: int = 500_000,
+) -> BenchMedia:
+    started = time.perf_counter()
+    video = encode_video(width, height, fps, video_seconds, video_bitrate)
+    audio = encode_audio(audio_seconds)
+    return BenchMedia(video, audio, width, height, fps, time.perf_counter() - started)
+
+
+class PreEncodedTrack(MediaStreamTrack):
+    """Replays an EncodedClip in real time as av.Packets with increasing pts."""
+
+    def __init__(self, clip: EncodedClip) -> None:
+        super().__init__()
+        self.kind = clip.kind
+        self._clip = clip
+        self._ticks = round(clip.period * clip.clock_rate)
+        self._time_base = fractions.Fraction(1, clip.clock_rate)
+        self._start: float | None = None
+        self._index = 0
+        self.wrapped = False
+
+    async def recv(self) -> av.Packet:  # type: ignore[override]
+        if self._start is None:
+            self._start = time.monotonic()
+        delay = self._start + self._index * self._clip.period - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        index = self._index
+        self._index += 1
+        count = len(self._clip.packets)
+        if index >= count:
+            self.wrapped = True
+        packet = av.Packet(self._clip.packets[index % count])
+        packet.pts = index * self._ticks
+        packet.time_base = self._time_base
+        return packet

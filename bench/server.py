@@ -1,0 +1,192 @@
+"""The server under test, seen from the bench: a subprocess, its CPU time, and its journal API.
+
+The bench starts the server as its own process (so its CPU time can be read
+from /proc apart from the bots'), or measures one that is already running
+when given its URL, integration secret and pid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+_PR_SET_PDEATHSIG = 1
+
+
+class ServerError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` (all its threads), from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        stat = f.read()
+    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of stat(5)
+    return (utime + stime) / _CLK_TCK
+
+
+def rss_bytes(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    # If the bench dies without cleaning up (SIGKILL), the kernel sends the server SIGTERM.
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def server_env() -> dict[str, str]:
+    """The bench's environment without UROK_* settings, with the repository importable."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UROK_")}
+    path = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + path if path else "")
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+class ServerProcess:
+    """`python -m <module> serve --port <free>` on loopback, stopped on exit."""
+
+    def __init__(self, module: str, log_path: Path) -> None:
+        self.module = module
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    async def start(self, timeout: float = 30.0) -> None:
+        command = [
+            sys.executable, "-m", self.module, "serve",
+            "--host", "127.0.0.1", "--port", str(self.port), "--ice-address", "127.0.0.1",
+        ]
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=server_env(),
+                cwd=str(REPO_ROOT),
+                preexec_fn=_die_with_parent,
+            )
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession() as http:
+            while True:
+                if self.process.poll() is not None:
+                    raise ServerError(
+                        f"{self.module} exited with {self.process.returncode}; "
+                        f"log:\n{self.log_tail()}"
+                    )
+                with contextlib.suppress(aiohttp.ClientError, OSError):
+                    async with http.get(self.base_url + "/api/v1/openapi.yaml") as response:
+                        if response.status == 200:
+                            return
+                if time.monotonic() > deadline:
+                    raise ServerError(f"{self.module} not ready within {timeout:.0f} s")
+                await asyncio.sleep(0.1)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)  # aiohttp shuts down gracefully on SIGTERM
+        deadline = time.monotonic() + timeout
+        while process.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if process.poll() is None:
+            process.kill()
+            await asyncio.to_thread(process.wait)
+
+    def stop_now(self) -> None:
+        """Synchronous last resort (the event loop is gone)."""
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@dataclass
+class Journal:
+    """The school journal's side of the API: lessons and join tokens."""
+
+    base_url: str
+    secret: str
+    http: aiohttp.ClientSession
+
+    async def call(self, method: str, path: str, body: Any = None) -> Any:
+        headers = {"Authorization": f"Bearer {self.secret}"}
+        async with self.http.request(
+            method, self.base_url + path, json=body, headers=headers
+        ) as response:
+            data = await response.json(content_type=None)
+            if response.status >= 300:
+                raise ServerError(f"{method} {path}: {response.status} {data}")
+            return data
+
+    async def create_lesson(self, teacher_id: str, student_ids: list[str]) -> str:
+        start = datetime.now(UTC) - timedelta(minutes=1)
+        body = await self.call("POST", "/api/v1/lessons", {
+            "group": {"id": f"bench-{secrets.token_hex(4)}", "title": "Bench"},
+            "subject": "Load bench",
+            "teacher": {"id": teacher_id, "name": "Bench teacher"},
+            "roster": [{"id": s, "name": s, "role": "student"} for s in student_ids],
+            "starts_at": start.isoformat(),
+            "ends_at": (start + timedelta(minutes=45)).isoformat(),
+        })
+        lesson_id = str(body["id"])
+        await self.call("POST", f"/api/v1/lessons/{lesson_id}/open")
+        return lesson_id
+
+    async def token(self, lesson_id: str, user_id: str, role: str) -> str:
+        body = await self.call(
+            "POST", f"/api/v1/lessons/{lesson_id}/tokens",
+            {"user": {"id": user_id, "name": user_id}, "role": role},
+        )
+        return str(body["token"])
+
+    async def end_lesson(self, lesson_id: str) -> None:
+        await self.call("DELETE", f"/api/v1/lessons/{lesson_id}")

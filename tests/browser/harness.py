@@ -1,0 +1,253 @@
+"""Browser-test harness: the real app on a loopback port, and headless Chromium instances.
+
+Run browser tests in a network namespace with only loopback up (CI does):
+
+    unshare -n bash -c 'ip link set lo up && python -m pytest tests/browser'
+
+Each browser is its own Chromium process with its own profile directory, with
+fake camera/microphone devices and the permission prompt auto-accepted.
+A missing Chromium is an error, never a skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from playwright.async_api import BrowserContext, Page, Playwright, async_playwright
+
+from signalling.app import create_app
+from signalling.config import DEMO_KEY_ID, IceSettings, Settings
+
+CHROMIUM = os.environ.get("UROK_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+]
+SCREENSHOT_DIR = Path(os.environ.get("UROK_SCREENSHOT_DIR", "/tmp"))
+
+# getStats of the subscriber connection, summed per kind over inbound-rtp entries.
+INBOUND_STATS_JS = """
+async () => {
+  const pc = window.urok && window.urok.pcs && window.urok.pcs.subscriber;
+  if (!pc) return null;
+  const out = {video: {framesDecoded: 0, packetsReceived: 0, streams: 0},
+               audio: {packetsReceived: 0, streams: 0}};
+  (await pc.getStats()).forEach((s) => {
+    if (s.type !== 'inbound-rtp' || !out[s.kind]) return;
+    out[s.kind].streams += 1;
+    out[s.kind].packetsReceived += s.packetsReceived || 0;
+    if (s.kind === 'video') out.video.framesDecoded += s.framesDecoded || 0;
+  });
+  return out;
+}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    base_url: str
+    app: web.Application
+    settings: Settings
+    http: aiohttp.ClientSession
+
+    @property
+    def secret(self) -> str:
+        integration = self.settings.integration(DEMO_KEY_ID)
+        assert integration is not None
+        return integration.secret
+
+    async def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """Call the journal API over HTTP as the demo journal."""
+        headers = {"Authorization": f"Bearer {self.secret}"}
+        async with self.http.request(
+            method, self.base_url + path, json=body, headers=headers
+        ) as response:
+            return response.status, await response.json()
+
+    async def create_lesson(
+        self,
+        group_id: str = "5a",
+        teacher: dict[str, str] | None = None,
+        roster: list[dict[str, str]] | None = None,
+        open_: bool = True,
+    ) -> dict[str, Any]:
+        start = datetime.now(UTC) - timedelta(minutes=1)
+        status, lesson = await self.api(
+            "POST",
+            "/api/v1/lessons",
+            {
+                "group": {"id": group_id, "title": "5А"},
+                "subject": "Математика",
+                "teacher": teacher or {"id": "t-1", "name": "Анна Петровна Смирнова"},
+                "roster": roster
+                or [
+                    {"id": "s-1", "name": "Иван Иванов", "role": "student"},
+                    {"id": "s-2", "name": "Мария Кузнецова", "role": "student"},
+                ],
+                "starts_at": start.isoformat(),
+                "ends_at": (start + timedelta(minutes=45)).isoformat(),
+            },
+        )
+        assert status == 201, lesson
+        if open_:
+            status, lesson = await self.api("POST", f"/api/v1/lessons/{lesson['id']}/open")
+            assert status == 200, lesson
+        return lesson
+
+    async def join_url(self, lesson_id: str, user_id: str, name: str, role: str) -> str:
+        """The call page URL (token in the fragment) the API mints for one person."""
+        status, body = await self.api(
+            "POST",
+            f"/api/v1/lessons/{lesson_id}/tokens",
+            {"user": {"id": user_id, "name": name}, "role": role},
+        )
+        assert status == 201, body
+        return str(body["url"])
+
+
+@asynccontextmanager
+async def running_server(**overrides: Any) -> AsyncIterator[Server]:
+    """create_app() on 127.0.0.1:<free port>, media gathered on loopback only."""
+    port = free_port()
+    settings = replace(
+        Settings(),
+        host="127.0.0.1",
+        port=port,
+        public_url=f"http://127.0.0.1:{port}",
+        ice=IceSettings(addresses=("127.0.0.1",)),
+        **overrides,
+    )
+    app = create_app(settings)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            yield Server(f"http://127.0.0.1:{port}", app, settings, http)
+    finally:
+        await runner.cleanup()
+
+
+def require_chromium() -> None:
+    """Fail (never skip) when the browser is missing."""
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        raise RuntimeError(
+            f"Chromium not found at {CHROMIUM}: install it (apt-get install chromium) "
+            "or point UROK_CHROMIUM at it"
+        )
+
+
+@asynccontextmanager
+async def playwright() -> AsyncIterator[Playwright]:
+    require_chromium()
+    async with async_playwright() as pw:
+        yield pw
+
+
+@asynccontextmanager
+async def chromium(
+    pw: Playwright, *, viewport: tuple[int, int] = (1280, 800), extra_args: tuple[str, ...] = ()
+) -> AsyncIterator[BrowserContext]:
+    """One Chromium process with a fresh profile directory."""
+    profile = tempfile.mkdtemp(prefix="urok-chromium-")
+    try:
+        context = await pw.chromium.launch_persistent_context(
+            profile,
+            executable_path=CHROMIUM,
+            args=[*CHROMIUM_ARGS, *extra_args],
+            headless=True,
+            viewport={"width": viewport[0], "height": viewport[1]},
+            locale="ru-RU",
+        )
+        try:
+            yield context
+        finally:
+            await context.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+async def new_page(context: BrowserContext) -> Page:
+    page = context.pages[0] if context.pages else await context.new_page()
+    page.on("console", lambda msg: _console(page, msg.type, msg.text))
+    page.on("pageerror", lambda exc: print(f"[page error] {exc}"))
+    return page
+
+
+def _console(page: Page, kind: str, text: str) -> None:
+    if kind in ("error", "warning"):
+        print(f"[console {kind}] {page.url[:60]}: {text}")
+
+
+async def join_call(page: Page, url: str, *, video: bool = True) -> None:
+    """Open the call page, press join, wait until the page says it is in the call."""
+    await page.goto(url)
+    button = page.locator("#join-video" if video else "#join-audio")
+    await button.wait_for(state="visible", timeout=15000)
+    await page.wait_for_function(
+        f"() => !document.getElementById('{'join-video' if video else 'join-audio'}').disabled",
+        timeout=15000,
+    )
+    await button.click()
+    await page.wait_for_function(
+        "() => window.urok && window.urok.state === 'in-call'", timeout=15000
+    )
+
+
+async def inbound_stats(page: Page) -> dict[str, Any] | None:
+    return await page.evaluate(INBOUND_STATS_JS)
+
+
+async def wait_for_media(
+    page: Page, *, timeout: float = 30.0, min_frames: int = 10, min_audio_packets: int = 50
+) -> dict[str, Any]:
+    """Poll the subscriber's getStats until remote video decodes (and keeps
+    decoding) and remote audio arrives; return the last stats."""
+    deadline = time.monotonic() + timeout
+    last: dict[str, Any] | None = None
+    previous_frames = -1
+    while time.monotonic() < deadline:
+        last = await inbound_stats(page)
+        if last is not None:
+            frames = last["video"]["framesDecoded"]
+            audio = last["audio"]["packetsReceived"]
+            if frames > min_frames and previous_frames >= 0 and frames > previous_frames:
+                if audio > min_audio_packets:
+                    return last
+            previous_frames = frames
+        await asyncio.sleep(0.5)
+    state = await page.evaluate(
+        "() => window.urok && {state: window.urok.state, errors: window.urok.errors,"
+        " tracks: window.urok.tracks,"
+        " sub: window.urok.pcs.subscriber && window.urok.pcs.subscriber.connectionState,"
+        " pub: window.urok.pcs.publisher && window.urok.pcs.publisher.connectionState}"
+    )
+    raise AssertionError(f"no remote media within {timeout}s: stats={last} page={state}")

@@ -1,0 +1,295 @@
+// The demo class journal. Its backend (/demo/api) calls Urok's journal API
+// with the demo integration's secret; this page never sees the secret.
+
+const $ = (id) => document.getElementById(id);
+
+const STATUS = {
+  none: ['не создан', 'badge-none'],
+  created: ['создан, ещё не открыт', 'badge-created'],
+  open: ['идёт', 'badge-open'],
+  ended: ['завершён', 'badge-ended'],
+};
+
+const state = { classes: [], cls: null, lesson: null, links: null };
+
+async function api(method, path, body) {
+  let response;
+  try {
+    response = await fetch(`/demo/api${path}`, {
+      method,
+      headers: body ? { 'Content-Type': 'application/json' } : {},
+      body: body ? JSON.stringify(body) : undefined,
+      cache: 'no-store',
+    });
+  } catch {
+    throw { code: 'network', message: '' };
+  }
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw { status: response.status, ...(data.error || { code: 'http_error' }) };
+  return data;
+}
+
+function errorText(error) {
+  const cls = state.cls ? state.cls.title : '';
+  switch (error.code) {
+    case 'lesson_conflict':
+      return `В классе ${cls} уже есть незавершённый дистанционный урок. `
+        + 'Завершите его, прежде чем создавать новый.';
+    case 'invalid_time_range':
+      return 'Время окончания урока должно быть позже времени начала.';
+    case 'lesson_too_long':
+      return 'Урок не может длиться дольше 12 часов.';
+    case 'invalid_datetime':
+    case 'naive_datetime':
+      return 'Укажите дату и время урока.';
+    case 'lesson_ended':
+      return 'Этот урок уже завершён. Создайте новый.';
+    case 'lesson_not_found':
+      return 'Урок не найден: возможно, сервер перезапускался. Создайте урок заново.';
+    case 'unauthorized':
+      return 'Сервер Урока не принял ключ журнала (проверьте настройки интеграции).';
+    case 'api_unreachable':
+    case 'network':
+      return 'Сервер Урока недоступен. Проверьте подключение и попробуйте ещё раз.';
+    default:
+      return `Ошибка API Урока (${error.code}${error.status ? `, HTTP ${error.status}` : ''})`
+        + `${error.message ? `: ${error.message}` : ''}`;
+  }
+}
+
+function showMessage(text, kind = 'error') {
+  const el = $('message');
+  el.textContent = text;
+  el.className = `message message-${kind}`;
+  el.hidden = !text;
+}
+
+function pad(n) {
+  return String(n).padStart(2, '0');
+}
+
+function setDefaultTimes() {
+  const now = new Date();
+  const end = new Date(now.getTime() + 45 * 60 * 1000);
+  $('lesson-date').value = `${now.getFullYear()}-${pad(now.getMonth() + 1)}-${pad(now.getDate())}`;
+  $('lesson-start').value = `${pad(now.getHours())}:${pad(now.getMinutes())}`;
+  $('lesson-end').value = `${pad(end.getHours())}:${pad(end.getMinutes())}`;
+}
+
+function isoFromInputs(date, time) {
+  const local = new Date(`${date}T${time}`);
+  if (Number.isNaN(local.getTime())) return '';
+  return local.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+function formatRange(lesson) {
+  const time = new Intl.DateTimeFormat('ru', { hour: '2-digit', minute: '2-digit' });
+  const date = new Intl.DateTimeFormat('ru', { day: 'numeric', month: 'long' });
+  const start = new Date(lesson.starts_at);
+  return `${lesson.title}: ${date.format(start)}, ${time.format(start)}–${time.format(new Date(lesson.ends_at))}`;
+}
+
+function render() {
+  const lesson = state.lesson;
+  const status = lesson ? lesson.state : 'none';
+  const [label, cls] = STATUS[status] || STATUS.none;
+  $('lesson-status').textContent = label;
+  $('lesson-status').className = `badge ${cls}`;
+  const active = lesson && lesson.state !== 'ended';
+  $('create').hidden = Boolean(active);
+  $('open-here').hidden = !active;
+  $('open-tab').hidden = !active;
+  $('end').hidden = !active;
+  $('lesson-info').hidden = !lesson;
+  $('lesson-info').textContent = lesson ? formatRange(lesson) : '';
+  $('teacher-name').textContent = state.cls ? state.cls.teacher.name : '';
+  renderRoster();
+}
+
+function renderRoster() {
+  const body = $('roster-body');
+  body.replaceChildren();
+  if (!state.cls) return;
+  const links = new Map();
+  if (state.links && state.lesson && state.lesson.state !== 'ended') {
+    for (const person of state.links.roster) links.set(person.id, person.url);
+  }
+  state.cls.students.forEach((student, index) => {
+    const row = document.createElement('tr');
+    const num = document.createElement('td');
+    num.className = 'num';
+    num.textContent = String(index + 1);
+    const name = document.createElement('td');
+    name.textContent = student.name;
+    const action = document.createElement('td');
+    const url = links.get(student.id);
+    if (url) {
+      const link = document.createElement('a');
+      link.href = url;
+      link.target = '_blank';
+      link.rel = 'noopener noreferrer';
+      link.className = 'join-link';
+      link.dataset.studentId = student.id;
+      link.textContent = `Войти как ${student.name}`;
+      action.append(link);
+    } else {
+      action.className = 'muted';
+      action.textContent = 'нет активного урока';
+    }
+    row.append(num, name, action);
+    body.append(row);
+  });
+}
+
+async function loadLinks() {
+  state.links = null;
+  if (state.lesson && state.lesson.state !== 'ended') {
+    try {
+      state.links = await api('GET', `/lessons/${encodeURIComponent(state.lesson.id)}/links`);
+    } catch (error) {
+      showMessage(errorText(error));
+    }
+  }
+  render();
+}
+
+async function loadActiveLesson() {
+  state.lesson = null;
+  state.links = null;
+  render();
+  try {
+    const data = await api('GET', `/classes/${encodeURIComponent(state.cls.id)}/lesson`);
+    state.lesson = data.lesson;
+  } catch (error) {
+    showMessage(errorText(error));
+  }
+  await loadLinks();
+}
+
+function selectClass(id) {
+  state.cls = state.classes.find((c) => c.id === id) || state.classes[0];
+  const subjects = $('subject-select');
+  subjects.replaceChildren(...state.cls.subjects.map((s) => new Option(s, s)));
+  closeFrame();
+  showMessage('');
+  loadActiveLesson();
+}
+
+async function withBusy(button, fn) {
+  button.disabled = true;
+  try {
+    await fn();
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function createLesson() {
+  showMessage('');
+  const date = $('lesson-date').value;
+  const body = {
+    class_id: state.cls.id,
+    subject: $('subject-select').value,
+    starts_at: isoFromInputs(date, $('lesson-start').value),
+    ends_at: isoFromInputs(date, $('lesson-end').value),
+  };
+  try {
+    const data = await api('POST', '/lessons', body);
+    state.lesson = data.lesson;
+    showMessage('Дистанционный урок создан. Нажмите «Открыть», чтобы начать его: ученики смогут войти.', 'ok');
+  } catch (error) {
+    showMessage(errorText(error));
+    if (error.code === 'lesson_conflict') {
+      // Show the lesson that is in the way, so it can be opened or ended.
+      await loadActiveLesson();
+      showMessage(errorText(error));
+      return;
+    }
+  }
+  await loadLinks();
+}
+
+async function openLesson() {
+  const data = await api('POST', `/lessons/${encodeURIComponent(state.lesson.id)}/open`);
+  state.lesson = data.lesson;
+  render();
+  return data.teacher_url;
+}
+
+async function openHere() {
+  showMessage('');
+  try {
+    const url = await openLesson();
+    showFrame(url);
+  } catch (error) {
+    showMessage(errorText(error));
+  }
+}
+
+async function openInTab() {
+  showMessage('');
+  // Open the tab while the click still counts as a user action, then point it at the call.
+  const tab = window.open('about:blank', '_blank');
+  try {
+    const url = await openLesson();
+    if (tab) {
+      tab.opener = null;
+      tab.location.href = url;
+    } else {
+      showMessage('Браузер заблокировал новую вкладку. Разрешите всплывающие окна для этого сайта.');
+    }
+  } catch (error) {
+    if (tab) tab.close();
+    showMessage(errorText(error));
+  }
+}
+
+async function endLesson() {
+  showMessage('');
+  try {
+    const data = await api('DELETE', `/lessons/${encodeURIComponent(state.lesson.id)}`);
+    state.lesson = data.lesson;
+    state.links = null;
+    showMessage('Дистанционный урок завершён для всех участников.', 'ok');
+  } catch (error) {
+    showMessage(errorText(error));
+  }
+  render();
+}
+
+function showFrame(url) {
+  const frame = document.createElement('iframe');
+  frame.src = url;
+  frame.allow = 'camera; microphone; display-capture; autoplay; fullscreen';
+  frame.title = 'Дистанционный урок';
+  frame.id = 'call-frame';
+  $('frame-slot').replaceChildren(frame);
+  $('call-panel').hidden = false;
+  $('call-panel').scrollIntoView({ behavior: 'smooth', block: 'start' });
+}
+
+function closeFrame() {
+  $('frame-slot').replaceChildren();
+  $('call-panel').hidden = true;
+}
+
+async function main() {
+  setDefaultTimes();
+  try {
+    const data = await api('GET', '/classes');
+    state.classes = data.classes;
+  } catch (error) {
+    showMessage(errorText(error));
+    return;
+  }
+  $('class-select').replaceChildren(...state.classes.map((c) => new Option(`${c.title} класс`, c.id)));
+  $('class-select').addEventListener('change', (e) => selectClass(e.target.value));
+  $('create').addEventListener('click', (e) => withBusy(e.currentTarget, createLesson));
+  $('open-here').addEventListener('click', (e) => withBusy(e.currentTarget, openHere));
+  $('open-tab').addEventListener('click', (e) => withBusy(e.currentTarget, openInTab));
+  $('end').addEventListener('click', (e) => withBusy(e.currentTarget, endLesson));
+  $('close-frame').addEventListener('click', closeFrame);
+  selectClass(state.classes[0].id);
+}
+
+main();
