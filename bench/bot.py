@@ -16,7 +16,12 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    MediaStreamTrack,
+    RTCBundlePolicy,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
@@ -139,7 +144,13 @@ class Bot:
 
     def _configuration(self) -> Any:
         assert self.joined is not None
-        return rtc_configuration(self.joined.get("ice_servers", []))
+        configuration = rtc_configuration(self.joined.get("ice_servers", []))
+        # aiortc's default "balanced" policy breaks BUNDLE when an offer brings two
+        # new m-sections of one kind (the second keeps a transport that BUNDLE then
+        # stops, so it never connects); browsers get this right, and so do we with
+        # max-bundle: every m-section on the first one's transport.
+        configuration.bundlePolicy = RTCBundlePolicy.MAX_BUNDLE
+        return configuration
 
     # --- publishing
 

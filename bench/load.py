@@ -76,6 +76,7 @@ class Options:
     fps: int = 30
     video_kbps: int = 500
     setup_timeout: float = 60.0
+    late_join: bool = False
     bot_addresses: tuple[str, ...] = ("127.0.0.1",)
     json_path: str | None = None
     profile: str | None = None
@@ -357,10 +358,7 @@ async def _join_all(
         await bot.connect()
         return participant
 
-    # Publishers one by one (each publish renegotiates the earlier ones), then
-    # subscribers a few at a time: each gets one offer with every track.
-    for index, user_id in enumerate(user_ids[: options.publishers]):
-        participant = await join(user_id, "teacher" if index == 0 else "student")
+    async def publish(participant: _Participant) -> None:
         participant.tracks = [PreEncodedTrack(media.audio), PreEncodedTrack(media.video)]
         await participant.bot.publish(
             [(participant.tracks[0], "microphone"), (participant.tracks[1], "camera")]
@@ -368,18 +366,40 @@ async def _join_all(
         assert participant.bot.publisher is not None
         participant.send_log = SendLog()
         participant.send_log.install(participant.bot.publisher)
+
     limit = asyncio.Semaphore(JOIN_CONCURRENCY)
 
-    async def join_subscriber(user_id: str) -> None:
+    async def join_limited(user_id: str, role: str) -> _Participant:
         async with limit:
-            await join(user_id, "student")
+            return await join(user_id, role)
 
-    await asyncio.gather(*(join_subscriber(u) for u in user_ids[options.publishers :]))
+    roles = ["teacher"] + ["student"] * (len(user_ids) - 1)
+    if options.late_join:
+        # Publishers join and publish one by one, then subscribers join a few at
+        # a time, each getting one offer with every track (as in a real lesson).
+        for user_id, role in zip(user_ids[: options.publishers], roles, strict=False):
+            await publish(await join(user_id, role))
+        await asyncio.gather(*(
+            join_limited(u, "student") for u in user_ids[options.publishers :]
+        ))
+        return
+    # Everybody joins first, then publishers publish one at a time, each once the
+    # previous one reaches everybody: every offer then adds at most one m-section
+    # per kind (see the note on BUNDLE in docs/performance.md).
+    joined = await asyncio.gather(*(
+        join_limited(u, r) for u, r in zip(user_ids, roles, strict=True)
+    ))
+    for participant in joined[: options.publishers]:
+        await publish(participant)
+        await _wait_for_media(participants, options, [participant.bot.id])
 
 
-async def _wait_for_media(participants: list[_Participant], options: Options) -> None:
-    """Until every participant receives audio and video from every other publisher."""
-    publisher_ids = [p.bot.id for p in participants if p.send_log is not None]
+async def _wait_for_media(
+    participants: list[_Participant], options: Options, publisher_ids: list[str] | None = None
+) -> None:
+    """Until every participant receives audio and video from every (other) publisher."""
+    if publisher_ids is None:
+        publisher_ids = [p.bot.id for p in participants if p.send_log is not None]
     while True:
         missing = [
             (p.user_id, pub, kind)
@@ -392,7 +412,7 @@ async def _wait_for_media(participants: list[_Participant], options: Options) ->
         if not missing:
             return
         try:
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.1)
         except asyncio.CancelledError:
             _say(options, f"still missing media for {len(missing)} (receiver, publisher, kind), "
                           f"e.g. {missing[:3]}")
@@ -573,6 +593,9 @@ def parse_args(argv: list[str]) -> Options:
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--video-kbps", type=int, default=500)
     parser.add_argument("--setup-timeout", type=float, default=60.0)
+    parser.add_argument("--late-join", action="store_true",
+                        help="subscribers join after every publisher published (one offer "
+                        "with all tracks each; see docs/performance.md)")
     parser.add_argument("--bot-address", action="append",
                         help="address bots gather ICE candidates on (default 127.0.0.1)")
     parser.add_argument("--json", dest="json_path", help="also write the report as JSON here")
@@ -597,6 +620,7 @@ def parse_args(argv: list[str]) -> Options:
         fps=args.fps,
         video_kbps=args.video_kbps,
         setup_timeout=args.setup_timeout,
+        late_join=args.late_join,
         bot_addresses=tuple(args.bot_address or ["127.0.0.1"]),
         json_path=args.json_path,
         profile=args.profile,

@@ -174,15 +174,24 @@ async def playwright() -> AsyncIterator[Playwright]:
 
 @asynccontextmanager
 async def chromium(
-    pw: Playwright, *, viewport: tuple[int, int] = (1280, 800), extra_args: tuple[str, ...] = ()
+    pw: Playwright,
+    *,
+    viewport: tuple[int, int] = (1280, 800),
+    extra_args: tuple[str, ...] = (),
+    fake_devices: bool = True,
 ) -> AsyncIterator[BrowserContext]:
-    """One Chromium process with a fresh profile directory."""
+    """One Chromium process with a fresh profile directory.
+
+    fake_devices=False leaves out the fake camera/microphone (the permission
+    prompt is still auto-accepted): a machine with no devices at all.
+    """
+    args = [a for a in CHROMIUM_ARGS if fake_devices or a != "--use-fake-device-for-media-stream"]
     profile = tempfile.mkdtemp(prefix="urok-chromium-")
     try:
         context = await pw.chromium.launch_persistent_context(
             profile,
             executable_path=CHROMIUM,
-            args=[*CHROMIUM_ARGS, *extra_args],
+            args=[*args, *extra_args],
             headless=True,
             viewport={"width": viewport[0], "height": viewport[1]},
             locale="ru-RU",

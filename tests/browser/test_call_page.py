@@ -13,6 +13,7 @@ from tests.browser.harness import (
     new_page,
     playwright,
     running_server,
+    wait_for_media,
 )
 
 pytestmark = pytest.mark.browser
@@ -176,3 +177,56 @@ async def test_joining_again_elsewhere_replaces_the_first_tab() -> None:
             assert title == "Вы вошли в урок в другом месте"
             assert await first.locator("#message-action").inner_text() == "Продолжить здесь"
             assert await second.evaluate("() => window.urok.state") == "in-call"
+
+
+async def test_without_camera_and_microphone_one_can_still_join_and_follow() -> None:
+    async with running_server() as server, playwright() as pw:
+        lesson = await server.create_lesson()
+        teacher_url = await server.join_url(lesson["id"], "t-1", "Анна Петровна", "teacher")
+        student_url = await server.join_url(lesson["id"], "s-1", "Иван Иванов", "student")
+        async with chromium(pw, fake_devices=False) as bare, chromium(pw) as equipped:
+            student = await new_page(bare)
+            await student.goto(student_url)
+            await student.wait_for_function("() => window.urok.previewReady === true")
+            notice = await student.locator("#prejoin-notice").inner_text()
+            assert "не найдены" in notice
+            assert await student.locator("#join-video").is_disabled()
+            label = await student.locator("#join-audio").inner_text()
+            assert label.strip() == "Войти без камеры и микрофона"
+            await student.screenshot(path=str(SCREENSHOT_DIR / "urok-prejoin-no-devices.png"))
+            await join_call(student, student_url, video=False)
+            assert await student.evaluate("() => window.urok.pcs.publisher") is None
+
+            teacher = await new_page(equipped)
+            await join_call(teacher, teacher_url)
+            stats = await wait_for_media(student)
+            assert stats["video"]["framesDecoded"] > 10
+            # The teacher sees the student as a name placeholder, microphone off.
+            student_id = await student.evaluate("() => window.urok.self.id")
+            tile = teacher.locator(f".tile[data-participant-id='{student_id}']")
+            await tile.wait_for()
+            await teacher.wait_for_function(
+                f"() => document.querySelector(\".tile[data-participant-id='{student_id}']"
+                ' .tile-muted").hidden === false',
+                timeout=10000,
+            )
+            assert "has-video" not in (await tile.get_attribute("class") or "")
+
+
+async def test_denied_permission_is_explained_and_joining_still_works() -> None:
+    deny = """
+      navigator.mediaDevices.getUserMedia = async () => {
+        throw new DOMException('Permission denied', 'NotAllowedError');
+      };
+    """
+    async with running_server() as server, playwright() as pw, chromium(pw) as browser:
+        lesson = await server.create_lesson()
+        url = await server.join_url(lesson["id"], "s-1", "Иван Иванов", "student")
+        await browser.add_init_script(deny)
+        page = await new_page(browser)
+        await page.goto(url)
+        await page.wait_for_function("() => window.urok.previewReady === true")
+        assert "запрещён" in await page.locator("#prejoin-notice").inner_text()
+        await page.screenshot(path=str(SCREENSHOT_DIR / "urok-prejoin-denied.png"))
+        await join_call(page, url, video=False)
+        assert await page.locator("#toggle-mic").get_attribute("aria-pressed") == "false"
