@@ -238,16 +238,19 @@ class Bot:
         await self.close()
 
     async def close(self) -> None:
+        # Stop handling messages first: an offer answered on a closed connection fails.
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        pending = list(self._tasks)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         for pc in (self.publisher, self.subscriber):
             if pc is not None:
                 await pc.close()
         if self.ws is not None:
             await self.ws.close()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
-        for task in list(self._tasks):
-            task.cancel()
         if self.session is not None:
             await self.session.close()

@@ -1,15 +1,16 @@
 """Load bench: P publishers and N subscribers as aiortc bots against a server process.
 
     python -m bench.load --publishers 2 --subscribers 8 --seconds 20 [--baseline]
-    urok bench --publishers 2 --subscribers 8 --seconds 20
+    urok bench -- --publishers 2 --subscribers 8 --seconds 20
 
 By default the bench starts the server itself (`python -m signalling.cli
 serve` on a free loopback port) and, with --baseline, afterwards the
 MediaRelay baseline (`python -m bench.baseline serve`), one after the other
 with the same bots and media. Each runs the same scenario:
 
-1. a lesson is created through the journal API; publishers join and publish
-   pre-encoded VP8 + Opus (bench/preencoded.py), then subscribers join;
+1. a lesson is created through the journal API; everybody joins, then the
+   publishers publish pre-encoded VP8 + Opus (bench/preencoded.py) one after
+   the other (--late-join: subscribers join last, see docs/performance.md);
 2. once every participant receives every other publisher's audio and video,
    a warm-up, then the measurement window: the server's CPU time is read from
    /proc/<pid>/stat at its start and end, and the bots log every packet;
@@ -33,6 +34,7 @@ import dataclasses
 import json
 import os
 import platform
+import signal
 import sys
 import tempfile
 import time
@@ -45,7 +47,7 @@ import aiohttp
 from bench.bot import Bot
 from bench.measure import KINDS, LoopLag, ReceiveLog, SendLog, percentile, tally
 from bench.preencoded import BenchMedia, PreEncodedTrack, prepare_media
-from bench.server import Journal, ServerError, ServerProcess, cpu_seconds, rss_bytes
+from bench.server import Journal, ServerError, ServerProcess, cpu_times, rss_bytes
 from sfu.aiortc_hooks import restrict_host_addresses
 from signalling.config import DEMO_SECRET
 
@@ -80,6 +82,7 @@ class Options:
     bot_addresses: tuple[str, ...] = ("127.0.0.1",)
     json_path: str | None = None
     profile: str | None = None
+    profile_native: bool = False
     quiet: bool = False
 
     @property
@@ -98,8 +101,10 @@ class PathReport:
     label: str
     server: str
     streams: int
+    streams_by_kind: dict[str, int]
     window: float
     server_cpu: float | None
+    server_system_cpu: float | None  # the kernel's share (socket system calls)
     bench_cpu: float
     server_rss_mb: float | None
     packets_expected: int
@@ -110,6 +115,7 @@ class PathReport:
     latency_p50_ms: float | None
     latency_p99_ms: float | None
     latency_samples: int
+    latency_by_kind_ms: dict[str, tuple[float | None, float | None]]  # kind -> (p50, p99)
     loop_lag_p99_ms: float | None
     setup_seconds: float
     warnings: list[str] = field(default_factory=list)
@@ -127,6 +133,21 @@ class PathReport:
         return 1 / value if value else None
 
     @property
+    def delivered_stream_seconds(self) -> float:
+        """Stream-seconds weighted by the share of frames that arrived (per kind)."""
+        return sum(
+            self.streams_by_kind[kind] * self.window * (self.frames_delivered_by_kind[kind] or 0)
+            for kind in self.streams_by_kind
+        )
+
+    @property
+    def cpu_per_delivered_stream_second(self) -> float | None:
+        delivered = self.delivered_stream_seconds
+        if self.server_cpu is None or delivered <= 0:
+            return None
+        return self.server_cpu / delivered
+
+    @property
     def server_cores(self) -> float | None:
         return None if self.server_cpu is None else self.server_cpu / self.window
 
@@ -141,6 +162,7 @@ class PathReport:
             streams_per_core=self.streams_per_core,
             server_cores=self.server_cores,
             bench_cores=self.bench_cores,
+            cpu_per_delivered_stream_second=self.cpu_per_delivered_stream_second,
         )
         return out
 
@@ -164,6 +186,16 @@ class BenchReport:
         a, b = baseline.cpu_per_stream_second, forwarding.cpu_per_stream_second
         return a / b if a is not None and b else None
 
+    @property
+    def delivered_ratio(self) -> float | None:
+        """The same ratio per stream-second actually delivered (frames that arrived)."""
+        forwarding, baseline = self.path("forwarding"), self.path("baseline")
+        if forwarding is None or baseline is None:
+            return None
+        a = baseline.cpu_per_delivered_stream_second
+        b = forwarding.cpu_per_delivered_stream_second
+        return a / b if a is not None and b else None
+
     def to_json(self) -> dict[str, Any]:
         return {
             "options": dataclasses.asdict(self.options),
@@ -171,6 +203,7 @@ class BenchReport:
             "machine": self.machine,
             "paths": [p.to_json() for p in self.paths],
             "ratio_baseline_over_forwarding": self.ratio,
+            "ratio_per_delivered_stream_second": self.delivered_ratio,
             "target_streams_per_core": TARGET_STREAMS_PER_CORE,
         }
 
@@ -229,6 +262,7 @@ async def run_path(
     lag.start()
     participants: list[_Participant] = []
     lesson_id: str | None = None
+    profiler: asyncio.Task[str] | None = None
     async with aiohttp.ClientSession() as http:
         journal = Journal(base_url, options.secret, http)
         try:
@@ -238,19 +272,24 @@ async def run_path(
             ]
             lesson_id = await journal.create_lesson(user_ids[0], user_ids[1:])
             async with asyncio.timeout(options.setup_timeout):
-                await _join_all(journal, lesson_id, base_url, user_ids, media, options,
-                                participants)
+                await _join_all(
+                    journal, lesson_id, base_url, user_ids, media, options, participants
+                )
                 await _wait_for_media(participants, options)
             setup_seconds = time.monotonic() - started
-            _say(options, f"[{label}] {len(participants)} participants connected and receiving "
-                          f"in {setup_seconds:.1f} s; warm-up {options.warmup:g} s")
+            _say(
+                options,
+                f"[{label}] {len(participants)} participants connected and receiving "
+                f"in {setup_seconds:.1f} s; warm-up {options.warmup:g} s",
+            )
             await asyncio.sleep(options.warmup)
 
-            profiler: asyncio.Task[str] | None = None
             if profile_path is not None and pid is not None:
                 from bench import profile
 
-                profiler = asyncio.ensure_future(profile.record(pid, options.seconds, profile_path))
+                profiler = asyncio.ensure_future(
+                    profile.record(pid, options.seconds, profile_path, options.profile_native)
+                )
             _say(options, f"[{label}] measuring for {options.seconds:g} s")
             t0, server0, bench0 = time.monotonic(), _server_cpu(pid), _bench_cpu()
             await asyncio.sleep(options.seconds)
@@ -265,6 +304,10 @@ async def run_path(
                 assert profile_path is not None
                 profile_text = profile.summarize(profile_path)
         finally:
+            if profiler is not None and not profiler.done():
+                profiler.cancel()  # py-spy is killed with it
+                with contextlib.suppress(BaseException):
+                    await profiler
             await _leave_all(participants)
             if lesson_id is not None:
                 with contextlib.suppress(Exception):
@@ -276,7 +319,10 @@ async def run_path(
     counted = tally(publishers, receivers, t0, t1, match_payloads)
     total = counted.total
     window = t1 - t0
-    server_cpu = None if server0 is None or server1 is None else server1 - server0
+    server_cpu = server_system = None
+    if server0 is not None and server1 is not None:
+        server_cpu = sum(server1) - sum(server0)
+        server_system = server1[1] - server0[1]
     latencies_ms = [1000 * v for v in counted.latencies]
     lags = lag.between(t0, t1)
     p99_lag = percentile(lags, 99)
@@ -284,8 +330,10 @@ async def run_path(
         label=label,
         server=base_url,
         streams=total.streams,
+        streams_by_kind={k: counted.kinds[k].streams for k in KINDS},
         window=window,
         server_cpu=server_cpu,
+        server_system_cpu=server_system,
         bench_cpu=bench1 - bench0,
         server_rss_mb=None if rss is None else rss / 2**20,
         packets_expected=total.packets_expected,
@@ -296,6 +344,13 @@ async def run_path(
         latency_p50_ms=percentile(latencies_ms, 50),
         latency_p99_ms=percentile(latencies_ms, 99),
         latency_samples=len(latencies_ms),
+        latency_by_kind_ms={
+            kind: (
+                percentile((1000 * v for v in counted.latencies_by_kind[kind]), 50),
+                percentile((1000 * v for v in counted.latencies_by_kind[kind]), 99),
+            )
+            for kind in KINDS
+        },
         loop_lag_p99_ms=None if p99_lag is None else 1000 * p99_lag,
         setup_seconds=setup_seconds,
         profile=profile_text,
@@ -306,11 +361,11 @@ async def run_path(
     return report
 
 
-def _server_cpu(pid: int | None) -> float | None:
+def _server_cpu(pid: int | None) -> tuple[float, float] | None:
     if pid is None:
         return None
     try:
-        return cpu_seconds(pid)
+        return cpu_times(pid)
     except OSError as exc:
         raise BenchError(f"cannot read CPU time of server pid {pid}: {exc}") from exc
 
@@ -322,20 +377,28 @@ def _warnings(report: PathReport) -> list[str]:
         out.append("no forwarded streams")
     server_cores = report.server_cores
     if server_cores is not None and report.label == "forwarding" and server_cores > 0.9:
-        out.append(f"the server used {server_cores:.2f} cores: its one event-loop thread is "
-                   "saturated, so this measures its ceiling")
+        out.append(
+            f"the server used {server_cores:.2f} cores: its one event-loop thread is "
+            "saturated, so this measures its ceiling"
+        )
     if report.bench_cores > 0.85:
-        out.append(f"the bench process used {report.bench_cores:.2f} cores (one event loop): "
-                   "loss and latency may come from the bots, not the server")
+        out.append(
+            f"the bench process used {report.bench_cores:.2f} cores (one event loop): "
+            "loss and latency may come from the bots, not the server"
+        )
     if server_cores is not None and server_cores + report.bench_cores > 0.9 * cores:
-        out.append(f"server + bench used {server_cores + report.bench_cores:.2f} of {cores} "
-                   "cores: the machine was saturated")
+        out.append(
+            f"server + bench used {server_cores + report.bench_cores:.2f} of {cores} "
+            "cores: the machine was saturated"
+        )
     if report.loop_lag_p99_ms is not None and report.loop_lag_p99_ms > 20:
-        out.append(f"the bench's event loop ran up to {report.loop_lag_p99_ms:.0f} ms late "
-                   "(p99): latency figures include that")
-    video = report.frames_delivered_by_kind.get("video")
-    if video is not None and video < 0.95:
-        out.append(f"only {100 * video:.1f} % of video frames arrived")
+        out.append(
+            f"the bench's event loop ran up to {report.loop_lag_p99_ms:.0f} ms late "
+            "(p99): latency figures include that"
+        )
+    for kind, delivered in report.frames_delivered_by_kind.items():
+        if delivered is not None and delivered < 0.95:
+            out.append(f"only {100 * delivered:.1f} % of {kind} frames arrived")
     return out
 
 
@@ -379,16 +442,14 @@ async def _join_all(
         # a time, each getting one offer with every track (as in a real lesson).
         for user_id, role in zip(user_ids[: options.publishers], roles, strict=False):
             await publish(await join(user_id, role))
-        await asyncio.gather(*(
-            join_limited(u, "student") for u in user_ids[options.publishers :]
-        ))
+        await asyncio.gather(*(join_limited(u, "student") for u in user_ids[options.publishers :]))
         return
     # Everybody joins first, then publishers publish one at a time, each once the
     # previous one reaches everybody: every offer then adds at most one m-section
     # per kind (see the note on BUNDLE in docs/performance.md).
-    joined = await asyncio.gather(*(
-        join_limited(u, r) for u, r in zip(user_ids, roles, strict=True)
-    ))
+    joined = await asyncio.gather(
+        *(join_limited(u, r) for u, r in zip(user_ids, roles, strict=True))
+    )
     for participant in joined[: options.publishers]:
         await publish(participant)
         await _wait_for_media(participants, options, [participant.bot.id])
@@ -414,8 +475,11 @@ async def _wait_for_media(
         try:
             await asyncio.sleep(0.1)
         except asyncio.CancelledError:
-            _say(options, f"still missing media for {len(missing)} (receiver, publisher, kind), "
-                          f"e.g. {missing[:3]}")
+            _say(
+                options,
+                f"still missing media for {len(missing)} (receiver, publisher, kind), "
+                f"e.g. {missing[:3]}",
+            )
             raise
 
 
@@ -436,13 +500,15 @@ async def _managed_path(
         await server.start()
         profile_path = Path(options.profile) if options.profile and label == "forwarding" else None
         try:
-            report = await run_path(label, server.base_url, server.pid, media, options,
-                                    profile_path)
+            report = await run_path(
+                label, server.base_url, server.pid, media, options, profile_path
+            )
         except Exception as exc:
             tail = server.log_tail()
-            raise BenchError(f"[{label}] {type(exc).__name__}: {exc}\nserver log tail:\n{tail}") \
-                from exc
-        if server.process is not None and server.process.poll() is not None:
+            raise BenchError(
+                f"[{label}] {type(exc).__name__}: {exc}\nserver log tail:\n{tail}"
+            ) from exc
+        if not server.running:
             raise BenchError(f"[{label}] the server exited during the run:\n{server.log_tail()}")
         report.server = f"{module} (pid {server.pid})"
         return report
@@ -468,21 +534,33 @@ async def run_bench(options: Options) -> BenchReport:
         logs = Path(tmp)
         if not options.baseline_only:
             if options.server_url:
-                paths.append(await run_path("forwarding", options.server_url, options.server_pid,
-                                            media, options,
-                                            Path(options.profile) if options.profile else None))
+                paths.append(
+                    await run_path(
+                        "forwarding",
+                        options.server_url,
+                        options.server_pid,
+                        media,
+                        options,
+                        Path(options.profile) if options.profile else None,
+                    )
+                )
             else:
-                paths.append(await _managed_path("forwarding", "signalling.cli", media, options,
-                                                 logs))
+                paths.append(
+                    await _managed_path("forwarding", "signalling.cli", media, options, logs)
+                )
         if options.baseline or options.baseline_only:
             if options.baseline_url:
-                paths.append(await run_path("baseline", options.baseline_url,
-                                            options.baseline_pid, media, options))
+                paths.append(
+                    await run_path(
+                        "baseline", options.baseline_url, options.baseline_pid, media, options
+                    )
+                )
             elif options.server_url:
                 raise BenchError("--baseline with --server-url needs --baseline-url too")
             else:
-                paths.append(await _managed_path("baseline", "bench.baseline", media, options,
-                                                 logs))
+                paths.append(
+                    await _managed_path("baseline", "bench.baseline", media, options, logs)
+                )
     return BenchReport(options, media.describe(), machine_info(), paths)
 
 
@@ -514,20 +592,45 @@ def format_report(report: BenchReport) -> str:
         ("forwarded streams", [str(p.streams) for p in report.paths]),
         ("window (s)", [f"{p.window:.1f}" for p in report.paths]),
         ("server CPU (s)", [_num(p.server_cpu, ".2f") for p in report.paths]),
+        ("  of it in the kernel (s)", [_num(p.server_system_cpu, ".2f") for p in report.paths]),
         ("server CPU (cores)", [_num(p.server_cores, ".2f") for p in report.paths]),
         ("CPU s per stream-second", [_num(p.cpu_per_stream_second, ".5f") for p in report.paths]),
         ("streams per core", [_num(p.streams_per_core, ".0f") for p in report.paths]),
-        ("packets expected/received",
-         [f"{p.packets_expected}/{p.packets_received}" if p.loss is not None else "n/a"
-          for p in report.paths]),
-        ("packet loss", [_pct(p.loss, 3) if p.loss is not None else "n/a (re-encoded)"
-                         for p in report.paths]),
-        ("frames delivered audio", [_pct(p.frames_delivered_by_kind["audio"], 1)
-                                    for p in report.paths]),
-        ("frames delivered video", [_pct(p.frames_delivered_by_kind["video"], 1)
-                                    for p in report.paths]),
+        (
+            "CPU s per delivered stream-s",
+            [_num(p.cpu_per_delivered_stream_second, ".5f") for p in report.paths],
+        ),
+        (
+            "packets expected/received",
+            [
+                f"{p.packets_expected}/{p.packets_received}" if p.loss is not None else "n/a"
+                for p in report.paths
+            ],
+        ),
+        (
+            "packet loss",
+            [_pct(p.loss, 3) if p.loss is not None else "n/a (re-encoded)" for p in report.paths],
+        ),
+        (
+            "frames delivered audio",
+            [_pct(p.frames_delivered_by_kind["audio"], 1) for p in report.paths],
+        ),
+        (
+            "frames delivered video",
+            [_pct(p.frames_delivered_by_kind["video"], 1) for p in report.paths],
+        ),
         ("added latency p50 (ms)", [_num(p.latency_p50_ms, ".1f") for p in report.paths]),
         ("added latency p99 (ms)", [_num(p.latency_p99_ms, ".1f") for p in report.paths]),
+        (
+            "  audio / video p99 (ms)",
+            [
+                f"{_num(p.latency_by_kind_ms['audio'][1], '.1f')} / "
+                f"{_num(p.latency_by_kind_ms['video'][1], '.1f')}"
+                if p.latency_samples
+                else "n/a"
+                for p in report.paths
+            ],
+        ),
         ("server RSS (MB)", [_num(p.server_rss_mb, ".0f") for p in report.paths]),
         ("bench CPU (cores)", [f"{p.bench_cores:.2f}" for p in report.paths]),
         ("bench loop lag p99 (ms)", [_num(p.loop_lag_p99_ms, ".1f") for p in report.paths]),
@@ -546,18 +649,29 @@ def format_report(report: BenchReport) -> str:
     if forwarding is not None and forwarding.streams_per_core is not None:
         share = forwarding.streams_per_core / TARGET_STREAMS_PER_CORE
         lines.append("")
-        lines.append(f"forwarding: {forwarding.streams_per_core:.0f} streams per core = "
-                     f"{100 * share:.0f} % of the target {TARGET_STREAMS_PER_CORE}")
+        lines.append(
+            f"forwarding: {forwarding.streams_per_core:.0f} streams per core = "
+            f"{100 * share:.0f} % of the target {TARGET_STREAMS_PER_CORE}"
+        )
     if report.ratio is not None:
-        lines.append(f"baseline / forwarding CPU per stream-second: {report.ratio:.1f}x "
-                     "(same run)")
+        lines.append(f"baseline / forwarding CPU per stream-second: {report.ratio:.1f}x (same run)")
+        baseline = report.path("baseline")
+        video = baseline.frames_delivered_by_kind.get("video") if baseline else None
+        if report.delivered_ratio is not None and video is not None and video < 0.95:
+            lines.append(
+                f"  the baseline could not keep up ({100 * video:.0f} % of video frames "
+                "arrived), so that is a lower bound; per stream-second delivered: "
+                f"{report.delivered_ratio:.1f}x"
+            )
     for path in report.paths:
         for warning in path.warnings:
             lines.append(f"warning [{path.label}]: {warning}")
     if any(p.label == "baseline" for p in report.paths):
-        lines.append("note: the baseline re-encodes, so its payloads cannot be matched to the "
-                     "publishers': packet loss and latency are n/a there; frames delivered "
-                     "compare both paths.")
+        lines.append(
+            "note: the baseline re-encodes, so its payloads cannot be matched to the "
+            "publishers': packet loss and latency are n/a there; frames delivered "
+            "compare both paths."
+        )
     for path in report.paths:
         if path.profile:
             lines.append("")
@@ -575,16 +689,27 @@ def parse_args(argv: list[str]) -> Options:
     )
     parser.add_argument("--publishers", "-p", type=int, default=2)
     parser.add_argument("--subscribers", "-n", type=int, default=8)
-    parser.add_argument("--seconds", "-s", type=float, default=20.0,
-                        help="measurement window (default 20)")
-    parser.add_argument("--warmup", type=float, default=3.0,
-                        help="seconds between 'all media flowing' and the window (default 3)")
-    parser.add_argument("--baseline", action="store_true",
-                        help="also run the MediaRelay (decode + re-encode) baseline server")
+    parser.add_argument(
+        "--seconds", "-s", type=float, default=20.0, help="measurement window (default 20)"
+    )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=3.0,
+        help="seconds between 'all media flowing' and the window (default 3)",
+    )
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also run the MediaRelay (decode + re-encode) baseline server",
+    )
     parser.add_argument("--baseline-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--server-url", help="measure this running server instead")
-    parser.add_argument("--secret", default=DEMO_SECRET,
-                        help="integration secret of --server-url (default: the demo secret)")
+    parser.add_argument(
+        "--secret",
+        default=DEMO_SECRET,
+        help="integration secret of --server-url (default: the demo secret)",
+    )
     parser.add_argument("--server-pid", type=int, help="pid of --server-url (for its CPU time)")
     parser.add_argument("--baseline-url", help="a running `python -m bench.baseline serve`")
     parser.add_argument("--baseline-pid", type=int)
@@ -593,14 +718,28 @@ def parse_args(argv: list[str]) -> Options:
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--video-kbps", type=int, default=500)
     parser.add_argument("--setup-timeout", type=float, default=60.0)
-    parser.add_argument("--late-join", action="store_true",
-                        help="subscribers join after every publisher published (one offer "
-                        "with all tracks each; see docs/performance.md)")
-    parser.add_argument("--bot-address", action="append",
-                        help="address bots gather ICE candidates on (default 127.0.0.1)")
+    parser.add_argument(
+        "--late-join",
+        action="store_true",
+        help="subscribers join after every publisher published (one offer "
+        "with all tracks each; see docs/performance.md)",
+    )
+    parser.add_argument(
+        "--bot-address",
+        action="append",
+        help="address bots gather ICE candidates on (default 127.0.0.1)",
+    )
     parser.add_argument("--json", dest="json_path", help="also write the report as JSON here")
-    parser.add_argument("--profile", help="record the forwarding server with py-spy during the "
-                        "window into this file (raw stacks) and print a summary")
+    parser.add_argument(
+        "--profile",
+        help="record the forwarding server with py-spy during the "
+        "window into this file (raw stacks) and print a summary",
+    )
+    parser.add_argument(
+        "--profile-native",
+        action="store_true",
+        help="with --profile: also sample C frames (py-spy --native; stops the server per sample)",
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
     options = Options(
@@ -624,6 +763,7 @@ def parse_args(argv: list[str]) -> Options:
         bot_addresses=tuple(args.bot_address or ["127.0.0.1"]),
         json_path=args.json_path,
         profile=args.profile,
+        profile_native=args.profile_native,
         quiet=args.quiet,
     )
     problems = []
@@ -650,18 +790,45 @@ def parse_args(argv: list[str]) -> Options:
 
 async def main(argv: list[str] | None = None) -> int:
     """`urok bench` / `python -m bench.load`: run, print the report, return an exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["--"]:
+        args = args[1:]  # `urok bench -- --publishers 4 ...`
     try:
-        options = parse_args(list(sys.argv[1:] if argv is None else argv))
+        options = parse_args(args)
     except SystemExit as exc:
         return int(exc.code or 0)
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    handled = terminated = False
+
+    def terminate() -> None:
+        nonlocal terminated
+        terminated = True
+        if task is not None:
+            task.cancel()
+
+    # SIGTERM as Ctrl-C: cancel, so bots leave and the server subprocess is stopped.
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGTERM, terminate)
+        handled = True
     try:
         report = await run_bench(options)
     except (BenchError, ServerError, TimeoutError) as exc:
         print(f"bench failed: {exc or type(exc).__name__}", file=sys.stderr)
         return 1
+    except asyncio.CancelledError:
+        print("bench interrupted", file=sys.stderr)
+        if not terminated or task is None:
+            raise  # Ctrl-C: asyncio.run turns this into KeyboardInterrupt
+        task.uncancel()
+        return 143
+    finally:
+        if handled:
+            loop.remove_signal_handler(signal.SIGTERM)
     print(format_report(report), flush=True)
     if options.json_path:
-        Path(options.json_path).write_text(json.dumps(report.to_json(), indent=2))
+        text = json.dumps(report.to_json(), indent=2)
+        await asyncio.to_thread(Path(options.json_path).write_text, text)
     return 0
 
 

@@ -181,7 +181,12 @@ class StreamTally:
 @dataclass
 class Tally:
     kinds: dict[str, StreamTally]
-    latencies: list[float]  # seconds, one per packet received (first copy)
+    # kind -> seconds, one per packet received (its first copy)
+    latencies_by_kind: dict[str, list[float]]
+
+    @property
+    def latencies(self) -> list[float]:
+        return [v for kind in KINDS for v in self.latencies_by_kind[kind]]
 
     @property
     def total(self) -> StreamTally:
@@ -209,7 +214,7 @@ def tally(
     time within [t0, t1], which works for re-encoded media too.
     """
     kinds = {kind: StreamTally() for kind in KINDS}
-    latencies: list[float] = []
+    latencies: dict[str, list[float]] = {kind: [] for kind in KINDS}
     for publisher_id, send_log in publishers.items():
         for kind in KINDS:
             # First sends only: a retransmission on the same SSRC repeats a payload.
@@ -235,5 +240,5 @@ def tally(
                     received_at = first.get(key)
                     if received_at is not None:
                         stream.packets_received += 1
-                        latencies.append(received_at - sent_at)
+                        latencies[kind].append(received_at - sent_at)
     return Tally(kinds, latencies)

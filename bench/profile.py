@@ -19,35 +19,37 @@ from pathlib import Path
 
 _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
 
-# (substring of a frame's file, area) - the first match wins.
+# (substring of a frame's file, substring of its function or "", area): the first match wins.
 _AREAS = (
-    ("/sfu/", "sfu: our forwarding code"),
-    ("/bench/baseline", "bench.baseline: relay glue"),
-    ("aiortc/rtcdtlstransport", "aiortc: DTLS/SRTP transport"),
-    ("aiortc/rtcicetransport", "aiortc: ICE transport"),
-    ("aiortc/rtcrtpreceiver", "aiortc: RTP receiver (RTCP, NACK, stats)"),
-    ("aiortc/rtcrtpsender", "aiortc: RTP sender"),
-    ("aiortc/rtp", "aiortc: RTP/RTCP parse+serialize"),
-    ("aiortc/codecs", "aiortc: codecs (decode/encode)"),
-    ("aiortc/jitterbuffer", "aiortc: jitter buffer"),
-    ("aiortc/rate", "aiortc: bandwidth estimation"),
-    ("aiortc/", "aiortc: other"),
-    ("aioice/", "aioice: ICE, STUN, UDP"),
-    ("pylibsrtp", "pylibsrtp: SRTP (C)"),
-    ("libsrtp", "pylibsrtp: SRTP (C)"),
-    ("libcrypto", "OpenSSL (SRTP/DTLS crypto)"),
-    ("libvpx", "libvpx (VP8)"),
-    ("libopus", "libopus"),
-    ("libav", "FFmpeg"),
-    ("asyncio/", "asyncio event loop"),
-    ("selectors", "asyncio event loop"),
-    ("aiohttp/", "aiohttp (signalling)"),
+    ("/sfu/", "", "sfu: our forwarding code"),
+    ("/bench/baseline", "", "bench.baseline: relay glue"),
+    ("aiortc/rtcdtlstransport", "", "aiortc: DTLS/SRTP transport"),
+    ("aiortc/rtcicetransport", "", "aiortc: ICE transport"),
+    ("aiortc/rtcrtpreceiver", "", "aiortc: RTP receiver (RTCP, NACK, stats)"),
+    ("aiortc/rtcrtpsender", "", "aiortc: RTP sender"),
+    ("aiortc/rtp", "", "aiortc: RTP/RTCP parse+serialize"),
+    ("aiortc/codecs", "", "aiortc: codecs (decode/encode)"),
+    ("aiortc/jitterbuffer", "", "aiortc: jitter buffer"),
+    ("aiortc/rate", "", "aiortc: bandwidth estimation"),
+    ("aiortc/", "", "aiortc: other"),
+    ("aioice/", "", "aioice: ICE, STUN, UDP"),
+    ("pylibsrtp", "", "pylibsrtp: SRTP (C)"),
+    ("libsrtp", "", "pylibsrtp: SRTP (C)"),
+    ("libcrypto", "", "OpenSSL (SRTP/DTLS crypto)"),
+    ("libvpx", "", "libvpx (VP8)"),
+    ("libopus", "", "libopus"),
+    ("libav", "", "FFmpeg"),
+    ("asyncio/selector_events", "sendto", "asyncio: UDP sendto (with its system call)"),
+    ("asyncio/selector_events", "read_ready", "asyncio: UDP receive (with its system call)"),
+    ("asyncio/", "", "asyncio: scheduling callbacks and tasks"),
+    ("aiohttp/", "", "aiohttp (signalling)"),
 )
 
 
-def area(file: str) -> str:
-    for needle, name in _AREAS:
-        if needle in file:
+def area(file: str, func: str = "") -> str:
+    path = file if file.startswith("/") else "/" + file  # py-spy shows some paths relative
+    for needle, function, name in _AREAS:
+        if needle in path and function in func:
             return name
     if file.endswith(".py"):
         return "python: " + Path(file).name
@@ -72,31 +74,64 @@ def _parse(line: str) -> tuple[list[tuple[str, str]], int] | None:
     return frames, int(count)
 
 
-def summarize(path: str | Path, top: int = 15) -> str:
-    """The busiest areas (self time) and functions (self and inclusive) of a py-spy raw file."""
+_IDLE = {"epoll_wait", "select", "poll", "epoll_pwait"}
+_SYSCALLS = {"sendto", "recvfrom", "sendmsg", "recvmsg", "__libc_sendto", "__libc_recvfrom"}
+_INTERESTING = ("/sfu/", "aiortc/", "aioice/", "pylibsrtp/", "/bench/baseline")
+
+
+def _is_python(file: str) -> bool:
+    return file.endswith(".py") or file.startswith("<frozen")
+
+
+def _leaf_area(frames: list[tuple[str, str]]) -> str:
+    """The area a sample's CPU time belongs to.
+
+    A native leaf (with py-spy --native) counts for the nearest Python frame
+    above it, except the socket system calls, which get their own area.
+    """
+    if frames[-1][0] in _SYSCALLS:
+        return "kernel: UDP sendto/recvfrom system calls"
+    for func, file in reversed(frames):
+        if _is_python(file):
+            return area(file, func)
+    return area(frames[-1][1], frames[-1][0])
+
+
+def summarize(path: str | Path, top: int = 12) -> str:
+    """The busiest areas and functions of a py-spy raw file (waits in epoll left out)."""
     self_area: Counter[str] = Counter()
     self_func: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
-    total = 0
+    total = idle = 0
     with open(path) as f:
         for line in f:
             parsed = _parse(line)
             if parsed is None:
                 continue
             frames, count = parsed
-            total += count
             func, file = frames[-1]
-            self_area[area(file)] += count
+            # Waiting in epoll: with --nonblocking py-spy cannot always tell it from work
+            # (a --native profile shows the Python part of select() at well under 1 %).
+            if func in _IDLE or (file.endswith("selectors.py") and func.endswith(".select")):
+                idle += count
+                continue
+            total += count
+            self_area[_leaf_area(frames)] += count
             self_func[f"{func} ({_short(file)})"] += count
-            for name in {f"{fn} ({_short(fl)})" for fn, fl in frames}:
+            names = {
+                f"{fn} ({_short(fl)})"
+                for fn, fl in frames
+                if any(i in "/" + fl for i in _INTERESTING)
+            }
+            for name in names:
                 inclusive[name] += count
     if total == 0:
         return "profile: no samples"
-    lines = [f"profile: {total} samples of the server's busy threads"]
+    lines = [f"profile: {total} busy samples of the server ({idle} in epoll left out)"]
     for title, counter in (
-        ("self time by area", self_area),
+        ("self time by area (native code counts for its Python caller)", self_area),
         ("self time by function", self_func),
-        ("inclusive time by function", inclusive),
+        ("inclusive time, sfu/aiortc/aioice/pylibsrtp functions", inclusive),
     ):
         lines.append(f"  {title}:")
         for name, count in counter.most_common(top):
@@ -111,17 +146,32 @@ def py_spy_path() -> str | None:
     return shutil.which("py-spy")
 
 
-async def record(pid: int, seconds: float, output: Path, native: bool = True) -> str:
-    """Sample `pid` for `seconds` with py-spy into `output` (raw, collapsed stacks)."""
+async def record(pid: int, seconds: float, output: Path, native: bool = False) -> str:
+    """Sample `pid` for `seconds` with py-spy into `output` (raw, collapsed stacks).
+
+    Without `native`, C code (SRTP, system calls) counts for the Python line that
+    called it.
+    """
     exe = py_spy_path()
     if exe is None:
         raise RuntimeError("py-spy is not installed (pip install py-spy)")
     command = [
-        exe, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
-        "--rate", "200", "--format", "raw", "--output", str(output),
+        exe,
+        "record",
+        "--pid",
+        str(pid),
+        "--duration",
+        str(max(1, round(seconds))),
+        "--rate",
+        "200",
+        "--format",
+        "raw",
+        "--output",
+        str(output),
     ]
-    if native:
-        command.append("--native")
+    # --native unwinds C frames too, but has to stop the process for every sample,
+    # which over-weights system calls; plain sampling does not stop it.
+    command.append("--native" if native else "--nonblocking")
     process = await asyncio.create_subprocess_exec(
         *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )

@@ -39,14 +39,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of process `pid` (all its threads), from /proc/<pid>/stat."""
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of process `pid`, all its threads, from /proc/<pid>/stat."""
     with open(f"/proc/{pid}/stat", "rb") as f:
         stat = f.read()
     # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
     fields = stat[stat.rindex(b")") + 2 :].split()
-    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of stat(5)
-    return (utime + stime) / _CLK_TCK
+    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc_pid_stat(5)
+    return utime / _CLK_TCK, stime / _CLK_TCK
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` (all its threads)."""
+    return sum(cpu_times(pid))
 
 
 def rss_bytes(pid: int) -> int | None:
@@ -84,21 +89,36 @@ class ServerProcess:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: asyncio.subprocess.Process | None = None
 
     @property
     def pid(self) -> int:
         assert self.process is not None
         return self.process.pid
 
-    async def start(self, timeout: float = 30.0) -> None:
-        command = [
-            sys.executable, "-m", self.module, "serve",
-            "--host", "127.0.0.1", "--port", str(self.port), "--ice-address", "127.0.0.1",
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            self.module,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--ice-address",
+            "127.0.0.1",
         ]
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                command,
+
+    async def start(self, timeout: float = 30.0) -> None:
+        log = self.log_path.open("wb")
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                *self.command(),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -106,10 +126,12 @@ class ServerProcess:
                 cwd=str(REPO_ROOT),
                 preexec_fn=_die_with_parent,
             )
+        finally:
+            log.close()  # the child has its own copy
         deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as http:
             while True:
-                if self.process.poll() is not None:
+                if not self.running:
                     raise ServerError(
                         f"{self.module} exited with {self.process.returncode}; "
                         f"log:\n{self.log_tail()}"
@@ -131,22 +153,16 @@ class ServerProcess:
 
     async def stop(self, timeout: float = 10.0) -> None:
         process = self.process
-        if process is None or process.poll() is not None:
+        if process is None or process.returncode is not None:
             return
-        process.send_signal(signal.SIGTERM)  # aiohttp shuts down gracefully on SIGTERM
-        deadline = time.monotonic() + timeout
-        while process.poll() is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        if process.poll() is None:
-            process.kill()
-            await asyncio.to_thread(process.wait)
-
-    def stop_now(self) -> None:
-        """Synchronous last resort (the event loop is gone)."""
-        process = self.process
-        if process is not None and process.poll() is None:
-            process.kill()
-            process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)  # aiohttp shuts down gracefully on SIGTERM
+        try:
+            await asyncio.wait_for(process.wait(), timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
 
 
 @dataclass
@@ -169,21 +185,26 @@ class Journal:
 
     async def create_lesson(self, teacher_id: str, student_ids: list[str]) -> str:
         start = datetime.now(UTC) - timedelta(minutes=1)
-        body = await self.call("POST", "/api/v1/lessons", {
-            "group": {"id": f"bench-{secrets.token_hex(4)}", "title": "Bench"},
-            "subject": "Load bench",
-            "teacher": {"id": teacher_id, "name": "Bench teacher"},
-            "roster": [{"id": s, "name": s, "role": "student"} for s in student_ids],
-            "starts_at": start.isoformat(),
-            "ends_at": (start + timedelta(minutes=45)).isoformat(),
-        })
+        body = await self.call(
+            "POST",
+            "/api/v1/lessons",
+            {
+                "group": {"id": f"bench-{secrets.token_hex(4)}", "title": "Bench"},
+                "subject": "Load bench",
+                "teacher": {"id": teacher_id, "name": "Bench teacher"},
+                "roster": [{"id": s, "name": s, "role": "student"} for s in student_ids],
+                "starts_at": start.isoformat(),
+                "ends_at": (start + timedelta(minutes=45)).isoformat(),
+            },
+        )
         lesson_id = str(body["id"])
         await self.call("POST", f"/api/v1/lessons/{lesson_id}/open")
         return lesson_id
 
     async def token(self, lesson_id: str, user_id: str, role: str) -> str:
         body = await self.call(
-            "POST", f"/api/v1/lessons/{lesson_id}/tokens",
+            "POST",
+            f"/api/v1/lessons/{lesson_id}/tokens",
             {"user": {"id": user_id, "name": user_id}, "role": role},
         )
         return str(body["token"])

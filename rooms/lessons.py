@@ -9,9 +9,13 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rooms.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,53 @@ class Lesson:
     def active(self) -> bool:
         return self.state is not LessonState.ENDED
 
+    def to_json(self) -> dict[str, Any]:
+        def person(p: Person) -> dict[str, str]:
+            return {"id": p.id, "name": p.name, "role": p.role.value}
+
+        def when(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        return {
+            "id": self.id,
+            "integration": self.integration,
+            "group_id": self.group_id,
+            "group_title": self.group_title,
+            "subject": self.subject,
+            "teacher": person(self.teacher),
+            "roster": [person(p) for p in self.roster],
+            "starts_at": self.starts_at.isoformat(),
+            "ends_at": self.ends_at.isoformat(),
+            "state": self.state.value,
+            "created_at": when(self.created_at),
+            "opened_at": when(self.opened_at),
+            "ended_at": when(self.ended_at),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Lesson:
+        def person(p: dict[str, str]) -> Person:
+            return Person(id=p["id"], name=p["name"], role=Role(p["role"]))
+
+        def when(value: str | None) -> datetime | None:
+            return datetime.fromisoformat(value) if value else None
+
+        return cls(
+            id=data["id"],
+            integration=data["integration"],
+            group_id=data["group_id"],
+            group_title=data["group_title"],
+            subject=data["subject"],
+            teacher=person(data["teacher"]),
+            roster=tuple(person(p) for p in data["roster"]),
+            starts_at=datetime.fromisoformat(data["starts_at"]),
+            ends_at=datetime.fromisoformat(data["ends_at"]),
+            state=LessonState(data["state"]),
+            created_at=when(data.get("created_at")),
+            opened_at=when(data.get("opened_at")),
+            ended_at=when(data.get("ended_at")),
+        )
+
     def rostered(self, user_id: str) -> Person | None:
         if user_id == self.teacher.id:
             return self.teacher
@@ -81,54 +132,58 @@ class LessonNotFound(KeyError):
     pass
 
 
-@dataclass
 class LessonRegistry:
-    """In-memory lessons, with at most one active lesson per (integration, class)."""
+    """Lessons in the store, with at most one active lesson per (integration, class)."""
 
-    lessons: dict[str, Lesson] = field(default_factory=dict)
-    # Called with the lesson when it ends, for whatever ended it.
-    on_ended: list[Callable[[Lesson], None]] = field(default_factory=list)
+    def __init__(self, store: Store | None = None) -> None:
+        from rooms.store import MemoryStore
 
-    def active_for_group(self, integration: str, group_id: str) -> Lesson | None:
-        for lesson in self.lessons.values():
-            if lesson.integration == integration and lesson.group_id == group_id and lesson.active:
-                return lesson
-        return None
+        self.store: Store = store or MemoryStore()
+        # Called with the lesson when it is opened / ends, for whatever did it.
+        self.on_opened: list[Callable[[Lesson], None]] = []
+        self.on_ended: list[Callable[[Lesson], None]] = []
 
-    def create(self, lesson: Lesson) -> Lesson:
-        # Check and insert with no await in between: atomic on one event loop.
-        active = self.active_for_group(lesson.integration, lesson.group_id)
-        if active is not None:
-            raise LessonConflict(active)
-        self.lessons[lesson.id] = lesson
+    async def create(self, lesson: Lesson) -> Lesson:
+        """Atomic in the store: concurrent creates for one class leave exactly one."""
+        await self.store.create_lesson(lesson)
         return lesson
 
-    def get(self, lesson_id: str, integration: str | None = None) -> Lesson:
-        lesson = self.lessons.get(lesson_id)
+    async def get(self, lesson_id: str, integration: str | None = None) -> Lesson:
+        lesson = await self.store.get_lesson(lesson_id)
         if lesson is None or (integration is not None and lesson.integration != integration):
             raise LessonNotFound(lesson_id)
         return lesson
 
-    def open(self, lesson_id: str, integration: str, now: datetime) -> Lesson:
-        lesson = self.get(lesson_id, integration)
-        if lesson.state is LessonState.CREATED:
-            lesson.state = LessonState.OPEN
-            lesson.opened_at = now
+    async def list(self, integration: str, group_id: str | None = None) -> list[Lesson]:
+        return await self.store.list_lessons(integration, group_id)
+
+    async def open(self, lesson_id: str, integration: str, now: datetime) -> Lesson:
+        before = await self.get(lesson_id, integration)
+        lesson = await self.store.open_lesson(lesson_id, now)
+        if lesson is None:
+            raise LessonNotFound(lesson_id)
+        if before.state is LessonState.CREATED and lesson.state is LessonState.OPEN:
+            self._notify(self.on_opened, lesson)
         return lesson
 
-    def end(self, lesson_id: str, integration: str | None, now: datetime) -> Lesson:
-        lesson = self.get(lesson_id, integration)
-        if lesson.state is not LessonState.ENDED:
-            lesson.state = LessonState.ENDED
-            lesson.ended_at = now
-            for callback in self.on_ended:
-                # One failing callback must not keep the others from running:
-                # the lesson is already ended and a retry would not call them.
-                try:
-                    callback(lesson)
-                except Exception:
-                    log.exception("on_ended callback failed for lesson %s", lesson.id)
+    async def end(self, lesson_id: str, integration: str | None, now: datetime) -> Lesson:
+        await self.get(lesson_id, integration)
+        lesson, ended_now = await self.store.end_lesson(lesson_id, now)
+        if lesson is None:
+            raise LessonNotFound(lesson_id)
+        if ended_now:
+            self._notify(self.on_ended, lesson)
         return lesson
+
+    @staticmethod
+    def _notify(callbacks: list[Callable[[Lesson], None]], lesson: Lesson) -> None:
+        for callback in callbacks:
+            # One failing callback must not keep the others from running:
+            # the state has changed already and a retry would not call them.
+            try:
+                callback(lesson)
+            except Exception:
+                log.exception("lesson callback failed for lesson %s", lesson.id)
 
 
 def new_lesson_id() -> str:

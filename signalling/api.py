@@ -285,10 +285,10 @@ def lesson_json(lesson: Lesson, settings: Settings) -> dict[str, Any]:
     }
 
 
-def _lesson(request: web.Request, integration: Integration) -> Lesson:
+async def _lesson(request: web.Request, integration: Integration) -> Lesson:
     lesson_id = request.match_info["lesson_id"]
     try:
-        return request.app[LESSONS].get(lesson_id, integration.key_id)
+        return await request.app[LESSONS].get(lesson_id, integration.key_id)
     except LessonNotFound as exc:
         raise ApiError(404, "lesson_not_found", f"There is no lesson {lesson_id[:100]!r}.") from exc
 
@@ -307,13 +307,12 @@ def _now() -> datetime:
 async def create_lesson(request: web.Request) -> web.Response:
     integration = _integration(request)
     body = await _json_object(request)
-    # From here to create() there is no await: the conflict check and the
-    # insert happen together on the event loop, so parallel creates for one
-    # class cannot both succeed.
+    # The store checks and inserts atomically (on one loop, or in Redis for
+    # several nodes), so parallel creates for one class cannot both succeed.
     lesson = _lesson_from_body(body, integration, _now())
     registry = request.app[LESSONS]
     try:
-        registry.create(lesson)
+        await registry.create(lesson)
     except LessonConflict as exc:
         active = exc.active
         raise ApiError(
@@ -335,35 +334,33 @@ async def list_lessons(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_value", "The active parameter must be true or false.")
     lessons = [
         lesson
-        for lesson in request.app[LESSONS].lessons.values()
-        if lesson.integration == integration.key_id
-        and (group_id is None or lesson.group_id == group_id)
-        and (active is None or lesson.active == (active == "true"))
+        for lesson in await request.app[LESSONS].list(integration.key_id, group_id)
+        if active is None or lesson.active == (active == "true")
     ]
     settings = request.app[SETTINGS]
     return web.json_response({"lessons": [lesson_json(lesson, settings) for lesson in lessons]})
 
 
 async def get_lesson(request: web.Request) -> web.Response:
-    lesson = _lesson(request, _integration(request))
+    lesson = await _lesson(request, _integration(request))
     return web.json_response(lesson_json(lesson, request.app[SETTINGS]))
 
 
 async def open_lesson(request: web.Request) -> web.Response:
     integration = _integration(request)
-    lesson = _lesson(request, integration)
+    lesson = await _lesson(request, integration)
     if lesson.state is LessonState.ENDED:
         raise _ended(lesson)
-    request.app[LESSONS].open(lesson.id, integration.key_id, _now())
+    lesson = await request.app[LESSONS].open(lesson.id, integration.key_id, _now())
     log.info("lesson %s opened", lesson.id)
     return web.json_response(lesson_json(lesson, request.app[SETTINGS]))
 
 
 async def end_lesson(request: web.Request) -> web.Response:
     integration = _integration(request)
-    lesson = _lesson(request, integration)
+    lesson = await _lesson(request, integration)
     if lesson.active:
-        request.app[LESSONS].end(lesson.id, integration.key_id, _now())
+        lesson = await request.app[LESSONS].end(lesson.id, integration.key_id, _now())
         log.info("lesson %s ended by %s", lesson.id, integration.key_id)
     return web.json_response(lesson_json(lesson, request.app[SETTINGS]))
 
@@ -388,7 +385,7 @@ def _check_role(lesson: Lesson, user_id: str, role: Role) -> None:
 
 async def mint_token(request: web.Request) -> web.Response:
     integration = _integration(request)
-    lesson = _lesson(request, integration)
+    lesson = await _lesson(request, integration)
     body = await _json_object(request)
     _validate(TOKEN_REQUEST, body)
     if not lesson.active:

@@ -8,10 +8,11 @@ from aiohttp import web
 
 from rooms.calls import CallRegistry
 from rooms.lessons import LessonRegistry
+from rooms.store import MemoryStore
 from sfu.engine import MediaEngine
 from signalling import api, pages, ws
 from signalling.config import Settings
-from signalling.keys import CALLS, LESSONS, MEDIA, SETTINGS, TOKENS
+from signalling.keys import CALLS, LESSONS, MEDIA, SETTINGS, STORE, TOKENS
 from signalling.tokens import TokenService
 
 
@@ -19,6 +20,11 @@ async def _media_engine(app: web.Application) -> AsyncIterator[None]:
     engine = app[MEDIA]
     yield
     await engine.close()
+
+
+async def _store(app: web.Application) -> AsyncIterator[None]:
+    yield
+    await app[STORE].close()
 
 
 async def _calls(app: web.Application) -> AsyncIterator[None]:
@@ -30,7 +36,8 @@ def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings()
     app = web.Application(client_max_size=256 * 1024)
     app[SETTINGS] = settings
-    app[LESSONS] = LessonRegistry()
+    app[STORE] = MemoryStore()
+    app[LESSONS] = LessonRegistry(app[STORE])
     app[TOKENS] = TokenService(settings)
     app[MEDIA] = MediaEngine(
         settings.ice.addresses,
@@ -40,6 +47,8 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[CALLS] = CallRegistry(app[MEDIA])
     # When the journal ends a lesson, its call ends for everyone in it.
     app[LESSONS].on_ended.append(app[CALLS].end_for_lesson)
+    # Cleanup runs in reverse: calls end first, then media, then the store.
+    app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_media_engine)
     app.cleanup_ctx.append(_calls)
     api.setup(app)

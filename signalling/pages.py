@@ -143,7 +143,7 @@ async def call_info(request: web.Request) -> web.Response:
     except TokenError as exc:
         return _json_error(401, "token_invalid", str(exc))
     try:
-        lesson = request.app[LESSONS].get(lesson_id, claims.key_id)
+        lesson = await request.app[LESSONS].get(lesson_id, claims.key_id)
     except LessonNotFound:
         return _json_error(404, "lesson_not_found", "There is no such lesson.")
     body = {

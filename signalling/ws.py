@@ -96,7 +96,7 @@ class Session:
         except TokenError as exc:
             raise ProtocolError("token_invalid", str(exc), ref) from None
         try:
-            lesson = self.app[LESSONS].get(claims.lesson_id)
+            lesson = await self.app[LESSONS].get(claims.lesson_id)
         except LessonNotFound:
             raise ProtocolError("lesson_not_found", "this lesson does not exist", ref) from None
         if lesson.integration != claims.key_id:

@@ -85,7 +85,7 @@ async def test_create_open_tokens_delete(client: TestClient, app: web.Applicatio
     assert lesson["starts_at"].endswith("+03:00")  # the journal's offset is kept
     assert lesson["title"] == "Математика, 5А"
     assert lesson["call_url"] == f"{PUBLIC_URL}/call/{lesson_id}"
-    assert app[LESSONS].get(lesson_id).integration == KEY_A
+    assert (await app[LESSONS].get(lesson_id)).integration == KEY_A
 
     resp = await client.get(f"{LESSONS_URL}/{lesson_id}", headers=auth())
     assert resp.status == 200
@@ -148,7 +148,7 @@ async def test_delete_fires_on_ended_once(client: TestClient, app: web.Applicati
     assert ended == [lesson["id"]]
 
 
-def test_failing_on_ended_callback_does_not_skip_the_others() -> None:
+async def test_failing_on_ended_callback_does_not_skip_the_others() -> None:
     registry = LessonRegistry()
     seen: list[str] = []
 
@@ -168,10 +168,10 @@ def test_failing_on_ended_callback_does_not_skip_the_others() -> None:
         starts_at=start,
         ends_at=start + timedelta(minutes=45),
     )
-    registry.create(lesson)
-    registry.end("les_x", KEY_A, start)
+    await registry.create(lesson)
+    await registry.end("les_x", KEY_A, start)
     assert seen == ["les_x"]
-    assert not registry.get("les_x").active
+    assert not (await registry.get("les_x")).active
 
 
 async def test_ended_lesson_refuses_open_and_tokens(client: TestClient) -> None:
@@ -241,7 +241,7 @@ async def test_parallel_creates_for_one_class(client: TestClient, app: web.Appli
         if resp.status == 409:
             error = await expect_error(resp, 409, "lesson_conflict")
             assert error["active_lesson_id"] == winner
-    assert list(app[LESSONS].lessons) == [winner]
+    assert [lesson.id for lesson in await app[LESSONS].list(KEY_A)] == [winner]
 
 
 # ---------------------------------------------------------------- validation
@@ -355,7 +355,7 @@ async def test_create_validation(
     resp = await client.post(LESSONS_URL, json=body, headers=auth())
     await expect_error(resp, 400, code, field)
     # Nothing half-created: the list is empty and the class is free.
-    assert app[LESSONS].lessons == {}
+    assert await app[LESSONS].list(KEY_A) == []
     resp = await client.get(LESSONS_URL, headers=auth())
     assert (await resp.json()) == {"lessons": []}
     await create(client)
@@ -391,14 +391,14 @@ async def test_create_bad_body(
     headers = {**auth(), "Content-Type": "application/json"}
     resp = await client.post(LESSONS_URL, data=data, headers=headers)
     await expect_error(resp, 400, code)
-    assert app[LESSONS].lessons == {}
+    assert await app[LESSONS].list(KEY_A) == []
 
 
 async def test_body_too_large_is_json_413(client: TestClient, app: web.Application) -> None:
     body = lesson_body(subject="x" * (300 * 1024))
     resp = await client.post(LESSONS_URL, json=body, headers=auth())
     await expect_error(resp, 413, "body_too_large")
-    assert app[LESSONS].lessons == {}
+    assert await app[LESSONS].list(KEY_A) == []
 
 
 # ---------------------------------------------------------------- tokens
@@ -505,7 +505,7 @@ async def test_other_integrations_lesson_404(
         )
         await expect_error(resp, 404, "lesson_not_found")
     # Journal B changed nothing.
-    assert app[LESSONS].get(lesson["id"]).state.value == "created"
+    assert (await app[LESSONS].get(lesson["id"])).state.value == "created"
     resp = await client.get(LESSONS_URL, headers=auth(SECRET_B))
     assert (await resp.json()) == {"lessons": []}
 
@@ -563,7 +563,7 @@ async def test_bad_credentials_401(
     resp = await client.post(LESSONS_URL, json=lesson_body(), headers=headers)
     await expect_error(resp, 401, "unauthorized")
     assert resp.headers["WWW-Authenticate"].startswith("Bearer")
-    assert app[LESSONS].lessons == {}
+    assert await app[LESSONS].list(KEY_A) == []
 
 
 async def test_every_route_needs_auth(client: TestClient) -> None:
@@ -585,7 +585,7 @@ async def test_jwt_auth_works(client: TestClient, app: web.Application) -> None:
     resp = await client.post(LESSONS_URL, json=lesson_body(), headers=auth_jwt())
     assert resp.status == 201
     lesson = await resp.json()
-    assert app[LESSONS].get(lesson["id"]).integration == KEY_A
+    assert (await app[LESSONS].get(lesson["id"])).integration == KEY_A
     # Full five minutes, and the optional API audience, are fine.
     resp = await client.get(
         f"{LESSONS_URL}/{lesson['id']}", headers=auth_jwt(lifetime=300, extra={"aud": "urok-api"})
@@ -594,7 +594,8 @@ async def test_jwt_auth_works(client: TestClient, app: web.Application) -> None:
     # Journal B's JWT authenticates journal B.
     resp = await client.post(LESSONS_URL, json=lesson_body(), headers=auth_jwt(KEY_B, SECRET_B))
     assert resp.status == 201
-    assert app[LESSONS].get((await resp.json())["id"]).integration == KEY_B
+    lesson_id = (await resp.json())["id"]
+    assert (await app[LESSONS].get(lesson_id)).integration == KEY_B
 
 
 @pytest.mark.parametrize(

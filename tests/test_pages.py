@@ -407,7 +407,7 @@ async def test_demo_backend_drives_the_real_api_over_http(
         lesson = (await resp.json())["lesson"]
         assert lesson["state"] == "created"
         assert lesson["title"] == f"{cls['subjects'][0]}, {cls['title']}"
-        stored = app[LESSONS].get(lesson["id"])
+        stored = await app[LESSONS].get(lesson["id"])
         assert stored.integration == "demo"
         assert [p.name for p in stored.roster] == [s["name"] for s in cls["students"]]
         assert all(p.role is Role.STUDENT for p in stored.roster)
@@ -438,11 +438,11 @@ async def test_demo_backend_drives_the_real_api_over_http(
         assert opened["lesson"]["state"] == "open"
         teacher_token = opened["teacher_url"].split("#token=", 1)[1]
         assert app[TOKENS].verify(teacher_token, lesson["id"]).is_teacher
-        assert stored.state is LessonState.OPEN
+        assert (await app[LESSONS].get(lesson["id"])).state is LessonState.OPEN
 
         resp = await client.delete(f"/demo/api/lessons/{lesson['id']}")
         assert (await resp.json())["lesson"]["state"] == "ended"
-        assert stored.state is LessonState.ENDED
+        assert (await app[LESSONS].get(lesson["id"])).state is LessonState.ENDED
         resp = await client.post(f"/demo/api/lessons/{lesson['id']}/open")
         assert resp.status == 409
         assert (await resp.json())["error"]["code"] == "lesson_ended"

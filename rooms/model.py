@@ -1,0 +1,192 @@
+"""Call state records: plain data that the store keeps and the call logic reads.
+
+Everything here is I/O-free and JSON-serialisable (to_json / from_json), so
+the in-memory and Redis stores keep exactly the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import datetime
+from typing import Any
+
+from rooms.lessons import Role
+
+
+@dataclass(frozen=True)
+class Permissions:
+    """What people of one role may do by themselves in a call."""
+
+    unmute: bool = True  # turn their microphone on
+    video: bool = True  # turn their camera on
+    screen: bool = False  # share their screen
+    chat: bool = True  # write in the call chat
+
+    def to_json(self) -> dict[str, bool]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Permissions:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: bool(v) for k, v in data.items() if k in names})
+
+
+# Hosts (the teacher, co-hosts) may always do everything.
+HOST_PERMISSIONS = Permissions(unmute=True, video=True, screen=True, chat=True)
+CONFIGURABLE_ROLES = (Role.STUDENT, Role.PARENT, Role.GUEST)
+
+
+def default_permissions() -> dict[Role, Permissions]:
+    return {role: Permissions() for role in CONFIGURABLE_ROLES}
+
+
+@dataclass(frozen=True)
+class CallSettings:
+    waiting_room: bool = False
+    guests_allowed: bool = False
+    permissions: dict[Role, Permissions] = field(default_factory=default_permissions)
+
+    def permissions_for(self, role: Role, host: bool) -> Permissions:
+        if host or role is Role.TEACHER:
+            return HOST_PERMISSIONS
+        return self.permissions.get(role, Permissions())
+
+    def with_permissions(self, role: Role, permissions: Permissions) -> CallSettings:
+        return replace(self, permissions={**self.permissions, role: permissions})
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "waiting_room": self.waiting_room,
+            "guests_allowed": self.guests_allowed,
+            "permissions": {r.value: p.to_json() for r, p in self.permissions.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CallSettings:
+        permissions = default_permissions()
+        for role, value in data.get("permissions", {}).items():
+            permissions[Role(role)] = Permissions.from_json(value)
+        return cls(
+            waiting_room=bool(data.get("waiting_room", False)),
+            guests_allowed=bool(data.get("guests_allowed", False)),
+            permissions=permissions,
+        )
+
+
+@dataclass(frozen=True)
+class ParticipantRecord:
+    """A person in a call (or waiting to enter it), as everybody sees them."""
+
+    id: str
+    user_id: str
+    name: str
+    role: Role
+    host: bool = False  # the teacher, or a co-host
+    cohost: bool = False
+    audio: bool = True
+    video: bool = True
+    screen: bool = False
+    node: str = ""  # which server node holds their connection
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["role"] = self.role.value
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ParticipantRecord:
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        values["role"] = Role(values["role"])
+        return cls(**values)
+
+    def public(self) -> dict[str, Any]:
+        """What other participants get to see."""
+        data = self.to_json()
+        data.pop("node")
+        return data
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    id: str  # assigned by the store, increasing within a call
+    kind: str  # "text" or "system"
+    text: str
+    at: datetime
+    author_id: str | None = None  # participant id; None for system messages
+    author_user_id: str | None = None
+    author_name: str | None = None
+    author_role: Role | None = None
+    filtered: bool = False  # the profanity filter masked something
+    data: dict[str, Any] = field(default_factory=dict)  # for system messages
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["at"] = self.at.isoformat()
+        out["author_role"] = self.author_role.value if self.author_role else None
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ChatMessage:
+        values = dict(data)
+        values["at"] = datetime.fromisoformat(values["at"])
+        values["author_role"] = Role(values["author_role"]) if values.get("author_role") else None
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class AttendanceRecord:
+    """One person's presence in a call, for the journal's attendance report."""
+
+    user_id: str
+    name: str
+    role: Role
+    first_join: datetime
+    last_leave: datetime | None = None
+    seconds_present: float = 0.0
+    # Set while connected: when the current stretch of presence began.
+    present_since: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "name": self.name,
+            "role": self.role.value,
+            "first_join": self.first_join.isoformat(),
+            "last_leave": self.last_leave.isoformat() if self.last_leave else None,
+            "seconds_present": self.seconds_present,
+            "present_since": self.present_since.isoformat() if self.present_since else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AttendanceRecord:
+        def when(value: str | None) -> datetime | None:
+            return datetime.fromisoformat(value) if value else None
+
+        first = when(data["first_join"])
+        assert first is not None
+        return cls(
+            user_id=data["user_id"],
+            name=data["name"],
+            role=Role(data["role"]),
+            first_join=first,
+            last_leave=when(data.get("last_leave")),
+            seconds_present=float(data.get("seconds_present", 0.0)),
+            present_since=when(data.get("present_since")),
+        )
+
+    def joined(self, at: datetime) -> AttendanceRecord:
+        if self.present_since is not None:
+            return self
+        return replace(self, present_since=at)
+
+    def left(self, at: datetime) -> AttendanceRecord:
+        if self.present_since is None:
+            return replace(self, last_leave=at)
+        stretch = max(0.0, (at - self.present_since).total_seconds())
+        return replace(
+            self,
+            last_leave=at,
+            present_since=None,
+            seconds_present=self.seconds_present + stretch,
+        )

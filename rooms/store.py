@@ -1,0 +1,307 @@
+"""Where call state lives: one interface, two backends (memory, Redis).
+
+The in-memory store is the embedded default (one process). The Redis store
+(rooms/store_redis.py) lets several nodes share lessons and call state. Both
+pass the same contract tests (tests/test_store_contract.py).
+
+Node-local things (peer connections, WebSockets) never go in here; what other
+nodes or a restarted node must see does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from dataclasses import replace
+from datetime import datetime
+
+from rooms.lessons import Lesson, LessonConflict, LessonState
+from rooms.model import AttendanceRecord, CallSettings, ChatMessage, ParticipantRecord
+
+# How long a call's state outlives its end (chat history, attendance).
+DEFAULT_RETENTION_SECONDS = 30 * 86400
+
+
+class Store(ABC):
+    # --- lessons (and ad-hoc calls)
+
+    @abstractmethod
+    async def create_lesson(self, lesson: Lesson) -> None:
+        """Insert `lesson`; LessonConflict if its class already has an active one.
+
+        Atomic: of any number of concurrent creates for one class, exactly one
+        succeeds (whichever node they reach)."""
+
+    @abstractmethod
+    async def get_lesson(self, lesson_id: str) -> Lesson | None: ...
+
+    @abstractmethod
+    async def list_lessons(self, integration: str, group_id: str | None = None) -> list[Lesson]:
+        """The integration's lessons (of one class when group_id is given), oldest first."""
+
+    @abstractmethod
+    async def open_lesson(self, lesson_id: str, at: datetime) -> Lesson | None:
+        """created -> open; other states unchanged. None if unknown."""
+
+    @abstractmethod
+    async def end_lesson(self, lesson_id: str, at: datetime) -> tuple[Lesson | None, bool]:
+        """-> ended, freeing its class; returns (lesson, whether this call ended it)."""
+
+    # --- join tokens
+
+    @abstractmethod
+    async def revoke_token(self, jti: str, until: datetime) -> None:
+        """Refuse the token with this jti from now until `until` (its expiry)."""
+
+    @abstractmethod
+    async def is_token_revoked(self, jti: str) -> bool: ...
+
+    # --- call settings and permissions
+
+    @abstractmethod
+    async def get_settings(self, call_id: str) -> CallSettings: ...
+
+    @abstractmethod
+    async def set_settings(self, call_id: str, settings: CallSettings) -> None: ...
+
+    # --- participants (in the call) and the waiting room
+
+    @abstractmethod
+    async def put_participant(self, call_id: str, record: ParticipantRecord) -> None:
+        """Add or replace a participant of the call (by record.id)."""
+
+    @abstractmethod
+    async def remove_participant(self, call_id: str, participant_id: str) -> bool: ...
+
+    @abstractmethod
+    async def participants(self, call_id: str) -> list[ParticipantRecord]:
+        """In the order they joined."""
+
+    @abstractmethod
+    async def put_waiting(self, call_id: str, record: ParticipantRecord) -> None: ...
+
+    @abstractmethod
+    async def remove_waiting(self, call_id: str, participant_id: str) -> ParticipantRecord | None:
+        """Take one person out of the waiting room (None if not there)."""
+
+    @abstractmethod
+    async def waiting(self, call_id: str) -> list[ParticipantRecord]:
+        """In the order they arrived."""
+
+    # --- raised hands
+
+    @abstractmethod
+    async def raise_hand(self, call_id: str, participant_id: str) -> list[str]:
+        """Append to the queue unless already there; the queue in raise order."""
+
+    @abstractmethod
+    async def lower_hand(self, call_id: str, participant_id: str) -> list[str]: ...
+
+    @abstractmethod
+    async def lower_all_hands(self, call_id: str) -> list[str]: ...
+
+    @abstractmethod
+    async def hands(self, call_id: str) -> list[str]: ...
+
+    # --- chat
+
+    @abstractmethod
+    async def append_chat(self, call_id: str, message: ChatMessage) -> ChatMessage:
+        """Store a message; returns it with its id (increasing within the call)."""
+
+    @abstractmethod
+    async def chat_history(self, call_id: str, limit: int = 500) -> list[ChatMessage]:
+        """The last `limit` messages, oldest first."""
+
+    # --- attendance
+
+    @abstractmethod
+    async def record_join(
+        self, call_id: str, user_id: str, name: str, role: str, at: datetime
+    ) -> None: ...
+
+    @abstractmethod
+    async def record_leave(self, call_id: str, user_id: str, at: datetime) -> None: ...
+
+    @abstractmethod
+    async def attendance(self, call_id: str) -> list[AttendanceRecord]:
+        """Per person who ever joined, in first-join order."""
+
+    # --- lifetime
+
+    @abstractmethod
+    async def expire_call(self, call_id: str, after_seconds: int) -> None:
+        """Forget the call's state `after_seconds` from now (lesson record included)."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+
+class MemoryStore(Store):
+    """Everything in this process's memory: the one-box default."""
+
+    def __init__(self) -> None:
+        self._lessons: dict[str, Lesson] = {}
+        self._active_by_group: dict[tuple[str, str], str] = {}
+        self._revoked: dict[str, datetime] = {}
+        self._settings: dict[str, CallSettings] = {}
+        self._participants: dict[str, dict[str, ParticipantRecord]] = {}
+        self._waiting: dict[str, dict[str, ParticipantRecord]] = {}
+        self._hands: dict[str, list[str]] = {}
+        self._chat: dict[str, list[ChatMessage]] = {}
+        self._attendance: dict[str, dict[str, AttendanceRecord]] = {}
+        self._expiry: dict[str, asyncio.TimerHandle] = {}
+
+    # Copies go in and out, so callers never share mutable state with the store
+    # (as with Redis, where everything is serialised).
+    @staticmethod
+    def _copy(lesson: Lesson) -> Lesson:
+        return Lesson.from_json(lesson.to_json())
+
+    async def create_lesson(self, lesson: Lesson) -> None:
+        key = (lesson.integration, lesson.group_id)
+        active_id = self._active_by_group.get(key)
+        if active_id is not None and active_id in self._lessons:
+            raise LessonConflict(self._copy(self._lessons[active_id]))
+        self._lessons[lesson.id] = self._copy(lesson)
+        if lesson.active:
+            self._active_by_group[key] = lesson.id
+
+    async def get_lesson(self, lesson_id: str) -> Lesson | None:
+        lesson = self._lessons.get(lesson_id)
+        return self._copy(lesson) if lesson else None
+
+    async def list_lessons(self, integration: str, group_id: str | None = None) -> list[Lesson]:
+        return [
+            self._copy(lesson)
+            for lesson in self._lessons.values()
+            if lesson.integration == integration and group_id in (None, lesson.group_id)
+        ]
+
+    async def open_lesson(self, lesson_id: str, at: datetime) -> Lesson | None:
+        lesson = self._lessons.get(lesson_id)
+        if lesson is None:
+            return None
+        if lesson.state is LessonState.CREATED:
+            lesson.state = LessonState.OPEN
+            lesson.opened_at = at
+        return self._copy(lesson)
+
+    async def end_lesson(self, lesson_id: str, at: datetime) -> tuple[Lesson | None, bool]:
+        lesson = self._lessons.get(lesson_id)
+        if lesson is None:
+            return None, False
+        if lesson.state is LessonState.ENDED:
+            return self._copy(lesson), False
+        lesson.state = LessonState.ENDED
+        lesson.ended_at = at
+        key = (lesson.integration, lesson.group_id)
+        if self._active_by_group.get(key) == lesson_id:
+            del self._active_by_group[key]
+        return self._copy(lesson), True
+
+    async def revoke_token(self, jti: str, until: datetime) -> None:
+        self._revoked[jti] = until
+
+    async def is_token_revoked(self, jti: str) -> bool:
+        until = self._revoked.get(jti)
+        if until is None:
+            return False
+        if until <= datetime.now(until.tzinfo):
+            del self._revoked[jti]
+            return False
+        return True
+
+    async def get_settings(self, call_id: str) -> CallSettings:
+        return self._settings.get(call_id, CallSettings())
+
+    async def set_settings(self, call_id: str, settings: CallSettings) -> None:
+        self._settings[call_id] = settings
+
+    async def put_participant(self, call_id: str, record: ParticipantRecord) -> None:
+        self._participants.setdefault(call_id, {})[record.id] = record
+
+    async def remove_participant(self, call_id: str, participant_id: str) -> bool:
+        return self._participants.get(call_id, {}).pop(participant_id, None) is not None
+
+    async def participants(self, call_id: str) -> list[ParticipantRecord]:
+        return list(self._participants.get(call_id, {}).values())
+
+    async def put_waiting(self, call_id: str, record: ParticipantRecord) -> None:
+        self._waiting.setdefault(call_id, {})[record.id] = record
+
+    async def remove_waiting(self, call_id: str, participant_id: str) -> ParticipantRecord | None:
+        return self._waiting.get(call_id, {}).pop(participant_id, None)
+
+    async def waiting(self, call_id: str) -> list[ParticipantRecord]:
+        return list(self._waiting.get(call_id, {}).values())
+
+    async def raise_hand(self, call_id: str, participant_id: str) -> list[str]:
+        queue = self._hands.setdefault(call_id, [])
+        if participant_id not in queue:
+            queue.append(participant_id)
+        return list(queue)
+
+    async def lower_hand(self, call_id: str, participant_id: str) -> list[str]:
+        queue = self._hands.setdefault(call_id, [])
+        if participant_id in queue:
+            queue.remove(participant_id)
+        return list(queue)
+
+    async def lower_all_hands(self, call_id: str) -> list[str]:
+        self._hands[call_id] = []
+        return []
+
+    async def hands(self, call_id: str) -> list[str]:
+        return list(self._hands.get(call_id, []))
+
+    async def append_chat(self, call_id: str, message: ChatMessage) -> ChatMessage:
+        log = self._chat.setdefault(call_id, [])
+        stored = replace(message, id=str(len(log) + 1))
+        log.append(stored)
+        return stored
+
+    async def chat_history(self, call_id: str, limit: int = 500) -> list[ChatMessage]:
+        return list(self._chat.get(call_id, [])[-limit:]) if limit > 0 else []
+
+    async def record_join(
+        self, call_id: str, user_id: str, name: str, role: str, at: datetime
+    ) -> None:
+        from rooms.lessons import Role
+
+        records = self._attendance.setdefault(call_id, {})
+        record = records.get(user_id) or AttendanceRecord(
+            user_id=user_id, name=name, role=Role(role), first_join=at
+        )
+        records[user_id] = record.joined(at)
+
+    async def record_leave(self, call_id: str, user_id: str, at: datetime) -> None:
+        records = self._attendance.get(call_id, {})
+        if user_id in records:
+            records[user_id] = records[user_id].left(at)
+
+    async def attendance(self, call_id: str) -> list[AttendanceRecord]:
+        return list(self._attendance.get(call_id, {}).values())
+
+    async def expire_call(self, call_id: str, after_seconds: int) -> None:
+        old = self._expiry.pop(call_id, None)
+        if old is not None:
+            old.cancel()
+        loop = asyncio.get_running_loop()
+        self._expiry[call_id] = loop.call_later(after_seconds, self._forget, call_id)
+
+    def _forget(self, call_id: str) -> None:
+        self._expiry.pop(call_id, None)
+        lesson = self._lessons.pop(call_id, None)
+        if lesson is not None:
+            key = (lesson.integration, lesson.group_id)
+            if self._active_by_group.get(key) == call_id:
+                del self._active_by_group[key]
+        for table in (self._settings, self._participants, self._waiting, self._hands,
+                      self._chat, self._attendance):
+            table.pop(call_id, None)  # type: ignore[attr-defined]
+
+    async def close(self) -> None:
+        for handle in self._expiry.values():
+            handle.cancel()
+        self._expiry.clear()
