@@ -43,11 +43,31 @@ def _new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(6)}"
 
 
+class _GatedTrack(MediaStreamTrack):
+    """A relay proxy that passes frames on only while its producer is not paused."""
+
+    def __init__(self, source: MediaStreamTrack, producer: RelayProducer) -> None:
+        super().__init__()
+        self.kind = source.kind
+        self._source = source
+        self._producer = producer
+
+    async def recv(self) -> Any:
+        while True:
+            frame = await self._source.recv()
+            if not self._producer.paused:
+                return frame
+
+    def stop(self) -> None:
+        super().stop()
+        self._source.stop()
+
+
 class RelayProducer:
     """A decoded incoming track, relayed to any number of subscribers.
 
     Duck-types sfu.producer.Producer for rooms.calls (id, kind, app_data,
-    closed, close()).
+    closed, paused, pause(), resume(), request_keyframe(), close()).
     """
 
     def __init__(self, kind: str, track: MediaStreamTrack, app_data: dict[str, Any]) -> None:
@@ -56,6 +76,7 @@ class RelayProducer:
         self.track = track
         self.app_data = app_data
         self.closed = False
+        self.paused = False
         self.relay = MediaRelay()
         # Keep reading the decoded track even with no subscriber started yet:
         # aiortc's receiver queues decoded frames without bound otherwise.
@@ -68,7 +89,16 @@ class RelayProducer:
                 await track.recv()
 
     def subscribe(self) -> MediaStreamTrack:
-        return self.relay.subscribe(self.track, buffered=False)
+        return _GatedTrack(self.relay.subscribe(self.track, buffered=False), self)
+
+    def pause(self) -> None:
+        self.paused = True
+
+    async def resume(self) -> None:
+        self.paused = False
+
+    async def request_keyframe(self) -> None:
+        """Nothing to do: each subscriber's encoder makes its own keyframes."""
 
     def close(self) -> None:
         self.closed = True

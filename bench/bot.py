@@ -50,6 +50,7 @@ class Bot:
         self.session: aiohttp.ClientSession | None = None
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.joined: dict[str, Any] | None = None
+        self.waiting: dict[str, Any] | None = None
         self.participants: dict[str, dict[str, Any]] = {}
         self.messages: list[dict[str, Any]] = []
         self.publisher: RTCPeerConnection | None = None
@@ -66,8 +67,9 @@ class Bot:
 
     @property
     def id(self) -> str:
-        assert self.joined is not None
-        return str(self.joined["self"]["id"])
+        current = self.joined or self.waiting
+        assert current is not None
+        return str(current["self"]["id"])
 
     # --- connection
 
@@ -76,11 +78,14 @@ class Bot:
         ws_url = self.base_url.replace("http", "ws", 1) + "/ws"
         self.ws = await self.session.ws_connect(ws_url, max_msg_size=4 * 1024 * 1024)
         self._reader = asyncio.create_task(self._read())
-        waiter = self.wait_for(lambda m: m["type"] in ("joined", "error"), timeout)
+        waiter = self.wait_for(lambda m: m["type"] in ("joined", "waiting", "error"), timeout)
         await self.send({"type": "join", "token": self.token})
         reply = await waiter
         if reply["type"] == "error":
             raise BotError(f"join refused: {reply['code']}: {reply['message']}")
+        if reply["type"] == "waiting":
+            self.waiting = reply
+            return reply
         self.joined = reply
         for p in reply["participants"]:
             self.participants[p["id"]] = p
@@ -89,6 +94,17 @@ class Bot:
     async def send(self, message: dict[str, Any]) -> None:
         assert self.ws is not None
         await self.ws.send_str(json.dumps(message))
+
+    async def request(
+        self,
+        message: dict[str, Any],
+        reply: Callable[[dict[str, Any]], bool],
+        timeout: float = 10.0,
+    ) -> dict[str, Any]:
+        """Send `message` and wait for the first message matching `reply` (or an error)."""
+        waiter = self.wait_for(lambda m: m["type"] == "error" or reply(m), timeout)
+        await self.send(message)
+        return await waiter
 
     async def send_raw(self, data: str) -> None:
         assert self.ws is not None

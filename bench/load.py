@@ -44,7 +44,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.bot import Bot
+from bench.bot import Bot, BotError
 from bench.measure import KINDS, LoopLag, ReceiveLog, SendLog, percentile, tally
 from bench.preencoded import BenchMedia, PreEncodedTrack, prepare_media
 from bench.server import Journal, ServerError, ServerProcess, cpu_times, rss_bytes
@@ -813,8 +813,9 @@ async def main(argv: list[str] | None = None) -> int:
         handled = True
     try:
         report = await run_bench(options)
-    except (BenchError, ServerError, TimeoutError) as exc:
-        print(f"bench failed: {exc or type(exc).__name__}", file=sys.stderr)
+    except (BenchError, ServerError, BotError, TimeoutError, aiohttp.ClientError, OSError) as exc:
+        kind = "" if isinstance(exc, BenchError | ServerError) else f"{type(exc).__name__}: "
+        print(f"bench failed: {kind}{exc}", file=sys.stderr)
         return 1
     except asyncio.CancelledError:
         print("bench interrupted", file=sys.stderr)

@@ -1,20 +1,34 @@
 """Calls: who is in which call, with what rights, and what they publish and receive.
 
-A call belongs to one lesson and owns one SFU router. Everybody in it
-receives everybody else's media. The transport to each person (WebSocket)
-is abstracted as two callables, so this module knows nothing of aiohttp.
+A call belongs to one lesson and owns one SFU router. Shared state (who is in
+the call or waiting, hands, settings and permissions, chat, attendance) lives
+in the store; what only this node can hold (connections, transports,
+producers) lives here. The connection to each person is abstracted as two
+callables, so this module knows nothing of aiohttp.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
+from rooms.chat import ChatError, ChatLimits, ProfanityFilter, RateLimiter, prepare_message
+from rooms.chat import system_message as chat_system_message
 from rooms.lessons import Lesson, Role
+from rooms.model import (
+    CONFIGURABLE_ROLES,
+    CallSettings,
+    ChatMessage,
+    ParticipantRecord,
+    Permissions,
+)
+from rooms.store import Store
 from sfu.consumer import Consumer
 from sfu.engine import MediaEngine
 from sfu.producer import Producer
@@ -25,47 +39,106 @@ logger = logging.getLogger(__name__)
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Disconnect = Callable[[], Awaitable[None]]
+# (lesson, "joined" | "left", participant, when): for the journal's webhooks.
+PresenceObserver = Callable[[Lesson, str, "Participant", datetime], None]
 
 SOURCES_BY_KIND = {"audio": ("microphone",), "video": ("camera", "screen")}
+# Which media_state flag and which permission govern each source.
+SOURCE_FLAG = {"microphone": "audio", "camera": "video", "screen": "screen"}
+FLAG_PERMISSION = {"audio": "unmute", "video": "video", "screen": "screen"}
+KIND_TO_FLAG = {"audio": "audio", "video": "video", "screen": "screen"}
 
 
-@dataclass
-class Participant:
-    id: str
-    user_id: str
-    name: str
-    role: Role
-    host: bool
-    send: Send
-    disconnect: Disconnect
-    audio: bool = True
-    video: bool = True
-    publisher: PublisherTransport | None = None
-    subscriber: SubscriberTransport | None = None
-    producers: list[Producer] = field(default_factory=list)
+class CallError(Exception):
+    """A request the call refuses; `code` is the protocol error code."""
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "user_id": self.user_id,
-            "name": self.name,
-            "role": self.role.value,
-            "host": self.host,
-            "audio": self.audio,
-            "video": self.video,
-        }
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 class CallEnded(Exception):
     """The call has ended; nobody can join it any more."""
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Participant:
+    """One person's connection to this call on this node."""
+
+    record: ParticipantRecord
+    send: Send
+    disconnect: Disconnect
+    jti: str = ""
+    token_expires_at: datetime | None = None
+    admitted: bool = False
+    # Connection details the joined / waiting messages carry (ICE servers, language, ref).
+    joined_extra: dict[str, Any] = field(default_factory=dict)
+    publisher: PublisherTransport | None = None
+    subscriber: SubscriberTransport | None = None
+    producers: dict[str, Producer] = field(default_factory=dict)  # by source
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def user_id(self) -> str:
+        return self.record.user_id
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def role(self) -> Role:
+        return self.record.role
+
+    @property
+    def host(self) -> bool:
+        return self.record.host
+
+    def to_json(self) -> dict[str, Any]:
+        return self.record.public()
+
+    def brief(self) -> dict[str, str]:
+        return {"id": self.id, "name": self.name}
+
+
+@dataclass
+class ChatPolicy:
+    limits: ChatLimits = field(default_factory=ChatLimits)
+    profanity: ProfanityFilter | None = None
+
+
 class Call:
-    def __init__(self, lesson: Lesson, router: Router) -> None:
+    def __init__(
+        self,
+        lesson: Lesson,
+        router: Router,
+        store: Store,
+        chat: ChatPolicy | None = None,
+        presence: list[PresenceObserver] | None = None,
+    ) -> None:
         self.lesson = lesson
         self.router = router
-        self.participants: dict[str, Participant] = {}
+        self.store = store
+        self.chat = chat or ChatPolicy()
+        self.presence = presence if presence is not None else []
+        self.participants: dict[str, Participant] = {}  # admitted, on this node
+        self.waiting: dict[str, Participant] = {}  # in the waiting room, on this node
         self.ended = False
+        self._rate = RateLimiter(self.chat.limits.rate_messages, self.chat.limits.rate_window)
+        # Serialises state changes of this call (joins, admissions, moderation).
+        self._lock = asyncio.Lock()
+
+    @property
+    def id(self) -> str:
+        return self.lesson.id
 
     def describe(self) -> dict[str, Any]:
         lesson = self.lesson
@@ -78,51 +151,140 @@ class Call:
             "ends_at": lesson.ends_at.isoformat(),
         }
 
+    # ------------------------------------------------------------------ messaging
+
     async def broadcast(self, message: dict[str, Any], exclude: Participant | None = None) -> None:
         targets = [p for p in self.participants.values() if p is not exclude]
         await asyncio.gather(*(_safe_send(p, message) for p in targets))
 
-    async def join(
+    async def _to_hosts(self, message: dict[str, Any]) -> None:
+        hosts = [p for p in self.participants.values() if p.host]
+        await asyncio.gather(*(_safe_send(p, message) for p in hosts))
+
+    async def _announce_waiting(self) -> None:
+        waiting = [r.public() for r in await self.store.waiting(self.id)]
+        await self._to_hosts({"type": "waiting_list", "waiting": waiting})
+
+    async def _announce_hands(self, queue: list[str]) -> None:
+        await self.broadcast({"type": "hands", "queue": queue})
+
+    async def _announce_update(self, participant: Participant) -> None:
+        await self.store.put_participant(self.id, participant.record)
+        await self.broadcast({"type": "participant_updated", "participant": participant.to_json()})
+
+    async def _post_system(self, event: str, data: dict[str, Any]) -> None:
+        message = await self.store.append_chat(self.id, chat_system_message(event, data, _now()))
+        await self.broadcast({"type": "chat_message", "message": message.to_json()})
+
+    # ------------------------------------------------------------------ rights
+
+    async def settings(self) -> CallSettings:
+        return await self.store.get_settings(self.id)
+
+    async def permissions_of(self, participant: Participant) -> Permissions:
+        return (await self.settings()).permissions_for(participant.role, participant.host)
+
+    def _require_host(self, participant: Participant) -> None:
+        if not participant.host:
+            logger.warning(
+                "%s (%s) tried a host action in %s",
+                participant.user_id,
+                participant.role.value,
+                self.id,
+            )
+            raise CallError("not_host", "only the teacher or a co-host may do this")
+
+    def _target(self, participant_id: str) -> Participant:
+        target = self.participants.get(participant_id)
+        if target is None:
+            raise CallError("unknown_participant", f"no participant {participant_id[:64]!r}")
+        return target
+
+    # ------------------------------------------------------------------ joining
+
+    async def enter(
         self,
         *,
         user_id: str,
         name: str,
         role: Role,
+        jti: str,
+        token_expires_at: datetime | None,
         send: Send,
         disconnect: Disconnect,
         joined_extra: dict[str, Any] | None = None,
     ) -> Participant:
+        """Join the call, or its waiting room when that is on and this is not a host."""
         if self.ended:
-            raise CallEnded(self.lesson.id)
+            raise CallEnded(self.id)
         # One connection per person: a second tab or a reconnect replaces the first.
-        for old in [p for p in self.participants.values() if p.user_id == user_id]:
+        for old in [
+            p for p in (*self.participants.values(), *self.waiting.values()) if p.user_id == user_id
+        ]:
             await _safe_send(old, {"type": "call_ended", "reason": "replaced"})
             await self.leave(old)
             await old.disconnect()
         participant = Participant(
-            id="p_" + secrets.token_hex(5),
-            user_id=user_id,
-            name=name,
-            role=role,
-            host=role is Role.TEACHER,
+            record=ParticipantRecord(
+                id="p_" + secrets.token_hex(5),
+                user_id=user_id,
+                name=name,
+                role=role,
+                host=role is Role.TEACHER,
+            ),
             send=send,
             disconnect=disconnect,
+            jti=jti,
+            token_expires_at=token_expires_at,
+            joined_extra=joined_extra or {},
         )
+        settings = await self.settings()
+        if settings.waiting_room and not participant.host:
+            self.waiting[participant.id] = participant
+            await self.store.put_waiting(self.id, participant.record)
+            await send(
+                {
+                    "type": "waiting",
+                    "call": self.describe(),
+                    "self": participant.to_json(),
+                    **participant.joined_extra,
+                }
+            )
+            await self._announce_waiting()
+            await self._post_system("waiting", {"name": name, "participant_id": participant.id})
+            return participant
+        await self._admit(participant)
+        return participant
+
+    async def _admit(self, participant: Participant) -> None:
+        participant.admitted = True
+        self.participants[participant.id] = participant
         participant.subscriber = self.router.create_subscriber_transport(
             lambda sdp, tracks: self._send_subscribe_offer(participant, sdp, tracks)
         )
-        self.participants[participant.id] = participant
-        await send(
-            {
-                "type": "joined",
-                "self": participant.to_json(),
-                "call": self.describe(),
-                "participants": [
-                    p.to_json() for p in self.participants.values() if p is not participant
-                ],
-                **(joined_extra or {}),
-            }
+        await self.store.put_participant(self.id, participant.record)
+        now = _now()
+        await self.store.record_join(
+            self.id, participant.user_id, participant.name, participant.role.value, now
         )
+        self._tell_presence("joined", participant, now)
+        settings = await self.settings()
+        joined: dict[str, Any] = {
+            "type": "joined",
+            "self": participant.to_json(),
+            "call": self.describe(),
+            "participants": [
+                p.to_json() for p in self.participants.values() if p is not participant
+            ],
+            "hands": await self.store.hands(self.id),
+            "chat": [m.to_json() for m in await self.store.chat_history(self.id)],
+            "settings": settings.to_json(),
+            "permissions": settings.permissions_for(participant.role, participant.host).to_json(),
+            **participant.joined_extra,
+        }
+        if participant.host:
+            joined["waiting"] = [r.public() for r in await self.store.waiting(self.id)]
+        await participant.send(joined)
         await self.broadcast(
             {"type": "participant_joined", "participant": participant.to_json()},
             exclude=participant,
@@ -130,7 +292,6 @@ class Call:
         for producer in self.router.producers:
             if producer.app_data.get("participant_id") != participant.id:
                 participant.subscriber.consume(producer)
-        return participant
 
     async def _send_subscribe_offer(
         self, participant: Participant, sdp: str, tracks: dict[str, Consumer]
@@ -147,8 +308,24 @@ class Call:
             }
         await participant.send({"type": "subscribe_offer", "sdp": sdp, "tracks": described})
 
+    def _tell_presence(self, event: str, participant: Participant, at: datetime) -> None:
+        for observer in self.presence:
+            try:
+                observer(self.lesson, event, participant, at)
+            except Exception:
+                logger.exception("presence observer failed")
+
+    def require_admitted(self, participant: Participant) -> None:
+        if not participant.admitted:
+            raise CallError("not_admitted", "wait until a host lets you in")
+
+    # ------------------------------------------------------------------ media
+
     async def publish(self, participant: Participant, sdp: str, sources: dict[str, str]) -> str:
         """Apply a publisher offer; subscribe everybody else to new tracks; return the answer."""
+        self.require_admitted(participant)
+        if "screen" in sources.values() and not (await self.permissions_of(participant)).screen:
+            raise CallError("not_permitted", "you may not share your screen in this call")
         if participant.publisher is None:
             participant.publisher = self.router.create_publisher_transport()
         app_data = {
@@ -158,42 +335,278 @@ class Call:
         answer, producers = await participant.publisher.handle_offer(sdp, app_data)
         for producer in producers:
             producer.app_data.setdefault("participant_id", participant.id)
-            if "source" not in producer.app_data:
+            if producer.app_data.get("source") not in SOURCES_BY_KIND[producer.kind]:
                 producer.app_data["source"] = SOURCES_BY_KIND[producer.kind][0]
-            participant.producers.append(producer)
+            participant.producers[producer.app_data["source"]] = producer
+        await self._apply_media(participant)
+        for producer in producers:
             for other in self.participants.values():
                 if other is not participant and other.subscriber is not None:
                     other.subscriber.consume(producer)
         return answer
 
+    async def _apply_media(self, participant: Participant) -> None:
+        """Forward each producer only while it is switched on and permitted."""
+        permissions = await self.permissions_of(participant)
+        for source, producer in participant.producers.items():
+            flag = SOURCE_FLAG[source]
+            on = getattr(participant.record, flag) and getattr(permissions, FLAG_PERMISSION[flag])
+            if on:
+                await producer.resume()
+            else:
+                producer.pause()
+
     async def subscribe_answer(self, participant: Participant, sdp: str) -> None:
+        self.require_admitted(participant)
         assert participant.subscriber is not None
         await participant.subscriber.handle_answer(sdp)
 
-    async def set_media_state(self, participant: Participant, audio: bool, video: bool) -> None:
-        participant.audio = audio
-        participant.video = video
-        await self.broadcast({"type": "participant_updated", "participant": participant.to_json()})
+    async def set_media_state(
+        self, participant: Participant, audio: bool, video: bool, screen: bool | None = None
+    ) -> None:
+        self.require_admitted(participant)
+        permissions = await self.permissions_of(participant)
+        wanted = {"audio": audio, "video": video}
+        if screen is not None:
+            wanted["screen"] = screen
+        refused = [
+            flag
+            for flag, on in wanted.items()
+            if on
+            and not getattr(participant.record, flag)
+            and not getattr(permissions, FLAG_PERMISSION[flag])
+        ]
+        if refused:
+            # Nothing of a refused request is applied.
+            raise CallError("not_permitted", f"you may not turn on: {', '.join(refused)}")
+        participant.record = replace(participant.record, **wanted)
+        await self._apply_media(participant)
+        await self._announce_update(participant)
+
+    # ------------------------------------------------------------------ hands
+
+    async def set_hand(self, participant: Participant, raised: bool) -> None:
+        self.require_admitted(participant)
+        if raised:
+            queue = await self.store.raise_hand(self.id, participant.id)
+        else:
+            queue = await self.store.lower_hand(self.id, participant.id)
+        await self._announce_hands(queue)
+
+    async def lower_hand(self, host: Participant, participant_id: str) -> None:
+        self._require_host(host)
+        await self._announce_hands(await self.store.lower_hand(self.id, participant_id))
+
+    async def lower_all_hands(self, host: Participant) -> None:
+        self._require_host(host)
+        await self._announce_hands(await self.store.lower_all_hands(self.id))
+
+    # ------------------------------------------------------------------ waiting room
+
+    async def admit(self, host: Participant, participant_id: str | None) -> None:
+        """Admit one waiting person (or everyone, with None)."""
+        self._require_host(host)
+        async with self._lock:
+            ids = [participant_id] if participant_id is not None else list(self.waiting)
+            if participant_id is not None and participant_id not in self.waiting:
+                raise CallError("unknown_participant", "nobody with that id is waiting")
+            for pid in ids:
+                participant = self.waiting.pop(pid)
+                await self.store.remove_waiting(self.id, pid)
+                await self._admit(participant)
+            await self._announce_waiting()
+
+    async def deny(self, host: Participant, participant_id: str | None) -> None:
+        self._require_host(host)
+        async with self._lock:
+            ids = [participant_id] if participant_id is not None else list(self.waiting)
+            if participant_id is not None and participant_id not in self.waiting:
+                raise CallError("unknown_participant", "nobody with that id is waiting")
+            for pid in ids:
+                participant = self.waiting.pop(pid)
+                await self.store.remove_waiting(self.id, pid)
+                await _safe_send(participant, {"type": "denied", "by": host.brief()})
+                await participant.disconnect()
+            await self._announce_waiting()
+
+    # ------------------------------------------------------------------ moderation
+
+    async def nudge(self, host: Participant, participant_id: str) -> None:
+        self._require_host(host)
+        await _safe_send(self._target(participant_id), {"type": "nudged", "by": host.brief()})
+
+    async def mute(self, host: Participant, participant_id: str, kind: str) -> None:
+        self._require_host(host)
+        target = self._target(participant_id)
+        await self._switch_off(target, KIND_TO_FLAG[kind], host)
+
+    async def _switch_off(self, target: Participant, flag: str, by: Participant | None) -> None:
+        if not getattr(target.record, flag):
+            return
+        target.record = replace(target.record, **{flag: False})
+        await self._apply_media(target)
+        kind = {"audio": "audio", "video": "video", "screen": "screen"}[flag]
+        message: dict[str, Any] = {"type": "muted", "kind": kind}
+        if by is not None:
+            message["by"] = by.brief()
+        await _safe_send(target, message)
+        await self._announce_update(target)
+
+    async def mute_all(self, host: Participant) -> None:
+        self._require_host(host)
+        for target in list(self.participants.values()):
+            if not target.host:
+                await self._switch_off(target, "audio", host)
+
+    async def remove(self, host: Participant, participant_id: str) -> None:
+        self._require_host(host)
+        target = self._target(participant_id)
+        if target.role is Role.TEACHER:
+            raise CallError("not_permitted", "the teacher cannot be removed")
+        # Revoke first, so a quick reconnect with the same token already fails.
+        until = target.token_expires_at or _now()
+        await self.store.revoke_token(target.jti, until)
+        await _safe_send(target, {"type": "removed", "by": host.brief()})
+        await self.leave(target)
+        await target.disconnect()
+
+    async def set_cohost(self, host: Participant, participant_id: str, cohost: bool) -> None:
+        self._require_host(host)
+        target = self._target(participant_id)
+        if target.role is Role.TEACHER:
+            raise CallError("not_permitted", "the teacher is always the host")
+        target.record = replace(target.record, cohost=cohost, host=cohost)
+        await self._announce_update(target)
+        await self._send_settings(target, await self.settings())
+        if cohost:
+            await _safe_send(
+                target,
+                {
+                    "type": "waiting_list",
+                    "waiting": [r.public() for r in await self.store.waiting(self.id)],
+                },
+            )
+        else:
+            await self._apply_media(target)
+
+    async def set_permissions(
+        self, host: Participant, role: Role, changes: dict[str, bool]
+    ) -> None:
+        self._require_host(host)
+        if role not in CONFIGURABLE_ROLES:
+            raise CallError("bad_message", f"permissions of {role.value} cannot be changed")
+        settings = await self.settings()
+        current = settings.permissions_for(role, host=False)
+        updated = replace(current, **changes)
+        settings = settings.with_permissions(role, updated)
+        await self.store.set_settings(self.id, settings)
+        # A right taken away is enforced at once, not on the next toggle.
+        for target in list(self.participants.values()):
+            if target.role is not role or target.host:
+                continue
+            for flag, permission in FLAG_PERMISSION.items():
+                if not getattr(updated, permission):
+                    await self._switch_off(target, flag, host)
+        await self._broadcast_settings(settings)
+
+    async def set_call_settings(
+        self, host: Participant, waiting_room: bool | None, guests_allowed: bool | None
+    ) -> None:
+        self._require_host(host)
+        settings = await self.settings()
+        if waiting_room is not None:
+            settings = replace(settings, waiting_room=waiting_room)
+        if guests_allowed is not None:
+            settings = replace(settings, guests_allowed=guests_allowed)
+        await self.store.set_settings(self.id, settings)
+        await self._broadcast_settings(settings)
+
+    async def _send_settings(self, participant: Participant, settings: CallSettings) -> None:
+        await _safe_send(
+            participant,
+            {
+                "type": "call_settings",
+                "settings": settings.to_json(),
+                "permissions": settings.permissions_for(
+                    participant.role, participant.host
+                ).to_json(),
+            },
+        )
+
+    async def _broadcast_settings(self, settings: CallSettings) -> None:
+        await asyncio.gather(
+            *(self._send_settings(p, settings) for p in self.participants.values())
+        )
+
+    # ------------------------------------------------------------------ chat
+
+    async def chat_send(self, participant: Participant, text: str) -> ChatMessage:
+        self.require_admitted(participant)
+        if not (await self.permissions_of(participant)).chat:
+            raise CallError("not_permitted", "you may not write in this chat")
+        try:
+            text = prepare_message(text, self.chat.limits)
+        except ChatError as exc:
+            raise CallError(f"chat_{exc.code}", exc.message) from None
+        wait = self._rate.check(participant.id)
+        if wait is not None:
+            raise CallError(
+                "chat_rate_limited", f"too many messages: try again in {math.ceil(wait)} s"
+            )
+        filtered = False
+        if self.chat.profanity is not None:
+            text, filtered = self.chat.profanity.filter(text)
+        message = await self.store.append_chat(
+            self.id,
+            ChatMessage(
+                id="",
+                kind="text",
+                text=text,
+                at=_now(),
+                author_id=participant.id,
+                author_user_id=participant.user_id,
+                author_name=participant.name,
+                author_role=participant.role,
+                filtered=filtered,
+            ),
+        )
+        await self.broadcast({"type": "chat_message", "message": message.to_json()})
+        return message
+
+    # ------------------------------------------------------------------ leaving
 
     async def leave(self, participant: Participant) -> None:
+        if self.waiting.pop(participant.id, None) is not None:
+            await self.store.remove_waiting(self.id, participant.id)
+            if not self.ended:
+                await self._announce_waiting()
+            return
         if self.participants.pop(participant.id, None) is None:
             return
+        await self.store.remove_participant(self.id, participant.id)
+        self._rate.forget(participant.id)
+        now = _now()
+        await self.store.record_leave(self.id, participant.user_id, now)
+        self._tell_presence("left", participant, now)
         if participant.publisher is not None:
             await self.router.close_transport(participant.publisher)
         if participant.subscriber is not None:
             await self.router.close_transport(participant.subscriber)
         if not self.ended:  # after call_ended, nobody needs to hear who left
+            queue = await self.store.hands(self.id)
+            if participant.id in queue:
+                await self._announce_hands(await self.store.lower_hand(self.id, participant.id))
             await self.broadcast({"type": "participant_left", "participant_id": participant.id})
 
     async def end(self, reason: str = "ended") -> None:
         if self.ended:
             return
         self.ended = True
-        participants = list(self.participants.values())
+        everyone = [*self.participants.values(), *self.waiting.values()]
         await asyncio.gather(
-            *(_safe_send(p, {"type": "call_ended", "reason": reason}) for p in participants)
+            *(_safe_send(p, {"type": "call_ended", "reason": reason}) for p in everyone)
         )
-        for participant in participants:
+        for participant in everyone:
             await self.leave(participant)
             await participant.disconnect()
 
@@ -208,8 +621,11 @@ async def _safe_send(participant: Participant, message: dict[str, Any]) -> None:
 class CallRegistry:
     """Calls by lesson id, each with its own router in the media engine."""
 
-    def __init__(self, media: MediaEngine) -> None:
+    def __init__(self, media: MediaEngine, store: Store, chat: ChatPolicy | None = None) -> None:
         self.media = media
+        self.store = store
+        self.chat = chat or ChatPolicy()
+        self.presence: list[PresenceObserver] = []
         self.calls: dict[str, Call] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -217,7 +633,9 @@ class CallRegistry:
         call = self.calls.get(lesson.id)
         if call is None or call.ended:
             router = self.media.create_router({"lesson_id": lesson.id})
-            call = self.calls[lesson.id] = Call(lesson, router)
+            call = self.calls[lesson.id] = Call(
+                lesson, router, self.store, self.chat, self.presence
+            )
         return call
 
     def get(self, lesson_id: str) -> Call | None:
@@ -230,14 +648,17 @@ class CallRegistry:
         await call.end(reason)
         await self.media.close_router(call.router)
 
-    def end_for_lesson(self, lesson: Lesson) -> None:
+    def end_for_lesson(self, lesson: Lesson, reason: str = "ended") -> None:
         """LessonRegistry callback (synchronous): end the lesson's call in the background."""
-        task = asyncio.ensure_future(self.end(lesson.id))
+        self.spawn(self.end(lesson.id, reason))
+
+    def spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def remove_if_empty(self, call: Call) -> None:
-        if not call.participants and self.calls.get(call.lesson.id) is call:
+        if not call.participants and not call.waiting and self.calls.get(call.lesson.id) is call:
             del self.calls[call.lesson.id]
             await self.media.close_router(call.router)
 

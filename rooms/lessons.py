@@ -10,7 +10,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +63,15 @@ class Lesson:
     @property
     def active(self) -> bool:
         return self.state is not LessonState.ENDED
+
+    def joinable_by(self, role: Role, now: datetime, early_join: timedelta) -> bool:
+        """The lesson rules: the teacher any time before the end; others once it is
+        open, from `early_join` before the scheduled start."""
+        if self.state is LessonState.ENDED:
+            return False
+        if role is Role.TEACHER:
+            return True
+        return self.state is LessonState.OPEN and now >= self.starts_at - early_join
 
     def to_json(self) -> dict[str, Any]:
         def person(p: Person) -> dict[str, str]:
@@ -140,8 +149,8 @@ class LessonRegistry:
 
         self.store: Store = store or MemoryStore()
         # Called with the lesson when it is opened / ends, for whatever did it.
-        self.on_opened: list[Callable[[Lesson], None]] = []
-        self.on_ended: list[Callable[[Lesson], None]] = []
+        self.on_opened: list[Callable[[Lesson, str], None]] = []
+        self.on_ended: list[Callable[[Lesson, str], None]] = []
 
     async def create(self, lesson: Lesson) -> Lesson:
         """Atomic in the store: concurrent creates for one class leave exactly one."""
@@ -163,25 +172,41 @@ class LessonRegistry:
         if lesson is None:
             raise LessonNotFound(lesson_id)
         if before.state is LessonState.CREATED and lesson.state is LessonState.OPEN:
-            self._notify(self.on_opened, lesson)
+            self._notify(self.on_opened, lesson, "opened")
         return lesson
 
-    async def end(self, lesson_id: str, integration: str | None, now: datetime) -> Lesson:
+    async def end(
+        self, lesson_id: str, integration: str | None, now: datetime, reason: str = "ended"
+    ) -> Lesson:
+        """End the lesson; `reason`: ended (by the journal), ended_by_host, time_over."""
         await self.get(lesson_id, integration)
         lesson, ended_now = await self.store.end_lesson(lesson_id, now)
         if lesson is None:
             raise LessonNotFound(lesson_id)
         if ended_now:
-            self._notify(self.on_ended, lesson)
+            self._notify(self.on_ended, lesson, reason)
         return lesson
 
+    async def end_overdue(
+        self, integrations: list[str], now: datetime, grace: timedelta
+    ) -> list[Lesson]:
+        """End every active lesson whose scheduled end plus `grace` has passed."""
+        ended = []
+        for integration in integrations:
+            for lesson in await self.list(integration):
+                if lesson.active and now >= lesson.ends_at + grace:
+                    ended.append(await self.end(lesson.id, integration, now, "time_over"))
+        return ended
+
     @staticmethod
-    def _notify(callbacks: list[Callable[[Lesson], None]], lesson: Lesson) -> None:
+    def _notify(
+        callbacks: list[Callable[[Lesson, str], None]], lesson: Lesson, reason: str
+    ) -> None:
         for callback in callbacks:
             # One failing callback must not keep the others from running:
             # the state has changed already and a retry would not call them.
             try:
-                callback(lesson)
+                callback(lesson, reason)
             except Exception:
                 log.exception("lesson callback failed for lesson %s", lesson.id)
 

@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from dataclasses import replace
 from datetime import datetime
 
-from rooms.lessons import Lesson, LessonConflict, LessonState
+from rooms.lessons import Lesson, LessonConflict, LessonState, Role
 from rooms.model import AttendanceRecord, CallSettings, ChatMessage, ParticipantRecord
 
 # How long a call's state outlives its end (chat history, attendance).
@@ -133,7 +133,7 @@ class Store(ABC):
     async def expire_call(self, call_id: str, after_seconds: int) -> None:
         """Forget the call's state `after_seconds` from now (lesson record included)."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - nothing to release by default
         """Release connections."""
 
 
@@ -267,8 +267,6 @@ class MemoryStore(Store):
     async def record_join(
         self, call_id: str, user_id: str, name: str, role: str, at: datetime
     ) -> None:
-        from rooms.lessons import Role
-
         records = self._attendance.setdefault(call_id, {})
         record = records.get(user_id) or AttendanceRecord(
             user_id=user_id, name=name, role=Role(role), first_join=at
@@ -297,8 +295,14 @@ class MemoryStore(Store):
             key = (lesson.integration, lesson.group_id)
             if self._active_by_group.get(key) == call_id:
                 del self._active_by_group[key]
-        for table in (self._settings, self._participants, self._waiting, self._hands,
-                      self._chat, self._attendance):
+        for table in (
+            self._settings,
+            self._participants,
+            self._waiting,
+            self._hands,
+            self._chat,
+            self._attendance,
+        ):
             table.pop(call_id, None)  # type: ignore[attr-defined]
 
     async def close(self) -> None:

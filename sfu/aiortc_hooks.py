@@ -34,7 +34,13 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import aioice.ice
-from aiortc import RTCConfiguration, RTCIceServer, RTCRtpReceiver, RTCRtpSender
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCRtpReceiver,
+    RTCRtpSender,
+)
 from aiortc.codecs import is_rtx
 from aiortc.rtcrtpparameters import (
     RTCRtpCodecParameters,
@@ -86,13 +92,16 @@ def rtc_configuration(ice_servers: Sequence[dict[str, Any]]) -> RTCConfiguration
     """An RTCConfiguration with exactly the configured ICE servers.
 
     aiortc falls back to a public Google STUN server when iceServers is None;
-    an explicit (possibly empty) list keeps it from doing so.
+    an explicit (possibly empty) list keeps it from doing so. Everything is
+    bundled on one transport.
     """
     servers = [
         RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
         for s in ice_servers
     ]
-    return RTCConfiguration(iceServers=servers)
+    # max-bundle: with aiortc's default ("balanced") a second video m-section
+    # added in one offer keeps a transport that BUNDLE then stops, and never sends.
+    return RTCConfiguration(iceServers=servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
 
 
 _CANDIDATE = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+)( \d+ typ host.*)$", re.MULTILINE)

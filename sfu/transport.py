@@ -40,6 +40,13 @@ class TransportOptions:
     announced_address: str | None = None
 
 
+def _check_sdp(sdp: str) -> None:
+    # aiortc skips lines it does not know, so any text would "parse" as a
+    # description without media; a real one starts with "v=0" (RFC 8866, 5).
+    if sdp.split("\n", 1)[0].rstrip("\r") != "v=0":
+        raise SdpError("sdp does not start with a v=0 line")
+
+
 def _new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(6)}"
 
@@ -77,6 +84,7 @@ class PublisherTransport(WebRtcTransport):
         """Apply the client's offer; return our answer and the producers it created."""
         if self.closed:
             raise SdpError("transport closed")
+        _check_sdp(sdp)
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         except Exception as exc:  # aiortc raises many types for bad SDP
@@ -206,6 +214,7 @@ class SubscriberTransport(WebRtcTransport):
     async def handle_answer(self, sdp: str) -> None:
         if not self._negotiation.outstanding:
             raise NegotiationError("no offer is waiting for an answer")
+        _check_sdp(sdp)
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         except Exception as exc:

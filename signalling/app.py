@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from aiohttp import web
 
-from rooms.calls import CallRegistry
-from rooms.lessons import LessonRegistry
-from rooms.store import MemoryStore
+from rooms.calls import CallRegistry, ChatPolicy, Participant
+from rooms.chat import ProfanityFilter
+from rooms.lessons import Lesson, LessonRegistry
+from rooms.store_factory import create_store
 from sfu.engine import MediaEngine
-from signalling import api, pages, ws
+from signalling import api, pages, webhooks, ws
 from signalling.config import Settings
-from signalling.keys import CALLS, LESSONS, MEDIA, SETTINGS, STORE, TOKENS
+from signalling.keys import CALLS, LESSONS, MEDIA, SETTINGS, STORE, TOKENS, WEBHOOKS
 from signalling.tokens import TokenService
+from signalling.webhooks import WebhookSender
+
+logger = logging.getLogger(__name__)
 
 
 async def _media_engine(app: web.Application) -> AsyncIterator[None]:
@@ -32,11 +41,78 @@ async def _calls(app: web.Application) -> AsyncIterator[None]:
     await app[CALLS].close_all()
 
 
+async def _lesson_sweeper(app: web.Application) -> AsyncIterator[None]:
+    """End lessons whose scheduled end plus grace has passed (the call with them)."""
+    settings = app[SETTINGS]
+    integrations = [i.key_id for i in settings.integrations]
+    grace = timedelta(minutes=settings.end_grace_minutes)
+
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(settings.lesson_sweep_seconds)
+            try:
+                await app[LESSONS].end_overdue(integrations, datetime.now(UTC), grace)
+            except Exception:
+                logger.exception("ending overdue lessons failed")
+
+    task = asyncio.create_task(sweep())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def _connect_webhooks(app: web.Application) -> None:
+    """Lesson and presence events go to the owning journal's webhook."""
+    settings, sender, store = app[SETTINGS], app[WEBHOOKS], app[STORE]
+
+    def send(lesson: Lesson, event: str, data: dict[str, Any]) -> None:
+        integration = settings.integration(lesson.integration)
+        if integration is not None:
+            sender.send(integration, event, data)
+
+    def opened(lesson: Lesson, reason: str) -> None:
+        send(lesson, webhooks.LESSON_OPENED, webhooks.lesson_opened_payload(lesson))
+
+    def ended(lesson: Lesson, reason: str) -> None:
+        async def report() -> None:
+            # Whoever is still in the call counts as present until ended_at.
+            attendance = await store.attendance(lesson.id)
+            ended_at = lesson.ended_at or datetime.now(UTC)
+            send(
+                lesson,
+                webhooks.LESSON_ENDED,
+                webhooks.lesson_ended_payload(lesson, attendance, ended_at, reason),
+            )
+
+        app[CALLS].spawn(report())
+
+    def presence(lesson: Lesson, event: str, participant: Participant, at: datetime) -> None:
+        name = webhooks.PARTICIPANT_JOINED if event == "joined" else webhooks.PARTICIPANT_LEFT
+        send(
+            lesson,
+            name,
+            webhooks.participant_payload(
+                lesson.id, participant.user_id, participant.name, participant.role, at
+            ),
+        )
+
+    app[LESSONS].on_opened.append(opened)
+    app[LESSONS].on_ended.append(ended)
+    app[CALLS].presence.append(presence)
+
+
+async def _webhooks(app: web.Application) -> AsyncIterator[None]:
+    await app[WEBHOOKS].start()
+    yield
+    await app[WEBHOOKS].close()
+
+
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings()
     app = web.Application(client_max_size=256 * 1024)
     app[SETTINGS] = settings
-    app[STORE] = MemoryStore()
+    app[STORE] = create_store(settings.redis_url)
     app[LESSONS] = LessonRegistry(app[STORE])
     app[TOKENS] = TokenService(settings)
     app[MEDIA] = MediaEngine(
@@ -44,13 +120,20 @@ def create_app(settings: Settings | None = None) -> web.Application:
         announced_address=settings.ice.announced_address,
         ice_servers=[server.to_json() for server in settings.ice.servers],
     )
-    app[CALLS] = CallRegistry(app[MEDIA])
-    # When the journal ends a lesson, its call ends for everyone in it.
+    app[CALLS] = CallRegistry(
+        app[MEDIA], app[STORE], ChatPolicy(profanity=ProfanityFilter.default())
+    )
+    app[WEBHOOKS] = WebhookSender()
+    # When the lesson ends (journal, host, time), its call ends for everyone in it.
     app[LESSONS].on_ended.append(app[CALLS].end_for_lesson)
-    # Cleanup runs in reverse: calls end first, then media, then the store.
+    _connect_webhooks(app)
+    # Cleanup runs in reverse: calls end first, then media, then the store;
+    # webhooks last, so the lesson.ended of a shutdown still goes out.
+    app.cleanup_ctx.append(_webhooks)
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_media_engine)
     app.cleanup_ctx.append(_calls)
+    app.cleanup_ctx.append(_lesson_sweeper)
     api.setup(app)
     ws.setup(app)
     pages.setup(app)

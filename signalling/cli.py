@@ -25,6 +25,8 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["port"] = args.port
     if args.public_url:
         overrides["public_url"] = args.public_url
+    if args.redis_url is not None:
+        overrides["redis_url"] = args.redis_url
     if args.ice_address or args.announced_address:
         ice: dict[str, object] = {}
         if args.ice_address:
@@ -38,6 +40,13 @@ def _serve(args: argparse.Namespace) -> int:
             {"public_url": f"http://{settings.host}:{settings.port}"}, settings
         )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if settings.demo_journal and settings.host not in ("127.0.0.1", "::1", "localhost"):
+        # The demo journal acts as the demo integration without credentials.
+        logging.getLogger("urok").warning(
+            "the demo journal is on while serving on %s: anyone who reaches this address can "
+            "create and end demo lessons; set demo_journal = false in production",
+            settings.host,
+        )
     print(
         f"Urok: {settings.public_url}/  (media on {', '.join(settings.ice.addresses)})", flush=True
     )
@@ -82,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         "--ice-address", action="append", help="address to gather media candidates on (repeatable)"
     )
     serve.add_argument("--announced-address", help="public address announced for media")
+    serve.add_argument(
+        "--redis-url",
+        help="keep lessons and call state in Redis, shared by several nodes "
+        "(redis://, rediss:// or unix://; default: $UROK_REDIS_URL, else in memory)",
+    )
     serve.set_defaults(func=_serve)
 
     token = sub.add_parser("token", help="mint a join token with an integration key")
@@ -97,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("rest", nargs=argparse.REMAINDER)
     bench.set_defaults(func=_bench)
 
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:
+        # Everything after `bench` belongs to the bench (argparse's REMAINDER
+        # would refuse options such as --publishers).
+        return _bench(argparse.Namespace(rest=argv[1:]))
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

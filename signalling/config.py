@@ -31,6 +31,8 @@ class Integration:
     name: str = ""
     # Origins allowed to embed the call page in an iframe (CSP frame-ancestors).
     origins: tuple[str, ...] = ()
+    # Where lesson events are POSTed (signalling/webhooks.py); None: no webhooks.
+    webhook_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,11 +75,20 @@ class Settings:
     token_audience: str = "urok-call"
     # Join tokens stay valid this long after the lesson's scheduled end.
     token_grace_seconds: int = 1800
+    # Students may join this long before the scheduled start (once it is open).
+    early_join_minutes: int = 10
+    # A lesson ends by itself this long after its scheduled end.
+    end_grace_minutes: int = 10
+    # How often the server looks for lessons past their end.
+    lesson_sweep_seconds: int = 15
     # The demo journal page at / (off in production).
     demo_journal: bool = True
     default_language: str = "ru"
     max_ws_message_bytes: int = 64 * 1024
     ice: IceSettings = field(default_factory=IceSettings)
+    # Lessons and call state in Redis, shared by several nodes (rooms/store_redis.py);
+    # None: in this process's memory (one node).
+    redis_url: str | None = None
 
     def integration(self, key_id: str) -> Integration | None:
         for integration in self.integrations:
@@ -119,6 +130,9 @@ def _ice_servers(value: Any) -> tuple[IceServer, ...]:
     return tuple(servers)
 
 
+_HTTP_URL = r"^https?://[^/\s]+(/\S*)?$"
+
+
 def _integrations(value: Any) -> tuple[Integration, ...]:
     if not isinstance(value, list) or not value:
         raise ConfigError("integrations must be a non-empty list of tables")
@@ -136,12 +150,18 @@ def _integrations(value: Any) -> tuple[Integration, ...]:
         if key_id in seen:
             raise ConfigError(f"integration {key_id} is configured twice")
         seen.add(key_id)
+        webhook_url = item.get("webhook_url")
+        if webhook_url is not None and (
+            not isinstance(webhook_url, str) or not re.match(_HTTP_URL, webhook_url)
+        ):
+            raise ConfigError(f"integration {key_id}: webhook_url must be an http(s) URL")
         out.append(
             Integration(
                 key_id=key_id,
                 secret=secret,
                 name=str(item.get("name", key_id)),
                 origins=_str_tuple(item.get("origins", []), "integration origins"),
+                webhook_url=webhook_url,
             )
         )
     return tuple(out)
@@ -156,10 +176,14 @@ KNOWN_KEYS = frozenset(
         "token_issuer",
         "token_audience",
         "token_grace_seconds",
+        "early_join_minutes",
+        "end_grace_minutes",
+        "lesson_sweep_seconds",
         "demo_journal",
         "default_language",
         "max_ws_message_bytes",
         "ice",
+        "redis_url",
     }
 )
 KNOWN_ICE_KEYS = frozenset({"addresses", "announced_address", "servers"})
@@ -181,6 +205,9 @@ def settings_from_mapping(data: dict[str, Any], base: Settings | None = None) ->
     for key, upper in (
         ("port", 65535),
         ("token_grace_seconds", 7 * 86400),
+        ("early_join_minutes", 24 * 60),
+        ("end_grace_minutes", 24 * 60),
+        ("lesson_sweep_seconds", 3600),
         ("max_ws_message_bytes", 16 * 1024 * 1024),
     ):
         if key in data:
@@ -197,6 +224,14 @@ def settings_from_mapping(data: dict[str, Any], base: Settings | None = None) ->
         raise ConfigError("public_url must be an http:// or https:// URL")
     if simple.get("default_language", "ru") not in ("ru", "en"):
         raise ConfigError("default_language must be ru or en")
+    if "redis_url" in data:
+        redis_url = data["redis_url"]
+        if not isinstance(redis_url, str):
+            raise ConfigError("redis_url must be a string")
+        if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError("redis_url must start with redis://, rediss:// or unix://")
+        # Empty: back to memory (UROK_REDIS_URL= overrides a URL in the file).
+        simple["redis_url"] = redis_url or None
     if "integrations" in data:
         simple["integrations"] = _integrations(data["integrations"])
     if "ice" in data:
@@ -232,7 +267,7 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
             raise ConfigError(f"cannot read config {path}: {exc}") from exc
         settings = settings_from_mapping(data, settings)
     overrides: dict[str, Any] = {}
-    for key in ("host", "public_url", "default_language"):
+    for key in ("host", "public_url", "default_language", "redis_url"):
         if f"UROK_{key.upper()}" in env:
             overrides[key] = env[f"UROK_{key.upper()}"]
     if "UROK_PORT" in env:

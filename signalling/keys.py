@@ -14,10 +14,12 @@ if TYPE_CHECKING:  # the media stack is imported only where it is used
     from rooms.calls import CallRegistry
     from rooms.store import Store
     from sfu.engine import MediaEngine
+    from signalling.webhooks import WebhookSender
 
 SETTINGS = web.AppKey("settings", Settings)
 LESSONS = web.AppKey("lessons", LessonRegistry)
 TOKENS = web.AppKey("tokens", TokenService)
 CALLS: web.AppKey[CallRegistry] = web.AppKey("calls")
 STORE: web.AppKey[Store] = web.AppKey("store")
+WEBHOOKS: web.AppKey[WebhookSender] = web.AppKey("webhooks")
 MEDIA: web.AppKey[MediaEngine] = web.AppKey("media")

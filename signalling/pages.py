@@ -24,7 +24,7 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 from aiohttp import web
 
-from rooms.lessons import LessonNotFound, LessonState
+from rooms.lessons import LessonNotFound
 from signalling.config import DEMO_KEY_ID, Settings
 from signalling.keys import LESSONS, SETTINGS, TOKENS
 from signalling.tokens import TokenError
@@ -158,8 +158,11 @@ async def call_info(request: web.Request) -> web.Response:
         },
         "you": {"name": claims.name, "role": claims.role.value},
         # Whether `join` would be let in now (the teacher may join before opening).
-        "can_join": lesson.state is LessonState.OPEN
-        or (lesson.state is LessonState.CREATED and claims.is_teacher),
+        "can_join": lesson.joinable_by(
+            claims.role,
+            datetime.now(UTC),
+            timedelta(minutes=request.app[SETTINGS].early_join_minutes),
+        ),
     }
     return web.json_response(body, headers={"Cache-Control": "no-store"})
 

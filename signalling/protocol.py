@@ -10,6 +10,7 @@ from jsonschema import Draft202012Validator
 MAX_SDP = 48 * 1024
 _ID = {"type": "string", "maxLength": 64}
 _SDP = {"type": "string", "minLength": 1, "maxLength": MAX_SDP}
+_PID = {"type": "string", "minLength": 1, "maxLength": 64}
 
 
 def _message(type_: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
@@ -53,9 +54,51 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "subscribe_answer": _message("subscribe_answer", {"sdp": _SDP}, ["sdp"]),
     "media_state": _message(
         "media_state",
-        {"audio": {"type": "boolean"}, "video": {"type": "boolean"}},
+        {"audio": {"type": "boolean"}, "video": {"type": "boolean"}, "screen": {"type": "boolean"}},
         ["audio", "video"],
     ),
+    "hand": _message("hand", {"raised": {"type": "boolean"}}, ["raised"]),
+    "lower_hand": _message("lower_hand", {"participant_id": _PID}, ["participant_id"]),
+    "lower_all_hands": _message("lower_all_hands", {}, []),
+    "admit": _message("admit", {"participant_id": _PID}, ["participant_id"]),
+    "admit_all": _message("admit_all", {}, []),
+    "deny": _message("deny", {"participant_id": _PID}, ["participant_id"]),
+    "deny_all": _message("deny_all", {}, []),
+    "nudge": _message("nudge", {"participant_id": _PID}, ["participant_id"]),
+    "mute": _message(
+        "mute",
+        {"participant_id": _PID, "kind": {"enum": ["audio", "video", "screen"]}},
+        ["participant_id", "kind"],
+    ),
+    "mute_all": _message("mute_all", {}, []),
+    "remove": _message("remove", {"participant_id": _PID}, ["participant_id"]),
+    "set_cohost": _message(
+        "set_cohost",
+        {"participant_id": _PID, "cohost": {"type": "boolean"}},
+        ["participant_id", "cohost"],
+    ),
+    "set_permissions": _message(
+        "set_permissions",
+        {
+            "role": {"enum": ["student", "parent", "guest"]},
+            "permissions": {
+                "type": "object",
+                "properties": {
+                    k: {"type": "boolean"} for k in ("unmute", "video", "screen", "chat")
+                },
+                "additionalProperties": False,
+                "minProperties": 1,
+            },
+        },
+        ["role", "permissions"],
+    ),
+    "set_call_settings": _message(
+        "set_call_settings",
+        {"waiting_room": {"type": "boolean"}, "guests_allowed": {"type": "boolean"}},
+        [],
+    ),
+    "chat_send": _message("chat_send", {"text": {"type": "string", "maxLength": 4000}}, ["text"]),
+    "end_call": _message("end_call", {}, []),
     "leave": _message("leave", {}, []),
     "ping": _message("ping", {}, []),
 }
@@ -110,4 +153,8 @@ def parse_message(text: str | bytes, max_bytes: int) -> dict[str, Any]:
         if error.validator == "additionalProperties":
             where = "message"
         raise ProtocolError("bad_message", f"{type_}: {where}: {error.message[:200]}", ref)
+    if type_ == "publish":
+        mids = [track["mid"] for track in message["tracks"]]
+        if len(set(mids)) != len(mids):
+            raise ProtocolError("bad_message", "publish: tracks: each mid may appear once", ref)
     return message

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from rooms.calls import Call, CallEnded, Participant
+from rooms.calls import Call, CallEnded, CallError, Participant
 from rooms.lessons import LessonNotFound, LessonState, Role
 from sfu.transport import NegotiationError, SdpError
-from signalling.keys import CALLS, LESSONS, MEDIA, SETTINGS, TOKENS
+from signalling.keys import CALLS, LESSONS, MEDIA, SETTINGS, STORE, TOKENS
 from signalling.protocol import ProtocolError, parse_message
 from signalling.tokens import TokenError
 
@@ -109,21 +110,29 @@ class Session:
             raise ProtocolError(
                 "not_in_roster", f"{claims.user_id} is not this lesson's {claims.role.value}", ref
             )
+        settings = self.app[SETTINGS]
         if lesson.state is LessonState.ENDED:
             raise ProtocolError("lesson_ended", "the lesson has ended", ref)
-        if claims.role is not Role.TEACHER and lesson.state is not LessonState.OPEN:
+        early = timedelta(minutes=settings.early_join_minutes)
+        if not lesson.joinable_by(claims.role, datetime.now(UTC), early):
             raise ProtocolError(
                 "lesson_not_open",
                 f"the lesson has not started yet (starts {lesson.starts_at.isoformat()})",
                 ref,
             )
+        store = self.app[STORE]
+        if await store.is_token_revoked(claims.jti):
+            raise ProtocolError("token_revoked", "you were removed from this call", ref)
+        if claims.role is Role.GUEST and not (await store.get_settings(lesson.id)).guests_allowed:
+            raise ProtocolError("guests_not_allowed", "guests may not join this call", ref)
         call = self.app[CALLS].get_or_create(lesson)
-        settings = self.app[SETTINGS]
         try:
-            self.participant = await call.join(
+            self.participant = await call.enter(
                 user_id=claims.user_id,
                 name=claims.name,
                 role=claims.role,
+                jti=claims.jti,
+                token_expires_at=claims.expires_at,
                 send=self.send,
                 disconnect=self._disconnected_by_call,
                 joined_extra={
@@ -157,13 +166,24 @@ class Session:
         assert call is not None and participant is not None
         ref = message.get("id")
         kind = message["type"]
+        try:
+            await self._dispatch_to_call(call, participant, kind, message)
+        except CallError as exc:
+            raise ProtocolError(exc.code, exc.message, ref) from None
+
+    async def _dispatch_to_call(
+        self, call: Call, participant: Participant, kind: str, message: dict[str, Any]
+    ) -> None:
+        ref = message.get("id")
         if kind == "ping":
             await self.send({"type": "pong", **_ref(message)})
         elif kind == "join":
             raise ProtocolError("already_joined", "this connection has joined already", ref)
+        elif kind == "leave":
+            await self._leave()
+        elif not participant.admitted:
+            raise CallError("not_admitted", "wait until a host lets you in")
         elif kind == "publish":
-            if not _is_sdp(message["sdp"]):
-                raise ProtocolError("bad_sdp", "sdp does not start with a v=0 line", ref)
             sources = {t["mid"]: t["source"] for t in message["tracks"]}
             try:
                 answer = await call.publish(participant, message["sdp"], sources)
@@ -178,9 +198,45 @@ class Session:
             except SdpError as exc:
                 raise ProtocolError("bad_sdp", str(exc)[:300], ref) from None
         elif kind == "media_state":
-            await call.set_media_state(participant, message["audio"], message["video"])
-        elif kind == "leave":
-            await self._leave()
+            await call.set_media_state(
+                participant, message["audio"], message["video"], message.get("screen")
+            )
+        elif kind == "hand":
+            await call.set_hand(participant, message["raised"])
+        elif kind == "lower_hand":
+            await call.lower_hand(participant, message["participant_id"])
+        elif kind == "lower_all_hands":
+            await call.lower_all_hands(participant)
+        elif kind in ("admit", "admit_all"):
+            await call.admit(participant, message.get("participant_id"))
+        elif kind in ("deny", "deny_all"):
+            await call.deny(participant, message.get("participant_id"))
+        elif kind == "nudge":
+            await call.nudge(participant, message["participant_id"])
+        elif kind == "mute":
+            await call.mute(participant, message["participant_id"], message["kind"])
+        elif kind == "mute_all":
+            await call.mute_all(participant)
+        elif kind == "remove":
+            await call.remove(participant, message["participant_id"])
+        elif kind == "set_cohost":
+            await call.set_cohost(participant, message["participant_id"], message["cohost"])
+        elif kind == "set_permissions":
+            await call.set_permissions(participant, Role(message["role"]), message["permissions"])
+        elif kind == "set_call_settings":
+            await call.set_call_settings(
+                participant, message.get("waiting_room"), message.get("guests_allowed")
+            )
+        elif kind == "chat_send":
+            await call.chat_send(participant, message["text"])
+        elif kind == "end_call":
+            await self._end_call(call, participant)
+
+    async def _end_call(self, call: Call, participant: Participant) -> None:
+        if not participant.host:
+            raise CallError("not_host", "only the teacher or a co-host may end the call")
+        # The lesson's end callbacks end the call for everyone (this host too).
+        await self.app[LESSONS].end(call.id, None, datetime.now(UTC), "ended_by_host")
 
     async def _leave(self) -> None:
         call, participant = self.call, self.participant
@@ -189,12 +245,6 @@ class Session:
             await call.leave(participant)
             await self.app[CALLS].remove_if_empty(call)
         await self.close()
-
-
-def _is_sdp(sdp: str) -> bool:
-    # aiortc skips lines it does not know, so any text would "parse" as an offer
-    # without media; a session description starts with "v=0" (RFC 8866, 5).
-    return sdp.split("\n", 1)[0].rstrip("\r") == "v=0"
 
 
 def _ref(message: dict[str, Any]) -> dict[str, Any]:

@@ -140,7 +140,7 @@ async def test_create_open_tokens_delete(client: TestClient, app: web.Applicatio
 
 async def test_delete_fires_on_ended_once(client: TestClient, app: web.Application) -> None:
     ended: list[str] = []
-    app[LESSONS].on_ended.append(lambda lesson: ended.append(lesson.id))
+    app[LESSONS].on_ended.append(lambda lesson, reason: ended.append(lesson.id))
     lesson = await create(client)
     for _ in range(2):
         resp = await client.delete(f"{LESSONS_URL}/{lesson['id']}", headers=auth())
@@ -152,10 +152,10 @@ async def test_failing_on_ended_callback_does_not_skip_the_others() -> None:
     registry = LessonRegistry()
     seen: list[str] = []
 
-    def broken(lesson: Lesson) -> None:
+    def broken(lesson: Lesson, reason: str) -> None:
         raise RuntimeError("boom")
 
-    registry.on_ended.extend([broken, lambda lesson: seen.append(lesson.id)])
+    registry.on_ended.extend([broken, lambda lesson, reason: seen.append(lesson.id)])
     start = datetime(2026, 11, 24, 9, tzinfo=MSK)
     lesson = Lesson(
         id="les_x",

@@ -133,3 +133,28 @@ async def test_people_come_and_go_without_new_connections() -> None:
         finally:
             for b in bots:
                 await b.leave()
+
+
+async def test_late_joiner_receives_every_publisher() -> None:
+    """Several m-sections added in one offer all carry media (max-bundle on our side)."""
+    async with running_server() as server:
+        lesson = await server.create_lesson()
+        bots: list[Bot] = []
+
+        async def bot(user: str, role: str = "student") -> Bot:
+            b = Bot(server.base_url, await server.token(lesson, user, user, role))
+            bots.append(b)
+            await b.connect()
+            return b
+
+        try:
+            red = await bot("t-1", "teacher")
+            await red.publish([(PatternVideoTrack(RED), "camera")])
+            blue = await bot("s-1")
+            await blue.publish([(PatternVideoTrack(BLUE), "camera")])
+            late = await bot("s-2")
+            assert close_to(await decoded_colour(await late.wait_track(red.id, "video")), RED)
+            assert close_to(await decoded_colour(await late.wait_track(blue.id, "video")), BLUE)
+        finally:
+            for b in bots:
+                await b.leave()

@@ -24,7 +24,50 @@ VALID: dict[str, dict[str, Any]] = {
     "media_state": {"type": "media_state", "audio": True, "video": False},
     "leave": {"type": "leave"},
     "ping": {"type": "ping"},
+    # classroom control
+    "hand": {"type": "hand", "raised": True},
+    "lower_hand": {"type": "lower_hand", "participant_id": "p_1"},
+    "lower_all_hands": {"type": "lower_all_hands"},
+    "admit": {"type": "admit", "participant_id": "p_1"},
+    "admit_all": {"type": "admit_all"},
+    "deny": {"type": "deny", "participant_id": "p_1"},
+    "deny_all": {"type": "deny_all"},
+    "nudge": {"type": "nudge", "participant_id": "p_1"},
+    "mute": {"type": "mute", "participant_id": "p_1", "kind": "screen"},
+    "mute_all": {"type": "mute_all"},
+    "remove": {"type": "remove", "participant_id": "p_1"},
+    "set_cohost": {"type": "set_cohost", "participant_id": "p_1", "cohost": True},
+    "set_permissions": {
+        "type": "set_permissions",
+        "role": "student",
+        "permissions": {"screen": True, "chat": False},
+    },
+    "set_call_settings": {"type": "set_call_settings", "waiting_room": True},
+    "chat_send": {"type": "chat_send", "text": "Здравствуйте!"},
+    "end_call": {"type": "end_call"},
 }
+
+CLASSROOM_INVALID = [
+    {"type": "hand"},
+    {"type": "hand", "raised": "yes"},
+    {"type": "mute", "participant_id": "p_1", "kind": "everything"},
+    {"type": "mute", "participant_id": "", "kind": "audio"},
+    {"type": "admit", "participant_id": 5},
+    {"type": "set_permissions", "role": "teacher", "permissions": {"chat": True}},
+    {"type": "set_permissions", "role": "student", "permissions": {}},
+    {"type": "set_permissions", "role": "student", "permissions": {"fly": True}},
+    {"type": "set_permissions", "role": "student", "permissions": {"chat": 1}},
+    {"type": "set_call_settings", "waiting_room": "on"},
+    {"type": "chat_send"},
+    {"type": "chat_send", "text": "x" * 4001},
+    {"type": "set_cohost", "participant_id": "p_1"},
+    {"type": "end_call", "now": True},
+]
+
+
+@pytest.mark.parametrize("message", CLASSROOM_INVALID, ids=lambda m: json.dumps(m)[:60])
+def test_classroom_messages_are_validated(message: dict[str, Any]) -> None:
+    assert rejected(message).code == "bad_message"
 
 
 def parse(message: Any) -> dict[str, Any]:
@@ -211,7 +254,7 @@ def test_unknown_type_names_the_type_shortly() -> None:
         ({"type": "ping", "extra": 1}, "extra"),
         ({"type": "leave", "reason": "bye"}, "reason"),
         ({"type": "join", "token": "t", "role": "teacher"}, "role"),
-        ({"type": "media_state", "audio": True, "video": True, "screen": True}, "screen"),
+        ({"type": "media_state", "audio": True, "video": True, "screen": "on"}, "screen"),
         (
             {"type": "publish", "sdp": SDP, "tracks": [{"mid": "0", "source": "camera", "x": 1}]},
             "x",
@@ -299,3 +342,11 @@ def test_error_to_json() -> None:
         "ref": "r",
     }
     assert "ref" not in rejected({"type": "nope"}).to_json()
+
+
+def test_publish_tracks_name_each_mid_once() -> None:
+    message = {
+        **VALID["publish"],
+        "tracks": [{"mid": "0", "source": "screen"}, {"mid": "0", "source": "microphone"}],
+    }
+    assert rejected(message).code == "bad_message"

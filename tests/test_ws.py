@@ -155,8 +155,10 @@ async def test_join_replies_joined_as_documented() -> None:
             "name": "Анна Петровна",
             "role": "teacher",
             "host": True,
+            "cohost": False,
             "audio": True,
             "video": True,
+            "screen": False,
         }
         assert isinstance(me["id"], str) and me["id"]
         call = joined["call"]
@@ -178,7 +180,17 @@ async def test_join_replies_joined_as_documented() -> None:
             "ice_servers",
             "language",
             "ref",
+            "hands",
+            "chat",
+            "settings",
+            "permissions",
+            "waiting",
         }
+        assert joined["hands"] == [] and joined["chat"] == [] and joined["waiting"] == []
+        assert joined["permissions"] == {"unmute": True, "video": True, "screen": True,
+                                         "chat": True}
+        assert joined["settings"]["waiting_room"] is False
+        assert joined["settings"]["permissions"]["student"]["screen"] is False
 
         pupil = await Client.open(server)
         joined2 = await pupil.join(await token(server, lesson, student(1)))

@@ -40,6 +40,28 @@ EXPECTED_ERRORS = {
     "already_joined",
     "no_offer",
     "bad_sdp",
+    "not_host",
+    "not_permitted",
+    "chat_empty",
+    "chat_too_long",
+    "chat_rate_limited",
+}
+# Classroom control that only hosts may use: the fuzzed student gets not_host.
+HOST_ONLY = {
+    "lower_hand",
+    "lower_all_hands",
+    "admit",
+    "admit_all",
+    "deny",
+    "deny_all",
+    "nudge",
+    "mute",
+    "mute_all",
+    "remove",
+    "set_cohost",
+    "set_permissions",
+    "set_call_settings",
+    "end_call",
 }
 
 # A real aiortc offer (one audio m-section), candidates left out, to mutate.
@@ -122,6 +144,18 @@ GOOD: dict[str, st.SearchStrategy[Any]] = {
     ),
     "audio": st.booleans(),
     "video": st.booleans(),
+    "screen": st.booleans(),
+    "participant_id": st.text(min_size=1, max_size=12),
+    "raised": st.booleans(),
+    "kind": st.sampled_from(["audio", "video", "screen"]),
+    "cohost": st.booleans(),
+    "role": st.sampled_from(["student", "parent", "guest"]),
+    "permissions": st.dictionaries(
+        st.sampled_from(["unmute", "video", "screen", "chat"]), st.booleans(), min_size=1
+    ),
+    "waiting_room": st.booleans(),
+    "guests_allowed": st.booleans(),
+    "text": st.text(max_size=60),
 }
 ANY_FIELD = st.sampled_from(sorted(GOOD)) | st.text(max_size=8)
 
@@ -249,11 +283,24 @@ def expect(frame: Frame) -> Expected:
         return Expected({"error:not_joined"}, ref)
     if kind == "join":
         return Expected({"error:already_joined"}, ref)
+    if kind in HOST_ONLY:
+        return Expected({"error:not_host"}, ref)
     if kind == "publish":
+        if any(t["source"] == "screen" for t in message["tracks"]):
+            return Expected({"error:not_permitted"}, ref)  # students may not share by default
         return Expected({"publish_answer", "error:bad_sdp"}, ref)
     if kind == "subscribe_answer":
         return Expected({"error:no_offer"}, ref)  # alone in the call: never an offer
+    if kind == "hand":
+        return Expected({"hands"}, None)
+    if kind == "chat_send":
+        return Expected(
+            {"chat_message", "error:chat_empty", "error:chat_too_long", "error:chat_rate_limited"},
+            ref,
+        )
     assert kind == "media_state"
+    if message.get("screen") is True:
+        return Expected({"error:not_permitted"}, ref)
     return Expected({"participant_updated"}, None)
 
 
@@ -331,7 +378,9 @@ class Fuzz:
             if got.startswith("error:"):
                 assert got[len("error:") :] in EXPECTED_ERRORS, reply
                 assert isinstance(reply["message"], str) and reply["message"]
-            assert reply.get("ref") == expected.ref, (frame, reply)
+            # Replies to the sender carry its id; broadcasts carry none.
+            direct = got.startswith("error:") or got in ("pong", "publish_answer")
+            assert reply.get("ref") == (expected.ref if direct else None), (frame, reply)
             assert await self.recv(ws) == {"type": "pong", "ref": probe}, frame
         self.dirty = False
 

@@ -1,0 +1,585 @@
+"""The Redis store: lessons and call state shared by several server nodes.
+
+Same contract as rooms.store.MemoryStore (tests/test_store_contract.py runs
+one suite against both), through redis.asyncio (redis-py >= 5). Everything
+is JSON made by the records' to_json / from_json.
+
+Keys (all under `prefix`, default "urok:"; ids and names inside keys are
+percent-encoded, so a ':' in an id can never make two keys collide):
+
+    lessons:seq                       INCR counter ordering the lesson indexes
+    lesson:<id>                       string: Lesson JSON
+    lessons:<integration>             sorted set: lesson ids, score = creation order
+    lessons:<integration>:<group>     sorted set: the same for one class
+    active:<integration>:<group>      string: id of the class's active lesson
+    revoked:<jti>                     string "1", expiring when the token would
+
+    call:<id>:expires                 string: the call's deadline (unix ms), set by
+                                      expire_call and expiring at that deadline
+    call:<id>:seq                     INCR counter ordering joins, arrivals, hands
+    call:<id>:settings                string: CallSettings JSON
+    call:<id>:participants            hash: participant id -> ParticipantRecord JSON
+    call:<id>:participants:order      sorted set: participant id, score = join order
+    call:<id>:waiting                 hash: participant id -> ParticipantRecord JSON
+    call:<id>:waiting:order           sorted set: participant id, score = arrival order
+    call:<id>:hands                   sorted set: participant id, score = raise order
+    call:<id>:chat                    stream: one entry per message, field "m" = JSON;
+                                      entry id "<n>-0", where n is the message id
+    call:<id>:chat:seq                INCR counter giving message ids 1, 2, 3, ...
+    call:<id>:attendance              hash: user id -> AttendanceRecord JSON
+    call:<id>:attendance:order        sorted set: user id, score = first-join order
+
+Atomicity. Every write is a single Lua script (or a single command), so
+nodes never interleave half-done updates. Read-modify-write of a JSON record
+(opening / ending a lesson, attendance) is an optimistic compare-and-set: read,
+compute the new record in Python, and a script writes it only if the stored
+JSON is still what was read; otherwise retry. Creating a lesson is a
+compare-and-set on `active:<integration>:<group>`, so of any number of
+concurrent creates for one class, on any nodes, exactly one succeeds.
+
+Lifetime. expire_call(call_id, n) sets every key of the call, the lesson
+record and (if it still points at this lesson) the class's active key to
+expire n seconds from now, and records that deadline in call:<id>:expires.
+Every later write to the call applies the same deadline to the keys it
+writes, so state written after expire_call (a last chat message, a leave)
+still goes away with the rest, as with the memory store. The lesson indexes
+are not per call and never expire: ids of lessons that have expired are
+pruned from an index when it is next read. An active key can outlive its
+lesson only until the next create for that class, which treats an active key
+whose lesson record is gone as free.
+
+Scripts touch keys of more than one call-independent family (index, active,
+lesson), so this targets a single Redis (or Sentinel), not Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+import redis.asyncio as aioredis
+
+from rooms.lessons import Lesson, LessonConflict, LessonState, Role
+from rooms.model import AttendanceRecord, CallSettings, ChatMessage, ParticipantRecord
+from rooms.store import Store
+
+DEFAULT_PREFIX = "urok:"
+# Optimistic updates retry while other writers get in between; this many
+# failed attempts in a row means something is badly wrong.
+MAX_ATTEMPTS = 100
+
+# Shared by every script that writes call state: if expire_call has set a
+# deadline for the call (KEYS[deadline] holds it in unix ms), the keys just
+# written expire then too.
+_FOLLOW = """
+local function follow(deadline_key, ...)
+  local at = redis.call('GET', deadline_key)
+  if at then
+    for _, key in ipairs({...}) do
+      redis.call('PEXPIREAT', key, at)
+    end
+  end
+end
+"""
+
+# KEYS: active, new lesson, lesson the active key pointed at when read (or the
+#       new lesson again), integration index, class index, lessons:seq, deadline
+# ARGV: active id as read ('' if none), lesson JSON, lesson id, '1' if active
+_CREATE_LESSON = (
+    _FOLLOW
+    + """
+local current = redis.call('GET', KEYS[1]) or ''
+if current ~= ARGV[1] then
+  return {'retry'}
+end
+if current ~= '' then
+  local doc = redis.call('GET', KEYS[3])
+  if doc then
+    return {'conflict', doc}
+  end
+end
+redis.call('SET', KEYS[2], ARGV[2])
+local n = redis.call('INCR', KEYS[6])
+redis.call('ZADD', KEYS[4], 'NX', n, ARGV[3])
+redis.call('ZADD', KEYS[5], 'NX', n, ARGV[3])
+follow(KEYS[7], KEYS[2])
+if ARGV[4] == '1' then
+  redis.call('SET', KEYS[1], ARGV[3])
+  follow(KEYS[7], KEYS[1])
+end
+return {'ok'}
+"""
+)
+
+# KEYS: lesson, active, deadline
+# ARGV: JSON as read, new JSON, lesson id, '1' to free the class
+_UPDATE_LESSON = (
+    _FOLLOW
+    + """
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[2])
+follow(KEYS[3], KEYS[1])
+if ARGV[4] == '1' and redis.call('GET', KEYS[2]) == ARGV[3] then
+  redis.call('DEL', KEYS[2])
+end
+return 1
+"""
+)
+
+# KEYS: deadline, lesson, class active key (or the deadline key again), call keys...
+# ARGV: deadline in unix ms, call id
+_EXPIRE_CALL = """
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[1])
+for i = 4, #KEYS do
+  redis.call('PEXPIREAT', KEYS[i], ARGV[1])
+end
+redis.call('PEXPIREAT', KEYS[2], ARGV[1])
+if KEYS[3] ~= KEYS[1] and redis.call('GET', KEYS[3]) == ARGV[2] then
+  redis.call('PEXPIREAT', KEYS[3], ARGV[1])
+end
+return 1
+"""
+
+# KEYS: key, deadline.  ARGV: value
+_SET = (
+    _FOLLOW
+    + """
+redis.call('SET', KEYS[1], ARGV[1])
+follow(KEYS[2], KEYS[1])
+return 1
+"""
+)
+
+# An ordered hash: KEYS: hash, order, call seq, deadline.  ARGV: field, JSON
+_ORDERED_PUT = (
+    _FOLLOW
+    + """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) == false then
+  redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), ARGV[1])
+end
+follow(KEYS[4], KEYS[1], KEYS[2], KEYS[3])
+return 1
+"""
+)
+
+# Compare-and-set of one field of an ordered hash ('' = the field is absent).
+# KEYS: hash, order, call seq, deadline.  ARGV: field, JSON as read, new JSON
+_ORDERED_CAS = (
+    _FOLLOW
+    + """
+if (redis.call('HGET', KEYS[1], ARGV[1]) or '') ~= ARGV[2] then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) == false then
+  redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), ARGV[1])
+end
+follow(KEYS[4], KEYS[1], KEYS[2], KEYS[3])
+return 1
+"""
+)
+
+# KEYS: hash, order.  ARGV: field.  Returns the removed JSON (nil if absent).
+_ORDERED_TAKE = """
+local value = redis.call('HGET', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return value
+"""
+
+# KEYS: hands, call seq, deadline.  ARGV: participant id.  Returns the queue.
+_RAISE_HAND = (
+    _FOLLOW
+    + """
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) == false then
+  redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[2]), ARGV[1])
+end
+follow(KEYS[3], KEYS[1], KEYS[2])
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+"""
+)
+
+# KEYS: hands.  ARGV: participant id.  Returns the queue.
+_LOWER_HAND = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+"""
+
+# KEYS: chat stream, chat seq, deadline.  ARGV: message JSON.  Returns its id.
+_APPEND_CHAT = (
+    _FOLLOW
+    + """
+local n = redis.call('INCR', KEYS[2])
+redis.call('XADD', KEYS[1], n .. '-0', 'm', ARGV[1])
+follow(KEYS[3], KEYS[1], KEYS[2])
+return n
+"""
+)
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+class RedisStore(Store):
+    """Lessons and call state in Redis, shared by every node using the same server and prefix.
+
+    `client` (for tests, or to share a pool) takes precedence over `url`; it
+    must decode responses (redis.asyncio.Redis(..., decode_responses=True)).
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        client: aioredis.Redis | None = None,
+    ) -> None:
+        if client is None:
+            if url is None:
+                raise ValueError("RedisStore needs a url or a client")
+            client = aioredis.from_url(url, decode_responses=True)
+        self._redis: aioredis.Redis = client
+        self._prefix = prefix
+        register = self._redis.register_script
+        self._create_lesson = register(_CREATE_LESSON)
+        self._update_lesson = register(_UPDATE_LESSON)
+        self._expire_call = register(_EXPIRE_CALL)
+        self._set = register(_SET)
+        self._ordered_put = register(_ORDERED_PUT)
+        self._ordered_cas = register(_ORDERED_CAS)
+        self._ordered_take = register(_ORDERED_TAKE)
+        self._raise_hand = register(_RAISE_HAND)
+        self._lower_hand = register(_LOWER_HAND)
+        self._append_chat = register(_APPEND_CHAT)
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        """The client (tests inspect keys and TTLs through it)."""
+        return self._redis
+
+    @property
+    def prefix(self) -> str:
+        return self._prefix
+
+    # --- key names
+
+    def _key(self, *parts: str) -> str:
+        return self._prefix + ":".join(quote(part, safe="") for part in parts)
+
+    def _lesson_key(self, lesson_id: str) -> str:
+        return self._key("lesson", lesson_id)
+
+    def _index_key(self, integration: str, group_id: str | None = None) -> str:
+        if group_id is None:
+            return self._key("lessons", integration)
+        return self._key("lessons", integration, group_id)
+
+    def _active_key(self, integration: str, group_id: str) -> str:
+        return self._key("active", integration, group_id)
+
+    def _call_key(self, call_id: str, *parts: str) -> str:
+        return self._prefix + "call:" + quote(call_id, safe="") + "".join(":" + p for p in parts)
+
+    def call_keys(self, call_id: str) -> list[str]:
+        """Every per-call key except the deadline (which expire_call creates)."""
+        return [
+            self._call_key(call_id, part)
+            for part in (
+                "seq",
+                "settings",
+                "participants",
+                "participants:order",
+                "waiting",
+                "waiting:order",
+                "hands",
+                "chat",
+                "chat:seq",
+                "attendance",
+                "attendance:order",
+            )
+        ]
+
+    def _deadline_key(self, call_id: str) -> str:
+        return self._call_key(call_id, "expires")
+
+    # --- lessons
+
+    async def create_lesson(self, lesson: Lesson) -> None:
+        active_key = self._active_key(lesson.integration, lesson.group_id)
+        lesson_key = self._lesson_key(lesson.id)
+        doc = _dumps(lesson.to_json())
+        for _ in range(MAX_ATTEMPTS):
+            current = await self._redis.get(active_key) or ""
+            result = await self._create_lesson(
+                keys=[
+                    active_key,
+                    lesson_key,
+                    self._lesson_key(current) if current else lesson_key,
+                    self._index_key(lesson.integration),
+                    self._index_key(lesson.integration, lesson.group_id),
+                    self._key("lessons", "seq"),
+                    self._deadline_key(lesson.id),
+                ],
+                args=[current, doc, lesson.id, "1" if lesson.active else "0"],
+            )
+            if result[0] == "ok":
+                return
+            if result[0] == "conflict":
+                raise LessonConflict(Lesson.from_json(json.loads(result[1])))
+            # "retry": the class's active lesson changed since we read it.
+        raise RuntimeError(f"create_lesson: gave up after {MAX_ATTEMPTS} conflicting writes")
+
+    async def get_lesson(self, lesson_id: str) -> Lesson | None:
+        doc = await self._redis.get(self._lesson_key(lesson_id))
+        return Lesson.from_json(json.loads(doc)) if doc else None
+
+    async def list_lessons(self, integration: str, group_id: str | None = None) -> list[Lesson]:
+        index = self._index_key(integration, group_id)
+        ids: list[str] = await self._redis.zrange(index, 0, -1)
+        if not ids:
+            return []
+        docs = await self._redis.mget([self._lesson_key(i) for i in ids])
+        gone = [i for i, doc in zip(ids, docs, strict=True) if doc is None]
+        if gone:
+            # Their records expired: prune the index (it never expires itself).
+            await self._redis.zrem(index, *gone)
+        return [Lesson.from_json(json.loads(doc)) for doc in docs if doc is not None]
+
+    async def _change_lesson(
+        self, lesson_id: str, change: Callable[[Lesson], Lesson | None], free_class: bool
+    ) -> tuple[Lesson | None, bool]:
+        """Apply `change` (None = leave as is) atomically; (lesson after, whether it changed)."""
+        key = self._lesson_key(lesson_id)
+        for _ in range(MAX_ATTEMPTS):
+            doc = await self._redis.get(key)
+            if doc is None:
+                return None, False
+            lesson = Lesson.from_json(json.loads(doc))
+            changed = change(lesson)
+            if changed is None:
+                return lesson, False
+            ok = await self._update_lesson(
+                keys=[
+                    key,
+                    self._active_key(lesson.integration, lesson.group_id),
+                    self._deadline_key(lesson_id),
+                ],
+                args=[doc, _dumps(changed.to_json()), lesson_id, "1" if free_class else "0"],
+            )
+            if ok:
+                return changed, True
+        raise RuntimeError(f"lesson {lesson_id}: gave up after {MAX_ATTEMPTS} conflicting writes")
+
+    async def open_lesson(self, lesson_id: str, at: datetime) -> Lesson | None:
+        def change(lesson: Lesson) -> Lesson | None:
+            if lesson.state is not LessonState.CREATED:
+                return None
+            return replace(lesson, state=LessonState.OPEN, opened_at=at)
+
+        lesson, _ = await self._change_lesson(lesson_id, change, free_class=False)
+        return lesson
+
+    async def end_lesson(self, lesson_id: str, at: datetime) -> tuple[Lesson | None, bool]:
+        def change(lesson: Lesson) -> Lesson | None:
+            if lesson.state is LessonState.ENDED:
+                return None
+            return replace(lesson, state=LessonState.ENDED, ended_at=at)
+
+        return await self._change_lesson(lesson_id, change, free_class=True)
+
+    # --- join tokens
+
+    async def revoke_token(self, jti: str, until: datetime) -> None:
+        key = self._key("revoked", jti)
+        at = _ms(until)
+        if at <= time.time() * 1000:
+            # Already expired: nothing to refuse (and SET PXAT wants the future).
+            await self._redis.delete(key)
+            return
+        await self._redis.set(key, "1", pxat=at)
+
+    async def is_token_revoked(self, jti: str) -> bool:
+        return bool(await self._redis.exists(self._key("revoked", jti)))
+
+    # --- call settings
+
+    async def get_settings(self, call_id: str) -> CallSettings:
+        doc = await self._redis.get(self._call_key(call_id, "settings"))
+        return CallSettings.from_json(json.loads(doc)) if doc else CallSettings()
+
+    async def set_settings(self, call_id: str, settings: CallSettings) -> None:
+        await self._set(
+            keys=[self._call_key(call_id, "settings"), self._deadline_key(call_id)],
+            args=[_dumps(settings.to_json())],
+        )
+
+    # --- participants and the waiting room (ordered hashes)
+
+    def _ordered_keys(self, call_id: str, name: str) -> list[str]:
+        return [
+            self._call_key(call_id, name),
+            self._call_key(call_id, name, "order"),
+            self._call_key(call_id, "seq"),
+            self._deadline_key(call_id),
+        ]
+
+    async def _put_ordered(self, call_id: str, name: str, record: ParticipantRecord) -> None:
+        await self._ordered_put(
+            keys=self._ordered_keys(call_id, name), args=[record.id, _dumps(record.to_json())]
+        )
+
+    async def _take_ordered(self, call_id: str, name: str, field: str) -> str | None:
+        return await self._ordered_take(keys=self._ordered_keys(call_id, name)[:2], args=[field])
+
+    async def _read_ordered(self, call_id: str, name: str) -> list[str]:
+        """The hash's values in the order of the sorted set."""
+        hash_key, order_key = self._ordered_keys(call_id, name)[:2]
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zrange(order_key, 0, -1)
+            pipe.hgetall(hash_key)
+            order, values = await pipe.execute()
+        return [values[field] for field in order if field in values]
+
+    async def put_participant(self, call_id: str, record: ParticipantRecord) -> None:
+        await self._put_ordered(call_id, "participants", record)
+
+    async def remove_participant(self, call_id: str, participant_id: str) -> bool:
+        return await self._take_ordered(call_id, "participants", participant_id) is not None
+
+    async def participants(self, call_id: str) -> list[ParticipantRecord]:
+        docs = await self._read_ordered(call_id, "participants")
+        return [ParticipantRecord.from_json(json.loads(doc)) for doc in docs]
+
+    async def put_waiting(self, call_id: str, record: ParticipantRecord) -> None:
+        await self._put_ordered(call_id, "waiting", record)
+
+    async def remove_waiting(self, call_id: str, participant_id: str) -> ParticipantRecord | None:
+        doc = await self._take_ordered(call_id, "waiting", participant_id)
+        return ParticipantRecord.from_json(json.loads(doc)) if doc is not None else None
+
+    async def waiting(self, call_id: str) -> list[ParticipantRecord]:
+        docs = await self._read_ordered(call_id, "waiting")
+        return [ParticipantRecord.from_json(json.loads(doc)) for doc in docs]
+
+    # --- raised hands (a sorted set scored by raise order)
+
+    async def raise_hand(self, call_id: str, participant_id: str) -> list[str]:
+        return await self._raise_hand(
+            keys=[
+                self._call_key(call_id, "hands"),
+                self._call_key(call_id, "seq"),
+                self._deadline_key(call_id),
+            ],
+            args=[participant_id],
+        )
+
+    async def lower_hand(self, call_id: str, participant_id: str) -> list[str]:
+        return await self._lower_hand(
+            keys=[self._call_key(call_id, "hands")], args=[participant_id]
+        )
+
+    async def lower_all_hands(self, call_id: str) -> list[str]:
+        await self._redis.delete(self._call_key(call_id, "hands"))
+        return []
+
+    async def hands(self, call_id: str) -> list[str]:
+        return await self._redis.zrange(self._call_key(call_id, "hands"), 0, -1)
+
+    # --- chat (a stream per call)
+
+    async def append_chat(self, call_id: str, message: ChatMessage) -> ChatMessage:
+        # The id is not stored in the JSON: it is the stream entry's "<id>-0".
+        body = replace(message, id="").to_json()
+        number = await self._append_chat(
+            keys=[
+                self._call_key(call_id, "chat"),
+                self._call_key(call_id, "chat", "seq"),
+                self._deadline_key(call_id),
+            ],
+            args=[_dumps(body)],
+        )
+        return replace(message, id=str(number))
+
+    async def chat_history(self, call_id: str, limit: int = 500) -> list[ChatMessage]:
+        if limit <= 0:
+            return []
+        entries = await self._redis.xrevrange(self._call_key(call_id, "chat"), count=limit)
+        messages = []
+        for entry_id, fields in reversed(entries):
+            data = json.loads(fields["m"])
+            data["id"] = entry_id.split("-", 1)[0]
+            messages.append(ChatMessage.from_json(data))
+        return messages
+
+    # --- attendance (an ordered hash by user id, updated by compare-and-set)
+
+    async def _change_attendance(
+        self,
+        call_id: str,
+        user_id: str,
+        change: Callable[[AttendanceRecord | None], AttendanceRecord | None],
+    ) -> None:
+        keys = self._ordered_keys(call_id, "attendance")
+        for _ in range(MAX_ATTEMPTS):
+            doc = await self._redis.hget(keys[0], user_id)
+            current = AttendanceRecord.from_json(json.loads(doc)) if doc else None
+            changed = change(current)
+            if changed is None:
+                return
+            if await self._ordered_cas(
+                keys=keys, args=[user_id, doc or "", _dumps(changed.to_json())]
+            ):
+                return
+        raise RuntimeError(f"attendance {call_id}/{user_id}: gave up after {MAX_ATTEMPTS} tries")
+
+    async def record_join(
+        self, call_id: str, user_id: str, name: str, role: str, at: datetime
+    ) -> None:
+        def change(record: AttendanceRecord | None) -> AttendanceRecord:
+            if record is None:
+                record = AttendanceRecord(
+                    user_id=user_id, name=name, role=Role(role), first_join=at
+                )
+            return record.joined(at)
+
+        await self._change_attendance(call_id, user_id, change)
+
+    async def record_leave(self, call_id: str, user_id: str, at: datetime) -> None:
+        def change(record: AttendanceRecord | None) -> AttendanceRecord | None:
+            return record.left(at) if record is not None else None
+
+        await self._change_attendance(call_id, user_id, change)
+
+    async def attendance(self, call_id: str) -> list[AttendanceRecord]:
+        docs = await self._read_ordered(call_id, "attendance")
+        return [AttendanceRecord.from_json(json.loads(doc)) for doc in docs]
+
+    # --- lifetime
+
+    async def expire_call(self, call_id: str, after_seconds: int) -> None:
+        at = int(time.time() * 1000) + max(0, int(after_seconds * 1000))
+        lesson = await self.get_lesson(call_id)
+        deadline = self._deadline_key(call_id)
+        # The lesson's class never changes, so its active key can be named up
+        # front; the script only expires it if it still points at this lesson.
+        active = self._active_key(lesson.integration, lesson.group_id) if lesson else deadline
+        await self._expire_call(
+            keys=[deadline, self._lesson_key(call_id), active, *self.call_keys(call_id)],
+            args=[at, call_id],
+        )
+
+    async def close(self) -> None:
+        await self._redis.aclose()
