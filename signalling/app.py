@@ -14,6 +14,7 @@ from aiohttp import web
 from rooms.calls import CallRegistry, ChatPolicy, Participant
 from rooms.chat import ProfanityFilter
 from rooms.lessons import Lesson, LessonRegistry
+from rooms.store import DEFAULT_RETENTION_SECONDS
 from rooms.store_factory import create_store
 from sfu.engine import MediaEngine
 from signalling import api, pages, webhooks, ws
@@ -126,6 +127,12 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[WEBHOOKS] = WebhookSender()
     # When the lesson ends (journal, host, time), its call ends for everyone in it.
     app[LESSONS].on_ended.append(app[CALLS].end_for_lesson)
+    # The call's state (chat, attendance) stays readable for a while, then expires.
+    app[LESSONS].on_ended.append(
+        lambda lesson, reason: app[CALLS].spawn(
+            app[STORE].expire_call(lesson.id, DEFAULT_RETENTION_SECONDS)
+        )
+    )
     _connect_webhooks(app)
     # Cleanup runs in reverse: calls end first, then media, then the store;
     # webhooks last, so the lesson.ended of a shutdown still goes out.

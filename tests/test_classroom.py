@@ -14,6 +14,7 @@ from bench.bot import Bot, BotError
 from bench.media import PatternVideoTrack, ToneAudioTrack
 from signalling.keys import CALLS
 from tests.live import LiveServer, running_server
+from tests.redis_server import redis_url_fixture  # noqa: F401  (the redis_url fixture)
 
 RED = (220, 30, 30)
 
@@ -36,9 +37,19 @@ async def expect_error(bot: Bot, message: dict[str, Any], code: str) -> dict[str
     return reply
 
 
-@pytest.fixture
-async def server() -> Any:
-    async with running_server() as live:
+@pytest.fixture(params=["memory", "redis"])
+async def server(request: pytest.FixtureRequest) -> Any:
+    """The same classroom runs on either store backend."""
+    overrides: dict[str, Any] = {}
+    if request.param == "redis":
+        import redis.asyncio
+
+        url = request.getfixturevalue("redis_url")
+        client = redis.asyncio.from_url(url)
+        await client.flushdb()  # one redis-server serves the whole session
+        await client.aclose()
+        overrides["redis_url"] = url
+    async with running_server(**overrides) as live:
         yield live
 
 
