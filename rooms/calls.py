@@ -258,6 +258,11 @@ class Call:
 
     async def _admit(self, participant: Participant) -> None:
         participant.admitted = True
+        # Start with what the person may switch on; their media_state follows.
+        permissions = await self.permissions_of(participant)
+        participant.record = replace(
+            participant.record, audio=permissions.unmute, video=permissions.video
+        )
         self.participants[participant.id] = participant
         participant.subscriber = self.router.create_subscriber_transport(
             lambda sdp, tracks: self._send_subscribe_offer(participant, sdp, tracks)
@@ -324,7 +329,11 @@ class Call:
     async def publish(self, participant: Participant, sdp: str, sources: dict[str, str]) -> str:
         """Apply a publisher offer; subscribe everybody else to new tracks; return the answer."""
         self.require_admitted(participant)
-        if "screen" in sources.values() and not (await self.permissions_of(participant)).screen:
+        known = participant.publisher.producers if participant.publisher is not None else {}
+        # Only a new screen m-section needs the right: an idle one negotiated
+        # while sharing was allowed may stay in later offers.
+        new_screen = any(src == "screen" and mid not in known for mid, src in sources.items())
+        if new_screen and not (await self.permissions_of(participant)).screen:
             raise CallError("not_permitted", "you may not share your screen in this call")
         if participant.publisher is None:
             participant.publisher = self.router.create_publisher_transport()
@@ -520,6 +529,9 @@ class Call:
             settings = replace(settings, guests_allowed=guests_allowed)
         await self.store.set_settings(self.id, settings)
         await self._broadcast_settings(settings)
+        if waiting_room is False and self.waiting:
+            # No waiting room any more: whoever was waiting comes in.
+            await self.admit(host, None)
 
     async def _send_settings(self, participant: Participant, settings: CallSettings) -> None:
         await _safe_send(

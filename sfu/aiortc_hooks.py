@@ -42,6 +42,8 @@ from aiortc import (
     RTCRtpSender,
 )
 from aiortc.codecs import is_rtx
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import (
     RTCRtpCodecParameters,
     RTCRtpReceiveParameters,
@@ -323,11 +325,57 @@ class ForwardingSender(RTCRtpSender):
             pass
 
 
+# --------------------------------------------------------------------------- fast send
+
+
+class FastRtpPath:
+    """Send RTP to a subscriber without aiortc's and aioice's coroutine chain.
+
+    aiortc's `RTCDtlsTransport._send_rtp` protects the packet, then awaits
+    `RTCIceTransport._send` -> `Connection.sendto` -> `StunProtocol.send_data`,
+    which only calls `transport.sendto`. On the forwarding path that chain is a
+    large share of the CPU per packet, so when the nominated ICE pair is a plain
+    UDP socket this does the same two steps directly. Anything else (not yet
+    connected, a TURN relay, a changed pair) makes `send` return False and the
+    caller takes aiortc's own path.
+    """
+
+    __slots__ = ("_addr", "_dtls", "_pair", "_sendto")
+
+    def __init__(self, dtls: RTCDtlsTransport) -> None:
+        self._dtls = dtls
+        self._pair: object | None = None
+        self._sendto: Callable[[bytes, tuple[str, int]], None] | None = None
+        self._addr: tuple[str, int] | None = None
+
+    @classmethod
+    def for_transport(cls, transport: object) -> FastRtpPath | None:
+        return cls(transport) if isinstance(transport, RTCDtlsTransport) else None
+
+    def send(self, data: bytes) -> bool:
+        dtls = self._dtls
+        if dtls._state is not DtlsState.CONNECTED:
+            return False
+        pair = dtls.transport._connection._nominated.get(1)
+        if pair is None:
+            return False
+        if pair is not self._pair:
+            protocol = pair.protocol
+            if type(protocol) is not aioice.ice.StunProtocol or protocol.transport is None:
+                self._pair = None
+                return False
+            self._pair = pair
+            self._sendto = protocol.transport.sendto
+            self._addr = pair.remote_addr
+        assert self._sendto is not None and self._addr is not None
+        self._sendto(dtls._tx_srtp.protect(data), self._addr)
+        return True
+
+
 def check_pinned_internals() -> list[str]:
     """Names this module relies on that the installed aiortc lacks (empty when all is well)."""
     missing = []
     import aiortc
-    from aiortc.rtcdtlstransport import RTCDtlsTransport
 
     for name in (
         "_register_rtp_receiver",
@@ -342,6 +390,13 @@ def check_pinned_internals() -> list[str]:
             missing.append(f"RTCRtpReceiver.{name}")
     if not hasattr(aioice.ice, "get_host_addresses"):
         missing.append("aioice.ice.get_host_addresses")
+    connection = aioice.ice.Connection(ice_controlling=True)
+    if not isinstance(getattr(connection, "_nominated", None), dict):
+        missing.append("aioice.ice.Connection._nominated")
+    if not hasattr(aioice.ice.StunProtocol, "send_data") or not hasattr(
+        aioice.ice.CandidatePair, "remote_addr"
+    ):
+        missing.append("aioice.ice.StunProtocol.send_data / CandidatePair.remote_addr")
     if aiortc.__version__ != PINNED_AIORTC:
         missing.append(f"aiortc version {aiortc.__version__} != {PINNED_AIORTC}")
     return missing

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 from aiortc import clock
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtcpSenderInfo, RtcpSrPacket
 
-from sfu.aiortc_hooks import ForwardingSender
+from sfu.aiortc_hooks import FastRtpPath, ForwardingSender
 from sfu.producer import CachedPacket, Producer
 from sfu.rtp_rewrite import TS_MOD, StreamRewriter
 
@@ -46,6 +48,8 @@ class Consumer:
         self.packets_sent = 0
         self.bytes_sent = 0
         self.retransmitted = 0
+        self.fast_sent = 0  # of packets_sent, those that took the FastRtpPath
+        self._fast: FastRtpPath | None = None
         self._pt_map: dict[int, int | None] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         sender.source = self
@@ -80,32 +84,52 @@ class Consumer:
                 self.producer.consumers.remove(self)
             self.producer = None
 
-    async def send_packet(self, entry: CachedPacket, now: float) -> None:
+    def forward(self, entry: CachedPacket, now: float) -> Coroutine[Any, Any, None] | None:
+        """Send one packet of the producer; a coroutine to await when it could not go at once.
+
+        The common case sends synchronously (FastRtpPath), so fanning a packet
+        out to many subscribers costs no coroutine per subscriber.
+        """
         if not self.sender.started:
-            return
+            return None
         codec = entry.codec
         out_pt = self._pt_map.get(codec.payloadType, -1)
         if out_pt == -1:
             out_pt = self._map_payload_type(codec)
         if out_pt is None:
-            return
+            return None
         mapped = self.rewriter.rewrite(entry.seq, entry.ts, now)
         if mapped is None:
-            return
-        await self._send(entry, out_pt, mapped[0], mapped[1])
+            return None
+        return self._send(entry, out_pt, mapped[0], mapped[1])
 
-    async def _send(self, entry: CachedPacket, out_pt: int, out_seq: int, out_ts: int) -> None:
+    def _send(
+        self, entry: CachedPacket, out_pt: int, out_seq: int, out_ts: int
+    ) -> Coroutine[Any, Any, None] | None:
         packet = bytearray(entry.template)
         packet[1] = (packet[1] & 0x80) | out_pt
         packet[2] = out_seq >> 8
         packet[3] = out_seq & 0xFF
         packet[4:12] = out_ts.to_bytes(4, "big") + self.ssrc.to_bytes(4, "big")
+        data = bytes(packet)
+        if self._fast is None:
+            self._fast = FastRtpPath.for_transport(self.sender.transport)
+        if self._fast is not None and self._fast.send(data):
+            self.fast_sent += 1
+            self._count(data)
+            return None
+        return self._send_slow(data)
+
+    async def _send_slow(self, data: bytes) -> None:
         try:
-            await self.sender.transport._send_rtp(bytes(packet))
+            await self.sender.transport._send_rtp(data)
         except ConnectionError:
             return
+        self._count(data)
+
+    def _count(self, data: bytes) -> None:
         self.packets_sent += 1
-        self.bytes_sent += len(packet) - 12
+        self.bytes_sent += len(data) - 12
 
     def _map_payload_type(self, codec: RTCRtpCodecParameters) -> int | None:
         out = next((c for c in self.sender.negotiated_codecs if _same_codec(c, codec)), None)
@@ -134,7 +158,9 @@ class Consumer:
             if out_pt is None:
                 continue
             self.retransmitted += 1
-            await self._send(entry, out_pt, out_seq, self.rewriter.out_timestamp(entry.ts))
+            pending = self._send(entry, out_pt, out_seq, self.rewriter.out_timestamp(entry.ts))
+            if pending is not None:
+                await pending
 
     async def on_keyframe_request(self) -> None:
         if self.producer is not None:

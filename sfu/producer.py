@@ -72,7 +72,9 @@ class Producer:
             return
         now = time.monotonic()
         for consumer in self.consumers:
-            await consumer.send_packet(entry, now)
+            pending = consumer.forward(entry, now)
+            if pending is not None:
+                await pending
 
     def _on_sender_report(self, packet: RtcpSrPacket) -> None:
         info = packet.sender_info

@@ -86,6 +86,8 @@ async def test_teacher_and_student_receive_each_others_pattern_and_tone() -> Non
             consumers = call.router.consumers
             assert len(consumers) == 4
             assert all(c.packets_sent > 0 for c in consumers)
+            # Over plain UDP candidates every packet takes the synchronous path.
+            assert all(c.fast_sent > 0 for c in consumers)
         finally:
             await student.leave()
             await teacher.leave()

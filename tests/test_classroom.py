@@ -398,3 +398,34 @@ async def test_lesson_ends_by_itself_after_end_plus_grace() -> None:
         status, body = await server.api("GET", f"/api/v1/lessons/{lesson}")
         assert body["state"] == "ended"
         await teacher.close()
+
+
+async def test_turning_the_waiting_room_off_lets_everyone_in(
+    server: LiveServer, lesson: str, teacher: Bot
+) -> None:
+    await teacher.request(
+        {"type": "set_call_settings", "waiting_room": True}, of_type("call_settings")
+    )
+    student = Bot(server.base_url, await server.token(lesson, "s-1", "Иван", "student"))
+    assert (await student.connect())["type"] == "waiting"
+    joined = student.wait_for(of_type("joined"))
+    await teacher.send({"type": "set_call_settings", "waiting_room": False})
+    assert (await joined)["self"]["user_id"] == "s-1"
+    await student.close()
+
+
+async def test_people_start_with_what_they_may_switch_on(
+    server: LiveServer, lesson: str, teacher: Bot
+) -> None:
+    await teacher.request(
+        {"type": "set_permissions", "role": "student", "permissions": {"unmute": False}},
+        of_type("call_settings"),
+    )
+    seen = teacher.wait_for(of_type("participant_joined"))
+    student = await join(server, lesson, "s-1")
+    assert (await seen)["participant"]["audio"] is False
+    assert student.joined is not None and student.joined["self"]["audio"] is False
+    await expect_error(
+        student, {"type": "media_state", "audio": True, "video": True}, "not_permitted"
+    )
+    await student.close()

@@ -63,6 +63,25 @@ async () => {
 }
 """
 
+# The same, per sender and source: {participant_id: {source: {packetsReceived, framesDecoded}}},
+# using the latest subscribe_offer's mid -> participant/source map (window.urok.tracks).
+INBOUND_BY_SOURCE_JS = """
+async () => {
+  const pc = window.urok && window.urok.pcs && window.urok.pcs.subscriber;
+  if (!pc) return {};
+  const out = {};
+  (await pc.getStats()).forEach((s) => {
+    if (s.type !== 'inbound-rtp' || s.mid === undefined) return;
+    const info = window.urok.tracks[s.mid];
+    if (!info) return;
+    const who = out[info.participant_id] = out[info.participant_id] || {};
+    who[info.source] = {packetsReceived: s.packetsReceived || 0,
+                        framesDecoded: s.framesDecoded || 0};
+  });
+  return out;
+}
+"""
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -216,8 +235,11 @@ def _console(page: Page, kind: str, text: str) -> None:
         print(f"[console {kind}] {page.url[:60]}: {text}")
 
 
-async def join_call(page: Page, url: str, *, video: bool = True) -> None:
-    """Open the call page, press join, wait until the page says it is in the call."""
+async def join_call(
+    page: Page, url: str, *, video: bool = True, expect_state: str = "in-call"
+) -> None:
+    """Open the call page, press join, wait until the page is in `expect_state`
+    ("in-call", or "waiting" when the waiting room is on)."""
     await page.goto(url)
     button = page.locator("#join-video" if video else "#join-audio")
     await button.wait_for(state="visible", timeout=15000)
@@ -227,12 +249,16 @@ async def join_call(page: Page, url: str, *, video: bool = True) -> None:
     )
     await button.click()
     await page.wait_for_function(
-        "() => window.urok && window.urok.state === 'in-call'", timeout=15000
+        "(state) => window.urok && window.urok.state === state", arg=expect_state, timeout=15000
     )
 
 
 async def inbound_stats(page: Page) -> dict[str, Any] | None:
     return await page.evaluate(INBOUND_STATS_JS)
+
+
+async def inbound_by_source(page: Page) -> dict[str, dict[str, dict[str, int]]]:
+    return dict(await page.evaluate(INBOUND_BY_SOURCE_JS))
 
 
 async def wait_for_media(

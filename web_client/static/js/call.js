@@ -1,13 +1,19 @@
 // The call page: pre-join screen, joining over /ws, the publisher and
 // subscriber peer connections (docs/protocol.md) and the in-call screen.
 
+import { Chat } from './chat.js';
 import * as i18n from './i18n.js';
 import { fillIcons, setIcon } from './icons.js';
 import {
   capture, iceGatheringComplete, levelMeter, listDevices, mediaSupported, stopStream,
 } from './media.js';
+import { People } from './people.js';
+import { RIGHTS, Rights } from './rights.js';
 import { Signalling, SignallingError } from './signalling.js';
-import { Tile, layoutGrid } from './tiles.js';
+import { ScreenTile, Tile, layoutGrid } from './tiles.js';
+import {
+  ask, banner, beep, clearBanners, closeDialog, confirmAction, toast,
+} from './ui.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -15,6 +21,7 @@ const langOverride = params.get('lang');
 const lessonId = decodeURIComponent(location.pathname.split('/').filter(Boolean)[1] || '');
 const PING_INTERVAL_MS = 25000;
 const INFO_POLL_MS = 5000;
+const DEFAULT_PERMISSIONS = { unmute: true, video: true, screen: false, chat: true };
 
 // Debugging and test state: window.urok.pcs.subscriber.getStats() etc.
 const urok = {
@@ -32,13 +39,32 @@ const urok = {
   published: [], // [{transceiver, source}]
   tracks: {}, // the latest subscribe_offer's mid -> {participant_id, kind, source}
   tiles: new Map(), // participant id -> Tile (self included)
-  local: { stream: null, audio: null, video: null, problems: {} },
+  local: { stream: null, audio: null, video: null, screen: null, problems: {} },
   prefs: { audioId: '', videoId: '' },
   errors: [],
+  hands: [], // participant ids with a raised hand, in the order raised
+  waiting: [], // hosts: who is in the waiting room
+  settings: null, // the call's settings (waiting room, guests, permissions per role)
+  permissions: { ...DEFAULT_PERMISSIONS }, // what this person may do now
+  remoteScreens: new Map(), // participant id -> screen-share receiver track
+  screenOrder: [], // who shares a screen, in the order they started
+  panel: null, // the open side panel: chat | people | rights | null
+  nudges: [], // nudged messages received
+  notices: [], // muted-by-host and permission notices shown
+  chatView: null,
   get participants() {
     const out = {};
     for (const [id, tile] of this.tiles) out[id] = { ...tile.participant };
     return out;
+  },
+  get chat() {
+    return this.chatView ? this.chatView.messages : [];
+  },
+  get unread() {
+    return this.chatView ? this.chatView.unread : 0;
+  },
+  get isHost() {
+    return Boolean(this.self && this.self.host);
   },
 };
 window.urok = urok;
@@ -58,7 +84,7 @@ function setState(state) {
 }
 
 function show(screen) {
-  for (const name of ['loading', 'prejoin', 'call', 'message']) {
+  for (const name of ['loading', 'prejoin', 'waiting', 'call', 'message']) {
     $(`screen-${name}`).hidden = name !== screen;
   }
 }
@@ -68,16 +94,8 @@ function errorText(code, message = '') {
   return i18n.has(key) ? i18n.t(key) : i18n.t('errors.generic', { message: message || code });
 }
 
-function toast(text, kind = 'info') {
-  const el = document.createElement('div');
-  el.className = `toast toast-${kind}`;
-  el.textContent = text;
-  $('toasts').append(el);
-  setTimeout(() => el.classList.add('toast-out'), 4500);
-  setTimeout(() => el.remove(), 5000);
-}
-
 function showMessage({ title, text, details = '', iconName = 'info', action = null }) {
+  closeDialog();
   $('message-title').textContent = title;
   $('message-text').textContent = text;
   $('message-details').textContent = details;
@@ -240,7 +258,7 @@ function stopPreview() {
   stopMeter();
   stopMeter = () => {};
   stopStream(urok.local.stream);
-  urok.local = { stream: null, audio: null, video: null, problems: {} };
+  urok.local = { stream: null, audio: null, video: null, screen: null, problems: {} };
   $('preview').srcObject = null;
 }
 
@@ -259,6 +277,7 @@ async function startPreview() {
     stream,
     audio: stream ? stream.getAudioTracks()[0] || null : null,
     video: stream ? stream.getVideoTracks()[0] || null : null,
+    screen: null,
     problems: { audio: result.audioProblem, video: result.videoProblem },
   };
   $('preview').srcObject = urok.local.video ? new MediaStream([urok.local.video]) : null;
@@ -335,8 +354,11 @@ async function join(withVideo) {
   wireSignalling(sig);
   try {
     await sig.connect();
-    const joined = await sig.request({ type: 'join', token }, ['joined'], 15000);
-    await onJoined(joined);
+    const message = { type: 'join', token };
+    if (lessonId) message.lesson_id = lessonId;
+    const reply = await sig.request(message, ['joined', 'waiting'], 15000);
+    if (reply.type === 'waiting') onWaiting(reply);
+    else await onJoined(reply);
   } catch (error) {
     urok.joining = false;
     sig.onclose = null;
@@ -354,7 +376,35 @@ async function join(withVideo) {
   }
 }
 
+function startPing() {
+  clearInterval(pingTimer);
+  pingTimer = setInterval(() => urok.ws && urok.ws.send({ type: 'ping' }), PING_INTERVAL_MS);
+}
+
+/** The waiting room: no media, no chat, until a host admits (joined) or denies us. */
+function onWaiting(msg) {
+  urok.self = { ...msg.self };
+  urok.call = msg.call || null;
+  urok.joining = false;
+  setState('waiting');
+  show('waiting');
+  $('waiting-lesson').textContent = (urok.call && urok.call.title) || '';
+  const preview = $('waiting-preview');
+  preview.srcObject = urok.local.video ? new MediaStream([urok.local.video]) : null;
+  preview.parentElement.classList.toggle('no-video', !urok.local.video);
+  startPing();
+}
+
 function wireSignalling(sig) {
+  sig.on('joined', (msg) => {
+    // Admitted from the waiting room: the same connection goes into the call.
+    if (urok.ws !== sig || urok.state !== 'waiting') return;
+    onJoined(msg).catch((error) => {
+      console.error('urok: entering the call failed', error);
+      showFatal('generic', String(error));
+    });
+  });
+  sig.on('waiting', () => {});
   sig.on('subscribe_offer', (msg) => {
     subscriberQueue = subscriberQueue
       .then(() => onSubscribeOffer(sig, msg))
@@ -371,28 +421,60 @@ function wireSignalling(sig) {
     if (!known && urok.state === 'in-call') {
       toast(i18n.t('call.participant_joined', { name: msg.participant.name }));
     }
+    renderPeople();
   });
   sig.on('participant_updated', (msg) => {
     if (!msg.participant) return;
     if (urok.self && msg.participant.id === urok.self.id) {
-      Object.assign(urok.self, msg.participant);
-      const tile = urok.tiles.get(urok.self.id);
-      if (tile) tile.update({ host: urok.self.host, name: urok.self.name });
+      onSelfUpdated(msg.participant);
       return;
     }
     upsertParticipant(msg.participant);
+    renderScreens();
+    renderPeople();
   });
   sig.on('participant_left', (msg) => {
     const tile = urok.tiles.get(msg.participant_id);
     if (!tile || tile.self) return;
     tile.remove();
     urok.tiles.delete(msg.participant_id);
+    urok.remoteScreens.delete(msg.participant_id);
     if (tile.participant.name) {
       toast(i18n.t('call.participant_left', { name: tile.participant.name }));
     }
     relayout();
+    renderScreens();
+    renderPeople();
+  });
+  sig.on('hands', (msg) => {
+    urok.hands = Array.isArray(msg.queue) ? msg.queue : [];
+    renderHands();
+  });
+  sig.on('waiting_list', (msg) => onWaitingList(Array.isArray(msg.waiting) ? msg.waiting : []));
+  sig.on('nudged', (msg) => onNudged(msg));
+  sig.on('muted', (msg) => onMuted(msg));
+  sig.on('call_settings', (msg) => onCallSettings(msg));
+  sig.on('chat_message', (msg) => {
+    if (urok.chatView && msg.message) urok.chatView.add(msg.message);
+  });
+  sig.on('denied', () => {
+    teardown();
+    setState('denied');
+    showMessage({
+      title: i18n.t('denied.title'),
+      text: i18n.t('denied.text'),
+      iconName: 'info',
+      action: { label: i18n.t('denied.retry'), run: () => startPrejoin() },
+    });
+  });
+  sig.on('removed', () => {
+    teardown();
+    forgetToken();
+    setState('removed');
+    showMessage({ title: i18n.t('removed.title'), text: i18n.t('removed.text'), iconName: 'warning' });
   });
   sig.on('call_ended', (msg) => {
+    const wasHost = urok.isHost;
     teardown();
     if (msg.reason === 'replaced') {
       setState('replaced');
@@ -404,20 +486,24 @@ function wireSignalling(sig) {
       });
     } else {
       setState('ended');
-      showMessage({ title: i18n.t('ended.title'), text: i18n.t('ended.text'), iconName: 'check' });
+      let text = i18n.t('ended.text');
+      if (msg.reason === 'ended_by_host') {
+        text = i18n.t(wasHost ? 'ended.text_by_you' : 'ended.text_by_host');
+      } else if (msg.reason === 'time_over') {
+        text = i18n.t('ended.text_time_over');
+      } else if (msg.reason === 'server_shutdown') {
+        text = i18n.t('ended.text_server');
+      }
+      showMessage({ title: i18n.t('ended.title'), text, iconName: 'check' });
     }
   });
-  sig.on('error', (msg) => {
-    urok.errors.push({ code: msg.code, message: msg.message });
-    console.warn('urok: server error', msg.code, msg.message);
-    if (urok.state === 'in-call') toast(errorText(msg.code, msg.message), 'error');
-  });
+  sig.on('error', (msg) => onServerError(msg));
   sig.on('pong', () => {});
   sig.on('publish_answer', () => {});
   sig.on('*', (msg) => console.debug('urok: unhandled message', msg.type));
   sig.onclose = () => {
     if (urok.ws !== sig) return;
-    if (urok.state === 'in-call') {
+    if (urok.state === 'in-call' || urok.state === 'waiting') {
       teardown();
       setState('lost');
       showMessage({
@@ -430,15 +516,44 @@ function wireSignalling(sig) {
   };
 }
 
+const mediaStateRefs = new Set();
+
+function onServerError(msg) {
+  urok.errors.push({ code: msg.code, message: msg.message, ref: msg.ref });
+  console.warn('urok: server error', msg.code, msg.message);
+  if (urok.chatView && urok.chatView.handleError(msg.ref, msg.code, msg.message)) return;
+  if (msg.ref && mediaStateRefs.has(msg.ref)) {
+    mediaStateRefs.delete(msg.ref);
+    if (msg.code === 'not_permitted') {
+      // The server kept something off: follow what it says.
+      enforcePermissions();
+      toast(i18n.t('call.not_permitted_media'), 'warning');
+      return;
+    }
+  }
+  // A refused settings change: show the settings as they really are.
+  if (rights && urok.settings) rights.render(urok.settings);
+  if (urok.state === 'in-call') toast(errorText(msg.code, msg.message), 'error');
+}
+
 async function onJoined(joined) {
   urok.self = { ...joined.self };
   urok.call = joined.call || null;
   urok.iceServers = Array.isArray(joined.ice_servers) ? joined.ice_servers : [];
   urok.joining = false;
+  urok.hands = Array.isArray(joined.hands) ? joined.hands : [];
+  urok.settings = joined.settings || null;
+  urok.permissions = { ...DEFAULT_PERMISSIONS, ...(joined.permissions || {}) };
+  urok.waiting = Array.isArray(joined.waiting) ? joined.waiting : [];
+  $('waiting-preview').srcObject = null;
   if (!langOverride && joined.language && joined.language !== i18n.language()) {
     await i18n.setLanguage(joined.language);
     i18n.apply();
+    rights.build();
   }
+  // What the host does not allow stays off from the start.
+  if (!urok.permissions.unmute && urok.local.audio) urok.local.audio.enabled = false;
+  if (!urok.permissions.video && urok.local.video) urok.local.video.enabled = false;
   setState('in-call');
   show('call');
   $('call-title').textContent = (urok.call && urok.call.title) || '';
@@ -451,9 +566,16 @@ async function onJoined(joined) {
   $('grid').prepend(selfTile.el);
   selfTile.setTrack('video', urok.local.video);
   for (const participant of joined.participants || []) upsertParticipant(participant);
+  urok.chatView.reset(Array.isArray(joined.chat) ? joined.chat : []);
+  urok.chatView.setPermitted(urok.permissions.chat !== false);
+  rights.render(urok.settings);
+  applyHostUi();
   updateControls();
   relayout();
-  pingTimer = setInterval(() => urok.ws && urok.ws.send({ type: 'ping' }), PING_INTERVAL_MS);
+  renderHands();
+  renderWaiting();
+  renderScreens();
+  startPing();
   sendMediaState();
   if (urok.local.audio || urok.local.video) {
     enqueuePublish(async () => {
@@ -461,6 +583,254 @@ async function onJoined(joined) {
       await negotiatePublisher();
     });
   }
+}
+
+function onSelfUpdated(participant) {
+  const wasHost = urok.isHost;
+  Object.assign(urok.self, participant);
+  const tile = urok.tiles.get(urok.self.id);
+  if (tile) {
+    tile.update({ host: urok.self.host, cohost: urok.self.cohost, name: urok.self.name });
+  }
+  if (wasHost !== urok.isHost && urok.state === 'in-call') {
+    toast(i18n.t(urok.isHost ? 'call.you_are_cohost' : 'call.you_are_not_cohost'));
+    if (!urok.isHost) urok.waiting = [];
+    applyHostUi();
+    updateControls();
+    renderWaiting();
+  }
+  renderPeople();
+}
+
+// ---------------------------------------------------------------- classroom state
+
+function applyHostUi() {
+  const host = urok.isHost;
+  $('toggle-rights').hidden = !host;
+  $('leave').title = i18n.t(host ? 'call.leave_title_host' : 'call.leave_title');
+  if (!host && urok.panel === 'rights') openPanel(null);
+}
+
+function renderHands() {
+  for (const [id, tile] of urok.tiles) tile.setHand(urok.hands.indexOf(id));
+  const raised = Boolean(urok.self) && urok.hands.includes(urok.self.id);
+  const button = $('toggle-hand');
+  button.setAttribute('aria-pressed', String(raised));
+  button.classList.toggle('ctrl-active', raised);
+  const label = raised ? 'call.lower_hand' : 'call.raise_hand';
+  const text = button.querySelector('.ctrl-label');
+  text.dataset.i18n = label;
+  text.textContent = i18n.t(label);
+  button.title = i18n.t(label);
+  renderPeople();
+}
+
+const waitingToasts = new Map(); // participant id -> the "… is waiting [Admit]" toast
+
+function onWaitingList(list) {
+  if (!urok.isHost) return;
+  const before = new Set(urok.waiting.map((p) => p.id));
+  urok.waiting = list;
+  const now = new Set(list.map((p) => p.id));
+  for (const [id, el] of waitingToasts) {
+    if (!now.has(id) || !el.isConnected) {
+      el.remove();
+      waitingToasts.delete(id);
+    }
+  }
+  const fresh = list.filter((p) => !before.has(p.id));
+  if (urok.state === 'in-call') {
+    if (fresh.length === 1) {
+      const person = fresh[0];
+      const el = toast(i18n.t('call.someone_waiting', { name: person.name }), 'info', {
+        timeoutMs: 9000,
+        action: {
+          label: i18n.t('people.admit'),
+          run: () => hostAction('admit', person.id),
+        },
+      });
+      waitingToasts.set(person.id, el);
+    } else if (fresh.length > 1) {
+      toast(i18n.t('call.many_waiting', { count: fresh.length }), 'info', {
+        timeoutMs: 9000,
+        action: { label: i18n.t('call.show_waiting'), run: () => openPanel('people') },
+      });
+    }
+  }
+  renderWaiting();
+}
+
+function renderWaiting() {
+  const count = urok.isHost ? urok.waiting.length : 0;
+  const badge = $('people-badge');
+  badge.hidden = !count;
+  badge.textContent = String(count);
+  badge.title = i18n.t('people.waiting', { count });
+  const pill = $('waiting-pill');
+  pill.hidden = !count;
+  pill.textContent = i18n.t('call.waiting_pill', { count });
+  renderPeople();
+}
+
+function onNudged(msg) {
+  const name = (msg.by && msg.by.name) || i18n.t('call.host');
+  urok.nudges.push({ by: msg.by || null, at: Date.now() });
+  banner(i18n.t('call.nudged', { name }), { kind: 'nudge', key: 'nudge', iconName: 'bell', timeoutMs: 12000 });
+  urok.beeped = beep();
+  const tile = urok.self && urok.tiles.get(urok.self.id);
+  if (tile) tile.flash();
+  document.title = `🔔 ${i18n.t('app.page_title')}`;
+  setTimeout(() => { document.title = i18n.t('app.page_title'); }, 8000);
+}
+
+function onMuted(msg) {
+  const kind = msg.kind;
+  if (kind === 'audio' && urok.local.audio) urok.local.audio.enabled = false;
+  if (kind === 'video' && urok.local.video) urok.local.video.enabled = false;
+  if (kind === 'screen') stopScreenShare({ announce: false });
+  const key = { audio: 'call.muted_audio_by_host', video: 'call.muted_video_by_host', screen: 'call.muted_screen_by_host' }[kind];
+  if (key) {
+    const text = i18n.t(key);
+    urok.notices.push({ kind, text });
+    banner(text, { kind: 'warning', key: `muted-${kind}`, iconName: kind === 'screen' ? 'screen-off' : `${kind === 'audio' ? 'mic' : 'camera'}-off` });
+  }
+  updateControls();
+  sendMediaState();
+}
+
+function onCallSettings(msg) {
+  const before = urok.permissions;
+  urok.settings = msg.settings || urok.settings;
+  urok.permissions = { ...DEFAULT_PERMISSIONS, ...(msg.permissions || {}) };
+  rights.render(urok.settings);
+  if (urok.state !== 'in-call') return;
+  if (!urok.isHost) {
+    for (const right of RIGHTS) {
+      if (Boolean(before[right]) === Boolean(urok.permissions[right])) continue;
+      const text = i18n.t(`call.right_${urok.permissions[right] ? 'granted' : 'revoked'}_${right}`);
+      urok.notices.push({ right, text });
+      toast(text, urok.permissions[right] ? 'info' : 'warning', { timeoutMs: 7000 });
+    }
+  }
+  urok.chatView.setPermitted(urok.permissions.chat !== false);
+  enforcePermissions();
+}
+
+/** Switch off whatever the server does not (or no longer) let us have on. */
+function enforcePermissions() {
+  let changed = false;
+  const self = urok.self || {};
+  if (isOn('audio') && (!urok.permissions.unmute || self.audio === false) && !urok.isHost) {
+    urok.local.audio.enabled = false;
+    changed = true;
+  }
+  if (isOn('video') && (!urok.permissions.video || self.video === false) && !urok.isHost) {
+    urok.local.video.enabled = false;
+    changed = true;
+  }
+  if (urok.local.screen && !urok.permissions.screen) {
+    stopScreenShare({ announce: false });
+    changed = true;
+  }
+  updateControls();
+  if (changed) sendMediaState();
+}
+
+// ---------------------------------------------------------------- host actions
+
+function sendAction(message) {
+  if (!urok.ws) return null;
+  return urok.ws.sendWithId(message);
+}
+
+function nameOf(id) {
+  const tile = urok.tiles.get(id);
+  if (tile) return tile.participant.name;
+  const waiting = urok.waiting.find((p) => p.id === id);
+  return waiting ? waiting.name : '';
+}
+
+async function hostAction(action, id) {
+  switch (action) {
+    case 'admit': sendAction({ type: 'admit', participant_id: id }); break;
+    case 'deny': sendAction({ type: 'deny', participant_id: id }); break;
+    case 'admit-all': sendAction({ type: 'admit_all' }); break;
+    case 'deny-all': sendAction({ type: 'deny_all' }); break;
+    case 'lower-hand': sendAction({ type: 'lower_hand', participant_id: id }); break;
+    case 'lower-all-hands': sendAction({ type: 'lower_all_hands' }); break;
+    case 'lower-own-hand': sendAction({ type: 'hand', raised: false }); break;
+    case 'nudge': {
+      sendAction({ type: 'nudge', participant_id: id });
+      const tile = urok.tiles.get(id);
+      if (tile) tile.flash();
+      toast(i18n.t('call.nudge_sent', { name: nameOf(id) }));
+      break;
+    }
+    case 'mute-audio': sendAction({ type: 'mute', participant_id: id, kind: 'audio' }); break;
+    case 'mute-video': sendAction({ type: 'mute', participant_id: id, kind: 'video' }); break;
+    case 'mute-screen': sendAction({ type: 'mute', participant_id: id, kind: 'screen' }); break;
+    case 'mute-all':
+      sendAction({ type: 'mute_all' });
+      toast(i18n.t('call.muted_all'));
+      break;
+    case 'make-cohost': sendAction({ type: 'set_cohost', participant_id: id, cohost: true }); break;
+    case 'unmake-cohost': sendAction({ type: 'set_cohost', participant_id: id, cohost: false }); break;
+    case 'remove': {
+      const name = nameOf(id);
+      const sure = await confirmAction({
+        title: i18n.t('people.remove_title', { name }),
+        text: i18n.t('people.remove_text'),
+        confirmLabel: i18n.t('people.remove_confirm'),
+        danger: true,
+      });
+      if (sure) sendAction({ type: 'remove', participant_id: id });
+      break;
+    }
+    default:
+      console.warn('urok: unknown action', action);
+  }
+}
+
+// ---------------------------------------------------------------- panels
+
+function openPanel(name) {
+  urok.panel = name;
+  $('side-panel').hidden = !name;
+  for (const panel of ['chat', 'people', 'rights']) {
+    $(`panel-${panel}`).hidden = panel !== name;
+    $(`toggle-${panel}`).setAttribute('aria-pressed', String(panel === name));
+    $(`toggle-${panel}`).classList.toggle('ctrl-active', panel === name);
+  }
+  if (urok.chatView) urok.chatView.setOpen(name === 'chat');
+  if (name === 'people') renderPeople();
+  relayout();
+}
+
+function togglePanel(name) {
+  openPanel(urok.panel === name ? null : name);
+}
+
+function renderPeople() {
+  if (!people || urok.state !== 'in-call' || !urok.self) return;
+  const selfTile = urok.tiles.get(urok.self.id);
+  const self = { ...urok.self, ...(selfTile ? selfTile.participant : {}), screen: Boolean(urok.local.screen) };
+  const participants = [];
+  for (const [id, tile] of urok.tiles) if (id !== urok.self.id) participants.push({ ...tile.participant });
+  people.render({
+    self,
+    participants,
+    hands: urok.hands,
+    waiting: urok.isHost ? urok.waiting : [],
+    isHost: urok.isHost,
+  });
+}
+
+function renderChatBadge() {
+  const badge = $('chat-badge');
+  const unread = urok.chatView ? urok.chatView.unread : 0;
+  badge.hidden = !unread;
+  badge.textContent = unread > 99 ? '99+' : String(unread);
+  badge.title = i18n.t('chat.unread', { count: unread });
 }
 
 // ---------------------------------------------------------------- publishing
@@ -489,15 +859,17 @@ function createPublisher() {
       toast(i18n.t('call.media_failed'), 'error');
     }
   });
-  for (const [kind, source] of [['audio', 'microphone'], ['video', 'camera']]) {
+  for (const [kind, source] of [['audio', 'microphone'], ['video', 'camera'], ['screen', 'screen']]) {
     if (urok.local[kind]) addPublishedTrack(urok.local[kind], source);
   }
 }
 
 function addPublishedTrack(track, source) {
+  if (source !== 'screen' && !urok.local.stream) urok.local.stream = new MediaStream();
+  const stream = source === 'screen' ? new MediaStream([track]) : urok.local.stream;
   const transceiver = urok.pcs.publisher.addTransceiver(track, {
     direction: 'sendonly',
-    streams: [urok.local.stream],
+    streams: [stream],
   });
   urok.published.push({ transceiver, source });
 }
@@ -508,11 +880,28 @@ async function negotiatePublisher() {
   await pc.setLocalDescription(await pc.createOffer());
   await iceGatheringComplete(pc);
   if (urok.pcs.publisher !== pc) return;
-  const tracks = urok.published.map(({ transceiver, source }) => ({ mid: transceiver.mid, source }));
-  const answer = await sig.request(
-    { type: 'publish', sdp: pc.localDescription.sdp, tracks },
-    ['publish_answer'],
-  );
+  // Every sending m-section, named by its source (a stopped screen share keeps its
+  // m-section). An idle, already negotiated screen m-section is left out while
+  // sharing is not permitted: the server refuses any offer naming a screen then,
+  // and it knows that m-section's source already.
+  const tracks = urok.published
+    .filter(({ transceiver }) => transceiver.mid !== null && transceiver.direction !== 'inactive')
+    .filter(({ transceiver, source }) => !(source === 'screen' && !allowed('screen')
+      && !transceiver.sender.track && transceiver.currentDirection))
+    .map(({ transceiver, source }) => ({ mid: transceiver.mid, source }));
+  let answer;
+  try {
+    answer = await sig.request(
+      { type: 'publish', sdp: pc.localDescription.sdp, tracks },
+      ['publish_answer'],
+    );
+  } catch (error) {
+    // The server applied nothing of this offer: go back to the last agreed state.
+    if (urok.pcs.publisher === pc && pc.signalingState === 'have-local-offer') {
+      await pc.setLocalDescription({ type: 'rollback' }).catch(() => {});
+    }
+    throw error;
+  }
   if (urok.pcs.publisher !== pc) return;
   await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
 }
@@ -550,25 +939,51 @@ async function acquireTrack(kind) {
   });
 }
 
+function allowed(kind) {
+  if (urok.isHost) return true;
+  return Boolean(urok.permissions[kind === 'audio' ? 'unmute' : kind]);
+}
+
 async function toggle(kind) {
   const track = urok.local[kind];
+  const turningOn = !isOn(kind);
+  if (turningOn && !allowed(kind)) {
+    toast(i18n.t(kind === 'audio' ? 'call.mic_not_permitted' : 'call.camera_not_permitted'), 'warning');
+    updateControls();
+    return;
+  }
   if (!track || track.readyState !== 'live') {
     await acquireTrack(kind);
   } else {
     track.enabled = !track.enabled;
+  }
+  if (turningOn) {
+    const key = `muted-${kind}`;
+    for (const old of document.querySelectorAll(`#banners [data-key="${key}"]`)) old.remove();
   }
   updateControls();
   sendMediaState();
 }
 
 function sendMediaState() {
-  const state = { audio: isOn('audio'), video: isOn('video') };
-  if (urok.ws) urok.ws.send({ type: 'media_state', ...state });
+  const state = {
+    audio: isOn('audio'),
+    video: isOn('video'),
+    screen: Boolean(urok.local.screen && urok.local.screen.readyState === 'live'),
+  };
+  if (urok.ws && urok.state === 'in-call') {
+    const id = urok.ws.sendWithId({ type: 'media_state', ...state });
+    if (id) {
+      mediaStateRefs.add(id);
+      if (mediaStateRefs.size > 20) mediaStateRefs.delete(mediaStateRefs.values().next().value);
+    }
+  }
   if (urok.self) {
     Object.assign(urok.self, state);
     const tile = urok.tiles.get(urok.self.id);
     if (tile) tile.update(state);
   }
+  renderPeople();
 }
 
 function updateControls() {
@@ -577,12 +992,168 @@ function updateControls() {
     ['video', 'toggle-camera', 'camera', 'camera', 'camera-off'],
   ]) {
     const on = isOn(kind);
+    const locked = !on && !allowed(kind);
     const button = $(id);
     button.setAttribute('aria-pressed', String(on));
     button.classList.toggle('ctrl-off', !on);
-    button.title = i18n.t(on ? `call.${name}_turn_off` : `call.${name}_turn_on`);
+    button.classList.toggle('ctrl-locked', locked);
+    button.disabled = locked;
+    button.dataset.permitted = String(allowed(kind));
+    button.title = locked
+      ? i18n.t(`call.${name}_not_permitted`)
+      : i18n.t(on ? `call.${name}_turn_off` : `call.${name}_turn_on`);
     setIcon(button.querySelector('.icon-slot'), on ? iconOn : iconOff);
   }
+  const sharing = Boolean(urok.local.screen);
+  const screenButton = $('toggle-screen');
+  const screenAllowed = allowed('screen') && screenShareSupported();
+  screenButton.setAttribute('aria-pressed', String(sharing));
+  screenButton.classList.toggle('ctrl-active', sharing);
+  screenButton.classList.toggle('ctrl-locked', !sharing && !screenAllowed);
+  screenButton.disabled = !sharing && !screenAllowed;
+  screenButton.dataset.permitted = String(allowed('screen'));
+  if (sharing) screenButton.title = i18n.t('call.screen_stop');
+  else if (!screenShareSupported()) screenButton.title = i18n.t('call.screen_unsupported');
+  else if (!screenAllowed) screenButton.title = i18n.t('call.screen_not_permitted');
+  else screenButton.title = i18n.t('call.screen_start');
+  setIcon(screenButton.querySelector('.icon-slot'), sharing ? 'screen-off' : 'screen');
+}
+
+// ---------------------------------------------------------------- screen sharing
+
+function screenShareSupported() {
+  return Boolean(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia);
+}
+
+async function toggleScreenShare() {
+  if (urok.local.screen) stopScreenShare();
+  else await startScreenShare();
+}
+
+async function startScreenShare() {
+  if (!allowed('screen')) {
+    toast(i18n.t('call.screen_not_permitted'), 'warning');
+    return;
+  }
+  if (!screenShareSupported()) {
+    toast(i18n.t('call.screen_unsupported'), 'warning');
+    return;
+  }
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getDisplayMedia({
+      video: { frameRate: { ideal: 15, max: 30 } },
+      audio: false,
+    });
+  } catch (error) {
+    if (!error || error.name !== 'NotAllowedError') {
+      console.warn('urok: getDisplayMedia failed', error);
+      toast(i18n.t('call.screen_failed'), 'error');
+    }
+    return;
+  }
+  const track = stream.getVideoTracks()[0];
+  if (!track || urok.state !== 'in-call' || !allowed('screen')) {
+    stopStream(stream);
+    return;
+  }
+  if ('contentHint' in track) track.contentHint = 'detail';
+  urok.local.screen = track;
+  track.addEventListener('ended', () => {
+    // The browser's own "stop sharing" button.
+    if (urok.local.screen === track) stopScreenShare();
+  });
+  updateControls();
+  renderScreens();
+  let published = false;
+  await enqueuePublish(async () => {
+    if (urok.local.screen !== track) return;
+    if (!urok.pcs.publisher) {
+      createPublisher();
+      await negotiatePublisher();
+    } else {
+      const entry = urok.published.find((p) => p.source === 'screen');
+      if (entry) {
+        await entry.transceiver.sender.replaceTrack(track);
+      } else {
+        addPublishedTrack(track, 'screen');
+        await negotiatePublisher();
+      }
+    }
+    published = true;
+  });
+  if (!published) {
+    // Refused (not permitted any more) or failed: do not pretend to share.
+    const entry = urok.published.find((p) => p.source === 'screen');
+    if (entry && entry.transceiver.mid === null) {
+      urok.published = urok.published.filter((p) => p !== entry);
+      entry.transceiver.sender.replaceTrack(null).catch(() => {});
+      entry.transceiver.direction = 'inactive';
+    }
+    if (urok.local.screen === track) stopScreenShare({ announce: false });
+    return;
+  }
+  if (urok.local.screen === track) sendMediaState();
+}
+
+/** Stop sharing; the screen m-section stays for the next time (replaceTrack). */
+function stopScreenShare({ announce = true } = {}) {
+  const track = urok.local.screen;
+  urok.local.screen = null;
+  if (track) track.stop();
+  const entry = urok.published.find((p) => p.source === 'screen');
+  if (entry) entry.transceiver.sender.replaceTrack(null).catch(() => {});
+  updateControls();
+  renderScreens();
+  if (announce) sendMediaState();
+}
+
+const screenTiles = new Map(); // participant id -> ScreenTile
+
+/** Big screen + filmstrip while anyone shares; the grid otherwise. */
+function renderScreens() {
+  if (urok.state !== 'in-call' || !urok.self) return;
+  const sharing = new Map(); // id -> track
+  if (urok.local.screen && urok.local.screen.readyState === 'live') sharing.set(urok.self.id, urok.local.screen);
+  for (const [id, track] of urok.remoteScreens) {
+    const tile = urok.tiles.get(id);
+    if (tile && tile.participant.screen && track) sharing.set(id, track);
+  }
+  urok.screenOrder = urok.screenOrder.filter((id) => sharing.has(id));
+  for (const id of sharing.keys()) if (!urok.screenOrder.includes(id)) urok.screenOrder.push(id);
+  for (const [id, tile] of screenTiles) {
+    if (!sharing.has(id)) {
+      tile.remove();
+      screenTiles.delete(id);
+    }
+  }
+  const main = urok.pinnedScreen && sharing.has(urok.pinnedScreen)
+    ? urok.pinnedScreen
+    : urok.screenOrder[urok.screenOrder.length - 1];
+  for (const [id, track] of sharing) {
+    let tile = screenTiles.get(id);
+    const name = id === urok.self.id ? urok.self.name : urok.tiles.get(id).participant.name;
+    if (!tile) {
+      tile = new ScreenTile(id, name, { self: id === urok.self.id });
+      tile.el.addEventListener('click', () => {
+        urok.pinnedScreen = id;
+        renderScreens();
+      });
+      screenTiles.set(id, tile);
+    }
+    tile.setName(name);
+    tile.setTrack(track);
+    if (id === main) {
+      if (tile.el.parentElement !== $('screen-stage')) $('screen-stage').replaceChildren(tile.el);
+    } else if (tile.el.parentElement !== $('grid')) {
+      $('grid').prepend(tile.el);
+    }
+  }
+  const presenting = sharing.size > 0;
+  $('stage').classList.toggle('presenting', presenting);
+  $('screen-stage').hidden = !presenting;
+  if (!presenting) $('screen-stage').replaceChildren();
+  relayout();
 }
 
 // ---------------------------------------------------------------- subscribing
@@ -614,6 +1185,7 @@ function applyTracks() {
   const pc = urok.pcs.subscriber;
   if (!pc) return;
   const wanted = new Map();
+  const screens = new Map();
   for (const transceiver of pc.getTransceivers()) {
     const info = transceiver.mid !== null ? urok.tracks[transceiver.mid] : undefined;
     if (!info || !info.participant_id) continue;
@@ -621,8 +1193,10 @@ function applyTracks() {
     const track = transceiver.receiver.track;
     if (info.kind === 'audio') {
       entry.audio = entry.audio || track;
-    } else if (info.source === 'camera' || !entry.video) {
-      entry.video = track;
+    } else if (info.source === 'screen') {
+      screens.set(info.participant_id, track);
+    } else {
+      entry.video = entry.video || track;
     }
     wanted.set(info.participant_id, entry);
   }
@@ -635,6 +1209,8 @@ function applyTracks() {
     tile.setTrack('audio', entry.audio);
     tile.setTrack('video', entry.video);
   }
+  urok.remoteScreens = screens;
+  renderScreens();
 }
 
 // ---------------------------------------------------------------- tiles and layout
@@ -647,6 +1223,7 @@ function upsertParticipant(participant) {
     tile = new Tile(participant);
     urok.tiles.set(participant.id, tile);
     $('grid').append(tile.el);
+    tile.setHand(urok.hands.indexOf(participant.id));
     relayout();
   }
   return tile;
@@ -656,7 +1233,7 @@ function relayout() {
   const count = urok.tiles.size;
   $('participant-count').textContent = i18n.t('call.participants', { count });
   $('alone-hint').hidden = count > 1 || urok.state !== 'in-call';
-  layoutGrid($('grid'), $('stage'));
+  layoutGrid($('grid'), $('stage'), { filmstrip: $('stage').classList.contains('presenting') });
 }
 
 // ---------------------------------------------------------------- leaving
@@ -664,7 +1241,9 @@ function relayout() {
 function teardown() {
   clearInterval(pingTimer);
   clearTimeout(infoTimer);
+  clearTimeout(endTimer);
   pingTimer = null;
+  closeDialog();
   const sig = urok.ws;
   urok.ws = null;
   if (sig) {
@@ -675,13 +1254,27 @@ function teardown() {
     if (urok.pcs[key]) urok.pcs[key].close();
     urok.pcs[key] = null;
   }
+  if (urok.local.screen) urok.local.screen.stop();
+  urok.local.screen = null;
   urok.published = [];
   urok.tracks = {};
+  urok.remoteScreens = new Map();
+  urok.screenOrder = [];
+  urok.pinnedScreen = null;
+  urok.hands = [];
+  urok.waiting = [];
   subscriberQueue = Promise.resolve();
   publisherQueue = Promise.resolve();
   for (const tile of urok.tiles.values()) tile.remove();
   urok.tiles.clear();
+  for (const tile of screenTiles.values()) tile.remove();
+  screenTiles.clear();
+  $('stage').classList.remove('presenting');
+  $('screen-stage').hidden = true;
   $('sound-blocked').hidden = true;
+  $('waiting-preview').srcObject = null;
+  clearBanners();
+  openPanel(null);
   stopPreview();
 }
 
@@ -697,7 +1290,42 @@ function leave() {
   });
 }
 
+let endTimer = null;
+
+/** Hosts choose: leave (the lesson goes on) or end it for everyone. */
+async function onLeaveClicked() {
+  if (!urok.isHost) {
+    leave();
+    return;
+  }
+  const choice = await ask({
+    title: i18n.t('end.title'),
+    text: i18n.t('end.text'),
+    buttons: [
+      { value: 'cancel', label: i18n.t('common.cancel'), kind: 'secondary' },
+      { value: 'leave', label: i18n.t('end.leave'), kind: 'secondary' },
+      { value: 'end', label: i18n.t('end.end_for_all'), kind: 'danger' },
+    ],
+  });
+  if (choice === 'leave') {
+    leave();
+  } else if (choice === 'end' && urok.ws) {
+    sendAction({ type: 'end_call' });
+    // call_ended follows; should it not, do not leave the host hanging.
+    clearTimeout(endTimer);
+    endTimer = setTimeout(() => {
+      if (urok.state !== 'in-call') return;
+      teardown();
+      setState('ended');
+      showMessage({ title: i18n.t('ended.title'), text: i18n.t('ended.text_by_you'), iconName: 'check' });
+    }, 8000);
+  }
+}
+
 // ---------------------------------------------------------------- start
+
+let people = null;
+let rights = null;
 
 function wireControls() {
   $('join-video').addEventListener('click', () => join(true));
@@ -712,7 +1340,20 @@ function wireControls() {
   });
   $('toggle-mic').addEventListener('click', () => toggle('audio'));
   $('toggle-camera').addEventListener('click', () => toggle('video'));
-  $('leave').addEventListener('click', leave);
+  $('toggle-screen').addEventListener('click', () => toggleScreenShare());
+  $('toggle-hand').addEventListener('click', () => {
+    const raised = Boolean(urok.self) && urok.hands.includes(urok.self.id);
+    sendAction({ type: 'hand', raised: !raised });
+  });
+  $('toggle-chat').addEventListener('click', () => togglePanel('chat'));
+  $('toggle-people').addEventListener('click', () => togglePanel('people'));
+  $('toggle-rights').addEventListener('click', () => togglePanel('rights'));
+  $('waiting-pill').addEventListener('click', () => openPanel('people'));
+  for (const close of document.querySelectorAll('.panel-close')) {
+    close.addEventListener('click', () => openPanel(null));
+  }
+  $('leave').addEventListener('click', onLeaveClicked);
+  $('waiting-leave').addEventListener('click', leave);
   $('enable-sound').addEventListener('click', () => {
     $('sound-blocked').hidden = true;
     for (const tile of urok.tiles.values()) tile.playAudio();
@@ -720,9 +1361,21 @@ function wireControls() {
   document.addEventListener('urok:sound-blocked', () => {
     if (urok.state === 'in-call') $('sound-blocked').hidden = false;
   });
-  new ResizeObserver(() => layoutGrid($('grid'), $('stage'))).observe($('stage'));
+  new ResizeObserver(() => relayout()).observe($('stage'));
   window.addEventListener('pagehide', () => {
     if (urok.ws) urok.ws.send({ type: 'leave' });
+  });
+  urok.chatView = new Chat({
+    send: (text) => sendAction({ type: 'chat_send', text }),
+    selfId: () => (urok.self ? urok.self.id : ''),
+    onChange: renderChatBadge,
+  });
+  people = new People($('people-body'), { onAction: (action, id) => hostAction(action, id) });
+  rights = new Rights($('rights-body'), {
+    onPermission: (role, right, value) => {
+      sendAction({ type: 'set_permissions', role, permissions: { [right]: value } });
+    },
+    onSetting: (name, value) => sendAction({ type: 'set_call_settings', [name]: value }),
   });
 }
 

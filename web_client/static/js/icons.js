@@ -10,6 +10,19 @@ const PATHS = {
   check: '<circle cx="12" cy="12" r="9" fill="none"/><path d="M8 12.5l3 3 5-6" fill="none"/>',
   warning: '<path d="M12 3l10 18H2z" fill="none"/><path d="M12 10v5M12 18v.5" fill="none"/>',
   host: '<path d="M3 8l4.5 4L12 5l4.5 7L21 8l-2 11H5z"/>',
+  hand: '<path d="M8 13V5.5a1.5 1.5 0 0 1 3 0V11M11 10.5V4a1.5 1.5 0 0 1 3 0v7M14 10.5V5.5a1.5 1.5 0 0 1 3 0v8c0 4.2-2.8 7.5-6.5 7.5-2.5 0-4.1-1.2-5.5-3.3L2.8 14.2a1.5 1.5 0 0 1 2.4-1.8L8 15.5" fill="none"/>',
+  screen: '<rect x="2" y="4" width="20" height="13" rx="2" fill="none"/><path d="M8 21h8M12 17v4M12 13.5V8M9.3 10.5L12 7.8l2.7 2.7" fill="none"/>',
+  'screen-off': '<rect x="2" y="4" width="20" height="13" rx="2" fill="none"/><path d="M8 21h8M12 17v4M9 8l6 6M15 8l-6 6" fill="none"/>',
+  chat: '<path d="M5 4h14a2 2 0 0 1 2 2v9a2 2 0 0 1-2 2H10l-5 4v-4H5a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z" fill="none"/>',
+  people: '<circle cx="9" cy="8" r="3.5" fill="none"/><path d="M2.5 20a6.5 6.5 0 0 1 13 0" fill="none"/><path d="M16 4.6a3.5 3.5 0 0 1 0 6.8M18 14a6.5 6.5 0 0 1 3.5 6" fill="none"/>',
+  shield: '<path d="M12 3l8 3v6c0 4.5-3.4 8.3-8 9-4.6-.7-8-4.5-8-9V6z" fill="none"/><path d="M9 12l2 2 4-4" fill="none"/>',
+  more: '<circle cx="12" cy="5" r="1.2"/><circle cx="12" cy="12" r="1.2"/><circle cx="12" cy="19" r="1.2"/>',
+  close: '<path d="M6 6l12 12M18 6L6 18" fill="none"/>',
+  send: '<path d="M4 12L20 4l-6 16-2.6-6.4z" fill="none"/><path d="M11.4 13.6L20 4" fill="none"/>',
+  bell: '<path d="M6 16v-5a6 6 0 0 1 12 0v5l2 2H4z" fill="none"/><path d="M10 21h4" fill="none"/>',
+  hourglass: '<path d="M7 3h10M7 21h10M8 3v3.5l4 5.5-4 5.5V21M16 3v3.5L12 12l4 5.5V21" fill="none"/>',
+  'user-remove': '<circle cx="9" cy="8" r="3.5" fill="none"/><path d="M2.5 20a6.5 6.5 0 0 1 13 0" fill="none"/><path d="M16 11h6" fill="none"/>',
+  lock: '<rect x="5" y="11" width="14" height="10" rx="2" fill="none"/><path d="M8 11V7a4 4 0 0 1 8 0v4" fill="none"/>',
 };
 
 export function icon(name, extraClass = '') {

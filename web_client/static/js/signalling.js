@@ -114,6 +114,12 @@ export class Signalling {
     return true;
   }
 
+  /** Send `message` with a fresh id (errors it causes come back with it as `ref`); the id, or null. */
+  sendWithId(message) {
+    const id = `c${this.nextId++}`;
+    return this.send({ ...message, id }) ? id : null;
+  }
+
   /**
    * Send `message` with an id and wait for a reply of one of `types` (or an
    * error) carrying it back as `ref`.

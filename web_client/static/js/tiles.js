@@ -28,7 +28,9 @@ export class Tile {
     this.el.innerHTML = `
       <video class="tile-video" autoplay playsinline muted></video>
       <div class="tile-placeholder"><span class="avatar"></span></div>
+      <div class="tile-hand" hidden>${icon('hand')}<b class="tile-hand-order"></b></div>
       <div class="tile-label">
+        <span class="tile-screen" hidden>${icon('screen')}</span>
         <span class="tile-muted" hidden>${icon('mic-off')}</span>
         <span class="tile-host" hidden>${icon('host')}</span>
         <span class="tile-name"></span>
@@ -60,10 +62,34 @@ export class Tile {
     muted.title = t('call.muted');
     const host = this.el.querySelector('.tile-host');
     host.hidden = !p.host;
-    host.title = t('call.host');
+    host.title = p.cohost ? t('people.cohost') : t('call.host');
+    const screen = this.el.querySelector('.tile-screen');
+    screen.hidden = !p.screen;
+    screen.title = t('people.sharing');
     this.el.dataset.audio = String(p.audio !== false);
     this.el.dataset.video = String(p.video !== false);
     this.refresh();
+  }
+
+  /** Show the raised hand with its place in the queue (0-based), or hide it with -1. */
+  setHand(index) {
+    const hand = this.el.querySelector('.tile-hand');
+    hand.hidden = index < 0;
+    this.el.classList.toggle('tile-hand-raised', index >= 0);
+    this.el.dataset.hand = index >= 0 ? String(index + 1) : '';
+    if (index >= 0) {
+      hand.querySelector('.tile-hand-order').textContent = String(index + 1);
+      hand.title = t('people.hand_raised', { n: index + 1 });
+    }
+  }
+
+  /** Draw the eye to this tile for a few seconds (a nudge). */
+  flash() {
+    this.el.classList.remove('tile-flash');
+    void this.el.offsetWidth; // restart the animation
+    this.el.classList.add('tile-flash');
+    clearTimeout(this.flashTimer);
+    this.flashTimer = setTimeout(() => this.el.classList.remove('tile-flash'), 4000);
   }
 
   /** Attach (or detach with null) a media track of `kind` ('audio' | 'video'). */
@@ -113,11 +139,55 @@ export class Tile {
   }
 }
 
-/** Lay tiles out as large as possible for the stage size (16:9 tiles). */
-export function layoutGrid(grid, stage) {
+/** A shared screen: big on the stage, or small in the filmstrip. */
+export class ScreenTile {
+  constructor(participantId, name, { self = false } = {}) {
+    this.id = participantId;
+    this.self = self;
+    this.track = null;
+    this.el = document.createElement('div');
+    this.el.className = 'tile tile-screen-share';
+    this.el.dataset.screenOf = participantId;
+    this.el.innerHTML = `
+      <video class="tile-video" autoplay playsinline muted></video>
+      <div class="tile-label"><span class="tile-screen">${icon('screen')}</span><span class="tile-name"></span></div>`;
+    this.video = this.el.querySelector('video');
+    this.setName(name);
+  }
+
+  setName(name) {
+    this.name = name;
+    this.el.querySelector('.tile-name').textContent = this.self
+      ? t('screen.yours')
+      : t('screen.of', { name: name || '…' });
+  }
+
+  setTrack(track) {
+    if (this.track === track) return;
+    this.track = track;
+    this.video.srcObject = track ? new MediaStream([track]) : null;
+    if (track) this.video.play().catch(() => {});
+    this.el.classList.toggle('has-video', Boolean(track));
+  }
+
+  remove() {
+    this.setTrack(null);
+    this.el.remove();
+  }
+}
+
+/** Lay tiles out as large as possible for the stage size (16:9 tiles); in
+ * filmstrip mode (someone shares a screen) they are small, in one row. */
+export function layoutGrid(grid, stage, { filmstrip = false } = {}) {
   const n = grid.children.length;
   if (!n) return;
   const gap = 10;
+  if (filmstrip) {
+    const h = Math.max(72, Math.min(140, Math.floor(stage.clientHeight * 0.2)));
+    grid.style.setProperty('--tile-w', `${Math.floor((h * 16) / 9)}px`);
+    grid.style.setProperty('--tile-h', `${h}px`);
+    return;
+  }
   const width = stage.clientWidth - 2 * gap;
   const height = stage.clientHeight - 2 * gap;
   if (width <= 0 || height <= 0) return;

@@ -1,0 +1,223 @@
+// The call chat panel: history, new messages, sending with Enter, inline errors, unread count.
+
+import * as i18n from './i18n.js';
+import { formatTime } from './ui.js';
+
+const $ = (id) => document.getElementById(id);
+const MAX_LENGTH = 1000;
+
+export class Chat {
+  /**
+   * send(text) -> the id of the chat_send it sent (or null when offline);
+   * selfId() -> this connection's participant id; onChange() after the
+   * unread count changed.
+   */
+  constructor({ send, selfId, onChange = () => {} }) {
+    this.send = send;
+    this.selfId = selfId;
+    this.onChange = onChange;
+    this.messages = [];
+    this.unread = 0;
+    this.open = false;
+    this.permitted = true;
+    this.pending = new Map(); // chat_send id -> text
+    this.list = $('chat-list');
+    this.input = $('chat-input');
+    this.error = $('chat-error');
+    $('chat-form').addEventListener('submit', (event) => {
+      event.preventDefault();
+      this.submit();
+    });
+    this.input.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        this.submit();
+      }
+    });
+    this.input.addEventListener('input', () => {
+      this.grow();
+      if (this.input.value.length <= MAX_LENGTH && this.error.dataset.code === 'chat_too_long') {
+        this.showError(null);
+      }
+    });
+  }
+
+  /** Start over with the history `joined` carried (oldest first). */
+  reset(history = []) {
+    this.messages = [];
+    this.pending.clear();
+    this.list.replaceChildren();
+    this.unread = 0;
+    this.showError(null);
+    this.input.value = '';
+    this.grow();
+    for (const message of history) this.add(message, { history: true });
+    this.onChange();
+  }
+
+  add(message, { history = false } = {}) {
+    if (!message || typeof message !== 'object') return;
+    if (message.id && this.messages.some((m) => m.id === message.id)) return;
+    this.messages.push(message);
+    const own = message.kind !== 'system' && message.author_id && message.author_id === this.selfId();
+    if (own && !history) {
+      // Our message came back: the oldest send still pending is this one.
+      const first = this.pending.keys().next();
+      if (!first.done) this.pending.delete(first.value);
+      if (this.error.dataset.code !== 'not_permitted') this.showError(null);
+    }
+    const nearBottom = this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 60;
+    this.list.append(this.render(message, own));
+    if (nearBottom || own) this.list.scrollTop = this.list.scrollHeight;
+    if (!history && !own && message.kind !== 'system' && !this.open) {
+      this.unread += 1;
+      this.onChange();
+    }
+  }
+
+  render(message, own) {
+    const li = document.createElement('li');
+    li.dataset.id = message.id || '';
+    if (message.kind === 'system') {
+      li.className = 'chat-msg chat-system';
+      li.dataset.event = (message.data && message.data.event) || '';
+      const text = document.createElement('p');
+      text.className = 'chat-text';
+      text.textContent = systemText(message);
+      const time = document.createElement('time');
+      time.className = 'chat-time';
+      time.textContent = formatTime(message.at);
+      li.append(text, time);
+      return li;
+    }
+    li.className = 'chat-msg' + (own ? ' chat-own' : '');
+    const meta = document.createElement('div');
+    meta.className = 'chat-meta';
+    const author = document.createElement('span');
+    author.className = 'chat-author';
+    author.textContent = own ? i18n.t('chat.you') : (message.author_name || '…');
+    meta.append(author);
+    if (message.author_role && i18n.has(`role.${message.author_role}`)) {
+      const role = document.createElement('span');
+      role.className = `chat-role chat-role-${message.author_role}`;
+      role.textContent = i18n.t(`role.${message.author_role}`);
+      meta.append(role);
+    }
+    const time = document.createElement('time');
+    time.className = 'chat-time';
+    time.dateTime = message.at || '';
+    time.textContent = formatTime(message.at);
+    meta.append(time);
+    const text = document.createElement('p');
+    text.className = 'chat-text';
+    text.textContent = message.text || '';
+    li.append(meta, text);
+    if (message.filtered && own) {
+      const note = document.createElement('p');
+      note.className = 'chat-filtered';
+      note.textContent = i18n.t('chat.filtered_own');
+      li.append(note);
+    }
+    return li;
+  }
+
+  submit() {
+    if (!this.permitted) {
+      this.showError('not_permitted');
+      return;
+    }
+    const text = this.input.value.trim();
+    if (!text) return;
+    if (text.length > MAX_LENGTH) {
+      this.showError('chat_too_long');
+      return;
+    }
+    const id = this.send(text);
+    if (!id) {
+      this.showError('connection_failed');
+      return;
+    }
+    this.pending.set(id, text);
+    this.input.value = '';
+    this.grow();
+  }
+
+  /** An error came back for one of our chat_send messages; true when it was ours. */
+  handleError(ref, code, message = '') {
+    if (!ref || !this.pending.has(ref)) return false;
+    const text = this.pending.get(ref);
+    this.pending.delete(ref);
+    if (!this.input.value) {
+      this.input.value = text;
+      this.grow();
+    }
+    this.showError(code, message);
+    return true;
+  }
+
+  showError(code, message = '') {
+    if (!code) {
+      this.error.hidden = true;
+      this.error.textContent = '';
+      delete this.error.dataset.code;
+      return;
+    }
+    this.error.dataset.code = code;
+    let text;
+    if (code === 'chat_rate_limited') {
+      const match = /(\d+)\s*s/.exec(message || '');
+      const seconds = match ? Math.max(1, Number(match[1])) : 0;
+      text = seconds
+        ? i18n.t('chat.error_rate_limited', { seconds })
+        : i18n.t('chat.error_rate_limited_soon');
+    } else if (i18n.has(`chat.error_${code}`)) {
+      text = i18n.t(`chat.error_${code}`);
+    } else if (i18n.has(`errors.${code}`)) {
+      text = i18n.t(`errors.${code}`);
+    } else {
+      text = i18n.t('errors.generic', { message: message || code });
+    }
+    this.error.textContent = text;
+    this.error.hidden = false;
+  }
+
+  setPermitted(permitted) {
+    this.permitted = permitted;
+    this.input.disabled = !permitted;
+    $('chat-send').disabled = !permitted;
+    $('chat-disabled').hidden = permitted;
+    this.input.placeholder = i18n.t(permitted ? 'chat.placeholder' : 'chat.placeholder_disabled');
+    if (permitted && this.error.dataset.code === 'not_permitted') this.showError(null);
+  }
+
+  setOpen(open) {
+    this.open = open;
+    if (open) {
+      this.unread = 0;
+      this.onChange();
+      this.list.scrollTop = this.list.scrollHeight;
+      if (!this.input.disabled) this.input.focus();
+    }
+  }
+
+  grow() {
+    this.input.style.height = 'auto';
+    this.input.style.height = `${Math.min(this.input.scrollHeight, 140)}px`;
+  }
+}
+
+/** A system message in the reader's language, from data.event (the server's text otherwise). */
+export function systemText(message) {
+  const data = message.data || {};
+  const key = `chat.system.${data.event}`;
+  if (data.event && i18n.has(key)) {
+    const params = {};
+    for (const [name, value] of Object.entries(data)) {
+      if (typeof value === 'string' || typeof value === 'number') params[name] = value;
+    }
+    if (data.by && typeof data.by === 'object' && data.by.name) params.by = data.by.name;
+    const text = i18n.t(key, params);
+    if (!/\{\w+\}/.test(text)) return text;
+  }
+  return message.text || '';
+}
