@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from breakout.model import BreakoutError, BreakoutState
 from rooms.chat import ChatError, ChatLimits, ProfanityFilter, RateLimiter, prepare_message
 from rooms.chat import system_message as chat_system_message
 from rooms.lessons import Lesson, Role
@@ -81,6 +82,7 @@ class Participant:
     publisher: PublisherTransport | None = None
     subscriber: SubscriberTransport | None = None
     producers: dict[str, Producer] = field(default_factory=dict)  # by source
+    room: str | None = None  # breakout room id; None: the main room
 
     @property
     def id(self) -> str:
@@ -123,9 +125,13 @@ class Call:
         store: Store,
         chat: ChatPolicy | None = None,
         presence: list[PresenceObserver] | None = None,
+        media: MediaEngine | None = None,
     ) -> None:
         self.lesson = lesson
-        self.router = router
+        self.router = router  # the main room
+        self.media = media
+        self.room_routers: dict[str, Router] = {}  # breakout rooms on this node
+        self._closing: asyncio.Task[None] | None = None
         self.store = store
         self.chat = chat or ChatPolicy()
         self.presence = presence if presence is not None else []
@@ -172,9 +178,10 @@ class Call:
         await self.store.put_participant(self.id, participant.record)
         await self.broadcast({"type": "participant_updated", "participant": participant.to_json()})
 
-    async def _post_system(self, event: str, data: dict[str, Any]) -> None:
-        message = await self.store.append_chat(self.id, chat_system_message(event, data, _now()))
-        await self.broadcast({"type": "chat_message", "message": message.to_json()})
+    async def _post_system(self, event: str, data: dict[str, Any], room: str = "") -> None:
+        message = chat_system_message(event, data, _now())
+        message = await self.store.append_chat(self.id, replace(message, room=room))
+        await self._post_chat(message)
 
     # ------------------------------------------------------------------ rights
 
@@ -264,7 +271,11 @@ class Call:
             participant.record, audio=permissions.unmute, video=permissions.video
         )
         self.participants[participant.id] = participant
-        participant.subscriber = self.router.create_subscriber_transport(
+        # Back to their breakout room, if rooms are open and they have one.
+        breakout = await self.store.get_breakout(self.id)
+        participant.room = breakout.room_of(participant.user_id) if breakout else None
+        router = self._router(participant.room)
+        participant.subscriber = router.create_subscriber_transport(
             lambda sdp, tracks: self._send_subscribe_offer(participant, sdp, tracks)
         )
         await self.store.put_participant(self.id, participant.record)
@@ -282,7 +293,7 @@ class Call:
                 p.to_json() for p in self.participants.values() if p is not participant
             ],
             "hands": await self.store.hands(self.id),
-            "chat": [m.to_json() for m in await self.store.chat_history(self.id)],
+            "chat": [m.to_json() for m in await self._room_history(participant.room)],
             "settings": settings.to_json(),
             "permissions": settings.permissions_for(participant.role, participant.host).to_json(),
             **participant.joined_extra,
@@ -290,13 +301,13 @@ class Call:
         if participant.host:
             joined["waiting"] = [r.public() for r in await self.store.waiting(self.id)]
         await participant.send(joined)
+        if breakout is not None:
+            await self._send_breakout(participant, breakout)
         await self.broadcast(
             {"type": "participant_joined", "participant": participant.to_json()},
             exclude=participant,
         )
-        for producer in self.router.producers:
-            if producer.app_data.get("participant_id") != participant.id:
-                participant.subscriber.consume(producer)
+        self._subscribe_in_room(participant)
 
     async def _send_subscribe_offer(
         self, participant: Participant, sdp: str, tracks: dict[str, Consumer]
@@ -336,7 +347,7 @@ class Call:
         if new_screen and not (await self.permissions_of(participant)).screen:
             raise CallError("not_permitted", "you may not share your screen in this call")
         if participant.publisher is None:
-            participant.publisher = self.router.create_publisher_transport()
+            participant.publisher = self._router(participant.room).create_publisher_transport()
         app_data = {
             mid: {"participant_id": participant.id, "source": source}
             for mid, source in sources.items()
@@ -348,10 +359,11 @@ class Call:
                 producer.app_data["source"] = SOURCES_BY_KIND[producer.kind][0]
             participant.producers[producer.app_data["source"]] = producer
         await self._apply_media(participant)
+        router = self._router(participant.room)
         for producer in producers:
-            for other in self.participants.values():
+            for other in self._in_room(participant.room):
                 if other is not participant and other.subscriber is not None:
-                    other.subscriber.consume(producer)
+                    router.consume(other.subscriber, producer)
         return answer
 
     async def _apply_media(self, participant: Participant) -> None:
@@ -571,6 +583,7 @@ class Call:
         message = await self.store.append_chat(
             self.id,
             ChatMessage(
+                room=participant.room or "",
                 id="",
                 kind="text",
                 text=text,
@@ -582,8 +595,222 @@ class Call:
                 filtered=filtered,
             ),
         )
-        await self.broadcast({"type": "chat_message", "message": message.to_json()})
+        await self._post_chat(message)
         return message
+
+    # ------------------------------------------------------------------ rooms
+
+    def _router(self, room: str | None) -> Router:
+        """The router of the main room (None) or of a breakout room, made on first use."""
+        if room is None:
+            return self.router
+        router = self.room_routers.get(room)
+        if router is None:
+            assert self.media is not None, "breakout rooms need the media engine"
+            router = self.media.create_router({"lesson_id": self.id, "room": room})
+            self.room_routers[room] = router
+        return router
+
+    def _in_room(self, room: str | None) -> list[Participant]:
+        return [p for p in self.participants.values() if p.room == room]
+
+    def _subscribe_in_room(self, participant: Participant) -> None:
+        """Subscribe `participant` to everyone else in their room."""
+        router = self._router(participant.room)
+        assert participant.subscriber is not None
+        for producer in router.producers:
+            if producer.app_data.get("participant_id") != participant.id:
+                router.consume(participant.subscriber, producer)
+
+    def _move(self, participant: Participant, room: str | None) -> None:
+        """Move a person's media to another room: renegotiation, no new connections."""
+        if participant.room == room:
+            return
+        old, new = self._router(participant.room), self._router(room)
+        for transport in (participant.publisher, participant.subscriber):
+            if transport is not None:
+                old.transfer(transport, new)
+        participant.room = room
+        self._subscribe_in_room(participant)
+        for other in self._in_room(room):
+            if other is not participant and other.subscriber is not None:
+                for producer in participant.producers.values():
+                    new.consume(other.subscriber, producer)
+
+    async def _room_history(self, room: str | None) -> list[ChatMessage]:
+        visible = {room or "", "*"}
+        return [m for m in await self.store.chat_history(self.id) if m.room in visible]
+
+    async def _post_chat(self, message: ChatMessage) -> None:
+        """Deliver a stored chat message to its room (or everyone, for "*")."""
+        if message.room == "*":
+            targets = list(self.participants.values())
+        else:
+            targets = self._in_room(message.room or None)
+        payload = {"type": "chat_message", "message": message.to_json()}
+        await asyncio.gather(*(_safe_send(p, payload) for p in targets))
+
+    async def _close_room_routers(self) -> None:
+        if self._closing is not None and self._closing is not asyncio.current_task():
+            self._closing.cancel()
+        self._closing = None
+        routers, self.room_routers = list(self.room_routers.values()), {}
+        for router in routers:
+            if self.media is not None:
+                await self.media.close_router(router)
+            else:
+                await router.close()
+
+    # ------------------------------------------------------------------ breakout
+
+    async def _breakout(self) -> BreakoutState:
+        return await self.store.get_breakout(self.id) or BreakoutState()
+
+    async def _send_breakout(self, participant: Participant, state: BreakoutState) -> None:
+        await _safe_send(
+            participant, {"type": "breakout", "state": state.to_json(), "room": participant.room}
+        )
+
+    async def _save_breakout(self, state: BreakoutState) -> None:
+        await self.store.set_breakout(self.id, state)
+        await asyncio.gather(*(self._send_breakout(p, state) for p in self.participants.values()))
+
+    def _user_of(self, participant_id: str) -> Participant:
+        return self._target(participant_id)
+
+    async def _apply_rooms(self, state: BreakoutState) -> None:
+        """Put everybody present where `state` says they belong."""
+        for participant in list(self.participants.values()):
+            self._move(participant, state.room_of(participant.user_id))
+
+    async def breakout_configure(
+        self, host: Participant, count: int, names: list[str] | None
+    ) -> None:
+        self._require_host(host)
+        wanted: list[str | None] = [None] * count
+        for index, name in enumerate((names or [])[:count]):
+            wanted[index] = name
+        async with self._lock:
+            current = await self._breakout()
+            state = _rules(lambda: current.configure(wanted))
+            await self._save_breakout(state)
+
+    async def breakout_assign(self, host: Participant, assignments: dict[str, str | None]) -> None:
+        self._require_host(host)
+        async with self._lock:
+            changes = {self._user_of(pid).user_id: room for pid, room in assignments.items()}
+            current = await self._breakout()
+            state = _rules(lambda: current.assign(changes))
+            await self._apply_rooms(state)
+            await self._save_breakout(state)
+
+    async def breakout_assign_random(self, host: Participant, include_hosts: bool) -> None:
+        self._require_host(host)
+        async with self._lock:
+            current = await self._breakout()
+            people = [p.user_id for p in self.participants.values() if include_hosts or not p.host]
+            if current.opened:  # only late joiners; the others stay where they are
+                people = [u for u in people if u not in current.assignments]
+            state = _rules(lambda: current.assign_random(people))
+            await self._apply_rooms(state)
+            await self._save_breakout(state)
+
+    async def breakout_open(
+        self, host: Participant, minutes: float | None, allow_return: bool
+    ) -> None:
+        self._require_host(host)
+        async with self._lock:
+            current = await self._breakout()
+            state = _rules(lambda: current.open(_now(), minutes, allow_return))
+            await self._apply_rooms(state)
+            await self._save_breakout(state)
+            await self._post_system(
+                "breakout_opened", {"count": len(state.rooms), "minutes": minutes}, room="*"
+            )
+
+    async def breakout_move(self, host: Participant, participant_id: str, room: str | None) -> None:
+        self._require_host(host)
+        async with self._lock:
+            target = self._target(participant_id)
+            current = await self._breakout()
+            state = _rules(lambda: current.assign({target.user_id: room}))
+            await self._apply_rooms(state)
+            await self._save_breakout(state)
+
+    async def breakout_visit(self, host: Participant, room: str | None) -> None:
+        self._require_host(host)
+        async with self._lock:
+            current = await self._breakout()
+            if not current.opened:
+                raise CallError("breakout_closed", "the rooms are not open")
+            state = _rules(lambda: current.assign({host.user_id: room}))
+            if room is not None:
+                state = state.clear_help(room)
+            await self._apply_rooms(state)
+            await self._save_breakout(state)
+
+    async def breakout_broadcast(self, host: Participant, text: str) -> None:
+        self._require_host(host)
+        try:
+            text = prepare_message(text, self.chat.limits)
+        except ChatError as exc:
+            raise CallError(f"chat_{exc.code}", exc.message) from None
+        message = await self.store.append_chat(
+            self.id,
+            ChatMessage(
+                id="",
+                kind="text",
+                text=text,
+                at=_now(),
+                author_id=host.id,
+                author_user_id=host.user_id,
+                author_name=host.name,
+                author_role=host.role,
+                room="*",
+            ),
+        )
+        await self._post_chat(message)
+
+    async def breakout_help(self, participant: Participant) -> None:
+        self.require_admitted(participant)
+        if participant.room is None:
+            raise CallError("breakout_closed", "you are not in a breakout room")
+        async with self._lock:
+            room = participant.room
+            current = await self._breakout()
+            await self._save_breakout(_rules(lambda: current.ask_help(room)))
+
+    async def breakout_return(self, participant: Participant) -> None:
+        self.require_admitted(participant)
+        async with self._lock:
+            current = await self._breakout()
+            if not current.opened or participant.room is None:
+                raise CallError("breakout_closed", "you are in the main room already")
+            if not current.allow_return and not participant.host:
+                raise CallError("not_permitted", "the host has not allowed returning")
+            state = current.assign({participant.user_id: None})
+            await self._apply_rooms(state)
+            await self._save_breakout(state)
+
+    async def breakout_close(self, host: Participant, countdown: float) -> None:
+        self._require_host(host)
+        async with self._lock:
+            current = await self._breakout()
+            state = _rules(lambda: current.start_closing(_now(), countdown))
+            await self._save_breakout(state)
+        if self._closing is not None:
+            self._closing.cancel()
+        self._closing = asyncio.ensure_future(self._close_rooms_after(countdown))
+
+    async def _close_rooms_after(self, countdown: float) -> None:
+        await asyncio.sleep(countdown)
+        async with self._lock:
+            state = (await self._breakout()).close()
+            await self._apply_rooms(state)
+            await self._save_breakout(state)
+            await self._post_system("breakout_closed", {}, room="*")
+        self._closing = None
+        await self._close_room_routers()
 
     # ------------------------------------------------------------------ leaving
 
@@ -600,10 +827,11 @@ class Call:
         now = _now()
         await self.store.record_leave(self.id, participant.user_id, now)
         self._tell_presence("left", participant, now)
+        router = self._router(participant.room)
         if participant.publisher is not None:
-            await self.router.close_transport(participant.publisher)
+            await router.close_transport(participant.publisher)
         if participant.subscriber is not None:
-            await self.router.close_transport(participant.subscriber)
+            await router.close_transport(participant.subscriber)
         if not self.ended:  # after call_ended, nobody needs to hear who left
             queue = await self.store.hands(self.id)
             if participant.id in queue:
@@ -621,6 +849,15 @@ class Call:
         for participant in everyone:
             await self.leave(participant)
             await participant.disconnect()
+        await self._close_room_routers()
+
+
+def _rules(change: Callable[[], BreakoutState]) -> BreakoutState:
+    """Apply a breakout rule, turning its refusal into a CallError."""
+    try:
+        return change()
+    except BreakoutError as exc:
+        raise CallError(exc.code, exc.message) from None
 
 
 async def _safe_send(participant: Participant, message: dict[str, Any]) -> None:
@@ -646,7 +883,7 @@ class CallRegistry:
         if call is None or call.ended:
             router = self.media.create_router({"lesson_id": lesson.id})
             call = self.calls[lesson.id] = Call(
-                lesson, router, self.store, self.chat, self.presence
+                lesson, router, self.store, self.chat, self.presence, self.media
             )
         return call
 
@@ -672,6 +909,7 @@ class CallRegistry:
     async def remove_if_empty(self, call: Call) -> None:
         if not call.participants and not call.waiting and self.calls.get(call.lesson.id) is call:
             del self.calls[call.lesson.id]
+            await call._close_room_routers()
             await self.media.close_router(call.router)
 
     async def close_all(self) -> None:

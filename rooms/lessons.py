@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,25 @@ class Role(StrEnum):
     STUDENT = "student"
     PARENT = "parent"
     GUEST = "guest"
+
+
+class LessonKind(StrEnum):
+    LESSON = "lesson"  # a journal's lesson for a class
+    ADHOC = "adhoc"  # an ad-hoc call by link (parent meeting, seminar)
+
+
+class Repeat(StrEnum):
+    """How a scheduled ad-hoc call repeats (lessons never do)."""
+
+    NONE = "none"
+    DAILY = "daily"
+    WEEKLY = "weekly"
+
+
+REPEAT_STEP = {Repeat.DAILY: timedelta(days=1), Repeat.WEEKLY: timedelta(days=7)}
+# The class (group id) of an ad-hoc call series: unique per series, so the
+# one-active-lesson-per-class rule means one active occurrence per series.
+SERIES_PREFIX = "call:"
 
 
 @dataclass(frozen=True)
@@ -55,10 +74,38 @@ class Lesson:
     created_at: datetime | None = None
     opened_at: datetime | None = None
     ended_at: datetime | None = None
+    kind: LessonKind = LessonKind.LESSON
+    # Ad-hoc calls only: the series repeats every day / week until this date
+    # (in the offset of starts_at); None: no end date.
+    repeat: Repeat = Repeat.NONE
+    until: date | None = None
 
     @property
     def title(self) -> str:
-        return f"{self.subject}, {self.group_title}"
+        # An ad-hoc call has no class: its title is the subject alone.
+        return f"{self.subject}, {self.group_title}" if self.group_title else self.subject
+
+    @property
+    def series_id(self) -> str | None:
+        """An ad-hoc call's series id (its first occurrence's id); None for lessons."""
+        if self.kind is not LessonKind.ADHOC:
+            return None
+        return self.group_id.removeprefix(SERIES_PREFIX)
+
+    def next_occurrence(self, after: datetime) -> tuple[datetime, datetime] | None:
+        """(starts_at, ends_at) of the series' next occurrence that ends after `after`.
+
+        Shifted by whole days or weeks (past occurrences are skipped); None when
+        the call does not repeat or the next one would start after `until`.
+        """
+        step = REPEAT_STEP.get(self.repeat)
+        if step is None:
+            return None
+        count = max(1, (after - self.ends_at) // step + 1)
+        starts_at, ends_at = self.starts_at + count * step, self.ends_at + count * step
+        if self.until is not None and starts_at.date() > self.until:
+            return None
+        return starts_at, ends_at
 
     @property
     def active(self) -> bool:
@@ -94,6 +141,9 @@ class Lesson:
             "created_at": when(self.created_at),
             "opened_at": when(self.opened_at),
             "ended_at": when(self.ended_at),
+            "kind": self.kind.value,
+            "repeat": self.repeat.value,
+            "until": self.until.isoformat() if self.until else None,
         }
 
     @classmethod
@@ -118,6 +168,10 @@ class Lesson:
             created_at=when(data.get("created_at")),
             opened_at=when(data.get("opened_at")),
             ended_at=when(data.get("ended_at")),
+            # Records written before ad-hoc calls existed are lessons.
+            kind=LessonKind(data.get("kind", LessonKind.LESSON.value)),
+            repeat=Repeat(data.get("repeat", Repeat.NONE.value)),
+            until=date.fromisoformat(data["until"]) if data.get("until") else None,
         )
 
     def rostered(self, user_id: str) -> Person | None:
@@ -178,13 +232,70 @@ class LessonRegistry:
     async def end(
         self, lesson_id: str, integration: str | None, now: datetime, reason: str = "ended"
     ) -> Lesson:
-        """End the lesson; `reason`: ended (by the journal), ended_by_host, time_over."""
+        """End the lesson; `reason`: ended (by the journal), ended_by_host, time_over.
+
+        A repeating ad-hoc call that ends by time or by its host moves on to its
+        next occurrence (see continue_series); ended by the journal ("ended"),
+        the whole series ends.
+        """
         await self.get(lesson_id, integration)
         lesson, ended_now = await self.store.end_lesson(lesson_id, now)
         if lesson is None:
             raise LessonNotFound(lesson_id)
         if ended_now:
             self._notify(self.on_ended, lesson, reason)
+            if reason != "ended":
+                await self.continue_series(lesson, now)
+        return lesson
+
+    async def continue_series(self, ended: Lesson, now: datetime) -> Lesson | None:
+        """Create the next occurrence of a repeating ad-hoc call that has just ended.
+
+        The occurrence is a new record (its own id, chat and attendance) in the
+        same series (class `call:<series id>`, so the invite link stays the
+        same), open, with the ended one's call settings. Only the caller whose
+        end_lesson ended the occurrence gets here, so it is created once.
+        """
+        when = ended.next_occurrence(now) if ended.kind is LessonKind.ADHOC else None
+        if when is None:
+            return None
+        following = replace(
+            ended,
+            id=new_lesson_id(),
+            starts_at=when[0],
+            ends_at=when[1],
+            state=LessonState.OPEN,
+            created_at=now,
+            opened_at=now,
+            ended_at=None,
+        )
+        # Settings first: the occurrence is findable (by its series) once created.
+        await self.store.set_settings(following.id, await self.store.get_settings(ended.id))
+        try:
+            await self.store.create_lesson(following)
+        except LessonConflict as exc:
+            log.warning("series %s already has occurrence %s", ended.series_id, exc.active.id)
+            return None
+        log.info("call %s continues as %s at %s", ended.id, following.id, when[0].isoformat())
+        self._notify(self.on_opened, following, "opened")
+        return following
+
+    async def current_in_series(self, integration: str, series_id: str) -> Lesson | None:
+        """The ad-hoc call series' active occurrence, else its latest; None if unknown."""
+        occurrences = [
+            lesson
+            for lesson in await self.list(integration, SERIES_PREFIX + series_id)
+            if lesson.kind is LessonKind.ADHOC
+        ]
+        if not occurrences:
+            return None
+        return next((o for o in reversed(occurrences) if o.active), occurrences[-1])
+
+    async def update(self, lesson_id: str, change: Callable[[Lesson], Lesson | None]) -> Lesson:
+        """Change descriptive fields of a lesson atomically (see Store.update_lesson)."""
+        lesson = await self.store.update_lesson(lesson_id, change)
+        if lesson is None:
+            raise LessonNotFound(lesson_id)
         return lesson
 
     async def end_overdue(

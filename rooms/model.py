@@ -119,6 +119,7 @@ class ChatMessage:
     author_role: Role | None = None
     filtered: bool = False  # the profanity filter masked something
     data: dict[str, Any] = field(default_factory=dict)  # for system messages
+    room: str = ""  # "" the main room, a breakout room id, or "*" (every room)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
+from breakout.model import BreakoutState
 from rooms.lessons import Lesson, LessonConflict, LessonState, Role
 from rooms.model import AttendanceRecord, CallSettings, ChatMessage, ParticipantRecord
 
@@ -47,6 +49,18 @@ class Store(ABC):
     async def end_lesson(self, lesson_id: str, at: datetime) -> tuple[Lesson | None, bool]:
         """-> ended, freeing its class; returns (lesson, whether this call ended it)."""
 
+    @abstractmethod
+    async def update_lesson(
+        self, lesson_id: str, change: Callable[[Lesson], Lesson | None]
+    ) -> Lesson | None:
+        """Replace the record with change(record), atomically; None if unknown.
+
+        `change` gets a copy and answers the new record (None: keep it as is);
+        it may run more than once (on Redis, when another writer got in
+        between). Only descriptive fields may change: a new id, integration,
+        class or state raises ValueError (see check_update) and stores nothing;
+        states change through open_lesson / end_lesson. Returns the record after."""
+
     # --- join tokens
 
     @abstractmethod
@@ -63,6 +77,15 @@ class Store(ABC):
 
     @abstractmethod
     async def set_settings(self, call_id: str, settings: CallSettings) -> None: ...
+
+    # --- breakout rooms
+
+    @abstractmethod
+    async def get_breakout(self, call_id: str) -> BreakoutState | None:
+        """The call's breakout rooms (None until a host sets them up)."""
+
+    @abstractmethod
+    async def set_breakout(self, call_id: str, state: BreakoutState) -> None: ...
 
     # --- participants (in the call) and the waiting room
 
@@ -137,6 +160,13 @@ class Store(ABC):
         """Release connections."""
 
 
+def check_update(before: Lesson, after: Lesson) -> None:
+    """What update_lesson may not change: the record's identity, class and state."""
+    for name in ("id", "integration", "group_id", "state"):
+        if getattr(before, name) != getattr(after, name):
+            raise ValueError(f"update_lesson cannot change a lesson's {name}")
+
+
 class MemoryStore(Store):
     """Everything in this process's memory: the one-box default."""
 
@@ -145,6 +175,7 @@ class MemoryStore(Store):
         self._active_by_group: dict[tuple[str, str], str] = {}
         self._revoked: dict[str, datetime] = {}
         self._settings: dict[str, CallSettings] = {}
+        self._breakout: dict[str, BreakoutState] = {}
         self._participants: dict[str, dict[str, ParticipantRecord]] = {}
         self._waiting: dict[str, dict[str, ParticipantRecord]] = {}
         self._hands: dict[str, list[str]] = {}
@@ -200,6 +231,19 @@ class MemoryStore(Store):
             del self._active_by_group[key]
         return self._copy(lesson), True
 
+    async def update_lesson(
+        self, lesson_id: str, change: Callable[[Lesson], Lesson | None]
+    ) -> Lesson | None:
+        lesson = self._lessons.get(lesson_id)
+        if lesson is None:
+            return None
+        changed = change(self._copy(lesson))
+        if changed is None:
+            return self._copy(lesson)
+        check_update(lesson, changed)
+        self._lessons[lesson_id] = self._copy(changed)
+        return self._copy(changed)
+
     async def revoke_token(self, jti: str, until: datetime) -> None:
         self._revoked[jti] = until
 
@@ -217,6 +261,12 @@ class MemoryStore(Store):
 
     async def set_settings(self, call_id: str, settings: CallSettings) -> None:
         self._settings[call_id] = settings
+
+    async def get_breakout(self, call_id: str) -> BreakoutState | None:
+        return self._breakout.get(call_id)
+
+    async def set_breakout(self, call_id: str, state: BreakoutState) -> None:
+        self._breakout[call_id] = state
 
     async def put_participant(self, call_id: str, record: ParticipantRecord) -> None:
         self._participants.setdefault(call_id, {})[record.id] = record
@@ -297,6 +347,7 @@ class MemoryStore(Store):
                 del self._active_by_group[key]
         for table in (
             self._settings,
+            self._breakout,
             self._participants,
             self._waiting,
             self._hands,

@@ -31,10 +31,10 @@ percent-encoded, so a ':' in an id can never make two keys collide):
 
 Atomicity. Every write is a single Lua script (or a single command), so
 nodes never interleave half-done updates. Read-modify-write of a JSON record
-(opening / ending a lesson, attendance) is an optimistic compare-and-set: read,
-compute the new record in Python, and a script writes it only if the stored
-JSON is still what was read; otherwise retry. Creating a lesson is a
-compare-and-set on `active:<integration>:<group>`, so of any number of
+(opening / ending / updating a lesson, attendance) is an optimistic
+compare-and-set: read, compute the new record in Python, and a script writes
+it only if the stored JSON is still what was read; otherwise retry. Creating a
+lesson is a compare-and-set on `active:<integration>:<group>`, so of any number of
 concurrent creates for one class, on any nodes, exactly one succeeds.
 
 Lifetime. expire_call(call_id, n) sets every key of the call, the lesson
@@ -64,9 +64,10 @@ from urllib.parse import quote
 
 import redis.asyncio as aioredis
 
+from breakout.model import BreakoutState
 from rooms.lessons import Lesson, LessonConflict, LessonState, Role
 from rooms.model import AttendanceRecord, CallSettings, ChatMessage, ParticipantRecord
-from rooms.store import Store
+from rooms.store import Store, check_update
 
 DEFAULT_PREFIX = "urok:"
 # Optimistic updates retry while other writers get in between; this many
@@ -309,6 +310,7 @@ class RedisStore(Store):
                 "chat:seq",
                 "attendance",
                 "attendance:order",
+                "breakout",
             )
         ]
 
@@ -400,6 +402,18 @@ class RedisStore(Store):
 
         return await self._change_lesson(lesson_id, change, free_class=True)
 
+    async def update_lesson(
+        self, lesson_id: str, change: Callable[[Lesson], Lesson | None]
+    ) -> Lesson | None:
+        def checked(lesson: Lesson) -> Lesson | None:
+            changed = change(Lesson.from_json(lesson.to_json()))
+            if changed is not None:
+                check_update(lesson, changed)
+            return changed
+
+        lesson, _ = await self._change_lesson(lesson_id, checked, free_class=False)
+        return lesson
+
     # --- join tokens
 
     async def revoke_token(self, jti: str, until: datetime) -> None:
@@ -424,6 +438,16 @@ class RedisStore(Store):
         await self._set(
             keys=[self._call_key(call_id, "settings"), self._deadline_key(call_id)],
             args=[_dumps(settings.to_json())],
+        )
+
+    async def get_breakout(self, call_id: str) -> BreakoutState | None:
+        doc = await self._redis.get(self._call_key(call_id, "breakout"))
+        return BreakoutState.from_json(json.loads(doc)) if doc else None
+
+    async def set_breakout(self, call_id: str, state: BreakoutState) -> None:
+        await self._set(
+            keys=[self._call_key(call_id, "breakout"), self._deadline_key(call_id)],
+            args=[_dumps(state.to_json())],
         )
 
     # --- participants and the waiting room (ordered hashes)

@@ -53,6 +53,37 @@ class Router:
             for c in t.consumers
         ]
 
+    def has_producer(self, producer: Producer) -> bool:
+        return any(p is producer for p in self.producers)
+
+    def consume(self, subscriber: SubscriberTransport, producer: Producer) -> Consumer:
+        """Forward `producer` to `subscriber`; both must belong to this router."""
+        if self.transports.get(subscriber.id) is not subscriber or not self.has_producer(producer):
+            raise ValueError("a router forwards only between its own transports")
+        return subscriber.consume(producer)
+
+    def transfer(self, transport: WebRtcTransport, target: Router) -> None:
+        """Move a transport (and its producers or consumers) to another router.
+
+        Its peer connection stays up; what it forwarded in this router stops
+        (the caller then subscribes it in the target). Renegotiation follows
+        on the subscriber connections concerned.
+        """
+        if self.transports.get(transport.id) is not transport:
+            raise ValueError("transport is not in this router")
+        del self.transports[transport.id]
+        if isinstance(transport, PublisherTransport):
+            producers = list(transport.producers.values())
+            for other in self.transports.values():
+                if isinstance(other, SubscriberTransport):
+                    for producer in producers:
+                        other.stop_consuming(producer)
+        elif isinstance(transport, SubscriberTransport):
+            for consumer in transport.consumers:
+                if consumer.producer is not None:
+                    transport.stop_consuming(consumer.producer)
+        target.transports[transport.id] = transport
+
     async def close_transport(self, transport: WebRtcTransport) -> None:
         self.transports.pop(transport.id, None)
         if isinstance(transport, PublisherTransport):

@@ -227,19 +227,24 @@ def _parse_datetime(value: str, field: str) -> datetime:
     return parsed
 
 
-def _lesson_from_body(body: dict[str, Any], integration: Integration, now: datetime) -> Lesson:
-    """Validate a create request (synchronously) and build the lesson it describes."""
-    _validate(LESSON_CREATE, body)
-    teacher = body["teacher"]
-    seen = {teacher["id"]}
-    for index, entry in enumerate(body["roster"]):
+def check_roster_ids(host_id: str, roster: list[dict[str, Any]], host: str) -> None:
+    """Roster ids are unique and differ from the host's (teacher's) id."""
+    seen = {host_id}
+    for index, entry in enumerate(roster):
         if entry["id"] in seen:
             field = f"$.roster[{index}].id"
-            other = "the teacher" if entry["id"] == teacher["id"] else "another roster entry"
+            other = host if entry["id"] == host_id else "another roster entry"
             raise ValidationFailed(
                 "duplicate_id", f"roster[{index}].id {entry['id']!r} is also {other}'s id.", field
             )
         seen.add(entry["id"])
+
+
+def _lesson_from_body(body: dict[str, Any], integration: Integration, now: datetime) -> Lesson:
+    """Validate a create request (synchronously) and build the lesson it describes."""
+    _validate(LESSON_CREATE, body)
+    teacher = body["teacher"]
+    check_roster_ids(teacher["id"], body["roster"], "the teacher")
     starts_at = _parse_datetime(body["starts_at"], "$.starts_at")
     ends_at = _parse_datetime(body["ends_at"], "$.ends_at")
     if ends_at <= starts_at:
@@ -282,6 +287,7 @@ def lesson_json(lesson: Lesson, settings: Settings) -> dict[str, Any]:
         "ends_at": lesson.ends_at.isoformat(),
         "title": lesson.title,
         "call_url": _call_url(settings, lesson.id),
+        "kind": lesson.kind.value,
     }
 
 
@@ -383,6 +389,13 @@ def _check_role(lesson: Lesson, user_id: str, role: Role) -> None:
         )
 
 
+def token_expiry(lesson: Lesson, settings: Settings) -> datetime:
+    """When join tokens for the lesson expire: its scheduled end plus the grace period."""
+    # Whole seconds, as in the token's exp claim.
+    expires_ts = int((lesson.ends_at + timedelta(seconds=settings.token_grace_seconds)).timestamp())
+    return datetime.fromtimestamp(expires_ts, lesson.ends_at.tzinfo)
+
+
 async def mint_token(request: web.Request) -> web.Response:
     integration = _integration(request)
     lesson = await _lesson(request, integration)
@@ -394,9 +407,7 @@ async def mint_token(request: web.Request) -> web.Response:
     _check_role(lesson, user["id"], role)
     settings = request.app[SETTINGS]
     now = _now()
-    # Whole seconds, as in the token's exp claim.
-    expires_ts = int((lesson.ends_at + timedelta(seconds=settings.token_grace_seconds)).timestamp())
-    expires_at = datetime.fromtimestamp(expires_ts, lesson.ends_at.tzinfo)
+    expires_at = token_expiry(lesson, settings)
     if expires_at <= now:
         raise ApiError(
             409,
@@ -427,8 +438,11 @@ async def openapi_yaml(request: web.Request) -> web.Response:
 def setup(app: web.Application) -> None:
     """Register the /api/ routes and their JSON error middleware.
 
-    Needs only app[SETTINGS], app[LESSONS] and app[TOKENS].
+    Needs only app[SETTINGS], app[LESSONS] and app[TOKENS] (app[CALLS], if
+    present, hears of ad-hoc call settings changed through the API).
     """
+    from signalling import adhoc  # it builds on this module
+
     app.middlewares.append(json_errors)
     router = app.router
     router.add_post("/api/v1/lessons", create_lesson, name="api_create_lesson")
@@ -439,4 +453,5 @@ def setup(app: web.Application) -> None:
     router.add_delete("/api/v1/lessons/{lesson_id}", end_lesson, name="api_end_lesson")
     router.add_post("/api/v1/lessons/{lesson_id}/open", open_lesson, name="api_open_lesson")
     router.add_post("/api/v1/lessons/{lesson_id}/tokens", mint_token, name="api_mint_token")
+    adhoc.setup_api(app)
     router.add_get("/api/v1/openapi.yaml", openapi_yaml, name="api_openapi", allow_head=False)

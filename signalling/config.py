@@ -81,6 +81,9 @@ class Settings:
     end_grace_minutes: int = 10
     # How often the server looks for lessons past their end.
     lesson_sweep_seconds: int = 15
+    # A call's chat stays readable (GET /call/{id}/chat) with an expired join
+    # token for this many days after the token's expiry.
+    chat_history_days: int = 30
     # The demo journal page at / (off in production).
     demo_journal: bool = True
     default_language: str = "ru"
@@ -179,6 +182,7 @@ KNOWN_KEYS = frozenset(
         "early_join_minutes",
         "end_grace_minutes",
         "lesson_sweep_seconds",
+        "chat_history_days",
         "demo_journal",
         "default_language",
         "max_ws_message_bytes",
@@ -208,6 +212,7 @@ def settings_from_mapping(data: dict[str, Any], base: Settings | None = None) ->
         ("early_join_minutes", 24 * 60),
         ("end_grace_minutes", 24 * 60),
         ("lesson_sweep_seconds", 3600),
+        ("chat_history_days", 365),
         ("max_ws_message_bytes", 16 * 1024 * 1024),
     ):
         if key in data:

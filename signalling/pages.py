@@ -24,7 +24,7 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 from aiohttp import web
 
-from rooms.lessons import LessonNotFound
+from rooms.lessons import LessonNotFound, Role
 from signalling.config import DEMO_KEY_ID, Settings
 from signalling.keys import LESSONS, SETTINGS, TOKENS
 from signalling.tokens import TokenError
@@ -165,6 +165,50 @@ async def call_info(request: web.Request) -> web.Response:
         ),
     }
     return web.json_response(body, headers={"Cache-Control": "no-store"})
+
+
+async def call_chat(request: web.Request) -> web.Response:
+    """The call's chat history (the last 500 messages), during and after the call.
+
+    Authenticated like the info, by a join token for this lesson, and so open
+    to everyone who was let into the call. After the lesson the join token
+    expires (token_grace_seconds after the scheduled end); for reading the
+    chat an expired token is still accepted for `chat_history_days` after its
+    expiry, guests' tokens excepted. A token revoked by removing its bearer
+    from the call is refused (403).
+    """
+    lesson_id = request.match_info["lesson_id"]
+    token = _bearer(request)
+    if token is None:
+        return _json_error(401, "token_invalid", "A join token is required.")
+    settings = request.app[SETTINGS]
+    now = datetime.now(UTC)
+    try:
+        claims = request.app[TOKENS].verify_for_history(
+            token, lesson_id, now, timedelta(days=settings.chat_history_days)
+        )
+    except TokenError as exc:
+        return _json_error(401, "token_invalid", str(exc))
+    if claims.role is Role.GUEST and claims.expires_at <= now:
+        return _json_error(401, "token_invalid", "token expired")
+    registry = request.app[LESSONS]
+    try:
+        lesson = await registry.get(lesson_id, claims.key_id)
+    except LessonNotFound:
+        return _json_error(404, "lesson_not_found", "There is no such lesson.")
+    # The roster rules of joining, for tokens a journal signed itself.
+    person = lesson.rostered(claims.user_id)
+    if claims.role is not Role.GUEST and (person is None or person.role is not claims.role):
+        return _json_error(
+            403, "not_in_roster", f"{claims.user_id} is not this lesson's {claims.role.value}"
+        )
+    store = registry.store  # app[STORE], also where a bare app without it keeps things
+    if await store.is_token_revoked(claims.jti):
+        return _json_error(403, "token_revoked", "You were removed from this call.")
+    messages = await store.chat_history(lesson.id)
+    return web.json_response(
+        {"messages": [m.to_json() for m in messages]}, headers={"Cache-Control": "no-store"}
+    )
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -438,13 +482,18 @@ async def _demo_http(app: web.Application) -> AsyncIterator[None]:
 def setup(app: web.Application) -> None:
     """Register the call page, static files, /healthz and (if enabled) the demo journal.
 
-    Needs app[SETTINGS]; the call page's info route also uses app[TOKENS] and app[LESSONS].
+    Needs app[SETTINGS]; the call page's info and chat routes and the invite
+    link (signalling/adhoc.py) also use app[TOKENS] and app[LESSONS].
     """
+    from signalling import adhoc  # it builds on the API module
+
     settings = app[SETTINGS]
     app.middlewares.append(static_headers)
     router = app.router
     router.add_get(f"/call/{{lesson_id:{_LESSON_ID}}}", call_page, name="call_page")
     router.add_get(f"/call/{{lesson_id:{_LESSON_ID}}}/info", call_info, name="call_info")
+    router.add_get(f"/call/{{lesson_id:{_LESSON_ID}}}/chat", call_chat, name="call_chat")
+    adhoc.setup_pages(app)
     router.add_get("/healthz", healthz, name="healthz")
     router.add_static("/static/", STATIC_DIR, name="static", append_version=False)
     if not settings.demo_journal:

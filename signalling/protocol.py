@@ -11,6 +11,7 @@ MAX_SDP = 48 * 1024
 _ID = {"type": "string", "maxLength": 64}
 _SDP = {"type": "string", "minLength": 1, "maxLength": MAX_SDP}
 _PID = {"type": "string", "minLength": 1, "maxLength": 64}
+_ROOM = {"type": "string", "minLength": 1, "maxLength": 16}
 
 
 def _message(type_: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
@@ -99,6 +100,59 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     ),
     "chat_send": _message("chat_send", {"text": {"type": "string", "maxLength": 4000}}, ["text"]),
     "end_call": _message("end_call", {}, []),
+    "breakout_configure": _message(
+        "breakout_configure",
+        {
+            "count": {"type": "integer", "minimum": 1, "maximum": 50},
+            "names": {
+                "type": "array",
+                "maxItems": 50,
+                "items": {"type": "string", "maxLength": 60},
+            },
+        },
+        ["count"],
+    ),
+    "breakout_assign": _message(
+        "breakout_assign",
+        {
+            "assignments": {
+                "type": "object",
+                "maxProperties": 500,
+                "propertyNames": {"minLength": 1, "maxLength": 64},
+                "additionalProperties": {"anyOf": [_ROOM, {"type": "null"}]},
+            }
+        },
+        ["assignments"],
+    ),
+    "breakout_assign_random": _message(
+        "breakout_assign_random", {"include_hosts": {"type": "boolean"}}, []
+    ),
+    "breakout_open": _message(
+        "breakout_open",
+        {
+            "minutes": {"type": "number", "minimum": 1, "maximum": 240},
+            "allow_return": {"type": "boolean"},
+        },
+        [],
+    ),
+    "breakout_move": _message(
+        "breakout_move",
+        {"participant_id": _PID, "room_id": {"anyOf": [_ROOM, {"type": "null"}]}},
+        ["participant_id", "room_id"],
+    ),
+    "breakout_visit": _message(
+        "breakout_visit", {"room_id": {"anyOf": [_ROOM, {"type": "null"}]}}, ["room_id"]
+    ),
+    "breakout_broadcast": _message(
+        "breakout_broadcast", {"text": {"type": "string", "maxLength": 4000}}, ["text"]
+    ),
+    "breakout_close": _message(
+        "breakout_close",
+        {"countdown_seconds": {"type": "number", "minimum": 0, "maximum": 300}},
+        [],
+    ),
+    "breakout_help": _message("breakout_help", {}, []),
+    "breakout_return": _message("breakout_return", {}, []),
     "leave": _message("leave", {}, []),
     "ping": _message("ping", {}, []),
 }

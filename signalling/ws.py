@@ -231,6 +231,34 @@ class Session:
             await call.chat_send(participant, message["text"])
         elif kind == "end_call":
             await self._end_call(call, participant)
+        elif kind.startswith("breakout_"):
+            await self._breakout(call, participant, kind, message)
+
+    async def _breakout(
+        self, call: Call, participant: Participant, kind: str, message: dict[str, Any]
+    ) -> None:
+        if kind == "breakout_configure":
+            await call.breakout_configure(participant, message["count"], message.get("names"))
+        elif kind == "breakout_assign":
+            await call.breakout_assign(participant, message["assignments"])
+        elif kind == "breakout_assign_random":
+            await call.breakout_assign_random(participant, message.get("include_hosts", False))
+        elif kind == "breakout_open":
+            await call.breakout_open(
+                participant, message.get("minutes"), message.get("allow_return", False)
+            )
+        elif kind == "breakout_move":
+            await call.breakout_move(participant, message["participant_id"], message["room_id"])
+        elif kind == "breakout_visit":
+            await call.breakout_visit(participant, message["room_id"])
+        elif kind == "breakout_broadcast":
+            await call.breakout_broadcast(participant, message["text"])
+        elif kind == "breakout_close":
+            await call.breakout_close(participant, message.get("countdown_seconds", 30))
+        elif kind == "breakout_help":
+            await call.breakout_help(participant)
+        elif kind == "breakout_return":
+            await call.breakout_return(participant)
 
     async def _end_call(self, call: Call, participant: Participant) -> None:
         if not participant.host:

@@ -24,7 +24,7 @@ from referencing.jsonschema import DRAFT202012
 from rooms.lessons import Role
 from signalling.app import create_app
 from signalling.config import DEMO_KEY_ID, Integration, Settings
-from signalling.keys import TOKENS
+from signalling.keys import STORE, TOKENS
 from tests.api_support import SECRET_B, auth, auth_jwt, lesson_body, make_app
 from tests.live import LiveServer, running_server
 
@@ -160,7 +160,7 @@ def test_auth_forms_are_described() -> None:
         if method in HTTP_METHODS
     ]
     join_token = [(p, m) for p, m, op in operations if op.get("security") == [{"joinToken": []}]]
-    assert join_token == [("/call/{lesson_id}/info", "get")]
+    assert join_token == [("/call/{lesson_id}/info", "get"), ("/call/{lesson_id}/chat", "get")]
     # Every /api/ route but the description itself takes the journal's credentials (the
     # global security); every other route but the call info is public.
     journal = {(p, m) for p, m, op in operations if "security" not in op}
@@ -171,7 +171,7 @@ def test_auth_forms_are_described() -> None:
 
 
 def test_request_examples_validate_against_their_schemas() -> None:
-    for name in ("LessonCreate", "TokenRequest", "DemoLessonCreate"):
+    for name in ("LessonCreate", "TokenRequest", "DemoLessonCreate", "CallCreate", "CallUpdate"):
         validator = schema_validator(SPEC["components"]["schemas"][name])
         for example in SPEC["components"]["schemas"][name]["examples"]:
             validator.validate(example)
@@ -272,7 +272,7 @@ async def test_responses_match_the_spec(client: TestClient) -> None:
         query: str = "",
         headers: dict[str, str] | None = None,
     ) -> Any:
-        path = template.replace("{lesson_id}", lesson_id) + query
+        path = template.replace("{lesson_id}", lesson_id).replace("{call_id}", lesson_id) + query
         resp = await client.request(
             method, path, json=json, data=data, headers=auth() if headers is None else headers
         )
@@ -316,6 +316,45 @@ async def test_responses_match_the_spec(client: TestClient) -> None:
     await call("DELETE", one, 404, lesson_id="les_missing")
     await call("POST", open_, 409, lesson_id=lid)
     await call("POST", tokens, 409, lesson_id=lid, json=student)
+
+    # Ad-hoc calls: the lessons' routes show them too.
+    calls, one_call = "/api/v1/calls", "/api/v1/calls/{call_id}"
+    for example in SPEC["components"]["schemas"]["CallCreate"]["examples"]:
+        future = datetime.now(UTC) + timedelta(days=1)
+        if "schedule" in example:
+            example = {
+                **example,
+                "schedule": {
+                    **example["schedule"],
+                    "starts_at": future.isoformat(),
+                    "ends_at": (future + timedelta(hours=1)).isoformat(),
+                    "until": (future + timedelta(days=30)).date().isoformat(),
+                },
+            }
+        await call("POST", calls, 201, json=example)
+    adhoc = await call("POST", calls, 201, json={"title": "Собрание", "host": student["user"]})
+    cid = adhoc["id"]
+    await call("POST", calls, 400, json={"title": "Собрание"})
+    await call("POST", calls, 400, json={"title": "x", "host": student["user"], "repeat": "daily"})
+    await call("POST", calls, 401, json={"title": "x", "host": student["user"]}, headers={})
+    await call("POST", calls, 413, json={"title": "x" * 300_000, "host": student["user"]})
+    await call("GET", one_call, 200, lesson_id=cid)
+    await call("GET", one_call, 404, lesson_id="les_missing")
+    await call("GET", one_call, 401, lesson_id=cid, headers={})
+    await call("GET", one, 200, lesson_id=cid)
+    await call("GET", lessons, 200)
+    host = {"user": student["user"], "role": "teacher"}
+    await call("POST", tokens, 201, lesson_id=cid, json=host)
+    await call("PATCH", one_call, 200, lesson_id=cid, json={"waiting_room": True, "title": "Новое"})
+    await call("PATCH", one_call, 400, lesson_id=cid, json={"waiting_room": "yes"})
+    await call("PATCH", one_call, 401, lesson_id=cid, json={}, headers={})
+    await call("PATCH", one_call, 404, lesson_id="les_missing", json={})
+    await call("PATCH", one_call, 413, lesson_id=cid, json={"title": "x" * 300_000})
+    await call("DELETE", one_call, 200, lesson_id=cid)
+    await call("DELETE", one_call, 200, lesson_id=cid)
+    await call("DELETE", one_call, 401, lesson_id=cid, headers={})
+    await call("DELETE", one_call, 404, lesson_id="les_missing")
+    await call("PATCH", one_call, 409, lesson_id=cid, json={"guests_allowed": False})
 
     resp = await client.get("/api/v1/openapi.yaml")
     assert resp.status == 200
@@ -459,6 +498,45 @@ async def test_routes_outside_the_api_answer_as_the_spec_says() -> None:
             expires_at=now + timedelta(minutes=5),
         )
         await call("GET", info, 404, path="/call/les_missing/info", headers=bearer(orphan))
+
+        # The chat history.
+        chat = "/call/{lesson_id}/chat"
+        body = await call("GET", chat, 200, path=f"/call/{lid}/chat", headers=bearer(student))
+        assert body == {"messages": []}
+        await call("HEAD", chat, 200, path=f"/call/{lid}/chat", headers=bearer(student))
+        await call("GET", chat, 401, path=f"/call/{lid}/chat")
+        await call("GET", chat, 401, path=f"/call/{other}/chat", headers=bearer(student))
+        await call("GET", chat, 404, path="/call/les_missing/chat", headers=bearer(orphan))
+        claims = server.app[TOKENS].verify(student)
+        await server.app[STORE].revoke_token(claims.jti, claims.expires_at)
+        await call("GET", chat, 403, path=f"/call/{lid}/chat", headers=bearer(student))
+
+        # An ad-hoc call's invite link.
+        invite = "/invite/{code}"
+        status, created = await server.api(
+            "POST", "/api/v1/calls", {"title": "Собрание", "host": {"id": "h", "name": "Хозяйка"}}
+        )
+        assert status == 201, created
+        link = created["invite_url"].removeprefix(server.base_url)
+        headers = await call("GET", invite, 200, path=link)
+        assert headers["Content-Type"].startswith("text/html")
+        await call("GET", invite, 200, path=link + "?lang=en")
+        await call("HEAD", invite, 200, path=link)
+        forged = link[:-4] + ("AAAA" if not link.endswith("AAAA") else "BBBB")
+        await call("GET", invite, 404, path=forged)
+        guest = {"name": "Гостья"}
+        body = await call("POST", invite, 201, path=link, json=guest)
+        assert body["url"].startswith(created["call_url"] + "#token=")
+        await call("POST", invite, 400, path=link, json={"name": " "})
+        await call("POST", invite, 400, path=link, data=b"{oops")
+        await call("POST", invite, 404, path=forged, json=guest)
+        await call("POST", invite, 413, path=link, data=b" " * 300_000)
+        one_call = f"/api/v1/calls/{created['id']}"
+        assert (await server.api("PATCH", one_call, {"guests_allowed": False}))[0] == 200
+        await call("POST", invite, 403, path=link, json=guest)
+        assert (await server.api("DELETE", one_call))[0] == 200
+        await call("GET", invite, 410, path=link)
+        await call("POST", invite, 410, path=link, json=guest)
 
         # The call WebSocket: an upgrade (101), or 400 for a plain GET.
         async with server.http.ws_connect(server.base_url + "/ws") as ws:

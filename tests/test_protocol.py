@@ -45,6 +45,17 @@ VALID: dict[str, dict[str, Any]] = {
     "set_call_settings": {"type": "set_call_settings", "waiting_room": True},
     "chat_send": {"type": "chat_send", "text": "Здравствуйте!"},
     "end_call": {"type": "end_call"},
+    # breakout rooms
+    "breakout_configure": {"type": "breakout_configure", "count": 3, "names": ["Ромашки"]},
+    "breakout_assign": {"type": "breakout_assign", "assignments": {"p_1": "r1", "p_2": None}},
+    "breakout_assign_random": {"type": "breakout_assign_random", "include_hosts": False},
+    "breakout_open": {"type": "breakout_open", "minutes": 10, "allow_return": True},
+    "breakout_move": {"type": "breakout_move", "participant_id": "p_1", "room_id": None},
+    "breakout_visit": {"type": "breakout_visit", "room_id": "r2"},
+    "breakout_broadcast": {"type": "breakout_broadcast", "text": "Осталось 5 минут"},
+    "breakout_close": {"type": "breakout_close", "countdown_seconds": 30},
+    "breakout_help": {"type": "breakout_help"},
+    "breakout_return": {"type": "breakout_return"},
 }
 
 CLASSROOM_INVALID = [
@@ -62,6 +73,17 @@ CLASSROOM_INVALID = [
     {"type": "chat_send", "text": "x" * 4001},
     {"type": "set_cohost", "participant_id": "p_1"},
     {"type": "end_call", "now": True},
+    {"type": "breakout_configure", "count": 0},
+    {"type": "breakout_configure", "count": 51},
+    {"type": "breakout_configure", "count": 2.5},
+    {"type": "breakout_configure", "count": 2, "names": ["x" * 61]},
+    {"type": "breakout_assign", "assignments": {"p_1": 3}},
+    {"type": "breakout_assign", "assignments": []},
+    {"type": "breakout_open", "minutes": 0},
+    {"type": "breakout_open", "minutes": 241},
+    {"type": "breakout_move", "participant_id": "p_1"},
+    {"type": "breakout_close", "countdown_seconds": -1},
+    {"type": "breakout_close", "countdown_seconds": 301},
 ]
 
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from breakout.model import BreakoutState
 from rooms.lessons import Lesson, LessonConflict, LessonState, Person, Role
 from rooms.model import CallSettings, ChatMessage, ParticipantRecord, Permissions
 from rooms.store import MemoryStore, Store
@@ -252,6 +253,100 @@ async def test_parallel_ends_end_once_and_then_one_create_wins(store: Store, nod
     assert all(r is None or isinstance(r, LessonConflict) for r in creates)
 
 
+async def test_adhoc_fields_round_trip(store: Store) -> None:
+    from datetime import date
+
+    from rooms.lessons import LessonKind, Repeat
+
+    call = replace(
+        lesson(group="call:les_x"),
+        group_title="",
+        kind=LessonKind.ADHOC,
+        repeat=Repeat.WEEKLY,
+        until=date(2024, 12, 20),
+    )
+    await store.create_lesson(call)
+    assert await store.get_lesson(call.id) == call
+    assert await store.list_lessons("demo", "call:les_x") == [call]
+    plain = lesson()  # a lesson keeps the defaults
+    await store.create_lesson(plain)
+    fetched = await store.get_lesson(plain.id)
+    assert fetched is not None
+    assert (fetched.kind, fetched.repeat, fetched.until) == (LessonKind.LESSON, Repeat.NONE, None)
+
+
+async def test_update_lesson(store: Store) -> None:
+    created = lesson()
+    await store.create_lesson(created)
+    updated = await store.update_lesson(created.id, lambda x: replace(x, subject="Геометрия"))
+    assert updated == replace(created, subject="Геометрия")
+    assert await store.get_lesson(created.id) == updated
+    # None from the change keeps the record; an unknown id answers None.
+    assert await store.update_lesson(created.id, lambda x: None) == updated
+    assert await store.update_lesson("les_unknown", lambda x: replace(x, subject="x")) is None
+    assert await store.get_lesson("les_unknown") is None
+    # The change works on a copy: mutating it in place and answering None stores nothing.
+
+    def mutate(x: Lesson) -> None:
+        x.subject = "mutated"
+
+    await store.update_lesson(created.id, mutate)  # type: ignore[arg-type]
+    assert (await store.get_lesson(created.id)) == updated
+    # An ended lesson can still be updated, and stays ended.
+    await store.end_lesson(created.id, T0)
+    after = await store.update_lesson(created.id, lambda x: replace(x, subject="Итог"))
+    assert after is not None and after.state is LessonState.ENDED and after.subject == "Итог"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"id": "les_other"},
+        {"integration": "other"},
+        {"group_id": "8B"},
+        {"state": LessonState.OPEN},
+    ],
+)
+async def test_update_lesson_keeps_identity_class_and_state(
+    store: Store, change: dict[str, object]
+) -> None:
+    created = lesson()
+    await store.create_lesson(created)
+    with pytest.raises(ValueError):
+        await store.update_lesson(
+            created.id,
+            lambda x: replace(x, subject="x", **change),  # type: ignore[arg-type]
+        )
+    assert await store.get_lesson(created.id) == created
+    # The class is still held by this lesson.
+    with pytest.raises(LessonConflict):
+        await store.create_lesson(lesson())
+
+
+async def test_concurrent_updates_all_apply(store: Store, nodes: Nodes) -> None:
+    stores = await nodes(4)
+    created = lesson()
+    await store.create_lesson(created)
+    await asyncio.gather(
+        *(
+            stores[i % 4].update_lesson(created.id, lambda x: replace(x, subject=x.subject + "!"))
+            for i in range(12)
+        )
+    )
+    stored = await store.get_lesson(created.id)
+    assert stored is not None and stored.subject == "Алгебра" + "!" * 12
+
+
+async def test_update_after_expire_call_expires_too(store: Store) -> None:
+    created = lesson()
+    await store.create_lesson(created)
+    await store.end_lesson(created.id, T0)
+    await store.expire_call(created.id, 1)
+    await store.update_lesson(created.id, lambda x: replace(x, subject="later"))
+    await asyncio.sleep(1.5)
+    assert await store.get_lesson(created.id) is None
+
+
 # --- join tokens
 
 
@@ -424,6 +519,7 @@ async def fill(store: Store, call_id: str) -> None:
     await store.raise_hand(call_id, "p1")
     await store.append_chat(call_id, text("привет " + call_id))
     await store.record_join(call_id, "up1", "Аня", "student", T0)
+    await store.set_breakout(call_id, BreakoutState().configure([call_id]))
 
 
 async def assert_filled(store: Store, call_id: str) -> None:
@@ -433,6 +529,8 @@ async def assert_filled(store: Store, call_id: str) -> None:
     assert await store.hands(call_id) == ["p1"]
     assert [m.text for m in await store.chat_history(call_id)] == ["привет " + call_id]
     assert [r.user_id for r in await store.attendance(call_id)] == ["up1"]
+    breakout = await store.get_breakout(call_id)
+    assert breakout is not None and [r.name for r in breakout.rooms] == [call_id]
 
 
 async def assert_empty(store: Store, call_id: str) -> None:
@@ -443,6 +541,7 @@ async def assert_empty(store: Store, call_id: str) -> None:
     assert await store.hands(call_id) == []
     assert await store.chat_history(call_id) == []
     assert await store.attendance(call_id) == []
+    assert await store.get_breakout(call_id) is None
 
 
 async def test_calls_are_isolated(store: Store) -> None:
@@ -552,3 +651,23 @@ async def test_create_store_picks_the_backend(redis_url: str) -> None:
     await redis_store.create_lesson(lesson("les_factory"))
     assert await redis_store.get_lesson("les_factory") is not None
     await redis_store.close()
+
+
+async def test_breakout_state_round_trip_and_isolation(store: Store) -> None:
+    assert await store.get_breakout("les_b") is None
+    state = BreakoutState().configure(["Ромашки", ""]).assign({"s-1": "r1", "s-2": "r2"})
+    state = state.open(datetime(2026, 11, 24, 9, tzinfo=UTC), 15, allow_return=True)
+    await store.set_breakout("les_b", state)
+    assert await store.get_breakout("les_b") == state
+    assert await store.get_breakout("les_other") is None
+    await store.set_breakout("les_b", state.close())
+    stored = await store.get_breakout("les_b")
+    assert stored is not None and not stored.opened
+    assert stored.assignments == {"s-1": "r1", "s-2": "r2"}
+
+
+async def test_breakout_state_expires_with_the_call(store: Store) -> None:
+    await store.set_breakout("les_e", BreakoutState().configure([""]))
+    await store.expire_call("les_e", 1)
+    await asyncio.sleep(1.5)
+    assert await store.get_breakout("les_e") is None

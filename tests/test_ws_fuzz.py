@@ -45,6 +45,7 @@ EXPECTED_ERRORS = {
     "chat_empty",
     "chat_too_long",
     "chat_rate_limited",
+    "breakout_closed",
 }
 # Classroom control that only hosts may use: the fuzzed student gets not_host.
 HOST_ONLY = {
@@ -62,6 +63,14 @@ HOST_ONLY = {
     "set_permissions",
     "set_call_settings",
     "end_call",
+    "breakout_configure",
+    "breakout_assign",
+    "breakout_assign_random",
+    "breakout_open",
+    "breakout_move",
+    "breakout_visit",
+    "breakout_broadcast",
+    "breakout_close",
 }
 
 # A real aiortc offer (one audio m-section), candidates left out, to mutate.
@@ -156,6 +165,16 @@ GOOD: dict[str, st.SearchStrategy[Any]] = {
     "waiting_room": st.booleans(),
     "guests_allowed": st.booleans(),
     "text": st.text(max_size=60),
+    "count": st.integers(0, 60),
+    "names": st.lists(st.text(max_size=10), max_size=3),
+    "assignments": st.dictionaries(
+        st.text(min_size=1, max_size=6), st.none() | st.sampled_from(["r1", "r2"]), max_size=3
+    ),
+    "include_hosts": st.booleans(),
+    "minutes": st.integers(0, 300),
+    "allow_return": st.booleans(),
+    "room_id": st.none() | st.sampled_from(["r1", "r9"]),
+    "countdown_seconds": st.integers(-5, 400),
 }
 ANY_FIELD = st.sampled_from(sorted(GOOD)) | st.text(max_size=8)
 
@@ -293,6 +312,8 @@ def expect(frame: Frame) -> Expected:
         return Expected({"error:no_offer"}, ref)  # alone in the call: never an offer
     if kind == "hand":
         return Expected({"hands"}, None)
+    if kind in ("breakout_help", "breakout_return"):
+        return Expected({"error:breakout_closed"}, ref)  # the student is in the main room
     if kind == "chat_send":
         return Expected(
             {"chat_message", "error:chat_empty", "error:chat_too_long", "error:chat_rate_limited"},

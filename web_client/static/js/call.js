@@ -1,6 +1,9 @@
 // The call page: pre-join screen, joining over /ws, the publisher and
 // subscriber peer connections (docs/protocol.md) and the in-call screen.
 
+import {
+  BreakoutPanel, formatDuration, roomName, secondsUntil,
+} from './breakout.js';
 import { Chat } from './chat.js';
 import * as i18n from './i18n.js';
 import { fillIcons, setIcon } from './icons.js';
@@ -48,7 +51,9 @@ const urok = {
   permissions: { ...DEFAULT_PERMISSIONS }, // what this person may do now
   remoteScreens: new Map(), // participant id -> screen-share receiver track
   screenOrder: [], // who shares a screen, in the order they started
-  panel: null, // the open side panel: chat | people | rights | null
+  panel: null, // the open side panel: chat | breakout | people | rights | null
+  breakout: null, // the latest breakout state (docs/protocol.md "Breakout rooms")
+  room: null, // the breakout room we are in now (null: the main room)
   nudges: [], // nudged messages received
   notices: [], // muted-by-host and permission notices shown
   chatView: null,
@@ -65,6 +70,23 @@ const urok = {
   },
   get isHost() {
     return Boolean(this.self && this.self.host);
+  },
+  get roomName() {
+    return this.room ? roomName(this.breakout, this.room) : null;
+  },
+  /** Where a participant (by connection id) is now: a room id, or null for the main room. */
+  roomOf(id) {
+    const tile = this.tiles.get(id);
+    return tile ? roomOfParticipant(tile.participant) : null;
+  },
+  /** Who is in which room now: {room id or "": [participant ids]}. */
+  get whereabouts() {
+    const out = {};
+    for (const [id, tile] of this.tiles) {
+      const room = roomOfParticipant(tile.participant) || '';
+      (out[room] = out[room] || []).push(id);
+    }
+    return out;
   },
 };
 window.urok = urok;
@@ -454,8 +476,12 @@ function wireSignalling(sig) {
   sig.on('nudged', (msg) => onNudged(msg));
   sig.on('muted', (msg) => onMuted(msg));
   sig.on('call_settings', (msg) => onCallSettings(msg));
+  sig.on('breakout', (msg) => onBreakout(msg));
   sig.on('chat_message', (msg) => {
-    if (urok.chatView && msg.message) urok.chatView.add(msg.message);
+    if (!urok.chatView || !msg.message) return;
+    const message = msg.message;
+    if (typeof message.room !== 'string' && typeof msg.room === 'string') message.room = msg.room;
+    urok.chatView.add(message);
   });
   sig.on('denied', () => {
     teardown();
@@ -550,6 +576,7 @@ async function onJoined(joined) {
     await i18n.setLanguage(joined.language);
     i18n.apply();
     rights.build();
+    breakoutPanel.build();
   }
   // What the host does not allow stays off from the start.
   if (!urok.permissions.unmute && urok.local.audio) urok.local.audio.enabled = false;
@@ -574,6 +601,10 @@ async function onJoined(joined) {
   relayout();
   renderHands();
   renderWaiting();
+  if (joined.breakout && typeof joined.breakout === 'object') {
+    onBreakout({ state: joined.breakout.state || joined.breakout, room: joined.breakout.room ?? joined.room ?? null });
+  }
+  applyBreakout();
   renderScreens();
   startPing();
   sendMediaState();
@@ -607,6 +638,8 @@ function onSelfUpdated(participant) {
 function applyHostUi() {
   const host = urok.isHost;
   $('toggle-rights').hidden = !host;
+  $('toggle-breakout').hidden = !host;
+  if (!host && urok.panel === 'breakout') openPanel(null);
   $('leave').title = i18n.t(host ? 'call.leave_title_host' : 'call.leave_title');
   if (!host && urok.panel === 'rights') openPanel(null);
 }
@@ -736,6 +769,182 @@ function enforcePermissions() {
   if (changed) sendMediaState();
 }
 
+// ---------------------------------------------------------------- breakout rooms
+
+let breakoutTimer = null;
+let helpSeen = new Set(); // hosts: rooms whose call for help was already announced
+let helpAsked = null; // the room we called the host from (until the state says so)
+
+/** The room we are in now (null: the main room, or rooms are closed). */
+function currentRoom() {
+  return urok.breakout && urok.breakout.opened ? urok.room || null : null;
+}
+
+/**
+ * Where someone is now. Ourselves: the `room` of the latest breakout message;
+ * everyone else: the assignments (by user id), where the server also puts
+ * hosts who visit a room.
+ */
+function roomOfParticipant(p) {
+  const state = urok.breakout;
+  if (!state || !state.opened || !p) return null;
+  if (urok.self && p.id === urok.self.id) return urok.room || null;
+  const assignments = state.assignments || {};
+  return (p.user_id && assignments[p.user_id]) || null;
+}
+
+/** Where someone is meant to go (the plan while the rooms are closed; where they are while open). */
+function plannedRoomOf(p) {
+  const state = urok.breakout;
+  if (!state) return null;
+  if (state.opened) return roomOfParticipant(p);
+  const assignments = state.assignments || {};
+  return (p.user_id && assignments[p.user_id]) || null;
+}
+
+/** Only the people in our room are in the grid (the server only sends us their media). */
+function placeTile(tile) {
+  const visible = tile.self || roomOfParticipant(tile.participant) === currentRoom();
+  if (tile.el.hidden === !visible) return false;
+  tile.el.hidden = !visible;
+  return true;
+}
+
+function onBreakout(msg) {
+  const state = msg.state && typeof msg.state === 'object' ? msg.state : null;
+  const before = urok.breakout;
+  const wasOpen = Boolean(before && before.opened);
+  const wasRoom = currentRoom();
+  urok.breakout = state;
+  urok.room = state && state.opened && typeof msg.room === 'string' && msg.room ? msg.room : null;
+  const nowOpen = Boolean(state && state.opened);
+  const room = currentRoom();
+  if (urok.chatView) urok.chatView.setRoom(room || '');
+  // From now on the state says whether our call for help is still open.
+  helpAsked = null;
+  if (urok.state !== 'in-call') return;
+  if (room !== wasRoom) {
+    if (room) {
+      toast(i18n.t('breakout.moved_to', { name: roomName(state, room) }));
+    } else if (nowOpen) {
+      toast(i18n.t('breakout.moved_main'));
+    }
+  }
+  if (wasOpen && !nowOpen) toast(i18n.t('breakout.closed_toast'));
+  else if (!wasOpen && nowOpen && !room) toast(i18n.t('breakout.opened_toast'));
+  if (urok.isHost) announceHelp(state);
+  applyBreakout();
+}
+
+/** Hosts: a toast with "Перейти" for each room that newly calls for help. */
+function announceHelp(state) {
+  const requests = state && state.opened && Array.isArray(state.help_requests) ? state.help_requests : [];
+  for (const roomId of requests) {
+    if (helpSeen.has(roomId)) continue;
+    helpSeen.add(roomId);
+    if (roomId === currentRoom()) continue;
+    toast(i18n.t('breakout.help_toast', { name: roomName(state, roomId) }), 'warning', {
+      timeoutMs: 15000,
+      action: {
+        label: i18n.t('breakout.visit'),
+        run: () => sendAction({ type: 'breakout_visit', room_id: roomId }),
+      },
+    });
+    beep();
+  }
+  helpSeen = new Set([...helpSeen].filter((id) => requests.includes(id)));
+}
+
+/** Show what the breakout state means for this page: tiles, the room bar, panels, the timer. */
+function applyBreakout() {
+  if (urok.state !== 'in-call') return;
+  let changed = false;
+  for (const tile of urok.tiles.values()) changed = placeTile(tile) || changed;
+  if (changed) relayout();
+  renderBreakoutBar();
+  const opened = Boolean(urok.breakout && urok.breakout.opened);
+  const help = opened && urok.isHost ? (urok.breakout.help_requests || []).length : 0;
+  const badge = $('breakout-badge');
+  badge.hidden = !help;
+  badge.textContent = String(help);
+  badge.title = i18n.t('breakout.help_count', { count: help });
+  $('toggle-breakout').classList.toggle('ctrl-live', opened);
+  const room = currentRoom();
+  $('chat-title').textContent = room
+    ? i18n.t('breakout.chat_title', { name: roomName(urok.breakout, room) })
+    : i18n.t('chat.title');
+  renderPeople();
+  if (opened && !breakoutTimer) {
+    breakoutTimer = setInterval(breakoutTick, 1000);
+  } else if (!opened && breakoutTimer) {
+    clearInterval(breakoutTimer);
+    breakoutTimer = null;
+  }
+}
+
+function breakoutTick() {
+  renderBreakoutBar();
+  if (breakoutPanel && urok.panel === 'breakout') breakoutPanel.tick();
+}
+
+/** The bar under the header while the rooms are open: where we are, the timer, the countdown. */
+function renderBreakoutBar() {
+  const bar = $('breakout-bar');
+  const state = urok.breakout;
+  if (!state || !state.opened || urok.state !== 'in-call') {
+    bar.hidden = true;
+    return;
+  }
+  bar.hidden = false;
+  const room = currentRoom();
+  const where = $('breakout-where');
+  if (room) where.textContent = i18n.t('breakout.you_in_room', { name: roomName(state, room) });
+  else where.textContent = i18n.t(urok.isHost ? 'breakout.you_in_main_host' : 'breakout.you_in_main');
+  bar.dataset.room = room || '';
+  const closing = secondsUntil(state.closing_at);
+  const left = secondsUntil(state.ends_at);
+  const timer = $('breakout-timer');
+  timer.hidden = left === null || closing !== null;
+  if (left !== null) {
+    timer.textContent = left > 0
+      ? i18n.t('breakout.time_left', { time: formatDuration(left) })
+      : i18n.t('breakout.time_up');
+  }
+  const countdown = $('breakout-closing');
+  countdown.hidden = closing === null;
+  if (closing !== null) countdown.textContent = i18n.t('breakout.closing_in', { seconds: closing });
+  bar.classList.toggle('breakout-bar-closing', closing !== null);
+  const helpButton = $('breakout-help');
+  helpButton.hidden = !room || urok.isHost;
+  const asked = Boolean(room) && ((state.help_requests || []).includes(room) || helpAsked === room);
+  helpButton.disabled = asked;
+  const helpLabel = $('breakout-help-label');
+  const key = asked ? 'breakout.help_waiting' : 'breakout.call_host';
+  helpLabel.dataset.i18n = key;
+  helpLabel.textContent = i18n.t(key);
+  $('breakout-return').hidden = !room || !(urok.isHost || state.allow_return);
+}
+
+function renderBreakoutPanel() {
+  if (!breakoutPanel || !urok.self || urok.state !== 'in-call' || urok.panel !== 'breakout') return;
+  const everyone = [];
+  const selfTile = urok.tiles.get(urok.self.id);
+  for (const [id, tile] of urok.tiles) {
+    const p = id === urok.self.id ? { ...urok.self, ...(selfTile ? selfTile.participant : {}) } : tile.participant;
+    everyone.push({
+      id,
+      user_id: p.user_id,
+      name: p.name,
+      role: p.role,
+      host: Boolean(p.host),
+      cohost: Boolean(p.cohost),
+      self: id === urok.self.id,
+      room: plannedRoomOf(p),
+    });
+  }
+  breakoutPanel.render({ state: urok.breakout, room: currentRoom(), people: everyone });
+}
+
 // ---------------------------------------------------------------- host actions
 
 function sendAction(message) {
@@ -796,13 +1005,14 @@ async function hostAction(action, id) {
 function openPanel(name) {
   urok.panel = name;
   $('side-panel').hidden = !name;
-  for (const panel of ['chat', 'people', 'rights']) {
+  for (const panel of ['chat', 'breakout', 'people', 'rights']) {
     $(`panel-${panel}`).hidden = panel !== name;
     $(`toggle-${panel}`).setAttribute('aria-pressed', String(panel === name));
     $(`toggle-${panel}`).classList.toggle('ctrl-active', panel === name);
   }
   if (urok.chatView) urok.chatView.setOpen(name === 'chat');
   if (name === 'people') renderPeople();
+  if (name === 'breakout') renderBreakoutPanel();
   relayout();
 }
 
@@ -816,13 +1026,22 @@ function renderPeople() {
   const self = { ...urok.self, ...(selfTile ? selfTile.participant : {}), screen: Boolean(urok.local.screen) };
   const participants = [];
   for (const [id, tile] of urok.tiles) if (id !== urok.self.id) participants.push({ ...tile.participant });
+  const opened = Boolean(urok.breakout && urok.breakout.opened);
   people.render({
     self,
     participants,
     hands: urok.hands,
     waiting: urok.isHost ? urok.waiting : [],
     isHost: urok.isHost,
+    breakout: opened
+      ? {
+        here: currentRoom(),
+        roomOf: (p) => roomOfParticipant(p),
+        roomName: (id) => roomName(urok.breakout, id),
+      }
+      : null,
   });
+  renderBreakoutPanel();
 }
 
 function renderChatBadge() {
@@ -1219,11 +1438,13 @@ function upsertParticipant(participant) {
   let tile = urok.tiles.get(participant.id);
   if (tile) {
     tile.update(participant);
+    placeTile(tile);
   } else {
     tile = new Tile(participant);
     urok.tiles.set(participant.id, tile);
     $('grid').append(tile.el);
     tile.setHand(urok.hands.indexOf(participant.id));
+    placeTile(tile);
     relayout();
   }
   return tile;
@@ -1232,7 +1453,15 @@ function upsertParticipant(participant) {
 function relayout() {
   const count = urok.tiles.size;
   $('participant-count').textContent = i18n.t('call.participants', { count });
-  $('alone-hint').hidden = count > 1 || urok.state !== 'in-call';
+  let here = 0;
+  for (const tile of urok.tiles.values()) if (!tile.el.hidden) here += 1;
+  const alone = $('alone-hint');
+  alone.hidden = here > 1 || urok.state !== 'in-call';
+  const aloneKey = currentRoom() ? 'breakout.alone_in_room' : 'call.alone';
+  if (alone.dataset.i18n !== aloneKey) {
+    alone.dataset.i18n = aloneKey;
+    alone.textContent = i18n.t(aloneKey);
+  }
   layoutGrid($('grid'), $('stage'), { filmstrip: $('stage').classList.contains('presenting') });
 }
 
@@ -1263,6 +1492,14 @@ function teardown() {
   urok.pinnedScreen = null;
   urok.hands = [];
   urok.waiting = [];
+  urok.breakout = null;
+  urok.room = null;
+  helpSeen = new Set();
+  clearInterval(breakoutTimer);
+  breakoutTimer = null;
+  $('breakout-bar').hidden = true;
+  $('breakout-badge').hidden = true;
+  if (urok.chatView) urok.chatView.setRoom('');
   subscriberQueue = Promise.resolve();
   publisherQueue = Promise.resolve();
   for (const tile of urok.tiles.values()) tile.remove();
@@ -1326,6 +1563,7 @@ async function onLeaveClicked() {
 
 let people = null;
 let rights = null;
+let breakoutPanel = null;
 
 function wireControls() {
   $('join-video').addEventListener('click', () => join(true));
@@ -1346,6 +1584,18 @@ function wireControls() {
     sendAction({ type: 'hand', raised: !raised });
   });
   $('toggle-chat').addEventListener('click', () => togglePanel('chat'));
+  $('toggle-breakout').addEventListener('click', () => togglePanel('breakout'));
+  $('breakout-help').addEventListener('click', () => {
+    if (sendAction({ type: 'breakout_help' })) {
+      helpAsked = urok.room;
+      renderBreakoutBar();
+      toast(i18n.t('breakout.help_sent'));
+    }
+  });
+  $('breakout-return').addEventListener('click', () => {
+    if (urok.isHost) sendAction({ type: 'breakout_visit', room_id: null });
+    else sendAction({ type: 'breakout_return' });
+  });
   $('toggle-people').addEventListener('click', () => togglePanel('people'));
   $('toggle-rights').addEventListener('click', () => togglePanel('rights'));
   $('waiting-pill').addEventListener('click', () => openPanel('people'));
@@ -1371,6 +1621,25 @@ function wireControls() {
     onChange: renderChatBadge,
   });
   people = new People($('people-body'), { onAction: (action, id) => hostAction(action, id) });
+  breakoutPanel = new BreakoutPanel($('breakout-body'), {
+    configure: (count, names) => sendAction({ type: 'breakout_configure', count, names }),
+    assign: (id, roomId) => sendAction({ type: 'breakout_assign', assignments: { [id]: roomId } }),
+    random: () => sendAction({ type: 'breakout_assign_random' }),
+    open: (minutes, allowReturn) => {
+      const message = { type: 'breakout_open', allow_return: allowReturn };
+      if (minutes) message.minutes = minutes;
+      sendAction(message);
+    },
+    move: (id, roomId) => sendAction({ type: 'breakout_move', participant_id: id, room_id: roomId }),
+    visit: (roomId) => sendAction({ type: 'breakout_visit', room_id: roomId }),
+    broadcast: (text) => {
+      const sent = Boolean(sendAction({ type: 'breakout_broadcast', text }));
+      if (sent) toast(i18n.t('breakout.broadcast_sent'));
+      return sent;
+    },
+    close: (seconds) => sendAction({ type: 'breakout_close', countdown_seconds: seconds }),
+    invalid: (key, params) => toast(i18n.t(key, params), 'warning'),
+  });
   rights = new Rights($('rights-body'), {
     onPermission: (role, right, value) => {
       sendAction({ type: 'set_permissions', role, permissions: { [right]: value } });

@@ -16,7 +16,13 @@ export class Chat {
     this.send = send;
     this.selfId = selfId;
     this.onChange = onChange;
-    this.messages = [];
+    // Breakout rooms: each room's chat is its own. Messages carry `room` ("" the
+    // main room, a room id, "*" a broadcast to every room); the panel shows the
+    // room we are in plus the broadcasts.
+    this.buffers = new Map(); // room -> [message]
+    this.broadcasts = [];
+    this.seen = new Set(); // `${room}|${id}`
+    this.room = '';
     this.unread = 0;
     this.open = false;
     this.permitted = true;
@@ -42,9 +48,47 @@ export class Chat {
     });
   }
 
+  /** The messages shown now: the current room's and the broadcasts, oldest first. */
+  get messages() {
+    return this.view(this.room);
+  }
+
+  view(room) {
+    const own = this.buffers.get(room) || [];
+    if (!this.broadcasts.length) return [...own];
+    const time = (m) => {
+      const at = new Date(m.at).getTime();
+      return Number.isNaN(at) ? 0 : at;
+    };
+    return [...own, ...this.broadcasts]
+      .map((m, index) => ({ m, index }))
+      .sort((a, b) => time(a.m) - time(b.m) || a.index - b.index)
+      .map(({ m }) => m);
+  }
+
+  /** The room a message belongs to (one without `room` is taken as the current room's). */
+  roomOf(message) {
+    return typeof message.room === 'string' ? message.room : this.room;
+  }
+
+  /** We are in another room now (null or "": the main room): show its messages. */
+  setRoom(room) {
+    const key = room || '';
+    if (key === this.room) return;
+    this.room = key;
+    this.list.replaceChildren(...this.view(key).map((m) => this.render(m, this.isOwn(m))));
+    this.list.scrollTop = this.list.scrollHeight;
+  }
+
+  isOwn(message) {
+    return Boolean(message.kind !== 'system' && message.author_id && message.author_id === this.selfId());
+  }
+
   /** Start over with the history `joined` carried (oldest first). */
   reset(history = []) {
-    this.messages = [];
+    this.buffers.clear();
+    this.broadcasts = [];
+    this.seen.clear();
     this.pending.clear();
     this.list.replaceChildren();
     this.unread = 0;
@@ -57,10 +101,22 @@ export class Chat {
 
   add(message, { history = false } = {}) {
     if (!message || typeof message !== 'object') return;
-    if (message.id && this.messages.some((m) => m.id === message.id)) return;
-    this.messages.push(message);
-    const own = message.kind !== 'system' && message.author_id && message.author_id === this.selfId();
-    if (own && !history) {
+    const room = this.roomOf(message);
+    if (message.id) {
+      const key = `${room}|${message.id}`;
+      if (this.seen.has(key)) return;
+      this.seen.add(key);
+    }
+    if (room === '*') {
+      this.broadcasts.push(message);
+    } else {
+      if (!this.buffers.has(room)) this.buffers.set(room, []);
+      this.buffers.get(room).push(message);
+    }
+    // Another room's message (we just moved): kept for when we are back there.
+    if (room !== '*' && room !== this.room) return;
+    const own = this.isOwn(message);
+    if (own && !history && room !== '*') {
       // Our message came back: the oldest send still pending is this one.
       const first = this.pending.keys().next();
       if (!first.done) this.pending.delete(first.value);
@@ -90,9 +146,16 @@ export class Chat {
       li.append(text, time);
       return li;
     }
-    li.className = 'chat-msg' + (own ? ' chat-own' : '');
+    const broadcast = message.room === '*';
+    li.className = 'chat-msg' + (own ? ' chat-own' : '') + (broadcast ? ' chat-broadcast' : '');
     const meta = document.createElement('div');
     meta.className = 'chat-meta';
+    if (broadcast) {
+      const label = document.createElement('span');
+      label.className = 'chat-room-label';
+      label.textContent = i18n.t('chat.broadcast_label');
+      meta.append(label);
+    }
     const author = document.createElement('span');
     author.className = 'chat-author';
     author.textContent = own ? i18n.t('chat.you') : (message.author_name || '…');

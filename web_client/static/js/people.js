@@ -143,10 +143,26 @@ export class People {
     }
 
     const section = el('section', 'people-section people-in-call');
-    const everyone = [...(self ? [self] : []), ...participants];
+    // Breakout rooms open: hosts see everyone with the room they are in; the
+    // others see the people of their own room.
+    const { breakout = null } = state;
+    let shown = participants;
+    let elsewhere = 0;
+    if (breakout && !isHost) {
+      shown = participants.filter((p) => breakout.roomOf(p) === breakout.here);
+      elsewhere = participants.length - shown.length;
+    }
+    const everyone = [...(self ? [self] : []), ...shown];
     const head = el('div', 'section-head');
-    head.append(el('h3', '', i18n.t('people.in_call', { count: everyone.length })));
+    let title = i18n.t('people.in_call', { count: everyone.length });
+    if (breakout && !isHost) {
+      title = breakout.here
+        ? i18n.t('breakout.here_count', { name: breakout.roomName(breakout.here), count: everyone.length })
+        : i18n.t('breakout.main_count', { count: everyone.length });
+    }
+    head.append(el('h3', '', title));
     section.append(head);
+    if (elsewhere) section.append(el('p', 'muted small people-elsewhere', i18n.t('breakout.elsewhere', { count: elsewhere })));
     if (isHost) {
       const actions = el('div', 'section-actions');
       actions.append(button(i18n.t('people.mute_all'), 'mute-all', { iconName: 'mic-off' }));
@@ -154,12 +170,18 @@ export class People {
     }
     const list = el('ul', 'people-list');
     const collator = new Intl.Collator(i18n.language());
-    const others = [...participants].sort((a, b) => {
+    const others = [...shown].sort((a, b) => {
       if (a.host !== b.host) return a.host ? -1 : 1;
       return collator.compare(a.name || '', b.name || '');
     });
     for (const p of [...(self ? [self] : []), ...others]) {
       const li = this.personRow(p, { self: p === self, hand: hands.indexOf(p.id) });
+      if (breakout && isHost) {
+        const room = breakout.roomOf(p);
+        const chip = el('span', 'person-room' + (room ? '' : ' person-room-main'), breakout.roomName(room));
+        chip.dataset.roomId = room || '';
+        li.querySelector('.person-role').append(' ', chip);
+      }
       if (isHost && p !== self) {
         const more = el('button', 'icon-btn person-more');
         more.type = 'button';
