@@ -15,7 +15,7 @@ import math
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from breakout.model import BreakoutError, BreakoutState
@@ -29,7 +29,7 @@ from rooms.model import (
     ParticipantRecord,
     Permissions,
 )
-from rooms.store import Store
+from rooms.store import DEFAULT_RETENTION_SECONDS, Store
 from sfu.consumer import Consumer
 from sfu.engine import MediaEngine
 from sfu.producer import Producer
@@ -485,7 +485,8 @@ class Call:
         if target.role is Role.TEACHER:
             raise CallError("not_permitted", "the teacher cannot be removed")
         # Revoke first, so a quick reconnect with the same token already fails.
-        until = target.token_expires_at or _now()
+        # Revoked for as long as the token could still be used, chat history included.
+        until = (target.token_expires_at or _now()) + timedelta(seconds=DEFAULT_RETENTION_SECONDS)
         await self.store.revoke_token(target.jti, until)
         await _safe_send(target, {"type": "removed", "by": host.brief()})
         await self.leave(target)

@@ -245,7 +245,11 @@ class LessonRegistry:
         if ended_now:
             self._notify(self.on_ended, lesson, reason)
             if reason != "ended":
-                await self.continue_series(lesson, now)
+                try:
+                    await self.continue_series(lesson, now)
+                except Exception:
+                    # This occurrence has ended either way; say loudly that the next is missing.
+                    log.exception("could not schedule the next occurrence after %s", lesson.id)
         return lesson
 
     async def continue_series(self, ended: Lesson, now: datetime) -> Lesson | None:

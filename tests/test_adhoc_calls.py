@@ -560,3 +560,12 @@ def test_next_occurrence() -> None:
     assert occurrence(Repeat.WEEKLY, last_day).next_occurrence(end) is not None
     assert occurrence(Repeat.WEEKLY, last_day - timedelta(days=1)).next_occurrence(end) is None
     assert weekly.title == "Собрание" and weekly.series_id == "les_1"
+
+
+def test_invite_catalogs_match() -> None:
+    from signalling.adhoc import LANGUAGES, catalog
+
+    ru, en = (catalog(lang) for lang in LANGUAGES)
+    assert set(ru) == set(en)
+    assert all(ru[key].strip() and en[key].strip() for key in ru)
+    assert ru["join"] == "Войти"

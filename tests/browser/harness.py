@@ -82,6 +82,25 @@ async () => {
 }
 """
 
+# Every inbound RTP stream of the subscriber connection by mid, with whose media
+# the latest subscribe_offer says it carries (null: an idle m-section):
+# {mid: {kind, participant_id, source, packetsReceived, framesDecoded}}.
+INBOUND_BY_MID_JS = """
+async () => {
+  const pc = window.urok && window.urok.pcs && window.urok.pcs.subscriber;
+  if (!pc) return {};
+  const out = {};
+  (await pc.getStats()).forEach((s) => {
+    if (s.type !== 'inbound-rtp' || s.mid === undefined) return;
+    const info = window.urok.tracks[s.mid] || null;
+    out[s.mid] = {kind: s.kind, participant_id: info ? info.participant_id : null,
+                  source: info ? info.source : null,
+                  packetsReceived: s.packetsReceived || 0, framesDecoded: s.framesDecoded || 0};
+  });
+  return out;
+}
+"""
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -259,6 +278,10 @@ async def inbound_stats(page: Page) -> dict[str, Any] | None:
 
 async def inbound_by_source(page: Page) -> dict[str, dict[str, dict[str, int]]]:
     return dict(await page.evaluate(INBOUND_BY_SOURCE_JS))
+
+
+async def inbound_by_mid(page: Page) -> dict[str, dict[str, Any]]:
+    return dict(await page.evaluate(INBOUND_BY_MID_JS))
 
 
 async def wait_for_media(

@@ -346,7 +346,7 @@ export class BreakoutPanel {
     const name = el('span', 'bo-person-name', p.self ? `${p.name} (${i18n.t('call.you')})` : (p.name || '…'));
     li.append(name);
     if (p.host) li.append(el('span', 'person-badge', i18n.t(p.cohost ? 'people.cohost' : 'call.host')));
-    if (p.self) return li; // The host goes to a room with "Перейти".
+    if (p.self && opened) return li; // While open, the host goes to a room with "Перейти".
     li.draggable = true;
     const select = el('select', 'bo-select');
     select.dataset.participantId = p.id;

@@ -773,6 +773,7 @@ function enforcePermissions() {
 
 let breakoutTimer = null;
 let helpSeen = new Set(); // hosts: rooms whose call for help was already announced
+const helpToasts = new Map(); // room id -> its "… зовёт организатора" toast
 let helpAsked = null; // the room we called the host from (until the state says so)
 
 /** The room we are in now (null: the main room, or rooms are closed). */
@@ -832,7 +833,7 @@ function onBreakout(msg) {
   }
   if (wasOpen && !nowOpen) toast(i18n.t('breakout.closed_toast'));
   else if (!wasOpen && nowOpen && !room) toast(i18n.t('breakout.opened_toast'));
-  if (urok.isHost) announceHelp(state);
+  announceHelp(urok.isHost ? state : null);
   applyBreakout();
 }
 
@@ -843,16 +844,24 @@ function announceHelp(state) {
     if (helpSeen.has(roomId)) continue;
     helpSeen.add(roomId);
     if (roomId === currentRoom()) continue;
-    toast(i18n.t('breakout.help_toast', { name: roomName(state, roomId) }), 'warning', {
-      timeoutMs: 15000,
+    const el = toast(i18n.t('breakout.help_toast', { name: roomName(state, roomId) }), 'warning', {
+      timeoutMs: 20000,
       action: {
         label: i18n.t('breakout.visit'),
         run: () => sendAction({ type: 'breakout_visit', room_id: roomId }),
       },
     });
+    helpToasts.set(roomId, el);
     beep();
   }
   helpSeen = new Set([...helpSeen].filter((id) => requests.includes(id)));
+  // Answered (someone went there) or the rooms closed: the toast has done its job.
+  for (const [roomId, el] of helpToasts) {
+    if (!requests.includes(roomId) || !el.isConnected) {
+      el.remove();
+      helpToasts.delete(roomId);
+    }
+  }
 }
 
 /** Show what the breakout state means for this page: tiles, the room bar, panels, the timer. */
@@ -1457,7 +1466,7 @@ function relayout() {
   for (const tile of urok.tiles.values()) if (!tile.el.hidden) here += 1;
   const alone = $('alone-hint');
   alone.hidden = here > 1 || urok.state !== 'in-call';
-  const aloneKey = currentRoom() ? 'breakout.alone_in_room' : 'call.alone';
+  const aloneKey = urok.breakout && urok.breakout.opened ? 'breakout.alone_in_room' : 'call.alone';
   if (alone.dataset.i18n !== aloneKey) {
     alone.dataset.i18n = aloneKey;
     alone.textContent = i18n.t(aloneKey);
@@ -1495,6 +1504,8 @@ function teardown() {
   urok.breakout = null;
   urok.room = null;
   helpSeen = new Set();
+  for (const el of helpToasts.values()) el.remove();
+  helpToasts.clear();
   clearInterval(breakoutTimer);
   breakoutTimer = null;
   $('breakout-bar').hidden = true;

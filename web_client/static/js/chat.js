@@ -23,7 +23,7 @@ export class Chat {
     this.broadcasts = [];
     this.seen = new Set(); // `${room}|${id}`
     this.room = '';
-    this.unread = 0;
+    this.unreadMessages = new Set(); // messages that came while the panel was closed
     this.open = false;
     this.permitted = true;
     this.pending = new Map(); // chat_send id -> text
@@ -46,6 +46,11 @@ export class Chat {
         this.showError(null);
       }
     });
+  }
+
+  /** Unread messages of the room we are in (and broadcasts). */
+  get unread() {
+    return this.unreadMessages.size;
   }
 
   /** The messages shown now: the current room's and the broadcasts, oldest first. */
@@ -76,8 +81,14 @@ export class Chat {
     const key = room || '';
     if (key === this.room) return;
     this.room = key;
-    this.list.replaceChildren(...this.view(key).map((m) => this.render(m, this.isOwn(m))));
+    const shown = this.view(key);
+    this.list.replaceChildren(...shown.map((m) => this.render(m, this.isOwn(m))));
     this.list.scrollTop = this.list.scrollHeight;
+    // What is unread in the room we left is not on screen any more.
+    const visible = new Set(shown);
+    const before = this.unreadMessages.size;
+    for (const m of this.unreadMessages) if (!visible.has(m)) this.unreadMessages.delete(m);
+    if (this.unreadMessages.size !== before) this.onChange();
   }
 
   isOwn(message) {
@@ -91,7 +102,7 @@ export class Chat {
     this.seen.clear();
     this.pending.clear();
     this.list.replaceChildren();
-    this.unread = 0;
+    this.unreadMessages.clear();
     this.showError(null);
     this.input.value = '';
     this.grow();
@@ -126,7 +137,7 @@ export class Chat {
     this.list.append(this.render(message, own));
     if (nearBottom || own) this.list.scrollTop = this.list.scrollHeight;
     if (!history && !own && message.kind !== 'system' && !this.open) {
-      this.unread += 1;
+      this.unreadMessages.add(message);
       this.onChange();
     }
   }
@@ -256,7 +267,7 @@ export class Chat {
   setOpen(open) {
     this.open = open;
     if (open) {
-      this.unread = 0;
+      this.unreadMessages.clear();
       this.onChange();
       this.list.scrollTop = this.list.scrollHeight;
       if (!this.input.disabled) this.input.focus();
