@@ -48,10 +48,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -68,8 +70,22 @@ from aiortc.rtp import RtpPacket
 from bench.bot import Bot, BotError
 from bench.load import machine_info
 from bench.measure import LoopLag, SendLog, percentile, rtp_payload
-from bench.preencoded import BenchMedia, EncodedClip, PreEncodedTrack, prepare_media
-from bench.server import Journal, ServerError, ServerProcess, cpu_times
+from bench.preencoded import (
+    BenchMedia,
+    EncodedClip,
+    PreEncodedTrack,
+    encode_audio,
+    prepare_media,
+)
+from bench.server import (
+    REPO_ROOT,
+    Journal,
+    ServerError,
+    ServerProcess,
+    _die_with_parent,
+    cpu_times,
+    server_env,
+)
 from sfu.aiortc_hooks import restrict_host_addresses
 from signalling.config import DEMO_SECRET
 
@@ -102,6 +118,8 @@ class Options:
     video_kbps: int = 150
     json_path: str | None = None
     server_log: str | None = None
+    profile: str | None = None
+    profile_seconds: float = 10.0
     quiet: bool = False
 
     @property
@@ -248,13 +266,23 @@ class _Bot(Bot):
 
 
 @dataclass
+class Ledger:
+    """Shared by all bots: who sent which payload when, and packets' transit times."""
+
+    registry: dict[int, tuple[str, float]] = field(default_factory=dict)
+    warm_from: float | None = None  # transit is recorded from here (the warm-up) on
+    transit_warm: list[float] = field(default_factory=list)  # before the open
+    transit_after: list[float] = field(default_factory=list)  # after it
+
+
+@dataclass
 class Member:
     """One participant: its bot, its room, and what it received after the open."""
 
     user_id: str
     room: str | None  # None: the host, in the main room
     kinds: tuple[str, ...]  # what it publishes
-    registry: dict[int, tuple[str, float]]
+    ledger: Ledger
     bot: _Bot | None = None
     roommates: frozenset[str] = frozenset()  # participant ids in its room, itself excluded
     publishing_roommates: frozenset[str] = frozenset()
@@ -264,12 +292,14 @@ class Member:
     outsider_packets: int = 0
     outsiders: set[str] = field(default_factory=set)
     last_outsider: float | None = None
+    outsider_sent: list[float] = field(default_factory=list)  # when outsiders sent them
     mislabeled: int = 0
     last_mislabel: float | None = None
     ambiguous: int = 0
     unattributed: int = 0
     received: int = 0
     switch: _Switch | None = None
+    told: float | None = None  # when the bot heard that the rooms were open
     observing: bool = True  # off at the end of observation (leaving is not measured)
 
     @property
@@ -278,11 +308,17 @@ class Member:
         return self.bot.id
 
     def on_packet(self, label: str, packet: RtpPacket, now: float) -> None:
-        opened = self.opened_at
-        if opened is None or not self.observing:
+        if not self.observing:
+            return
+        ledger, opened = self.ledger, self.opened_at
+        if opened is None:
+            if ledger.warm_from is not None:
+                info = ledger.registry.get(hash(packet.payload))
+                if info is not None and info is not AMBIGUOUS:
+                    ledger.transit_warm.append(now - info[1])
             return
         self.received += 1
-        info = self.registry.get(hash(packet.payload))
+        info = ledger.registry.get(hash(packet.payload))
         if info is None:
             self.unattributed += 1
             return
@@ -290,13 +326,21 @@ class Member:
             self.ambiguous += 1
             return
         sender, sent_at = info
+        ledger.transit_after.append(now - sent_at)
         if sender in self.roommates:
-            if sent_at >= opened and sender not in self.first_fresh:
-                self.first_fresh[sender] = now
+            if sender not in self.first_fresh:
+                told = self.told
+                if told is None:
+                    told = self.told = self.told_at(opened)
+                # Sent after this bot heard of its room, so after the server moved everybody:
+                # the room's router forwarded it.
+                if told is not None and sent_at > told:
+                    self.first_fresh[sender] = now
         else:
             self.outsider_packets += 1
             self.outsiders.add(sender)
             self.last_outsider = now
+            self.outsider_sent.append(sent_at)
         if label != sender:
             self.mislabeled += 1
             self.last_mislabel = now
@@ -355,6 +399,11 @@ class Report:
     offer_bytes_after_open_max: int
     outsider_packets: int
     outsider_packets_by_bot_max: int
+    # Outsider packets sent after the first bot heard that rooms were open: by then the
+    # server had moved everybody, so these would be real leaks.
+    leaked_packets: int
+    transit_warm_ms: tuple[float | None, float | None, float | None]  # p50, p99, max
+    transit_after_ms: tuple[float | None, float | None, float | None]
     mislabeled_packets: int
     ambiguous_packets: int
     unattributed_packets: int
@@ -362,8 +411,15 @@ class Report:
     server_system_cpu: float | None
     bench_cpu: float | None
     loop_lag_p99_ms: float | None
+    # CPU in the main room before the open (the warm-up), in cores.
+    warmup_server_cores: float | None
+    warmup_bench_cores: float | None
+    # The largest gap between packets in another lesson on the server: before, during.
+    witness_gap_before_ms: float | None
+    witness_gap_ms: float | None
     missing: list[str]
     warnings: list[str]
+    profile: str | None = None
 
     @property
     def server_cores(self) -> float | None:
@@ -431,9 +487,10 @@ class _Sampler:
                 await self._task
         self.sample()
 
-    def between(self, t1: float) -> tuple[float | None, float | None, float | None]:
-        """(server CPU, of it system, bench CPU) from the first sample to the first at >= t1."""
-        first = self.samples[0]
+    def between(self, t0: float, t1: float) -> tuple[float | None, float | None, float | None]:
+        """(server CPU, of it system, bench CPU) from the first sample at >= t0 to the first
+        at >= t1."""
+        first = next((s for s in self.samples if s[0] >= t0), self.samples[0])
         last = next((s for s in self.samples if s[0] >= t1), self.samples[-1])
         if first[1] is None or last[1] is None:
             return None, None, last[2] - first[2]
@@ -446,10 +503,10 @@ class _Sampler:
 
 def plan(options: Options) -> list[Member]:
     """The teacher, then the students room by room; publishers spread one per room first."""
-    registry: dict[int, tuple[str, float]] = {}
-    teacher = Member("bench-t", None, ("audio",), registry)
+    ledger = Ledger()
+    teacher = Member("bench-t", None, ("audio",), ledger)
     students = [
-        Member(f"bench-r{room + 1}-s{seat + 1}", f"r{room + 1}", (), registry)
+        Member(f"bench-r{room + 1}-s{seat + 1}", f"r{room + 1}", (), ledger)
         for room in range(options.rooms)
         for seat in range(options.per_room)
     ]
@@ -468,13 +525,13 @@ async def _join(member: Member, journal: Journal, lesson_id: str, base_url: str,
 async def _publish(member: Member, media: BenchMedia, index: int, every: int) -> None:
     bot = member.bot
     assert bot is not None
-    member.switch = _Switch(loud=member.room is None)
+    member.switch = _Switch()
     clips = {"audio": media.audio, "video": media.video}
     tag = index.to_bytes(2, "big")
     tracks = [(RoomTrack(clips[k], tag, member.switch, every), SOURCES[k]) for k in member.kinds]
     await bot.publish(tracks)  # type: ignore[arg-type]
     assert bot.publisher is not None
-    _RegistryLog(bot.id, member.registry).install(bot.publisher)
+    _RegistryLog(bot.id, member.ledger.registry).install(bot.publisher)
 
 
 def _errors(members: list[Member]) -> list[str]:
@@ -484,7 +541,9 @@ def _errors(members: list[Member]) -> list[str]:
             continue
         for message in m.bot.messages:
             if message["type"] == "error":
-                out.append(f"{m.user_id}: {message.get('code')}: {message.get('message')}")
+                text = str(message.get("message"))
+                text = text if len(text) <= 100 else text[:100] + "..."
+                out.append(f"{m.user_id}: {message.get('code')}: {text}")
     return out
 
 
@@ -644,11 +703,15 @@ async def run_scenario(
     lesson_id: str | None = None
     lag = LoopLag()
     sampler = _Sampler(pid)
+    witness = _Witness()
+    profiler: asyncio.Task[str] | None = None
+    profile_text: str | None = None
     async with aiohttp.ClientSession() as http:
         journal = Journal(base_url, DEMO_SECRET, http)
         try:
             started = time.monotonic()
             async with asyncio.timeout(options.setup_timeout):
+                await witness.start(journal, base_url)
                 lesson_id = await _setup(members, journal, base_url, media, options)
             setup_seconds = time.monotonic() - started
             setup_offers = sum(len(m.bot.offers) for m in members if m.bot is not None)
@@ -657,18 +720,26 @@ async def run_scenario(
                 f"main room ready in {setup_seconds:.1f} s ({setup_offers} subscribe offers); "
                 f"rooms configured and assigned; opening in {options.warmup:g} s",
             )
+            sampler.start()
+            lag.start()
+            warmed = members[0].ledger.warm_from = sampler.samples[0][0]
             await asyncio.sleep(options.warmup)
             errors_before = len(_errors(members))
             teacher = members[0]
             assert teacher.bot is not None
-            lag.start()
-            sampler.start()
-            t0 = sampler.samples[0][0]
+            sampler.sample()
+            t0 = sampler.samples[-1][0]
             for m in members:
                 m.opened_at = t0
             for m in members:
                 if m.switch is not None:
                     m.switch.loud.set()
+            if options.profile:
+                from bench import profile
+
+                profiler = asyncio.ensure_future(
+                    profile.record(pid, options.profile_seconds, Path(options.profile))
+                )
             await teacher.bot.send({"type": "breakout_open"})
             isolated, overall = await _observe(members, options, t0)
             observed = time.monotonic() - t0
@@ -678,20 +749,32 @@ async def run_scenario(
             log = server.log_tail(100_000).splitlines()
             await sampler.stop()
             await lag.stop()
+            if profiler is not None:
+                from bench import profile
+
+                await profiler
+                profile_text = profile.summarize(options.profile or "")
             _say(
                 options,
                 f"isolated after {overall:.2f} s" if isolated else "not isolated in time",
             )
         finally:
+            if profiler is not None and not profiler.done():
+                profiler.cancel()
+                with contextlib.suppress(BaseException):
+                    await profiler
             await sampler.stop()
             await lag.stop()
             await _leave(members)
+            await witness.stop(journal)
             if lesson_id is not None:
                 with contextlib.suppress(Exception):
                     await journal.end_lesson(lesson_id)
 
     t_end = t0 + (overall if overall is not None else observed)
-    server_cpu, server_system, bench_cpu = sampler.between(t_end)
+    server_cpu, server_system, bench_cpu = sampler.between(t0, t_end)
+    warm_server, _, warm_bench = sampler.between(warmed, t0)
+    warm_seconds = t0 - warmed
     lags = lag.between(t0, t_end)
     p99_lag = percentile(lags, 99)
     publishers = [m for m in members if m.kinds]
@@ -717,6 +800,9 @@ async def run_scenario(
         offer_bytes_after_open_max=max((o.sdp_bytes for a in after for o in a), default=0),
         outsider_packets=sum(m.outsider_packets for m in members),
         outsider_packets_by_bot_max=max(m.outsider_packets for m in members),
+        leaked_packets=_leaked(members, t0),
+        transit_warm_ms=_spread(members[0].ledger.transit_warm),
+        transit_after_ms=_spread(members[0].ledger.transit_after),
         mislabeled_packets=sum(m.mislabeled for m in members),
         ambiguous_packets=sum(m.ambiguous for m in members),
         unattributed_packets=sum(m.unattributed for m in members),
@@ -724,8 +810,13 @@ async def run_scenario(
         server_system_cpu=server_system,
         bench_cpu=bench_cpu,
         loop_lag_p99_ms=None if p99_lag is None else 1000 * p99_lag,
+        warmup_server_cores=None if warm_server is None else warm_server / warm_seconds,
+        warmup_bench_cores=None if warm_bench is None else warm_bench / warm_seconds,
+        witness_gap_before_ms=_ms(witness.max_gap(warmed, t0)),
+        witness_gap_ms=_ms(witness.max_gap(t0, t_end)),
         missing=[] if isolated else _missing(members, t0),
         warnings=[],
+        profile=profile_text,
     )
     errors = _errors(members)[errors_before:]
     if errors:
@@ -736,6 +827,12 @@ async def run_scenario(
             f"{len(problems)} errors in the server log up to the end of observation, "
             f"e.g. {problems[0]}"
         )
+    warm_p99 = report.transit_warm_ms[1]
+    if warm_p99 is None or warm_p99 > 200:
+        report.warnings.append(
+            f"packets took {_s(warm_p99)} ms (p99) before the open: the main room was more "
+            "than server + bots could carry here, so the times measure a backlog"
+        )
     if report.bench_cores is not None and report.bench_cores > 0.85:
         report.warnings.append(
             f"the bench process used {report.bench_cores:.2f} cores (one event loop): "
@@ -745,18 +842,108 @@ async def run_scenario(
 
 
 async def _leave(members: list[Member]) -> None:
-    async def leave(bot: Bot) -> None:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(bot.leave(), 15)
+    await asyncio.gather(*(_leave_bot(m.bot) for m in members if m.bot is not None))
 
-    await asyncio.gather(*(leave(m.bot) for m in members if m.bot is not None))
+
+async def _leave_bot(bot: Bot) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(bot.leave(), 15)
+    if bot.session is not None and not bot.session.closed:
+        await bot.session.close()
+
+
+class _Witness:
+    """Another lesson on the same server, a teacher talking to one student: rooms don't touch it.
+
+    Its two bots run in a process of their own (`--witness`), so the bench's busy
+    event loop does not delay them: the largest gap between the student's
+    packets shows how long the server held up forwarding for everybody.
+    """
+
+    def __init__(self) -> None:
+        self.arrivals: list[float] = []
+        self.lesson_id: str | None = None
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self, journal: Journal, base_url: str) -> None:
+        self.lesson_id = await journal.create_lesson("bench-w-t", ["bench-w-s"])
+        tokens = [
+            await journal.token(self.lesson_id, "bench-w-t", "teacher"),
+            await journal.token(self.lesson_id, "bench-w-s", "student"),
+        ]
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bench.breakout",
+            "--witness",
+            base_url,
+            *tokens,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=server_env(),
+            cwd=str(REPO_ROOT),
+            preexec_fn=_die_with_parent,
+        )
+        assert self.process.stdout is not None
+        line = await asyncio.wait_for(self.process.stdout.readline(), 60)
+        if line.strip() != b"ready":
+            raise BenchError(f"the witness process did not start: {line!r}")
+
+    def max_gap(self, t0: float, t1: float) -> float | None:
+        # From the last packet before t0 on, so a stall that begins at t0 counts whole.
+        before = [t for t in self.arrivals if t < t0][-1:]
+        times = before + [t for t in self.arrivals if t0 <= t <= t1]
+        if len(times) < 2:
+            return None
+        return max(b - a for a, b in itertools.pairwise(times))
+
+    async def stop(self, journal: Journal) -> None:
+        process = self.process
+        if process is not None and process.returncode is None:
+            assert process.stdin is not None
+            process.stdin.close()  # end of input: it leaves and prints its arrival times
+            try:
+                out, _ = await asyncio.wait_for(process.communicate(), 30)
+                self.arrivals = json.loads(out.decode().splitlines()[-1])
+            except (TimeoutError, ValueError, IndexError):
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+        if self.lesson_id is not None:
+            with contextlib.suppress(Exception):
+                await journal.end_lesson(self.lesson_id)
+
+
+async def witness_main(base_url: str, teacher_token: str, student_token: str) -> int:
+    """The witness process: publish and receive until stdin ends, then print arrival times."""
+    restrict_host_addresses(["127.0.0.1"])
+    arrivals: list[float] = []
+    audio = await asyncio.to_thread(encode_audio, 10)
+    teacher = Bot(base_url, teacher_token, decode=False)
+    student = Bot(
+        base_url, student_token, decode=False, on_packet=lambda p, k, now: arrivals.append(now)
+    )
+    try:
+        await teacher.connect()
+        await student.connect()
+        track = RoomTrack(audio, b"\xff\xff", _Switch(loud=True), 1)
+        await teacher.publish([(track, "microphone")])
+        print("ready", flush=True)
+        reader = asyncio.StreamReader()
+        loop = asyncio.get_running_loop()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        await reader.read()
+    finally:
+        await asyncio.gather(_leave_bot(teacher), _leave_bot(student))
+    print(json.dumps(arrivals), flush=True)
+    return 0
 
 
 async def run_bench(options: Options) -> Report:
     restrict_host_addresses(["127.0.0.1"])
     media = await asyncio.to_thread(
         prepare_media,
-        audio_seconds=20,
+        audio_seconds=120,  # payloads repeat when it loops: long enough to tell sends apart
         width=options.width,
         height=options.height,
         fps=options.fps,
@@ -787,6 +974,26 @@ async def run_bench(options: Options) -> Report:
 # --------------------------------------------------------------------------- report
 
 
+def _leaked(members: list[Member], t0: float) -> int:
+    told = [t for t in (m.told_at(t0) for m in members) if t is not None]
+    if not told:
+        return sum(len(m.outsider_sent) for m in members)
+    moved = min(told)
+    return sum(1 for m in members for sent in m.outsider_sent if sent > moved)
+
+
+def _spread(seconds: list[float]) -> tuple[float | None, float | None, float | None]:
+    return (
+        _ms(percentile(seconds, 50)),
+        _ms(percentile(seconds, 99)),
+        _ms(max(seconds, default=None)),
+    )
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else 1000 * seconds
+
+
 def _s(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
@@ -798,8 +1005,8 @@ def format_report(report: Report) -> str:
         f"= {report.participants} participants",
         f"machine: {machine['cpus']} CPUs ({machine['cpu_model']}), Python {machine['python']}, "
         f"aiortc {machine['aiortc']}",
-        f"publishing: the teacher (audio, full rate) and {report.publishers - 1} students "
-        f"({o.publish}; every {o.main_every}th packet in the main room, all from the open)",
+        f"publishing: the teacher (audio) and {report.publishers - 1} students ({o.publish}); "
+        f"every {o.main_every}th packet/frame in the main room, all of them from the open",
         f"main room before the open: {report.main_room_tracks} tracks, "
         f"{report.main_room_streams} forwarded streams; set up in {report.setup_seconds:.1f} s "
         f"with {report.setup_offers} subscribe offers",
@@ -838,8 +1045,17 @@ def format_report(report: Report) -> str:
         f"subscribe_offers per bot after the open: min {min(offers)}, "
         f"p50 {percentile(offers, 50):.0f}, max {max(offers)}; largest: "
         f"{report.m_sections_after_open_max} m-sections, {report.offer_bytes_after_open_max} bytes",
+        f"another lesson on the server (audio, 20 ms packets): largest gap "
+        f"{_s(report.witness_gap_ms)} ms (before the open: {_s(report.witness_gap_before_ms)} ms)",
+        f"main room before the open: server {_s(report.warmup_server_cores)} cores, "
+        f"bench {_s(report.warmup_bench_cores)} cores",
+        "packet transit publisher -> server -> receiver (ms, p50/p99/max): before the open "
+        + "/".join(_s(v) for v in report.transit_warm_ms)
+        + ", after it "
+        + "/".join(_s(v) for v in report.transit_after_ms),
         f"packets after the open: from outsiders {report.outsider_packets} "
-        f"(max {report.outsider_packets_by_bot_max} to one bot), labelled as the wrong person "
+        f"(max {report.outsider_packets_by_bot_max} to one bot; sent after the server had "
+        f"moved everybody: {report.leaked_packets}), labelled as the wrong person "
         f"{report.mislabeled_packets}, ambiguous {report.ambiguous_packets}, "
         f"unknown {report.unattributed_packets}",
     ]
@@ -849,6 +1065,8 @@ def format_report(report: Report) -> str:
         lines.append(f"missing: ... and {len(report.missing) - 10} more bots")
     for warning in report.warnings:
         lines.append(f"warning: {warning}")
+    if report.profile:
+        lines += ["", f"server profile from the open on: {report.profile}"]
     return "\n".join(lines)
 
 
@@ -888,6 +1106,12 @@ def parse_args(argv: list[str]) -> Options:
     parser.add_argument("--video-kbps", type=int, default=150)
     parser.add_argument("--json", dest="json_path", help="also write the report as JSON here")
     parser.add_argument("--server-log", help="keep the server's log here")
+    parser.add_argument(
+        "--profile",
+        help="record the server with py-spy from the open on into this file and print a summary",
+    )
+    parser.add_argument("--profile-seconds", type=float, default=10.0)
+    parser.add_argument("--witness", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
     options = Options(
@@ -906,6 +1130,8 @@ def parse_args(argv: list[str]) -> Options:
         video_kbps=args.video_kbps,
         json_path=args.json_path,
         server_log=args.server_log,
+        profile=args.profile,
+        profile_seconds=args.profile_seconds,
         quiet=args.quiet,
     )
     problems = []
@@ -932,8 +1158,11 @@ def parse_args(argv: list[str]) -> Options:
 
 async def main(argv: list[str] | None = None) -> int:
     """`python -m bench.breakout`: run, print the report; 0 when isolation was reached."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["--witness"] and len(args) == 4:
+        return await witness_main(*args[1:])
     try:
-        options = parse_args(list(sys.argv[1:] if argv is None else argv))
+        options = parse_args(args)
     except SystemExit as exc:
         return int(exc.code or 0)
     loop = asyncio.get_running_loop()

@@ -807,6 +807,9 @@ class Call:
         await asyncio.sleep(countdown)
         async with self._lock:
             state = (await self._breakout()).close()
+            # A host's place in a room was a visit: it does not outlive the rooms.
+            visits = {p.user_id: None for p in self.participants.values() if p.host}
+            state = state.assign({u: r for u, r in visits.items() if u in state.assignments})
             await self._apply_rooms(state)
             await self._save_breakout(state)
             await self._post_system("breakout_closed", {}, room="*")

@@ -128,7 +128,11 @@ async def test_rooms_isolate_media_and_closing_brings_everyone_back(class_of_fou
     await teacher.send({"type": "breakout_close", "countdown_seconds": 1})
     for waiter in closing:
         await waiter
-    assert (await back)["room"] is None
+    final = await back
+    assert final["room"] is None
+    # The host's visit to r2 ended with the rooms; pupils keep their rooms for next time.
+    assert "t-1" not in final["state"]["assignments"]
+    assert final["state"]["assignments"][c.joined["self"]["user_id"]] == "r2"
     await settle(lambda: grows(a, c, 0.3))
     await settle(lambda: grows(teacher, a, 0.3))
     assert await grows(b, teacher)
