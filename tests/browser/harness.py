@@ -14,12 +14,11 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,8 @@ import aiohttp
 from aiohttp import web
 from playwright.async_api import BrowserContext, Page, Playwright, async_playwright
 
-from signalling.app import create_app
-from signalling.config import DEMO_KEY_ID, IceSettings, Settings
+from signalling.config import DEMO_KEY_ID, Settings
+from tests import live
 
 CHROMIUM = os.environ.get("UROK_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -102,12 +101,6 @@ async () => {
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Server:
     base_url: str
@@ -172,26 +165,9 @@ class Server:
 
 @asynccontextmanager
 async def running_server(**overrides: Any) -> AsyncIterator[Server]:
-    """create_app() on 127.0.0.1:<free port>, media gathered on loopback only."""
-    port = free_port()
-    settings = replace(
-        Settings(),
-        host="127.0.0.1",
-        port=port,
-        public_url=f"http://127.0.0.1:{port}",
-        ice=IceSettings(addresses=("127.0.0.1",)),
-        **overrides,
-    )
-    app = create_app(settings)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    try:
-        async with aiohttp.ClientSession() as http:
-            yield Server(f"http://127.0.0.1:{port}", app, settings, http)
-    finally:
-        await runner.cleanup()
+    """The real app on 127.0.0.1:<free port> (tests/live.py), media on loopback only."""
+    async with live.running_server(**overrides) as server:
+        yield Server(server.base_url, server.app, server.settings, server.http)
 
 
 def require_chromium() -> None:
