@@ -1,46 +1,52 @@
-"""Breakout bench: how long until everybody hears only their room after `breakout_open`.
+"""Breakout bench: how long until everybody gets only their room's media after `breakout_open`.
 
     python -m bench.breakout --rooms 50 --per-room 3 [--publish audio|video|both]
-                             [--publishers N] [--timeout S] [--json FILE]
+                             [--publishers N] [--main-every N] [--timeout S] [--json FILE]
 
 The bench starts the server itself (bench/server.py, as bench/load.py does),
 creates a lesson with rooms x per-room students, and joins a teacher bot (the
 host) and one bot per student, all in this process:
 
-1. The teacher publishes Opus audio at the full rate (50 packets/s) all the
-   time: the teacher talks in the main room until the rooms open.
-2. `--publishers` students (default: all) publish `--publish` media, spread
-   one per room first (room 1's first student, room 2's, ..., then second
-   students). In the main room they are silent: every `--main-every`-th
-   packet or frame only (20: one Opus packet per 400 ms, like Opus DTX in
-   silence). At the moment the bench sends `breakout_open` they all switch
-   to the full rate (they start talking in their rooms). Everybody in the
-   main room receives everybody, so P publishers at full rate would be
-   P x (participants - 1) streams: 150 publishers are 22,350 streams, far
-   beyond two cores; silent, they are affordable, and the roommates' full-rate
-   media after the open shows up within one packet time (20 ms).
+1. The teacher publishes Opus audio; `--publishers` students (default: all)
+   publish `--publish` media, spread one per room first (room 1's first
+   student, room 2's, ..., then second students). Publishers join and
+   publish first, the others join after them (one offer each).
+2. In the main room everybody is silent: a track sends only every
+   `--main-every`-th packet or frame (20: one Opus packet per 400 ms, the
+   cadence of Opus DTX in silence). Everybody in the main room receives
+   everybody, so P publishers at the full rate would be P x (participants - 1)
+   streams: 151 audio publishers are 22,650 streams, far beyond two cores.
+   At the moment the bench sends `breakout_open` every track switches to the
+   full rate (people start talking in their rooms), so roommates' media
+   shows up within one packet time (20 ms) once it flows.
 3. Once every bot receives every other publisher, the teacher configures
    `--rooms` rooms and assigns `--per-room` students to each (while closed,
-   nothing moves), then sends `breakout_open`. The clock starts there.
+   nothing moves). After `--warmup` seconds it sends `breakout_open`, and the
+   clock starts. The teacher stays in the main room, alone.
 
 Who sent a packet is known for sure, not from the server's labels: every
 publisher's payloads carry its own 2-byte tag, and a wrapper around its DTLS
 transport's `_send_rtp` records payload hash -> (publisher, send time). The
 SFU forwards payloads byte-identical, so a receiver looks its packets up
-there. (Nobody decodes, so the tag is harmless.) Per bot the bench records,
+there (nobody decodes, so the tag is harmless). Per bot the bench records,
 from the open on: the `breakout` message telling it its room; every
 `subscribe_offer` (arrival, answer sent, which tracks it labels); the first
-packet from each publishing roommate that was sent after the open; every
-packet from an outsider (anyone not in its room); every packet the bot's
-current labels (the latest offer's `tracks`) attribute to the wrong person.
+packet from each publishing roommate sent after the bot heard of its room
+(so after the server had moved everybody: the room's router forwarded it);
+every packet from an outsider (anyone not in its room); every packet its
+current labels (the latest offer's `tracks`, or none) put on the wrong person.
 
-A bot is isolated at the latest of: its last post-open offer whose tracks are
-exactly its roommates' (so a client shows the right people), the first fresh
-packet from each publishing roommate, its last packet from an outsider and
-its last wrongly labelled packet. The run is isolated when every bot is and
-nothing from outsiders arrived for `--settle` seconds; the overall time is
-the latest bot's. The server's CPU time (/proc) is sampled every 20 ms and
-read for [open, overall isolation].
+A bot is isolated at the latest of: the answer to the post-open offer from
+which on its offers label exactly its roommates' tracks (a client shows the
+right people), the first fresh packet from each publishing roommate, its last
+packet from an outsider and its last wrongly labelled packet. The run is
+isolated when every bot is and nothing from outsiders arrived for `--settle`
+seconds; the overall time is the latest bot's. CPU (/proc: the server
+process, this process, the whole machine) is sampled every 20 ms and read for
+the warm-up, for [open, overall isolation] and for `--after` seconds in the
+rooms afterwards. A second lesson on the same server (a teacher talking to
+one student) runs in a process of its own (`--witness`): the largest gap
+between its packets shows how long the server stopped forwarding for everybody.
 """
 
 from __future__ import annotations
@@ -78,6 +84,7 @@ from bench.preencoded import (
     prepare_media,
 )
 from bench.server import (
+    _CLK_TCK,
     REPO_ROOT,
     Journal,
     ServerError,
@@ -111,6 +118,7 @@ class Options:
     timeout: float = 30.0
     settle: float = 1.0
     warmup: float = 2.0
+    after: float = 3.0
     setup_timeout: float = 180.0
     width: int = 320
     height: int = 180
@@ -120,6 +128,7 @@ class Options:
     server_log: str | None = None
     profile: str | None = None
     profile_seconds: float = 10.0
+    profile_phase: str = "open"  # from the open on, or "rooms": once they have settled
     quiet: bool = False
 
     @property
@@ -410,10 +419,15 @@ class Report:
     server_cpu: float | None
     server_system_cpu: float | None
     bench_cpu: float | None
+    others_cores: float | None  # other processes on the machine in that interval
     loop_lag_p99_ms: float | None
     # CPU in the main room before the open (the warm-up), in cores.
     warmup_server_cores: float | None
     warmup_bench_cores: float | None
+    warmup_others_cores: float | None
+    # CPU once everybody is in the rooms (--after seconds after observation), in cores.
+    rooms_server_cores: float | None
+    rooms_bench_cores: float | None
     # The largest gap between packets in another lesson on the server: before, during.
     witness_gap_before_ms: float | None
     witness_gap_ms: float | None
@@ -455,12 +469,44 @@ class Report:
         return out
 
 
+def _machine_busy() -> float:
+    """CPU seconds the whole machine spent busy since boot (all cores), from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / _CLK_TCK
+
+
+@dataclass
+class CpuSpan:
+    """CPU seconds spent in an interval."""
+
+    seconds: float
+    server: float | None
+    server_system: float | None
+    bench: float
+    machine: float  # every process on the machine, the two above included
+
+    @property
+    def others(self) -> float | None:
+        """What the rest of the machine used (other work on a shared box)."""
+        if self.server is None:
+            return None
+        return max(0.0, self.machine - self.server - self.bench)
+
+    def cores(self, value: float | None) -> float | None:
+        return None if value is None or self.seconds <= 0 else value / self.seconds
+
+
 class _Sampler:
-    """(time, server CPU, bench CPU) every 20 ms: CPU for any interval afterwards."""
+    """(time, server CPU, bench CPU, machine CPU) every 20 ms: CPU for any interval afterwards."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
-        self.samples: list[tuple[float, tuple[float, float] | None, float]] = []
+        self.samples: list[tuple[float, tuple[float, float] | None, float, float]] = []
         self._task: asyncio.Task[None] | None = None
 
     def sample(self) -> None:
@@ -469,7 +515,7 @@ class _Sampler:
         except OSError:
             server = None
         times = os.times()
-        self.samples.append((time.monotonic(), server, times.user + times.system))
+        self.samples.append((time.monotonic(), server, times.user + times.system, _machine_busy()))
 
     def start(self) -> None:
         self.sample()
@@ -487,17 +533,16 @@ class _Sampler:
                 await self._task
         self.sample()
 
-    def between(self, t0: float, t1: float) -> tuple[float | None, float | None, float | None]:
-        """(server CPU, of it system, bench CPU) from the first sample at >= t0 to the first
-        at >= t1."""
+    def between(self, t0: float, t1: float) -> CpuSpan:
+        """From the first sample at >= t0 to the first at >= t1."""
         first = next((s for s in self.samples if s[0] >= t0), self.samples[0])
         last = next((s for s in self.samples if s[0] >= t1), self.samples[-1])
-        if first[1] is None or last[1] is None:
-            return None, None, last[2] - first[2]
-        return (
-            sum(last[1]) - sum(first[1]),
-            last[1][1] - first[1][1],
-            last[2] - first[2],
+        server = server_system = None
+        if first[1] is not None and last[1] is not None:
+            server = sum(last[1]) - sum(first[1])
+            server_system = last[1][1] - first[1][1]
+        return CpuSpan(
+            last[0] - first[0], server, server_system, last[2] - first[2], last[3] - first[3]
         )
 
 
@@ -734,7 +779,7 @@ async def run_scenario(
             for m in members:
                 if m.switch is not None:
                     m.switch.loud.set()
-            if options.profile:
+            if options.profile and options.profile_phase == "open":
                 from bench import profile
 
                 profiler = asyncio.ensure_future(
@@ -745,6 +790,15 @@ async def run_scenario(
             observed = time.monotonic() - t0
             for m in members:
                 m.observing = False
+            # Rooms as they stay: what the server spends once the moves are done.
+            settled = time.monotonic()
+            if options.profile and options.profile_phase == "rooms":
+                from bench import profile
+
+                profiler = asyncio.ensure_future(
+                    profile.record(pid, options.profile_seconds, Path(options.profile))
+                )
+            await asyncio.sleep(options.after)
             # Leaving makes its own log noise: look at the log as it is now.
             log = server.log_tail(100_000).splitlines()
             await sampler.stop()
@@ -772,9 +826,9 @@ async def run_scenario(
                     await journal.end_lesson(lesson_id)
 
     t_end = t0 + (overall if overall is not None else observed)
-    server_cpu, server_system, bench_cpu = sampler.between(t0, t_end)
-    warm_server, _, warm_bench = sampler.between(warmed, t0)
-    warm_seconds = t0 - warmed
+    span = sampler.between(t0, t_end)
+    warm = sampler.between(warmed, t0)
+    rooms = sampler.between(settled, settled + options.after)
     lags = lag.between(t0, t_end)
     p99_lag = percentile(lags, 99)
     publishers = [m for m in members if m.kinds]
@@ -806,12 +860,16 @@ async def run_scenario(
         mislabeled_packets=sum(m.mislabeled for m in members),
         ambiguous_packets=sum(m.ambiguous for m in members),
         unattributed_packets=sum(m.unattributed for m in members),
-        server_cpu=server_cpu,
-        server_system_cpu=server_system,
-        bench_cpu=bench_cpu,
+        server_cpu=span.server,
+        server_system_cpu=span.server_system,
+        bench_cpu=span.bench,
+        others_cores=span.cores(span.others),
         loop_lag_p99_ms=None if p99_lag is None else 1000 * p99_lag,
-        warmup_server_cores=None if warm_server is None else warm_server / warm_seconds,
-        warmup_bench_cores=None if warm_bench is None else warm_bench / warm_seconds,
+        warmup_server_cores=warm.cores(warm.server),
+        warmup_bench_cores=warm.cores(warm.bench),
+        warmup_others_cores=warm.cores(warm.others),
+        rooms_server_cores=rooms.cores(rooms.server),
+        rooms_bench_cores=rooms.cores(rooms.bench),
         witness_gap_before_ms=_ms(witness.max_gap(warmed, t0)),
         witness_gap_ms=_ms(witness.max_gap(t0, t_end)),
         missing=[] if isolated else _missing(members, t0),
@@ -827,6 +885,11 @@ async def run_scenario(
             f"{len(problems)} errors in the server log up to the end of observation, "
             f"e.g. {problems[0]}"
         )
+    for when, others in (("before", report.warmup_others_cores), ("after", report.others_cores)):
+        if others is not None and others > 0.3:
+            report.warnings.append(
+                f"other processes used {others:.2f} cores {when} the open: the machine was shared"
+            )
     warm_p99 = report.transit_warm_ms[1]
     if warm_p99 is None or warm_p99 > 200:
         report.warnings.append(
@@ -876,15 +939,16 @@ class _Witness:
             "-m",
             "bench.breakout",
             "--witness",
-            base_url,
-            *tokens,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=server_env(),
             cwd=str(REPO_ROOT),
             preexec_fn=_die_with_parent,
         )
-        assert self.process.stdout is not None
+        assert self.process.stdin is not None and self.process.stdout is not None
+        # The tokens go through stdin, not the command line (which `ps` shows).
+        self.process.stdin.write(json.dumps([base_url, *tokens]).encode() + b"\n")
+        await self.process.stdin.drain()
         line = await asyncio.wait_for(self.process.stdout.readline(), 60)
         if line.strip() != b"ready":
             raise BenchError(f"the witness process did not start: {line!r}")
@@ -914,9 +978,16 @@ class _Witness:
                 await journal.end_lesson(self.lesson_id)
 
 
-async def witness_main(base_url: str, teacher_token: str, student_token: str) -> int:
-    """The witness process: publish and receive until stdin ends, then print arrival times."""
+async def witness_main() -> int:
+    """The witness process: publish and receive until stdin ends, then print arrival times.
+
+    stdin's first line is JSON: [server URL, teacher token, student token].
+    """
     restrict_host_addresses(["127.0.0.1"])
+    reader = asyncio.StreamReader()
+    loop = asyncio.get_running_loop()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    base_url, teacher_token, student_token = json.loads(await reader.readline())
     arrivals: list[float] = []
     audio = await asyncio.to_thread(encode_audio, 10)
     teacher = Bot(base_url, teacher_token, decode=False)
@@ -929,9 +1000,6 @@ async def witness_main(base_url: str, teacher_token: str, student_token: str) ->
         track = RoomTrack(audio, b"\xff\xff", _Switch(loud=True), 1)
         await teacher.publish([(track, "microphone")])
         print("ready", flush=True)
-        reader = asyncio.StreamReader()
-        loop = asyncio.get_running_loop()
-        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
         await reader.read()
     finally:
         await asyncio.gather(_leave_bot(teacher), _leave_bot(student))
@@ -1025,10 +1093,14 @@ def format_report(report: Report) -> str:
     for metric, name in names.items():
         values = report.per_bot[metric]
         count = sum(v is not None for v in values)
-        suffix = "" if count == len(values) else f"  ({count} of {len(values)} bots)"
-        lines.append(
-            f"{name:34}{_s(report.stat(metric, 50)):>8}{_s(report.stat(metric, 100)):>8}{suffix}"
-        )
+        p50, top = _s(report.stat(metric, 50)), _s(report.stat(metric, 100))
+        if metric == "last_outsider_packet":
+            suffix = f"  ({count} of {len(values)} bots got any)"
+            if count == 0:
+                p50 = top = "none"
+        else:
+            suffix = "" if count == len(values) else f"  ({count} of {len(values)} bots)"
+        lines.append(f"{name:34}{p50:>8}{top:>8}{suffix}")
     offers = report.offers_after_open
     lines += [
         "",
@@ -1041,6 +1113,7 @@ def format_report(report: Report) -> str:
         f"server CPU in that interval: {_s(report.server_cpu)} s "
         f"(system {_s(report.server_system_cpu)} s) = {_s(report.server_cores)} cores; "
         f"bench {_s(report.bench_cpu)} s = {_s(report.bench_cores)} cores; "
+        f"other processes {_s(report.others_cores)} cores; "
         f"bench loop lag p99 {_s(report.loop_lag_p99_ms)} ms",
         f"subscribe_offers per bot after the open: min {min(offers)}, "
         f"p50 {percentile(offers, 50):.0f}, max {max(offers)}; largest: "
@@ -1048,7 +1121,9 @@ def format_report(report: Report) -> str:
         f"another lesson on the server (audio, 20 ms packets): largest gap "
         f"{_s(report.witness_gap_ms)} ms (before the open: {_s(report.witness_gap_before_ms)} ms)",
         f"main room before the open: server {_s(report.warmup_server_cores)} cores, "
-        f"bench {_s(report.warmup_bench_cores)} cores",
+        f"bench {_s(report.warmup_bench_cores)} cores, other processes "
+        f"{_s(report.warmup_others_cores)} cores; in the rooms afterwards: server "
+        f"{_s(report.rooms_server_cores)} cores, bench {_s(report.rooms_bench_cores)} cores",
         "packet transit publisher -> server -> receiver (ms, p50/p99/max): before the open "
         + "/".join(_s(v) for v in report.transit_warm_ms)
         + ", after it "
@@ -1066,7 +1141,8 @@ def format_report(report: Report) -> str:
     for warning in report.warnings:
         lines.append(f"warning: {warning}")
     if report.profile:
-        lines += ["", f"server profile from the open on: {report.profile}"]
+        when = "from the open on" if o.profile_phase == "open" else "in the rooms"
+        lines += ["", f"server profile {when}: {report.profile}"]
     return "\n".join(lines)
 
 
@@ -1099,6 +1175,9 @@ def parse_args(argv: list[str]) -> Options:
         "--settle", type=float, default=1.0, help="quiet seconds that confirm isolation (1)"
     )
     parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument(
+        "--after", type=float, default=3.0, help="seconds of CPU measured in the rooms (3)"
+    )
     parser.add_argument("--setup-timeout", type=float, default=180.0)
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--height", type=int, default=180)
@@ -1111,7 +1190,12 @@ def parse_args(argv: list[str]) -> Options:
         help="record the server with py-spy from the open on into this file and print a summary",
     )
     parser.add_argument("--profile-seconds", type=float, default=10.0)
-    parser.add_argument("--witness", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--profile-phase",
+        choices=("open", "rooms"),
+        default="open",
+        help="profile from the open on, or in the rooms once isolated (for --after seconds)",
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
     options = Options(
@@ -1123,6 +1207,7 @@ def parse_args(argv: list[str]) -> Options:
         timeout=args.timeout,
         settle=args.settle,
         warmup=args.warmup,
+        after=args.after,
         setup_timeout=args.setup_timeout,
         width=args.width,
         height=args.height,
@@ -1132,6 +1217,7 @@ def parse_args(argv: list[str]) -> Options:
         server_log=args.server_log,
         profile=args.profile,
         profile_seconds=args.profile_seconds,
+        profile_phase=args.profile_phase,
         quiet=args.quiet,
     )
     problems = []
@@ -1145,6 +1231,8 @@ def parse_args(argv: list[str]) -> Options:
         problems.append("--main-every must be 1..1000")
     if not 1 <= options.timeout <= 300 or not 0 <= options.settle <= 30:
         problems.append("--timeout must be 1..300 and --settle 0..30")
+    if not 0 <= options.after <= 60:
+        problems.append("--after must be 0..60")
     if not 0 <= options.warmup <= 60 or not 10 <= options.setup_timeout <= 600:
         problems.append("--warmup must be 0..60 and --setup-timeout 10..600")
     if not (16 <= options.width <= 1920 and 16 <= options.height <= 1080):
@@ -1159,8 +1247,8 @@ def parse_args(argv: list[str]) -> Options:
 async def main(argv: list[str] | None = None) -> int:
     """`python -m bench.breakout`: run, print the report; 0 when isolation was reached."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == ["--witness"] and len(args) == 4:
-        return await witness_main(*args[1:])
+    if args == ["--witness"]:
+        return await witness_main()
     try:
         options = parse_args(args)
     except SystemExit as exc:

@@ -63,6 +63,8 @@ class Compositor:
         self.gap = default_gap(width, height)
         self.labels = labels if labels is not None else LabelRenderer()
         self._canvas = np.empty((height, width, 3), dtype=np.uint8)
+        self._background = np.empty_like(self._canvas)
+        self._background[:] = BACKGROUND
 
     def layout(self, tiles: Sequence[Tile]) -> list[Rect]:
         """The rectangle of every tile, in the order given."""
@@ -87,7 +89,7 @@ class Compositor:
                 rects.append(next(small, Rect(0, 0, 0, 0)))
         return rects
 
-    def frame_size(self, tile: Tile, rect: Rect, src_w: int, src_h: int) -> tuple[int, int]:
+    def frame_size(self, rect: Rect, src_w: int, src_h: int) -> tuple[int, int]:
         """The size a source frame should be scaled to for this tile (aspect kept)."""
         return fit_inside(src_w, src_h, rect.w, rect.h)
 
@@ -95,7 +97,7 @@ class Compositor:
         if rects is None:
             rects = self.layout(tiles)
         canvas = self._canvas
-        canvas[:] = BACKGROUND
+        np.copyto(canvas, self._background)  # a plain copy: much faster than broadcasting
         for tile, rect in zip(tiles, rects, strict=True):
             if rect.w < 2 or rect.h < 2:
                 continue
@@ -108,7 +110,7 @@ class Compositor:
         if frame is None or frame.ndim != 3 or frame.shape[0] < 1 or frame.shape[1] < 1:
             area[:] = self.labels.placeholder(tile.label, rect.w, rect.h)
         else:
-            area[:] = LETTERBOX
+            area.fill(0)  # LETTERBOX
             src_h, src_w = frame.shape[:2]
             if src_w > rect.w or src_h > rect.h or (src_w < rect.w and src_h < rect.h):
                 w, h = fit_inside(src_w, src_h, rect.w, rect.h)

@@ -10,14 +10,11 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from recording.options import DEFAULT_FONT
-
-T = TypeVar("T")
 
 # Muted tile colours for placeholders; a name always gets the same one.
 _PALETTE = (
@@ -30,7 +27,8 @@ _PALETTE = (
     (70, 70, 110),
     (104, 56, 84),
 )
-_CACHE_SIZE = 1024
+# Rendered masks and placeholders kept (layouts change when people come and go).
+_CACHE_BYTES = 64 * 1024 * 1024
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
 
@@ -50,20 +48,25 @@ def tile_colour(name: str) -> tuple[int, int, int]:
 
 
 class _Cache:
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._items: OrderedDict[Hashable, object] = OrderedDict()
+    """Least recently used arrays, bounded by their total size."""
 
-    def get(self, key: Hashable, make: Callable[[], T]) -> T:
-        try:
+    def __init__(self, max_bytes: int) -> None:
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self._items: OrderedDict[Hashable, np.ndarray] = OrderedDict()
+
+    def get(self, key: Hashable, make: Callable[[], np.ndarray]) -> np.ndarray:
+        value = self._items.get(key)
+        if value is not None:
             self._items.move_to_end(key)
-            return self._items[key]  # type: ignore[return-value]
-        except KeyError:
-            value = make()
-            self._items[key] = value
-            if len(self._items) > self._size:
-                self._items.popitem(last=False)
             return value
+        value = make()
+        self._items[key] = value
+        self._bytes += value.nbytes
+        while self._bytes > self._max_bytes and len(self._items) > 1:
+            _, old = self._items.popitem(last=False)
+            self._bytes -= old.nbytes
+        return value
 
 
 class LabelRenderer:
@@ -72,7 +75,7 @@ class LabelRenderer:
     def __init__(self, font_path: Path | None = DEFAULT_FONT) -> None:
         self._font_path = font_path if font_path is not None and font_path.is_file() else None
         self._fonts: dict[int, Font] = {}
-        self._cache = _Cache(_CACHE_SIZE)
+        self._cache = _Cache(_CACHE_BYTES)
 
     @property
     def scalable(self) -> bool:
@@ -95,7 +98,9 @@ class LabelRenderer:
 
     def text_mask(self, text: str, width: int, height: int) -> np.ndarray:
         """An 8-bit coverage mask (height x width) with `text` left-aligned, cut with "…"."""
-        return self._cache.get(("mask", text, width, height), lambda: self._text_mask(text, width, height))
+        return self._cache.get(
+            ("mask", text, width, height), lambda: self._text_mask(text, width, height)
+        )
 
     def placeholder(self, name: str, width: int, height: int) -> np.ndarray:
         """An RGB tile for a person without video: their colour and initials in a circle."""

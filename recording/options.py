@@ -30,6 +30,9 @@ class RecordingOptions:
     # H.264 (libx264): constant-quality mode; lower is better and bigger.
     video_crf: int = 23
     video_preset: str = "veryfast"
+    # A cap on the video bitrate (bits/s; None: quality only). Keeps an hour of a noisy
+    # class under about 1.4 GB at the default.
+    video_max_bitrate: int | None = 3_000_000
     audio_bitrate: int = 96_000
     # A keyframe (and so an MP4 fragment) this often: a crash loses at most this much.
     keyframe_interval_s: float = 1.0
@@ -49,6 +52,7 @@ class RecordingOptions:
     max_pending_packets: int = 20_000
     # How often the parent hands queued packets to the recorder process.
     flush_interval_s: float = 0.02
+    # Width of the JPEG still next to the recording (at most the canvas width; 0: none).
     thumbnail_width: int = 640
     font_path: Path | None = DEFAULT_FONT
 
@@ -67,6 +71,10 @@ class RecordingOptions:
         need(self.audio_channels in (1, 2), "audio_channels: 1 or 2")
         need(0 <= self.video_crf <= 51, "video_crf: 0..51")
         need(bool(self.video_preset), "video_preset: an x264 preset name")
+        need(
+            self.video_max_bitrate is None or 100_000 <= self.video_max_bitrate <= 50_000_000,
+            "video_max_bitrate: None or 100000..50000000",
+        )
         need(16_000 <= self.audio_bitrate <= 512_000, "audio_bitrate: 16000..512000")
         need(0.1 <= self.keyframe_interval_s <= 10, "keyframe_interval_s: 0.1..10")
         need(0.25 <= self.tile_aspect <= 4, "tile_aspect: 0.25..4")
@@ -77,7 +85,7 @@ class RecordingOptions:
         need(self.max_behind_s >= 0.5, "max_behind_s: >= 0.5")
         need(self.max_pending_packets >= 100, "max_pending_packets: >= 100")
         need(0.001 <= self.flush_interval_s <= 0.5, "flush_interval_s: 0.001..0.5")
-        need(0 <= self.thumbnail_width <= self.width, "thumbnail_width: 0 (none)..width")
+        need(0 <= self.thumbnail_width <= 3840, "thumbnail_width: 0 (none)..3840")
 
     @property
     def gop_frames(self) -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from recording.options import RecordingOptions
 
@@ -23,6 +24,10 @@ MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
 # Tried in order; the first that opens is used (libx264 is in PyAV's wheels).
 H264_ENCODERS = ("libx264", "libopenh264", "h264")
 AAC_FRAME = 1024
+# FFmpeg's AAC encoder delays its output by one frame ("priming"). Audio frames start at
+# this pts and the first samples of the mix are left out, so that the priming packet
+# lands at 0, no stream gets shifted, and sound stays aligned with the picture.
+AAC_PRIMING = 1024
 
 
 class WriterError(RuntimeError):
@@ -57,11 +62,14 @@ class FragmentedMp4Writer:
         except Exception:
             self._container.close()
             raise
+        self._to_yuv = VideoReformatter()  # keeps its conversion context between frames
         self._video_time_base = Fraction(1, options.fps)
         self._audio_time_base = Fraction(1, options.audio_rate)
         self._layout = "mono" if options.audio_channels == 1 else "stereo"
         self._pending_audio = np.zeros((options.audio_channels, 0), dtype=np.float32)
-        self._audio_pts = 0
+        self._audio_pts = AAC_PRIMING
+        self._skip_left = AAC_PRIMING
+        self._samples_in = 0
         self._last_index = -1
         self.video_frames = 0
         self.closed = False
@@ -72,7 +80,8 @@ class FragmentedMp4Writer:
 
     @property
     def audio_samples(self) -> int:
-        return self._audio_pts + self._pending_audio.shape[1]
+        """Samples taken by `write_audio()` so far."""
+        return self._samples_in
 
     @property
     def video_end_index(self) -> int:
@@ -93,6 +102,11 @@ class FragmentedMp4Writer:
                     "keyint_min": str(opts.gop_frames),
                     "sc_threshold": "0",
                 }
+                if opts.video_max_bitrate is not None:
+                    options |= {
+                        "maxrate": str(opts.video_max_bitrate),
+                        "bufsize": str(2 * opts.video_max_bitrate),
+                    }
             try:
                 stream = self._container.add_stream(name, rate=opts.fps, options=options)
                 stream.width = opts.width
@@ -109,7 +123,9 @@ class FragmentedMp4Writer:
     def write_video(self, rgb: np.ndarray, index: int) -> None:
         if index <= self._last_index:
             raise ValueError(f"frame index {index} after {self._last_index}")
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+        frame = self._to_yuv.reformat(
+            av.VideoFrame.from_ndarray(rgb, format="rgb24"), format="yuv420p"
+        )
         frame.pts = index
         frame.time_base = self._video_time_base
         self._last_index = index
@@ -119,6 +135,11 @@ class FragmentedMp4Writer:
 
     def write_audio(self, samples: np.ndarray) -> None:
         """Append int16 samples, shape (n, channels)."""
+        self._samples_in += samples.shape[0]
+        if self._skip_left:
+            skip = min(self._skip_left, samples.shape[0])
+            samples = samples[skip:]
+            self._skip_left -= skip
         if samples.shape[0] == 0:
             return
         planar = samples.T.astype(np.float32) * (1 / 32768)

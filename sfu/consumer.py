@@ -50,6 +50,7 @@ class Consumer:
         self.retransmitted = 0
         self.fast_sent = 0  # of packets_sent, those that took the FastRtpPath
         self._fast: FastRtpPath | None = None
+        self.ready = True
         self._pt_map: dict[int, int | None] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         sender.source = self
@@ -67,14 +68,27 @@ class Consumer:
 
     # --- producer side
 
-    def attach(self, producer: Producer) -> None:
-        """Forward `producer` from now on (replacing any previous one)."""
+    def attach(self, producer: Producer, ready: bool = True) -> None:
+        """Forward `producer` (replacing any previous one).
+
+        With ready=False nothing is sent until `mark_ready()`: the subscriber
+        learns whose media a reused m-section carries only from the next
+        offer, and must not see the new source under the old label.
+        """
         if self.producer is producer:
             return
         self.detach()
         self.producer = producer
         producer.consumers.append(self)
         self.rewriter.switch()
+        self.ready = ready
+        if ready and self.sender.started:
+            self._request_keyframe_soon()
+
+    def mark_ready(self) -> None:
+        if self.ready:
+            return
+        self.ready = True
         if self.sender.started:
             self._request_keyframe_soon()
 
@@ -90,7 +104,7 @@ class Consumer:
         The common case sends synchronously (FastRtpPath), so fanning a packet
         out to many subscribers costs no coroutine per subscriber.
         """
-        if not self.sender.started:
+        if not (self.ready and self.sender.started):
             return None
         codec = entry.codec
         out_pt = self._pt_map.get(codec.payloadType, -1)
@@ -143,7 +157,8 @@ class Consumer:
 
     def on_sender_started(self, codecs: list[RTCRtpCodecParameters]) -> None:
         self._pt_map.clear()
-        self._request_keyframe_soon()
+        if self.ready:
+            self._request_keyframe_soon()
 
     async def on_nack(self, lost: list[int]) -> None:
         producer = self.producer
@@ -167,8 +182,8 @@ class Consumer:
             await self.producer.request_keyframe()
 
     def sender_report(self) -> RtcpSrPacket | None:
-        if self.packets_sent == 0:
-            return None
+        if self.packets_sent == 0 or self.producer is None:
+            return None  # nothing sent, or an idle slot: nothing to report
         now = time.monotonic()
         rate = self.rewriter.clock_rate
         producer_sr = self.producer.last_sender_report if self.producer else None

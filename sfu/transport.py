@@ -142,6 +142,8 @@ class SubscriberTransport(WebRtcTransport):
         self._slots: list[_Slot] = []
         self._negotiation = _Negotiation()
         self._tasks: set[asyncio.Task[None]] = set()
+        # (consumer, producer) pairs the outstanding offer described.
+        self._offered: list[tuple[Consumer, Producer | None]] = []
 
     @property
     def consumers(self) -> list[Consumer]:
@@ -167,7 +169,8 @@ class SubscriberTransport(WebRtcTransport):
             sender = ForwardingSender.adopt(transceiver.sender)
             slot = _Slot(transceiver, Consumer(_new_id("co"), producer.kind, sender))
             self._slots.append(slot)
-        slot.consumer.attach(producer)
+        # Media starts once the subscriber has answered an offer naming its source.
+        slot.consumer.attach(producer, ready=False)
         self.request_negotiation()
         return slot.consumer
 
@@ -205,10 +208,14 @@ class SubscriberTransport(WebRtcTransport):
             try:
                 offer = await self.pc.createOffer()
                 await self.pc.setLocalDescription(offer)
-                await self._send_offer(self._local_sdp(), self.tracks())
+                tracks = self.tracks()
+                self._offered = [(c, c.producer) for c in tracks.values()]
+                await self._send_offer(self._local_sdp(), tracks)
             except Exception:
                 negotiation.outstanding = False
-                if not self.closed:
+                if self.closed or self.pc.connectionState in ("closed", "failed"):
+                    logger.debug("renegotiation of a closing transport failed", exc_info=True)
+                else:
                     logger.exception("subscriber renegotiation failed")
 
     async def handle_answer(self, sdp: str) -> None:
@@ -222,6 +229,11 @@ class SubscriberTransport(WebRtcTransport):
         finally:
             # Even a bad answer ends this round; the next offer starts afresh.
             self._negotiation.outstanding = False
+        # The subscriber now knows whose media each offered m-section carries.
+        for consumer, producer in self._offered:
+            if consumer.producer is producer:
+                consumer.mark_ready()
+        self._offered = []
         if self._negotiation.wanted:
             self.request_negotiation()
 

@@ -87,7 +87,8 @@ class Settings:
     # The demo journal page at / (off in production).
     demo_journal: bool = True
     default_language: str = "ru"
-    max_ws_message_bytes: int = 64 * 1024
+    # Must hold the largest SDP (signalling.protocol.MAX_SDP) plus its envelope.
+    max_ws_message_bytes: int = 320 * 1024
     ice: IceSettings = field(default_factory=IceSettings)
     # Lessons and call state in Redis, shared by several nodes (rooms/store_redis.py);
     # None: in this process's memory (one node).

@@ -7,7 +7,9 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-MAX_SDP = 48 * 1024
+# aiortc's SDP takes ~1.2 KB per audio and ~1.8 KB per video m-section: room for
+# a subscriber receiving 60 people's camera, microphone and a screen or two.
+MAX_SDP = 256 * 1024
 _ID = {"type": "string", "maxLength": 64}
 _SDP = {"type": "string", "minLength": 1, "maxLength": MAX_SDP}
 _PID = {"type": "string", "minLength": 1, "maxLength": 64}

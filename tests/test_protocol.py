@@ -9,7 +9,7 @@ import pytest
 
 from signalling.protocol import MAX_SDP, SCHEMAS, ProtocolError, parse_message
 
-MAX = 64 * 1024
+MAX = 320 * 1024  # the default max_ws_message_bytes
 SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
 
 # Every client message in docs/protocol.md, as the spec writes it.

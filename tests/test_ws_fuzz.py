@@ -23,10 +23,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import signalling.ws
+from signalling.config import Settings
 from signalling.protocol import SCHEMAS, ProtocolError, parse_message
 from tests.live import LiveServer, running_server
 
-MAX = 64 * 1024  # the default max_ws_message_bytes, which the server runs with
+MAX = Settings().max_ws_message_bytes  # what the server runs with
 KNOWN = sorted(SCHEMAS)
 STUDENT = ("s-1", "Ученик 1", "student")
 CLOSED = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED)

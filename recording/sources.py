@@ -1,0 +1,256 @@
+"""Per-source RTP -> decoded media, with aiortc's own depayloaders, jitter buffer and decoders.
+
+`VideoSource` reassembles frames in aiortc's `JitterBuffer`, decodes them and keeps the
+latest picture (scaled to RGB on demand, cached until the next picture). `AudioSource`
+decodes every packet, resamples it to the mix format and places it on the mixer's
+timeline by its RTP timestamp (the mixer's ring is the audio jitter buffer: a packet's
+position comes from its timestamp, so reordering and loss need no buffering here).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+
+import av
+import numpy as np
+from aiortc.codecs import depayload, get_decoder
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RtpPacket
+from av.video.reformatter import VideoReformatter
+
+from recording.mixer import AudioMixer
+from recording.protocol import CodecSpec
+
+logger = logging.getLogger(__name__)
+
+# Video packets held while waiting for a missing one (aiortc's receiver uses 512 too).
+VIDEO_JITTER_CAPACITY = 512
+# With packets coming but no picture for this long, the source starts over at a keyframe.
+VIDEO_STALL_S = 1.0
+SUPPORTED = {"video/vp8", "video/h264", "audio/opus", "audio/pcmu", "audio/pcma", "audio/g722"}
+
+
+class UnsupportedCodec(ValueError):
+    pass
+
+
+def codec_parameters(spec: CodecSpec) -> RTCRtpCodecParameters:
+    if spec.mime.lower() not in SUPPORTED:
+        raise UnsupportedCodec(spec.mime)
+    return RTCRtpCodecParameters(
+        mimeType=spec.mime,
+        clockRate=spec.clock_rate,
+        channels=spec.channels,
+        payloadType=spec.payload_type if spec.payload_type is not None else 0,
+        parameters=dict(spec.parameters),
+    )
+
+
+class Timeline:
+    """Positions in samples since the recording's start, from parent monotonic times."""
+
+    def __init__(self, t0: float, rate: int) -> None:
+        self.t0 = t0
+        self.rate = rate
+
+    def position(self, t: float) -> int:
+        return round((t - self.t0) * self.rate)
+
+
+def _signed32(delta: int) -> int:
+    return ((delta + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+class SourceStats:
+    __slots__ = ("decode_errors", "dropped", "frames", "packets", "reanchors")
+
+    def __init__(self) -> None:
+        self.packets = 0
+        self.frames = 0
+        self.dropped = 0
+        self.decode_errors = 0
+        self.reanchors = 0
+
+
+class VideoSource:
+    kind = "video"
+
+    def __init__(self, source_id: str, codec: CodecSpec) -> None:
+        self.source_id = source_id
+        self.codec = codec
+        self._params = codec_parameters(codec)
+        self._is_vp8 = codec.name == "VP8"
+        self._decoder = get_decoder(self._params)
+        self._jitter = JitterBuffer(capacity=VIDEO_JITTER_CAPACITY, is_video=True)
+        self._reformatter = VideoReformatter()
+        self.stats = SourceStats()
+        self.frame: av.VideoFrame | None = None
+        self.frame_time: float | None = None  # arrival time of the latest picture
+        self._serial = 0
+        self._rgb_key: tuple[int, int, int] | None = None
+        self._rgb: np.ndarray | None = None
+        self._seen_keyframe = not self._is_vp8
+        # Time of the latest picture (or of the first packet), and packets since then.
+        self._last_output: float | None = None
+        self._packets_since_output = 0
+        # Set when a keyframe is needed to go on (first frames were not one, a loss, a
+        # decode error); cleared by the next picture.
+        self.wants_keyframe = False
+
+    def push(self, packet: RtpPacket, arrival: float) -> None:
+        self.stats.packets += 1
+        if self._last_output is None:
+            self._last_output = arrival
+        elif self._packets_since_output and arrival - self._last_output > VIDEO_STALL_S:
+            # Packets but no picture for a while (a hole that never filled, or a camera
+            # turned back on): start over from the next keyframe.
+            self._jitter = JitterBuffer(capacity=VIDEO_JITTER_CAPACITY, is_video=True)
+            self._seen_keyframe = not self._is_vp8
+            self._last_output = arrival
+            self._packets_since_output = 0
+            self.wants_keyframe = True
+        self._packets_since_output += 1
+        try:
+            payload = packet.payload
+            packet._data = depayload(self._params, payload) if payload else b""  # type: ignore[attr-defined]
+        except ValueError:
+            self.stats.dropped += 1
+            return
+        pli, encoded = self._jitter.add(packet)
+        if pli:
+            self.wants_keyframe = True
+        if encoded is not None:
+            self._decode(encoded, arrival)
+
+    def _decode(self, encoded: JitterFrame, arrival: float) -> None:
+        if not encoded.data:
+            return
+        if not self._seen_keyframe:
+            # VP8 payload header: the P bit (bit 0 of the first byte) is 0 on keyframes.
+            if encoded.data[0] & 0x01:
+                self.wants_keyframe = True
+                return
+            self._seen_keyframe = True
+        try:
+            frames = self._decoder.decode(encoded)
+        except av.FFmpegError as exc:
+            self.stats.decode_errors += 1
+            self.wants_keyframe = True
+            logger.debug("video %s: decode failed: %s", self.source_id, exc)
+            return
+        for frame in frames:
+            self.frame = frame
+            self.frame_time = arrival
+            self._serial += 1
+            self.stats.frames += 1
+            self._last_output = arrival
+            self._packets_since_output = 0
+            self.wants_keyframe = False
+
+    def rgb(self, width: int, height: int) -> np.ndarray | None:
+        """The latest picture scaled to width x height, RGB; cached until the next picture."""
+        if self.frame is None or width < 2 or height < 2:
+            return None
+        key = (self._serial, width, height)
+        if key != self._rgb_key:
+            scaled = self._reformatter.reformat(
+                self.frame, width=width, height=height, format="rgb24", interpolation="BILINEAR"
+            )
+            self._rgb = scaled.to_ndarray()
+            self._rgb_key = key
+        return self._rgb
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        if self.frame is None:
+            return None
+        return (self.frame.width, self.frame.height)
+
+    def close(self) -> None:
+        self.frame = None
+        self._rgb = None
+
+
+class AudioSource:
+    kind = "audio"
+
+    def __init__(
+        self,
+        source_id: str,
+        codec: CodecSpec,
+        mixer: AudioMixer,
+        timeline: Timeline,
+        *,
+        late_tolerance_s: float,
+        ahead_tolerance_s: float = 0.5,
+    ) -> None:
+        self.source_id = source_id
+        self.codec = codec
+        self._params = codec_parameters(codec)
+        self._decoder = get_decoder(self._params)
+        self._mixer = mixer
+        self._timeline = timeline
+        self._channels = mixer.channels
+        self._resampler = av.AudioResampler(
+            format="s16", layout="mono" if mixer.channels == 1 else "stereo", rate=mixer.rate
+        )
+        self._ratio = mixer.rate / codec.clock_rate
+        self._late = round(late_tolerance_s * mixer.rate)
+        self._ahead = round(ahead_tolerance_s * mixer.rate)
+        self._last_ts: int | None = None
+        self._last_pos = 0
+        self._recent: deque[int] = deque(maxlen=64)
+        self._recent_set: set[int] = set()
+        self.stats = SourceStats()
+
+    def push(self, packet: RtpPacket, arrival: float) -> None:
+        self.stats.packets += 1
+        seq = packet.sequence_number
+        if seq in self._recent_set:
+            self.stats.dropped += 1  # a duplicate would double the sound
+            return
+        if len(self._recent) == self._recent.maxlen:
+            self._recent_set.discard(self._recent[0])
+        self._recent.append(seq)
+        self._recent_set.add(seq)
+        if not packet.payload:
+            return
+        position = self._place(packet.timestamp, arrival)
+        try:
+            data = depayload(self._params, packet.payload)
+            frames = self._decoder.decode(JitterFrame(data=data, timestamp=packet.timestamp))
+        except (av.FFmpegError, ValueError) as exc:
+            self.stats.decode_errors += 1
+            logger.debug("audio %s: decode failed: %s", self.source_id, exc)
+            return
+        for frame in frames:
+            frame.pts = None
+            for out in self._resampler.resample(frame):
+                samples = out.to_ndarray().reshape(-1, self._channels)
+                self.stats.frames += 1
+                used = self._mixer.add(position, samples)
+                if used < samples.shape[0]:
+                    self.stats.dropped += 1
+                position += samples.shape[0]
+
+    def _place(self, timestamp: int, arrival: float) -> int:
+        """Mixer position for a packet: follows its RTP timestamp from the previous packet,
+        unless that strays from the arrival time (start, pause, clock drift, a burst after a
+        stall): then the source re-anchors at the arrival time."""
+        expected = self._timeline.position(arrival)
+        if self._last_ts is None:
+            position = expected
+        else:
+            delta = _signed32(timestamp - self._last_ts)
+            position = self._last_pos + round(delta * self._ratio)
+            if position < expected - self._late or position > expected + self._ahead:
+                self.stats.reanchors += 1
+                position = expected
+        self._last_ts = timestamp
+        self._last_pos = position
+        return position
+
+    def close(self) -> None:
+        pass
