@@ -92,26 +92,27 @@ class VideoSource:
         self._rgb_key: tuple[int, int, int] | None = None
         self._rgb: np.ndarray | None = None
         self._seen_keyframe = not self._is_vp8
-        # Time of the latest picture (or of the first packet), and packets since then.
-        self._last_output: float | None = None
-        self._packets_since_output = 0
+        # When the jitter buffer last handed over a frame (or the first packet came), and
+        # packets added since: packets but no frame for a while means it waits on a hole.
+        self._last_release: float | None = None
+        self._packets_since_release = 0
         # Set when a keyframe is needed to go on (first frames were not one, a loss, a
         # decode error); cleared by the next picture.
         self.wants_keyframe = False
 
     def push(self, packet: RtpPacket, arrival: float) -> None:
         self.stats.packets += 1
-        if self._last_output is None:
-            self._last_output = arrival
-        elif self._packets_since_output and arrival - self._last_output > VIDEO_STALL_S:
-            # Packets but no picture for a while (a hole that never filled, or a camera
-            # turned back on): start over from the next keyframe.
+        if self._last_release is None:
+            self._last_release = arrival
+        elif self._packets_since_release and arrival - self._last_release > VIDEO_STALL_S:
+            # A hole that never filled (or the camera came back after a pause): drop what
+            # is held and start over from the next keyframe.
             self._jitter = JitterBuffer(capacity=VIDEO_JITTER_CAPACITY, is_video=True)
             self._seen_keyframe = not self._is_vp8
-            self._last_output = arrival
-            self._packets_since_output = 0
+            self._last_release = arrival
+            self._packets_since_release = 0
             self.wants_keyframe = True
-        self._packets_since_output += 1
+        self._packets_since_release += 1
         try:
             payload = packet.payload
             packet._data = depayload(self._params, payload) if payload else b""  # type: ignore[attr-defined]
@@ -122,6 +123,8 @@ class VideoSource:
         if pli:
             self.wants_keyframe = True
         if encoded is not None:
+            self._last_release = arrival
+            self._packets_since_release = 0
             self._decode(encoded, arrival)
 
     def _decode(self, encoded: JitterFrame, arrival: float) -> None:
@@ -145,8 +148,6 @@ class VideoSource:
             self.frame_time = arrival
             self._serial += 1
             self.stats.frames += 1
-            self._last_output = arrival
-            self._packets_since_output = 0
             self.wants_keyframe = False
 
     def rgb(self, width: int, height: int) -> np.ndarray | None:

@@ -341,9 +341,12 @@ class Call:
         """Apply a publisher offer; subscribe everybody else to new tracks; return the answer."""
         self.require_admitted(participant)
         known = participant.publisher.producers if participant.publisher is not None else {}
-        # Only a new screen m-section needs the right: an idle one negotiated
-        # while sharing was allowed may stay in later offers.
-        new_screen = any(src == "screen" and mid not in known for mid, src in sources.items())
+        # Claiming a screen needs the right, except for an m-section that is a
+        # screen share already (an idle one negotiated while sharing was allowed).
+        new_screen = any(
+            src == "screen" and not (mid in known and known[mid].app_data.get("source") == "screen")
+            for mid, src in sources.items()
+        )
         if new_screen and not (await self.permissions_of(participant)).screen:
             raise CallError("not_permitted", "you may not share your screen in this call")
         if participant.publisher is None:

@@ -12,6 +12,8 @@ python_ok() {
   have_cmd python3 && python3 -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
 }
 python_ok || need_pkgs+=(python3 python3-venv python3-pip)
+# The recorder writes names on video tiles: a font with Cyrillic.
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_pkgs+=(fonts-dejavu-core)
 if [ "$mode" = test ]; then
   have_cmd chromium || need_pkgs+=(chromium)
   have_cmd redis-server || need_pkgs+=(redis-server)

@@ -429,3 +429,24 @@ async def test_people_start_with_what_they_may_switch_on(
         student, {"type": "media_state", "audio": True, "video": True}, "not_permitted"
     )
     await student.close()
+
+
+async def test_relabelling_a_microphone_as_a_screen_needs_the_right(
+    server: LiveServer, lesson: str, teacher: Bot
+) -> None:
+    student = await join(server, lesson, "s-1")
+    try:
+        await student.publish([(ToneAudioTrack(440), "microphone")])
+        assert student.publisher is not None
+        mid = student.publisher.getTransceivers()[0].mid
+        await expect_error(
+            student,
+            {
+                "type": "publish",
+                "sdp": student.publisher.localDescription.sdp,
+                "tracks": [{"mid": mid, "source": "screen"}],
+            },
+            "not_permitted",
+        )
+    finally:
+        await student.close()

@@ -212,3 +212,52 @@ def test_garbage_packets_do_not_break_the_session(tmp_path: Path) -> None:
     session.video_frame(0, 2.0)
     session.audio_until(2.0)
     session.writer.close()
+
+
+@pytest.mark.parametrize(
+    "codec",
+    [OPUS, CodecSpec("audio/PCMU", 8000, 1, 0), CodecSpec("audio/G722", 8000, 1, 9)],
+    ids=["opus", "pcmu", "g722"],
+)
+def test_audio_codecs_are_resampled_into_the_mix(codec: CodecSpec) -> None:
+    mixer = AudioMixer(RATE, 2)
+    source = AudioSource("mic", codec, mixer, Timeline(0.0, RATE), late_tolerance_s=0.15)
+    for p in audio_packets("mic", 700, duration_s=1.0, codec=codec):
+        source.push(parse(p.data), p.at)
+    out = mixer.read_until(RATE)
+    assert source.stats.reanchors == 0 and source.stats.decode_errors == 0
+    left = out[4800:43200, 0].astype(np.float64)
+    assert (out[4800:43200, 0] == out[4800:43200, 1]).all()  # mono spread to both channels
+    spectrum = np.abs(np.fft.rfft(left * np.hanning(len(left))))
+    assert abs(np.fft.rfftfreq(len(left), 1 / RATE)[np.argmax(spectrum)] - 700) < 3
+    assert (loudness(out[:, 0])[5:95] > 3000).all()  # continuous: 48 kHz positions fit
+
+
+def test_video_source_gives_up_on_a_lost_packet_and_restarts_at_a_keyframe() -> None:
+    packets = video_packets("cam", red, duration_s=3.0)
+    lost = next(i for i, p in enumerate(packets) if p.at >= 1.0)  # a packet at 1 s
+    lost_ts = parse(packets[lost].data).timestamp
+    source = VideoSource("cam", VP8)
+    for i, p in enumerate(packets):
+        if i != lost:
+            source.push(parse(p.data), p.at)
+    frames_before = sum(1 for p in packets if parse(p.data).timestamp < lost_ts and p.data[1] >> 7)
+    # aiortc's jitter buffer waits for the missing packet; after VIDEO_STALL_S of packets
+    # without a picture the source drops what it holds and waits for a keyframe.
+    # (The frame just before the hole may stay in the buffer too: it is handed over only
+    # when the next packet in sequence arrives.)
+    assert frames_before - 1 <= source.stats.frames <= frames_before
+    assert source.wants_keyframe
+    # The SFU asked the publisher: a keyframe comes, pictures resume.
+    last = parse(packets[-1].data)
+    again = video_packets(
+        "cam",
+        red,
+        duration_s=1.0,
+        first_seq=last.sequence_number + 1,
+        first_ts=last.timestamp + 6000,
+    )
+    for p in again:
+        source.push(parse(p.data), 3.0 + p.at)
+    assert source.stats.frames >= frames_before + 10
+    assert not source.wants_keyframe
