@@ -58,7 +58,6 @@ import itertools
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -73,7 +72,8 @@ import av
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
-from bench.bot import Bot, BotError
+from bench.bot import Bot
+from bench.cli import run_reported
 from bench.load import machine_info
 from bench.measure import LoopLag, SendLog, percentile, rtp_payload
 from bench.preencoded import (
@@ -87,7 +87,6 @@ from bench.server import (
     _CLK_TCK,
     REPO_ROOT,
     Journal,
-    ServerError,
     ServerProcess,
     _die_with_parent,
     cpu_times,
@@ -1253,34 +1252,9 @@ async def main(argv: list[str] | None = None) -> int:
         options = parse_args(args)
     except SystemExit as exc:
         return int(exc.code or 0)
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    handled = terminated = False
-
-    def terminate() -> None:
-        nonlocal terminated
-        terminated = True
-        if task is not None:
-            task.cancel()
-
-    # SIGTERM as Ctrl-C: cancel, so bots leave and the server subprocess is stopped.
-    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-        loop.add_signal_handler(signal.SIGTERM, terminate)
-        handled = True
-    try:
-        report = await run_bench(options)
-    except (BenchError, ServerError, BotError, TimeoutError, aiohttp.ClientError, OSError) as exc:
-        print(f"breakout bench failed: {exc}", file=sys.stderr)
-        return 1
-    except asyncio.CancelledError:
-        print("breakout bench interrupted", file=sys.stderr)
-        if not terminated or task is None:
-            raise  # Ctrl-C: asyncio.run turns this into KeyboardInterrupt
-        task.uncancel()
-        return 143
-    finally:
-        if handled:
-            loop.remove_signal_handler(signal.SIGTERM)
+    report = await run_reported(lambda: run_bench(options), "breakout bench", (BenchError,))
+    if isinstance(report, int):
+        return report
     print(format_report(report), flush=True)
     if options.json_path:
         text = json.dumps(report.to_json(), indent=2)

@@ -34,7 +34,6 @@ import dataclasses
 import json
 import os
 import platform
-import signal
 import sys
 import tempfile
 import time
@@ -44,10 +43,11 @@ from typing import Any
 
 import aiohttp
 
-from bench.bot import Bot, BotError
+from bench.bot import Bot
+from bench.cli import run_reported
 from bench.measure import KINDS, LoopLag, ReceiveLog, SendLog, percentile, tally
 from bench.preencoded import BenchMedia, PreEncodedTrack, prepare_media
-from bench.server import Journal, ServerError, ServerProcess, cpu_times, rss_bytes
+from bench.server import Journal, ServerProcess, cpu_times, rss_bytes
 from sfu.aiortc_hooks import restrict_host_addresses
 from signalling.config import DEMO_SECRET
 
@@ -797,35 +797,9 @@ async def main(argv: list[str] | None = None) -> int:
         options = parse_args(args)
     except SystemExit as exc:
         return int(exc.code or 0)
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    handled = terminated = False
-
-    def terminate() -> None:
-        nonlocal terminated
-        terminated = True
-        if task is not None:
-            task.cancel()
-
-    # SIGTERM as Ctrl-C: cancel, so bots leave and the server subprocess is stopped.
-    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-        loop.add_signal_handler(signal.SIGTERM, terminate)
-        handled = True
-    try:
-        report = await run_bench(options)
-    except (BenchError, ServerError, BotError, TimeoutError, aiohttp.ClientError, OSError) as exc:
-        kind = "" if isinstance(exc, BenchError | ServerError) else f"{type(exc).__name__}: "
-        print(f"bench failed: {kind}{exc}", file=sys.stderr)
-        return 1
-    except asyncio.CancelledError:
-        print("bench interrupted", file=sys.stderr)
-        if not terminated or task is None:
-            raise  # Ctrl-C: asyncio.run turns this into KeyboardInterrupt
-        task.uncancel()
-        return 143
-    finally:
-        if handled:
-            loop.remove_signal_handler(signal.SIGTERM)
+    report = await run_reported(lambda: run_bench(options), "bench", (BenchError,))
+    if isinstance(report, int):
+        return report
     print(format_report(report), flush=True)
     if options.json_path:
         text = json.dumps(report.to_json(), indent=2)

@@ -8,6 +8,7 @@ changes or pauses.
 from __future__ import annotations
 
 import asyncio
+import struct
 import time
 from collections.abc import Coroutine
 from typing import Any
@@ -21,6 +22,8 @@ from sfu.producer import CachedPacket, Producer
 from sfu.rtp_rewrite import TS_MOD, StreamRewriter
 
 _NTP_SECOND = 1 << 32
+# Version 2, no padding, no extension, no CSRC; marker + payload type; seq; ts; SSRC.
+_RTP_HEADER = struct.Struct("!BBHII")
 _DEFAULT_CLOCK = {"audio": 48000, "video": 90000}
 
 
@@ -120,12 +123,12 @@ class Consumer:
     def _send(
         self, entry: CachedPacket, out_pt: int, out_seq: int, out_ts: int
     ) -> Coroutine[Any, Any, None] | None:
-        packet = bytearray(entry.template)
-        packet[1] = (packet[1] & 0x80) | out_pt
-        packet[2] = out_seq >> 8
-        packet[3] = out_seq & 0xFF
-        packet[4:12] = out_ts.to_bytes(4, "big") + self.ssrc.to_bytes(4, "big")
-        data = bytes(packet)
+        # Each subscriber gets its own header in front of the shared payload:
+        # one concatenation, the only copy of the packet before SRTP.
+        data = (
+            _RTP_HEADER.pack(0x80, (entry.marker << 7) | out_pt, out_seq, out_ts, self.ssrc)
+            + entry.payload
+        )
         if self._fast is None:
             self._fast = FastRtpPath.for_transport(self.sender.transport)
         if self._fast is not None and self._fast.send(data):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import struct
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -19,18 +18,22 @@ CACHE_SIZE = 1024
 # A publisher is asked for a keyframe at most this often.
 KEYFRAME_INTERVAL = 0.3
 
-_HEADER = struct.Struct("!BBHII")
-
 
 class CachedPacket:
-    """A packet as received, with a plain 12-byte header (no extensions, SSRC 0)."""
+    """What a consumer needs of a received packet: numbering, marker, payload, codec.
 
-    __slots__ = ("codec", "seq", "template", "ts")
+    The publisher's header extensions are not kept (its mid would be wrong
+    on the subscriber side)."""
 
-    def __init__(self, seq: int, ts: int, template: bytes, codec: RTCRtpCodecParameters):
+    __slots__ = ("codec", "marker", "payload", "seq", "ts")
+
+    def __init__(
+        self, seq: int, ts: int, marker: int, payload: bytes, codec: RTCRtpCodecParameters
+    ):
         self.seq = seq
         self.ts = ts
-        self.template = template
+        self.marker = marker
+        self.payload = payload
         self.codec = codec
 
 
@@ -59,13 +62,8 @@ class Producer:
         if not payload:
             return  # padding-only probe: nothing for subscribers
         seq = packet.sequence_number
-        ts = packet.timestamp
-        # One header build per incoming packet; each consumer copies it and
-        # patches payload type, sequence number, timestamp and SSRC in place.
-        template = (
-            _HEADER.pack(0x80, (packet.marker << 7) | packet.payload_type, seq, ts, 0) + payload
-        )
-        self._cache[seq % CACHE_SIZE] = entry = CachedPacket(seq, ts, template, codec)
+        entry = CachedPacket(seq, packet.timestamp, packet.marker, payload, codec)
+        self._cache[seq % CACHE_SIZE] = entry
         self.packets_received += 1
         self.bytes_received += len(payload)
         if self.paused:
