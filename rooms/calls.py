@@ -10,6 +10,7 @@ callables, so this module knows nothing of aiohttp.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import secrets
@@ -24,10 +25,20 @@ from rooms.chat import system_message as chat_system_message
 from rooms.lessons import Lesson, Role
 from rooms.model import (
     CONFIGURABLE_ROLES,
+    RECORDING_VIEWER_ROLES,
     CallSettings,
     ChatMessage,
     ParticipantRecord,
     Permissions,
+    RecordingRecord,
+    RecordingStatus,
+)
+from rooms.recordings import (
+    CallRecorder,
+    RecordingService,
+    RecordingUnavailable,
+    finished_record,
+    new_recording_id,
 )
 from rooms.store import DEFAULT_RETENTION_SECONDS, Store
 from sfu.consumer import Consumer
@@ -126,8 +137,12 @@ class Call:
         chat: ChatPolicy | None = None,
         presence: list[PresenceObserver] | None = None,
         media: MediaEngine | None = None,
+        recordings: RecordingService | None = None,
     ) -> None:
         self.lesson = lesson
+        self.recordings = recordings
+        self._recorder: CallRecorder | None = None  # the recording running now, if any
+        self._finishing: set[asyncio.Task[None]] = set()  # stopped recordings being finished
         self.router = router  # the main room
         self.media = media
         self.room_routers: dict[str, Router] = {}  # breakout rooms on this node
@@ -296,6 +311,7 @@ class Call:
             "chat": [m.to_json() for m in await self._room_history(participant.room)],
             "settings": settings.to_json(),
             "permissions": settings.permissions_for(participant.role, participant.host).to_json(),
+            "recording": self.recording_state(),
             **participant.joined_extra,
         }
         if participant.host:
@@ -308,6 +324,7 @@ class Call:
             exclude=participant,
         )
         self._subscribe_in_room(participant)
+        self._sync_recording()
 
     async def _send_subscribe_offer(
         self, participant: Participant, sdp: str, tracks: dict[str, Consumer]
@@ -367,6 +384,7 @@ class Call:
             for other in self._in_room(participant.room):
                 if other is not participant and other.subscriber is not None:
                     router.consume(other.subscriber, producer)
+        self._sync_recording()
         return answer
 
     async def _apply_media(self, participant: Participant) -> None:
@@ -602,6 +620,126 @@ class Call:
         await self._post_chat(message)
         return message
 
+    # ------------------------------------------------------------------ recording
+
+    def recording_state(self) -> dict[str, Any] | None:
+        return self._recorder.state() if self._recorder is not None else None
+
+    def _sync_recording(self) -> None:
+        if self._recorder is not None:
+            self._recorder.sync(self._in_room(None))
+
+    def default_recording_title(self, at: datetime) -> str:
+        lesson = self.lesson
+        day = lesson.starts_at.date() if lesson.starts_at else at.date()
+        return ", ".join(p for p in (lesson.title, day.strftime("%d.%m.%Y")) if p)
+
+    async def recording_start(
+        self, host: Participant, title: str | None, visibility: list[str] | None
+    ) -> dict[str, Any]:
+        """Start recording the main room; everyone is told (and so is whoever joins later)."""
+        self._require_host(host)
+        service = self.recordings
+        async with self._lock:
+            if self._recorder is not None:
+                raise CallError("recording_active", "this call is being recorded already")
+            if service is None:
+                raise CallError("recording_unavailable", "recording is not available here")
+            try:
+                service.check_can_start()
+            except RecordingUnavailable as exc:
+                raise CallError("recording_unavailable", str(exc)) from None
+            now = _now()
+            title = " ".join((title or "").split())[:200] or self.default_recording_title(now)
+            viewers = {Role(v) for v in visibility} if visibility is not None else None
+            recording_id = new_recording_id()
+            record = RecordingRecord(
+                id=recording_id,
+                call_id=self.id,
+                integration=self.lesson.integration,
+                title=title,
+                author_user_id=host.user_id,
+                author_name=host.name,
+                started_at=now,
+                visibility=tuple(
+                    role
+                    for role in RECORDING_VIEWER_ROLES
+                    if viewers is None or role in viewers or role is Role.TEACHER
+                ),
+                file=f"{recording_id}.mp4",
+            )
+            recorder_ref: list[CallRecorder] = []
+            process = service.process(
+                record, lambda source: recorder_ref[0].request_keyframe(source)
+            )
+            try:
+                await service.library.save(record)
+                process.start()
+            except Exception as exc:
+                logger.exception("could not start recording %s", recording_id)
+                await service.library.save(
+                    replace(record, status=RecordingStatus.FAILED, error=str(exc)[:300])
+                )
+                raise CallError("recording_failed", "the recording could not start") from None
+            recorder = CallRecorder(record, process, host.id)
+            recorder_ref.append(recorder)
+            self._recorder = recorder
+            self._sync_recording()
+        logger.info("%s started recording %s in %s", host.user_id, recording_id, self.id)
+        state = recorder.state()
+        await self.broadcast({"type": "recording", "recording": state})
+        return state
+
+    async def recording_stop(self, host: Participant) -> None:
+        self._require_host(host)
+        async with self._lock:
+            recorder, self._recorder = self._recorder, None
+            if recorder is None:
+                raise CallError("no_recording", "nothing is being recorded")
+            task = asyncio.ensure_future(self._stop_recorder(recorder))
+            self._finishing.add(task)
+            task.add_done_callback(self._finishing.discard)
+        logger.info("%s stopped recording %s in %s", host.user_id, recorder.record.id, self.id)
+        await self.broadcast({"type": "recording", "recording": None})
+
+    async def _stop_recorder(self, recorder: CallRecorder) -> None:
+        """Finish the file, then list it, post it into the chat and tell the journal."""
+        service = self.recordings
+        assert service is not None
+        library = service.library
+        record = replace(recorder.record, status=RecordingStatus.PROCESSING, ended_at=_now())
+        try:
+            await library.save(record)
+            result = await recorder.stop()
+            record = finished_record(record, result, record.ended_at)
+            await library.save(record)
+        except Exception:
+            logger.exception("finishing recording %s failed", record.id)
+            record = replace(record, status=RecordingStatus.FAILED, error="finishing failed")
+            with contextlib.suppress(Exception):
+                await library.save(record)
+        if record.status == RecordingStatus.READY:
+            await self._post_system(
+                "recording_ready",
+                {
+                    "recording_id": record.id,
+                    "title": record.title,
+                    "author_name": record.author_name,
+                    "duration_s": record.duration_s,
+                    "size_bytes": record.size_bytes,
+                    "url": f"/recordings/{record.id}/file",
+                    "thumbnail_url": (
+                        f"/recordings/{record.id}/thumbnail" if record.thumbnail else None
+                    ),
+                    "complete": record.complete,
+                },
+            )
+            service.ready(self.lesson, record)
+        else:
+            await self._post_system(
+                "recording_failed", {"recording_id": record.id, "title": record.title}
+            )
+
     # ------------------------------------------------------------------ rooms
 
     def _router(self, room: str | None) -> Router:
@@ -640,6 +778,7 @@ class Call:
             if other is not participant and other.subscriber is not None:
                 for producer in participant.producers.values():
                     new.consume(other.subscriber, producer)
+        self._sync_recording()
 
     async def _room_history(self, room: str | None) -> list[ChatMessage]:
         visible = {room or "", "*"}
@@ -834,6 +973,7 @@ class Call:
         now = _now()
         await self.store.record_leave(self.id, participant.user_id, now)
         self._tell_presence("left", participant, now)
+        self._sync_recording()
         router = self._router(participant.room)
         if participant.publisher is not None:
             await router.close_transport(participant.publisher)
@@ -856,7 +996,16 @@ class Call:
         for participant in everyone:
             await self.leave(participant)
             await participant.disconnect()
+        await self.finish_recordings()
         await self._close_room_routers()
+
+    async def finish_recordings(self) -> None:
+        """Stop a running recording and wait until every stopped one is finished."""
+        recorder, self._recorder = self._recorder, None
+        if recorder is not None:
+            await self._stop_recorder(recorder)
+        while self._finishing:
+            await asyncio.gather(*list(self._finishing), return_exceptions=True)
 
 
 def _rules(change: Callable[[], BreakoutState]) -> BreakoutState:
@@ -877,10 +1026,17 @@ async def _safe_send(participant: Participant, message: dict[str, Any]) -> None:
 class CallRegistry:
     """Calls by lesson id, each with its own router in the media engine."""
 
-    def __init__(self, media: MediaEngine, store: Store, chat: ChatPolicy | None = None) -> None:
+    def __init__(
+        self,
+        media: MediaEngine,
+        store: Store,
+        chat: ChatPolicy | None = None,
+        recordings: RecordingService | None = None,
+    ) -> None:
         self.media = media
         self.store = store
         self.chat = chat or ChatPolicy()
+        self.recordings = recordings
         self.presence: list[PresenceObserver] = []
         self.calls: dict[str, Call] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -890,7 +1046,7 @@ class CallRegistry:
         if call is None or call.ended:
             router = self.media.create_router({"lesson_id": lesson.id})
             call = self.calls[lesson.id] = Call(
-                lesson, router, self.store, self.chat, self.presence, self.media
+                lesson, router, self.store, self.chat, self.presence, self.media, self.recordings
             )
         return call
 
@@ -916,6 +1072,8 @@ class CallRegistry:
     async def remove_if_empty(self, call: Call) -> None:
         if not call.participants and not call.waiting and self.calls.get(call.lesson.id) is call:
             del self.calls[call.lesson.id]
+            # Nobody is left to record: the recording ends (and is posted) now.
+            await call.finish_recordings()
             await call._close_room_routers()
             await self.media.close_router(call.router)
 

@@ -542,7 +542,11 @@ SYSTEM_KINDS: dict[str, str] = {
     "waiting": "someone is in the waiting room; data: name, participant_id",
     "joined": "someone entered the call; data: name, participant_id",
     "left": "someone left the call; data: name, participant_id",
-    "recording_ready": "the lesson recording is ready; data: recording_id?, url?",
+    "recording_ready": (
+        "a recording can be watched; data: recording_id, title, author_name, duration_s,"
+        " size_bytes, url, thumbnail_url, complete"
+    ),
+    "recording_failed": "a recording could not be made; data: recording_id, title",
     "breakout_opened": "breakout rooms opened; data: count? (int), minutes? (int)",
     "breakout_closed": "breakout rooms closed, everybody is back; data: none",
 }
@@ -562,8 +566,11 @@ def _system_text(kind: str, data: dict[str, Any]) -> str:
     if kind == "left":
         return f"{_name(data)} выходит из урока"
     if kind == "recording_ready":
-        url = data.get("url")
-        return f"Запись урока готова: {url}" if url else "Запись урока готова"
+        title = " ".join(str(data.get("title") or "").split())
+        return f"Запись «{title}» готова" if title else "Запись урока готова"
+    if kind == "recording_failed":
+        title = " ".join(str(data.get("title") or "").split())
+        return f"Запись «{title}» не удалась" if title else "Запись урока не удалась"
     if kind == "breakout_opened":
         text = "Открыты комнаты для работы в группах"
         count = data.get("count")

@@ -191,3 +191,58 @@ class AttendanceRecord:
             present_since=None,
             seconds_present=self.seconds_present + stretch,
         )
+
+
+# Who may watch a recording: people with a school profile, never anonymous guests.
+RECORDING_VIEWER_ROLES = (Role.TEACHER, Role.STUDENT, Role.PARENT)
+
+
+class RecordingStatus:
+    RECORDING = "recording"  # being recorded now
+    PROCESSING = "processing"  # stopped; the file is being finished
+    READY = "ready"  # the file can be watched
+    FAILED = "failed"  # nothing usable was written
+
+
+@dataclass(frozen=True)
+class RecordingRecord:
+    """A recording of a call: what is listed, who may watch it, where the file is."""
+
+    id: str
+    call_id: str
+    integration: str  # the journal whose lesson it is (tokens of other journals never match)
+    title: str
+    author_user_id: str
+    author_name: str
+    started_at: datetime
+    status: str = RecordingStatus.RECORDING
+    # Roles whose participants may watch it: a subset of RECORDING_VIEWER_ROLES.
+    visibility: tuple[Role, ...] = RECORDING_VIEWER_ROLES
+    ended_at: datetime | None = None
+    duration_s: float = 0.0
+    size_bytes: int = 0
+    file: str = ""  # file name inside the recordings directory
+    thumbnail: str | None = None  # likewise, a JPEG
+    # False when the recorder died and the file holds what was written until then.
+    complete: bool = True
+    error: str | None = None
+
+    def visible_to(self, role: Role) -> bool:
+        return role in self.visibility and role in RECORDING_VIEWER_ROLES
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["started_at"] = self.started_at.isoformat()
+        data["ended_at"] = self.ended_at.isoformat() if self.ended_at else None
+        data["visibility"] = [role.value for role in self.visibility]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RecordingRecord:
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        values["started_at"] = datetime.fromisoformat(values["started_at"])
+        ended = values.get("ended_at")
+        values["ended_at"] = datetime.fromisoformat(ended) if ended else None
+        values["visibility"] = tuple(Role(v) for v in values.get("visibility", ()))
+        return cls(**values)

@@ -18,7 +18,13 @@ from datetime import datetime
 
 from breakout.model import BreakoutState
 from rooms.lessons import Lesson, LessonConflict, LessonState, Role
-from rooms.model import AttendanceRecord, CallSettings, ChatMessage, ParticipantRecord
+from rooms.model import (
+    AttendanceRecord,
+    CallSettings,
+    ChatMessage,
+    ParticipantRecord,
+    RecordingRecord,
+)
 
 # How long a call's state outlives its end (chat history, attendance).
 DEFAULT_RETENTION_SECONDS = 30 * 86400
@@ -150,6 +156,19 @@ class Store(ABC):
     async def attendance(self, call_id: str) -> list[AttendanceRecord]:
         """Per person who ever joined, in first-join order."""
 
+    # --- recordings (kept after the call's other state expires: the files outlive it)
+
+    @abstractmethod
+    async def put_recording(self, record: RecordingRecord) -> None:
+        """Insert or replace a recording's record (listed under its call)."""
+
+    @abstractmethod
+    async def get_recording(self, recording_id: str) -> RecordingRecord | None: ...
+
+    @abstractmethod
+    async def recordings(self, call_id: str) -> list[RecordingRecord]:
+        """The call's recordings, oldest first."""
+
     # --- lifetime
 
     @abstractmethod
@@ -182,6 +201,7 @@ class MemoryStore(Store):
         self._chat: dict[str, list[ChatMessage]] = {}
         self._attendance: dict[str, dict[str, AttendanceRecord]] = {}
         self._expiry: dict[str, asyncio.TimerHandle] = {}
+        self._recordings: dict[str, RecordingRecord] = {}
 
     # Copies go in and out, so callers never share mutable state with the store
     # (as with Redis, where everything is serialised).
@@ -330,6 +350,16 @@ class MemoryStore(Store):
 
     async def attendance(self, call_id: str) -> list[AttendanceRecord]:
         return list(self._attendance.get(call_id, {}).values())
+
+    async def put_recording(self, record: RecordingRecord) -> None:
+        self._recordings[record.id] = record
+
+    async def get_recording(self, recording_id: str) -> RecordingRecord | None:
+        return self._recordings.get(recording_id)
+
+    async def recordings(self, call_id: str) -> list[RecordingRecord]:
+        found = [r for r in self._recordings.values() if r.call_id == call_id]
+        return sorted(found, key=lambda r: (r.started_at, r.id))
 
     async def expire_call(self, call_id: str, after_seconds: int) -> None:
         old = self._expiry.pop(call_id, None)

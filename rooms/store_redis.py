@@ -66,7 +66,13 @@ import redis.asyncio as aioredis
 
 from breakout.model import BreakoutState
 from rooms.lessons import Lesson, LessonConflict, LessonState, Role
-from rooms.model import AttendanceRecord, CallSettings, ChatMessage, ParticipantRecord
+from rooms.model import (
+    AttendanceRecord,
+    CallSettings,
+    ChatMessage,
+    ParticipantRecord,
+    RecordingRecord,
+)
 from rooms.store import Store, check_update
 
 DEFAULT_PREFIX = "urok:"
@@ -590,6 +596,33 @@ class RedisStore(Store):
     async def attendance(self, call_id: str) -> list[AttendanceRecord]:
         docs = await self._read_ordered(call_id, "attendance")
         return [AttendanceRecord.from_json(json.loads(doc)) for doc in docs]
+
+    # --- recordings: a JSON document each, and a per-call index by start time.
+    # Neither expires with the call: the files outlive the call's other state.
+
+    def _recording_key(self, recording_id: str) -> str:
+        return self._key("recording", recording_id)
+
+    def _recordings_key(self, call_id: str) -> str:
+        return self._key("recordings", call_id)
+
+    async def put_recording(self, record: RecordingRecord) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._recording_key(record.id), _dumps(record.to_json()))
+            pipe.zadd(self._recordings_key(record.call_id), {record.id: _ms(record.started_at)})
+            await pipe.execute()
+
+    async def get_recording(self, recording_id: str) -> RecordingRecord | None:
+        doc = await self._redis.get(self._recording_key(recording_id))
+        return RecordingRecord.from_json(json.loads(doc)) if doc else None
+
+    async def recordings(self, call_id: str) -> list[RecordingRecord]:
+        ids = await self._redis.zrange(self._recordings_key(call_id), 0, -1)
+        if not ids:
+            return []
+        docs = await self._redis.mget([self._recording_key(i) for i in ids])
+        found = [RecordingRecord.from_json(json.loads(doc)) for doc in docs if doc]
+        return sorted(found, key=lambda r: (r.started_at, r.id))
 
     # --- lifetime
 

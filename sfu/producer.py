@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
@@ -12,6 +14,12 @@ from sfu.aiortc_hooks import ForwardingReceiver
 
 if TYPE_CHECKING:
     from sfu.consumer import Consumer
+
+logger = logging.getLogger(__name__)
+
+# A tap sees every packet a producer forwards (while not paused), on the event loop: it
+# must only hand the packet on (a recorder queues it), never decode or wait.
+PacketTap = Callable[["Producer", "CachedPacket"], None]
 
 # Packets kept for answering subscribers' NACKs (about 3 s of 720p video).
 CACHE_SIZE = 1024
@@ -45,6 +53,7 @@ class Producer:
         self.kind = kind
         self.app_data = app_data
         self.consumers: list[Consumer] = []
+        self.taps: list[PacketTap] = []
         self.paused = False
         self.closed = False
         self.packets_received = 0
@@ -73,6 +82,19 @@ class Producer:
             pending = consumer.forward(entry, now)
             if pending is not None:
                 await pending
+        for tap in self.taps:
+            try:
+                tap(self, entry)
+            except Exception:  # a broken tap must not stop forwarding
+                logger.exception("packet tap of producer %s failed; removed", self.id)
+                self.remove_tap(tap)
+
+    def add_tap(self, tap: PacketTap) -> None:
+        if tap not in self.taps:
+            self.taps = [*self.taps, tap]
+
+    def remove_tap(self, tap: PacketTap) -> None:
+        self.taps = [t for t in self.taps if t != tap]  # bound methods: equal, not identical
 
     def _on_sender_report(self, packet: RtcpSrPacket) -> None:
         info = packet.sender_info
@@ -107,6 +129,7 @@ class Producer:
 
     def close(self) -> None:
         self.closed = True
+        self.taps = []
         self._receiver.sink = None
         self._receiver.sr_sink = None
         for consumer in list(self.consumers):

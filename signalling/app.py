@@ -11,15 +11,27 @@ from typing import Any
 
 from aiohttp import web
 
+from recording.options import RecordingOptions
 from rooms.calls import CallRegistry, ChatPolicy, Participant
 from rooms.chat import ProfanityFilter
 from rooms.lessons import Lesson, LessonRegistry
+from rooms.model import RecordingRecord
+from rooms.recordings import RecordingLibrary, RecordingService
 from rooms.store import DEFAULT_RETENTION_SECONDS
 from rooms.store_factory import create_store
 from sfu.engine import MediaEngine
-from signalling import api, pages, webhooks, ws
+from signalling import api, pages, recordings, webhooks, ws
 from signalling.config import Settings
-from signalling.keys import CALLS, LESSONS, MEDIA, SETTINGS, STORE, TOKENS, WEBHOOKS
+from signalling.keys import (
+    CALLS,
+    LESSONS,
+    MEDIA,
+    RECORDINGS,
+    SETTINGS,
+    STORE,
+    TOKENS,
+    WEBHOOKS,
+)
 from signalling.tokens import TokenService
 from signalling.webhooks import WebhookSender
 
@@ -40,6 +52,14 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
 async def _calls(app: web.Application) -> AsyncIterator[None]:
     yield
     await app[CALLS].close_all()
+
+
+async def _recording_library(app: web.Application) -> AsyncIterator[None]:
+    """List this node's recordings (their sidecar records) in the store at start-up."""
+    loaded = await app[RECORDINGS].library.load()
+    if loaded:
+        logger.info("%d recordings in %s", loaded, app[RECORDINGS].library.directory)
+    yield
 
 
 async def _lesson_sweeper(app: web.Application) -> AsyncIterator[None]:
@@ -98,6 +118,14 @@ def _connect_webhooks(app: web.Application) -> None:
             ),
         )
 
+    def recording_ready(lesson: Lesson, record: RecordingRecord) -> None:
+        send(
+            lesson,
+            webhooks.RECORDING_READY,
+            recordings.recording_ready_payload(record, settings.public_url),
+        )
+
+    app[RECORDINGS].on_ready.append(recording_ready)
     app[LESSONS].on_opened.append(opened)
     app[LESSONS].on_ended.append(ended)
     app[CALLS].presence.append(presence)
@@ -121,8 +149,18 @@ def create_app(settings: Settings | None = None) -> web.Application:
         announced_address=settings.ice.announced_address,
         ice_servers=[server.to_json() for server in settings.ice.servers],
     )
+    recording = settings.recording
+    app[RECORDINGS] = RecordingService(
+        RecordingLibrary(settings.recordings_dir, app[STORE]),
+        RecordingOptions(width=recording.width, height=recording.height, fps=recording.fps),
+        enabled=recording.enabled,
+        min_free_bytes=recording.min_free_mb * 1024 * 1024,
+    )
     app[CALLS] = CallRegistry(
-        app[MEDIA], app[STORE], ChatPolicy(profanity=ProfanityFilter.default())
+        app[MEDIA],
+        app[STORE],
+        ChatPolicy(profanity=ProfanityFilter.default()),
+        app[RECORDINGS],
     )
     app[WEBHOOKS] = WebhookSender()
     # When the lesson ends (journal, host, time), its call ends for everyone in it.
@@ -138,10 +176,12 @@ def create_app(settings: Settings | None = None) -> web.Application:
     # webhooks last, so the lesson.ended of a shutdown still goes out.
     app.cleanup_ctx.append(_webhooks)
     app.cleanup_ctx.append(_store)
+    app.cleanup_ctx.append(_recording_library)
     app.cleanup_ctx.append(_media_engine)
     app.cleanup_ctx.append(_calls)
     app.cleanup_ctx.append(_lesson_sweeper)
     api.setup(app)
     ws.setup(app)
     pages.setup(app)
+    recordings.setup(app)
     return app

@@ -62,6 +62,26 @@ class IceSettings:
     servers: tuple[IceServer, ...] = ()
 
 
+def default_data_dir() -> Path:
+    """$XDG_DATA_HOME/urok (~/.local/share/urok): where a server without a config keeps files."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local/share")
+    return Path(base) / "urok"
+
+
+@dataclass(frozen=True)
+class RecordingSettings:
+    """Call recordings (recording/): on or off, where the files go, how they look."""
+
+    enabled: bool = True
+    # None: <data_dir>/recordings.
+    directory: Path | None = None
+    width: int = 1280
+    height: int = 720
+    fps: int = 15
+    # A recording is not started with less free space than this on the recordings disk.
+    min_free_mb: int = 1024
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -93,6 +113,13 @@ class Settings:
     # Lessons and call state in Redis, shared by several nodes (rooms/store_redis.py);
     # None: in this process's memory (one node).
     redis_url: str | None = None
+    # Files the server keeps (recordings, unless recording.directory says otherwise).
+    data_dir: Path = field(default_factory=default_data_dir)
+    recording: RecordingSettings = field(default_factory=RecordingSettings)
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.recording.directory or self.data_dir / "recordings"
 
     def integration(self, key_id: str) -> Integration | None:
         for integration in self.integrations:
@@ -186,12 +213,50 @@ KNOWN_KEYS = frozenset(
         "chat_history_days",
         "demo_journal",
         "default_language",
+        "data_dir",
+        "recording",
         "max_ws_message_bytes",
         "ice",
         "redis_url",
     }
 )
 KNOWN_ICE_KEYS = frozenset({"addresses", "announced_address", "servers"})
+KNOWN_RECORDING_KEYS = frozenset({"enabled", "directory", "width", "height", "fps", "min_free_mb"})
+
+
+def _recording(value: Any, base: RecordingSettings) -> RecordingSettings:
+    if not isinstance(value, dict):
+        raise ConfigError("recording must be a table")
+    unknown = sorted(set(value) - KNOWN_RECORDING_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown recording setting(s): {', '.join(unknown)}")
+    changes: dict[str, Any] = {}
+    if "enabled" in value:
+        if not isinstance(value["enabled"], bool):
+            raise ConfigError("recording.enabled must be true or false")
+        changes["enabled"] = value["enabled"]
+    if "directory" in value:
+        if not isinstance(value["directory"], str):
+            raise ConfigError("recording.directory must be a string")
+        changes["directory"] = Path(value["directory"]) if value["directory"] else None
+    for key, lower, upper, even in (
+        ("width", 160, 3840, True),
+        ("height", 90, 2160, True),
+        ("fps", 1, 60, False),
+        ("min_free_mb", 0, 10**7, False),
+    ):
+        if key in value:
+            number = value[key]
+            if (
+                isinstance(number, bool)
+                or not isinstance(number, int)
+                or not lower <= number <= upper
+                or (even and number % 2)
+            ):
+                kind = "an even integer" if even else "an integer"
+                raise ConfigError(f"recording.{key} must be {kind} from {lower} to {upper}")
+            changes[key] = number
+    return replace(base, **changes)
 
 
 def settings_from_mapping(data: dict[str, Any], base: Settings | None = None) -> Settings:
@@ -238,6 +303,12 @@ def settings_from_mapping(data: dict[str, Any], base: Settings | None = None) ->
             raise ConfigError("redis_url must start with redis://, rediss:// or unix://")
         # Empty: back to memory (UROK_REDIS_URL= overrides a URL in the file).
         simple["redis_url"] = redis_url or None
+    if "data_dir" in data:
+        if not isinstance(data["data_dir"], str) or not data["data_dir"]:
+            raise ConfigError("data_dir must be a non-empty string")
+        simple["data_dir"] = Path(data["data_dir"])
+    if "recording" in data:
+        simple["recording"] = _recording(data["recording"], settings.recording)
     if "integrations" in data:
         simple["integrations"] = _integrations(data["integrations"])
     if "ice" in data:
@@ -273,7 +344,7 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
             raise ConfigError(f"cannot read config {path}: {exc}") from exc
         settings = settings_from_mapping(data, settings)
     overrides: dict[str, Any] = {}
-    for key in ("host", "public_url", "default_language", "redis_url"):
+    for key in ("host", "public_url", "default_language", "redis_url", "data_dir"):
         if f"UROK_{key.upper()}" in env:
             overrides[key] = env[f"UROK_{key.upper()}"]
     if "UROK_PORT" in env:

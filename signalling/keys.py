@@ -12,6 +12,7 @@ from signalling.tokens import TokenService
 
 if TYPE_CHECKING:  # the media stack is imported only where it is used
     from rooms.calls import CallRegistry
+    from rooms.recordings import RecordingService
     from rooms.store import Store
     from sfu.engine import MediaEngine
     from signalling.webhooks import WebhookSender
@@ -23,3 +24,4 @@ CALLS: web.AppKey[CallRegistry] = web.AppKey("calls")
 STORE: web.AppKey[Store] = web.AppKey("store")
 WEBHOOKS: web.AppKey[WebhookSender] = web.AppKey("webhooks")
 MEDIA: web.AppKey[MediaEngine] = web.AppKey("media")
+RECORDINGS: web.AppKey[RecordingService] = web.AppKey("recordings")

@@ -102,6 +102,20 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     ),
     "chat_send": _message("chat_send", {"text": {"type": "string", "maxLength": 4000}}, ["text"]),
     "end_call": _message("end_call", {}, []),
+    "recording_start": _message(
+        "recording_start",
+        {
+            "title": {"type": "string", "maxLength": 200},
+            "visibility": {
+                "type": "array",
+                "maxItems": 3,
+                "uniqueItems": True,
+                "items": {"enum": ["teacher", "student", "parent"]},
+            },
+        },
+        [],
+    ),
+    "recording_stop": _message("recording_stop", {}, []),
     "breakout_configure": _message(
         "breakout_configure",
         {

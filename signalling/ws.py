@@ -229,6 +229,10 @@ class Session:
             )
         elif kind == "chat_send":
             await call.chat_send(participant, message["text"])
+        elif kind == "recording_start":
+            await call.recording_start(participant, message.get("title"), message.get("visibility"))
+        elif kind == "recording_stop":
+            await call.recording_stop(participant)
         elif kind == "end_call":
             await self._end_call(call, participant)
         elif kind.startswith("breakout_"):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import socket
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -74,7 +76,13 @@ class LiveServer:
 
 @asynccontextmanager
 async def running_server(**overrides: Any) -> AsyncIterator[LiveServer]:
+    """The app on a free loopback port; its data directory (recordings) is a fresh temporary
+    one, removed afterwards, unless `data_dir` is given."""
     port = free_port()
+    temporary = None
+    if "data_dir" not in overrides:
+        temporary = tempfile.TemporaryDirectory(prefix="urok-data-")
+        overrides["data_dir"] = Path(temporary.name)
     settings = replace(
         Settings(),
         port=port,
@@ -82,13 +90,17 @@ async def running_server(**overrides: Any) -> AsyncIterator[LiveServer]:
         ice=IceSettings(addresses=("127.0.0.1",)),
         **overrides,
     )
-    app = create_app(settings)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
     try:
-        async with aiohttp.ClientSession() as http:
-            yield LiveServer(f"http://127.0.0.1:{port}", app, settings, http)
+        app = create_app(settings)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", port)
+        await site.start()
+        try:
+            async with aiohttp.ClientSession() as http:
+                yield LiveServer(f"http://127.0.0.1:{port}", app, settings, http)
+        finally:
+            await runner.cleanup()
     finally:
-        await runner.cleanup()
+        if temporary is not None:
+            temporary.cleanup()

@@ -362,7 +362,10 @@ IVAN = {"name": "Иван Иванов", "participant_id": "p_2"}
         ("joined", IVAN, "Иван Иванов входит в урок"),
         ("left", IVAN, "Иван Иванов выходит из урока"),
         ("recording_ready", {}, "Запись урока готова"),
-        ("recording_ready", {"url": "https://x/r/1"}, "Запись урока готова: https://x/r/1"),
+        ("recording_ready", {"title": " Алгебра,\n 7А ", "url": "/recordings/rec_1/file"},
+         "Запись «Алгебра, 7А» готова"),
+        ("recording_failed", {"title": "Алгебра"}, "Запись «Алгебра» не удалась"),
+        ("recording_failed", {}, "Запись урока не удалась"),
         ("breakout_opened", {}, "Открыты комнаты для работы в группах"),
         ("breakout_opened", {"count": 4, "minutes": 10},
          "Открыты комнаты для работы в группах (4) на 10 мин."),
@@ -382,7 +385,8 @@ def test_system_messages(kind: str, data: dict, text: str) -> None:
 
 def test_system_message_kinds() -> None:
     assert set(SYSTEM_KINDS) == {
-        "waiting", "joined", "left", "recording_ready", "breakout_opened", "breakout_closed",
+        "waiting", "joined", "left", "recording_ready", "recording_failed", "breakout_opened",
+        "breakout_closed",
     }  # fmt: skip
     with pytest.raises(ValueError):
         system_message("exploded", {}, AT)

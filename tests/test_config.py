@@ -180,6 +180,17 @@ def test_load_settings_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPat
         ('[[ice.servers]]\nusername = "u"', "urls"),
         ('[[ice.servers]]\nurls = ["http://stun.example"]', "stun:"),
         ("this is not toml", "cannot read config"),
+        ("data_dir = 5", "data_dir"),
+        ('data_dir = ""', "data_dir"),
+        ('recording = "on"', "recording must be a table"),
+        ("[recording]\nenabled = 1", "recording.enabled"),
+        ("[recording]\nwidth = 1281", "recording.width"),
+        ("[recording]\nheight = 80", "recording.height"),
+        ("[recording]\nfps = 0", "recording.fps"),
+        ("[recording]\nfps = true", "recording.fps"),
+        ("[recording]\nmin_free_mb = -1", "recording.min_free_mb"),
+        ("[recording]\ndirectory = 5", "recording.directory"),
+        ("[recording]\ncodec = 'vp9'", "unknown recording setting"),
     ],
 )
 def test_bad_file_values(tmp_path: Path, text: str, words: str) -> None:
@@ -237,3 +248,40 @@ def test_unknown_keys_are_refused(tmp_path: Path) -> None:
 def test_public_url_must_be_http(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="public_url"):
         load_settings(write(tmp_path, 'public_url = "urok.example"'), env={})
+
+
+def test_data_dir_and_recording_settings(tmp_path: Path) -> None:
+    defaults = load_settings(env={"XDG_DATA_HOME": "/ignored"})
+    assert defaults.recording.enabled and defaults.recording.fps == 15
+    assert (defaults.recording.width, defaults.recording.height) == (1280, 720)
+    assert defaults.recordings_dir == defaults.data_dir / "recordings"
+
+    text = (
+        'data_dir = "/srv/urok"\n[recording]\nenabled = false\nwidth = 640\nheight = 360\n'
+        "fps = 10\nmin_free_mb = 50\n"
+    )
+    settings = load_settings(write(tmp_path, text), env={})
+    assert settings.data_dir == Path("/srv/urok")
+    assert settings.recordings_dir == Path("/srv/urok/recordings")
+    assert settings.recording.enabled is False
+    assert (settings.recording.width, settings.recording.height, settings.recording.fps) == (
+        640,
+        360,
+        10,
+    )
+    assert settings.recording.min_free_mb == 50
+    moved = load_settings(
+        write(tmp_path, text + 'directory = "/mnt/video"\n'), env={"UROK_DATA_DIR": "/data"}
+    )
+    assert moved.data_dir == Path("/data")
+    assert moved.recordings_dir == Path("/mnt/video")
+
+
+def test_default_data_dir_follows_xdg(monkeypatch: pytest.MonkeyPatch) -> None:
+    from signalling.config import default_data_dir
+
+    monkeypatch.setenv("XDG_DATA_HOME", "/var/lib/somewhere")
+    assert default_data_dir() == Path("/var/lib/somewhere/urok")
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", "/home/teacher")
+    assert default_data_dir() == Path("/home/teacher/.local/share/urok")

@@ -56,6 +56,13 @@ VALID: dict[str, dict[str, Any]] = {
     "breakout_close": {"type": "breakout_close", "countdown_seconds": 30},
     "breakout_help": {"type": "breakout_help"},
     "breakout_return": {"type": "breakout_return"},
+    # recording
+    "recording_start": {
+        "type": "recording_start",
+        "title": "Дроби, повторение",
+        "visibility": ["teacher", "student"],
+    },
+    "recording_stop": {"type": "recording_stop"},
 }
 
 CLASSROOM_INVALID = [
@@ -84,6 +91,12 @@ CLASSROOM_INVALID = [
     {"type": "breakout_move", "participant_id": "p_1"},
     {"type": "breakout_close", "countdown_seconds": -1},
     {"type": "breakout_close", "countdown_seconds": 301},
+    {"type": "recording_start", "title": "x" * 201},
+    {"type": "recording_start", "title": 5},
+    {"type": "recording_start", "visibility": ["guest"]},
+    {"type": "recording_start", "visibility": ["student", "student"]},
+    {"type": "recording_start", "visibility": "student"},
+    {"type": "recording_stop", "now": True},
 ]
 
 

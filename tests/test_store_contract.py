@@ -12,12 +12,20 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from breakout.model import BreakoutState
 from rooms.lessons import Lesson, LessonConflict, LessonState, Person, Role
-from rooms.model import CallSettings, ChatMessage, ParticipantRecord, Permissions
+from rooms.model import (
+    CallSettings,
+    ChatMessage,
+    ParticipantRecord,
+    Permissions,
+    RecordingRecord,
+    RecordingStatus,
+)
 from rooms.store import MemoryStore, Store
 from rooms.store_factory import create_store
 from rooms.store_redis import RedisStore
@@ -671,3 +679,60 @@ async def test_breakout_state_expires_with_the_call(store: Store) -> None:
     await store.expire_call("les_e", 1)
     await asyncio.sleep(1.5)
     assert await store.get_breakout("les_e") is None
+
+
+# --- recordings
+
+
+def recording(recording_id: str, call_id: str, minute: int, **changes: Any) -> RecordingRecord:
+    record = RecordingRecord(
+        id=recording_id,
+        call_id=call_id,
+        integration="demo",
+        title="Математика, 7А",
+        author_user_id="t-1",
+        author_name="Анна Петровна",
+        started_at=T0 + timedelta(minutes=minute),
+    )
+    return replace(record, **changes)
+
+
+async def test_recordings_listed_per_call_oldest_first_and_updated_in_place(
+    store: Store, nodes: Nodes
+) -> None:
+    other = (await nodes(2))[1]
+    await store.put_recording(recording("rec_b", "les_1", 20))
+    await store.put_recording(recording("rec_a", "les_1", 5))
+    await store.put_recording(recording("rec_c", "les_2", 1))
+    assert [r.id for r in await other.recordings("les_1")] == ["rec_a", "rec_b"]
+    assert [r.id for r in await other.recordings("les_2")] == ["rec_c"]
+    assert await other.recordings("les_none") == []
+    assert await other.get_recording("rec_missing") is None
+
+    finished = recording(
+        "rec_b",
+        "les_1",
+        20,
+        status=RecordingStatus.READY,
+        ended_at=T0 + timedelta(minutes=40),
+        duration_s=1199.5,
+        size_bytes=123_456_789,
+        file="rec_b.mp4",
+        thumbnail="rec_b.jpg",
+        visibility=(Role.TEACHER, Role.STUDENT),
+        complete=False,
+    )
+    await other.put_recording(finished)
+    assert await store.get_recording("rec_b") == finished
+    assert [r.id for r in await store.recordings("les_1")] == ["rec_a", "rec_b"]
+
+
+async def test_recordings_outlive_the_calls_other_state(store: Store) -> None:
+    await store.create_lesson(lesson("les_rec"))
+    await fill(store, "les_rec")
+    await store.put_recording(recording("rec_kept", "les_rec", 0))
+    await store.expire_call("les_rec", 1)
+    await asyncio.sleep(1.5)
+    await assert_empty(store, "les_rec")
+    assert [r.id for r in await store.recordings("les_rec")] == ["rec_kept"]
+    assert (await store.get_recording("rec_kept")) == recording("rec_kept", "les_rec", 0)

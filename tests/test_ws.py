@@ -185,10 +185,16 @@ async def test_join_replies_joined_as_documented() -> None:
             "settings",
             "permissions",
             "waiting",
+            "recording",
         }
         assert joined["hands"] == [] and joined["chat"] == [] and joined["waiting"] == []
-        assert joined["permissions"] == {"unmute": True, "video": True, "screen": True,
-                                         "chat": True}
+        assert joined["recording"] is None
+        assert joined["permissions"] == {
+            "unmute": True,
+            "video": True,
+            "screen": True,
+            "chat": True,
+        }
         assert joined["settings"]["waiting_room"] is False
         assert joined["settings"]["permissions"]["student"]["screen"] is False
 

@@ -72,6 +72,8 @@ HOST_ONLY = {
     "breakout_visit",
     "breakout_broadcast",
     "breakout_close",
+    "recording_start",
+    "recording_stop",
 }
 
 # A real aiortc offer (one audio m-section), candidates left out, to mutate.
@@ -176,6 +178,8 @@ GOOD: dict[str, st.SearchStrategy[Any]] = {
     "allow_return": st.booleans(),
     "room_id": st.none() | st.sampled_from(["r1", "r9"]),
     "countdown_seconds": st.integers(-5, 400),
+    "title": st.text(max_size=30),
+    "visibility": st.lists(st.sampled_from(["teacher", "student", "parent", "guest"]), max_size=3),
 }
 ANY_FIELD = st.sampled_from(sorted(GOOD)) | st.text(max_size=8)
 

@@ -1,0 +1,221 @@
+"""Recordings over HTTP: watching and downloading them, and listing them.
+
+Participants (the call page, a browser's <video> or a plain link) use their join token,
+as `Authorization: Bearer <token>` or `?token=<token>` (a link cannot carry a header).
+A recording is open to the participants of its own call whose role may watch it (people
+with a school profile: never guests), while their token is valid or expired for less
+than `chat_history_days`, and not revoked. The journal uses its integration secret on
+the /api/v1/ routes.
+
+Files are served with HTTP Range support (206 Partial Content), so a player can seek.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from rooms.lessons import LessonNotFound, Role
+from rooms.model import RecordingRecord, RecordingStatus
+from signalling.api import ApiError, _integration
+from signalling.keys import LESSONS, RECORDINGS, SETTINGS, STORE, TOKENS
+from signalling.tokens import JoinClaims, TokenError
+
+_RECORDING_ID = r"rec_[0-9a-f]{16}"
+_LESSON_ID = r"[A-Za-z0-9_-]{1,64}"
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def recording_json(record: RecordingRecord, base_url: str = "") -> dict[str, Any]:
+    """A recording as participants, the journal and webhooks see it."""
+    ready = record.status == RecordingStatus.READY
+    base = f"{base_url}/recordings/{record.id}"
+    return {
+        "id": record.id,
+        "lesson_id": record.call_id,
+        "title": record.title,
+        "author": {"user_id": record.author_user_id, "name": record.author_name},
+        "status": record.status,
+        "started_at": record.started_at.isoformat(),
+        "ended_at": record.ended_at.isoformat() if record.ended_at else None,
+        "duration_s": record.duration_s,
+        "size_bytes": record.size_bytes,
+        "visibility": [role.value for role in record.visibility],
+        "complete": record.complete,
+        "url": f"{base}/file" if ready else None,
+        "thumbnail_url": f"{base}/thumbnail" if ready and record.thumbnail else None,
+    }
+
+
+def recording_ready_payload(record: RecordingRecord, public_url: str) -> dict[str, Any]:
+    """data of the recording.ready webhook: the recording, with the journal's download URL."""
+    data = recording_json(record, public_url)
+    data["download_url"] = f"{public_url}/api/v1/recordings/{record.id}/file"
+    return {"lesson_id": record.call_id, "recording": data}
+
+
+_ERRORS: dict[int, type[web.HTTPException]] = {
+    401: web.HTTPUnauthorized,
+    403: web.HTTPForbidden,
+    404: web.HTTPNotFound,
+    409: web.HTTPConflict,
+    410: web.HTTPGone,
+}
+
+
+def _error(status: int, code: str, message: str) -> web.HTTPException:
+    body = json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False)
+    return _ERRORS[status](text=body, content_type="application/json", headers=_NO_STORE)
+
+
+def _participant_token(request: web.Request) -> str | None:
+    scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credential.strip():
+        return credential.strip()
+    return request.query.get("token") or None
+
+
+async def _participant(request: web.Request, lesson_id: str) -> JoinClaims:
+    """The bearer of a valid token of this call's participants, or an HTTP error."""
+    token = _participant_token(request)
+    if token is None:
+        raise _error(401, "token_invalid", "A join token is required.")
+    settings = request.app[SETTINGS]
+    now = datetime.now(UTC)
+    try:
+        claims = request.app[TOKENS].verify_for_history(
+            token, lesson_id, now, timedelta(days=settings.chat_history_days)
+        )
+    except TokenError as exc:
+        raise _error(401, "token_invalid", str(exc)) from None
+    if claims.role is Role.GUEST:
+        raise _error(403, "not_permitted", "Recordings are for participants with a school profile.")
+    try:
+        lesson = await request.app[LESSONS].get(lesson_id, claims.key_id)
+    except LessonNotFound:
+        lesson = None  # forgotten by a memory store after a restart: the token still speaks
+    if lesson is not None:
+        person = lesson.rostered(claims.user_id)
+        if person is None or person.role is not claims.role:
+            raise _error(403, "not_in_roster", "You are not on this lesson's roster.")
+    if await request.app[STORE].is_token_revoked(claims.jti):
+        raise _error(403, "token_revoked", "You were removed from this call.")
+    return claims
+
+
+async def _visible_recording(request: web.Request) -> RecordingRecord:
+    """The recording named in the path, if the request's token may watch it."""
+    recording_id = request.match_info["recording_id"]
+    record = await request.app[RECORDINGS].library.get(recording_id)
+    if record is None:
+        # Checked before the token: ids are random, so this tells nothing about a call.
+        raise _error(404, "recording_not_found", "There is no such recording.")
+    claims = await _participant(request, record.call_id)
+    if claims.key_id != record.integration or not record.visible_to(claims.role):
+        raise _error(403, "not_permitted", "You may not watch this recording.")
+    if record.status != RecordingStatus.READY:
+        raise _error(409, "recording_not_ready", "This recording is not ready.")
+    return record
+
+
+def _file_response(path: Any, content_type: str, filename: str | None) -> web.FileResponse:
+    headers = {
+        "Content-Type": content_type,
+        "Cache-Control": "private, no-store",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if filename is not None:
+        headers["Content-Disposition"] = f'inline; filename="{filename}"'
+    return web.FileResponse(path, headers=headers)
+
+
+async def recording_file(request: web.Request) -> web.StreamResponse:
+    record = await _visible_recording(request)
+    path = request.app[RECORDINGS].library.path(record.file)
+    if not path.is_file():
+        raise _error(410, "recording_gone", "The file of this recording is no longer there.")
+    return _file_response(path, "video/mp4", record.file)
+
+
+async def recording_thumbnail(request: web.Request) -> web.StreamResponse:
+    record = await _visible_recording(request)
+    if not record.thumbnail:
+        raise _error(404, "no_thumbnail", "This recording has no thumbnail.")
+    path = request.app[RECORDINGS].library.path(record.thumbnail)
+    if not path.is_file():
+        raise _error(404, "no_thumbnail", "This recording has no thumbnail.")
+    return _file_response(path, "image/jpeg", None)
+
+
+async def call_recordings(request: web.Request) -> web.Response:
+    """The call's recordings this participant may watch (the call page's list)."""
+    lesson_id = request.match_info["lesson_id"]
+    claims = await _participant(request, lesson_id)
+    records = await request.app[RECORDINGS].library.store.recordings(lesson_id)
+    visible = [
+        recording_json(r)
+        for r in records
+        if r.integration == claims.key_id and r.visible_to(claims.role)
+    ]
+    return web.json_response({"recordings": visible}, headers=_NO_STORE)
+
+
+# ---------------------------------------------------------------- the journal's API
+
+
+async def api_lesson_recordings(request: web.Request) -> web.Response:
+    integration = _integration(request)
+    lesson_id = request.match_info["lesson_id"]
+    records = await request.app[RECORDINGS].library.store.recordings(lesson_id)
+    mine = [r for r in records if r.integration == integration.key_id]
+    if not mine:
+        # No recordings, or none of this journal's: a lesson of another journal stays unseen.
+        try:
+            await request.app[LESSONS].get(lesson_id, integration.key_id)
+        except LessonNotFound as exc:
+            raise ApiError(
+                404, "lesson_not_found", f"There is no lesson {lesson_id[:100]!r}."
+            ) from exc
+    public_url = request.app[SETTINGS].public_url
+    body = {"recordings": [recording_ready_payload(r, public_url)["recording"] for r in mine]}
+    return web.json_response(body, headers=_NO_STORE)
+
+
+async def api_recording_file(request: web.Request) -> web.StreamResponse:
+    integration = _integration(request)
+    recording_id = request.match_info["recording_id"]
+    record = await request.app[RECORDINGS].library.get(recording_id)
+    if record is None or record.integration != integration.key_id:
+        raise ApiError(404, "recording_not_found", "There is no such recording.")
+    if record.status != RecordingStatus.READY:
+        raise ApiError(409, "recording_not_ready", "This recording is not ready.")
+    path = request.app[RECORDINGS].library.path(record.file)
+    if not path.is_file():
+        raise ApiError(410, "recording_gone", "The file of this recording is no longer there.")
+    return _file_response(path, "video/mp4", record.file)
+
+
+def setup(app: web.Application) -> None:
+    """Needs app[RECORDINGS] (and what the API and the call page need)."""
+    router = app.router
+    recording = f"/recordings/{{recording_id:{_RECORDING_ID}}}"
+    router.add_get(recording + "/file", recording_file, name="recording_file")
+    router.add_get(recording + "/thumbnail", recording_thumbnail, name="recording_thumbnail")
+    router.add_get(
+        f"/call/{{lesson_id:{_LESSON_ID}}}/recordings", call_recordings, name="call_recordings"
+    )
+    router.add_get(
+        "/api/v1/lessons/{lesson_id}/recordings",
+        api_lesson_recordings,
+        name="api_lesson_recordings",
+        allow_head=False,
+    )
+    router.add_get(
+        "/api/v1/recordings/{recording_id}/file",
+        api_recording_file,
+        name="api_recording_file",
+        allow_head=False,
+    )
