@@ -15,6 +15,7 @@ from signalling.config import ConfigError, load_settings, settings_from_mapping
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from signalling.access_log import RedactingAccessLogger
     from signalling.app import create_app
 
     settings = load_settings(args.config)
@@ -35,7 +36,8 @@ def _serve(args: argparse.Namespace) -> int:
             ice["announced_address"] = args.announced_address
         overrides["ice"] = ice
     settings = settings_from_mapping(overrides, settings)
-    if args.port is not None and not args.public_url and settings.public_url.endswith(":8080"):
+    # The default public URL names the default port: follow a port given by flag or env.
+    if settings.port != 8080 and settings.public_url == "http://127.0.0.1:8080":
         settings = settings_from_mapping(
             {"public_url": f"http://{settings.host}:{settings.port}"}, settings
         )
@@ -50,7 +52,13 @@ def _serve(args: argparse.Namespace) -> int:
     print(
         f"Urok: {settings.public_url}/  (media on {', '.join(settings.ice.addresses)})", flush=True
     )
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        access_log_class=RedactingAccessLogger,
+    )
     return 0
 
 

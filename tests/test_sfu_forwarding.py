@@ -246,3 +246,31 @@ async def test_codec_without_a_match_on_the_subscriber_is_not_sent() -> None:
     await receiver._handle_rtp_packet(rtp(1, 0), arrival_time_ms=0)
     assert sub_wire.rtp() == []
     await receiver.stop()
+
+
+async def test_taps_see_forwarded_packets_only_and_a_broken_tap_is_dropped(path: Any) -> None:
+    producer, receiver, _, _, sub_wire = path
+    seen: list[tuple[int, int, bytes]] = []
+
+    class Recorder:
+        def tap(self, tapped: Producer, packet: Any) -> None:
+            assert tapped is producer
+            seen.append((packet.seq, packet.marker, packet.payload))
+
+    def broken(tapped: Producer, packet: Any) -> None:
+        raise RuntimeError("a recorder bug")
+
+    recorder = Recorder()
+    producer.add_tap(recorder.tap)
+    producer.add_tap(recorder.tap)  # once is enough
+    producer.add_tap(broken)
+    await receiver._handle_rtp_packet(rtp(1, 0, b"\x10\x00a"), arrival_time_ms=0)
+    assert producer.taps == [recorder.tap]  # the broken one is gone, forwarding went on
+    producer.pause()  # what subscribers do not get, a recording does not get either
+    await receiver._handle_rtp_packet(rtp(2, 3000, b"\x10\x00b"), arrival_time_ms=1)
+    await producer.resume()
+    await receiver._handle_rtp_packet(rtp(3, 6000, b"\x10\x00c"), arrival_time_ms=2)
+    producer.remove_tap(recorder.tap)  # a fresh bound method: removed all the same
+    await receiver._handle_rtp_packet(rtp(4, 9000, b"\x10\x00d"), arrival_time_ms=3)
+    assert seen == [(1, 0, b"\x10\x00a"), (3, 0, b"\x10\x00c")]
+    assert [p.payload for p in sub_wire.rtp()] == [b"\x10\x00a", b"\x10\x00c", b"\x10\x00d"]
