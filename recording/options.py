@@ -55,6 +55,9 @@ class RecordingOptions:
     # Width of the JPEG still next to the recording (at most the canvas width; 0: none).
     thumbnail_width: int = 640
     font_path: Path | None = DEFAULT_FONT
+    # The recorder runs this much nicer than the server (0..19): when CPU is short, the
+    # forwarding of the live call goes first and the recorder catches up (or skips frames).
+    niceness: int = 10
 
     def __post_init__(self) -> None:
         def need(ok: bool, message: str) -> None:
@@ -86,6 +89,7 @@ class RecordingOptions:
         need(self.max_pending_packets >= 100, "max_pending_packets: >= 100")
         need(0.001 <= self.flush_interval_s <= 0.5, "flush_interval_s: 0.001..0.5")
         need(0 <= self.thumbnail_width <= 3840, "thumbnail_width: 0 (none)..3840")
+        need(0 <= self.niceness <= 19, "niceness: 0..19")
 
     @property
     def gop_frames(self) -> int:

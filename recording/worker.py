@@ -86,6 +86,12 @@ def run(
 ) -> None:
     """Entry point of the recorder process."""
     logging.basicConfig(level=logging.WARNING)
+    if options.niceness:
+        # Before any thread starts (the encoder's): Linux niceness is per thread, inherited.
+        try:
+            os.nice(options.niceness)
+        except OSError:
+            pass
     # Ctrl-C in a terminal reaches the whole process group: the server decides when the
     # recording ends. SIGTERM ends it at once, with a complete file.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

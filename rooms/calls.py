@@ -733,11 +733,12 @@ class Call:
                     ),
                     "complete": record.complete,
                 },
+                room="*",  # for everyone, in a breakout room or not
             )
             service.ready(self.lesson, record)
         else:
             await self._post_system(
-                "recording_failed", {"recording_id": record.id, "title": record.title}
+                "recording_failed", {"recording_id": record.id, "title": record.title}, room="*"
             )
 
     # ------------------------------------------------------------------ rooms

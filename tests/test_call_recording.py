@@ -432,3 +432,46 @@ async def test_unknown_recording_paths_are_not_found() -> None:
         for path in ("/recordings/abc/file", "/recordings/rec_0123456789abcdef/file"):
             async with http.get(server.base_url + path) as response:
                 assert response.status == 404
+
+
+async def test_only_the_main_room_is_recorded_and_every_room_gets_the_file(
+    tmp_path: Path,
+) -> None:
+    async with running_server(data_dir=tmp_path) as server:
+        lesson = await server.create_lesson()
+        teacher = Bot(server.base_url, await server.token(lesson, "t-1", "Анна", "teacher"))
+        away = Bot(server.base_url, await server.token(lesson, "s-1", "Ученик 1", "student"))
+        try:
+            await teacher.connect()
+            await teacher.publish([(PatternVideoTrack(RED), "camera")])
+            await away.connect()
+            await away.publish([(PatternVideoTrack(BLUE), "camera")])
+            await teacher.wait_track(away.id, "video")
+            of_breakout = lambda m: m["type"] == "breakout"  # noqa: E731
+            await teacher.request({"type": "breakout_configure", "count": 1}, of_breakout)
+            await teacher.request(
+                {"type": "breakout_assign", "assignments": {away.id: "r1"}}, of_breakout
+            )
+            moved = away.wait_for(lambda m: of_breakout(m) and m["room"] == "r1")
+            await teacher.send({"type": "breakout_open"})
+            await moved
+
+            ready = away.wait_for(is_recording_ready, 60)
+            indicator = away.wait_for(lambda m: m["type"] == "recording", 10)
+            await teacher.request({"type": "recording_start"}, lambda m: m["type"] == "recording")
+            assert (await indicator)["recording"] is not None  # in a breakout room too
+            await asyncio.sleep(2.5)
+            await teacher.request({"type": "recording_stop"}, lambda m: m["type"] == "recording")
+            message = (await ready)["message"]
+            assert message["room"] == "*"
+            path = tmp_path / "recordings" / f"{message['data']['recording_id']}.mp4"
+            with av.open(str(path)) as container:
+                frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+            last = frames[-5]
+            total = last.shape[0] * last.shape[1]
+            # The teacher's camera alone fills the grid; the pupil in the room is not in it.
+            assert colour_mask(last, RED).sum() > 0.2 * total
+            assert colour_mask(last, BLUE).sum() < 0.001 * total
+        finally:
+            await teacher.close()
+            await away.close()

@@ -234,3 +234,19 @@ def test_a_recorder_that_fails_reports_it(tmp_path: Path) -> None:
     assert not result.complete
     assert result.error is not None and "Error" in result.error
     assert result.dropped_packets >= 1
+
+
+def test_the_recorder_runs_nicer_than_the_server(tmp_path: Path) -> None:
+    """When CPU is short, the live call's forwarding goes first."""
+    recorder = RecorderProcess(tmp_path / "nice.mp4", RecordingOptions(niceness=7))
+    recorder.start()
+    try:
+        assert recorder.wait_ready(30)
+        assert recorder.pid is not None
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        threads = os.listdir(f"/proc/{recorder.pid}/task")
+        assert len(threads) > 1  # the encoder's threads too
+        for thread in threads:
+            assert os.getpriority(os.PRIO_PROCESS, int(thread)) == min(own + 7, 19)
+    finally:
+        assert recorder.stop(timeout=30).complete
