@@ -632,7 +632,8 @@ class Call:
     def default_recording_title(self, at: datetime) -> str:
         lesson = self.lesson
         day = lesson.starts_at.date() if lesson.starts_at else at.date()
-        return ", ".join(p for p in (lesson.title, day.strftime("%d.%m.%Y")) if p)
+        date = day.strftime("%d.%m.%Y")
+        return ", ".join(p for p in (lesson.title[: 198 - len(date)], date) if p)
 
     async def recording_start(
         self, host: Participant, title: str | None, visibility: list[str] | None

@@ -196,7 +196,11 @@ class CallRecorder:
         return {
             "id": record.id,
             "title": record.title,
-            "author": {"id": self.author_participant_id, "name": record.author_name},
+            "author": {
+                "id": self.author_participant_id,
+                "user_id": record.author_user_id,
+                "name": record.author_name,
+            },
             "started_at": record.started_at.isoformat(),
             "elapsed_s": round(self.elapsed_s, 3),
         }

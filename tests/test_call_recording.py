@@ -120,7 +120,7 @@ async def test_host_records_the_call_and_everyone_gets_the_file(tmp_path: Path) 
             start_wall = time.monotonic()
             state = started["recording"]
             assert state["title"] == "Дроби, повторение"
-            assert state["author"] == {"id": teacher.id, "name": "Анна Петровна"}
+            assert state["author"] == {"id": teacher.id, "user_id": "t-1", "name": "Анна Петровна"}
             assert 0 <= state["elapsed_s"] < 1
             assert (await student_sees)["recording"]["id"] == state["id"]
 

@@ -1,6 +1,6 @@
 """signalling/openapi.yaml: valid OpenAPI 3.1, describes every route the real app serves
-(the journal API, the call page and its helpers, static files, the demo journal), and the
-responses match it."""
+(the journal API, the call page and its helpers, recordings, static files, the demo
+journal), and the responses match it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from email.utils import formatdate
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -21,11 +23,25 @@ from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from recording.options import RecordingOptions
+from rooms.chat import system_message
 from rooms.lessons import Role
+from rooms.model import RECORDING_VIEWER_ROLES, RecordingRecord, RecordingStatus
+from rooms.recordings import RecordingLibrary, RecordingService, new_recording_id
+from rooms.store import MemoryStore
+from signalling import recordings
 from signalling.app import create_app
 from signalling.config import DEMO_KEY_ID, Integration, Settings
-from signalling.keys import STORE, TOKENS
-from tests.api_support import SECRET_B, auth, auth_jwt, lesson_body, make_app
+from signalling.keys import RECORDINGS, STORE, TOKENS
+from tests.api_support import (
+    KEY_A,
+    PUBLIC_URL,
+    SECRET_B,
+    auth,
+    auth_jwt,
+    lesson_body,
+    make_app,
+)
 from tests.live import LiveServer, running_server
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
@@ -60,6 +76,58 @@ def spec_operations() -> set[tuple[str, str]]:
         for method in item
         if method in HTTP_METHODS
     }
+
+
+def make_api_app(directory: Path) -> web.Application:
+    """make_app (api.setup) plus the recordings' routes: signalling/recordings.py adds the
+    journal's /api/v1/…/recordings routes, with a recording library in `directory`."""
+    app = make_app()
+    app[STORE] = MemoryStore()
+    app[RECORDINGS] = RecordingService(
+        RecordingLibrary(directory, app[STORE]), RecordingOptions(), min_free_bytes=0
+    )
+    recordings.setup(app)
+    return app
+
+
+async def add_recording(
+    library: RecordingLibrary,
+    lesson_id: str,
+    integration: str,
+    *,
+    status: str = RecordingStatus.READY,
+    video: bytes | None = b"\0\0\0\x18ftypiso5" + bytes(4000),
+    thumbnail: bytes | None = b"\xff\xd8\xff\xe0" + bytes(500),
+    visibility: tuple[Role, ...] = RECORDING_VIEWER_ROLES,
+) -> RecordingRecord:
+    """A recording in the library as a finished (or running) one would be, without a
+    recorder: its record, and files with the given bytes (None: no such file)."""
+    recording_id = new_recording_id()
+    started = datetime.now(UTC)
+    ready = status == RecordingStatus.READY
+    record = RecordingRecord(
+        id=recording_id,
+        call_id=lesson_id,
+        integration=integration,
+        title="Математика, 5А, 24.11.2026",
+        author_user_id="t-1",
+        author_name="Анна Петровна",
+        started_at=started,
+        status=status,
+        visibility=visibility,
+        ended_at=started + timedelta(minutes=20) if ready else None,
+        duration_s=1200.0 if ready else 0.0,
+        size_bytes=len(video or b"") if ready else 0,
+        file=f"{recording_id}.mp4",
+        thumbnail=f"{recording_id}.jpg" if ready and thumbnail is not None else None,
+    )
+    library.directory.mkdir(parents=True, exist_ok=True)
+    if video is not None:
+        library.path(record.file).write_bytes(video)
+    if record.thumbnail is not None and thumbnail is not None:
+        library.path(record.thumbnail).write_bytes(thumbnail)
+    await library.save(record)
+    return record
 
 
 def app_api_routes(app: web.Application) -> set[tuple[str, str]]:
@@ -121,8 +189,8 @@ def test_spec_errors_are_caught_by_the_validator() -> None:
         OpenAPIV31SpecValidator(broken).validate()
 
 
-def test_every_api_route_is_described() -> None:
-    app = make_app()  # a bare app + api.setup: where every /api/ route comes from
+def test_every_api_route_is_described(tmp_path: Path) -> None:
+    app = make_api_app(tmp_path)  # a bare app + api.setup + recordings.setup: every /api/ route
     routes = app_api_routes(app)
     assert routes, "the app registers no /api/ routes"
     assert routes == {(m, p) for m, p in spec_operations() if p.startswith("/api/")}
@@ -147,7 +215,12 @@ def test_demo_routes_exist_only_with_the_demo_journal_on() -> None:
 
 def test_auth_forms_are_described() -> None:
     schemes = SPEC["components"]["securitySchemes"]
-    assert {s["scheme"] for s in schemes.values()} == {"bearer"}
+    http = {name for name, s in schemes.items() if s["type"] == "http"}
+    assert {schemes[name]["scheme"] for name in http} == {"bearer"}
+    # The one other form: a join token in the query string (links to recordings).
+    assert set(schemes) - http == {"joinTokenQuery"}
+    query = schemes["joinTokenQuery"]
+    assert (query["type"], query["in"], query["name"]) == ("apiKey", "query", "token")
     # The journal API: the shared secret or a JWT signed with it.
     assert {name for req in SPEC["security"] for name in req} == {"sharedSecret", "signedJwt"}
     assert schemes["signedJwt"].get("bearerFormat") == "JWT"
@@ -161,13 +234,21 @@ def test_auth_forms_are_described() -> None:
     ]
     join_token = [(p, m) for p, m, op in operations if op.get("security") == [{"joinToken": []}]]
     assert join_token == [("/call/{lesson_id}/info", "get"), ("/call/{lesson_id}/chat", "get")]
+    # Recordings: the header or the query string (a <video> or a link sends no header).
+    either = [{"joinToken": []}, {"joinTokenQuery": []}]
+    watch = [(p, m) for p, m, op in operations if op.get("security") == either]
+    assert watch == [
+        ("/call/{lesson_id}/recordings", "get"),
+        ("/recordings/{recording_id}/file", "get"),
+        ("/recordings/{recording_id}/thumbnail", "get"),
+    ]
     # Every /api/ route but the description itself takes the journal's credentials (the
-    # global security); every other route but the call info is public.
+    # global security); every other route but those taking a join token is public.
     journal = {(p, m) for p, m, op in operations if "security" not in op}
     public = {(p, m) for p, m, op in operations if op.get("security") == []}
     api = {(p, m) for p, m, _ in operations if p.startswith("/api/")}
     assert journal == api - {("/api/v1/openapi.yaml", "get")}
-    assert public == {(p, m) for p, m, _ in operations} - journal - set(join_token)
+    assert public == {(p, m) for p, m, _ in operations} - journal - set(join_token) - set(watch)
 
 
 def test_request_examples_validate_against_their_schemas() -> None:
@@ -253,8 +334,8 @@ def check_response(
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[TestClient]:
-    async with TestClient(TestServer(make_app())) as test_client:
+async def client(tmp_path: Path) -> AsyncIterator[TestClient]:
+    async with TestClient(TestServer(make_api_app(tmp_path / "recordings"))) as test_client:
         yield test_client
 
 
@@ -267,12 +348,14 @@ async def test_responses_match_the_spec(client: TestClient) -> None:
         expected: int,
         *,
         lesson_id: str = "",
+        recording_id: str = "",
         json: Any = None,
         data: bytes | None = None,
         query: str = "",
         headers: dict[str, str] | None = None,
     ) -> Any:
-        path = template.replace("{lesson_id}", lesson_id).replace("{call_id}", lesson_id) + query
+        path = template.replace("{lesson_id}", lesson_id).replace("{call_id}", lesson_id)
+        path = path.replace("{recording_id}", recording_id) + query
         resp = await client.request(
             method, path, json=json, data=data, headers=auth() if headers is None else headers
         )
@@ -355,6 +438,38 @@ async def test_responses_match_the_spec(client: TestClient) -> None:
     await call("DELETE", one_call, 401, lesson_id=cid, headers={})
     await call("DELETE", one_call, 404, lesson_id="les_missing")
     await call("PATCH", one_call, 409, lesson_id=cid, json={"guests_allowed": False})
+
+    # Recordings: the journal lists its lessons' recordings and downloads them.
+    listing = "/api/v1/lessons/{lesson_id}/recordings"
+    download = "/api/v1/recordings/{recording_id}/file"
+    library = client.server.app[RECORDINGS].library
+    rid = (await call("POST", lessons, 201, json=lesson_body("7r")))["id"]
+    ready = await add_recording(library, rid, KEY_A, visibility=(Role.TEACHER,))
+    running = await add_recording(library, rid, KEY_A, status=RecordingStatus.RECORDING)
+    gone = await add_recording(library, rid, KEY_A, video=None)
+    body = await call("GET", listing, 200, lesson_id=rid)
+    assert [r["id"] for r in body["recordings"]] == [ready.id, running.id, gone.id]
+    shown = body["recordings"][0]
+    assert shown["download_url"] == f"{PUBLIC_URL}/api/v1/recordings/{ready.id}/file"
+    assert shown["url"] == f"{PUBLIC_URL}/recordings/{ready.id}/file"
+    assert shown["visibility"] == ["teacher"]
+    assert body["recordings"][1]["url"] is None
+    assert await call("GET", listing, 200, lesson_id=lid) == {"recordings": []}
+    await call("GET", listing, 401, lesson_id=rid, headers={})
+    await call("GET", listing, 404, lesson_id="les_missing")
+    await call("GET", listing, 404, lesson_id=rid, headers=auth(SECRET_B))
+    await call("GET", download, 200, recording_id=ready.id)
+    part = {**auth(), "Range": "bytes=0-99"}
+    await call("GET", download, 206, recording_id=ready.id, headers=part)
+    later = {**auth(), "If-Modified-Since": formatdate(datetime.now(UTC).timestamp() + 86400)}
+    await call("GET", download, 304, recording_id=ready.id, headers=later)
+    beyond = {**auth(), "Range": "bytes=100000000-"}
+    await call("GET", download, 416, recording_id=ready.id, headers=beyond)
+    await call("GET", download, 401, recording_id=ready.id, headers={})
+    await call("GET", download, 404, recording_id="rec_0000000000000000")
+    await call("GET", download, 404, recording_id=ready.id, headers=auth(SECRET_B))
+    await call("GET", download, 409, recording_id=running.id)
+    await call("GET", download, 410, recording_id=gone.id)
 
     resp = await client.get("/api/v1/openapi.yaml")
     assert resp.status == 200
@@ -510,6 +625,86 @@ async def test_routes_outside_the_api_answer_as_the_spec_says() -> None:
         claims = server.app[TOKENS].verify(student)
         await server.app[STORE].revoke_token(claims.jti, claims.expires_at)
         await call("GET", chat, 403, path=f"/call/{lid}/chat", headers=bearer(student))
+
+        # Recordings, for the call's people with a school profile (student is revoked now).
+        listing = "/call/{lesson_id}/recordings"
+        video, still = "/recordings/{recording_id}/file", "/recordings/{recording_id}/thumbnail"
+        library = server.app[RECORDINGS].library
+        shown = await add_recording(library, lid, DEMO_KEY_ID)
+        teachers_only = await add_recording(library, lid, DEMO_KEY_ID, visibility=(Role.TEACHER,))
+        running = await add_recording(library, lid, DEMO_KEY_ID, status=RecordingStatus.RECORDING)
+        gone = await add_recording(library, lid, DEMO_KEY_ID, video=None)
+        bare = await add_recording(library, lid, DEMO_KEY_ID, thumbnail=None)
+        pupil = await server.token(lid, "s-2", "Ученик 2", "student")
+        guest = await server.token(lid, "g-1", "Гость", "guest")
+        stranger = await server.token(other, "s-2", "Ученик 2", "student")
+        unrostered = server.app[TOKENS].mint(
+            key_id=DEMO_KEY_ID,
+            lesson_id=lid,
+            user_id="x-9",
+            name="Некто",
+            role=Role.STUDENT,
+            now=now,
+            expires_at=now + timedelta(minutes=5),
+        )
+
+        path = f"/call/{lid}/recordings"
+        body = await call("GET", listing, 200, path=path, headers=bearer(pupil))
+        ids = [shown.id, running.id, gone.id, bare.id]
+        assert [r["id"] for r in body["recordings"]] == ids
+        assert body["recordings"][0]["url"] == f"/recordings/{shown.id}/file"
+        assert body["recordings"][1]["url"] is None
+        body = await call("GET", listing, 200, path=f"{path}?token={teacher}")
+        assert [r["id"] for r in body["recordings"]] == [shown.id, teachers_only.id, *ids[1:]]
+        await call("HEAD", listing, 200, path=path, headers=bearer(pupil))
+        await call("GET", listing, 401, path=path)
+        await call("GET", listing, 401, path=path, headers=bearer(stranger))
+        for token, code in [
+            (guest, "not_permitted"),
+            (student, "token_revoked"),
+            (unrostered, "not_in_roster"),
+        ]:
+            body = await call("GET", listing, 403, path=f"{path}?token={token}")
+            assert body["error"]["code"] == code
+
+        for template, content_type in [(video, "video/mp4"), (still, "image/jpeg")]:
+
+            def at(record: RecordingRecord, template: str = template) -> str:
+                return template.replace("{recording_id}", record.id)
+
+            headers = await call("GET", template, 200, path=f"{at(shown)}?token={pupil}")
+            assert headers["Content-Type"] == content_type
+            await call("HEAD", template, 200, path=at(shown), headers=bearer(pupil))
+            part = {**bearer(teacher), "Range": "bytes=0-9"}
+            headers = await call("GET", template, 206, path=at(shown), headers=part)
+            assert headers["Content-Range"].startswith("bytes 0-9/")
+            etag = {**bearer(pupil), "If-None-Match": headers["ETag"]}
+            await call("GET", template, 304, path=at(shown), headers=etag)
+            beyond = {**bearer(pupil), "Range": "bytes=100000000-"}
+            await call("GET", template, 416, path=at(shown), headers=beyond)
+            await call("GET", template, 401, path=at(shown))
+            await call("GET", template, 401, path=f"{at(shown)}?token={stranger}")
+            for token in (guest, student, unrostered):
+                await call("GET", template, 403, path=f"{at(shown)}?token={token}")
+            body = await call("GET", template, 403, path=f"{at(teachers_only)}?token={pupil}")
+            assert body["error"]["code"] == "not_permitted"
+            await call("GET", template, 200, path=f"{at(teachers_only)}?token={teacher}")
+            unknown = template.replace("{recording_id}", "rec_0000000000000000")
+            body = await call("GET", template, 404, path=unknown, headers=bearer(pupil))
+            assert body["error"]["code"] == "recording_not_found"
+            body = await call("GET", template, 409, path=at(running), headers=bearer(pupil))
+            assert body["error"]["code"] == "recording_not_ready"
+        body = await call("GET", video, 410, path=f"/recordings/{gone.id}/file?token={pupil}")
+        assert body["error"]["code"] == "recording_gone"
+        body = await call("GET", still, 404, path=f"/recordings/{bare.id}/thumbnail?token={pupil}")
+        assert body["error"]["code"] == "no_thumbnail"
+        # The chat's recording_ready event (for every room) as the chat history shows it.
+        event = system_message("recording_ready", {"recording_id": shown.id}, now)
+        await server.app[STORE].append_chat(lid, replace(event, room="*"))
+        body = await call("GET", chat, 200, path=f"/call/{lid}/chat", headers=bearer(pupil))
+        assert [(m["room"], m["data"]["event"]) for m in body["messages"]] == [
+            ("*", "recording_ready")
+        ]
 
         # An ad-hoc call's invite link.
         invite = "/invite/{code}"
