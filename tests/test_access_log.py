@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-import pytest
 import aiohttp
+import pytest
 from aiohttp import web
 
 from signalling.access_log import RedactingAccessLogger
