@@ -39,6 +39,7 @@ from rooms.recordings import (
     RecordingUnavailable,
     finished_record,
     new_recording_id,
+    ready_chat_data,
 )
 from rooms.store import DEFAULT_RETENTION_SECONDS, Store
 from sfu.consumer import Consumer
@@ -722,18 +723,7 @@ class Call:
         if record.status == RecordingStatus.READY:
             await self._post_system(
                 "recording_ready",
-                {
-                    "recording_id": record.id,
-                    "title": record.title,
-                    "author_name": record.author_name,
-                    "duration_s": record.duration_s,
-                    "size_bytes": record.size_bytes,
-                    "url": f"/recordings/{record.id}/file",
-                    "thumbnail_url": (
-                        f"/recordings/{record.id}/thumbnail" if record.thumbnail else None
-                    ),
-                    "complete": record.complete,
-                },
+                ready_chat_data(record),
                 room="*",  # for everyone, in a breakout room or not
             )
             service.ready(self.lesson, record)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from recording.options import RecordingOptions
 from recording.process import RecorderProcess, RecordingResult
+from rooms.chat import system_message
 from rooms.lessons import Lesson
 from rooms.model import RecordingRecord, RecordingStatus
 from rooms.store import Store
@@ -83,16 +84,17 @@ class RecordingLibrary:
     async def get(self, recording_id: str) -> RecordingRecord | None:
         return await self.store.get_recording(recording_id)
 
-    async def load(self) -> int:
+    async def load(self) -> tuple[int, list[RecordingRecord]]:
         """At start-up: put every sidecar's record into the store.
 
         A record still "recording" or "processing" was cut short by the previous run of
         this node (a crash, a kill): its file holds what was written up to the last
         fragment, so it is listed as ready (not complete) with the duration read from it.
-        Returns how many records were loaded.
+        Returns how many records were loaded, and those that were cut short.
         """
+        recovered: list[RecordingRecord] = []
         if not self.directory.is_dir():
-            return 0
+            return 0, recovered
         loaded = 0
         for sidecar in sorted(self.directory.glob("rec_*.json")):
             try:
@@ -103,9 +105,10 @@ class RecordingLibrary:
             if record.status in (RecordingStatus.RECORDING, RecordingStatus.PROCESSING):
                 record = await asyncio.to_thread(self._interrupted, record)
                 await asyncio.to_thread(self._write_sidecar, record)
+                recovered.append(record)
             await self.store.put_recording(record)
             loaded += 1
-        return loaded
+        return loaded, recovered
 
     def _interrupted(self, record: RecordingRecord) -> RecordingRecord:
         from recording.writer import probe_duration  # PyAV: only on this rare path
@@ -148,6 +151,20 @@ class RecordingService:
             raise RecordingUnavailable(
                 f"not enough disk space for a recording ({free // 2**20} MB free)"
             )
+
+    async def load(self) -> int:
+        """At start-up: list the library; a recording cut short by the last run that left a
+        playable file is posted into its call's chat and announced, as a finished one is."""
+        loaded, recovered = await self.library.load()
+        store = self.library.store
+        for record in recovered:
+            lesson = await store.get_lesson(record.call_id)
+            if record.status != RecordingStatus.READY or lesson is None:
+                continue  # nothing to show, or a call the store has forgotten
+            message = system_message("recording_ready", ready_chat_data(record), datetime.now(UTC))
+            await store.append_chat(record.call_id, replace(message, room="*"))
+            self.ready(lesson, record)
+        return loaded
 
     def process(
         self, record: RecordingRecord, on_keyframe_request: Callable[[str], Any]
@@ -280,6 +297,20 @@ class CallRecorder:
     async def stop(self, timeout: float = 60.0) -> RecordingResult:
         self.detach()
         return await self.process.stop_async(timeout)
+
+
+def ready_chat_data(record: RecordingRecord) -> dict[str, Any]:
+    """data of the recording_ready chat message (the call page draws its card from it)."""
+    return {
+        "recording_id": record.id,
+        "title": record.title,
+        "author_name": record.author_name,
+        "duration_s": record.duration_s,
+        "size_bytes": record.size_bytes,
+        "url": f"/recordings/{record.id}/file",
+        "thumbnail_url": f"/recordings/{record.id}/thumbnail" if record.thumbnail else None,
+        "complete": record.complete,
+    }
 
 
 def finished_record(

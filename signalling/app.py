@@ -56,7 +56,7 @@ async def _calls(app: web.Application) -> AsyncIterator[None]:
 
 async def _recording_library(app: web.Application) -> AsyncIterator[None]:
     """List this node's recordings (their sidecar records) in the store at start-up."""
-    loaded = await app[RECORDINGS].library.load()
+    loaded = await app[RECORDINGS].load()
     if loaded:
         logger.info("%d recordings in %s", loaded, app[RECORDINGS].library.directory)
     yield

@@ -403,6 +403,16 @@ async def test_recordings_survive_a_restart(
         assert listed is not None and listed.status == RecordingStatus.READY
         assert listed.complete is False and listed.size_bytes == data["size_bytes"]
         assert abs(listed.duration_s - data["duration_s"]) < 0.2
+        history = await server.app[RECORDINGS].library.store.chat_history(lesson)
+        posted = [m.data for m in history if m.data.get("event") == "recording_ready"]
+        if backend == "redis":
+            # The call is still known: its chat gets the recovered recording too.
+            assert [(d["recording_id"], d["complete"]) for d in posted] == [
+                (data["recording_id"], True),
+                (data["recording_id"], False),
+            ]
+        else:
+            assert posted == []  # the memory store forgot the call with the process
 
 
 async def test_recording_can_be_switched_off(tmp_path: Path) -> None:
