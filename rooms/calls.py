@@ -127,6 +127,8 @@ class Participant:
 class ChatPolicy:
     limits: ChatLimits = field(default_factory=ChatLimits)
     profanity: ProfanityFilter | None = None
+    # How long after its expiry a join token still reads the chat (and watches recordings).
+    history_seconds: int = DEFAULT_RETENTION_SECONDS
 
 
 class Call:
@@ -508,7 +510,8 @@ class Call:
             raise CallError("not_permitted", "the teacher cannot be removed")
         # Revoke first, so a quick reconnect with the same token already fails.
         # Revoked for as long as the token could still be used, chat history included.
-        until = (target.token_expires_at or _now()) + timedelta(seconds=DEFAULT_RETENTION_SECONDS)
+        kept = max(DEFAULT_RETENTION_SECONDS, self.chat.history_seconds)
+        until = (target.token_expires_at or _now()) + timedelta(seconds=kept)
         await self.store.revoke_token(target.jti, until)
         await _safe_send(target, {"type": "removed", "by": host.brief()})
         await self.leave(target)

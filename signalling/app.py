@@ -159,7 +159,10 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[CALLS] = CallRegistry(
         app[MEDIA],
         app[STORE],
-        ChatPolicy(profanity=ProfanityFilter.default()),
+        ChatPolicy(
+            profanity=ProfanityFilter.default(),
+            history_seconds=settings.chat_history_days * 86400,
+        ),
         app[RECORDINGS],
     )
     app[WEBHOOKS] = WebhookSender()

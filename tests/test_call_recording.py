@@ -223,6 +223,14 @@ async def test_host_records_the_call_and_everyone_gets_the_file(tmp_path: Path) 
             status, _, _ = await fetch(server, f"/call/{lesson}/recordings", token=guest_token)
             assert status == 403
 
+            # Someone removed from the call loses the recording with it.
+            await teacher.request(
+                {"type": "remove", "participant_id": late.id},
+                lambda m: m["type"] == "participant_left",
+            )
+            status, _, body = await fetch(server, url, token=late.token)
+            assert status == 403 and json.loads(body)["error"]["code"] == "token_revoked"
+
             # The file: video and audio, both tones, and both people's tiles.
             with av.open(str(path)) as container:
                 assert [s.type for s in container.streams] == ["video", "audio"]
