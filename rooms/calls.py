@@ -653,7 +653,7 @@ class Call:
             try:
                 service.check_can_start()
             except RecordingUnavailable as exc:
-                raise CallError("recording_unavailable", str(exc)) from None
+                raise CallError(exc.code, str(exc)) from None
             now = _now()
             title = " ".join((title or "").split())[:200] or self.default_recording_title(now)
             viewers = {Role(v) for v in visibility} if visibility is not None else None

@@ -46,7 +46,12 @@ _RECORDER_SSRC = 0x5552_4F4B
 
 
 class RecordingUnavailable(Exception):
-    """Recording cannot start on this node (switched off, or the disk is nearly full)."""
+    """Recording cannot start on this node; `code`: recording_unavailable (switched off)
+    or recording_no_space (the disk is nearly full)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def new_recording_id() -> str:
@@ -143,13 +148,16 @@ class RecordingService:
 
     def check_can_start(self) -> None:
         if not self.enabled:
-            raise RecordingUnavailable("recording is switched off on this server")
+            raise RecordingUnavailable(
+                "recording_unavailable", "recording is switched off on this server"
+            )
         directory = self.library.directory
         directory.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(directory).free
         if free < self.min_free_bytes:
             raise RecordingUnavailable(
-                f"not enough disk space for a recording ({free // 2**20} MB free)"
+                "recording_no_space",
+                f"not enough disk space for a recording ({free // 2**20} MB free)",
             )
 
     async def load(self) -> int:
@@ -310,6 +318,7 @@ def ready_chat_data(record: RecordingRecord) -> dict[str, Any]:
         "url": f"/recordings/{record.id}/file",
         "thumbnail_url": f"/recordings/{record.id}/thumbnail" if record.thumbnail else None,
         "complete": record.complete,
+        "visibility": [role.value for role in record.visibility],
     }
 
 

@@ -428,7 +428,7 @@ async def test_recording_can_be_switched_off(tmp_path: Path) -> None:
 
     for settings, code in (
         (RecordingSettings(enabled=False), "recording_unavailable"),
-        (RecordingSettings(min_free_mb=10**7), "recording_unavailable"),
+        (RecordingSettings(min_free_mb=10**7), "recording_no_space"),
     ):
         async with running_server(data_dir=tmp_path, recording=settings) as server:
             lesson = await server.create_lesson()

@@ -4,13 +4,14 @@
 import {
   BreakoutPanel, formatDuration, roomName, secondsUntil,
 } from './breakout.js';
-import { Chat } from './chat.js';
+import { Chat, isRecordingReady } from './chat.js';
 import * as i18n from './i18n.js';
 import { fillIcons, setIcon } from './icons.js';
 import {
   capture, iceGatheringComplete, levelMeter, listDevices, mediaSupported, stopStream,
 } from './media.js';
 import { People } from './people.js';
+import { RecordingControl, withToken } from './recording.js';
 import { RIGHTS, Rights } from './rights.js';
 import { Signalling, SignallingError } from './signalling.js';
 import { ScreenTile, Tile, layoutGrid } from './tiles.js';
@@ -70,6 +71,14 @@ const urok = {
   },
   get isHost() {
     return Boolean(this.self && this.self.host);
+  },
+  /** The running recording (docs/protocol.md "recording"), or null. */
+  get recording() {
+    return recordingUi ? recordingUi.state : null;
+  },
+  /** Seconds it has been recording, by this page's clock (null: not recording). */
+  get recordingSeconds() {
+    return recordingUi ? recordingUi.seconds : null;
   },
   get roomName() {
     return this.room ? roomName(this.breakout, this.room) : null;
@@ -482,6 +491,11 @@ function wireSignalling(sig) {
     const message = msg.message;
     if (typeof message.room !== 'string' && typeof msg.room === 'string') message.room = msg.room;
     urok.chatView.add(message);
+    if (isRecordingReady(message)) onRecordingReady(message);
+  });
+  sig.on('recording', (msg) => {
+    if (urok.ws !== sig || !recordingUi) return;
+    recordingUi.set(msg.recording || null);
   });
   sig.on('denied', () => {
     teardown();
@@ -548,6 +562,7 @@ function onServerError(msg) {
   urok.errors.push({ code: msg.code, message: msg.message, ref: msg.ref });
   console.warn('urok: server error', msg.code, msg.message);
   if (urok.chatView && urok.chatView.handleError(msg.ref, msg.code, msg.message)) return;
+  if (recordingUi && recordingUi.handleError(msg.ref, msg.code, msg.message)) return;
   if (msg.ref && mediaStateRefs.has(msg.ref)) {
     mediaStateRefs.delete(msg.ref);
     if (msg.code === 'not_permitted') {
@@ -596,6 +611,9 @@ async function onJoined(joined) {
   urok.chatView.reset(Array.isArray(joined.chat) ? joined.chat : []);
   urok.chatView.setPermitted(urok.permissions.chat !== false);
   rights.render(urok.settings);
+  recordingUi.setLive(true);
+  recordingUi.set(joined.recording || null, { joining: true });
+  refreshRecordingAccess();
   applyHostUi();
   updateControls();
   relayout();
@@ -642,6 +660,8 @@ function applyHostUi() {
   if (!host && urok.panel === 'breakout') openPanel(null);
   $('leave').title = i18n.t(host ? 'call.leave_title_host' : 'call.leave_title');
   if (!host && urok.panel === 'rights') openPanel(null);
+  if (!host && recordingUi) recordingUi.closeDialog();
+  if (recordingUi) recordingUi.render();
 }
 
 function renderHands() {
@@ -882,6 +902,7 @@ function applyBreakout() {
   $('chat-title').textContent = room
     ? i18n.t('breakout.chat_title', { name: roomName(urok.breakout, room) })
     : i18n.t('chat.title');
+  if (recordingUi) recordingUi.render();
   renderPeople();
   if (opened && !breakoutTimer) {
     breakoutTimer = setInterval(breakoutTick, 1000);
@@ -1051,6 +1072,60 @@ function renderPeople() {
       : null,
   });
   renderBreakoutPanel();
+}
+
+// ---------------------------------------------------------------- recordings
+
+/** Guests may never open recordings; everybody else with a school profile may (by role). */
+function canWatchRecordings() {
+  const role = (urok.self && urok.self.role) || urok.claims.role || '';
+  return role !== 'guest';
+}
+
+let accessQuery = Promise.resolve();
+
+/**
+ * Ask the server which of the chat's recordings this person may watch
+ * (GET /call/{id}/recordings lists exactly those), so a card for a recording
+ * not open to one's role says so instead of linking to a 403.
+ */
+function refreshRecordingAccess() {
+  accessQuery = accessQuery.then(async () => {
+    if (!urok.chatView || !token || !canWatchRecordings()) return;
+    const ids = urok.chatView.recordingIds();
+    if (!ids.length) return;
+    let response;
+    try {
+      response = await fetch(`/call/${encodeURIComponent(lessonId)}/recordings`, {
+        headers: { Authorization: `Bearer ${token}` },
+        cache: 'no-store',
+      });
+    } catch {
+      return; // Offline: the links stay; the server still checks.
+    }
+    let mine = null;
+    if (response.ok) {
+      const body = await response.json().catch(() => ({}));
+      if (body && Array.isArray(body.recordings)) mine = new Set(body.recordings.map((r) => r.id));
+    } else if (response.status === 403) {
+      mine = new Set();
+    }
+    if (!mine || !urok.chatView) return;
+    urok.chatView.setRecordingAccess(Object.fromEntries(ids.map((id) => [id, mine.has(id)])));
+  }).catch((error) => console.warn('urok: recordings list failed', error));
+  return accessQuery;
+}
+
+/** A recording is finished: its card is in the chat; say so when the chat is closed. */
+function onRecordingReady(message) {
+  refreshRecordingAccess();
+  if (recordingUi) recordingUi.finished();
+  if (urok.state !== 'in-call' || urok.panel === 'chat') return;
+  const title = (message.data && message.data.title) || '';
+  toast(i18n.t('recording.toast_ready', { title }), 'info', {
+    timeoutMs: 10000,
+    action: { label: i18n.t('recording.open_chat'), run: () => openPanel('chat') },
+  });
 }
 
 function renderChatBadge() {
@@ -1482,6 +1557,7 @@ function teardown() {
   clearTimeout(endTimer);
   pingTimer = null;
   closeDialog();
+  if (recordingUi) recordingUi.reset();
   const sig = urok.ws;
   urok.ws = null;
   if (sig) {
@@ -1575,6 +1651,7 @@ async function onLeaveClicked() {
 let people = null;
 let rights = null;
 let breakoutPanel = null;
+let recordingUi = null;
 
 function wireControls() {
   $('join-video').addEventListener('click', () => join(true));
@@ -1630,6 +1707,17 @@ function wireControls() {
     send: (text) => sendAction({ type: 'chat_send', text }),
     selfId: () => (urok.self ? urok.self.id : ''),
     onChange: renderChatBadge,
+    recordings: {
+      url: (path) => withToken(path, token),
+      canWatch: () => canWatchRecordings(),
+    },
+  });
+  recordingUi = new RecordingControl({
+    send: (message) => sendAction(message),
+    isHost: () => urok.state === 'in-call' && urok.isHost,
+    selfId: () => (urok.self ? urok.self.id : ''),
+    call: () => urok.call || (urok.info && urok.info.lesson) || null,
+    inBreakoutRoom: () => Boolean(currentRoom()),
   });
   people = new People($('people-body'), { onAction: (action, id) => hostAction(action, id) });
   breakoutPanel = new BreakoutPanel($('breakout-body'), {

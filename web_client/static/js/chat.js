@@ -1,6 +1,7 @@
 // The call chat panel: history, new messages, sending with Enter, inline errors, unread count.
 
 import * as i18n from './i18n.js';
+import { recordingCard, updateRecordingCard } from './recording.js';
 import { formatTime } from './ui.js';
 
 const $ = (id) => document.getElementById(id);
@@ -10,12 +11,19 @@ export class Chat {
   /**
    * send(text) -> the id of the chat_send it sent (or null when offline);
    * selfId() -> this connection's participant id; onChange() after the
-   * unread count changed.
+   * unread count changed; recordings: {url(path) -> the path with the join
+   * token, canWatch() -> false for guests} for the cards of finished recordings.
    */
-  constructor({ send, selfId, onChange = () => {} }) {
+  constructor({ send, selfId, onChange = () => {}, recordings = null }) {
     this.send = send;
     this.selfId = selfId;
     this.onChange = onChange;
+    this.recordingAccess = new Map(); // recording id -> may this person watch it
+    this.recordingLinks = {
+      url: (recordings && recordings.url) || (() => null),
+      canWatch: (recordings && recordings.canWatch) || (() => false),
+      access: (id) => this.recordingAccess.get(id),
+    };
     // Breakout rooms: each room's chat is its own. Messages carry `room` ("" the
     // main room, a room id, "*" a broadcast to every room); the panel shows the
     // room we are in plus the broadcasts.
@@ -136,7 +144,7 @@ export class Chat {
     const nearBottom = this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 60;
     this.list.append(this.render(message, own));
     if (nearBottom || own) this.list.scrollTop = this.list.scrollHeight;
-    if (!history && !own && message.kind !== 'system' && !this.open) {
+    if (!history && !own && (message.kind !== 'system' || isRecordingReady(message)) && !this.open) {
       this.unreadMessages.add(message);
       this.onChange();
     }
@@ -145,6 +153,7 @@ export class Chat {
   render(message, own) {
     const li = document.createElement('li');
     li.dataset.id = message.id || '';
+    if (isRecordingReady(message)) return recordingCard(message, this.recordingLinks);
     if (message.kind === 'system') {
       li.className = 'chat-msg chat-system';
       li.dataset.event = (message.data && message.data.event) || '';
@@ -193,6 +202,33 @@ export class Chat {
       li.append(note);
     }
     return li;
+  }
+
+  /** Which finished recordings this person may watch ({id: bool}, from the call's list). */
+  setRecordingAccess(access) {
+    for (const [id, allowed] of Object.entries(access)) this.recordingAccess.set(id, Boolean(allowed));
+    for (const li of this.list.querySelectorAll('.chat-recording')) {
+      const message = this.findMessage(li.dataset.recordingId);
+      if (message) updateRecordingCard(li, message, this.recordingLinks);
+    }
+  }
+
+  /** The recording_ready message of a recording (any room), or null. */
+  findMessage(recordingId) {
+    for (const list of [this.broadcasts, ...this.buffers.values()]) {
+      const found = list.find((m) => isRecordingReady(m) && m.data.recording_id === recordingId);
+      if (found) return found;
+    }
+    return null;
+  }
+
+  /** Ids of the finished recordings the chat holds (every room). */
+  recordingIds() {
+    const ids = new Set();
+    for (const list of [this.broadcasts, ...this.buffers.values()]) {
+      for (const m of list) if (isRecordingReady(m) && m.data.recording_id) ids.add(m.data.recording_id);
+    }
+    return [...ids];
   }
 
   submit() {
@@ -278,6 +314,12 @@ export class Chat {
     this.input.style.height = 'auto';
     this.input.style.height = `${Math.min(this.input.scrollHeight, 140)}px`;
   }
+}
+
+/** A system message announcing a finished recording (drawn as a card). */
+export function isRecordingReady(message) {
+  return Boolean(message && message.kind === 'system' && message.data
+    && message.data.event === 'recording_ready' && typeof message.data.url === 'string');
 }
 
 /** A system message in the reader's language, from data.event (the server's text otherwise). */

@@ -24,6 +24,10 @@ const PATHS = {
   'user-remove': '<circle cx="9" cy="8" r="3.5" fill="none"/><path d="M2.5 20a6.5 6.5 0 0 1 13 0" fill="none"/><path d="M16 11h6" fill="none"/>',
   rooms: '<rect x="3" y="3" width="7.5" height="7.5" rx="1.5" fill="none"/><rect x="13.5" y="3" width="7.5" height="7.5" rx="1.5" fill="none"/><rect x="3" y="13.5" width="7.5" height="7.5" rx="1.5" fill="none"/><rect x="13.5" y="13.5" width="7.5" height="7.5" rx="1.5" fill="none"/>',
   shuffle: '<path d="M3 7h3.5c4.5 0 6.5 10 11 10H21M3 17h3.5c1.6 0 2.8-1.3 3.9-3M14.1 10c1-1.7 2.1-3 3.4-3H21" fill="none"/><path d="M18.5 4.5L21 7l-2.5 2.5M18.5 14.5L21 17l-2.5 2.5" fill="none"/>',
+  record: '<circle cx="12" cy="12" r="9" fill="none"/><circle cx="12" cy="12" r="4.5"/>',
+  'record-stop': '<circle cx="12" cy="12" r="9" fill="none"/><rect x="8.5" y="8.5" width="7" height="7" rx="1"/>',
+  video: '<rect x="2.5" y="5" width="19" height="14" rx="2" fill="none"/><path d="M10 9.2v5.6l4.6-2.8z"/>',
+  play: '<path d="M8 5.5v13l10.5-6.5z"/>',
   lock: '<rect x="5" y="11" width="14" height="10" rx="2" fill="none"/><path d="M8 11V7a4 4 0 0 1 8 0v4" fill="none"/>',
 };
 
