@@ -680,6 +680,7 @@ class Call:
             try:
                 await service.library.save(record)
                 process.start()
+                service.running += 1
             except Exception as exc:
                 logger.exception("could not start recording %s", recording_id)
                 await service.library.save(
@@ -723,6 +724,8 @@ class Call:
             record = replace(record, status=RecordingStatus.FAILED, error="finishing failed")
             with contextlib.suppress(Exception):
                 await library.save(record)
+        finally:
+            service.running -= 1
         if record.status == RecordingStatus.READY:
             await self._post_system(
                 "recording_ready",

@@ -46,8 +46,9 @@ _RECORDER_SSRC = 0x5552_4F4B
 
 
 class RecordingUnavailable(Exception):
-    """Recording cannot start on this node; `code`: recording_unavailable (switched off)
-    or recording_no_space (the disk is nearly full)."""
+    """Recording cannot start on this node; `code`: recording_unavailable (switched off),
+    recording_busy (as many recordings as allowed are running) or recording_no_space (the
+    disk is nearly full)."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -142,14 +143,22 @@ class RecordingService:
     options: RecordingOptions
     enabled: bool = True
     min_free_bytes: int = 1024 * 1024 * 1024
+    # Recordings this node runs at once (each recorder takes up to most of a core).
+    max_concurrent: int = 4
 
     def __post_init__(self) -> None:
         self.on_ready: list[ReadyObserver] = []
+        self.running = 0  # recorders started and not yet finished
 
     def check_can_start(self) -> None:
         if not self.enabled:
             raise RecordingUnavailable(
                 "recording_unavailable", "recording is switched off on this server"
+            )
+        if self.running >= self.max_concurrent:
+            raise RecordingUnavailable(
+                "recording_busy",
+                f"this server is recording {self.running} calls already, its maximum",
             )
         directory = self.library.directory
         directory.mkdir(parents=True, exist_ok=True)

@@ -155,6 +155,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
         RecordingOptions(width=recording.width, height=recording.height, fps=recording.fps),
         enabled=recording.enabled,
         min_free_bytes=recording.min_free_mb * 1024 * 1024,
+        max_concurrent=recording.max_concurrent,
     )
     app[CALLS] = CallRegistry(
         app[MEDIA],

@@ -80,6 +80,9 @@ class RecordingSettings:
     fps: int = 15
     # A recording is not started with less free space than this on the recordings disk.
     min_free_mb: int = 1024
+    # Recordings one node runs at once: each recorder process takes up to most of a core
+    # (docs/performance.md), and the live calls on the node come first.
+    max_concurrent: int = 4
 
 
 @dataclass(frozen=True)
@@ -221,7 +224,9 @@ KNOWN_KEYS = frozenset(
     }
 )
 KNOWN_ICE_KEYS = frozenset({"addresses", "announced_address", "servers"})
-KNOWN_RECORDING_KEYS = frozenset({"enabled", "directory", "width", "height", "fps", "min_free_mb"})
+KNOWN_RECORDING_KEYS = frozenset(
+    {"enabled", "directory", "width", "height", "fps", "min_free_mb", "max_concurrent"}
+)
 
 
 def _recording(value: Any, base: RecordingSettings) -> RecordingSettings:
@@ -244,6 +249,7 @@ def _recording(value: Any, base: RecordingSettings) -> RecordingSettings:
         ("height", 90, 2160, True),
         ("fps", 1, 60, False),
         ("min_free_mb", 0, 10**7, False),
+        ("max_concurrent", 1, 1000, False),
     ):
         if key in value:
             number = value[key]

@@ -493,3 +493,31 @@ async def test_only_the_main_room_is_recorded_and_every_room_gets_the_file(
         finally:
             await teacher.close()
             await away.close()
+
+
+async def test_a_node_runs_at_most_max_concurrent_recordings(tmp_path: Path) -> None:
+    from signalling.config import RecordingSettings
+
+    settings = RecordingSettings(max_concurrent=1, min_free_mb=1)
+    async with running_server(data_dir=tmp_path, recording=settings) as server:
+        first_lesson = await server.create_lesson(group_id="5a")
+        second_lesson = await server.create_lesson(group_id="5b")
+        first = Bot(server.base_url, await server.token(first_lesson, "t-1", "Анна", "teacher"))
+        second = Bot(server.base_url, await server.token(second_lesson, "t-1", "Анна", "teacher"))
+        try:
+            await first.connect()
+            await second.connect()
+            is_recording = lambda m: m["type"] == "recording"  # noqa: E731
+            started = await first.request({"type": "recording_start"}, is_recording)
+            assert started["type"] == "recording"
+            busy = await second.request({"type": "recording_start"}, is_recording)
+            assert busy["type"] == "error" and busy["code"] == "recording_busy"
+            ready = first.wait_for(is_recording_ready, 60)
+            await first.request({"type": "recording_stop"}, is_recording)
+            await ready  # finished: the place is free again
+            again = await second.request({"type": "recording_start"}, is_recording)
+            assert again["type"] == "recording"
+            await second.request({"type": "recording_stop"}, is_recording)
+        finally:
+            await first.close()
+            await second.close()

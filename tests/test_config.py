@@ -189,6 +189,7 @@ def test_load_settings_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPat
         ("[recording]\nfps = 0", "recording.fps"),
         ("[recording]\nfps = true", "recording.fps"),
         ("[recording]\nmin_free_mb = -1", "recording.min_free_mb"),
+        ("[recording]\nmax_concurrent = 0", "recording.max_concurrent"),
         ("[recording]\ndirectory = 5", "recording.directory"),
         ("[recording]\ncodec = 'vp9'", "unknown recording setting"),
     ],
@@ -258,7 +259,7 @@ def test_data_dir_and_recording_settings(tmp_path: Path) -> None:
 
     text = (
         'data_dir = "/srv/urok"\n[recording]\nenabled = false\nwidth = 640\nheight = 360\n'
-        "fps = 10\nmin_free_mb = 50\n"
+        "fps = 10\nmin_free_mb = 50\nmax_concurrent = 2\n"
     )
     settings = load_settings(write(tmp_path, text), env={})
     assert settings.data_dir == Path("/srv/urok")
@@ -270,6 +271,8 @@ def test_data_dir_and_recording_settings(tmp_path: Path) -> None:
         10,
     )
     assert settings.recording.min_free_mb == 50
+    assert settings.recording.max_concurrent == 2
+    assert defaults.recording.max_concurrent == 4
     moved = load_settings(
         write(tmp_path, text + 'directory = "/mnt/video"\n'), env={"UROK_DATA_DIR": "/data"}
     )
