@@ -20,6 +20,15 @@ Everybody in a call receives everybody else, so publishers also receive each
 other: forwarded streams = 2 * P * (N + P - 1) (one per published track and
 receiving participant).
 
+With --recording the forwarding server is measured three times in the same
+run, with the same bots: a window without a recording, then the teacher bot
+(a host) sends `recording_start`, and after --recording-warmup a window with
+the recorder running (the recorder process, a child of the server, is found in
+/proc and its CPU read like the server's), then `recording_stop`; once the
+chat's `recording_ready` arrives, after the warm-up, a window without a
+recording again (drift between the two shows the noise). The recording is
+downloaded with the teacher's token and its video frames are counted.
+
 To measure a server that is already running, pass --server-url, --secret
 (an integration secret of that server) and --server-pid (same machine; without
 it CPU figures are n/a).
@@ -31,7 +40,9 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import json
+import math
 import os
 import platform
 import sys
@@ -43,17 +54,33 @@ from typing import Any
 
 import aiohttp
 
-from bench.bot import Bot
+from bench.bot import Bot, BotError
 from bench.cli import run_reported
 from bench.measure import KINDS, LoopLag, ReceiveLog, SendLog, percentile, tally
 from bench.preencoded import BenchMedia, PreEncodedTrack, prepare_media
-from bench.server import Journal, ServerProcess, cpu_times, rss_bytes
+from bench.server import (
+    Journal,
+    ServerProcess,
+    cpu_times,
+    find_child,
+    machine_busy_seconds,
+    rss_bytes,
+)
+from recording.process import cpu_seconds as recorder_cpu_seconds
 from sfu.aiortc_hooks import restrict_host_addresses
 from signalling.config import DEMO_SECRET
 
 TARGET_STREAMS_PER_CORE = 500
 GRACE_SECONDS = 1.0  # after the window, for packets in flight and retransmissions
 JOIN_CONCURRENCY = 4
+RECORDER_MARKER = b"recording.worker"  # in the recorder process's command line
+READY_TIMEOUT = 120.0  # from recording_stop to the chat's recording_ready
+LABELS = {
+    "forwarding": "forwarding (sfu/)",
+    "recording": "recording on",
+    "after": "after recording",
+    "baseline": "baseline (MediaRelay)",
+}
 
 
 class BenchError(RuntimeError):
@@ -84,14 +111,31 @@ class Options:
     profile: str | None = None
     profile_native: bool = False
     quiet: bool = False
+    recording: bool = False
+    recording_warmup: float = 3.0
+    # Publishers that also publish a microphone (the first ones); None: all of them.
+    audio_publishers: int | None = None
+    # Publishers receive nothing (they never answer the server's offers): only the
+    # subscribers do.
+    publish_only: bool = False
 
     @property
     def participants(self) -> int:
         return self.publishers + self.subscribers
 
     @property
+    def microphones(self) -> int:
+        if self.audio_publishers is None:
+            return self.publishers
+        return min(self.audio_publishers, self.publishers)
+
+    @property
+    def receivers_per_track(self) -> int:
+        return self.subscribers if self.publish_only else self.participants - 1
+
+    @property
     def streams(self) -> int:
-        return 2 * self.publishers * (self.participants - 1)
+        return (self.publishers + self.microphones) * self.receivers_per_track
 
 
 @dataclass
@@ -120,6 +164,10 @@ class PathReport:
     setup_seconds: float
     warnings: list[str] = field(default_factory=list)
     profile: str | None = None
+    # The recorder process (a child of the server) during the window, when one ran.
+    recorder_cpu: float | None = None
+    # The whole machine (all processes) during the window.
+    machine_cpu: float | None = None
 
     @property
     def cpu_per_stream_second(self) -> float | None:
@@ -155,6 +203,18 @@ class PathReport:
     def bench_cores(self) -> float:
         return self.bench_cpu / self.window
 
+    @property
+    def recorder_cores(self) -> float | None:
+        return None if self.recorder_cpu is None else self.recorder_cpu / self.window
+
+    @property
+    def other_cores(self) -> float | None:
+        """What other processes on the machine used meanwhile (not server, bench, recorder)."""
+        if self.machine_cpu is None or self.server_cpu is None:
+            return None
+        ours = self.server_cpu + self.bench_cpu + (self.recorder_cpu or 0)
+        return max(0.0, self.machine_cpu - ours) / self.window
+
     def to_json(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out.update(
@@ -163,6 +223,67 @@ class PathReport:
             server_cores=self.server_cores,
             bench_cores=self.bench_cores,
             cpu_per_delivered_stream_second=self.cpu_per_delivered_stream_second,
+            recorder_cores=self.recorder_cores,
+            other_cores=self.other_cores,
+        )
+        return out
+
+
+@dataclass
+class RecordingReport:
+    """The recording made during the "recording" window, from start to the file."""
+
+    recording_id: str | None = None
+    recorder_pid: int | None = None
+    warmup: float = 0.0  # from the start to the window
+    # From the start's reply to the stop's reply (bench clock).
+    wall_seconds: float | None = None
+    # Recorder CPU from its start (imports included) to just before the stop.
+    recorder_cpu: float | None = None
+    recorder_exited: bool | None = None  # gone once the file was ready
+    ready: bool = False  # the chat's recording_ready arrived
+    failed: bool = False  # the chat's recording_failed arrived instead
+    ready_seconds: float | None = None  # from the stop's reply to recording_ready
+    duration_s: float | None = None  # as the server reports it
+    size_bytes: int | None = None
+    complete: bool | None = None
+    url: str | None = None  # the file, for the call's people
+    # Read from the downloaded file.
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    video_frames: int | None = None
+    error: str | None = None
+    # The server log's warnings and errors about recording (a managed server only).
+    log_lines: list[str] = field(default_factory=list)
+
+    @property
+    def recorder_cores(self) -> float | None:
+        if self.recorder_cpu is None or not self.wall_seconds:
+            return None
+        return self.recorder_cpu / self.wall_seconds
+
+    @property
+    def frames_expected(self) -> int | None:
+        if self.duration_s is None or not self.fps:
+            return None
+        # Frame i shows time i / fps; frames are made while that is before the end.
+        return math.ceil(self.duration_s * self.fps - 1e-6)
+
+    @property
+    def frames_skipped(self) -> int | None:
+        """Frames the recorder left out (not composed, for lack of time): gaps in the file."""
+        expected = self.frames_expected
+        if expected is None or self.video_frames is None:
+            return None
+        return max(0, expected - self.video_frames)
+
+    def to_json(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out.update(
+            recorder_cores=self.recorder_cores,
+            frames_expected=self.frames_expected,
+            frames_skipped=self.frames_skipped,
         )
         return out
 
@@ -173,9 +294,19 @@ class BenchReport:
     media: str
     machine: dict[str, Any]
     paths: list[PathReport]
+    recording: RecordingReport | None = None
 
     def path(self, label: str) -> PathReport | None:
         return next((p for p in self.paths if p.label == label), None)
+
+    def recording_ratio(self, without: str, percentile_: int = 99) -> float | None:
+        """Added latency (p99 or p50) with a recording / without (window `without`)."""
+        on, off = self.path("recording"), self.path(without)
+        if on is None or off is None:
+            return None
+        attr = f"latency_p{percentile_}_ms"
+        a, b = getattr(on, attr), getattr(off, attr)
+        return a / b if a is not None and b else None
 
     @property
     def ratio(self) -> float | None:
@@ -205,6 +336,14 @@ class BenchReport:
             "ratio_baseline_over_forwarding": self.ratio,
             "ratio_per_delivered_stream_second": self.delivered_ratio,
             "target_streams_per_core": TARGET_STREAMS_PER_CORE,
+            "recording": None if self.recording is None else self.recording.to_json(),
+            "recording_latency_ratios": {
+                f"p{q}_over_{without}": self.recording_ratio(without, q)
+                for q in (50, 99)
+                for without in ("forwarding", "after")
+            }
+            if self.recording is not None
+            else None,
         }
 
 
@@ -235,17 +374,56 @@ def _bench_cpu() -> float:
 
 
 class _Participant:
-    def __init__(self, bot: Bot, log: ReceiveLog, user_id: str) -> None:
+    def __init__(self, bot: Bot, log: ReceiveLog, user_id: str, receives: bool = True) -> None:
         self.bot = bot
         self.log = log
         self.user_id = user_id
+        self.receives = receives
         self.send_log: SendLog | None = None
         self.tracks: list[PreEncodedTrack] = []
+
+
+class _PublishOnlyBot(Bot):
+    """Never answers the server's subscribe offers: the server forwards it nothing."""
+
+    async def _on_message(self, message: dict[str, Any]) -> None:
+        if message["type"] != "subscribe_offer":
+            await super()._on_message(message)
 
 
 def _say(options: Options, message: str) -> None:
     if not options.quiet:
         print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class _Window:
+    """One measurement window: its bounds and the CPU counters at both ends."""
+
+    label: str
+    t0: float
+    t1: float
+    server0: tuple[float, float] | None
+    server1: tuple[float, float] | None
+    bench_cpu: float
+    recorder_cpu: float | None
+    machine_cpu: float | None
+    rss: int | None
+
+
+async def _measure(
+    label: str, pid: int | None, options: Options, recorder_pid: int | None = None
+) -> _Window:
+    _say(options, f"[{label}] measuring for {options.seconds:g} s")
+    recorder0, machine0 = _recorder_cpu(recorder_pid), machine_busy_seconds()
+    t0, server0, bench0 = time.monotonic(), _server_cpu(pid), _bench_cpu()
+    await asyncio.sleep(options.seconds)
+    t1, server1, bench1 = time.monotonic(), _server_cpu(pid), _bench_cpu()
+    recorder1, machine1 = _recorder_cpu(recorder_pid), machine_busy_seconds()
+    recorder = None if recorder0 is None or recorder1 is None else recorder1 - recorder0
+    machine = None if machine0 is None or machine1 is None else machine1 - machine0
+    rss = rss_bytes(pid) if pid is not None else None
+    return _Window(label, t0, t1, server0, server1, bench1 - bench0, recorder, machine, rss)
 
 
 async def run_path(
@@ -255,14 +433,19 @@ async def run_path(
     media: BenchMedia,
     options: Options,
     profile_path: Path | None = None,
-) -> PathReport:
-    """Run the scenario once against the server at `base_url` (its process is `pid`)."""
+) -> tuple[list[PathReport], RecordingReport | None]:
+    """Run the scenario once against the server at `base_url` (its process is `pid`).
+
+    One report per window: one, or three with --recording (forwarding only).
+    """
     match_payloads = label == "forwarding"
     lag = LoopLag()
     lag.start()
     participants: list[_Participant] = []
     lesson_id: str | None = None
     profiler: asyncio.Task[str] | None = None
+    windows: list[_Window] = []
+    recording: RecordingReport | None = None
     async with aiohttp.ClientSession() as http:
         journal = Journal(base_url, options.secret, http)
         try:
@@ -270,6 +453,7 @@ async def run_path(
             user_ids = [f"bench-p{i}" for i in range(options.publishers)] + [
                 f"bench-s{i}" for i in range(options.subscribers)
             ]
+            # The first publisher is the lesson's teacher: a host (it may record).
             lesson_id = await journal.create_lesson(user_ids[0], user_ids[1:])
             async with asyncio.timeout(options.setup_timeout):
                 await _join_all(
@@ -290,12 +474,7 @@ async def run_path(
                 profiler = asyncio.ensure_future(
                     profile.record(pid, options.seconds, profile_path, options.profile_native)
                 )
-            _say(options, f"[{label}] measuring for {options.seconds:g} s")
-            t0, server0, bench0 = time.monotonic(), _server_cpu(pid), _bench_cpu()
-            await asyncio.sleep(options.seconds)
-            t1, server1, bench1 = time.monotonic(), _server_cpu(pid), _bench_cpu()
-            rss = rss_bytes(pid) if pid is not None else None
-            await asyncio.sleep(GRACE_SECONDS)
+            windows.append(await _measure(label, pid, options))
             profile_text = None
             if profiler is not None:
                 from bench import profile
@@ -303,6 +482,14 @@ async def run_path(
                 await profiler
                 assert profile_path is not None
                 profile_text = profile.summarize(profile_path)
+            host = None
+            if options.recording and label == "forwarding":
+                host = next(p for p in participants if p.user_id == user_ids[0])
+                recording = RecordingReport(warmup=options.recording_warmup)
+                await _record(host, pid, options, windows, recording)
+            await asyncio.sleep(GRACE_SECONDS)
+            if host is not None and recording is not None and recording.ready:
+                await _inspect_recording(http, base_url, host.bot, recording)
         finally:
             if profiler is not None and not profiler.done():
                 profiler.cancel()  # py-spy is killed with it
@@ -315,27 +502,52 @@ async def run_path(
             await lag.stop()
 
     publishers = {p.bot.id: p.send_log for p in participants if p.send_log is not None}
-    receivers = {p.bot.id: p.log for p in participants}
+    receivers = {p.bot.id: p.log for p in participants if p.receives}
+    wrapped = any(t.wrapped for p in participants for t in p.tracks if t.kind == "audio")
+    reports = []
+    for window in windows:
+        report = _window_report(
+            window, base_url, publishers, receivers, lag, match_payloads, setup_seconds
+        )
+        if window is windows[0]:
+            report.profile = profile_text
+        if wrapped:
+            report.warnings.append(
+                "the audio clip ran out and looped: audio loss/latency unreliable"
+            )
+        report.warnings.extend(_warnings(report))
+        reports.append(report)
+    return reports, recording
+
+
+def _window_report(
+    window: _Window,
+    base_url: str,
+    publishers: dict[str, SendLog],
+    receivers: dict[str, ReceiveLog],
+    lag: LoopLag,
+    match_payloads: bool,
+    setup_seconds: float,
+) -> PathReport:
+    t0, t1 = window.t0, window.t1
     counted = tally(publishers, receivers, t0, t1, match_payloads)
     total = counted.total
-    window = t1 - t0
     server_cpu = server_system = None
-    if server0 is not None and server1 is not None:
-        server_cpu = sum(server1) - sum(server0)
-        server_system = server1[1] - server0[1]
+    if window.server0 is not None and window.server1 is not None:
+        server_cpu = sum(window.server1) - sum(window.server0)
+        server_system = window.server1[1] - window.server0[1]
     latencies_ms = [1000 * v for v in counted.latencies]
-    lags = lag.between(t0, t1)
-    p99_lag = percentile(lags, 99)
-    report = PathReport(
-        label=label,
+    p99_lag = percentile(lag.between(t0, t1), 99)
+    return PathReport(
+        label=window.label,
         server=base_url,
         streams=total.streams,
         streams_by_kind={k: counted.kinds[k].streams for k in KINDS},
-        window=window,
+        window=t1 - t0,
         server_cpu=server_cpu,
         server_system_cpu=server_system,
-        bench_cpu=bench1 - bench0,
-        server_rss_mb=None if rss is None else rss / 2**20,
+        bench_cpu=window.bench_cpu,
+        server_rss_mb=None if window.rss is None else window.rss / 2**20,
         packets_expected=total.packets_expected,
         packets_received=total.packets_received,
         loss=total.loss if match_payloads else None,
@@ -353,12 +565,138 @@ async def run_path(
         },
         loop_lag_p99_ms=None if p99_lag is None else 1000 * p99_lag,
         setup_seconds=setup_seconds,
-        profile=profile_text,
+        recorder_cpu=window.recorder_cpu,
+        machine_cpu=window.machine_cpu,
     )
-    if any(t.wrapped for p in participants for t in p.tracks if t.kind == "audio"):
-        report.warnings.append("the audio clip ran out and looped: audio loss/latency unreliable")
-    report.warnings.extend(_warnings(report))
-    return report
+
+
+# --------------------------------------------------------------------------- recording
+
+
+def _is_recording_done(message: dict[str, Any]) -> bool:
+    if message.get("type") != "chat_message":
+        return False
+    data = message.get("message", {}).get("data") or {}
+    return data.get("event") in ("recording_ready", "recording_failed")
+
+
+async def _record(
+    host: _Participant,
+    pid: int | None,
+    options: Options,
+    windows: list[_Window],
+    report: RecordingReport,
+) -> None:
+    """Start a recording, measure a window with it, stop it, wait for the file, measure again."""
+    bot = host.bot
+    _say(options, f"[recording] {host.user_id} starts a recording")
+    reply = await bot.request(
+        {"type": "recording_start", "title": "Load bench"},
+        lambda m: m["type"] == "recording" and m.get("recording") is not None,
+        timeout=30,
+    )
+    started = time.monotonic()
+    if reply["type"] == "error":
+        raise BenchError(f"recording_start refused: {reply.get('code')}: {reply.get('message')}")
+    report.recording_id = reply["recording"]["id"]
+    if pid is not None:
+        while report.recorder_pid is None and time.monotonic() - started < 10:
+            report.recorder_pid = find_child(pid, RECORDER_MARKER)
+            if report.recorder_pid is None:
+                await asyncio.sleep(0.05)
+        if report.recorder_pid is None:
+            raise BenchError(f"no recorder process ({RECORDER_MARKER.decode()}) under pid {pid}")
+    _say(
+        options,
+        f"[recording] recorder pid {report.recorder_pid}; warm-up {options.recording_warmup:g} s",
+    )
+    await asyncio.sleep(options.recording_warmup)
+    windows.append(await _measure("recording", pid, options, report.recorder_pid))
+    report.recorder_cpu = _recorder_cpu(report.recorder_pid)
+    done = bot.wait_for(_is_recording_done, READY_TIMEOUT)
+    try:
+        reply = await bot.request(
+            {"type": "recording_stop"},
+            lambda m: m["type"] == "recording" and m.get("recording") is None,
+            timeout=30,
+        )
+        stopped = time.monotonic()
+        report.wall_seconds = stopped - started
+        if reply["type"] == "error":
+            raise BenchError(f"recording_stop refused: {reply.get('code')}: {reply.get('message')}")
+        _say(options, "[recording] stopped; waiting for recording_ready")
+        try:
+            message = await done
+        except BotError:
+            report.error = f"no recording_ready within {READY_TIMEOUT:g} s of the stop"
+        else:
+            report.ready_seconds = time.monotonic() - stopped
+            data = message["message"]["data"]
+            if data.get("event") == "recording_ready":
+                report.ready = True
+                report.duration_s = data.get("duration_s")
+                report.size_bytes = data.get("size_bytes")
+                report.complete = data.get("complete")
+                report.url = data.get("url")
+            else:
+                report.failed = True
+                report.error = "recording_failed"
+    finally:
+        if not done.done():
+            done.cancel()
+    if report.recorder_pid is not None:
+        report.recorder_exited = _recorder_cpu(report.recorder_pid) is None
+    _say(options, f"[after] warm-up {options.warmup:g} s")
+    await asyncio.sleep(options.warmup)
+    windows.append(await _measure("after", pid, options))
+
+
+async def _inspect_recording(
+    http: aiohttp.ClientSession, base_url: str, bot: Bot, report: RecordingReport
+) -> None:
+    """Download the file as the teacher would and count its video frames (no decoding)."""
+    if not report.url:
+        return
+    try:
+        async with http.get(f"{base_url}{report.url}?token={bot.token}") as response:
+            if response.status != 200:
+                report.error = f"GET {report.url}: {response.status}"
+                return
+            data = await response.read()
+        probed = await asyncio.to_thread(_probe_mp4, data)
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
+        report.error = f"cannot read the recording: {type(exc).__name__}: {exc}"
+        return
+    report.width, report.height, report.fps, report.video_frames = probed
+
+
+def _probe_mp4(data: bytes) -> tuple[int, int, float | None, int]:
+    import io
+
+    import av
+
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        times = sorted(
+            float(packet.pts * packet.time_base)
+            for packet in container.demux(stream)
+            if packet.size and packet.pts is not None
+        )
+        width, height = stream.codec_context.width, stream.codec_context.height
+    # The frame rate from the shortest step between frames: skipped frames leave gaps, so
+    # the file's average rate would be too low.
+    steps = [b - a for a, b in itertools.pairwise(times) if b > a]
+    fps = round(1 / min(steps), 3) if steps else None
+    return width, height, fps, len(times)
+
+
+def _recorder_cpu(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    try:
+        return recorder_cpu_seconds(pid)
+    except (OSError, ValueError, IndexError):
+        return None  # it has exited
 
 
 def _server_cpu(pid: int | None) -> tuple[float, float] | None:
@@ -376,7 +714,7 @@ def _warnings(report: PathReport) -> list[str]:
     if report.streams == 0:
         out.append("no forwarded streams")
     server_cores = report.server_cores
-    if server_cores is not None and report.label == "forwarding" and server_cores > 0.9:
+    if server_cores is not None and report.label != "baseline" and server_cores > 0.9:
         out.append(
             f"the server used {server_cores:.2f} cores: its one event-loop thread is "
             "saturated, so this measures its ceiling"
@@ -386,10 +724,15 @@ def _warnings(report: PathReport) -> list[str]:
             f"the bench process used {report.bench_cores:.2f} cores (one event loop): "
             "loss and latency may come from the bots, not the server"
         )
-    if server_cores is not None and server_cores + report.bench_cores > 0.9 * cores:
+    if server_cores is not None:
+        used = server_cores + report.bench_cores + (report.recorder_cores or 0)
+        if used > 0.9 * cores:
+            who = "server + bench + recorder" if report.recorder_cores else "server + bench"
+            out.append(f"{who} used {used:.2f} of {cores} cores: the machine was saturated")
+    if report.other_cores is not None and report.other_cores > 0.2:
         out.append(
-            f"server + bench used {server_cores + report.bench_cores:.2f} of {cores} "
-            "cores: the machine was saturated"
+            f"other processes used {report.other_cores:.2f} cores meanwhile: "
+            "the figures are disturbed"
         )
     if report.loop_lag_p99_ms is not None and report.loop_lag_p99_ms > 20:
         out.append(
@@ -411,21 +754,26 @@ async def _join_all(
     options: Options,
     participants: list[_Participant],
 ) -> None:
+    publishers = set(user_ids[: options.publishers])
+
     async def join(user_id: str, role: str) -> _Participant:
         token = await journal.token(lesson_id, user_id, role)
         log = ReceiveLog()
-        bot = Bot(base_url, token, decode=False, on_packet=log.on_packet)
+        receives = not (options.publish_only and user_id in publishers)
+        bot = (Bot if receives else _PublishOnlyBot)(
+            base_url, token, decode=False, on_packet=log.on_packet
+        )
         log.connection = lambda: bot.subscriber
-        participant = _Participant(bot, log, user_id)
+        participant = _Participant(bot, log, user_id, receives)
         participants.append(participant)  # before connecting: cleanup must see it
         await bot.connect()
         return participant
 
-    async def publish(participant: _Participant) -> None:
-        participant.tracks = [PreEncodedTrack(media.audio), PreEncodedTrack(media.video)]
-        await participant.bot.publish(
-            [(participant.tracks[0], "microphone"), (participant.tracks[1], "camera")]
-        )
+    async def publish(participant: _Participant, microphone: bool = True) -> None:
+        tracks = [(PreEncodedTrack(media.audio), "microphone")] if microphone else []
+        tracks.append((PreEncodedTrack(media.video), "camera"))
+        participant.tracks = [track for track, _ in tracks]
+        await participant.bot.publish(list(tracks))
         assert participant.bot.publisher is not None
         participant.send_log = SendLog()
         participant.send_log.install(participant.bot.publisher)
@@ -440,8 +788,10 @@ async def _join_all(
     if options.late_join:
         # Publishers join and publish one by one, then subscribers join a few at
         # a time, each getting one offer with every track (as in a real lesson).
-        for user_id, role in zip(user_ids[: options.publishers], roles, strict=False):
-            await publish(await join(user_id, role))
+        for index, (user_id, role) in enumerate(
+            zip(user_ids[: options.publishers], roles, strict=False)
+        ):
+            await publish(await join(user_id, role), index < options.microphones)
         await asyncio.gather(*(join_limited(u, "student") for u in user_ids[options.publishers :]))
         return
     # Everybody joins first, then publishers publish one at a time, each once the
@@ -450,24 +800,26 @@ async def _join_all(
     joined = await asyncio.gather(
         *(join_limited(u, r) for u, r in zip(user_ids, roles, strict=True))
     )
-    for participant in joined[: options.publishers]:
-        await publish(participant)
+    for index, participant in enumerate(joined[: options.publishers]):
+        await publish(participant, index < options.microphones)
         await _wait_for_media(participants, options, [participant.bot.id])
 
 
 async def _wait_for_media(
     participants: list[_Participant], options: Options, publisher_ids: list[str] | None = None
 ) -> None:
-    """Until every participant receives audio and video from every (other) publisher."""
+    """Until every participant receives every (other) publisher's audio and video."""
     if publisher_ids is None:
         publisher_ids = [p.bot.id for p in participants if p.send_log is not None]
+    kinds = {p.bot.id: [t.kind for t in p.tracks] for p in participants if p.tracks}
     while True:
         missing = [
             (p.user_id, pub, kind)
             for p in participants
+            if p.receives
             for pub in publisher_ids
             if pub != p.bot.id
-            for kind in KINDS
+            for kind in kinds.get(pub, KINDS)
             if p.bot.packet_counts.get((pub, kind), 0) == 0
         ]
         if not missing:
@@ -493,14 +845,15 @@ async def _leave_all(participants: list[_Participant]) -> None:
 
 async def _managed_path(
     label: str, module: str, media: BenchMedia, options: Options, logs: Path
-) -> PathReport:
-    server = ServerProcess(module, logs / f"{label}.log")
+) -> tuple[list[PathReport], RecordingReport | None]:
+    # Its files (recordings) go into the bench's temporary directory, removed afterwards.
+    server = ServerProcess(module, logs / f"{label}.log", data_dir=logs / f"{label}-data")
     try:
         _say(options, f"[{label}] starting {module} on {server.base_url}")
         await server.start()
         profile_path = Path(options.profile) if options.profile and label == "forwarding" else None
         try:
-            report = await run_path(
+            reports, recording = await run_path(
                 label, server.base_url, server.pid, media, options, profile_path
             )
         except Exception as exc:
@@ -510,16 +863,35 @@ async def _managed_path(
             ) from exc
         if not server.running:
             raise BenchError(f"[{label}] the server exited during the run:\n{server.log_tail()}")
-        report.server = f"{module} (pid {server.pid})"
-        return report
+        for report in reports:
+            report.server = f"{module} (pid {server.pid})"
+        if recording is not None:
+            recording.log_lines = _recording_log_lines(server.log_path)
+        return reports, recording
     finally:
         await server.stop()
+
+
+def _recording_log_lines(path: Path, limit: int = 20) -> list[str]:
+    """Warnings and errors in the server's log (the recorder's too) that mention recording."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return []
+    lines = [
+        line
+        for line in text.splitlines()
+        if ("WARNING" in line or "ERROR" in line) and "record" in line.lower()
+    ]
+    return lines[:limit] + ([f"... and {len(lines) - limit} more"] if len(lines) > limit else [])
 
 
 async def run_bench(options: Options) -> BenchReport:
     restrict_host_addresses(list(options.bot_addresses))
     # Audio must not loop during a run (payloads identify packets): cover the worst case.
     audio_seconds = options.setup_timeout + options.warmup + options.seconds + GRACE_SECONDS + 10
+    if options.recording:  # two more windows, the recorder's warm-up, the file being finished
+        audio_seconds += options.recording_warmup + options.warmup + 2 * options.seconds + 30
     media = await asyncio.to_thread(
         prepare_media,
         audio_seconds=audio_seconds,
@@ -530,38 +902,35 @@ async def run_bench(options: Options) -> BenchReport:
     )
     _say(options, f"media: {media.describe()}")
     paths: list[PathReport] = []
+    recording: RecordingReport | None = None
     with tempfile.TemporaryDirectory(prefix="urok-bench-") as tmp:
         logs = Path(tmp)
         if not options.baseline_only:
             if options.server_url:
-                paths.append(
-                    await run_path(
-                        "forwarding",
-                        options.server_url,
-                        options.server_pid,
-                        media,
-                        options,
-                        Path(options.profile) if options.profile else None,
-                    )
+                reports, recording = await run_path(
+                    "forwarding",
+                    options.server_url,
+                    options.server_pid,
+                    media,
+                    options,
+                    Path(options.profile) if options.profile else None,
                 )
             else:
-                paths.append(
-                    await _managed_path("forwarding", "signalling.cli", media, options, logs)
+                reports, recording = await _managed_path(
+                    "forwarding", "signalling.cli", media, options, logs
                 )
+            paths.extend(reports)
         if options.baseline or options.baseline_only:
             if options.baseline_url:
-                paths.append(
-                    await run_path(
-                        "baseline", options.baseline_url, options.baseline_pid, media, options
-                    )
+                reports, _ = await run_path(
+                    "baseline", options.baseline_url, options.baseline_pid, media, options
                 )
             elif options.server_url:
                 raise BenchError("--baseline with --server-url needs --baseline-url too")
             else:
-                paths.append(
-                    await _managed_path("baseline", "bench.baseline", media, options, logs)
-                )
-    return BenchReport(options, media.describe(), machine_info(), paths)
+                reports, _ = await _managed_path("baseline", "bench.baseline", media, options, logs)
+            paths.extend(reports)
+    return BenchReport(options, media.describe(), machine_info(), paths, recording)
 
 
 # --------------------------------------------------------------------------- report
@@ -578,14 +947,21 @@ def _pct(value: float | None, digits: int = 2) -> str:
 def format_report(report: BenchReport) -> str:
     options = report.options
     machine = report.machine
+    tracks = (
+        "2 x P"
+        if options.microphones == options.publishers
+        else (f"(P + {options.microphones} microphones)")
+    )
+    receivers = "N" if options.publish_only else "(N + P - 1)"
+    streams = f"forwarded streams = {tracks} x {receivers} = {options.streams}"
+    who = "subscriber" if options.publish_only else "participant"
     lines = [
         f"Urok load bench: {options.publishers} publishers, {options.subscribers} subscribers, "
         f"{options.seconds:g} s window after {options.warmup:g} s warm-up",
         f"machine: {machine['cpus']} CPUs ({machine['cpu_model']}), Python {machine['python']}, "
         f"aiortc {machine['aiortc']}",
         f"media per publisher: {report.media}",
-        f"forwarded streams = 2 x P x (N + P - 1) = {options.streams} "
-        "(every participant receives every other publisher's audio and video)",
+        f"{streams} (every {who} receives every other publisher's audio and video)",
         "",
     ]
     rows: list[tuple[str, list[str]]] = [
@@ -632,14 +1008,17 @@ def format_report(report: BenchReport) -> str:
             ],
         ),
         ("server RSS (MB)", [_num(p.server_rss_mb, ".0f") for p in report.paths]),
+        *(
+            [("recorder CPU (cores)", [_num(p.recorder_cores, ".2f") for p in report.paths])]
+            if report.recording is not None
+            else []
+        ),
         ("bench CPU (cores)", [f"{p.bench_cores:.2f}" for p in report.paths]),
+        ("other processes (cores)", [_num(p.other_cores, ".2f") for p in report.paths]),
         ("bench loop lag p99 (ms)", [_num(p.loop_lag_p99_ms, ".1f") for p in report.paths]),
         ("setup (s)", [f"{p.setup_seconds:.1f}" for p in report.paths]),
     ]
-    headers = [
-        "forwarding (sfu/)" if p.label == "forwarding" else "baseline (MediaRelay)"
-        for p in report.paths
-    ]
+    headers = [LABELS.get(p.label, p.label) for p in report.paths]
     width = max(len(name) for name, _ in rows) + 2
     col = max(22, *(len(h) + 2 for h in headers))
     lines.append("".ljust(width) + "".join(h.ljust(col) for h in headers))
@@ -663,6 +1042,9 @@ def format_report(report: BenchReport) -> str:
                 "arrived), so that is a lower bound; per stream-second delivered: "
                 f"{report.delivered_ratio:.1f}x"
             )
+    if report.recording is not None:
+        lines.append("")
+        lines.extend(_format_recording(report))
     for path in report.paths:
         for warning in path.warnings:
             lines.append(f"warning [{path.label}]: {warning}")
@@ -677,6 +1059,62 @@ def format_report(report: BenchReport) -> str:
             lines.append("")
             lines.append(f"[{path.label}] {path.profile}")
     return "\n".join(lines)
+
+
+def _format_recording(report: BenchReport) -> list[str]:
+    recording = report.recording
+    assert recording is not None
+    on, off, after = report.path("recording"), report.path("forwarding"), report.path("after")
+
+    def ratio(without: str, q: int) -> str:
+        value = report.recording_ratio(without, q)
+        return "n/a" if value is None else f"{value:.2f}x"
+
+    lines = [
+        f"recording {recording.recording_id}: the window began {recording.warmup:g} s after "
+        f"recording_start; recorder pid {_num(recording.recorder_pid, 'd')}",
+    ]
+    if on is not None:
+        lines.append(
+            f"  recorder CPU: {_num(on.recorder_cores, '.2f')} cores in the window, "
+            f"{_num(recording.recorder_cores, '.2f')} from its start to the stop "
+            f"({_num(recording.recorder_cpu, '.1f')} s over {_num(recording.wall_seconds, '.1f')}"
+            " s, start-up included)"
+        )
+    if on is not None and off is not None:
+        for q in (99, 50):
+            values = " / ".join(
+                _num(getattr(p, f"latency_p{q}_ms"), ".1f") for p in (off, on, after) if p
+            )
+            lines.append(
+                f"  added latency p{q} before / with / after the recording: {values} ms; "
+                f"with / without = {ratio('forwarding', q)} (vs before), "
+                f"{ratio('after', q)} (vs after)"
+            )
+        cpu = " / ".join(_num(p.server_cores, ".2f") for p in (off, on, after) if p)
+        lines.append(f"  server CPU before / with / after: {cpu} cores")
+    if recording.ready:
+        size = "n/a" if recording.size_bytes is None else f"{recording.size_bytes / 1e6:.1f} MB"
+        lines.append(
+            f"  recording_ready {_num(recording.ready_seconds, '.1f')} s after the stop: "
+            f"{_num(recording.duration_s, '.1f')} s (wall {_num(recording.wall_seconds, '.1f')} s)"
+            f", {size}, {'complete' if recording.complete else 'NOT complete'}"
+        )
+        if recording.video_frames is not None:
+            lines.append(
+                f"  file: {recording.width}x{recording.height} at {_num(recording.fps, 'g')} fps,"
+                f" {recording.video_frames} of {_num(recording.frames_expected, 'd')} video "
+                f"frames ({_num(recording.frames_skipped, 'd')} skipped for lack of CPU)"
+            )
+    else:
+        lines.append("  recording_ready did NOT arrive")
+    if recording.recorder_exited is False:
+        lines.append("  the recorder process was still running after recording_ready")
+    if recording.error:
+        lines.append(f"  problem: {recording.error}")
+    for line in recording.log_lines:
+        lines.append(f"  server log: {line}")
+    return lines
 
 
 # --------------------------------------------------------------------------- command line
@@ -740,6 +1178,30 @@ def parse_args(argv: list[str]) -> Options:
         action="store_true",
         help="with --profile: also sample C frames (py-spy --native; stops the server per sample)",
     )
+    parser.add_argument(
+        "--recording",
+        action="store_true",
+        help="also measure with a recording running: windows without, with and again "
+        "without one, in the same run (the teacher bot records; see docs/performance.md)",
+    )
+    parser.add_argument(
+        "--recording-warmup",
+        type=float,
+        default=3.0,
+        help="seconds between recording_start and its window (default 3)",
+    )
+    parser.add_argument(
+        "--audio-publishers",
+        type=int,
+        help="only the first K publishers publish a microphone, the others only a camera "
+        "(default: all)",
+    )
+    parser.add_argument(
+        "--publish-only",
+        action="store_true",
+        help="publishers receive nothing (their bots never answer the server's offers); "
+        "only the subscribers receive",
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
     options = Options(
@@ -765,6 +1227,10 @@ def parse_args(argv: list[str]) -> Options:
         profile=args.profile,
         profile_native=args.profile_native,
         quiet=args.quiet,
+        recording=args.recording,
+        recording_warmup=args.recording_warmup,
+        audio_publishers=args.audio_publishers,
+        publish_only=args.publish_only,
     )
     problems = []
     if not 1 <= options.publishers <= 50:
@@ -783,6 +1249,14 @@ def parse_args(argv: list[str]) -> Options:
         problems.append("video size must be within 16x16..1920x1080")
     if not 1 <= options.fps <= 60 or not 50 <= options.video_kbps <= 5000:
         problems.append("--fps must be 1..60 and --video-kbps 50..5000")
+    if not 0 <= options.recording_warmup <= 60:
+        problems.append("--recording-warmup must be 0..60")
+    if options.audio_publishers is not None and not 0 <= options.audio_publishers:
+        problems.append("--audio-publishers must be 0 or more")
+    if options.publish_only and options.subscribers < 1:
+        problems.append("--publish-only needs at least one subscriber")
+    if options.recording and options.baseline_only:
+        problems.append("--recording needs the forwarding server (not --baseline-only)")
     if problems:
         parser.error("; ".join(problems))
     return options

@@ -54,6 +54,8 @@ class SendLog:
     sent: dict[str, list[tuple[float, int, bool]]] = field(
         default_factory=lambda: {kind: [] for kind in KINDS}
     )
+    # The kinds this publisher publishes (a muted pupil: video only); install() sets it.
+    kinds: frozenset[str] = frozenset(KINDS)
 
     def install(self, pc: RTCPeerConnection) -> None:
         """Log what `pc`'s senders send from now on (their primary SSRC only, not RTX)."""
@@ -65,6 +67,7 @@ class SendLog:
             kinds[sender._ssrc] = sender.track.kind
             if sender.transport not in transports:
                 transports.append(sender.transport)
+        self.kinds = frozenset(kinds.values())
         for transport in transports:
             transport._send_rtp = self._wrap(transport._send_rtp, kinds)
 
@@ -209,14 +212,17 @@ def tally(
 ) -> Tally:
     """Count what was sent in [t0, t1] and what of it arrived, over every (track, receiver).
 
-    Every receiver gets every publisher's tracks except its own. Packets count
-    as received whenever they arrived (also after t1); frames count by arrival
-    time within [t0, t1], which works for re-encoded media too.
+    Every receiver gets every publisher's tracks (of the kinds it publishes) except
+    its own. Packets count as received whenever they arrived (also after t1);
+    frames count by arrival time within [t0, t1], which works for re-encoded
+    media too.
     """
     kinds = {kind: StreamTally() for kind in KINDS}
     latencies: dict[str, list[float]] = {kind: [] for kind in KINDS}
     for publisher_id, send_log in publishers.items():
         for kind in KINDS:
+            if kind not in send_log.kinds:
+                continue  # nothing of this kind published: no stream
             # First sends only: a retransmission on the same SSRC repeats a payload.
             window: dict[int, tuple[float, bool]] = {}
             for sent_at, key, marker in send_log.sent[kind]:

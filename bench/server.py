@@ -54,6 +54,37 @@ def cpu_seconds(pid: int) -> float:
     return sum(cpu_times(pid))
 
 
+def machine_busy_seconds() -> float | None:
+    """CPU seconds the whole machine has been busy (all CPUs, /proc/stat; not idle/iowait)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    # cpu user nice system idle iowait irq softirq steal (guest time is in user already)
+    ticks = [int(v) for v in fields[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / _CLK_TCK
+
+
+def child_pids(pid: int) -> list[int]:
+    """The live child processes of process `pid` (of any of its threads), from /proc."""
+    children: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/children") as f:
+                children.extend(int(child) for child in f.read().split())
+    return children
+
+
+def find_child(pid: int, marker: bytes) -> int | None:
+    """A child process of `pid` whose command line contains `marker` (None: none now)."""
+    for child in child_pids(pid):
+        with contextlib.suppress(OSError), open(f"/proc/{child}/cmdline", "rb") as f:
+            if marker in f.read():
+                return child
+    return None
+
+
 def rss_bytes(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -72,23 +103,28 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def server_env() -> dict[str, str]:
-    """The bench's environment without UROK_* settings, with the repository importable."""
+def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The bench's environment without UROK_* settings, with the repository importable,
+    plus `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("UROK_")}
     path = env.get("PYTHONPATH")
     env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + path if path else "")
     env.setdefault("PYTHONUNBUFFERED", "1")
+    env.update(extra or {})
     return env
 
 
 class ServerProcess:
-    """`python -m <module> serve --port <free>` on loopback, stopped on exit."""
+    """`python -m <module> serve --port <free>` on loopback, stopped on exit.
 
-    def __init__(self, module: str, log_path: Path) -> None:
+    `data_dir`: where it keeps files (recordings), instead of the user's default."""
+
+    def __init__(self, module: str, log_path: Path, data_dir: Path | None = None) -> None:
         self.module = module
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
+        self.data_dir = data_dir
         self.process: asyncio.subprocess.Process | None = None
 
     @property
@@ -122,7 +158,9 @@ class ServerProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=server_env(),
+                env=server_env(
+                    {"UROK_DATA_DIR": str(self.data_dir)} if self.data_dir is not None else None
+                ),
                 cwd=str(REPO_ROOT),
                 preexec_fn=_die_with_parent,
             )

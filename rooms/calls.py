@@ -717,6 +717,19 @@ class Call:
         try:
             await library.save(record)
             result = await recorder.stop()
+            logger.info(
+                "recording %s of %s finished: %.1f s, %.1f MB, %d frames (%d skipped to keep up),"
+                " %d packets dropped, %.1f CPU s, complete: %s",
+                record.id,
+                self.id,
+                result.duration_s,
+                result.size_bytes / 1e6,
+                result.video_frames,
+                result.skipped_frames,
+                result.dropped_packets,
+                result.cpu_s,
+                result.complete,
+            )
             record = finished_record(record, result, record.ended_at)
             await library.save(record)
         except Exception:

@@ -108,3 +108,33 @@ async def test_baseline_server_relays_the_same_protocol(tmp_path: Path) -> None:
     assert path["loss"] is None and path["latency_p50_ms"] is None  # payloads re-encoded
     assert path["frames_delivered_by_kind"]["audio"] > 0.5
     assert path["frames_delivered_by_kind"]["video"] > 0.5
+
+
+async def test_recording_windows_in_the_same_run(tmp_path: Path) -> None:
+    """--recording: windows without, with and after a recording; the recorder's CPU; the file."""
+    out = tmp_path / "report.json"
+    code = await main([
+        "--publishers", "2", "--subscribers", "1", "--seconds", "3", "--warmup", "1",
+        "--recording", "--recording-warmup", "2", "--audio-publishers", "1", "--publish-only",
+        "--width", "320", "--height", "180", "--video-kbps", "200", "--setup-timeout", "20",
+        "--json", str(out), "--quiet",
+    ])  # fmt: skip
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert [p["label"] for p in report["paths"]] == ["forwarding", "recording", "after"]
+    for path in report["paths"]:
+        # 2 cameras + 1 microphone, each to the subscriber only (publishers receive nothing).
+        assert path["streams_by_kind"] == {"audio": 1, "video": 2}
+        assert path["loss"] is not None and path["loss"] < 0.2
+        assert 0 <= path["latency_p50_ms"] <= path["latency_p99_ms"] < 1000
+        assert all(p is not None for p in path["latency_by_kind_ms"]["video"])
+    recorder = [p["recorder_cpu"] for p in report["paths"]]
+    assert recorder[0] is None and recorder[2] is None and recorder[1] > 0
+    ratios = report["recording_latency_ratios"]
+    assert ratios["p99_over_forwarding"] > 0 and ratios["p99_over_after"] > 0
+    recording = report["recording"]
+    assert recording["ready"] and recording["complete"] and recording["recorder_exited"]
+    assert recording["recorder_cpu"] > 0 and recording["size_bytes"] > 10_000
+    assert abs(recording["duration_s"] - recording["wall_seconds"]) < 1
+    assert (recording["width"], recording["height"]) == (1280, 720)
+    assert recording["video_frames"] >= 0.8 * recording["frames_expected"] > 0
