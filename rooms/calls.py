@@ -715,7 +715,10 @@ class Call:
         library = service.library
         record = replace(recorder.record, status=RecordingStatus.PROCESSING, ended_at=_now())
         try:
-            await library.save(record)
+            try:
+                await library.save(record)
+            except Exception:  # the store is down: the recorder must be stopped all the same
+                logger.exception("saving recording %s as processing failed", record.id)
             result = await recorder.stop()
             logger.info(
                 "recording %s of %s finished: %.1f s, %.1f MB, %d frames (%d skipped to keep up),"
