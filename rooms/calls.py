@@ -146,6 +146,7 @@ class Call:
         self.recordings = recordings
         self._recorder: CallRecorder | None = None  # the recording running now, if any
         self._finishing: set[asyncio.Task[None]] = set()  # stopped recordings being finished
+        self._disk_watch: asyncio.Task[None] | None = None  # of the running recording
         self.router = router  # the main room
         self.media = media
         self.room_routers: dict[str, Router] = {}  # breakout rooms on this node
@@ -691,6 +692,7 @@ class Call:
             recorder_ref.append(recorder)
             self._recorder = recorder
             self._sync_recording()
+            self._watch_disk(recorder)
         logger.info("%s started recording %s in %s", host.user_id, recording_id, self.id)
         state = recorder.state()
         await self.broadcast({"type": "recording", "recording": state})
@@ -699,14 +701,47 @@ class Call:
     async def recording_stop(self, host: Participant) -> None:
         self._require_host(host)
         async with self._lock:
-            recorder, self._recorder = self._recorder, None
+            recorder = self._recorder
             if recorder is None:
                 raise CallError("no_recording", "nothing is being recorded")
-            task = asyncio.ensure_future(self._stop_recorder(recorder))
-            self._finishing.add(task)
-            task.add_done_callback(self._finishing.discard)
+            self._end_recording(recorder)
         logger.info("%s stopped recording %s in %s", host.user_id, recorder.record.id, self.id)
         await self.broadcast({"type": "recording", "recording": None})
+
+    def _end_recording(self, recorder: CallRecorder) -> None:
+        """The recording stops now; its file is finished in the background."""
+        self._recorder = None
+        self._stop_disk_watch()
+        task = asyncio.ensure_future(self._stop_recorder(recorder))
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
+
+    def _watch_disk(self, recorder: CallRecorder) -> None:
+        """Stop the recording (keeping what it has) before the disk fills up."""
+        service = self.recordings
+        assert service is not None
+
+        async def watch() -> None:
+            while self._recorder is recorder:
+                await asyncio.sleep(service.disk_check_seconds)
+                if not service.disk_nearly_full():
+                    continue
+                async with self._lock:
+                    if self._recorder is not recorder:
+                        return
+                    logger.warning("disk nearly full: recording %s stopped", recorder.record.id)
+                    self._end_recording(recorder)
+                await self.broadcast(
+                    {"type": "recording", "recording": None, "reason": "disk_full"}
+                )
+                return
+
+        self._disk_watch = asyncio.ensure_future(watch())
+
+    def _stop_disk_watch(self) -> None:
+        watch, self._disk_watch = self._disk_watch, None
+        if watch is not None and watch is not asyncio.current_task():
+            watch.cancel()
 
     async def _stop_recorder(self, recorder: CallRecorder) -> None:
         """Finish the file, then list it, post it into the chat and tell the journal."""
@@ -1016,6 +1051,7 @@ class Call:
     async def finish_recordings(self) -> None:
         """Stop a running recording and wait until every stopped one is finished."""
         recorder, self._recorder = self._recorder, None
+        self._stop_disk_watch()
         if recorder is not None:
             await self._stop_recorder(recorder)
         while self._finishing:

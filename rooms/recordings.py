@@ -145,6 +145,10 @@ class RecordingService:
     min_free_bytes: int = 1024 * 1024 * 1024
     # Recordings this node runs at once (each recorder takes up to most of a core).
     max_concurrent: int = 4
+    # A running recording is stopped (and kept) when free space falls below this, and
+    # how often that is checked.
+    stop_free_bytes: int = 256 * 1024 * 1024
+    disk_check_seconds: float = 5.0
 
     def __post_init__(self) -> None:
         self.on_ready: list[ReadyObserver] = []
@@ -163,11 +167,18 @@ class RecordingService:
         directory = self.library.directory
         directory.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(directory).free
-        if free < self.min_free_bytes:
+        # Never start what the disk watch would stop at once.
+        if free < max(self.min_free_bytes, self.stop_free_bytes):
             raise RecordingUnavailable(
                 "recording_no_space",
                 f"not enough disk space for a recording ({free // 2**20} MB free)",
             )
+
+    def disk_nearly_full(self) -> bool:
+        try:
+            return shutil.disk_usage(self.library.directory).free < self.stop_free_bytes
+        except OSError:
+            return False
 
     async def load(self) -> int:
         """At start-up: list the library; a recording cut short by the last run that left a

@@ -521,3 +521,42 @@ async def test_a_node_runs_at_most_max_concurrent_recordings(tmp_path: Path) -> 
         finally:
             await first.close()
             await second.close()
+
+
+async def test_a_recording_stops_before_the_disk_fills_up_and_is_kept(tmp_path: Path) -> None:
+    from signalling.config import RecordingSettings
+
+    async with running_server(data_dir=tmp_path, recording=RecordingSettings(min_free_mb=1)) as (
+        server
+    ):
+        service = server.app[RECORDINGS]
+        service.disk_check_seconds = 0.2
+        lesson = await server.create_lesson()
+        teacher = Bot(server.base_url, await server.token(lesson, "t-1", "Анна", "teacher"))
+        student = Bot(server.base_url, await server.token(lesson, "s-1", "Ученик 1", "student"))
+        try:
+            await teacher.connect()
+            await student.connect()
+            is_recording = lambda m: m["type"] == "recording"  # noqa: E731
+            await teacher.request({"type": "recording_start"}, is_recording)
+            await asyncio.sleep(1.5)
+            assert server.app[CALLS].get(lesson).recording_state() is not None  # type: ignore[union-attr]
+            stopped = student.wait_for(is_recording, 10)
+            ready = student.wait_for(is_recording_ready, 60)
+            # The real free space, against a threshold above it: "nearly full".
+            service.stop_free_bytes = 2**62
+            assert (await stopped) == {
+                "type": "recording",
+                "recording": None,
+                "reason": "disk_full",
+            }
+            data = (await ready)["message"]["data"]
+            assert data["duration_s"] > 1.0  # what was recorded is kept
+            status, _, body = await fetch(server, data["url"], token=student.token)
+            assert status == 200 and len(body) == data["size_bytes"]
+            # And no new one starts until there is room again.
+            refused = await teacher.request({"type": "recording_start"}, is_recording)
+            assert refused["type"] == "error" and refused["code"] == "recording_no_space"
+        finally:
+            await teacher.close()
+            await student.close()

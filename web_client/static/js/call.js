@@ -495,7 +495,7 @@ function wireSignalling(sig) {
   });
   sig.on('recording', (msg) => {
     if (urok.ws !== sig || !recordingUi) return;
-    recordingUi.set(msg.recording || null);
+    recordingUi.set(msg.recording || null, { reason: msg.reason || null });
   });
   sig.on('denied', () => {
     teardown();

@@ -111,9 +111,10 @@ export class RecordingControl {
 
   /**
    * The recording now: from `joined` (joining: true, a late joiner) or a
-   * `recording` message. null: nothing is being recorded.
+   * `recording` message (reason "disk_full": the server stopped it). null: nothing is
+   * being recorded.
    */
-  set(state, { joining = false } = {}) {
+  set(state, { joining = false, reason = null } = {}) {
     const before = this.state;
     const next = state && typeof state === 'object' && state.id ? state : null;
     this.state = next;
@@ -146,7 +147,12 @@ export class RecordingControl {
       else text = i18n.t('recording.toast_started', { name: author.name || i18n.t('call.host') });
       toast(text, 'info', { timeoutMs: 7000 });
     } else if (!next && before) {
-      this.stoppedToast = toast(i18n.t('recording.toast_stopped'), 'info', { timeoutMs: 7000 });
+      const diskFull = reason === 'disk_full';
+      this.stoppedToast = toast(
+        i18n.t(diskFull ? 'recording.toast_stopped_disk_full' : 'recording.toast_stopped'),
+        diskFull ? 'warning' : 'info',
+        { timeoutMs: diskFull ? 12000 : 7000 },
+      );
     }
   }
 
