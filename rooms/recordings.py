@@ -90,6 +90,37 @@ class RecordingLibrary:
     async def get(self, recording_id: str) -> RecordingRecord | None:
         return await self.store.get_recording(recording_id)
 
+    async def delete(self, record: RecordingRecord) -> None:
+        """Remove a recording: its sidecar first (so a restart cannot bring it back), then
+        its record in the store, then the video and the still."""
+        await asyncio.to_thread(self._unlink, self._sidecar(record.id))
+        await self.store.delete_recording(record.id)
+        for name in (record.file, record.thumbnail):
+            if name:
+                await asyncio.to_thread(self._unlink, self.path(name))
+        logger.info("recording %s of %s deleted", record.id, record.call_id)
+
+    @staticmethod
+    def _unlink(path: Path) -> None:
+        path.unlink(missing_ok=True)
+
+    async def delete_older_than(self, cutoff: datetime) -> int:
+        """Delete this node's finished recordings that ended before `cutoff` (retention)."""
+        if not self.directory.is_dir():
+            return 0
+        deleted = 0
+        for sidecar in sorted(self.directory.glob("rec_*.json")):
+            try:
+                record = RecordingRecord.from_json(json.loads(sidecar.read_text("utf-8")))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if record.status not in (RecordingStatus.READY, RecordingStatus.FAILED):
+                continue  # running, or being finished
+            if (record.ended_at or record.started_at) < cutoff:
+                await self.delete(record)
+                deleted += 1
+        return deleted
+
     async def load(self) -> tuple[int, list[RecordingRecord]]:
         """At start-up: put every sidecar's record into the store.
 

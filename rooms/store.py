@@ -169,6 +169,10 @@ class Store(ABC):
     async def recordings(self, call_id: str) -> list[RecordingRecord]:
         """The call's recordings, oldest first."""
 
+    @abstractmethod
+    async def delete_recording(self, recording_id: str) -> RecordingRecord | None:
+        """Forget a recording's record; the record it was, or None if there was none."""
+
     # --- lifetime
 
     @abstractmethod
@@ -360,6 +364,9 @@ class MemoryStore(Store):
     async def recordings(self, call_id: str) -> list[RecordingRecord]:
         found = [r for r in self._recordings.values() if r.call_id == call_id]
         return sorted(found, key=lambda r: (r.started_at, r.id))
+
+    async def delete_recording(self, recording_id: str) -> RecordingRecord | None:
+        return self._recordings.pop(recording_id, None)
 
     async def expire_call(self, call_id: str, after_seconds: int) -> None:
         old = self._expiry.pop(call_id, None)

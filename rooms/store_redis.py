@@ -624,6 +624,18 @@ class RedisStore(Store):
         found = [RecordingRecord.from_json(json.loads(doc)) for doc in docs if doc]
         return sorted(found, key=lambda r: (r.started_at, r.id))
 
+    async def delete_recording(self, recording_id: str) -> RecordingRecord | None:
+        key = self._recording_key(recording_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.get(key)
+            pipe.delete(key)
+            doc, _ = await pipe.execute()
+        if not doc:
+            return None
+        record = RecordingRecord.from_json(json.loads(doc))
+        await self._redis.zrem(self._recordings_key(record.call_id), recording_id)
+        return record
+
     # --- lifetime
 
     async def expire_call(self, call_id: str, after_seconds: int) -> None:

@@ -62,6 +62,31 @@ async def _recording_library(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def _recording_retention(app: web.Application) -> AsyncIterator[None]:
+    """Delete recordings older than recording.retention_days (if set), hourly."""
+    days = app[SETTINGS].recording.retention_days
+    if not days:
+        yield
+        return
+
+    async def sweep() -> None:
+        while True:
+            try:
+                cutoff = datetime.now(UTC) - timedelta(days=days)
+                deleted = await app[RECORDINGS].library.delete_older_than(cutoff)
+                if deleted:
+                    logger.info("deleted %d recordings older than %d days", deleted, days)
+            except Exception:
+                logger.exception("deleting old recordings failed")
+            await asyncio.sleep(3600)
+
+    task = asyncio.create_task(sweep())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def _lesson_sweeper(app: web.Application) -> AsyncIterator[None]:
     """End lessons whose scheduled end plus grace has passed (the call with them)."""
     settings = app[SETTINGS]
@@ -181,6 +206,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.cleanup_ctx.append(_webhooks)
     app.cleanup_ctx.append(_store)
     app.cleanup_ctx.append(_recording_library)
+    app.cleanup_ctx.append(_recording_retention)
     app.cleanup_ctx.append(_media_engine)
     app.cleanup_ctx.append(_calls)
     app.cleanup_ctx.append(_lesson_sweeper)

@@ -83,6 +83,9 @@ class RecordingSettings:
     # Recordings one node runs at once: each recorder process takes up to most of a core
     # (docs/performance.md), and the live calls on the node come first.
     max_concurrent: int = 4
+    # Recordings are deleted this many days after they ended (0: kept until deleted
+    # through the API).
+    retention_days: int = 0
 
 
 @dataclass(frozen=True)
@@ -225,7 +228,16 @@ KNOWN_KEYS = frozenset(
 )
 KNOWN_ICE_KEYS = frozenset({"addresses", "announced_address", "servers"})
 KNOWN_RECORDING_KEYS = frozenset(
-    {"enabled", "directory", "width", "height", "fps", "min_free_mb", "max_concurrent"}
+    {
+        "enabled",
+        "directory",
+        "width",
+        "height",
+        "fps",
+        "min_free_mb",
+        "max_concurrent",
+        "retention_days",
+    }
 )
 
 
@@ -250,6 +262,7 @@ def _recording(value: Any, base: RecordingSettings) -> RecordingSettings:
         ("fps", 1, 60, False),
         ("min_free_mb", 0, 10**7, False),
         ("max_concurrent", 1, 1000, False),
+        ("retention_days", 0, 36500, False),
     ):
         if key in value:
             number = value[key]

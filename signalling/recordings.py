@@ -198,6 +198,22 @@ async def api_recording_file(request: web.Request) -> web.StreamResponse:
     return _file_response(path, "video/mp4", record.file)
 
 
+async def api_delete_recording(request: web.Request) -> web.Response:
+    """Delete a finished recording (file, still and record) for good."""
+    integration = _integration(request)
+    recording_id = request.match_info["recording_id"]
+    library = request.app[RECORDINGS].library
+    record = await library.get(recording_id)
+    if record is None or record.integration != integration.key_id:
+        raise ApiError(404, "recording_not_found", "There is no such recording.")
+    if record.status not in (RecordingStatus.READY, RecordingStatus.FAILED):
+        raise ApiError(
+            409, "recording_not_ready", "This recording is still running or being finished."
+        )
+    await library.delete(record)
+    return web.Response(status=204, headers=_NO_STORE)
+
+
 def setup(app: web.Application) -> None:
     """Needs app[RECORDINGS] (and what the API and the call page need)."""
     router = app.router
@@ -212,6 +228,9 @@ def setup(app: web.Application) -> None:
         api_lesson_recordings,
         name="api_lesson_recordings",
         allow_head=False,
+    )
+    router.add_delete(
+        "/api/v1/recordings/{recording_id}", api_delete_recording, name="api_delete_recording"
     )
     router.add_get(
         "/api/v1/recordings/{recording_id}/file",

@@ -560,3 +560,59 @@ async def test_a_recording_stops_before_the_disk_fills_up_and_is_kept(tmp_path: 
         finally:
             await teacher.close()
             await student.close()
+
+
+async def test_recordings_are_deleted_by_the_journal_or_after_the_retention_period(
+    tmp_path: Path,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from signalling.config import RecordingSettings
+
+    async def record(server: LiveServer, lesson: str, teacher_token: str) -> dict[str, Any]:
+        teacher = Bot(server.base_url, teacher_token)
+        try:
+            await teacher.connect()
+            ready = teacher.wait_for(is_recording_ready, 60)
+            await teacher.request({"type": "recording_start"}, lambda m: m["type"] == "recording")
+            await asyncio.sleep(1)
+            await teacher.request({"type": "recording_stop"}, lambda m: m["type"] == "recording")
+            return dict((await ready)["message"]["data"])
+        finally:
+            await teacher.close()
+
+    directory = tmp_path / "recordings"
+    async with running_server(data_dir=tmp_path) as server:
+        lesson = await server.create_lesson()
+        teacher_token = await server.token(lesson, "t-1", "Анна", "teacher")
+        deleted = await record(server, lesson, teacher_token)
+        kept = await record(server, lesson, teacher_token)
+        assert len(list(directory.glob(f"{deleted['recording_id']}.*"))) == 3  # mp4, jpg, json
+
+        async with server.http.delete(
+            f"{server.base_url}/api/v1/recordings/{deleted['recording_id']}",
+            headers={"Authorization": f"Bearer {DEMO_SECRET}"},
+        ) as response:
+            assert response.status == 204
+        assert list(directory.glob(f"{deleted['recording_id']}.*")) == []
+        status, _, _ = await fetch(server, deleted["url"], token=teacher_token)
+        assert status == 404
+        status, listing = await server.api("GET", f"/api/v1/lessons/{lesson}/recordings")
+        assert [r["id"] for r in listing["recordings"]] == [kept["recording_id"]]
+
+    # The other one ended 31 days ago (as far as its record says): a server keeping
+    # recordings for 30 days deletes it when it starts; one keeping them 40 days does not.
+    sidecar = directory / f"{kept['recording_id']}.json"
+    old = json.loads(sidecar.read_text())
+    long_ago = datetime.now(UTC) - timedelta(days=31)
+    old.update(started_at=long_ago.isoformat(), ended_at=long_ago.isoformat())
+    sidecar.write_text(json.dumps(old))
+    for days, remaining in ((40, 3), (30, 0)):
+        settings = RecordingSettings(retention_days=days)
+        async with running_server(data_dir=tmp_path, recording=settings):
+            # The first sweep runs at start-up: give it a moment either way.
+            for _ in range(10 if remaining else 50):
+                await asyncio.sleep(0.1)
+                if len(list(directory.glob(f"{kept['recording_id']}.*"))) != 3:
+                    break
+            assert len(list(directory.glob(f"{kept['recording_id']}.*"))) == remaining, days

@@ -190,6 +190,7 @@ def test_load_settings_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPat
         ("[recording]\nfps = true", "recording.fps"),
         ("[recording]\nmin_free_mb = -1", "recording.min_free_mb"),
         ("[recording]\nmax_concurrent = 0", "recording.max_concurrent"),
+        ("[recording]\nretention_days = -1", "recording.retention_days"),
         ("[recording]\ndirectory = 5", "recording.directory"),
         ("[recording]\ncodec = 'vp9'", "unknown recording setting"),
     ],
@@ -259,7 +260,7 @@ def test_data_dir_and_recording_settings(tmp_path: Path) -> None:
 
     text = (
         'data_dir = "/srv/urok"\n[recording]\nenabled = false\nwidth = 640\nheight = 360\n'
-        "fps = 10\nmin_free_mb = 50\nmax_concurrent = 2\n"
+        "fps = 10\nmin_free_mb = 50\nmax_concurrent = 2\nretention_days = 365\n"
     )
     settings = load_settings(write(tmp_path, text), env={})
     assert settings.data_dir == Path("/srv/urok")
@@ -273,6 +274,7 @@ def test_data_dir_and_recording_settings(tmp_path: Path) -> None:
     assert settings.recording.min_free_mb == 50
     assert settings.recording.max_concurrent == 2
     assert defaults.recording.max_concurrent == 4
+    assert settings.recording.retention_days == 365 and defaults.recording.retention_days == 0
     moved = load_settings(
         write(tmp_path, text + 'directory = "/mnt/video"\n'), env={"UROK_DATA_DIR": "/data"}
     )

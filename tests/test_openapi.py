@@ -471,6 +471,18 @@ async def test_responses_match_the_spec(client: TestClient) -> None:
     await call("GET", download, 409, recording_id=running.id)
     await call("GET", download, 410, recording_id=gone.id)
 
+    # The journal deletes one: file, still and record go; a running one stays.
+    remove = "/api/v1/recordings/{recording_id}"
+    await call("DELETE", remove, 401, recording_id=ready.id, headers={})
+    await call("DELETE", remove, 404, recording_id=ready.id, headers=auth(SECRET_B))
+    await call("DELETE", remove, 409, recording_id=running.id)
+    await call("DELETE", remove, 204, recording_id=ready.id)
+    assert not library.path(ready.file).exists()
+    await call("DELETE", remove, 404, recording_id=ready.id)
+    await call("GET", download, 404, recording_id=ready.id)
+    listed = await call("GET", listing, 200, lesson_id=rid)
+    assert [r["id"] for r in listed["recordings"]] == [running.id, gone.id]
+
     resp = await client.get("/api/v1/openapi.yaml")
     assert resp.status == 200
     assert response_schema("/api/v1/openapi.yaml", "GET", 200) is None

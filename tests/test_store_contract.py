@@ -727,6 +727,16 @@ async def test_recordings_listed_per_call_oldest_first_and_updated_in_place(
     assert [r.id for r in await store.recordings("les_1")] == ["rec_a", "rec_b"]
 
 
+async def test_deleting_a_recording_unlists_it(store: Store, nodes: Nodes) -> None:
+    other = (await nodes(2))[1]
+    await store.put_recording(recording("rec_a", "les_1", 1))
+    await store.put_recording(recording("rec_b", "les_1", 2))
+    assert await other.delete_recording("rec_a") == recording("rec_a", "les_1", 1)
+    assert await other.delete_recording("rec_a") is None
+    assert await store.get_recording("rec_a") is None
+    assert [r.id for r in await store.recordings("les_1")] == ["rec_b"]
+
+
 async def test_recordings_outlive_the_calls_other_state(store: Store) -> None:
     await store.create_lesson(lesson("les_rec"))
     await fill(store, "les_rec")
