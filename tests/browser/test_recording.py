@@ -298,3 +298,28 @@ async def test_recording_switched_off_is_explained() -> None:
             await until(teacher, "() => !document.getElementById('toggle-recording').disabled")
             assert await record.locator(".ctrl-label").inner_text() == "Записать звонок"
             assert await teacher.locator(INDICATOR).is_hidden()
+
+
+async def test_a_recording_stopped_for_lack_of_disk_space_says_so() -> None:
+    from signalling.keys import RECORDINGS
+
+    async with running_server(recording=SMALL) as server, playwright() as pw:
+        service = server.app[RECORDINGS]
+        service.disk_check_seconds = 0.2
+        lesson = await server.create_lesson(roster=ROSTER)
+        teacher_url = await server.join_url(lesson["id"], *TEACHER)
+        async with chromium(pw) as tb:
+            teacher = await new_page(tb)
+            await join_call(teacher, teacher_url, video=False)
+            await start_recording(teacher, "Пока есть место")
+            await until(teacher, ELAPSED_AT_LEAST, 1)
+            # The disk is "nearly full" from now on: the server stops the recording itself.
+            service.stop_free_bytes = 2**62
+            toast = teacher.locator(".toast", has_text="на сервере заканчивается место")
+            await toast.wait_for(state="visible", timeout=10000)
+            await teacher.locator(INDICATOR).wait_for(state="hidden", timeout=5000)
+            # What was recorded is kept: its card comes as usual.
+            await open_chat(teacher)
+            card = teacher.locator(CARD)
+            await card.wait_for(state="visible", timeout=30000)
+            assert await card.locator(".rec-title").inner_text() == "Пока есть место"

@@ -147,12 +147,12 @@ export class RecordingControl {
       else text = i18n.t('recording.toast_started', { name: author.name || i18n.t('call.host') });
       toast(text, 'info', { timeoutMs: 7000 });
     } else if (!next && before) {
-      const diskFull = reason === 'disk_full';
-      this.stoppedToast = toast(
-        i18n.t(diskFull ? 'recording.toast_stopped_disk_full' : 'recording.toast_stopped'),
-        diskFull ? 'warning' : 'info',
-        { timeoutMs: diskFull ? 12000 : 7000 },
-      );
+      if (reason === 'disk_full') {
+        // Stays when the card arrives: why it stopped is not old news.
+        toast(i18n.t('recording.toast_stopped_disk_full'), 'warning', { timeoutMs: 15000 });
+      } else {
+        this.stoppedToast = toast(i18n.t('recording.toast_stopped'), 'info', { timeoutMs: 7000 });
+      }
     }
   }
 
