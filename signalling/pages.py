@@ -27,7 +27,7 @@ from aiohttp import web
 from rooms.lessons import LessonNotFound, Role
 from signalling.config import DEMO_KEY_ID, Settings
 from signalling.keys import LESSONS, SETTINGS, TOKENS
-from signalling.tokens import TokenError
+from signalling.tokens import JoinClaims, TokenError
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +167,16 @@ async def call_info(request: web.Request) -> web.Response:
     return web.json_response(body, headers={"Cache-Control": "no-store"})
 
 
+def history_claims(request: web.Request, token: str, lesson_id: str) -> JoinClaims:
+    """The claims of a join token for `lesson_id` that may still read what the call left
+    (its chat, its recordings): valid, or expired for less than `chat_history_days`.
+    Raises TokenError."""
+    days = request.app[SETTINGS].chat_history_days
+    return request.app[TOKENS].verify_for_history(
+        token, lesson_id, datetime.now(UTC), timedelta(days=days)
+    )
+
+
 async def call_chat(request: web.Request) -> web.Response:
     """The call's chat history (the last 500 messages), during and after the call.
 
@@ -181,15 +191,11 @@ async def call_chat(request: web.Request) -> web.Response:
     token = _bearer(request)
     if token is None:
         return _json_error(401, "token_invalid", "A join token is required.")
-    settings = request.app[SETTINGS]
-    now = datetime.now(UTC)
     try:
-        claims = request.app[TOKENS].verify_for_history(
-            token, lesson_id, now, timedelta(days=settings.chat_history_days)
-        )
+        claims = history_claims(request, token, lesson_id)
     except TokenError as exc:
         return _json_error(401, "token_invalid", str(exc))
-    if claims.role is Role.GUEST and claims.expires_at <= now:
+    if claims.role is Role.GUEST and claims.expires_at <= datetime.now(UTC):
         return _json_error(401, "token_invalid", "token expired")
     registry = request.app[LESSONS]
     try:

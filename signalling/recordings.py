@@ -13,7 +13,6 @@ Files are served with HTTP Range support (206 Partial Content), so a player can 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -21,7 +20,8 @@ from aiohttp import web
 from rooms.lessons import LessonNotFound, Role
 from rooms.model import RecordingRecord, RecordingStatus
 from signalling.api import ApiError, _integration
-from signalling.keys import LESSONS, RECORDINGS, SETTINGS, STORE, TOKENS
+from signalling.keys import LESSONS, RECORDINGS, SETTINGS, STORE
+from signalling.pages import history_claims
 from signalling.tokens import JoinClaims, TokenError
 
 _RECORDING_ID = r"rec_[0-9a-f]{16}"
@@ -83,12 +83,8 @@ async def _participant(request: web.Request, lesson_id: str) -> JoinClaims:
     token = _participant_token(request)
     if token is None:
         raise _error(401, "token_invalid", "A join token is required.")
-    settings = request.app[SETTINGS]
-    now = datetime.now(UTC)
     try:
-        claims = request.app[TOKENS].verify_for_history(
-            token, lesson_id, now, timedelta(days=settings.chat_history_days)
-        )
+        claims = history_claims(request, token, lesson_id)
     except TokenError as exc:
         raise _error(401, "token_invalid", str(exc)) from None
     if claims.role is Role.GUEST:

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import time
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +17,15 @@ import aiohttp
 import av
 import numpy as np
 import pytest
-from aiohttp import web
 
 from bench.bot import Bot
 from bench.media import PatternVideoTrack, ToneAudioTrack
 from rooms.model import RecordingStatus
-from signalling.config import DEMO_KEY_ID, DEMO_SECRET, Integration
+from signalling.config import DEMO_SECRET
 from signalling.keys import CALLS, RECORDINGS
-from tests.live import LiveServer, free_port, running_server
+from tests.live import LiveServer, running_server
 from tests.redis_server import redis_url_fixture  # noqa: F401  (the redis_url fixture)
-from tests.test_journal_webhooks import Journal
+from tests.test_journal_webhooks import journal_endpoint
 
 RED = (220, 30, 30)
 BLUE = (30, 40, 220)
@@ -64,34 +64,16 @@ async def fetch(
         return response.status, dict(response.headers), await response.read()
 
 
-async def start_journal() -> tuple[Journal, web.AppRunner, Integration]:
-    journal = Journal()
-    app = web.Application()
-    app.router.add_post("/hooks", journal.receive)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    integration = Integration(
-        key_id=DEMO_KEY_ID,
-        secret=DEMO_SECRET,
-        name="Demo",
-        webhook_url=f"http://127.0.0.1:{port}/hooks",
-    )
-    return journal, runner, integration
-
-
 async def test_host_records_the_call_and_everyone_gets_the_file(tmp_path: Path) -> None:
-    journal, journal_runner, integration = await start_journal()
-    bots: list[Bot] = []
-    try:
+    async with journal_endpoint() as (journal, integration), AsyncExitStack() as bots:
         async with running_server(data_dir=tmp_path, integrations=(integration,)) as server:
             lesson = await server.create_lesson()
             other_lesson = await server.create_lesson(group_id="6b")
 
             async def bot(user: str, name: str, role: str, lesson_id: str = lesson) -> Bot:
-                bots.append(Bot(server.base_url, await server.token(lesson_id, user, name, role)))
-                return bots[-1]
+                made = Bot(server.base_url, await server.token(lesson_id, user, name, role))
+                bots.push_async_callback(made.close)
+                return made
 
             teacher = await bot("t-1", "Анна Петровна", "teacher")
             student = await bot("s-1", "Ученик 1", "student")
@@ -267,10 +249,6 @@ async def test_host_records_the_call_and_everyone_gets_the_file(tmp_path: Path) 
                 assert producer._receiver._RTCRtpReceiver__decoder_thread is None
             record = await server.app[RECORDINGS].library.get(state["id"])
             assert record is not None and record.status == RecordingStatus.READY
-    finally:
-        for each in bots:
-            await each.close()
-        await journal_runner.cleanup()
 
 
 async def test_recordings_follow_one_another_and_stop_with_the_call(tmp_path: Path) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from aiohttp import web
@@ -47,7 +49,10 @@ class Journal:
         return await asyncio.wait_for(enough(), timeout)
 
 
-async def test_lesson_lifecycle_reaches_the_journal_signed() -> None:
+@asynccontextmanager
+async def journal_endpoint() -> AsyncIterator[tuple[Journal, Integration]]:
+    """A journal's webhook endpoint on a loopback port, and the demo integration sending
+    its webhooks there."""
     journal = Journal()
     app = web.Application()
     app.router.add_post("/hooks", journal.receive)
@@ -62,6 +67,13 @@ async def test_lesson_lifecycle_reaches_the_journal_signed() -> None:
         webhook_url=f"http://127.0.0.1:{port}/hooks",
     )
     try:
+        yield journal, integration
+    finally:
+        await runner.cleanup()
+
+
+async def test_lesson_lifecycle_reaches_the_journal_signed() -> None:
+    async with journal_endpoint() as (journal, integration):
         async with running_server(integrations=(integration,)) as server:
             roster = [
                 {"id": "s-1", "name": "Иван", "role": "student"},
@@ -91,5 +103,3 @@ async def test_lesson_lifecycle_reaches_the_journal_signed() -> None:
             assert report["s-2"]["joined"] is False and report["s-2"]["minutes_present"] == 0
             assert report["s-1"]["first_join"] and report["s-1"]["last_leave"]
             await teacher.close()
-    finally:
-        await runner.cleanup()
