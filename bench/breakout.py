@@ -73,7 +73,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
 from bench.bot import Bot
-from bench.cli import run_reported
+from bench.cli import publish_report, run_main, run_reported
 from bench.load import machine_info
 from bench.measure import LoopLag, SendLog, percentile, rtp_payload
 from bench.preencoded import (
@@ -1255,15 +1255,9 @@ async def main(argv: list[str] | None = None) -> int:
     report = await run_reported(lambda: run_bench(options), "breakout bench", (BenchError,))
     if isinstance(report, int):
         return report
-    print(format_report(report), flush=True)
-    if options.json_path:
-        text = json.dumps(report.to_json(), indent=2)
-        await asyncio.to_thread(Path(options.json_path).write_text, text)
+    await publish_report(format_report(report), report.to_json(), options.json_path)
     return 0 if report.isolated else 3
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(asyncio.run(main()))
-    except KeyboardInterrupt:
-        sys.exit(130)
+    run_main(main)

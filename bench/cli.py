@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import sys
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
 
 import aiohttp
 
@@ -64,3 +66,18 @@ async def run_reported(
     finally:
         if handled:
             loop.remove_signal_handler(signal.SIGTERM)
+
+
+async def publish_report(text: str, data: dict[str, Any], json_path: str | None) -> None:
+    """Print the human report; write the JSON one too when asked (--json)."""
+    print(text, flush=True)
+    if json_path:
+        await asyncio.to_thread(Path(json_path).write_text, json.dumps(data, indent=2))
+
+
+def run_main(main: Callable[[], Coroutine[Any, Any, int]]) -> NoReturn:
+    """`if __name__ == "__main__"` of a bench: its exit code; 130 after Ctrl-C."""
+    try:
+        sys.exit(asyncio.run(main()))
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -41,7 +41,6 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
-import json
 import math
 import os
 import platform
@@ -55,7 +54,7 @@ from typing import Any
 import aiohttp
 
 from bench.bot import Bot, BotError
-from bench.cli import run_reported
+from bench.cli import publish_report, run_main, run_reported
 from bench.measure import KINDS, LoopLag, ReceiveLog, SendLog, percentile, tally
 from bench.preencoded import BenchMedia, PreEncodedTrack, prepare_media
 from bench.server import (
@@ -1274,15 +1273,9 @@ async def main(argv: list[str] | None = None) -> int:
     report = await run_reported(lambda: run_bench(options), "bench", (BenchError,))
     if isinstance(report, int):
         return report
-    print(format_report(report), flush=True)
-    if options.json_path:
-        text = json.dumps(report.to_json(), indent=2)
-        await asyncio.to_thread(Path(options.json_path).write_text, text)
+    await publish_report(format_report(report), report.to_json(), options.json_path)
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(asyncio.run(main()))
-    except KeyboardInterrupt:
-        sys.exit(130)
+    run_main(main)

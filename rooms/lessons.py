@@ -182,6 +182,14 @@ class Lesson:
                 return person
         return None
 
+    def admits(self, user_id: str, role: Role) -> bool:
+        """The roster rule for a token: a guest is on no roster; anyone else must be on
+        this lesson's, in that role."""
+        if role is Role.GUEST:
+            return True
+        person = self.rostered(user_id)
+        return person is not None and person.role is role
+
 
 class LessonConflict(Exception):
     """A class already has an active lesson."""

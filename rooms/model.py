@@ -230,6 +230,14 @@ class RecordingRecord:
     def visible_to(self, role: Role) -> bool:
         return role in self.visibility and role in RECORDING_VIEWER_ROLES
 
+    def links(self, base_url: str = "") -> tuple[str | None, str | None]:
+        """Where participants watch it: (the video's URL, the still's URL); None while there
+        is nothing to watch. Paths on this server unless `base_url` is given."""
+        if self.status != RecordingStatus.READY:
+            return None, None
+        base = f"{base_url}/recordings/{self.id}"
+        return f"{base}/file", f"{base}/thumbnail" if self.thumbnail else None
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["started_at"] = self.started_at.isoformat()

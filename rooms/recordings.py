@@ -360,14 +360,15 @@ class CallRecorder:
 
 def ready_chat_data(record: RecordingRecord) -> dict[str, Any]:
     """data of the recording_ready chat message (the call page draws its card from it)."""
+    url, thumbnail_url = record.links()
     return {
         "recording_id": record.id,
         "title": record.title,
         "author_name": record.author_name,
         "duration_s": record.duration_s,
         "size_bytes": record.size_bytes,
-        "url": f"/recordings/{record.id}/file",
-        "thumbnail_url": f"/recordings/{record.id}/thumbnail" if record.thumbnail else None,
+        "url": url,
+        "thumbnail_url": thumbnail_url,
         "complete": record.complete,
         "visibility": [role.value for role in record.visibility],
     }

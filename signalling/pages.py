@@ -113,7 +113,7 @@ async def call_page(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC_DIR / "call.html", headers=headers)
 
 
-def _bearer(request: web.Request) -> str | None:
+def bearer_token(request: web.Request) -> str | None:
     scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not credential.strip():
         return None
@@ -135,7 +135,7 @@ async def call_info(request: web.Request) -> web.Response:
     only for the lesson that token is for.
     """
     lesson_id = request.match_info["lesson_id"]
-    token = _bearer(request)
+    token = bearer_token(request)
     if token is None:
         return _json_error(401, "token_invalid", "A join token is required.")
     try:
@@ -188,7 +188,7 @@ async def call_chat(request: web.Request) -> web.Response:
     from the call is refused (403).
     """
     lesson_id = request.match_info["lesson_id"]
-    token = _bearer(request)
+    token = bearer_token(request)
     if token is None:
         return _json_error(401, "token_invalid", "A join token is required.")
     try:
@@ -203,8 +203,7 @@ async def call_chat(request: web.Request) -> web.Response:
     except LessonNotFound:
         return _json_error(404, "lesson_not_found", "There is no such lesson.")
     # The roster rules of joining, for tokens a journal signed itself.
-    person = lesson.rostered(claims.user_id)
-    if claims.role is not Role.GUEST and (person is None or person.role is not claims.role):
+    if not lesson.admits(claims.user_id, claims.role):
         return _json_error(
             403, "not_in_roster", f"{claims.user_id} is not this lesson's {claims.role.value}"
         )

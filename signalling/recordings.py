@@ -21,7 +21,7 @@ from rooms.lessons import LessonNotFound, Role
 from rooms.model import RecordingRecord, RecordingStatus
 from signalling.api import ApiError, _integration
 from signalling.keys import LESSONS, RECORDINGS, SETTINGS, STORE
-from signalling.pages import history_claims
+from signalling.pages import bearer_token, history_claims
 from signalling.tokens import JoinClaims, TokenError
 
 _RECORDING_ID = r"rec_[0-9a-f]{16}"
@@ -31,8 +31,7 @@ _NO_STORE = {"Cache-Control": "no-store"}
 
 def recording_json(record: RecordingRecord, base_url: str = "") -> dict[str, Any]:
     """A recording as participants, the journal and webhooks see it."""
-    ready = record.status == RecordingStatus.READY
-    base = f"{base_url}/recordings/{record.id}"
+    url, thumbnail_url = record.links(base_url)
     return {
         "id": record.id,
         "lesson_id": record.call_id,
@@ -45,8 +44,8 @@ def recording_json(record: RecordingRecord, base_url: str = "") -> dict[str, Any
         "size_bytes": record.size_bytes,
         "visibility": [role.value for role in record.visibility],
         "complete": record.complete,
-        "url": f"{base}/file" if ready else None,
-        "thumbnail_url": f"{base}/thumbnail" if ready and record.thumbnail else None,
+        "url": url,
+        "thumbnail_url": thumbnail_url,
     }
 
 
@@ -72,10 +71,8 @@ def _error(status: int, code: str, message: str) -> web.HTTPException:
 
 
 def _participant_token(request: web.Request) -> str | None:
-    scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and credential.strip():
-        return credential.strip()
-    return request.query.get("token") or None
+    """The join token: `Authorization: Bearer`, or `?token=` (a link has no headers)."""
+    return bearer_token(request) or request.query.get("token") or None
 
 
 async def _participant(request: web.Request, lesson_id: str) -> JoinClaims:
@@ -93,10 +90,8 @@ async def _participant(request: web.Request, lesson_id: str) -> JoinClaims:
         lesson = await request.app[LESSONS].get(lesson_id, claims.key_id)
     except LessonNotFound:
         lesson = None  # forgotten by a memory store after a restart: the token still speaks
-    if lesson is not None:
-        person = lesson.rostered(claims.user_id)
-        if person is None or person.role is not claims.role:
-            raise _error(403, "not_in_roster", "You are not on this lesson's roster.")
+    if lesson is not None and not lesson.admits(claims.user_id, claims.role):
+        raise _error(403, "not_in_roster", "You are not on this lesson's roster.")
     if await request.app[STORE].is_token_revoked(claims.jti):
         raise _error(403, "token_revoked", "You were removed from this call.")
     return claims

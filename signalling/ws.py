@@ -105,8 +105,7 @@ class Session:
             raise ProtocolError("token_invalid", "token is not for this lesson", ref)
         # The same roster rules as the API's token endpoint, for tokens a
         # journal signed itself.
-        person = lesson.rostered(claims.user_id)
-        if claims.role is not Role.GUEST and (person is None or person.role is not claims.role):
+        if not lesson.admits(claims.user_id, claims.role):
             raise ProtocolError(
                 "not_in_roster", f"{claims.user_id} is not this lesson's {claims.role.value}", ref
             )
