@@ -213,6 +213,8 @@ class LessonRegistry:
         # Called with the lesson when it is opened / ends, for whatever did it.
         self.on_opened: list[Callable[[Lesson, str], None]] = []
         self.on_ended: list[Callable[[Lesson, str], None]] = []
+        # Lessons the sweep could not end (id -> why): reported, and logged once.
+        self.sweep_failures: dict[str, str] = {}
 
     async def create(self, lesson: Lesson) -> Lesson:
         """Atomic in the store: concurrent creates for one class leave exactly one."""
@@ -313,12 +315,22 @@ class LessonRegistry:
     async def end_overdue(
         self, integrations: list[str], now: datetime, grace: timedelta
     ) -> list[Lesson]:
-        """End every active lesson whose scheduled end plus `grace` has passed."""
+        """End every active lesson whose scheduled end plus `grace` has passed.
+
+        Each lesson on its own: one that cannot be ended (a bad record) is
+        logged once, listed in `sweep_failures`, and never keeps the others from
+        ending.
+        """
         ended = []
         for integration in integrations:
             for lesson in await self.list(integration):
-                if lesson.active and now >= lesson.ends_at + grace:
-                    ended.append(await self.end(lesson.id, integration, now, "time_over"))
+                try:
+                    if lesson.active and now >= lesson.ends_at + grace:
+                        ended.append(await self.end(lesson.id, integration, now, "time_over"))
+                except Exception as exc:
+                    if lesson.id not in self.sweep_failures:
+                        log.exception("the sweep cannot end lesson %s; skipped", lesson.id)
+                    self.sweep_failures[lesson.id] = f"{type(exc).__name__}: {exc}"[:200]
         return ended
 
     @staticmethod

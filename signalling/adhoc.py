@@ -57,7 +57,10 @@ from signalling.api import (
     _validate,
     _validator,
     check_roster_ids,
+    check_times,
     lesson_json,
+    roster_people,
+    shown_name,
     token_expiry,
 )
 from signalling.config import Integration, Settings
@@ -71,7 +74,6 @@ GUEST_JOIN = _validator("GuestJoin")
 
 # Without a schedule a call starts now and lasts this long.
 DEFAULT_CALL_DURATION = timedelta(hours=2)
-MAX_CALL_DURATION = timedelta(hours=12)
 
 # The invite code: "<series id>.<22 characters of base64url MAC>".
 _MAC_BYTES = 16
@@ -123,7 +125,7 @@ def _parse_date(value: str, field: str) -> date:
 
 
 def _call_from_body(
-    body: dict[str, Any], integration: Integration, now: datetime
+    body: dict[str, Any], integration: Integration, settings: Settings, now: datetime
 ) -> tuple[Lesson, CallSettings]:
     """Validate a create request and build the call's first occurrence and settings."""
     for misplaced in ("repeat", "until"):
@@ -146,16 +148,7 @@ def _call_from_body(
     else:
         starts_at = _parse_datetime(schedule["starts_at"], "$.schedule.starts_at")
         ends_at = _parse_datetime(schedule["ends_at"], "$.schedule.ends_at")
-        if ends_at <= starts_at:
-            raise ValidationFailed(
-                "invalid_time_range",
-                "schedule.ends_at must be after schedule.starts_at.",
-                "$.schedule.ends_at",
-            )
-        if ends_at - starts_at > MAX_CALL_DURATION:
-            raise ValidationFailed(
-                "call_too_long", "A call may last at most 12 hours.", "$.schedule.ends_at"
-            )
+        check_times(settings, starts_at, ends_at, now, "$.schedule.", "call_too_long")
         if ends_at <= now:
             raise ValidationFailed(
                 "invalid_time_range",
@@ -177,15 +170,18 @@ def _call_from_body(
                     "schedule.until must not be before the date of schedule.starts_at.",
                     "$.schedule.until",
                 )
+        check_times(settings, starts_at, ends_at, now, "$.schedule.", "call_too_long", until)
     call_id = new_lesson_id()
     lesson = Lesson(
         id=call_id,
         integration=integration.key_id,
         group_id=SERIES_PREFIX + call_id,
         group_title="",
-        subject=body["title"],
-        teacher=Person(id=host["id"], name=host["name"], role=Role.TEACHER),
-        roster=tuple(Person(id=e["id"], name=e["name"], role=Role(e["role"])) for e in roster),
+        subject=shown_name(body["title"], "$.title"),
+        teacher=Person(
+            id=host["id"], name=shown_name(host["name"], "$.host.name"), role=Role.TEACHER
+        ),
+        roster=roster_people(roster),
         starts_at=starts_at,
         ends_at=ends_at,
         created_at=now,
@@ -247,7 +243,7 @@ async def create_call(request: web.Request) -> web.Response:
     integration = _integration(request)
     body = await _json_object(request)
     now = _now()
-    lesson, call_settings = _call_from_body(body, integration, now)
+    lesson, call_settings = _call_from_body(body, integration, request.app[SETTINGS], now)
     registry = request.app[LESSONS]
     # Settings first, so nobody can join before the switches are in place.
     await registry.store.set_settings(lesson.id, call_settings)
@@ -273,7 +269,7 @@ async def update_call(request: web.Request) -> web.Response:
     calls = request.app.get(CALLS)
     running = calls.get(lesson.id) if calls is not None else None
     if "title" in body:
-        title = body["title"]
+        title = shown_name(body["title"], "$.title")
         lesson = await registry.update(lesson.id, lambda current: replace(current, subject=title))
         if running is not None:
             running.lesson = lesson  # what people joining from now on are told
@@ -446,11 +442,6 @@ async def invite_page(request: web.Request) -> web.Response:
     return _page_response(request, 200, _render(lang, content))
 
 
-def _clean_name(name: str) -> str:
-    printable = "".join(ch for ch in name if ch.isprintable() or ch.isspace())
-    return " ".join(printable.split())
-
-
 async def invite_join(request: web.Request) -> web.Response:
     """POST {name}: a guest join token for the call's current occurrence."""
     try:
@@ -465,9 +456,7 @@ async def _invite_join(request: web.Request) -> web.Response:
     integration, lesson = await _invited_call(request)
     body = await _json_object(request)
     _validate(GUEST_JOIN, body)
-    name = _clean_name(body["name"])
-    if not name:
-        raise ValidationFailed("invalid_value", "name must not be empty.", "$.name")
+    name = shown_name(body["name"], "$.name", 100)
     if not (await request.app[LESSONS].store.get_settings(lesson.id)).guests_allowed:
         raise ApiError(403, "guests_not_allowed", "The host does not let guests join this call.")
     settings = request.app[SETTINGS]

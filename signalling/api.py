@@ -6,20 +6,15 @@ used for validation here come from, so the description and the checks agree.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from typing import Any
 
-import jsonschema
 import yaml
 from aiohttp import web
-from jsonschema.exceptions import ValidationError, best_match
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 
 from rooms.lessons import (
     Lesson,
@@ -30,26 +25,27 @@ from rooms.lessons import (
     Role,
     new_lesson_id,
 )
+from rooms.names import BadName, clean_name
+from rooms.schedule import ScheduleError, check_schedule
 from signalling.auth import AuthError, authenticate
 from signalling.config import Integration, Settings
 from signalling.keys import LESSONS, SETTINGS, TOKENS
+from signalling.protocol import decode_json
+from signalling.schema_check import SchemaCheck, SchemaError
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
-MAX_LESSON_DURATION = timedelta(hours=12)
 
 OPENAPI_TEXT: str = resources.files("signalling").joinpath("openapi.yaml").read_text("utf-8")
 OPENAPI: dict[str, Any] = yaml.safe_load(OPENAPI_TEXT)
-_SPEC_URI = "urn:urok:openapi"
-_REGISTRY: Registry = Registry().with_resource(
-    _SPEC_URI, Resource.from_contents(OPENAPI, default_specification=DRAFT202012)
-)
+# Journal bodies: a 500-person roster is ~2,000 values.
+MAX_BODY_VALUES = 4096
 
 
-def _validator(schema_name: str) -> jsonschema.Draft202012Validator:
-    ref = {"$ref": f"{_SPEC_URI}#/components/schemas/{schema_name}"}
-    return jsonschema.Draft202012Validator(ref, registry=_REGISTRY)
+def _validator(schema_name: str) -> SchemaCheck:
+    ref = {"$ref": f"#/components/schemas/{schema_name}"}
+    return SchemaCheck(ref, {"components": OPENAPI["components"]})
 
 
 LESSON_CREATE = _validator("LessonCreate")
@@ -139,9 +135,10 @@ def _integration(request: web.Request) -> Integration:
 async def _json_object(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, "bad_json", "The request body is not valid JSON.") from exc
+        body = decode_json(raw, MAX_BODY_VALUES)
+    except (UnicodeDecodeError, ValueError) as exc:
+        reason = str(exc)[:150]
+        raise ApiError(400, "bad_json", f"The request body is not valid JSON ({reason}).") from exc
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", "The request body must be a JSON object.", field="$")
     return body
@@ -165,42 +162,41 @@ _TYPE_WORDS = {
 }
 
 
-def _schema_failure(error: ValidationError) -> ValidationFailed:
-    """Turn a jsonschema error into a clear message with a field path."""
+def _schema_failure(error: SchemaError) -> ValidationFailed:
+    """Turn a schema error into a clear message with a field path."""
     path = error.json_path
-    kind = error.validator
-    if kind == "required" and isinstance(error.instance, dict):
-        missing = [p for p in error.validator_value if p not in error.instance]
-        field = _child(path, missing[0]) if missing else path
+    kind = error.keyword
+    detail = error.detail
+    if kind == "required":
+        field = _child(path, str(detail.get("property", "")))
         return ValidationFailed("missing_field", f"{_display(field)} is required.", field)
-    if kind == "additionalProperties" and isinstance(error.instance, dict):
-        known = error.schema.get("properties", {})
-        extra = [k for k in error.instance if k not in known]
+    if kind == "additionalProperties":
+        extra = [str(k) for k in detail.get("unexpected", [])]
         field = _child(path, extra[0][:50]) if extra else path
         return ValidationFailed("unknown_field", f"{_display(field)} is not a known field.", field)
     where = _display(path)
     if kind == "type":
-        expected = error.validator_value
-        word = _TYPE_WORDS.get(expected, expected) if isinstance(expected, str) else expected
+        types = detail.get("types", [])
+        word = _TYPE_WORDS.get(types[0], types[0]) if len(types) == 1 else " or ".join(types)
         return ValidationFailed("wrong_type", f"{where} must be {word}.", path)
     if kind in ("minLength", "pattern"):
         return ValidationFailed("invalid_value", f"{where} must not be empty.", path)
     if kind == "maxLength":
         return ValidationFailed(
-            "invalid_value", f"{where} must be at most {error.validator_value} characters.", path
+            "invalid_value", f"{where} must be at most {detail.get('limit')} characters.", path
         )
     if kind == "maxItems":
         return ValidationFailed(
-            "invalid_value", f"{where} must have at most {error.validator_value} entries.", path
+            "invalid_value", f"{where} must have at most {detail.get('limit')} entries.", path
         )
     if kind == "enum":
-        allowed = ", ".join(str(v) for v in error.validator_value)
+        allowed = ", ".join(str(v) for v in detail.get("options", []))
         return ValidationFailed("invalid_value", f"{where} must be one of: {allowed}.", path)
-    return ValidationFailed("invalid_value", f"{where} is invalid: {error.message}.", path)
+    return ValidationFailed("invalid_value", f"{where} is invalid: {error.describe()}.", path)
 
 
-def _validate(validator: jsonschema.Draft202012Validator, body: dict[str, Any]) -> None:
-    error = best_match(validator.iter_errors(body))
+def _validate(validator: SchemaCheck, body: dict[str, Any]) -> None:
+    error = validator.first_error(body)
     if error is not None:
         raise _schema_failure(error)
 
@@ -227,6 +223,19 @@ def _parse_datetime(value: str, field: str) -> datetime:
     return parsed
 
 
+def shown_name(value: str, field: str, max_length: int = 200) -> str:
+    """A name or title as it will be shown (rooms.names), or a 400 naming the field."""
+    try:
+        return clean_name(value, max_length)
+    except BadName as exc:
+        shown = _display(field)
+        if exc.code == "name_empty":
+            message = f"{shown} must contain visible characters."
+        else:
+            message = f"{shown} must be at most {max_length} characters."
+        raise ValidationFailed("invalid_value", message, field) from exc
+
+
 def check_roster_ids(host_id: str, roster: list[dict[str, Any]], host: str) -> None:
     """Roster ids are unique and differ from the host's (teacher's) id."""
     seen = {host_id}
@@ -240,34 +249,58 @@ def check_roster_ids(host_id: str, roster: list[dict[str, Any]], host: str) -> N
         seen.add(entry["id"])
 
 
-def _lesson_from_body(body: dict[str, Any], integration: Integration, now: datetime) -> Lesson:
+def check_times(
+    settings: Settings,
+    starts_at: datetime,
+    ends_at: datetime,
+    now: datetime,
+    prefix: str,
+    too_long: str,
+    until: date | None = None,
+) -> None:
+    """The schedule bounds (rooms.schedule) as a 400 naming the field under `prefix`."""
+    try:
+        check_schedule(starts_at, ends_at, now, settings.schedule_limits, until)
+    except ScheduleError as exc:
+        field = f"{prefix}{exc.field}"
+        code = too_long if exc.code == "too_long" else exc.code
+        raise ValidationFailed(code, f"{field.removeprefix('$.')}: {exc.message}", field) from exc
+
+
+def _lesson_from_body(
+    body: dict[str, Any], integration: Integration, settings: Settings, now: datetime
+) -> Lesson:
     """Validate a create request (synchronously) and build the lesson it describes."""
     _validate(LESSON_CREATE, body)
     teacher = body["teacher"]
     check_roster_ids(teacher["id"], body["roster"], "the teacher")
     starts_at = _parse_datetime(body["starts_at"], "$.starts_at")
     ends_at = _parse_datetime(body["ends_at"], "$.ends_at")
-    if ends_at <= starts_at:
-        raise ValidationFailed(
-            "invalid_time_range", "ends_at must be after starts_at.", "$.ends_at"
-        )
-    if ends_at - starts_at > MAX_LESSON_DURATION:
-        raise ValidationFailed(
-            "lesson_too_long", "A lesson may last at most 12 hours.", "$.ends_at"
-        )
+    check_times(settings, starts_at, ends_at, now, "$.", "lesson_too_long")
     return Lesson(
         id=new_lesson_id(),
         integration=integration.key_id,
         group_id=body["group"]["id"],
-        group_title=body["group"]["title"],
-        subject=body["subject"],
-        teacher=Person(id=teacher["id"], name=teacher["name"], role=Role.TEACHER),
-        roster=tuple(
-            Person(id=e["id"], name=e["name"], role=Role(e["role"])) for e in body["roster"]
+        group_title=shown_name(body["group"]["title"], "$.group.title"),
+        subject=shown_name(body["subject"], "$.subject"),
+        teacher=Person(
+            id=teacher["id"], name=shown_name(teacher["name"], "$.teacher.name"), role=Role.TEACHER
         ),
+        roster=roster_people(body["roster"]),
         starts_at=starts_at,
         ends_at=ends_at,
         created_at=now,
+    )
+
+
+def roster_people(roster: list[dict[str, Any]]) -> tuple[Person, ...]:
+    return tuple(
+        Person(
+            id=entry["id"],
+            name=shown_name(entry["name"], f"$.roster[{index}].name"),
+            role=Role(entry["role"]),
+        )
+        for index, entry in enumerate(roster)
     )
 
 
@@ -315,7 +348,7 @@ async def create_lesson(request: web.Request) -> web.Response:
     body = await _json_object(request)
     # The store checks and inserts atomically (on one loop, or in Redis for
     # several nodes), so parallel creates for one class cannot both succeed.
-    lesson = _lesson_from_body(body, integration, _now())
+    lesson = _lesson_from_body(body, integration, request.app[SETTINGS], _now())
     registry = request.app[LESSONS]
     try:
         await registry.create(lesson)
@@ -418,7 +451,7 @@ async def mint_token(request: web.Request) -> web.Response:
         key_id=integration.key_id,
         lesson_id=lesson.id,
         user_id=user["id"],
-        name=user["name"],
+        name=shown_name(user["name"], "$.user.name", 100),
         role=role,
         now=now,
         expires_at=expires_at,

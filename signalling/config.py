@@ -11,8 +11,11 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+from rooms.schedule import ScheduleLimits
 
 DEMO_KEY_ID = "demo"
 DEMO_SECRET = "demo-journal-secret-change-me-in-production"
@@ -107,6 +110,10 @@ class Settings:
     end_grace_minutes: int = 10
     # How often the server looks for lessons past their end.
     lesson_sweep_seconds: int = 15
+    # Lessons and calls last at most this long, and are scheduled (start, end,
+    # repeat end date) within this many days of now.
+    max_lesson_hours: int = 12
+    schedule_horizon_days: int = 366
     # A call's chat stays readable (GET /call/{id}/chat) with an expired join
     # token for this many days after the token's expiry.
     chat_history_days: int = 30
@@ -122,6 +129,13 @@ class Settings:
     # Files the server keeps (recordings, unless recording.directory says otherwise).
     data_dir: Path = field(default_factory=default_data_dir)
     recording: RecordingSettings = field(default_factory=RecordingSettings)
+
+    @property
+    def schedule_limits(self) -> ScheduleLimits:
+        return ScheduleLimits(
+            max_duration=timedelta(hours=self.max_lesson_hours),
+            horizon=timedelta(days=self.schedule_horizon_days),
+        )
 
     @property
     def recordings_dir(self) -> Path:
@@ -216,6 +230,8 @@ KNOWN_KEYS = frozenset(
         "early_join_minutes",
         "end_grace_minutes",
         "lesson_sweep_seconds",
+        "max_lesson_hours",
+        "schedule_horizon_days",
         "chat_history_days",
         "demo_journal",
         "default_language",
@@ -297,6 +313,8 @@ def settings_from_mapping(data: dict[str, Any], base: Settings | None = None) ->
         ("early_join_minutes", 24 * 60),
         ("end_grace_minutes", 24 * 60),
         ("lesson_sweep_seconds", 3600),
+        ("max_lesson_hours", 24),
+        ("schedule_horizon_days", 3660),
         ("chat_history_days", 365),
         ("max_ws_message_bytes", 16 * 1024 * 1024),
     ):

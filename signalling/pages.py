@@ -24,10 +24,12 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 from aiohttp import web
 
-from rooms.lessons import LessonNotFound, Role
+from rooms.admission import Door, Refused
+from signalling.access import admission, admitted_lesson, bearer_token, history_claims
 from signalling.config import DEMO_KEY_ID, Settings
 from signalling.keys import LESSONS, SETTINGS, TOKENS
-from signalling.tokens import JoinClaims, TokenError
+from signalling.protocol import decode_json
+from signalling.tokens import TokenError
 
 log = logging.getLogger(__name__)
 
@@ -113,13 +115,6 @@ async def call_page(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC_DIR / "call.html", headers=headers)
 
 
-def bearer_token(request: web.Request) -> str | None:
-    scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not credential.strip():
-        return None
-    return credential.strip()
-
-
 def _json_error(status: int, code: str, message: str) -> web.Response:
     return web.json_response(
         {"error": {"code": code, "message": message}},
@@ -143,9 +138,16 @@ async def call_info(request: web.Request) -> web.Response:
     except TokenError as exc:
         return _json_error(401, "token_invalid", str(exc))
     try:
-        lesson = await request.app[LESSONS].get(lesson_id, claims.key_id)
-    except LessonNotFound:
-        return _json_error(404, "lesson_not_found", "There is no such lesson.")
+        lesson = await admitted_lesson(request.app, claims, Door.INFO)
+    except Refused as exc:
+        return _json_error(exc.status, exc.code, exc.message)
+    assert lesson is not None
+    try:
+        # Whether `join` would be let in now (the teacher may join before opening).
+        admission(request.app).check_open(claims.role, lesson, datetime.now(UTC))
+        can_join = True
+    except Refused:
+        can_join = False
     body = {
         "lesson": {
             "id": lesson.id,
@@ -157,24 +159,9 @@ async def call_info(request: web.Request) -> web.Response:
             "state": lesson.state.value,
         },
         "you": {"name": claims.name, "role": claims.role.value},
-        # Whether `join` would be let in now (the teacher may join before opening).
-        "can_join": lesson.joinable_by(
-            claims.role,
-            datetime.now(UTC),
-            timedelta(minutes=request.app[SETTINGS].early_join_minutes),
-        ),
+        "can_join": can_join,
     }
     return web.json_response(body, headers={"Cache-Control": "no-store"})
-
-
-def history_claims(request: web.Request, token: str, lesson_id: str) -> JoinClaims:
-    """The claims of a join token for `lesson_id` that may still read what the call left
-    (its chat, its recordings): valid, or expired for less than `chat_history_days`.
-    Raises TokenError."""
-    days = request.app[SETTINGS].chat_history_days
-    return request.app[TOKENS].verify_for_history(
-        token, lesson_id, datetime.now(UTC), timedelta(days=days)
-    )
 
 
 async def call_chat(request: web.Request) -> web.Response:
@@ -195,21 +182,12 @@ async def call_chat(request: web.Request) -> web.Response:
         claims = history_claims(request, token, lesson_id)
     except TokenError as exc:
         return _json_error(401, "token_invalid", str(exc))
-    if claims.role is Role.GUEST and claims.expires_at <= datetime.now(UTC):
-        return _json_error(401, "token_invalid", "token expired")
-    registry = request.app[LESSONS]
     try:
-        lesson = await registry.get(lesson_id, claims.key_id)
-    except LessonNotFound:
-        return _json_error(404, "lesson_not_found", "There is no such lesson.")
-    # The roster rules of joining, for tokens a journal signed itself.
-    if not lesson.admits(claims.user_id, claims.role):
-        return _json_error(
-            403, "not_in_roster", f"{claims.user_id} is not this lesson's {claims.role.value}"
-        )
-    store = registry.store  # app[STORE], also where a bare app without it keeps things
-    if await store.is_token_revoked(claims.jti):
-        return _json_error(403, "token_revoked", "You were removed from this call.")
+        lesson = await admitted_lesson(request.app, claims, Door.HISTORY)
+    except Refused as exc:
+        return _json_error(exc.status, exc.code, exc.message)
+    assert lesson is not None
+    store = request.app[LESSONS].store  # app[STORE], also where a bare app without it keeps things
     messages = await store.chat_history(lesson.id)
     return web.json_response(
         {"messages": [m.to_json() for m in messages]}, headers={"Cache-Control": "no-store"}
@@ -372,8 +350,8 @@ def _demo_class(class_id: Any) -> dict[str, Any]:
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
     try:
-        body = await request.json()
-    except ValueError as exc:
+        body = decode_json(await request.read())
+    except (ValueError, UnicodeDecodeError) as exc:
         raise DemoError(400, "bad_json", "The request body is not JSON.") from exc
     if not isinstance(body, dict):
         raise DemoError(400, "bad_json", "The request body must be a JSON object.")

@@ -17,11 +17,12 @@ from typing import Any
 
 from aiohttp import web
 
+from rooms.admission import Door, Refused
 from rooms.lessons import LessonNotFound, Role
 from rooms.model import RecordingRecord, RecordingStatus
+from signalling.access import admitted_lesson, bearer_token, history_claims
 from signalling.api import ApiError, _integration
-from signalling.keys import LESSONS, RECORDINGS, SETTINGS, STORE
-from signalling.pages import bearer_token, history_claims
+from signalling.keys import LESSONS, RECORDINGS, SETTINGS
 from signalling.tokens import JoinClaims, TokenError
 
 _RECORDING_ID = r"rec_[0-9a-f]{16}"
@@ -87,13 +88,9 @@ async def _participant(request: web.Request, lesson_id: str) -> JoinClaims:
     if claims.role is Role.GUEST:
         raise _error(403, "not_permitted", "Recordings are for participants with a school profile.")
     try:
-        lesson = await request.app[LESSONS].get(lesson_id, claims.key_id)
-    except LessonNotFound:
-        lesson = None  # forgotten by a memory store after a restart: the token still speaks
-    if lesson is not None and not lesson.admits(claims.user_id, claims.role):
-        raise _error(403, "not_in_roster", "You are not on this lesson's roster.")
-    if await request.app[STORE].is_token_revoked(claims.jti):
-        raise _error(403, "token_revoked", "You were removed from this call.")
+        await admitted_lesson(request.app, claims, Door.HISTORY, forgotten_ok=True)
+    except Refused as exc:
+        raise _error(exc.status, exc.code, exc.message) from None
     return claims
 
 

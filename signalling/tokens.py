@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 
 from rooms.lessons import Role
+from rooms.names import BadName, clean_name
 from signalling.config import Settings
 
 ALGORITHM = "HS256"
@@ -130,9 +131,14 @@ class TokenService:
             expires_at = datetime.fromtimestamp(exp, UTC)
         except (OverflowError, OSError, ValueError) as exc:
             raise TokenError("claim exp out of range") from exc
+        try:
+            # Journals sign tokens themselves: their names get the API's cleaning.
+            name = clean_name(claims["name"][:400], max_length=400)[:100]
+        except BadName as exc:
+            raise TokenError(f"claim name: {exc.message}") from exc
         return JoinClaims(
             user_id=claims["sub"],
-            name=claims["name"][:100],
+            name=name,
             role=role,
             lesson_id=claims["lesson"],
             jti=claims["jti"],

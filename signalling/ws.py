@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from rooms.admission import Door, Refused
 from rooms.calls import Call, CallEnded, CallError, Participant
-from rooms.lessons import LessonNotFound, LessonState, Role
+from rooms.lessons import Role
 from sfu.transport import NegotiationError, SdpError
-from signalling.keys import CALLS, LESSONS, MEDIA, SETTINGS, STORE, TOKENS
-from signalling.protocol import ProtocolError, parse_message
+from signalling.access import admitted_lesson
+from signalling.keys import CALLS, LESSONS, MEDIA, SETTINGS, TOKENS
+from signalling.protocol import MAX_UNJOINED_BYTES, ProtocolError, parse_message
 from signalling.tokens import TokenError
 
 logger = logging.getLogger(__name__)
 
 JOIN_TIMEOUT = 10.0
+# Before joining, a connection is read only for these (anything else known is
+# answered not_joined unread).
+UNJOINED_TYPES = frozenset({"join", "ping"})
 
 
 class Session:
@@ -60,7 +65,8 @@ class Session:
             if msg.type != WSMsgType.TEXT:
                 await self.error("bad_json", "send JSON text frames")
                 continue
-            if not await self._handle_before_join(msg.data, settings.max_ws_message_bytes):
+            max_bytes = min(settings.max_ws_message_bytes, MAX_UNJOINED_BYTES)
+            if not await self._handle_before_join(msg.data, max_bytes):
                 return
         async for msg in self.ws:
             if msg.type == WSMsgType.TEXT:
@@ -73,15 +79,12 @@ class Session:
     async def _handle_before_join(self, data: str, max_bytes: int) -> bool:
         """Handle a frame before joining; False once the connection should close."""
         try:
-            message = parse_message(data, max_bytes)
+            message = parse_message(data, max_bytes, UNJOINED_TYPES)
         except ProtocolError as exc:
             await self.send(exc.to_json())
             return True
         if message["type"] == "ping":
             await self.send({"type": "pong", **_ref(message)})
-            return True
-        if message["type"] != "join":
-            await self.error("not_joined", "send join first", message.get("id"))
             return True
         try:
             await self._join(message)
@@ -97,33 +100,11 @@ class Session:
         except TokenError as exc:
             raise ProtocolError("token_invalid", str(exc), ref) from None
         try:
-            lesson = await self.app[LESSONS].get(claims.lesson_id)
-        except LessonNotFound:
-            raise ProtocolError("lesson_not_found", "this lesson does not exist", ref) from None
-        if lesson.integration != claims.key_id:
-            # Signed by another journal's key: it cannot open this journal's lesson.
-            raise ProtocolError("token_invalid", "token is not for this lesson", ref)
-        # The same roster rules as the API's token endpoint, for tokens a
-        # journal signed itself.
-        if not lesson.admits(claims.user_id, claims.role):
-            raise ProtocolError(
-                "not_in_roster", f"{claims.user_id} is not this lesson's {claims.role.value}", ref
-            )
+            lesson = await admitted_lesson(self.app, claims, Door.JOIN)
+        except Refused as exc:
+            raise ProtocolError(exc.code, exc.message, ref) from None
+        assert lesson is not None
         settings = self.app[SETTINGS]
-        if lesson.state is LessonState.ENDED:
-            raise ProtocolError("lesson_ended", "the lesson has ended", ref)
-        early = timedelta(minutes=settings.early_join_minutes)
-        if not lesson.joinable_by(claims.role, datetime.now(UTC), early):
-            raise ProtocolError(
-                "lesson_not_open",
-                f"the lesson has not started yet (starts {lesson.starts_at.isoformat()})",
-                ref,
-            )
-        store = self.app[STORE]
-        if await store.is_token_revoked(claims.jti):
-            raise ProtocolError("token_revoked", "you were removed from this call", ref)
-        if claims.role is Role.GUEST and not (await store.get_settings(lesson.id)).guests_allowed:
-            raise ProtocolError("guests_not_allowed", "guests may not join this call", ref)
         call = self.app[CALLS].get_or_create(lesson)
         try:
             self.participant = await call.enter(

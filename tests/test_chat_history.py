@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from bench.bot import Bot
 from rooms.lessons import Role
 from signalling.config import DEMO_KEY_ID, DEMO_SECRET, ConfigError, settings_from_mapping
-from signalling.keys import TOKENS
+from signalling.keys import LESSONS, TOKENS
 from signalling.tokens import TokenError, TokenService
 from tests.live import LiveServer, running_server
 
@@ -142,8 +143,13 @@ async def test_expired_tokens_read_within_the_window(server: LiveServer) -> None
     old = mint(server, lesson, "s-1", Role.STUDENT, now - timedelta(days=days, minutes=1))
     status, body = await history(server, lesson, old)
     assert status == 401 and "expired" in body["error"]["message"]
-    # Guests read only while their token is valid.
+    # Guests read only where guests may come (as the join decides) ...
     guest = mint(server, lesson, "g-1", Role.GUEST, now + timedelta(minutes=5))
+    status, body = await history(server, lesson, guest)
+    assert status == 403 and body["error"]["code"] == "guests_not_allowed"
+    store = server.app[LESSONS].store
+    await store.set_settings(lesson, replace(await store.get_settings(lesson), guests_allowed=True))
+    # ... and only while their token is valid.
     assert (await history(server, lesson, guest))[0] == 200
     expired_guest = mint(server, lesson, "g-1", Role.GUEST, now - timedelta(minutes=1))
     assert (await history(server, lesson, expired_guest))[0] == 401
