@@ -17,6 +17,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from breakout.model import BreakoutState
+from rooms.chat import RateLimiter
 from rooms.lessons import Lesson, LessonConflict, LessonState, Role
 from rooms.model import (
     AttendanceRecord,
@@ -75,6 +76,14 @@ class Store(ABC):
 
     @abstractmethod
     async def is_token_revoked(self, jti: str) -> bool: ...
+
+    # --- rate limits shared by the nodes
+
+    @abstractmethod
+    async def rate_hit(self, key: str, limit: int, window: float) -> float | None:
+        """Count one event for `key`: None when at most `limit` happened in the last
+        `window` seconds (this one counted), else the seconds until one more would be
+        allowed (not counted). A sliding window, on one clock for every node."""
 
     # --- call settings and permissions
 
@@ -197,6 +206,7 @@ class MemoryStore(Store):
         self._lessons: dict[str, Lesson] = {}
         self._active_by_group: dict[tuple[str, str], str] = {}
         self._revoked: dict[str, datetime] = {}
+        self._rates: dict[tuple[int, float], RateLimiter] = {}
         self._settings: dict[str, CallSettings] = {}
         self._breakout: dict[str, BreakoutState] = {}
         self._participants: dict[str, dict[str, ParticipantRecord]] = {}
@@ -267,6 +277,12 @@ class MemoryStore(Store):
         check_update(lesson, changed)
         self._lessons[lesson_id] = self._copy(changed)
         return self._copy(changed)
+
+    async def rate_hit(self, key: str, limit: int, window: float) -> float | None:
+        limiter = self._rates.get((limit, window))
+        if limiter is None:
+            limiter = self._rates[(limit, window)] = RateLimiter(limit, window)
+        return limiter.check(key)
 
     async def revoke_token(self, jti: str, until: datetime) -> None:
         self._revoked[jti] = until

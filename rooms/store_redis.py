@@ -13,6 +13,10 @@ percent-encoded, so a ':' in an id can never make two keys collide):
     lessons:<integration>:<group>     sorted set: the same for one class
     active:<integration>:<group>      string: id of the class's active lesson
     revoked:<jti>                     string "1", expiring when the token would
+    rate:<key>                        sorted set: one member per counted event,
+                                      score = Redis server time (µs), expiring
+                                      after the window
+    rate:<key>:n                      INCR counter naming those members
 
     call:<id>:expires                 string: the call's deadline (unix ms), set by
                                       expire_call and expiring at that deadline
@@ -221,6 +225,25 @@ return redis.call('ZRANGE', KEYS[1], 0, -1)
 """
 
 # KEYS: chat stream, chat seq, deadline.  ARGV: message JSON.  Returns its id.
+# A sliding-window rate limit on the Redis server's clock (one clock for all
+# nodes): KEYS the window's sorted set and its member counter; ARGV limit, window (µs). Returns -1
+# when the event is counted, else the µs until one more would be allowed.
+_RATE_HIT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  local n = redis.call('INCR', KEYS[2])
+  redis.call('PEXPIRE', KEYS[2], math.ceil(window / 1000))
+  redis.call('ZADD', KEYS[1], now, n)
+  redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000))
+  return -1
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return tonumber(oldest[2]) + window - now
+"""
+
 _APPEND_CHAT = (
     _FOLLOW
     + """
@@ -271,6 +294,7 @@ class RedisStore(Store):
         self._raise_hand = register(_RAISE_HAND)
         self._lower_hand = register(_LOWER_HAND)
         self._append_chat = register(_APPEND_CHAT)
+        self._rate_hit = register(_RATE_HIT)
 
     @property
     def redis(self) -> aioredis.Redis:
@@ -421,6 +445,12 @@ class RedisStore(Store):
         return lesson
 
     # --- join tokens
+
+    async def rate_hit(self, key: str, limit: int, window: float) -> float | None:
+        window_us = max(1, int(window * 1_000_000))
+        keys = [self._key("rate", key), self._key("rate", key, "n")]
+        wait_us = int(await self._rate_hit(keys=keys, args=[limit, window_us]))
+        return None if wait_us < 0 else max(wait_us / 1_000_000, 1e-3)
 
     async def revoke_token(self, jti: str, until: datetime) -> None:
         key = self._key("revoked", jti)

@@ -29,6 +29,7 @@ from rooms.names import BadName, clean_name
 from rooms.schedule import ScheduleError, check_schedule
 from signalling.auth import AuthError, authenticate
 from signalling.config import Integration, Settings
+from signalling.errors import HttpError, error_response
 from signalling.keys import LESSONS, SETTINGS, TOKENS
 from signalling.protocol import decode_json
 from signalling.schema_check import SchemaCheck, SchemaError
@@ -58,26 +59,8 @@ _DATETIME = re.compile(
 )
 
 
-class ApiError(Exception):
-    """An error answered as {"error": {"code", "message", ...}} with an HTTP status."""
-
-    def __init__(self, status: int, code: str, message: str, **extra: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.extra = extra
-        self.headers: dict[str, str] = {}
-
-    def response(self) -> web.Response:
-        return error_response(self.status, self.code, self.message, self.headers, **self.extra)
-
-
-def error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: str
-) -> web.Response:
-    body = {"error": {"code": code, "message": message, **extra}}
-    return web.json_response(body, status=status, headers=headers)
+# The API's errors are the server's one error shape (signalling.errors).
+ApiError = HttpError
 
 
 class ValidationFailed(ApiError):
@@ -471,11 +454,9 @@ async def openapi_yaml(request: web.Request) -> web.Response:
 def setup(app: web.Application) -> None:
     """Register the /api/ routes and their JSON error middleware.
 
-    Needs only app[SETTINGS], app[LESSONS] and app[TOKENS] (app[CALLS], if
-    present, hears of ad-hoc call settings changed through the API).
+    Needs only app[SETTINGS], app[LESSONS] and app[TOKENS]. The ad-hoc calls'
+    routes (adhoc.setup_api) build on this module and register themselves.
     """
-    from signalling import adhoc  # it builds on this module
-
     app.middlewares.append(json_errors)
     router = app.router
     router.add_post("/api/v1/lessons", create_lesson, name="api_create_lesson")
@@ -486,5 +467,4 @@ def setup(app: web.Application) -> None:
     router.add_delete("/api/v1/lessons/{lesson_id}", end_lesson, name="api_end_lesson")
     router.add_post("/api/v1/lessons/{lesson_id}/open", open_lesson, name="api_open_lesson")
     router.add_post("/api/v1/lessons/{lesson_id}/tokens", mint_token, name="api_mint_token")
-    adhoc.setup_api(app)
     router.add_get("/api/v1/openapi.yaml", openapi_yaml, name="api_openapi", allow_head=False)

@@ -20,7 +20,7 @@ from rooms.recordings import RecordingLibrary, RecordingService
 from rooms.store import DEFAULT_RETENTION_SECONDS
 from rooms.store_factory import create_store
 from sfu.engine import MediaEngine
-from signalling import api, pages, recordings, webhooks, ws
+from signalling import adhoc, api, demo, pages, recordings, webhooks, ws
 from signalling.config import Settings
 from signalling.keys import (
     CALLS,
@@ -211,7 +211,11 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.cleanup_ctx.append(_calls)
     app.cleanup_ctx.append(_lesson_sweeper)
     api.setup(app)
+    adhoc.setup_api(app)
     ws.setup(app)
     pages.setup(app)
+    adhoc.setup_pages(app)
+    if settings.demo_journal:
+        demo.setup(app)
     recordings.setup(app)
     return app

@@ -14,11 +14,9 @@ from __future__ import annotations
 import hmac
 from datetime import UTC, datetime
 
-import jwt
-
 from signalling.config import Integration, Settings
+from signalling.signed import Failure, SignedError, decode_signed
 
-ALGORITHM = "HS256"
 # Longest lifetime (exp - iat) an API authentication JWT may have.
 MAX_JWT_LIFETIME_SECONDS = 300
 # Clock skew tolerated between the journal's clock and ours.
@@ -42,31 +40,24 @@ def _match_secret(settings: Settings, credential: str) -> Integration | None:
     return found
 
 
+_AUTH_FAILURES = {
+    Failure.MALFORMED: "The bearer credential is neither a known secret nor a valid JWT.",
+    Failure.UNKNOWN_KEY: "The JWT's kid header does not name a configured integration.",
+    Failure.EXPIRED: "The JWT has expired.",
+    Failure.IMMATURE: "The JWT is not valid yet (iat or nbf is in the future).",
+}
+
+
 def _verify_jwt(settings: Settings, token: str, now: datetime) -> Integration:
     try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError as exc:
-        raise AuthError("The bearer credential is neither a known secret nor a valid JWT.") from exc
-    key_id = header.get("kid")
-    integration = settings.integration(key_id) if isinstance(key_id, str) else None
-    if integration is None:
-        raise AuthError("The JWT's kid header does not name a configured integration.")
-    try:
-        claims = jwt.decode(
-            token,
-            integration.secret,
-            algorithms=[ALGORITHM],
-            options={"require": ["iat", "exp"], "verify_aud": False},
-            leeway=LEEWAY_SECONDS,
+        integration, claims = decode_signed(
+            settings, token, require=["iat", "exp"], leeway=LEEWAY_SECONDS
         )
-    except jwt.ExpiredSignatureError as exc:
-        raise AuthError("The JWT has expired.") from exc
-    except jwt.ImmatureSignatureError as exc:
-        raise AuthError("The JWT is not valid yet (iat or nbf is in the future).") from exc
-    except jwt.MissingRequiredClaimError as exc:
-        raise AuthError(f"The JWT lacks the {exc.claim} claim.") from exc
-    except jwt.PyJWTError as exc:
-        raise AuthError(f"The JWT is invalid: {exc}.") from exc
+    except SignedError as exc:
+        if exc.failure is Failure.MISSING_CLAIM:
+            raise AuthError(f"The JWT lacks the {exc.detail} claim.") from exc
+        message = _AUTH_FAILURES.get(exc.failure, f"The JWT is invalid: {exc.detail}.")
+        raise AuthError(message) from exc
     iat, exp = claims["iat"], claims["exp"]
     if not isinstance(iat, int | float) or not isinstance(exp, int | float):
         raise AuthError("The JWT's iat and exp claims must be numbers.")

@@ -12,7 +12,6 @@ Files are served with HTTP Range support (206 Partial Content), so a player can 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
@@ -22,12 +21,12 @@ from rooms.lessons import LessonNotFound, Role
 from rooms.model import RecordingRecord, RecordingStatus
 from signalling.access import admitted_lesson, bearer_token, history_claims
 from signalling.api import ApiError, _integration
+from signalling.errors import NO_STORE, HttpError
 from signalling.keys import LESSONS, RECORDINGS, SETTINGS
 from signalling.tokens import JoinClaims, TokenError
 
 _RECORDING_ID = r"rec_[0-9a-f]{16}"
 _LESSON_ID = r"[A-Za-z0-9_-]{1,64}"
-_NO_STORE = {"Cache-Control": "no-store"}
 
 
 def recording_json(record: RecordingRecord, base_url: str = "") -> dict[str, Any]:
@@ -57,18 +56,8 @@ def recording_ready_payload(record: RecordingRecord, public_url: str) -> dict[st
     return {"lesson_id": record.call_id, "recording": data}
 
 
-_ERRORS: dict[int, type[web.HTTPException]] = {
-    401: web.HTTPUnauthorized,
-    403: web.HTTPForbidden,
-    404: web.HTTPNotFound,
-    409: web.HTTPConflict,
-    410: web.HTTPGone,
-}
-
-
 def _error(status: int, code: str, message: str) -> web.HTTPException:
-    body = json.dumps({"error": {"code": code, "message": message}}, ensure_ascii=False)
-    return _ERRORS[status](text=body, content_type="application/json", headers=_NO_STORE)
+    return HttpError(status, code, message, NO_STORE).http_exception()
 
 
 def _participant_token(request: web.Request) -> str | None:
@@ -148,7 +137,7 @@ async def call_recordings(request: web.Request) -> web.Response:
         for r in records
         if r.integration == claims.key_id and r.visible_to(claims.role)
     ]
-    return web.json_response({"recordings": visible}, headers=_NO_STORE)
+    return web.json_response({"recordings": visible}, headers=NO_STORE)
 
 
 # ---------------------------------------------------------------- the journal's API
@@ -169,7 +158,7 @@ async def api_lesson_recordings(request: web.Request) -> web.Response:
             ) from exc
     public_url = request.app[SETTINGS].public_url
     body = {"recordings": [recording_ready_payload(r, public_url)["recording"] for r in mine]}
-    return web.json_response(body, headers=_NO_STORE)
+    return web.json_response(body, headers=NO_STORE)
 
 
 async def api_recording_file(request: web.Request) -> web.StreamResponse:
@@ -199,7 +188,7 @@ async def api_delete_recording(request: web.Request) -> web.Response:
             409, "recording_not_ready", "This recording is still running or being finished."
         )
     await library.delete(record)
-    return web.Response(status=204, headers=_NO_STORE)
+    return web.Response(status=204, headers=NO_STORE)
 
 
 def setup(app: web.Application) -> None:

@@ -16,9 +16,16 @@ import jwt
 from rooms.lessons import Role
 from rooms.names import BadName, clean_name
 from signalling.config import Settings
+from signalling.signed import ALGORITHM, Failure, SignedError, decode_signed
 
-ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "nbf", "iat", "jti", "name", "role", "lesson")
+
+
+_TOKEN_FAILURES = {
+    Failure.UNKNOWN_KEY: "token signed with an unknown key",
+    Failure.EXPIRED: "token expired",
+    Failure.IMMATURE: "token not valid yet",
+}
 
 
 class TokenError(Exception):
@@ -91,29 +98,21 @@ class TokenService:
         if not isinstance(token, str) or not token or len(token) > 4096:
             raise TokenError("token missing or malformed")
         try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as exc:
-            raise TokenError(f"token malformed: {exc}") from exc
-        key_id = header.get("kid")
-        integration = self.settings.integration(key_id) if isinstance(key_id, str) else None
-        if integration is None:
-            raise TokenError("token signed with an unknown key")
-        try:
-            claims = jwt.decode(
+            integration, claims = decode_signed(
+                self.settings,
                 token,
-                integration.secret,
-                algorithms=[ALGORITHM],
+                require=list(REQUIRED_CLAIMS),
+                leeway=5,
                 audience=self.settings.token_audience,
                 issuer=self.settings.token_issuer,
-                options={"require": list(REQUIRED_CLAIMS), "verify_exp": check_exp},
-                leeway=5,
+                verify_exp=check_exp,
             )
-        except jwt.ExpiredSignatureError as exc:
-            raise TokenError("token expired") from exc
-        except jwt.ImmatureSignatureError as exc:
-            raise TokenError("token not valid yet") from exc
-        except jwt.PyJWTError as exc:
-            raise TokenError(f"token invalid: {exc}") from exc
+        except SignedError as exc:
+            if exc.failure is Failure.MALFORMED:
+                raise TokenError(f"token malformed: {exc.detail}") from exc
+            message = _TOKEN_FAILURES.get(exc.failure, f"token invalid: {exc.detail}")
+            raise TokenError(message) from exc
+        key_id = integration.key_id
         try:
             role = Role(claims["role"])
         except ValueError as exc:

@@ -12,7 +12,7 @@ import jwt
 from aiohttp import web
 
 from rooms.lessons import LessonRegistry
-from signalling import api
+from signalling import adhoc, api
 from signalling.config import Integration, Settings
 from signalling.keys import LESSONS, SETTINGS, TOKENS
 from signalling.tokens import TokenService
@@ -45,6 +45,7 @@ def make_app(settings: Settings | None = None) -> web.Application:
     app[LESSONS] = LessonRegistry()
     app[TOKENS] = TokenService(settings)
     api.setup(app)
+    adhoc.setup_api(app)
     return app
 
 

@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from rooms.lessons import LessonRegistry, LessonState, Role
-from signalling import api, pages
+from signalling import adhoc, api, demo, pages
 from signalling.config import DEMO_SECRET, Integration, Settings
 from signalling.keys import LESSONS, SETTINGS, TOKENS
 from signalling.tokens import TokenService
@@ -33,7 +33,11 @@ def make_app(settings: Settings | None = None, *, with_api: bool = False) -> web
     app[TOKENS] = TokenService(settings)
     if with_api:
         api.setup(app)
+        adhoc.setup_api(app)
     pages.setup(app)
+    adhoc.setup_pages(app)
+    if settings.demo_journal:
+        demo.setup(app)
     return app
 
 

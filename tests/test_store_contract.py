@@ -369,6 +369,24 @@ async def test_revocation_expires(store: Store) -> None:
     assert not await store.is_token_revoked("jti-1")
 
 
+# --- rate limits
+
+
+async def test_rate_hits_are_counted_in_a_sliding_window_shared_by_nodes(nodes: Nodes) -> None:
+    first, second = await nodes(2)
+    # Three events in the window, on either node; the fourth waits for the first to age.
+    assert await first.rate_hit("chat:les_x:s-1", 3, 0.6) is None
+    assert await second.rate_hit("chat:les_x:s-1", 3, 0.6) is None
+    assert await first.rate_hit("chat:les_x:s-1", 3, 0.6) is None
+    wait = await second.rate_hit("chat:les_x:s-1", 3, 0.6)
+    assert wait is not None and 0 < wait <= 0.6
+    # Refused events are not counted, and other keys are not affected.
+    assert await first.rate_hit("chat:les_x:s-1", 3, 0.6) is not None
+    assert await first.rate_hit("chat:les_x:s-2", 3, 0.6) is None
+    await asyncio.sleep(wait + 0.05)
+    assert await second.rate_hit("chat:les_x:s-1", 3, 0.6) is None
+
+
 # --- settings
 
 
