@@ -11,12 +11,12 @@ from aiohttp import WSMsgType, web
 
 from rooms.admission import Door, Refused
 from rooms.calls import Call, CallEnded, CallError, Participant
-from rooms.lessons import Role
 from sfu.transport import NegotiationError, SdpError
 from signalling.access import admitted_lesson
 from signalling.keys import CALLS, LESSONS, MEDIA, SETTINGS, TOKENS
 from signalling.protocol import MAX_UNJOINED_BYTES, ProtocolError, parse_message
 from signalling.tokens import TokenError
+from signalling.ws_actions import ACTIONS
 
 logger = logging.getLogger(__name__)
 
@@ -177,72 +177,10 @@ class Session:
                 raise ProtocolError("no_offer", str(exc), ref) from None
             except SdpError as exc:
                 raise ProtocolError("bad_sdp", str(exc)[:300], ref) from None
-        elif kind == "media_state":
-            await call.set_media_state(
-                participant, message["audio"], message["video"], message.get("screen")
-            )
-        elif kind == "hand":
-            await call.set_hand(participant, message["raised"])
-        elif kind == "lower_hand":
-            await call.lower_hand(participant, message["participant_id"])
-        elif kind == "lower_all_hands":
-            await call.lower_all_hands(participant)
-        elif kind in ("admit", "admit_all"):
-            await call.admit(participant, message.get("participant_id"))
-        elif kind in ("deny", "deny_all"):
-            await call.deny(participant, message.get("participant_id"))
-        elif kind == "nudge":
-            await call.nudge(participant, message["participant_id"])
-        elif kind == "mute":
-            await call.mute(participant, message["participant_id"], message["kind"])
-        elif kind == "mute_all":
-            await call.mute_all(participant)
-        elif kind == "remove":
-            await call.remove(participant, message["participant_id"])
-        elif kind == "set_cohost":
-            await call.set_cohost(participant, message["participant_id"], message["cohost"])
-        elif kind == "set_permissions":
-            await call.set_permissions(participant, Role(message["role"]), message["permissions"])
-        elif kind == "set_call_settings":
-            await call.set_call_settings(
-                participant, message.get("waiting_room"), message.get("guests_allowed")
-            )
-        elif kind == "chat_send":
-            await call.chat_send(participant, message["text"])
-        elif kind == "recording_start":
-            await call.recording_start(participant, message.get("title"), message.get("visibility"))
-        elif kind == "recording_stop":
-            await call.recording_stop(participant)
         elif kind == "end_call":
             await self._end_call(call, participant)
-        elif kind.startswith("breakout_"):
-            await self._breakout(call, participant, kind, message)
-
-    async def _breakout(
-        self, call: Call, participant: Participant, kind: str, message: dict[str, Any]
-    ) -> None:
-        if kind == "breakout_configure":
-            await call.breakout_configure(participant, message["count"], message.get("names"))
-        elif kind == "breakout_assign":
-            await call.breakout_assign(participant, message["assignments"])
-        elif kind == "breakout_assign_random":
-            await call.breakout_assign_random(participant, message.get("include_hosts", False))
-        elif kind == "breakout_open":
-            await call.breakout_open(
-                participant, message.get("minutes"), message.get("allow_return", False)
-            )
-        elif kind == "breakout_move":
-            await call.breakout_move(participant, message["participant_id"], message["room_id"])
-        elif kind == "breakout_visit":
-            await call.breakout_visit(participant, message["room_id"])
-        elif kind == "breakout_broadcast":
-            await call.breakout_broadcast(participant, message["text"])
-        elif kind == "breakout_close":
-            await call.breakout_close(participant, message.get("countdown_seconds", 30))
-        elif kind == "breakout_help":
-            await call.breakout_help(participant)
-        elif kind == "breakout_return":
-            await call.breakout_return(participant)
+        else:
+            await ACTIONS[kind](call, participant, message)
 
     async def _end_call(self, call: Call, participant: Participant) -> None:
         if not participant.host:

@@ -385,3 +385,11 @@ def test_publish_tracks_name_each_mid_once() -> None:
         "tracks": [{"mid": "0", "source": "screen"}, {"mid": "0", "source": "microphone"}],
     }
     assert rejected(message).code == "bad_message"
+
+
+def test_every_message_type_has_a_handler() -> None:
+    from signalling.ws_actions import ACTIONS
+
+    handled_in_ws = {"join", "ping", "leave", "publish", "subscribe_answer", "end_call"}
+    assert set(SCHEMAS) == set(ACTIONS) | handled_in_ws
+    assert not set(ACTIONS) & handled_in_ws

@@ -1,0 +1,53 @@
+"""Protocol messages that map one to one onto a Call method: name -> how to call it.
+
+The message has passed its schema (signalling.protocol), so its fields are
+there and of the right type. Messages with more to them (publish,
+subscribe_answer, end_call, leave) are handled in signalling.ws.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rooms.calls import Call, Participant
+from rooms.lessons import Role
+
+Action = Callable[[Call, Participant, dict[str, Any]], Awaitable[None]]
+
+ACTIONS: dict[str, Action] = {
+    "media_state": lambda c, p, m: c.set_media_state(p, m["audio"], m["video"], m.get("screen")),
+    "hand": lambda c, p, m: c.set_hand(p, m["raised"]),
+    "lower_hand": lambda c, p, m: c.lower_hand(p, m["participant_id"]),
+    "lower_all_hands": lambda c, p, m: c.lower_all_hands(p),
+    "admit": lambda c, p, m: c.admit(p, m["participant_id"]),
+    "admit_all": lambda c, p, m: c.admit(p, None),
+    "deny": lambda c, p, m: c.deny(p, m["participant_id"]),
+    "deny_all": lambda c, p, m: c.deny(p, None),
+    "nudge": lambda c, p, m: c.nudge(p, m["participant_id"]),
+    "mute": lambda c, p, m: c.mute(p, m["participant_id"], m["kind"]),
+    "mute_all": lambda c, p, m: c.mute_all(p),
+    "remove": lambda c, p, m: c.remove(p, m["participant_id"]),
+    "set_cohost": lambda c, p, m: c.set_cohost(p, m["participant_id"], m["cohost"]),
+    "set_permissions": lambda c, p, m: c.set_permissions(p, Role(m["role"]), m["permissions"]),
+    "set_call_settings": lambda c, p, m: c.set_call_settings(
+        p, m.get("waiting_room"), m.get("guests_allowed")
+    ),
+    "chat_send": lambda c, p, m: c.chat_send(p, m["text"]),
+    "recording_start": lambda c, p, m: c.recording_start(p, m.get("title"), m.get("visibility")),
+    "recording_stop": lambda c, p, m: c.recording_stop(p),
+    "breakout_configure": lambda c, p, m: c.breakout_configure(p, m["count"], m.get("names")),
+    "breakout_assign": lambda c, p, m: c.breakout_assign(p, m["assignments"]),
+    "breakout_assign_random": lambda c, p, m: c.breakout_assign_random(
+        p, m.get("include_hosts", False)
+    ),
+    "breakout_open": lambda c, p, m: c.breakout_open(
+        p, m.get("minutes"), m.get("allow_return", False)
+    ),
+    "breakout_move": lambda c, p, m: c.breakout_move(p, m["participant_id"], m["room_id"]),
+    "breakout_visit": lambda c, p, m: c.breakout_visit(p, m["room_id"]),
+    "breakout_broadcast": lambda c, p, m: c.breakout_broadcast(p, m["text"]),
+    "breakout_close": lambda c, p, m: c.breakout_close(p, m.get("countdown_seconds", 30)),
+    "breakout_help": lambda c, p, m: c.breakout_help(p),
+    "breakout_return": lambda c, p, m: c.breakout_return(p),
+}
