@@ -145,6 +145,8 @@ class VideoSource:
             logger.debug("video %s: decode failed: %s", self.source_id, exc)
             return
         for frame in frames:
+            if not isinstance(frame, av.VideoFrame):
+                continue  # a video decoder gives video frames only
             self.frame = frame
             self.frame_time = arrival
             self._serial += 1
@@ -228,6 +230,8 @@ class AudioSource:
             logger.debug("audio %s: decode failed: %s", self.source_id, exc)
             return
         for frame in frames:
+            if not isinstance(frame, av.AudioFrame):
+                continue  # an audio decoder gives audio frames only
             frame.pts = None
             for out in self._resampler.resample(frame):
                 samples = out.to_ndarray().reshape(-1, self._channels)

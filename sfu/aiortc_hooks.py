@@ -22,8 +22,9 @@ exists and that the list is complete, so an aiortc upgrade that moves them
 fails loudly instead of silently decoding again.
 
 Also here: ICE host candidates only on configured addresses (aioice leaves
-loopback out and otherwise uses every interface), and announcing a public
-address in SDP in place of the local one.
+loopback out and otherwise uses every interface), and the jitter buffer hook
+of the recorder (recording/sources.py). ICE servers and the announced address
+in SDP, which need only aiortc's public API, are in sfu/ice.py.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
@@ -39,11 +39,8 @@ import aioice
 import aioice.ice
 import aiortc
 from aiortc import (
-    RTCBundlePolicy,
     RTCCertificate,
-    RTCConfiguration,
     RTCIceGatherer,
-    RTCIceServer,
     RTCIceTransport,
     RTCRtpReceiver,
     RTCRtpSender,
@@ -73,6 +70,8 @@ from aiortc.rtp import (
     unwrap_rtx,
 )
 
+from sfu.ice import rtc_configuration as rtc_configuration  # re-exported: bench/bot.py
+
 logger = logging.getLogger(__name__)
 
 PINNED_AIORTC = "1.16.0"
@@ -97,52 +96,6 @@ def _configured_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
     if _host_addresses is None:
         return _original_get_host_addresses(use_ipv4=use_ipv4, use_ipv6=use_ipv6)
     return [a for a in _host_addresses if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
-
-
-def rtc_configuration(ice_servers: Sequence[dict[str, Any]]) -> RTCConfiguration:
-    """An RTCConfiguration with exactly the configured ICE servers.
-
-    aiortc falls back to a public Google STUN server when iceServers is None;
-    an explicit (possibly empty) list keeps it from doing so. Everything is
-    bundled on one transport.
-    """
-    servers = [
-        RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
-        for s in ice_servers
-    ]
-    # max-bundle: with aiortc's default ("balanced") a second video m-section
-    # added in one offer keeps a transport that BUNDLE then stops, and never sends.
-    return RTCConfiguration(iceServers=servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
-
-
-_CANDIDATE = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+)( \d+ typ host.*)$", re.MULTILINE)
-
-
-def announce_address(sdp: str, local_addresses: Sequence[str], announced: str | None) -> str:
-    """Replace our local host-candidate addresses with the announced one."""
-    if not announced:
-        return sdp
-    local = set(local_addresses)
-
-    def swap(match: re.Match[str]) -> str:
-        if match.group(2) in local:
-            return match.group(1) + announced + match.group(3)
-        return match.group(0)
-
-    sdp = _CANDIDATE.sub(swap, sdp)
-    return re.sub(
-        r"^c=IN IP(4|6) (\S+)$",
-        lambda m: _swap_c_line(m, local, announced),
-        sdp,
-        flags=re.MULTILINE,
-    )
-
-
-def _swap_c_line(match: re.Match[str], local: set[str], announced: str) -> str:
-    if match.group(2) not in local:
-        return match.group(0)
-    family = "6" if ":" in announced else "4"
-    return f"c=IN IP{family} {announced}"
 
 
 # --------------------------------------------------------------------------- receiver

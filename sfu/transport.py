@@ -18,8 +18,9 @@ from typing import Any
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 
-from sfu.aiortc_hooks import ForwardingReceiver, ForwardingSender, announce_address
+from sfu.aiortc_hooks import ForwardingReceiver, ForwardingSender
 from sfu.consumer import Consumer
+from sfu.ice import announce_address
 from sfu.producer import Producer
 
 logger = logging.getLogger(__name__)
