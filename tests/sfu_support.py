@@ -6,9 +6,16 @@ the wire; receivers, senders, producers and consumers are the real ones.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from typing import Any
 
-from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc import (
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
 from aiortc.rtcrtpparameters import (
     RTCRtpCodecParameters,
     RTCRtpReceiveParameters,
@@ -16,9 +23,11 @@ from aiortc.rtcrtpparameters import (
 )
 from aiortc.rtp import RTCP_PSFB_PLI, RtcpPacket, RtcpPsfbPacket, RtpPacket
 
-from sfu.aiortc_hooks import ForwardingReceiver, ForwardingSender
+from sfu.aiortc_hooks import ForwardingReceiver, ForwardingSender, restrict_host_addresses
 from sfu.consumer import Consumer
+from sfu.ice import rtc_configuration
 from sfu.producer import Producer
+from sfu.transport import PublisherTransport, SubscriberTransport, TransportOptions
 
 VP8_IN = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
 VP8_OUT = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
@@ -113,3 +122,57 @@ async def publish(receiver: ForwardingReceiver, *packets: RtpPacket) -> None:
     """Packets arriving from the publisher, as aiortc's DTLS transport hands them over."""
     for i, packet in enumerate(packets):
         await receiver._handle_rtp_packet(packet, arrival_time_ms=i)
+
+
+# --------------------------------------------------------------------------- peer connections
+# For router and transport tests: real RTCPeerConnections on loopback play the clients.
+
+
+def transport_options() -> TransportOptions:
+    restrict_host_addresses(["127.0.0.1"])
+    return TransportOptions(
+        configuration_factory=lambda: rtc_configuration([]), listen_addresses=("127.0.0.1",)
+    )
+
+
+async def client_offer(kinds: Sequence[str]) -> tuple[RTCPeerConnection, str]:
+    """A client that sends one track of each of `kinds`: its pc and its offer."""
+    pc = RTCPeerConnection(rtc_configuration([]))
+    for kind in kinds:
+        pc.addTransceiver(kind, direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    return pc, pc.localDescription.sdp
+
+
+async def publish_from_client(
+    transport: PublisherTransport, kinds: Sequence[str], app_data: dict[str, Any] | None = None
+) -> tuple[RTCPeerConnection, list[Producer]]:
+    pc, offer = await client_offer(kinds)
+    by_mid = {str(i): dict(app_data or {}, n=i) for i in range(len(kinds))}
+    answer, producers = await transport.handle_offer(offer, by_mid)
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    return pc, producers
+
+
+class SubscribingClient:
+    """The client side of a SubscriberTransport: keeps the offers, answers on request."""
+
+    def __init__(self) -> None:
+        self.pc = RTCPeerConnection(rtc_configuration([]))
+        self.offers: list[tuple[str, dict[str, Consumer]]] = []
+        self.offered = asyncio.Event()
+
+    async def send_offer(self, sdp: str, tracks: dict[str, Consumer]) -> None:
+        self.offers.append((sdp, dict(tracks)))
+        self.offered.set()
+
+    async def next_offer(self) -> tuple[str, dict[str, Consumer]]:
+        await asyncio.wait_for(self.offered.wait(), 10)
+        self.offered.clear()
+        return self.offers[-1]
+
+    async def answer(self, transport: SubscriberTransport) -> None:
+        sdp, _ = await self.next_offer()
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        await transport.handle_answer(self.pc.localDescription.sdp)
