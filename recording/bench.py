@@ -12,6 +12,7 @@ import argparse
 import struct
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ CLIP_S = 2.0
 _HEADER = struct.Struct("!BBHII")
 
 
-def textured(colour: tuple[int, int, int], seed: int):
+def textured(colour: tuple[int, int, int], seed: int) -> Callable[[int], np.ndarray]:
     """Camera-like content: a smooth random texture drifting across, with sensor noise, so
     that both VP8 and H.264 have real detail and motion to work on."""
     rng = np.random.default_rng(seed)
@@ -67,7 +68,7 @@ class LoopedSource:
             loop += 1
 
 
-def main() -> None:
+def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--video", type=int, default=31, help="camera sources (320x240 VP8)")
     parser.add_argument("--audio", type=int, default=31, help="microphone sources (Opus)")
@@ -79,23 +80,31 @@ def main() -> None:
     parser.add_argument("--preset", default="veryfast")
     parser.add_argument("--flat", action="store_true", help="flat test patterns (cheap)")
     parser.add_argument("--output", type=Path, default=None)
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def flat(colour: tuple[int, int, int]) -> Callable[[int], np.ndarray]:
+    """A flat test pattern (cheap to encode)."""
+
+    def picture(index: int) -> np.ndarray:
+        return pattern_frame(colour, index, 320, 240)
+
+    return picture
+
+
+def _sources(args: argparse.Namespace) -> list[LoopedSource]:
     clips = [
-        video_packets(
-            "v",
-            (lambda i, c=c: pattern_frame(c, i, 320, 240)) if args.flat else textured(c, n),
-            duration_s=CLIP_S,
-            fps=15,
-        )
+        video_packets("v", flat(c) if args.flat else textured(c, n), duration_s=CLIP_S, fps=15)
         for n, c in enumerate(COLOURS)
     ]
     tone = audio_packets("a", 440.0, duration_s=CLIP_S)
-    sources = [
+    return [
         LoopedSource(f"cam{i}", clips[i % len(clips)], 90000, 1000 + 97 * i)
         for i in range(args.video)
     ] + [LoopedSource(f"mic{i}", tone, 48000, 30000 + 89 * i) for i in range(args.audio)]
 
+
+def _start_recorder(args: argparse.Namespace) -> RecorderProcess:
     options = RecordingOptions(
         width=args.width, height=args.height, fps=args.fps, video_preset=args.preset
     )
@@ -111,7 +120,13 @@ def main() -> None:
         recorder.add_source(f"cam{i}", "video", VP8, f"Ученик {i}", screen, f"p{i}")
     for i in range(args.audio):
         recorder.add_source(f"mic{i}", "audio", OPUS, f"Ученик {i}", participant=f"p{i}")
+    return recorder
 
+
+def main() -> None:
+    args = _parse_args()
+    sources = _sources(args)
+    recorder = _start_recorder(args)
     schedule = sorted(
         (p for source in sources for p in source.packets(args.seconds)), key=lambda p: p[0]
     )

@@ -326,7 +326,7 @@ class RecorderProcess:
             self._wake.clear()
             done = self._sender_done
             while queue:
-                batch = []
+                batch: list[Item] = []
                 while queue and len(batch) < MAX_BATCH:
                     batch.append(queue.popleft())
                 try:

@@ -22,6 +22,7 @@ from av.video.reformatter import VideoReformatter
 
 from recording.mixer import AudioMixer
 from recording.protocol import CodecSpec
+from sfu.aiortc_hooks import jitter_buffer_add
 
 logger = logging.getLogger(__name__)
 
@@ -115,11 +116,11 @@ class VideoSource:
         self._packets_since_release += 1
         try:
             payload = packet.payload
-            packet._data = depayload(self._params, payload) if payload else b""  # type: ignore[attr-defined]
+            depayloaded = depayload(self._params, payload) if payload else b""
         except ValueError:
             self.stats.dropped += 1
             return
-        pli, encoded = self._jitter.add(packet)
+        pli, encoded = jitter_buffer_add(self._jitter, packet, depayloaded)
         if pli:
             self.wants_keyframe = True
         if encoded is not None:
@@ -144,6 +145,8 @@ class VideoSource:
             logger.debug("video %s: decode failed: %s", self.source_id, exc)
             return
         for frame in frames:
+            if not isinstance(frame, av.VideoFrame):
+                continue  # a video decoder gives video frames only
             self.frame = frame
             self.frame_time = arrival
             self._serial += 1
@@ -227,6 +230,8 @@ class AudioSource:
             logger.debug("audio %s: decode failed: %s", self.source_id, exc)
             return
         for frame in frames:
+            if not isinstance(frame, av.AudioFrame):
+                continue  # an audio decoder gives audio frames only
             frame.pts = None
             for out in self._resampler.resample(frame):
                 samples = out.to_ndarray().reshape(-1, self._channels)

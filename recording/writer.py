@@ -109,6 +109,8 @@ class FragmentedMp4Writer:
                     }
             try:
                 stream = self._container.add_stream(name, rate=opts.fps, options=options)
+                if not isinstance(stream, av.VideoStream):
+                    raise ValueError("not a video encoder")
                 stream.width = opts.width
                 stream.height = opts.height
                 stream.pix_fmt = "yuv420p"
@@ -189,7 +191,8 @@ def probe_duration(path: Path) -> float:
                 for packet in container.demux():
                     if packet.pts is None or packet.time_base is None:
                         continue
-                    end = max(end, float((packet.pts + packet.duration) * packet.time_base))
+                    duration = packet.duration or 0
+                    end = max(end, float((packet.pts + duration) * packet.time_base))
             except av.FFmpegError:
                 pass  # a truncated last fragment
     except (av.FFmpegError, OSError):

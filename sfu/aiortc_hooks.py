@@ -15,13 +15,16 @@ else's) for subclasses that:
   receiver reports) goes to that source; sender reports come from it.
 
 They rely on aiortc private names (name-mangled ``_RTCRtpReceiver__*``
-attributes, ``RTCDtlsTransport._register_rtp_*`` and ``_send_rtp``);
-tests/test_aiortc_hooks.py checks every one of them exists, so an aiortc
-upgrade that moves them fails loudly instead of silently decoding again.
+attributes, ``RTCDtlsTransport._register_rtp_*`` and ``_send_rtp``, ...), all
+listed in PINNED_INTERNALS; nothing outside this module touches an aiortc or
+aioice private name. tests/test_aiortc_hooks.py checks that every one of them
+exists and that the list is complete, so an aiortc upgrade that moves them
+fails loudly instead of silently decoding again.
 
 Also here: ICE host candidates only on configured addresses (aioice leaves
-loopback out and otherwise uses every interface), and announcing a public
-address in SDP in place of the local one.
+loopback out and otherwise uses every interface), and the jitter buffer hook
+of the recorder (recording/sources.py). ICE servers and the announced address
+in SDP, which need only aiortc's public API, are in sfu/ice.py.
 """
 
 from __future__ import annotations
@@ -29,19 +32,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
+import aioice
 import aioice.ice
+import aiortc
 from aiortc import (
-    RTCBundlePolicy,
-    RTCConfiguration,
-    RTCIceServer,
+    RTCCertificate,
+    RTCIceGatherer,
+    RTCIceTransport,
     RTCRtpReceiver,
     RTCRtpSender,
 )
 from aiortc.codecs import is_rtx
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import (
@@ -49,7 +55,7 @@ from aiortc.rtcrtpparameters import (
     RTCRtpReceiveParameters,
     RTCRtpSendParameters,
 )
-from aiortc.rtcrtpreceiver import StreamStatistics
+from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     RTCP_PSFB_FIR,
@@ -63,6 +69,8 @@ from aiortc.rtp import (
     pack_remb_fci,
     unwrap_rtx,
 )
+
+from sfu.ice import rtc_configuration as rtc_configuration  # re-exported: bench/bot.py
 
 logger = logging.getLogger(__name__)
 
@@ -90,57 +98,16 @@ def _configured_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
     return [a for a in _host_addresses if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
 
 
-def rtc_configuration(ice_servers: Sequence[dict[str, Any]]) -> RTCConfiguration:
-    """An RTCConfiguration with exactly the configured ICE servers.
-
-    aiortc falls back to a public Google STUN server when iceServers is None;
-    an explicit (possibly empty) list keeps it from doing so. Everything is
-    bundled on one transport.
-    """
-    servers = [
-        RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
-        for s in ice_servers
-    ]
-    # max-bundle: with aiortc's default ("balanced") a second video m-section
-    # added in one offer keeps a transport that BUNDLE then stops, and never sends.
-    return RTCConfiguration(iceServers=servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
-
-
-_CANDIDATE = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+)( \d+ typ host.*)$", re.MULTILINE)
-
-
-def announce_address(sdp: str, local_addresses: Sequence[str], announced: str | None) -> str:
-    """Replace our local host-candidate addresses with the announced one."""
-    if not announced:
-        return sdp
-    local = set(local_addresses)
-
-    def swap(match: re.Match[str]) -> str:
-        if match.group(2) in local:
-            return match.group(1) + announced + match.group(3)
-        return match.group(0)
-
-    sdp = _CANDIDATE.sub(swap, sdp)
-    return re.sub(
-        r"^c=IN IP(4|6) (\S+)$",
-        lambda m: _swap_c_line(m, local, announced),
-        sdp,
-        flags=re.MULTILINE,
-    )
-
-
-def _swap_c_line(match: re.Match[str], local: set[str], announced: str) -> str:
-    if match.group(2) not in local:
-        return match.group(0)
-    family = "6" if ":" in announced else "4"
-    return f"c=IN IP{family} {announced}"
-
-
 # --------------------------------------------------------------------------- receiver
 
 
-RtpSink = Callable[[RtpPacket, RTCRtpCodecParameters], Any]
+RtpSink = Callable[[RtpPacket, RTCRtpCodecParameters], Awaitable[None]]
 SrSink = Callable[[RtcpSrPacket], None]
+
+
+def _mangled(obj: object, owner: type, name: str) -> Any:
+    """aiortc's private ``self.__name`` of class `owner`, on an object not (yet) ours."""
+    return getattr(obj, f"_{owner.__name__}__{name}")
 
 
 class ForwardingReceiver(RTCRtpReceiver):
@@ -149,13 +116,23 @@ class ForwardingReceiver(RTCRtpReceiver):
     sink: RtpSink | None
     sr_sink: SrSink | None
     media_ssrc: int | None
+    # aiortc's own (name-mangled) receiver state that forwarding reads and sets,
+    # declared for the type checker; check_pinned_internals() checks each is there.
+    _RTCRtpReceiver__started: bool
+    _RTCRtpReceiver__codecs: dict[int, RTCRtpCodecParameters]
+    _RTCRtpReceiver__rtx_ssrc: dict[int, int]
+    _RTCRtpReceiver__rtcp_task: asyncio.Future[None] | None
+    _RTCRtpReceiver__rtcp_ssrc: int | None
+    _RTCRtpReceiver__remote_bitrate_estimator: RemoteBitrateEstimator | None
+    _RTCRtpReceiver__remote_streams: dict[int, StreamStatistics]
+    _RTCRtpReceiver__nack_generator: NackGenerator | None
 
     @classmethod
     def adopt(cls, receiver: RTCRtpReceiver) -> ForwardingReceiver:
         """Turn aiortc's receiver into a forwarding one, before it starts receiving."""
         if isinstance(receiver, ForwardingReceiver):
             return receiver
-        if receiver._RTCRtpReceiver__started:  # type: ignore[attr-defined]
+        if _mangled(receiver, RTCRtpReceiver, "started"):
             raise RuntimeError("receiver already started; adopt it before negotiation completes")
         receiver.__class__ = cls
         assert isinstance(receiver, ForwardingReceiver)
@@ -170,7 +147,8 @@ class ForwardingReceiver(RTCRtpReceiver):
             return
         codecs = self._RTCRtpReceiver__codecs
         for codec in parameters.codecs:
-            codecs[codec.payloadType] = codec
+            if codec.payloadType is not None:  # always set on negotiated codecs
+                codecs[codec.payloadType] = codec
         rtx_ssrc = self._RTCRtpReceiver__rtx_ssrc
         for encoding in parameters.encodings:
             if encoding.rtx:
@@ -187,23 +165,7 @@ class ForwardingReceiver(RTCRtpReceiver):
     async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
         if not self._enabled:
             return
-        # Bandwidth feedback (REMB) so the publisher's encoder ramps up.
-        estimator = self._RTCRtpReceiver__remote_bitrate_estimator
-        if estimator is not None and packet.extensions.abs_send_time is not None:
-            remb = estimator.add(
-                abs_send_time=packet.extensions.abs_send_time,
-                arrival_time_ms=arrival_time_ms,
-                payload_size=len(packet.payload) + packet.padding_size,
-                ssrc=packet.ssrc,
-            )
-            rtcp_ssrc = self._RTCRtpReceiver__rtcp_ssrc
-            if rtcp_ssrc is not None and remb is not None:
-                await self._send_rtcp(
-                    RtcpPsfbPacket(
-                        fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)
-                    )
-                )
-
+        await self._send_remb(packet, arrival_time_ms)
         codecs = self._RTCRtpReceiver__codecs
         codec = codecs.get(packet.payload_type)
         if codec is None:
@@ -218,7 +180,9 @@ class ForwardingReceiver(RTCRtpReceiver):
         if is_rtx(codec):
             original_ssrc = self._RTCRtpReceiver__rtx_ssrc.get(packet.ssrc)
             apt = codec.parameters.get("apt")
-            if original_ssrc is None or len(packet.payload) < 2 or apt not in codecs:
+            if original_ssrc is None or len(packet.payload) < 2 or not isinstance(apt, int):
+                return
+            if apt not in codecs:
                 return
             packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
             codec = codecs[apt]
@@ -231,6 +195,25 @@ class ForwardingReceiver(RTCRtpReceiver):
 
         if self.sink is not None:
             await self.sink(packet, codec)
+
+    async def _send_remb(self, packet: RtpPacket, arrival_time_ms: int) -> None:
+        # Bandwidth feedback (REMB) so the publisher's encoder ramps up.
+        estimator = self._RTCRtpReceiver__remote_bitrate_estimator
+        if estimator is None or packet.extensions.abs_send_time is None:
+            return
+        remb = estimator.add(
+            abs_send_time=packet.extensions.abs_send_time,
+            arrival_time_ms=arrival_time_ms,
+            payload_size=len(packet.payload) + packet.padding_size,
+            ssrc=packet.ssrc,
+        )
+        rtcp_ssrc = self._RTCRtpReceiver__rtcp_ssrc
+        if rtcp_ssrc is not None and remb is not None:
+            await self._send_rtcp(
+                RtcpPsfbPacket(
+                    fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)
+                )
+            )
 
     async def request_keyframe(self) -> None:
         """Send a PLI to the publisher."""
@@ -265,7 +248,7 @@ class ForwardingSender(RTCRtpSender):
     def adopt(cls, sender: RTCRtpSender) -> ForwardingSender:
         if isinstance(sender, ForwardingSender):
             return sender
-        if sender._RTCRtpSender__started:  # type: ignore[attr-defined]
+        if _mangled(sender, RTCRtpSender, "started"):
             raise RuntimeError("sender already started; adopt it before negotiation completes")
         sender.__class__ = cls
         assert isinstance(sender, ForwardingSender)
@@ -274,6 +257,22 @@ class ForwardingSender(RTCRtpSender):
         sender.negotiated_codecs = []
         sender._forward_rtcp_task = None
         return sender
+
+    @property
+    def ssrc(self) -> int:
+        """The SSRC this sender announces in SDP and sends under."""
+        return self._ssrc
+
+    def fast_path(self) -> FastRtpPath | None:
+        """A FastRtpPath to this sender's subscriber (None for an unusual transport)."""
+        return FastRtpPath.for_transport(self.transport)
+
+    async def send_rtp(self, data: bytes) -> None:
+        """Protect and send one RTP (or RTCP) packet by aiortc's own path.
+
+        Raises ConnectionError when the transport is not (or no longer) connected.
+        """
+        await self.transport._send_rtp(data)
 
     async def send(self, parameters: RTCRtpSendParameters) -> None:
         if self.started:
@@ -318,7 +317,7 @@ class ForwardingSender(RTCRtpSender):
                 if report is None:
                     continue
                 try:
-                    await self.transport._send_rtp(bytes(report))
+                    await self.send_rtp(bytes(report))
                 except ConnectionError:
                     return
         except asyncio.CancelledError:
@@ -372,31 +371,103 @@ class FastRtpPath:
         return True
 
 
-def check_pinned_internals() -> list[str]:
-    """Names this module relies on that the installed aiortc lacks (empty when all is well)."""
-    missing = []
-    import aiortc
+# --------------------------------------------------------------------------- jitter buffer
 
-    for name in (
-        "_register_rtp_receiver",
-        "_register_rtp_sender",
-        "_unregister_rtp_sender",
-        "_send_rtp",
-    ):
-        if not hasattr(RTCDtlsTransport, name):
-            missing.append(f"RTCDtlsTransport.{name}")
-    for name in ("_run_rtcp", "_send_rtcp", "_send_rtcp_nack", "_send_rtcp_pli"):
-        if not hasattr(RTCRtpReceiver, name):
-            missing.append(f"RTCRtpReceiver.{name}")
+
+def jitter_buffer_add(
+    buffer: JitterBuffer, packet: RtpPacket, depayloaded: bytes
+) -> tuple[bool, JitterFrame | None]:
+    """Add a packet to aiortc's JitterBuffer: (keyframe wanted, a complete frame or None).
+
+    The buffer builds a frame by joining its packets' ``_data``, which aiortc's
+    receiver sets to the depayloaded bytes; the recorder's sources must do the same.
+    """
+    packet._data = depayloaded  # type: ignore[attr-defined]  # aiortc's own ignore, too
+    return buffer.add(packet)
+
+
+def _jitter_buffer_joins_packet_data() -> bool:
+    buffer = JitterBuffer(capacity=4)
+    frame = None
+    for seq, ts, data in ((0, 0, b"a"), (1, 0, b"b"), (2, 1, b"c")):
+        try:
+            _, frame = jitter_buffer_add(buffer, RtpPacket(sequence_number=seq, timestamp=ts), data)
+        except AttributeError:
+            return False
+    return frame is not None and frame.data == b"ab"
+
+
+# --------------------------------------------------------------------------- pinned
+
+
+# Every private aiortc/aioice name this module uses, with the class that has it
+# (on the class itself, or on every fresh instance). tests/test_aiortc_hooks.py
+# checks that this list names every private attribute the code above touches.
+PINNED_INTERNALS: tuple[tuple[type, str], ...] = (
+    (RTCDtlsTransport, "_register_rtp_receiver"),
+    (RTCDtlsTransport, "_register_rtp_sender"),
+    (RTCDtlsTransport, "_unregister_rtp_sender"),
+    (RTCDtlsTransport, "_send_rtp"),
+    (RTCDtlsTransport, "_state"),
+    (RTCDtlsTransport, "_tx_srtp"),
+    (RTCIceTransport, "_connection"),
+    (aioice.ice.Connection, "_nominated"),
+    (RTCRtpReceiver, "_enabled"),
+    (RTCRtpReceiver, "_handle_rtp_packet"),
+    (RTCRtpReceiver, "_handle_rtcp_packet"),
+    (RTCRtpReceiver, "_run_rtcp"),
+    (RTCRtpReceiver, "_send_rtcp"),
+    (RTCRtpReceiver, "_send_rtcp_nack"),
+    (RTCRtpReceiver, "_send_rtcp_pli"),
+    *(
+        (RTCRtpReceiver, name)
+        for name in ForwardingReceiver.__annotations__
+        if name.startswith("_RTCRtpReceiver__")
+    ),
+    (RTCRtpSender, "_RTCRtpSender__started"),
+    (RTCRtpSender, "_ssrc"),
+    (RTCRtpSender, "_handle_rtcp_packet"),
+)
+
+
+def _fresh_instances() -> dict[type, object]:
+    """One new, unconnected object of each class in PINNED_INTERNALS (no I/O).
+
+    Called on the event loop: aiortc's RTCRtpSender looks the loop up when made."""
+    ice = RTCIceTransport(RTCIceGatherer())
+    dtls = RTCDtlsTransport(ice, [RTCCertificate.generateCertificate()])
+    return {
+        RTCDtlsTransport: dtls,
+        RTCIceTransport: ice,
+        aioice.ice.Connection: ice._connection,
+        RTCRtpReceiver: RTCRtpReceiver("video", dtls),
+        RTCRtpSender: RTCRtpSender("video", dtls),
+    }
+
+
+async def check_pinned_internals() -> list[str]:
+    """Names this module relies on that the installed aiortc lacks (empty when all is well).
+
+    A coroutine only because aiortc's objects are made on the event loop."""
+    missing = []
+    try:
+        instances = _fresh_instances()
+    except AttributeError as exc:  # an internal that building the objects uses
+        where = type(exc.obj).__name__ if exc.obj is not None else "aiortc"
+        return [f"{where}.{exc.name}"]
+    for owner, name in PINNED_INTERNALS:
+        if not hasattr(owner, name) and not hasattr(instances.get(owner), name):
+            missing.append(f"{owner.__name__}.{name}")
+    if not _jitter_buffer_joins_packet_data():
+        missing.append("JitterBuffer frames from RtpPacket._data")
     if not hasattr(aioice.ice, "get_host_addresses"):
         missing.append("aioice.ice.get_host_addresses")
-    connection = aioice.ice.Connection(ice_controlling=True)
-    if not isinstance(getattr(connection, "_nominated", None), dict):
-        missing.append("aioice.ice.Connection._nominated")
     if not hasattr(aioice.ice.StunProtocol, "send_data") or not hasattr(
         aioice.ice.CandidatePair, "remote_addr"
     ):
         missing.append("aioice.ice.StunProtocol.send_data / CandidatePair.remote_addr")
     if aiortc.__version__ != PINNED_AIORTC:
         missing.append(f"aiortc version {aiortc.__version__} != {PINNED_AIORTC}")
+    if aioice.__version__ != PINNED_AIOICE:
+        missing.append(f"aioice version {aioice.__version__} != {PINNED_AIOICE}")
     return missing

@@ -54,7 +54,8 @@ class Consumer:
         self.fast_sent = 0  # of packets_sent, those that took the FastRtpPath
         self._fast: FastRtpPath | None = None
         self.ready = True
-        self._pt_map: dict[int, int | None] = {}
+        # Producer codec payload type -> the subscriber's (None: no matching codec).
+        self._pt_map: dict[int | None, int | None] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         sender.source = self
 
@@ -67,7 +68,7 @@ class Consumer:
 
     @property
     def ssrc(self) -> int:
-        return self.sender._ssrc
+        return self.sender.ssrc
 
     # --- producer side
 
@@ -82,7 +83,7 @@ class Consumer:
             return
         self.detach()
         self.producer = producer
-        producer.consumers.append(self)
+        producer.add_consumer(self)
         self.rewriter.switch()
         self.ready = ready
         if ready and self.sender.started:
@@ -97,9 +98,11 @@ class Consumer:
 
     def detach(self) -> None:
         if self.producer is not None:
-            if self in self.producer.consumers:
-                self.producer.consumers.remove(self)
+            self.producer.remove_consumer(self)
             self.producer = None
+
+    def source_resumed(self) -> None:
+        self.rewriter.switch()
 
     def forward(self, entry: CachedPacket, now: float) -> Coroutine[Any, Any, None] | None:
         """Send one packet of the producer; a coroutine to await when it could not go at once.
@@ -130,7 +133,7 @@ class Consumer:
             + entry.payload
         )
         if self._fast is None:
-            self._fast = FastRtpPath.for_transport(self.sender.transport)
+            self._fast = self.sender.fast_path()
         if self._fast is not None and self._fast.send(data):
             self.fast_sent += 1
             self._count(data)
@@ -139,7 +142,7 @@ class Consumer:
 
     async def _send_slow(self, data: bytes) -> None:
         try:
-            await self.sender.transport._send_rtp(data)
+            await self.sender.send_rtp(data)
         except ConnectionError:
             return
         self._count(data)

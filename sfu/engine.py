@@ -7,7 +7,8 @@ from typing import Any
 
 from aiortc import RTCConfiguration
 
-from sfu.aiortc_hooks import restrict_host_addresses, rtc_configuration
+from sfu.aiortc_hooks import restrict_host_addresses
+from sfu.ice import rtc_configuration
 from sfu.router import Router
 from sfu.transport import TransportOptions
 

@@ -1,19 +1,21 @@
-"""Producer: one incoming track, forwarded as RTP packets to its consumers."""
+"""Producer: one incoming track, forwarded as RTP packets to its consumers.
+
+Dependencies go one way: sfu.consumer knows Producer; a producer knows its
+consumers only as PacketSinks (the protocol below), so this module imports
+nothing of sfu.consumer.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtcpSrPacket, RtpPacket
 
 from sfu.aiortc_hooks import ForwardingReceiver
-
-if TYPE_CHECKING:
-    from sfu.consumer import Consumer
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,22 @@ class CachedPacket:
         self.codec = codec
 
 
+class PacketSink(Protocol):
+    """What a producer needs of each consumer it feeds (sfu.consumer.Consumer)."""
+
+    def forward(self, entry: CachedPacket, now: float) -> Coroutine[Any, Any, None] | None:
+        """Send one packet; a coroutine to await when it could not go at once."""
+        ...
+
+    def source_resumed(self) -> None:
+        """The producer resumes after a pause: what follows is a new segment."""
+        ...
+
+    def detach(self) -> None:
+        """The producer closes: stop forwarding it (and leave its consumers list)."""
+        ...
+
+
 class Producer:
     def __init__(
         self, producer_id: str, kind: str, receiver: ForwardingReceiver, app_data: dict[str, Any]
@@ -52,7 +70,7 @@ class Producer:
         self.id = producer_id
         self.kind = kind
         self.app_data = app_data
-        self.consumers: list[Consumer] = []
+        self.consumers: list[PacketSink] = []
         self.taps: list[PacketTap] = []
         self.paused = False
         self.closed = False
@@ -89,6 +107,13 @@ class Producer:
                 logger.exception("packet tap of producer %s failed; removed", self.id)
                 self.remove_tap(tap)
 
+    def add_consumer(self, consumer: PacketSink) -> None:
+        self.consumers.append(consumer)
+
+    def remove_consumer(self, consumer: PacketSink) -> None:
+        if consumer in self.consumers:
+            self.consumers.remove(consumer)
+
     def add_tap(self, tap: PacketTap) -> None:
         if tap not in self.taps:
             self.taps = [*self.taps, tap]
@@ -124,7 +149,7 @@ class Producer:
             return
         self.paused = False
         for consumer in self.consumers:
-            consumer.rewriter.switch()
+            consumer.source_resumed()
         await self.request_keyframe()
 
     def close(self) -> None:

@@ -18,8 +18,9 @@ from typing import Any
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 
-from sfu.aiortc_hooks import ForwardingReceiver, ForwardingSender, announce_address
+from sfu.aiortc_hooks import ForwardingReceiver, ForwardingSender
 from sfu.consumer import Consumer
+from sfu.ice import announce_address
 from sfu.producer import Producer
 
 logger = logging.getLogger(__name__)
@@ -95,21 +96,21 @@ class PublisherTransport(WebRtcTransport):
             raise SdpError(f"cannot apply offer: {exc}") from exc
         # Before anything awaits: aiortc starts receivers from a task it has
         # just scheduled, and they must start as forwarding receivers.
-        new: list[tuple[RTCRtpTransceiver, ForwardingReceiver]] = []
+        new: list[tuple[str, RTCRtpTransceiver, ForwardingReceiver]] = []
         for transceiver in self.pc.getTransceivers():
-            if transceiver.mid is None or transceiver.mid in self.producers:
+            mid = transceiver.mid
+            if mid is None or mid in self.producers:
                 continue
             if transceiver.direction not in ("recvonly", "sendrecv"):
                 continue
-            new.append((transceiver, ForwardingReceiver.adopt(transceiver.receiver)))
+            new.append((mid, transceiver, ForwardingReceiver.adopt(transceiver.receiver)))
         try:
             answer = await self.pc.createAnswer()
             await self.pc.setLocalDescription(answer)
         except Exception as exc:
             raise SdpError(f"cannot answer offer: {exc}") from exc
         created = []
-        for transceiver, receiver in new:
-            mid = transceiver.mid
+        for mid, transceiver, receiver in new:
             producer = Producer(
                 _new_id("pr"), transceiver.kind, receiver, dict(app_data_by_mid.get(mid, {}))
             )
@@ -157,9 +158,9 @@ class SubscriberTransport(WebRtcTransport):
         """Start sending `producer` to this subscriber (renegotiates as needed)."""
         if self.closed:
             raise RuntimeError("transport closed")
-        for slot in self._slots:
-            if slot.consumer.producer is producer:
-                return slot.consumer
+        for existing in self._slots:
+            if existing.consumer.producer is producer:
+                return existing.consumer
         slot = next(
             (
                 s

@@ -1,22 +1,118 @@
-"""The aiortc/aioice patch module: pinned internals, ICE addresses and servers."""
+"""The aiortc/aioice patch module: pinned internals and ICE host addresses."""
 
 from __future__ import annotations
 
+import ast
+import inspect
 import re
+from pathlib import Path
+from typing import Any
 
 import aioice.ice
+import pytest
 from aiortc import RTCPeerConnection
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 
+import sfu.aiortc_hooks
 from sfu.aiortc_hooks import (
-    announce_address,
+    PINNED_INTERNALS,
+    FastRtpPath,
     check_pinned_internals,
     restrict_host_addresses,
-    rtc_configuration,
+)
+from sfu.ice import rtc_configuration
+
+ROOT = Path(__file__).resolve().parents[1]
+# Private names that sfu/aiortc_hooks.py defines itself (not aiortc's or aioice's).
+OWN_PRIVATE_NAMES = {"_forward_rtcp_task", "_run_sender_reports", "_send_remb"} | set(
+    FastRtpPath.__slots__
 )
 
 
-def test_pinned_internals_are_all_present() -> None:
-    assert check_pinned_internals() == []
+def _private_names(node: ast.AST) -> set[str]:
+    """Single-underscore attribute names read, set or defined as methods under `node`."""
+    names = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Attribute):
+            names.add(sub.attr)
+        elif isinstance(sub, ast.FunctionDef | ast.AsyncFunctionDef):
+            names.add(sub.name)
+        elif isinstance(sub, ast.AnnAssign) and isinstance(sub.target, ast.Name):
+            names.add(sub.target.id)  # class-level declarations of aiortc's attributes
+        elif isinstance(sub, ast.Call) and getattr(sub.func, "id", None) == "_mangled":
+            _, owner, name = sub.args  # _mangled(obj, Owner, "name") reads _Owner__name
+            assert isinstance(owner, ast.Name) and isinstance(name, ast.Constant)
+            names.add(f"_{owner.id}__{name.value}")
+    return {n for n in names if n.startswith("_") and not n.startswith("__")}
+
+
+async def test_pinned_internals_are_all_present() -> None:
+    assert await check_pinned_internals() == []
+
+
+def test_every_private_name_the_hooks_use_is_pinned() -> None:
+    tree = ast.parse(inspect.getsource(sfu.aiortc_hooks))
+    classes = [n for n in tree.body if isinstance(n, ast.ClassDef)]
+    functions = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    used: set[str] = set()
+    for node in classes + functions:
+        used |= _private_names(node)
+    # Module-level helpers of our own are functions, not attributes: they are not used here.
+    used -= {f.name for f in functions}
+    # RtpPacket._data is checked by what JitterBuffer does with it (test below).
+    pinned = {name for _, name in PINNED_INTERNALS} | {"_data"}
+    assert used - pinned - OWN_PRIVATE_NAMES == set(), "add them to PINNED_INTERNALS"
+    # And the list names nothing the module has stopped using.
+    assert pinned - used == set()
+
+
+@pytest.mark.parametrize(
+    ("owner", "name"), PINNED_INTERNALS, ids=[f"{o.__name__}.{n}" for o, n in PINNED_INTERNALS]
+)
+async def test_a_missing_internal_is_reported(
+    owner: type, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    defining = next((c for c in owner.__mro__ if name in vars(c)), None)
+    if defining is not None:  # a method or class attribute
+        monkeypatch.delattr(defining, name)
+    else:  # set on each instance by the constructor
+        original_init = owner.__init__
+
+        def init_without(self: Any, *args: Any, **kwargs: Any) -> None:
+            original_init(self, *args, **kwargs)
+            delattr(self, name)
+
+        monkeypatch.setattr(owner, "__init__", init_without)
+    assert await check_pinned_internals() == [f"{owner.__name__}.{name}"]
+
+
+async def test_a_jitter_buffer_that_no_longer_joins_packet_data_is_reported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def frame_from_payloads(self: JitterBuffer, sequence_number: int) -> JitterFrame | None:
+        return JitterFrame(data=b"payloads, not _data", timestamp=0)
+
+    monkeypatch.setattr(JitterBuffer, "_remove_frame", frame_from_payloads)
+    assert await check_pinned_internals() == ["JitterBuffer frames from RtpPacket._data"]
+
+
+def test_no_private_aiortc_name_is_used_outside_the_hooks() -> None:
+    """Outside sfu/aiortc_hooks.py, code reads private attributes of `self` only."""
+    offenders = []
+    for package in ("sfu", "recording", "breakout"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if path.name == "aiortc_hooks.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, ast.Attribute) or not node.attr.startswith("_"):
+                    continue
+                if node.attr.startswith("__") and node.attr.endswith("__"):
+                    continue
+                owner = node.value
+                if isinstance(owner, ast.Name) and owner.id in ("self", "cls"):
+                    continue
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} .{node.attr}")
+    assert offenders == []
 
 
 async def test_gathers_only_on_configured_addresses_with_no_stun_server() -> None:
@@ -38,12 +134,6 @@ async def test_gathers_only_on_configured_addresses_with_no_stun_server() -> Non
         await pc.close()
 
 
-def test_configured_ice_servers_are_used_as_given() -> None:
-    config = rtc_configuration([{"urls": ["stun:stun.school.example:3478"]}])
-    assert [s.urls for s in config.iceServers] == [["stun:stun.school.example:3478"]]
-    assert rtc_configuration([]).iceServers == []
-
-
 def test_address_family_filter() -> None:
     restrict_host_addresses(["127.0.0.1", "::1"])
     try:
@@ -51,20 +141,3 @@ def test_address_family_filter() -> None:
         assert aioice.ice.get_host_addresses(use_ipv4=False, use_ipv6=True) == ["::1"]
     finally:
         restrict_host_addresses(["127.0.0.1"])
-
-
-SDP = """v=0
-o=- 1 1 IN IP4 0.0.0.0
-m=audio 40000 UDP/TLS/RTP/SAVPF 96
-c=IN IP4 10.0.0.5
-a=candidate:abc 1 udp 2130706431 10.0.0.5 40000 typ host
-a=candidate:def 1 udp 2130706431 10.0.0.6 40001 typ host
-"""
-
-
-def test_announced_address_replaces_local_host_candidates_only() -> None:
-    out = announce_address(SDP, ["10.0.0.5"], "203.0.113.7")
-    assert "a=candidate:abc 1 udp 2130706431 203.0.113.7 40000 typ host" in out
-    assert "a=candidate:def 1 udp 2130706431 10.0.0.6 40001 typ host" in out
-    assert "c=IN IP4 203.0.113.7" in out
-    assert announce_address(SDP, ["10.0.0.5"], None) == SDP

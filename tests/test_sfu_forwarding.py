@@ -10,16 +10,14 @@ import struct
 from typing import Any
 
 import pytest
-from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc import RTCRtpSender
 from aiortc.rtcrtpparameters import (
     RTCRtpCodecParameters,
-    RTCRtpReceiveParameters,
     RTCRtpSendParameters,
 )
 from aiortc.rtp import (
     RTCP_PSFB_PLI,
     RTCP_RTPFB_NACK,
-    RtcpPacket,
     RtcpPsfbPacket,
     RtcpRtpfbPacket,
     RtcpSenderInfo,
@@ -27,69 +25,10 @@ from aiortc.rtp import (
     RtpPacket,
 )
 
-from sfu.aiortc_hooks import ForwardingReceiver, ForwardingSender
+from sfu.aiortc_hooks import ForwardingSender
 from sfu.consumer import Consumer
 from sfu.producer import CACHE_SIZE, Producer
-
-VP8_IN = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
-VP8_OUT = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
-RTX_IN = RTCRtpCodecParameters(
-    mimeType="video/rtx", clockRate=90000, payloadType=97, parameters={"apt": 96}
-)
-
-
-class WireRecorder:
-    """Stands in for aiortc's RTCDtlsTransport: records what would be sent."""
-
-    state = "connected"
-    _stats_id = "transport_test"
-
-    def __init__(self) -> None:
-        self.sent: list[bytes] = []
-        self.registered: list[Any] = []
-
-    async def _send_rtp(self, data: bytes) -> None:
-        self.sent.append(data)
-
-    def _register_rtp_receiver(self, receiver: Any, parameters: Any) -> None:
-        self.registered.append(receiver)
-
-    def _register_rtp_sender(self, sender: Any, parameters: Any) -> None:
-        self.registered.append(sender)
-
-    def _unregister_rtp_sender(self, sender: Any) -> None:
-        self.registered.remove(sender)
-
-    def _unregister_rtp_receiver(self, receiver: Any) -> None:
-        self.registered.remove(receiver)
-
-    def rtp(self) -> list[RtpPacket]:
-        return [RtpPacket.parse(d) for d in self.sent if not (192 <= d[1] <= 223)]
-
-    def rtcp(self) -> list[Any]:
-        return [p for d in self.sent if 192 <= d[1] <= 223 for p in RtcpPacket.parse(d)]
-
-
-async def make_producer(wire: WireRecorder) -> tuple[Producer, ForwardingReceiver]:
-    receiver = ForwardingReceiver.adopt(RTCRtpReceiver("video", wire))  # type: ignore[arg-type]
-    receiver._set_rtcp_ssrc(1111)
-    await receiver.receive(RTCRtpReceiveParameters(codecs=[VP8_IN, RTX_IN], muxId="0"))
-    producer = Producer("pr_test", "video", receiver, {"source": "camera"})
-    return producer, receiver
-
-
-async def make_consumer(wire: WireRecorder) -> Consumer:
-    sender = ForwardingSender.adopt(RTCRtpSender("video", wire))  # type: ignore[arg-type]
-    consumer = Consumer("co_test", "video", sender)
-    await sender.send(RTCRtpSendParameters(codecs=[VP8_OUT], muxId="0"))
-    return consumer
-
-
-def rtp(seq: int, ts: int, payload: bytes = b"\x10\x00frame", ssrc: int = 4242) -> RtpPacket:
-    packet = RtpPacket(payload_type=96, sequence_number=seq, timestamp=ts, ssrc=ssrc)
-    packet.payload = payload
-    packet.extensions.abs_send_time = 12345
-    return packet
+from tests.sfu_support import WireRecorder, make_consumer, make_producer, rtp
 
 
 @pytest.fixture
