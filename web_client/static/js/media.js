@@ -3,6 +3,9 @@
 export const mediaSupported = () =>
   Boolean(navigator.mediaDevices && navigator.mediaDevices.getUserMedia);
 
+export const screenShareSupported = () =>
+  Boolean(navigator.mediaDevices && navigator.mediaDevices.getDisplayMedia);
+
 const VIDEO_CONSTRAINTS = { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 24 } };
 const AUDIO_CONSTRAINTS = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
 

@@ -1,0 +1,214 @@
+// Publishing our microphone, camera (and screen share's track) on the
+// publisher peer connection (docs/protocol.md "publish"): we offer, the
+// server answers. Also the microphone / camera / screen buttons and the
+// media_state we announce.
+
+import * as i18n from './i18n.js';
+import { setIcon } from './icons.js';
+import { renderPeople } from './layout.js';
+import { capture, iceGatheringComplete, screenShareSupported } from './media.js';
+import { errorText } from './page.js';
+import {
+  $, allowed, isOn, urok,
+} from './state.js';
+import { toast } from './ui.js';
+
+// One negotiation at a time: each step waits for the one before.
+let publisherQueue = Promise.resolve();
+
+// Ids of our media_state messages, so that an error answering one is known as ours.
+const mediaStateRefs = new Set();
+
+export function enqueuePublish(step) {
+  publisherQueue = publisherQueue.then(step).catch((error) => {
+    if (urok.state !== 'in-call') return;
+    console.error('urok: publish failed', error);
+    urok.errors.push({ code: error.code || 'publish', message: String(error.message || error) });
+    toast(error.code ? errorText(error.code, error.message) : i18n.t('call.media_failed'), 'error');
+  });
+  return publisherQueue;
+}
+
+/** Leaving: the next call starts with an empty queue. */
+export function resetPublisher() {
+  publisherQueue = Promise.resolve();
+}
+
+export function createPublisher() {
+  const pc = new RTCPeerConnection({ iceServers: urok.iceServers });
+  urok.pcs.publisher = pc;
+  urok.published = [];
+  pc.addEventListener('connectionstatechange', () => {
+    if (pc.connectionState === 'failed' && urok.pcs.publisher === pc) {
+      toast(i18n.t('call.media_failed'), 'error');
+    }
+  });
+  for (const [kind, source] of [['audio', 'microphone'], ['video', 'camera'], ['screen', 'screen']]) {
+    if (urok.local[kind]) addPublishedTrack(urok.local[kind], source);
+  }
+}
+
+export function addPublishedTrack(track, source) {
+  if (source !== 'screen' && !urok.local.stream) urok.local.stream = new MediaStream();
+  const stream = source === 'screen' ? new MediaStream([track]) : urok.local.stream;
+  const transceiver = urok.pcs.publisher.addTransceiver(track, {
+    direction: 'sendonly',
+    streams: [stream],
+  });
+  urok.published.push({ transceiver, source });
+}
+
+export async function negotiatePublisher() {
+  const pc = urok.pcs.publisher;
+  const sig = urok.ws;
+  await pc.setLocalDescription(await pc.createOffer());
+  await iceGatheringComplete(pc);
+  if (urok.pcs.publisher !== pc) return;
+  // Every sending m-section, named by its source (a stopped screen share keeps its
+  // m-section). An idle, already negotiated screen m-section is left out while
+  // sharing is not permitted: the server refuses any offer naming a screen then,
+  // and it knows that m-section's source already.
+  const tracks = urok.published
+    .filter(({ transceiver }) => transceiver.mid !== null && transceiver.direction !== 'inactive')
+    .filter(({ transceiver, source }) => !(source === 'screen' && !allowed('screen')
+      && !transceiver.sender.track && transceiver.currentDirection))
+    .map(({ transceiver, source }) => ({ mid: transceiver.mid, source }));
+  let answer;
+  try {
+    answer = await sig.request(
+      { type: 'publish', sdp: pc.localDescription.sdp, tracks },
+      ['publish_answer'],
+    );
+  } catch (error) {
+    // The server applied nothing of this offer: go back to the last agreed state.
+    if (urok.pcs.publisher === pc && pc.signalingState === 'have-local-offer') {
+      await pc.setLocalDescription({ type: 'rollback' }).catch(() => {});
+    }
+    throw error;
+  }
+  if (urok.pcs.publisher !== pc) return;
+  await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+}
+
+/** Get a microphone or camera track mid-call (joined without one, or it was lost). */
+async function acquireTrack(kind) {
+  const result = await capture({
+    audio: kind === 'audio',
+    video: kind === 'video',
+    audioId: urok.prefs.audioId,
+    videoId: urok.prefs.videoId,
+  });
+  const track = result.stream && result.stream.getTracks()[0];
+  if (!track) {
+    const problem = result[`${kind}Problem`];
+    const name = kind === 'audio' ? 'mic' : 'camera';
+    toast(i18n.t(problem === 'denied' ? `prejoin.${name}_denied` : `prejoin.no_${name}`), 'warning');
+    return;
+  }
+  if (urok.state !== 'in-call') {
+    track.stop();
+    return;
+  }
+  if (!urok.local.stream) urok.local.stream = new MediaStream();
+  urok.local.stream.addTrack(track);
+  urok.local[kind] = track;
+  if (kind === 'video') urok.tiles.get(urok.self.id).setTrack('video', track);
+  await enqueuePublish(async () => {
+    if (!urok.pcs.publisher) {
+      createPublisher();
+    } else {
+      addPublishedTrack(track, kind === 'audio' ? 'microphone' : 'camera');
+    }
+    await negotiatePublisher();
+  });
+}
+
+/** The microphone ('audio') or camera ('video') button. */
+async function toggle(kind) {
+  const track = urok.local[kind];
+  const turningOn = !isOn(kind);
+  if (turningOn && !allowed(kind)) {
+    toast(i18n.t(kind === 'audio' ? 'call.mic_not_permitted' : 'call.camera_not_permitted'), 'warning');
+    updateControls();
+    return;
+  }
+  if (!track || track.readyState !== 'live') {
+    await acquireTrack(kind);
+  } else {
+    track.enabled = !track.enabled;
+  }
+  if (turningOn) {
+    const key = `muted-${kind}`;
+    for (const old of document.querySelectorAll(`#banners [data-key="${key}"]`)) old.remove();
+  }
+  updateControls();
+  sendMediaState();
+}
+
+/** Tell the call (and our own tile) what we send now. */
+export function sendMediaState() {
+  const state = {
+    audio: isOn('audio'),
+    video: isOn('video'),
+    screen: Boolean(urok.local.screen && urok.local.screen.readyState === 'live'),
+  };
+  if (urok.ws && urok.state === 'in-call') {
+    const id = urok.ws.sendWithId({ type: 'media_state', ...state });
+    if (id) {
+      mediaStateRefs.add(id);
+      if (mediaStateRefs.size > 20) mediaStateRefs.delete(mediaStateRefs.values().next().value);
+    }
+  }
+  if (urok.self) {
+    Object.assign(urok.self, state);
+    const tile = urok.tiles.get(urok.self.id);
+    if (tile) tile.update(state);
+  }
+  renderPeople();
+}
+
+/** Did an error with this `ref` answer one of our media_state messages? (Asks once per ref.) */
+export function takeMediaStateRef(ref) {
+  if (!ref || !mediaStateRefs.has(ref)) return false;
+  mediaStateRefs.delete(ref);
+  return true;
+}
+
+/** The microphone, camera and screen buttons: on, off, or locked by the host. */
+export function updateControls() {
+  for (const [kind, id, name, iconOn, iconOff] of [
+    ['audio', 'toggle-mic', 'mic', 'mic', 'mic-off'],
+    ['video', 'toggle-camera', 'camera', 'camera', 'camera-off'],
+  ]) {
+    const on = isOn(kind);
+    const locked = !on && !allowed(kind);
+    const button = $(id);
+    button.setAttribute('aria-pressed', String(on));
+    button.classList.toggle('ctrl-off', !on);
+    button.classList.toggle('ctrl-locked', locked);
+    button.disabled = locked;
+    button.dataset.permitted = String(allowed(kind));
+    button.title = locked
+      ? i18n.t(`call.${name}_not_permitted`)
+      : i18n.t(on ? `call.${name}_turn_off` : `call.${name}_turn_on`);
+    setIcon(button.querySelector('.icon-slot'), on ? iconOn : iconOff);
+  }
+  const sharing = Boolean(urok.local.screen);
+  const screenButton = $('toggle-screen');
+  const screenAllowed = allowed('screen') && screenShareSupported();
+  screenButton.setAttribute('aria-pressed', String(sharing));
+  screenButton.classList.toggle('ctrl-active', sharing);
+  screenButton.classList.toggle('ctrl-locked', !sharing && !screenAllowed);
+  screenButton.disabled = !sharing && !screenAllowed;
+  screenButton.dataset.permitted = String(allowed('screen'));
+  if (sharing) screenButton.title = i18n.t('call.screen_stop');
+  else if (!screenShareSupported()) screenButton.title = i18n.t('call.screen_unsupported');
+  else if (!screenAllowed) screenButton.title = i18n.t('call.screen_not_permitted');
+  else screenButton.title = i18n.t('call.screen_start');
+  setIcon(screenButton.querySelector('.icon-slot'), sharing ? 'screen-off' : 'screen');
+}
+
+export function wirePublisher() {
+  $('toggle-mic').addEventListener('click', () => toggle('audio'));
+  $('toggle-camera').addEventListener('click', () => toggle('video'));
+}
