@@ -124,6 +124,42 @@ def _parse_date(value: str, field: str) -> date:
         ) from exc
 
 
+def _schedule(
+    schedule: dict[str, Any] | None, settings: Settings, now: datetime
+) -> tuple[datetime, datetime, Repeat, date | None]:
+    """(starts_at, ends_at, repeat, until) of a create request's schedule, validated."""
+    if schedule is None:
+        starts_at = now.replace(microsecond=0)
+        return starts_at, starts_at + DEFAULT_CALL_DURATION, Repeat.NONE, None
+    starts_at = _parse_datetime(schedule["starts_at"], "$.schedule.starts_at")
+    ends_at = _parse_datetime(schedule["ends_at"], "$.schedule.ends_at")
+    check_times(settings, starts_at, ends_at, now, "$.schedule.", "call_too_long")
+    if ends_at <= now:
+        raise ValidationFailed(
+            "invalid_time_range",
+            "schedule.ends_at is in the past: the first occurrence must still be ahead.",
+            "$.schedule.ends_at",
+        )
+    repeat = Repeat(schedule.get("repeat", Repeat.NONE.value))
+    until: date | None = None
+    if "until" in schedule:
+        until = _parse_date(schedule["until"], "$.schedule.until")
+        if repeat is Repeat.NONE:
+            raise ValidationFailed(
+                "invalid_value",
+                "schedule.until needs schedule.repeat daily or weekly.",
+                "$.schedule.until",
+            )
+        if until < starts_at.date():
+            raise ValidationFailed(
+                "invalid_time_range",
+                "schedule.until must not be before the date of schedule.starts_at.",
+                "$.schedule.until",
+            )
+    check_times(settings, starts_at, ends_at, now, "$.schedule.", "call_too_long", until)
+    return starts_at, ends_at, repeat, until
+
+
 def _call_from_body(
     body: dict[str, Any], integration: Integration, settings: Settings, now: datetime
 ) -> tuple[Lesson, CallSettings]:
@@ -140,37 +176,7 @@ def _call_from_body(
     host = body["host"]
     roster = body.get("roster", [])
     check_roster_ids(host["id"], roster, "the host")
-    schedule = body.get("schedule")
-    repeat, until = Repeat.NONE, None
-    if schedule is None:
-        starts_at = now.replace(microsecond=0)
-        ends_at = starts_at + DEFAULT_CALL_DURATION
-    else:
-        starts_at = _parse_datetime(schedule["starts_at"], "$.schedule.starts_at")
-        ends_at = _parse_datetime(schedule["ends_at"], "$.schedule.ends_at")
-        check_times(settings, starts_at, ends_at, now, "$.schedule.", "call_too_long")
-        if ends_at <= now:
-            raise ValidationFailed(
-                "invalid_time_range",
-                "schedule.ends_at is in the past: the first occurrence must still be ahead.",
-                "$.schedule.ends_at",
-            )
-        repeat = Repeat(schedule.get("repeat", Repeat.NONE.value))
-        if "until" in schedule:
-            until = _parse_date(schedule["until"], "$.schedule.until")
-            if repeat is Repeat.NONE:
-                raise ValidationFailed(
-                    "invalid_value",
-                    "schedule.until needs schedule.repeat daily or weekly.",
-                    "$.schedule.until",
-                )
-            if until < starts_at.date():
-                raise ValidationFailed(
-                    "invalid_time_range",
-                    "schedule.until must not be before the date of schedule.starts_at.",
-                    "$.schedule.until",
-                )
-        check_times(settings, starts_at, ends_at, now, "$.schedule.", "call_too_long", until)
+    starts_at, ends_at, repeat, until = _schedule(body.get("schedule"), settings, now)
     call_id = new_lesson_id()
     lesson = Lesson(
         id=call_id,

@@ -20,7 +20,7 @@ from rooms.recordings import RecordingLibrary, RecordingService
 from rooms.store import DEFAULT_RETENTION_SECONDS
 from rooms.store_factory import create_store
 from sfu.engine import MediaEngine
-from signalling import adhoc, api, demo, pages, recordings, webhooks, ws
+from signalling import adhoc, api, demo, pages, recordings, webhook_payloads, webhooks, ws
 from signalling.config import Settings
 from signalling.keys import (
     CALLS,
@@ -118,7 +118,7 @@ def _connect_webhooks(app: web.Application) -> None:
             sender.send(integration, event, data)
 
     def opened(lesson: Lesson, reason: str) -> None:
-        send(lesson, webhooks.LESSON_OPENED, webhooks.lesson_opened_payload(lesson))
+        send(lesson, webhooks.LESSON_OPENED, webhook_payloads.lesson_opened_payload(lesson))
 
     def ended(lesson: Lesson, reason: str) -> None:
         async def report() -> None:
@@ -128,7 +128,7 @@ def _connect_webhooks(app: web.Application) -> None:
             send(
                 lesson,
                 webhooks.LESSON_ENDED,
-                webhooks.lesson_ended_payload(lesson, attendance, ended_at, reason),
+                webhook_payloads.lesson_ended_payload(lesson, attendance, ended_at, reason),
             )
 
         app[CALLS].spawn(report())
@@ -138,7 +138,7 @@ def _connect_webhooks(app: web.Application) -> None:
         send(
             lesson,
             name,
-            webhooks.participant_payload(
+            webhook_payloads.participant_payload(
                 lesson.id, participant.user_id, participant.name, participant.role, at
             ),
         )

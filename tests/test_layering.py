@@ -17,7 +17,7 @@ SERVER_PACKAGES = ("sfu", "signalling", "rooms", "recording", "breakout")
 # (signalling.cli) loads bench/ inside the command, only when it is run.
 ALLOWED = {
     "sfu": set(),
-    "recording": set(),
+    "recording": {"sfu"},  # aiortc internals only through sfu.aiortc_hooks
     "breakout": set(),
     "rooms": {"sfu", "recording", "breakout"},
     "signalling": {"rooms", "sfu", "recording", "breakout"},

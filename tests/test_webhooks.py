@@ -19,6 +19,11 @@ from aiohttp import web
 from rooms.lessons import Lesson, LessonState, Person, Role
 from rooms.model import AttendanceRecord
 from signalling.config import ConfigError, Integration, settings_from_mapping
+from signalling.webhook_payloads import (
+    lesson_ended_payload,
+    lesson_opened_payload,
+    participant_payload,
+)
 from signalling.webhooks import (
     LESSON_ENDED,
     LESSON_OPENED,
@@ -26,10 +31,7 @@ from signalling.webhooks import (
     PARTICIPANT_LEFT,
     RetryPolicy,
     WebhookSender,
-    lesson_ended_payload,
-    lesson_opened_payload,
     parse_retry_after,
-    participant_payload,
     sign,
     verify_signature,
 )
