@@ -20,7 +20,7 @@ from rooms.recordings import RecordingLibrary, RecordingService
 from rooms.store import DEFAULT_RETENTION_SECONDS
 from rooms.store_factory import create_store
 from sfu.engine import MediaEngine
-from signalling import api, pages, recordings, webhooks, ws
+from signalling import api, http_guard, pages, ratelimit, recordings, webhooks, ws
 from signalling.config import Settings
 from signalling.keys import (
     CALLS,
@@ -210,7 +210,9 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.cleanup_ctx.append(_media_engine)
     app.cleanup_ctx.append(_calls)
     app.cleanup_ctx.append(_lesson_sweeper)
+    ratelimit.setup(app, settings)  # outside the API's JSON errors: before api.setup
     api.setup(app)
+    http_guard.setup(app, settings)  # inside them: after api.setup
     ws.setup(app)
     pages.setup(app)
     recordings.setup(app)
