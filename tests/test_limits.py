@@ -205,6 +205,26 @@ async def test_refused_joins_per_person_are_rate_limited() -> None:
             await (await Client.open(server)).refused(stranger, code)
 
 
+async def test_refused_joins_count_the_client_behind_a_trusted_proxy() -> None:
+    proxied = limits(join_failures_per_ip=2, trusted_proxies=("127.0.0.0/8",))
+    async with running_server(limits=proxied) as server:
+        url = server.base_url.replace("http", "ws", 1) + "/ws"
+
+        async def behind_proxy(client_address: str) -> Client:
+            headers = {"X-Forwarded-For": client_address}
+            return Client(await server.http.ws_connect(url, headers=headers))
+
+        for _ in range(2):
+            await (await behind_proxy("203.0.113.1")).refused("bad", "token_invalid")
+        await (await behind_proxy("203.0.113.1")).refused("bad", "rate_limited")
+        await (await behind_proxy("203.0.113.2")).refused("bad", "token_invalid")
+        lesson = await server.create_lesson()
+        client = await behind_proxy("203.0.113.2")
+        await client.join(await server.token(lesson, "s-1", "Ученик 1", "student"))
+        await client.expect_alive()
+        await client.close()
+
+
 # ---------------------------------------------------------------- the journal API
 
 
