@@ -20,7 +20,18 @@ from rooms.recordings import RecordingLibrary, RecordingService
 from rooms.store import DEFAULT_RETENTION_SECONDS
 from rooms.store_factory import create_store
 from sfu.engine import MediaEngine
-from signalling import adhoc, api, demo, pages, recordings, webhook_payloads, webhooks, ws
+from signalling import (
+    adhoc,
+    api,
+    demo,
+    http_guard,
+    pages,
+    ratelimit,
+    recordings,
+    webhook_payloads,
+    webhooks,
+    ws,
+)
 from signalling.config import Settings
 from signalling.keys import (
     CALLS,
@@ -210,7 +221,9 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.cleanup_ctx.append(_media_engine)
     app.cleanup_ctx.append(_calls)
     app.cleanup_ctx.append(_lesson_sweeper)
+    ratelimit.setup(app, settings)  # outside the API's JSON errors: before api.setup
     api.setup(app)
+    http_guard.setup(app, settings)  # inside them: after api.setup
     adhoc.setup_api(app)
     ws.setup(app)
     pages.setup(app)

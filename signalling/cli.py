@@ -8,8 +8,6 @@ import logging
 import sys
 from datetime import UTC, datetime, timedelta
 
-from aiohttp import web
-
 from rooms.lessons import Role
 from signalling.config import ConfigError, load_settings, settings_from_mapping
 
@@ -17,6 +15,7 @@ from signalling.config import ConfigError, load_settings, settings_from_mapping
 def _serve(args: argparse.Namespace) -> int:
     from signalling.access_log import RedactingAccessLogger
     from signalling.app import create_app
+    from signalling.http_guard import run
 
     settings = load_settings(args.config)
     overrides: dict[str, object] = {}
@@ -28,6 +27,8 @@ def _serve(args: argparse.Namespace) -> int:
         overrides["public_url"] = args.public_url
     if args.redis_url is not None:
         overrides["redis_url"] = args.redis_url
+    if args.trusted_proxy:
+        overrides["limits"] = {"trusted_proxies": args.trusted_proxy}
     if args.ice_address or args.announced_address:
         ice: dict[str, object] = {}
         if args.ice_address:
@@ -52,13 +53,8 @@ def _serve(args: argparse.Namespace) -> int:
     print(
         f"Urok: {settings.public_url}/  (media on {', '.join(settings.ice.addresses)})", flush=True
     )
-    web.run_app(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        print=None,
-        access_log_class=RedactingAccessLogger,
-    )
+    # web.run_app, with the connection limits and header timeout (signalling/http_guard.py).
+    run(create_app(settings), settings, access_log_class=RedactingAccessLogger)
     return 0
 
 
@@ -103,6 +99,12 @@ def main(argv: list[str] | None = None) -> int:
         "--redis-url",
         help="keep lessons and call state in Redis, shared by several nodes "
         "(redis://, rediss:// or unix://; default: $UROK_REDIS_URL, else in memory)",
+    )
+    serve.add_argument(
+        "--trusted-proxy",
+        action="append",
+        help="reverse proxy address or network whose X-Forwarded-For is believed "
+        "(repeatable; default: limits.trusted_proxies, else none)",
     )
     serve.set_defaults(func=_serve)
 

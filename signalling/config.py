@@ -7,6 +7,7 @@ newcomer can try it on one machine.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -92,6 +93,38 @@ class RecordingSettings:
 
 
 @dataclass(frozen=True)
+class LimitSettings:
+    """Throttling and HTTP hardening (signalling/ratelimit.py, signalling/http_guard.py).
+
+    Every count is per `window_seconds` (a sliding window); 0 turns that limit off.
+    Clients are told by address (an IPv6 address by its /64); behind a reverse
+    proxy every client has the proxy's address unless it is in `trusted_proxies`.
+    """
+
+    window_seconds: float = 60.0
+    # WebSocket joins refused with token_invalid / lesson_not_found, per address.
+    join_failures_per_ip: int = 20
+    # Joins refused (any reason) per person (integration, user and lesson of a valid token).
+    join_failures_per_user: int = 20
+    # /invite/{code} requests with a code that is not a live call's, per address.
+    invite_failures_per_ip: int = 20
+    # Guest tokens handed out through one invite link.
+    guest_tokens_per_invite: int = 30
+    # /api/ requests answered 401 (wrong secret or JWT), per address.
+    api_auth_failures_per_ip: int = 20
+    # A connection that has not sent a request's complete headers in this time is closed.
+    header_timeout_seconds: float = 10.0
+    # A request body not read completely in this time is answered 408.
+    body_timeout_seconds: float = 30.0
+    # Open connections per client address (TCP peer: a reverse proxy counts as one).
+    max_connections_per_ip: int = 500
+    # Malformed HTTP requests are logged as one warning per address per this interval.
+    bad_request_log_seconds: float = 60.0
+    # Reverse proxies whose X-Forwarded-For is believed (addresses or networks).
+    trusted_proxies: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -129,6 +162,7 @@ class Settings:
     # Files the server keeps (recordings, unless recording.directory says otherwise).
     data_dir: Path = field(default_factory=default_data_dir)
     recording: RecordingSettings = field(default_factory=RecordingSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
 
     @property
     def schedule_limits(self) -> ScheduleLimits:
@@ -240,6 +274,7 @@ KNOWN_KEYS = frozenset(
         "max_ws_message_bytes",
         "ice",
         "redis_url",
+        "limits",
     }
 )
 KNOWN_ICE_KEYS = frozenset({"addresses", "announced_address", "servers"})
@@ -291,6 +326,65 @@ def _recording(value: Any, base: RecordingSettings) -> RecordingSettings:
                 kind = "an even integer" if even else "an integer"
                 raise ConfigError(f"recording.{key} must be {kind} from {lower} to {upper}")
             changes[key] = number
+    return replace(base, **changes)
+
+
+LIMIT_COUNTS = (
+    "join_failures_per_ip",
+    "join_failures_per_user",
+    "invite_failures_per_ip",
+    "guest_tokens_per_invite",
+    "api_auth_failures_per_ip",
+    "max_connections_per_ip",
+)
+LIMIT_SECONDS = (
+    "window_seconds",
+    "header_timeout_seconds",
+    "body_timeout_seconds",
+    "bad_request_log_seconds",
+)
+KNOWN_LIMIT_KEYS = frozenset({*LIMIT_COUNTS, *LIMIT_SECONDS, "trusted_proxies"})
+
+
+def _limits(value: Any, base: LimitSettings) -> LimitSettings:
+    if not isinstance(value, dict):
+        raise ConfigError("limits must be a table")
+    unknown = sorted(set(value) - KNOWN_LIMIT_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown limits setting(s): {', '.join(unknown)}")
+    changes: dict[str, Any] = {}
+    for key in LIMIT_COUNTS:
+        if key in value:
+            number = value[key]
+            if isinstance(number, str) and number.strip().isdigit():
+                number = int(number)  # from the environment
+            if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number <= 10**6:
+                raise ConfigError(f"limits.{key} must be an integer from 0 to 1000000 (0: off)")
+            changes[key] = number
+    for key in LIMIT_SECONDS:
+        if key in value:
+            number = value[key]
+            if isinstance(number, str):
+                try:
+                    number = float(number)
+                except ValueError:
+                    raise ConfigError(f"limits.{key} must be a number of seconds") from None
+            if isinstance(number, bool) or not isinstance(number, int | float):
+                raise ConfigError(f"limits.{key} must be a number of seconds")
+            lower = 0.001 if key == "window_seconds" else 0
+            if not lower <= number <= 86400:
+                raise ConfigError(f"limits.{key} must be from {lower:g} to 86400 seconds")
+            changes[key] = float(number)
+    if "trusted_proxies" in value:
+        proxies = _str_tuple(value["trusted_proxies"], "limits.trusted_proxies")
+        for proxy in proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ConfigError(
+                    f"limits.trusted_proxies: {proxy!r} is not an IP address or network"
+                ) from None
+        changes["trusted_proxies"] = proxies
     return replace(base, **changes)
 
 
@@ -346,6 +440,8 @@ def settings_from_mapping(data: dict[str, Any], base: Settings | None = None) ->
         simple["data_dir"] = Path(data["data_dir"])
     if "recording" in data:
         simple["recording"] = _recording(data["recording"], settings.recording)
+    if "limits" in data:
+        simple["limits"] = _limits(data["limits"], settings.limits)
     if "integrations" in data:
         simple["integrations"] = _integrations(data["integrations"])
     if "ice" in data:
@@ -396,6 +492,14 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
         ice["announced_address"] = env["UROK_ANNOUNCED_ADDRESS"]
     if ice:
         overrides["ice"] = ice
+    # UROK_LIMITS_<KEY>, e.g. UROK_LIMITS_MAX_CONNECTIONS_PER_IP=0.
+    limits = {
+        key: env[f"UROK_LIMITS_{key.upper()}"]
+        for key in sorted(KNOWN_LIMIT_KEYS)
+        if f"UROK_LIMITS_{key.upper()}" in env
+    }
+    if limits:
+        overrides["limits"] = limits
     if overrides:
         settings = settings_from_mapping(overrides, settings)
     return settings

@@ -189,14 +189,16 @@ _VALIDATORS = {name: SchemaCheck(schema) for name, schema in SCHEMAS.items()}
 
 
 class ProtocolError(Exception):
-    def __init__(self, code: str, message: str, ref: str | None = None) -> None:
+    def __init__(self, code: str, message: str, ref: str | None = None, **extra: Any) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.ref = ref
+        self.extra = extra  # more fields of the error message, e.g. retry_after
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": "error", "code": self.code, "message": self.message}
+        out.update(self.extra)
         if self.ref is not None:
             out["ref"] = self.ref
         return out

@@ -15,6 +15,7 @@ from sfu.transport import NegotiationError, SdpError
 from signalling.access import admitted_lesson
 from signalling.keys import CALLS, LESSONS, MEDIA, SETTINGS, TOKENS
 from signalling.protocol import MAX_UNJOINED_BYTES, ProtocolError, parse_message
+from signalling.ratelimit import LIMITS, join_rate_limited
 from signalling.tokens import TokenError
 from signalling.ws_actions import ACTIONS
 
@@ -94,11 +95,25 @@ class Session:
         return True
 
     async def _join(self, message: dict[str, Any]) -> None:
+        """Join, within the limits on refused joins (signalling/ratelimit.py)."""
+        limits = self.app[LIMITS]
+        self._subject: str | None = None  # the token's person, once it is verified
+        retry = limits.join_allowed(self.peer)
+        if retry is not None:
+            raise join_rate_limited(retry, message.get("id"))
+        try:
+            await self._join_checked(message)
+        except ProtocolError as exc:
+            limits.join_failed(self.peer, self._subject, exc.code)
+            raise
+
+    async def _join_checked(self, message: dict[str, Any]) -> None:
         ref = message.get("id")
         try:
             claims = self.app[TOKENS].verify(message["token"], message.get("lesson_id"))
         except TokenError as exc:
             raise ProtocolError("token_invalid", str(exc), ref) from None
+        self._subject = self.app[LIMITS].join_subject(self.peer, claims, ref)
         try:
             lesson = await admitted_lesson(self.app, claims, Door.JOIN)
         except Refused as exc:

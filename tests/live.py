@@ -16,6 +16,7 @@ from aiohttp import web
 
 from signalling.app import create_app
 from signalling.config import DEMO_SECRET, IceSettings, Settings
+from signalling.http_guard import ConnectionGuard, GuardedSite
 
 
 def free_port() -> int:
@@ -94,7 +95,8 @@ async def running_server(**overrides: Any) -> AsyncIterator[LiveServer]:
         app = create_app(settings)
         runner = web.AppRunner(app)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", port)
+        # As `urok serve` makes it: behind the connection cap and header timeout.
+        site = GuardedSite(runner, "127.0.0.1", port, ConnectionGuard(settings.limits))
         await site.start()
         try:
             async with aiohttp.ClientSession() as http:
