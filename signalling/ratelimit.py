@@ -274,7 +274,7 @@ async def forwarded_for(request: web.Request, handler: _Handler) -> web.StreamRe
     limits = request.app[LIMITS]
     if limits.trusted_proxies:
         client = limits.forwarded_client(request)
-        if client != request.remote:
+        if client is not None and client != request.remote:
             request = request.clone(remote=client)
     return await handler(request)
 

@@ -55,7 +55,7 @@ def decode_signed(
     integration = settings.integration(key_id) if isinstance(key_id, str) else None
     if integration is None:
         raise SignedError(Failure.UNKNOWN_KEY)
-    options: dict[str, Any] = {"require": require, "verify_exp": verify_exp}
+    options: jwt.types.Options = {"require": require, "verify_exp": verify_exp}
     if audience is None:
         options["verify_aud"] = False
     try:

@@ -13,7 +13,8 @@ from typing import Any
 from rooms.calls import Call, Participant
 from rooms.lessons import Role
 
-Action = Callable[[Call, Participant, dict[str, Any]], Awaitable[None]]
+# What the Call method returns is not the connection's business (replies go out as events).
+Action = Callable[[Call, Participant, dict[str, Any]], Awaitable[object]]
 
 ACTIONS: dict[str, Action] = {
     "media_state": lambda c, p, m: c.set_media_state(p, m["audio"], m["video"], m.get("screen")),
