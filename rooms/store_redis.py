@@ -65,7 +65,6 @@ from urllib.parse import quote
 import redis.asyncio as aioredis
 
 from breakout.model import BreakoutState
-from rooms.lessons import Lesson, LessonConflict, LessonState, Role
 from rooms.model import (
     AttendanceRecord,
     CallSettings,
@@ -74,6 +73,7 @@ from rooms.model import (
     RecordingRecord,
 )
 from rooms.store import Store, check_update
+from rooms.vocabulary import Lesson, LessonConflict, LessonState, Role
 
 DEFAULT_PREFIX = "urok:"
 # Optimistic updates retry while other writers get in between; this many
