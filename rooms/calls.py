@@ -452,6 +452,9 @@ class Call:
     async def admit(self, host: Participant, participant_id: str | None) -> None:
         """Admit one waiting person (or everyone, with None)."""
         self._require_host(host)
+        await self._admit_waiting(participant_id)
+
+    async def _admit_waiting(self, participant_id: str | None) -> None:
         async with self._lock:
             ids = [participant_id] if participant_id is not None else list(self.waiting)
             if participant_id is not None and participant_id not in self.waiting:
@@ -561,6 +564,16 @@ class Call:
         self, host: Participant, waiting_room: bool | None, guests_allowed: bool | None
     ) -> None:
         self._require_host(host)
+        await self.change_settings(waiting_room, guests_allowed)
+
+    async def change_settings(
+        self, waiting_room: bool | None = None, guests_allowed: bool | None = None
+    ) -> CallSettings:
+        """Switch the waiting room and guests (None: unchanged); everyone in the call hears.
+
+        Turning the waiting room off lets in whoever was waiting. A host's switch
+        (set_call_settings) and the journal's (PATCH /api/v1/calls/{id}) both come here.
+        """
         settings = await self.settings()
         if waiting_room is not None:
             settings = replace(settings, waiting_room=waiting_room)
@@ -570,7 +583,8 @@ class Call:
         await self._broadcast_settings(settings)
         if waiting_room is False and self.waiting:
             # No waiting room any more: whoever was waiting comes in.
-            await self.admit(host, None)
+            await self._admit_waiting(None)
+        return settings
 
     async def _send_settings(self, participant: Participant, settings: CallSettings) -> None:
         await _safe_send(
