@@ -1,6 +1,6 @@
 """Call chat: message limits, rate limiting, the profanity filter, system messages.
 
-Plain, I/O-free code that the call logic (rooms/calls.py) uses; the store keeps
+Plain, I/O-free code that the call logic (rooms/calls/) uses; the store keeps
 the resulting ChatMessage records.
 
 Pieces:

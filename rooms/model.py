@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
-from rooms.lessons import Role
+from rooms.vocabulary import Role
 
 
 @dataclass(frozen=True)

@@ -17,22 +17,19 @@ import secrets
 import shutil
 import struct
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from recording.options import RecordingOptions
 from recording.process import RecorderProcess, RecordingResult
 from rooms.chat import system_message
-from rooms.lessons import Lesson
 from rooms.model import RecordingRecord, RecordingStatus
 from rooms.store import Store
+from rooms.vocabulary import Lesson
 from sfu.producer import CachedPacket, Producer
-
-if TYPE_CHECKING:
-    from rooms.calls import Participant
 
 logger = logging.getLogger(__name__)
 
@@ -241,6 +238,22 @@ class RecordingService:
                 logger.exception("recording-ready observer failed")
 
 
+class RecordedPerson(Protocol):
+    """Whom a recorder records: what it reads of a person in the main room.
+
+    rooms.calls.Participant is one; this module does not import the calls (they import it).
+    """
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def producers(self) -> Mapping[str, Producer]: ...
+
+
 class CallRecorder:
     """One running recording of a call's main room.
 
@@ -281,7 +294,7 @@ class CallRecorder:
             "elapsed_s": round(self.elapsed_s, 3),
         }
 
-    def sync(self, people: Iterable[Participant]) -> None:
+    def sync(self, people: Iterable[RecordedPerson]) -> None:
         """Record exactly these people (the main room) and their current producers."""
         if self._stopped:
             return

@@ -17,7 +17,6 @@ from dataclasses import replace
 from datetime import datetime
 
 from breakout.model import BreakoutState
-from rooms.lessons import Lesson, LessonConflict, LessonState, Role
 from rooms.model import (
     AttendanceRecord,
     CallSettings,
@@ -26,6 +25,7 @@ from rooms.model import (
     RecordingRecord,
 )
 from rooms.ratelimit import RateLimiter
+from rooms.vocabulary import Lesson, LessonConflict, LessonState, Role
 
 # How long a call's state outlives its end (chat history, attendance).
 DEFAULT_RETENTION_SECONDS = 30 * 86400

@@ -52,7 +52,6 @@ import redis.asyncio as aioredis
 
 from breakout.model import BreakoutState
 from rooms import redis_scripts as scripts
-from rooms.lessons import Lesson, LessonConflict, LessonState, Role
 from rooms.model import (
     AttendanceRecord,
     CallSettings,
@@ -61,6 +60,7 @@ from rooms.model import (
     RecordingRecord,
 )
 from rooms.store import Store, check_update
+from rooms.vocabulary import Lesson, LessonConflict, LessonState, Role
 
 DEFAULT_PREFIX = "urok:"
 # Optimistic updates retry while other writers get in between; this many

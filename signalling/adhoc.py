@@ -281,12 +281,15 @@ async def update_call(request: web.Request) -> web.Response:
             running.lesson = lesson  # what people joining from now on are told
     changes = {k: body[k] for k in ("waiting_room", "guests_allowed") if k in body}
     if changes:
-        store = registry.store
-        call_settings = replace(await store.get_settings(lesson.id), **changes)
-        await store.set_settings(lesson.id, call_settings)
         if running is not None:
-            # As when a host flips them in the call: everyone in it hears.
-            await running._broadcast_settings(call_settings)
+            # The host's switch in the call takes this path too: everyone in it
+            # hears, and turning the waiting room off lets whoever waits in.
+            await running.change_settings(**changes)
+        else:
+            store = registry.store
+            await store.set_settings(
+                lesson.id, replace(await store.get_settings(lesson.id), **changes)
+            )
         log.info("ad-hoc call %s settings changed: %s", lesson.id, changes)
     return await _respond(request, integration, lesson)
 

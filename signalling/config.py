@@ -7,7 +7,6 @@ newcomer can try it on one machine.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import tomllib
@@ -17,111 +16,25 @@ from pathlib import Path
 from typing import Any
 
 from rooms.schedule import ScheduleLimits
+from signalling.config_sections import (
+    KNOWN_LIMIT_KEYS,
+    ConfigError,
+    IceSettings,
+    Integration,
+    LimitSettings,
+    RecordingSettings,
+    _ice,
+    _integrations,
+    _limits,
+    _recording,
+    default_data_dir,
+)
+
+# Re-exported: the settings' vocabulary, for whoever reads Settings.
+from signalling.config_sections import IceServer as IceServer
 
 DEMO_KEY_ID = "demo"
 DEMO_SECRET = "demo-journal-secret-change-me-in-production"
-
-
-class ConfigError(ValueError):
-    """The configuration file or environment holds something unusable."""
-
-
-@dataclass(frozen=True)
-class Integration:
-    """One journal vendor allowed to call the server-to-server API."""
-
-    key_id: str
-    secret: str
-    name: str = ""
-    # Origins allowed to embed the call page in an iframe (CSP frame-ancestors).
-    origins: tuple[str, ...] = ()
-    # Where lesson events are POSTed (signalling/webhooks.py); None: no webhooks.
-    webhook_url: str | None = None
-
-
-@dataclass(frozen=True)
-class IceServer:
-    """A STUN or TURN server handed to clients and used by the server."""
-
-    urls: tuple[str, ...]
-    username: str | None = None
-    credential: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"urls": list(self.urls)}
-        if self.username is not None:
-            out["username"] = self.username
-        if self.credential is not None:
-            out["credential"] = self.credential
-        return out
-
-
-@dataclass(frozen=True)
-class IceSettings:
-    # Local addresses the media server gathers host candidates on.
-    addresses: tuple[str, ...] = ("127.0.0.1",)
-    # Address announced to clients instead of the local one (cloud / NAT).
-    announced_address: str | None = None
-    # None by default: never a public STUN server nobody configured.
-    servers: tuple[IceServer, ...] = ()
-
-
-def default_data_dir() -> Path:
-    """$XDG_DATA_HOME/urok (~/.local/share/urok): where a server without a config keeps files."""
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local/share")
-    return Path(base) / "urok"
-
-
-@dataclass(frozen=True)
-class RecordingSettings:
-    """Call recordings (recording/): on or off, where the files go, how they look."""
-
-    enabled: bool = True
-    # None: <data_dir>/recordings.
-    directory: Path | None = None
-    width: int = 1280
-    height: int = 720
-    fps: int = 15
-    # A recording is not started with less free space than this on the recordings disk.
-    min_free_mb: int = 1024
-    # Recordings one node runs at once: each recorder process takes up to most of a core
-    # (docs/performance.md), and the live calls on the node come first.
-    max_concurrent: int = 4
-    # Recordings are deleted this many days after they ended (0: kept until deleted
-    # through the API).
-    retention_days: int = 0
-
-
-@dataclass(frozen=True)
-class LimitSettings:
-    """Throttling and HTTP hardening (signalling/ratelimit.py, signalling/http_guard.py).
-
-    Every count is per `window_seconds` (a sliding window); 0 turns that limit off.
-    Clients are told by address (an IPv6 address by its /64); behind a reverse
-    proxy every client has the proxy's address unless it is in `trusted_proxies`.
-    """
-
-    window_seconds: float = 60.0
-    # WebSocket joins refused with token_invalid / lesson_not_found, per address.
-    join_failures_per_ip: int = 20
-    # Joins refused (any reason) per person (integration, user and lesson of a valid token).
-    join_failures_per_user: int = 20
-    # /invite/{code} requests with a code that is not a live call's, per address.
-    invite_failures_per_ip: int = 20
-    # Guest tokens handed out through one invite link.
-    guest_tokens_per_invite: int = 30
-    # /api/ requests answered 401 (wrong secret or JWT), per address.
-    api_auth_failures_per_ip: int = 20
-    # A connection that has not sent a request's complete headers in this time is closed.
-    header_timeout_seconds: float = 10.0
-    # A request body not read completely in this time is answered 408.
-    body_timeout_seconds: float = 30.0
-    # Open connections per client address (TCP peer: a reverse proxy counts as one).
-    max_connections_per_ip: int = 500
-    # Malformed HTTP requests are logged as one warning per address per this interval.
-    bad_request_log_seconds: float = 60.0
-    # Reverse proxies whose X-Forwarded-For is believed (addresses or networks).
-    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -188,70 +101,6 @@ class Settings:
         return tuple(origins)
 
 
-def _str_tuple(value: Any, name: str) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [v.strip() for v in value.split(",") if v.strip()]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{name} must be a list of strings")
-    return tuple(value)
-
-
-def _ice_servers(value: Any) -> tuple[IceServer, ...]:
-    if not isinstance(value, list):
-        raise ConfigError("ice.servers must be a list of tables")
-    servers = []
-    for item in value:
-        if not isinstance(item, dict) or "urls" not in item:
-            raise ConfigError("each ice.servers entry needs urls")
-        urls = _str_tuple(item["urls"], "ice.servers.urls")
-        for url in urls:
-            if not url.startswith(("stun:", "turn:", "turns:")):
-                raise ConfigError(f"ICE server URL must start with stun:, turn: or turns: ({url})")
-        username, credential = item.get("username"), item.get("credential")
-        for name, value in (("username", username), ("credential", credential)):
-            if value is not None and not isinstance(value, str):
-                raise ConfigError(f"ice.servers {name} must be a string")
-        servers.append(IceServer(urls=urls, username=username, credential=credential))
-    return tuple(servers)
-
-
-_HTTP_URL = r"^https?://[^/\s]+(/\S*)?$"
-
-
-def _integrations(value: Any) -> tuple[Integration, ...]:
-    if not isinstance(value, list) or not value:
-        raise ConfigError("integrations must be a non-empty list of tables")
-    out = []
-    seen: set[str] = set()
-    for item in value:
-        if not isinstance(item, dict):
-            raise ConfigError("each integration must be a table")
-        key_id, secret = item.get("key_id"), item.get("secret")
-        if not isinstance(key_id, str) or not key_id:
-            raise ConfigError("integration key_id must be a non-empty string")
-        if not isinstance(secret, str) or len(secret.encode()) < 32:
-            # HS256 wants a key of at least 256 bits (RFC 7518 section 3.2).
-            raise ConfigError(f"integration {key_id}: secret must be at least 32 bytes")
-        if key_id in seen:
-            raise ConfigError(f"integration {key_id} is configured twice")
-        seen.add(key_id)
-        webhook_url = item.get("webhook_url")
-        if webhook_url is not None and (
-            not isinstance(webhook_url, str) or not re.match(_HTTP_URL, webhook_url)
-        ):
-            raise ConfigError(f"integration {key_id}: webhook_url must be an http(s) URL")
-        out.append(
-            Integration(
-                key_id=key_id,
-                secret=secret,
-                name=str(item.get("name", key_id)),
-                origins=_str_tuple(item.get("origins", []), "integration origins"),
-                webhook_url=webhook_url,
-            )
-        )
-    return tuple(out)
-
-
 KNOWN_KEYS = frozenset(
     {
         "host",
@@ -277,115 +126,6 @@ KNOWN_KEYS = frozenset(
         "limits",
     }
 )
-KNOWN_ICE_KEYS = frozenset({"addresses", "announced_address", "servers"})
-KNOWN_RECORDING_KEYS = frozenset(
-    {
-        "enabled",
-        "directory",
-        "width",
-        "height",
-        "fps",
-        "min_free_mb",
-        "max_concurrent",
-        "retention_days",
-    }
-)
-
-
-def _recording(value: Any, base: RecordingSettings) -> RecordingSettings:
-    if not isinstance(value, dict):
-        raise ConfigError("recording must be a table")
-    unknown = sorted(set(value) - KNOWN_RECORDING_KEYS)
-    if unknown:
-        raise ConfigError(f"unknown recording setting(s): {', '.join(unknown)}")
-    changes: dict[str, Any] = {}
-    if "enabled" in value:
-        if not isinstance(value["enabled"], bool):
-            raise ConfigError("recording.enabled must be true or false")
-        changes["enabled"] = value["enabled"]
-    if "directory" in value:
-        if not isinstance(value["directory"], str):
-            raise ConfigError("recording.directory must be a string")
-        changes["directory"] = Path(value["directory"]) if value["directory"] else None
-    for key, lower, upper, even in (
-        ("width", 160, 3840, True),
-        ("height", 90, 2160, True),
-        ("fps", 1, 60, False),
-        ("min_free_mb", 0, 10**7, False),
-        ("max_concurrent", 1, 1000, False),
-        ("retention_days", 0, 36500, False),
-    ):
-        if key in value:
-            number = value[key]
-            if (
-                isinstance(number, bool)
-                or not isinstance(number, int)
-                or not lower <= number <= upper
-                or (even and number % 2)
-            ):
-                kind = "an even integer" if even else "an integer"
-                raise ConfigError(f"recording.{key} must be {kind} from {lower} to {upper}")
-            changes[key] = number
-    return replace(base, **changes)
-
-
-LIMIT_COUNTS = (
-    "join_failures_per_ip",
-    "join_failures_per_user",
-    "invite_failures_per_ip",
-    "guest_tokens_per_invite",
-    "api_auth_failures_per_ip",
-    "max_connections_per_ip",
-)
-LIMIT_SECONDS = (
-    "window_seconds",
-    "header_timeout_seconds",
-    "body_timeout_seconds",
-    "bad_request_log_seconds",
-)
-KNOWN_LIMIT_KEYS = frozenset({*LIMIT_COUNTS, *LIMIT_SECONDS, "trusted_proxies"})
-
-
-def _limits(value: Any, base: LimitSettings) -> LimitSettings:
-    if not isinstance(value, dict):
-        raise ConfigError("limits must be a table")
-    unknown = sorted(set(value) - KNOWN_LIMIT_KEYS)
-    if unknown:
-        raise ConfigError(f"unknown limits setting(s): {', '.join(unknown)}")
-    changes: dict[str, Any] = {}
-    for key in LIMIT_COUNTS:
-        if key in value:
-            number = value[key]
-            if isinstance(number, str) and number.strip().isdigit():
-                number = int(number)  # from the environment
-            if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number <= 10**6:
-                raise ConfigError(f"limits.{key} must be an integer from 0 to 1000000 (0: off)")
-            changes[key] = number
-    for key in LIMIT_SECONDS:
-        if key in value:
-            number = value[key]
-            if isinstance(number, str):
-                try:
-                    number = float(number)
-                except ValueError:
-                    raise ConfigError(f"limits.{key} must be a number of seconds") from None
-            if isinstance(number, bool) or not isinstance(number, int | float):
-                raise ConfigError(f"limits.{key} must be a number of seconds")
-            lower = 0.001 if key == "window_seconds" else 0
-            if not lower <= number <= 86400:
-                raise ConfigError(f"limits.{key} must be from {lower:g} to 86400 seconds")
-            changes[key] = float(number)
-    if "trusted_proxies" in value:
-        proxies = _str_tuple(value["trusted_proxies"], "limits.trusted_proxies")
-        for proxy in proxies:
-            try:
-                ipaddress.ip_network(proxy, strict=False)
-            except ValueError:
-                raise ConfigError(
-                    f"limits.trusted_proxies: {proxy!r} is not an IP address or network"
-                ) from None
-        changes["trusted_proxies"] = proxies
-    return replace(base, **changes)
 
 
 def settings_from_mapping(data: dict[str, Any], base: Settings | None = None) -> Settings:
@@ -445,22 +185,7 @@ def settings_from_mapping(data: dict[str, Any], base: Settings | None = None) ->
     if "integrations" in data:
         simple["integrations"] = _integrations(data["integrations"])
     if "ice" in data:
-        ice = data["ice"]
-        if not isinstance(ice, dict):
-            raise ConfigError("ice must be a table")
-        unknown = sorted(set(ice) - KNOWN_ICE_KEYS)
-        if unknown:
-            raise ConfigError(f"unknown ice setting(s): {', '.join(unknown)}")
-        ice_settings = settings.ice
-        if "addresses" in ice:
-            ice_settings = replace(
-                ice_settings, addresses=_str_tuple(ice["addresses"], "ice.addresses")
-            )
-        if "announced_address" in ice:
-            ice_settings = replace(ice_settings, announced_address=str(ice["announced_address"]))
-        if "servers" in ice:
-            ice_settings = replace(ice_settings, servers=_ice_servers(ice["servers"]))
-        simple["ice"] = ice_settings
+        simple["ice"] = _ice(data["ice"], settings.ice)
     return replace(settings, **simple)
 
 

@@ -189,6 +189,34 @@ async def test_waiting_room_holds_a_guest(server: LiveServer) -> None:
         await host.close()
 
 
+async def test_journal_turning_the_waiting_room_off_admits_who_waits(server: LiveServer) -> None:
+    # As when the host flips the switch in the call: whoever is waiting comes in.
+    call = await create_call(server, waiting_room=True)
+    host = await host_bot(server, call["id"])
+    try:
+        listed = host.wait_for(lambda m: m["type"] == "waiting_list" and m["waiting"])
+        _, minted = await invite(server, call["invite_url"], "Папа")
+        guest = Bot(server.base_url, minted["token"])
+        try:
+            assert (await guest.connect())["type"] == "waiting"
+            await listed
+            joined = guest.wait_for(of_type("joined"))
+            arrived = host.wait_for(of_type("participant_joined"))
+            emptied = host.wait_for(lambda m: m["type"] == "waiting_list" and not m["waiting"])
+            status, patched = await server.api(
+                "PATCH", f"{CALLS_URL}/{call['id']}", {"waiting_room": False}
+            )
+            assert status == 200 and patched["waiting_room"] is False
+            assert (await joined)["self"]["name"] == "Папа"
+            assert (await arrived)["participant"]["name"] == "Папа"
+            await emptied
+            assert await server.app[STORE].waiting(call["id"]) == []
+        finally:
+            await guest.close()
+    finally:
+        await host.close()
+
+
 async def test_patch_changes_settings_and_title_live(server: LiveServer) -> None:
     call = await create_call(server)
     url = f"{CALLS_URL}/{call['id']}"

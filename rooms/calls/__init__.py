@@ -1,0 +1,39 @@
+"""Calls: who is in which call, with what rights, and what they publish and receive.
+
+A call belongs to one lesson and owns one SFU router. Shared state (who is in
+the call or waiting, hands, settings and permissions, chat, attendance) lives
+in the store; what only this node can hold (connections, transports,
+producers) lives in memory here. The package's files, one concern each:
+
+- errors.py: CallError, CallEnded
+- participant.py: Participant (one person's connection), safe_send
+- core.py: CallCore - joining, media, rights, rooms, leaving; the only owner of
+  the lock and of `participants` / `waiting`; ChatPolicy
+- moderation.py: hands, waiting room, mute / remove / co-host, permissions, settings
+- chat_control.py: a person's chat message
+- recording_control.py: recording the main room
+- breakout_control.py: breakout rooms
+- call.py: Call - the core plus one of each concern (why composition: see there)
+- registry.py: CallRegistry, the calls of this node
+
+Importers use this package's names: `from rooms.calls import Call, CallError, ...`.
+"""
+
+from rooms.calls.call import Call
+from rooms.calls.core import CallCore, ChatPolicy
+from rooms.calls.errors import CallEnded, CallError
+from rooms.calls.participant import Disconnect, Participant, PresenceObserver, Send
+from rooms.calls.registry import CallRegistry
+
+__all__ = [
+    "Call",
+    "CallCore",
+    "CallEnded",
+    "CallError",
+    "CallRegistry",
+    "ChatPolicy",
+    "Disconnect",
+    "Participant",
+    "PresenceObserver",
+    "Send",
+]

@@ -1,0 +1,183 @@
+"""Breakout rooms of a call: configuring, assigning, opening, visiting, closing.
+
+The rules are breakout/model.py's (BreakoutState, in the store); `BreakoutControl`
+receives the call's core, takes its lock for each change and has the core move
+people's media between rooms (`move`: renegotiation, no new connections).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from breakout.model import BreakoutError, BreakoutState
+from rooms.calls.chat_control import checked_text
+from rooms.calls.core import CallCore, now
+from rooms.calls.errors import CallError
+from rooms.calls.participant import Participant
+from rooms.model import ChatMessage
+
+
+class BreakoutControl:
+    def __init__(self, call: CallCore) -> None:
+        self.call = call
+        self._closing: asyncio.Task[None] | None = None  # the close countdown, if running
+
+    async def _state(self) -> BreakoutState:
+        return await self.call.store.get_breakout(self.call.id) or BreakoutState()
+
+    async def _save(self, state: BreakoutState) -> None:
+        call = self.call
+        await call.store.set_breakout(call.id, state)
+        await asyncio.gather(*(call.send_breakout(p, state) for p in call.participants.values()))
+
+    async def _apply_rooms(self, state: BreakoutState) -> None:
+        """Put everybody present where `state` says they belong."""
+        for participant in list(self.call.participants.values()):
+            self.call.move(participant, state.room_of(participant.user_id))
+
+    async def configure(self, host: Participant, count: int, names: list[str] | None) -> None:
+        self.call.require_host(host)
+        wanted: list[str | None] = [None] * count
+        for index, name in enumerate((names or [])[:count]):
+            wanted[index] = name
+        async with self.call.locked():
+            current = await self._state()
+            state = _rules(lambda: current.configure(wanted))
+            await self._save(state)
+
+    async def assign(self, host: Participant, assignments: dict[str, str | None]) -> None:
+        call = self.call
+        call.require_host(host)
+        async with call.locked():
+            changes = {call.target(pid).user_id: room for pid, room in assignments.items()}
+            current = await self._state()
+            state = _rules(lambda: current.assign(changes))
+            await self._apply_rooms(state)
+            await self._save(state)
+
+    async def assign_random(self, host: Participant, include_hosts: bool) -> None:
+        call = self.call
+        call.require_host(host)
+        async with call.locked():
+            current = await self._state()
+            people = [p.user_id for p in call.participants.values() if include_hosts or not p.host]
+            if current.opened:  # only late joiners; the others stay where they are
+                people = [u for u in people if u not in current.assignments]
+            state = _rules(lambda: current.assign_random(people))
+            await self._apply_rooms(state)
+            await self._save(state)
+
+    async def open(self, host: Participant, minutes: float | None, allow_return: bool) -> None:
+        call = self.call
+        call.require_host(host)
+        async with call.locked():
+            current = await self._state()
+            state = _rules(lambda: current.open(now(), minutes, allow_return))
+            await self._apply_rooms(state)
+            await self._save(state)
+            await call.post_system(
+                "breakout_opened", {"count": len(state.rooms), "minutes": minutes}, room="*"
+            )
+
+    async def move(self, host: Participant, participant_id: str, room: str | None) -> None:
+        call = self.call
+        call.require_host(host)
+        async with call.locked():
+            target = call.target(participant_id)
+            current = await self._state()
+            state = _rules(lambda: current.assign({target.user_id: room}))
+            await self._apply_rooms(state)
+            await self._save(state)
+
+    async def visit(self, host: Participant, room: str | None) -> None:
+        self.call.require_host(host)
+        async with self.call.locked():
+            current = await self._state()
+            if not current.opened:
+                raise CallError("breakout_closed", "the rooms are not open")
+            state = _rules(lambda: current.assign({host.user_id: room}))
+            if room is not None:
+                state = state.clear_help(room)
+            await self._apply_rooms(state)
+            await self._save(state)
+
+    async def broadcast(self, host: Participant, text: str) -> None:
+        call = self.call
+        call.require_host(host)
+        text = checked_text(call, text)
+        message = await call.store.append_chat(
+            call.id,
+            ChatMessage(
+                id="",
+                kind="text",
+                text=text,
+                at=now(),
+                author_id=host.id,
+                author_user_id=host.user_id,
+                author_name=host.name,
+                author_role=host.role,
+                room="*",
+            ),
+        )
+        await call.post_chat(message)
+
+    async def help(self, participant: Participant) -> None:
+        self.call.require_admitted(participant)
+        if participant.room is None:
+            raise CallError("breakout_closed", "you are not in a breakout room")
+        async with self.call.locked():
+            room = participant.room
+            current = await self._state()
+            await self._save(_rules(lambda: current.ask_help(room)))
+
+    async def return_to_main(self, participant: Participant) -> None:
+        self.call.require_admitted(participant)
+        async with self.call.locked():
+            current = await self._state()
+            if not current.opened or participant.room is None:
+                raise CallError("breakout_closed", "you are in the main room already")
+            if not current.allow_return and not participant.host:
+                raise CallError("not_permitted", "the host has not allowed returning")
+            state = current.assign({participant.user_id: None})
+            await self._apply_rooms(state)
+            await self._save(state)
+
+    async def close(self, host: Participant, countdown: float) -> None:
+        self.call.require_host(host)
+        async with self.call.locked():
+            current = await self._state()
+            state = _rules(lambda: current.start_closing(now(), countdown))
+            await self._save(state)
+        if self._closing is not None:
+            self._closing.cancel()
+        self._closing = asyncio.ensure_future(self._close_after(countdown))
+
+    async def _close_after(self, countdown: float) -> None:
+        await asyncio.sleep(countdown)
+        call = self.call
+        async with call.locked():
+            state = (await self._state()).close()
+            # A host's place in a room was a visit: it does not outlive the rooms.
+            visits = {p.user_id: None for p in call.participants.values() if p.host}
+            state = state.assign({u: r for u, r in visits.items() if u in state.assignments})
+            await self._apply_rooms(state)
+            await self._save(state)
+            await call.post_system("breakout_closed", {}, room="*")
+        self._closing = None
+        await self.close_rooms()
+
+    async def close_rooms(self) -> None:
+        """Stop a close countdown (unless it is what calls this) and close the rooms' routers."""
+        if self._closing is not None and self._closing is not asyncio.current_task():
+            self._closing.cancel()
+        self._closing = None
+        await self.call.close_room_routers()
+
+
+def _rules(change: Callable[[], BreakoutState]) -> BreakoutState:
+    """Apply a breakout rule, turning its refusal into a CallError."""
+    try:
+        return change()
+    except BreakoutError as exc:
+        raise CallError(exc.code, exc.message) from None

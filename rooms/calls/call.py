@@ -1,0 +1,168 @@
+"""`Call`: the call as the signalling layer sees it - the core plus its concerns.
+
+Why composition: each concern (moderation, chat, recording, breakout rooms) is a
+small class that receives the core and is readable alone; none of them can reach
+another's state, and only the core holds the lock and changes who is in the call.
+`Call` is the core (it extends `CallCore`, so joining, media and leaving are its
+own methods) and builds one of each concern; every other request of the protocol
+is one line here, forwarded to the concern that handles it, so signalling/ws.py
+finds all of them on the call. Mixins would have put every concern's state on one
+object again, which is what this package was split to avoid.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from rooms.calls.breakout_control import BreakoutControl
+from rooms.calls.chat_control import ChatControl
+from rooms.calls.core import CallCore, ChatPolicy
+from rooms.calls.moderation import Moderation
+from rooms.calls.participant import Participant, PresenceObserver
+from rooms.calls.recording_control import RecordingControl
+from rooms.model import CallSettings, ChatMessage
+from rooms.recordings import RecordingService
+from rooms.store import Store
+from rooms.vocabulary import Lesson, Role
+from sfu.engine import MediaEngine
+from sfu.router import Router
+
+
+class Call(CallCore):
+    def __init__(
+        self,
+        lesson: Lesson,
+        router: Router,
+        store: Store,
+        chat: ChatPolicy | None = None,
+        presence: list[PresenceObserver] | None = None,
+        media: MediaEngine | None = None,
+        recordings: RecordingService | None = None,
+    ) -> None:
+        super().__init__(lesson, router, store, chat, presence, media)
+        self.recordings = recordings
+        self.moderation = Moderation(self)
+        self.chat_control = ChatControl(self)
+        self.recording = RecordingControl(self, recordings)
+        self.breakout = BreakoutControl(self)
+
+    # ------------------------------------------------------------------ ending
+
+    async def end(self, reason: str = "ended") -> None:
+        """Everyone is told and let go; the recording is finished; the breakout rooms close."""
+        if self.ended:
+            return
+        await self.let_everyone_go(reason)
+        await self.finish_recordings()
+        await self.close_rooms()
+
+    async def finish_recordings(self) -> None:
+        """Stop a running recording and wait until every stopped one is finished."""
+        await self.recording.finish_all()
+
+    async def close_rooms(self) -> None:
+        """Close the breakout rooms' routers (and stop a close countdown)."""
+        await self.breakout.close_rooms()
+
+    # ------------------------------------------------------------------ hands, waiting room
+
+    async def set_hand(self, participant: Participant, raised: bool) -> None:
+        await self.moderation.set_hand(participant, raised)
+
+    async def lower_hand(self, host: Participant, participant_id: str) -> None:
+        await self.moderation.lower_hand(host, participant_id)
+
+    async def lower_all_hands(self, host: Participant) -> None:
+        await self.moderation.lower_all_hands(host)
+
+    async def admit(self, host: Participant, participant_id: str | None) -> None:
+        await self.moderation.admit(host, participant_id)
+
+    async def deny(self, host: Participant, participant_id: str | None) -> None:
+        await self.moderation.deny(host, participant_id)
+
+    # ------------------------------------------------------------------ moderation, settings
+
+    async def nudge(self, host: Participant, participant_id: str) -> None:
+        await self.moderation.nudge(host, participant_id)
+
+    async def mute(self, host: Participant, participant_id: str, kind: str) -> None:
+        await self.moderation.mute(host, participant_id, kind)
+
+    async def mute_all(self, host: Participant) -> None:
+        await self.moderation.mute_all(host)
+
+    async def remove(self, host: Participant, participant_id: str) -> None:
+        await self.moderation.remove(host, participant_id)
+
+    async def set_cohost(self, host: Participant, participant_id: str, cohost: bool) -> None:
+        await self.moderation.set_cohost(host, participant_id, cohost)
+
+    async def set_permissions(
+        self, host: Participant, role: Role, changes: dict[str, bool]
+    ) -> None:
+        await self.moderation.set_permissions(host, role, changes)
+
+    async def set_call_settings(
+        self, host: Participant, waiting_room: bool | None, guests_allowed: bool | None
+    ) -> None:
+        await self.moderation.set_call_settings(host, waiting_room, guests_allowed)
+
+    async def change_settings(
+        self, waiting_room: bool | None = None, guests_allowed: bool | None = None
+    ) -> CallSettings:
+        """The journal's switch (no host check); a host's goes through set_call_settings."""
+        return await self.moderation.change_settings(waiting_room, guests_allowed)
+
+    # ------------------------------------------------------------------ chat, recording
+
+    async def chat_send(self, participant: Participant, text: str) -> ChatMessage:
+        return await self.chat_control.chat_send(participant, text)
+
+    def default_recording_title(self, at: datetime) -> str:
+        return self.recording.default_title(at)
+
+    async def recording_start(
+        self, host: Participant, title: str | None, visibility: list[str] | None
+    ) -> dict[str, Any]:
+        return await self.recording.start(host, title, visibility)
+
+    async def recording_stop(self, host: Participant) -> None:
+        await self.recording.stop(host)
+
+    # ------------------------------------------------------------------ breakout rooms
+
+    async def breakout_configure(
+        self, host: Participant, count: int, names: list[str] | None
+    ) -> None:
+        await self.breakout.configure(host, count, names)
+
+    async def breakout_assign(self, host: Participant, assignments: dict[str, str | None]) -> None:
+        await self.breakout.assign(host, assignments)
+
+    async def breakout_assign_random(self, host: Participant, include_hosts: bool) -> None:
+        await self.breakout.assign_random(host, include_hosts)
+
+    async def breakout_open(
+        self, host: Participant, minutes: float | None, allow_return: bool
+    ) -> None:
+        await self.breakout.open(host, minutes, allow_return)
+
+    async def breakout_move(self, host: Participant, participant_id: str, room: str | None) -> None:
+        await self.breakout.move(host, participant_id, room)
+
+    async def breakout_visit(self, host: Participant, room: str | None) -> None:
+        await self.breakout.visit(host, room)
+
+    async def breakout_broadcast(self, host: Participant, text: str) -> None:
+        await self.breakout.broadcast(host, text)
+
+    async def breakout_help(self, participant: Participant) -> None:
+        await self.breakout.help(participant)
+
+    async def breakout_return(self, participant: Participant) -> None:
+        await self.breakout.return_to_main(participant)
+
+    async def breakout_close(self, host: Participant, countdown: float) -> None:
+        await self.breakout.close(host, countdown)

@@ -1,0 +1,76 @@
+"""One person's connection to a call on this node, and how to send to it safely.
+
+The connection is abstracted as two callables (send, disconnect), so the call
+knows nothing of aiohttp.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from rooms.model import ParticipantRecord
+from rooms.vocabulary import Lesson, Role
+from sfu.producer import Producer
+from sfu.transport import PublisherTransport, SubscriberTransport
+
+logger = logging.getLogger(__name__)
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Disconnect = Callable[[], Awaitable[None]]
+# (lesson, "joined" | "left", participant, when): for the journal's webhooks.
+PresenceObserver = Callable[[Lesson, str, "Participant", datetime], None]
+
+
+@dataclass
+class Participant:
+    """One person's connection to this call on this node."""
+
+    record: ParticipantRecord
+    send: Send
+    disconnect: Disconnect
+    jti: str = ""
+    token_expires_at: datetime | None = None
+    admitted: bool = False
+    # Connection details the joined / waiting messages carry (ICE servers, language, ref).
+    joined_extra: dict[str, Any] = field(default_factory=dict)
+    publisher: PublisherTransport | None = None
+    subscriber: SubscriberTransport | None = None
+    producers: dict[str, Producer] = field(default_factory=dict)  # by source
+    room: str | None = None  # breakout room id; None: the main room
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def user_id(self) -> str:
+        return self.record.user_id
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def role(self) -> Role:
+        return self.record.role
+
+    @property
+    def host(self) -> bool:
+        return self.record.host
+
+    def to_json(self) -> dict[str, Any]:
+        return self.record.public()
+
+    def brief(self) -> dict[str, str]:
+        return {"id": self.id, "name": self.name}
+
+
+async def safe_send(participant: Participant, message: dict[str, Any]) -> None:
+    try:
+        await participant.send(message)
+    except Exception:  # a gone client must not break the call for others
+        logger.debug("send to %s failed", participant.id, exc_info=True)

@@ -1,0 +1,75 @@
+"""The calls of this node, by lesson id, each with its own router in the media engine."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+
+from rooms.calls.call import Call
+from rooms.calls.core import ChatPolicy
+from rooms.calls.participant import PresenceObserver
+from rooms.recordings import RecordingService
+from rooms.store import Store
+from rooms.vocabulary import Lesson
+from sfu.engine import MediaEngine
+
+
+class CallRegistry:
+    """Calls by lesson id, each with its own router in the media engine."""
+
+    def __init__(
+        self,
+        media: MediaEngine,
+        store: Store,
+        chat: ChatPolicy | None = None,
+        recordings: RecordingService | None = None,
+    ) -> None:
+        self.media = media
+        self.store = store
+        self.chat = chat or ChatPolicy()
+        self.recordings = recordings
+        self.presence: list[PresenceObserver] = []
+        self.calls: dict[str, Call] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def get_or_create(self, lesson: Lesson) -> Call:
+        call = self.calls.get(lesson.id)
+        if call is None or call.ended:
+            router = self.media.create_router({"lesson_id": lesson.id})
+            call = self.calls[lesson.id] = Call(
+                lesson, router, self.store, self.chat, self.presence, self.media, self.recordings
+            )
+        return call
+
+    def get(self, lesson_id: str) -> Call | None:
+        return self.calls.get(lesson_id)
+
+    async def end(self, lesson_id: str, reason: str = "ended") -> None:
+        call = self.calls.pop(lesson_id, None)
+        if call is None:
+            return
+        await call.end(reason)
+        await self.media.close_router(call.router)
+
+    def end_for_lesson(self, lesson: Lesson, reason: str = "ended") -> None:
+        """LessonRegistry callback (synchronous): end the lesson's call in the background."""
+        self.spawn(self.end(lesson.id, reason))
+
+    def spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def remove_if_empty(self, call: Call) -> None:
+        if not call.participants and not call.waiting and self.calls.get(call.lesson.id) is call:
+            del self.calls[call.lesson.id]
+            # Nobody is left to record: the recording ends (and is posted) now.
+            await call.finish_recordings()
+            await call.close_rooms()
+            await self.media.close_router(call.router)
+
+    async def close_all(self) -> None:
+        for lesson_id in list(self.calls):
+            await self.end(lesson_id, "server_shutdown")
+        for task in list(self._tasks):
+            task.cancel()
