@@ -208,7 +208,7 @@ class Bot:
                     receiver = transceiver.receiver
                     if not isinstance(receiver, ForwardingReceiver):
                         counting = ForwardingReceiver.adopt(receiver)
-                        counting.sink = self._make_counter(transceiver.mid)
+                        counting.sink = self._make_counter(transceiver.mid or "")
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
             await self.send({"type": "subscribe_answer", "sdp": pc.localDescription.sdp})

@@ -62,7 +62,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,7 +92,7 @@ from bench.server import (
     cpu_times,
     server_env,
 )
-from sfu.aiortc_hooks import restrict_host_addresses
+from sfu.aiortc_hooks import SendRtp, restrict_host_addresses
 from signalling.config import DEMO_SECRET
 
 TARGET_SECONDS = 3.0
@@ -169,7 +169,7 @@ class RoomTrack(PreEncodedTrack):
         self.switch = switch
         self.every = max(1, every)
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def recv(self) -> av.Packet:
         if self._start is None:
             self._start = time.monotonic()
         if not self.switch.loud.is_set() and self.every > 1:
@@ -199,9 +199,7 @@ class _RegistryLog(SendLog):
         self.sender = sender
         self.registry = registry
 
-    def _wrap(
-        self, send: Callable[[bytes], Awaitable[None]], kinds: dict[int, str]
-    ) -> Callable[[bytes], Awaitable[None]]:
+    def _wrap(self, send: SendRtp, kinds: dict[int, str]) -> SendRtp:
         sender, registry = self.sender, self.registry
 
         async def send_rtp(data: bytes) -> None:

@@ -674,7 +674,7 @@ def _probe_mp4(data: bytes) -> tuple[int, int, float | None, int]:
 
     import av
 
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), mode="r") as container:
         stream = container.streams.video[0]
         times = sorted(
             float(packet.pts * packet.time_base)

@@ -21,12 +21,14 @@ import contextlib
 import re
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 from aiortc import RTCPeerConnection
 from aiortc.rtp import RtpPacket
+
+from sfu.aiortc_hooks import SendRtp, sender_ssrc, wrap_send_rtp
 
 KINDS = ("audio", "video")
 
@@ -64,16 +66,14 @@ class SendLog:
         for sender in pc.getSenders():
             if sender.track is None:
                 continue
-            kinds[sender._ssrc] = sender.track.kind
+            kinds[sender_ssrc(sender)] = sender.track.kind
             if sender.transport not in transports:
                 transports.append(sender.transport)
         self.kinds = frozenset(kinds.values())
         for transport in transports:
-            transport._send_rtp = self._wrap(transport._send_rtp, kinds)
+            wrap_send_rtp(transport, lambda send: self._wrap(send, kinds))
 
-    def _wrap(
-        self, send: Callable[[bytes], Awaitable[None]], kinds: dict[int, str]
-    ) -> Callable[[bytes], Awaitable[None]]:
+    def _wrap(self, send: SendRtp, kinds: dict[int, str]) -> SendRtp:
         sent = self.sent
 
         async def send_rtp(data: bytes) -> None:

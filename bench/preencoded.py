@@ -187,7 +187,7 @@ class PreEncodedTrack(MediaStreamTrack):
         self._index = 0
         self.wrapped = False
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def recv(self) -> av.Packet:
         if self._start is None:
             self._start = time.monotonic()
         delay = self._start + self._index * self._clip.period - time.monotonic()

@@ -6,6 +6,8 @@ the signalling layer asks whether a person may join.
 
 from __future__ import annotations
 
+# `list` is also a method of LessonRegistry: the type is spelt builtins.list there.
+import builtins
 import logging
 import secrets
 from collections.abc import Callable
@@ -154,8 +156,8 @@ class LessonRegistry:
         return lesson
 
     async def end_overdue(
-        self, integrations: list[str], now: datetime, grace: timedelta
-    ) -> list[Lesson]:
+        self, integrations: builtins.list[str], now: datetime, grace: timedelta
+    ) -> builtins.list[Lesson]:
         """End every active lesson whose scheduled end plus `grace` has passed.
 
         Each lesson on its own: one that cannot be ended (a bad record) is
@@ -176,7 +178,7 @@ class LessonRegistry:
 
     @staticmethod
     def _notify(
-        callbacks: list[Callable[[Lesson, str], None]], lesson: Lesson, reason: str
+        callbacks: builtins.list[Callable[[Lesson, str], None]], lesson: Lesson, reason: str
     ) -> None:
         for callback in callbacks:
             # One failing callback must not keep the others from running:

@@ -88,6 +88,18 @@ class ParticipantRecord:
     screen: bool = False
     node: str = ""  # which server node holds their connection
 
+    def with_media(self, flags: dict[str, bool]) -> ParticipantRecord:
+        """The record with some of its media flags (audio, video, screen) changed."""
+        unknown = set(flags) - {"audio", "video", "screen"}
+        if unknown:
+            raise ValueError(f"not media flags: {sorted(unknown)}")
+        return replace(
+            self,
+            audio=flags.get("audio", self.audio),
+            video=flags.get("video", self.video),
+            screen=flags.get("screen", self.screen),
+        )
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["role"] = self.role.value

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from recording.options import RecordingOptions
 from recording.process import RecorderProcess, RecordingResult
+from recording.protocol import Kind
 from rooms.chat import system_message
 from rooms.model import RecordingRecord, RecordingStatus
 from rooms.store import Store
@@ -334,14 +335,17 @@ class CallRecorder:
     def _tap(self, producer: Producer, packet: CachedPacket) -> None:
         source_id = producer.id
         codec = packet.codec
+        if codec.payloadType is None:  # never so for a negotiated codec
+            return
         if source_id not in self._announced:
             entry = self._producers.get(source_id)
             if entry is None:
                 return
             _, participant_id, label, screen = entry
             # The codec is known from the first packet on (what the publisher negotiated).
+            kind: Kind = "audio" if producer.kind == "audio" else "video"
             self.process.add_source(
-                source_id, producer.kind, codec, label, screen=screen, participant=participant_id
+                source_id, kind, codec, label, screen=screen, participant=participant_id
             )
             self._announced.add(source_id)
         header = _RTP_HEADER.pack(

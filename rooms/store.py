@@ -407,7 +407,7 @@ class MemoryStore(Store):
             self._chat,
             self._attendance,
         ):
-            table.pop(call_id, None)  # type: ignore[attr-defined]
+            table.pop(call_id, None)
 
     async def close(self) -> None:
         for handle in self._expiry.values():

@@ -42,10 +42,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import redis.asyncio as aioredis
@@ -118,6 +118,12 @@ class RedisStore(Store):
     def prefix(self) -> str:
         return self._prefix
 
+    @staticmethod
+    async def _strings(reply: Awaitable[Any]) -> list[str]:
+        """A list reply as the strings it is: the client decodes responses, which
+        redis-py's types cannot know."""
+        return cast(list[str], await reply)
+
     # --- key names
 
     def _key(self, *parts: str) -> str:
@@ -167,7 +173,7 @@ class RedisStore(Store):
         lesson_key = self._lesson_key(lesson.id)
         doc = _dumps(lesson.to_json())
         for _ in range(MAX_ATTEMPTS):
-            current = await self._redis.get(active_key) or ""
+            current = str(await self._redis.get(active_key) or "")
             result = await self._create_lesson(
                 keys=[
                     active_key,
@@ -193,7 +199,7 @@ class RedisStore(Store):
 
     async def list_lessons(self, integration: str, group_id: str | None = None) -> list[Lesson]:
         index = self._index_key(integration, group_id)
-        ids: list[str] = await self._redis.zrange(index, 0, -1)
+        ids = await self._strings(self._redis.zrange(index, 0, -1))
         if not ids:
             return []
         docs = await self._redis.mget([self._lesson_key(i) for i in ids])
@@ -369,7 +375,7 @@ class RedisStore(Store):
         return []
 
     async def hands(self, call_id: str) -> list[str]:
-        return await self._redis.zrange(self._call_key(call_id, "hands"), 0, -1)
+        return await self._strings(self._redis.zrange(self._call_key(call_id, "hands"), 0, -1))
 
     # --- chat (a stream per call)
 
@@ -389,7 +395,10 @@ class RedisStore(Store):
     async def chat_history(self, call_id: str, limit: int = 500) -> list[ChatMessage]:
         if limit <= 0:
             return []
-        entries = await self._redis.xrevrange(self._call_key(call_id, "chat"), count=limit)
+        entries = cast(
+            list[tuple[str, dict[str, str]]],
+            await self._redis.xrevrange(self._call_key(call_id, "chat"), count=limit),
+        )
         messages = []
         for entry_id, fields in reversed(entries):
             data = json.loads(fields["m"])
@@ -460,7 +469,7 @@ class RedisStore(Store):
         return RecordingRecord.from_json(json.loads(doc)) if doc else None
 
     async def recordings(self, call_id: str) -> list[RecordingRecord]:
-        ids = await self._redis.zrange(self._recordings_key(call_id), 0, -1)
+        ids = await self._strings(self._redis.zrange(self._recordings_key(call_id), 0, -1))
         if not ids:
             return []
         docs = await self._redis.mget([self._recording_key(i) for i in ids])

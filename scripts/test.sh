@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole Urok test suite (installs what it needs first): lint, then
+# Runs the whole Urok test suite (installs what it needs first): lint and type
+# check, then
 # pytest inside a network namespace of its own with only loopback up, so
 # browsers and WebRTC peers can only ever talk over 127.0.0.1.
 # Extra arguments go to pytest.
@@ -7,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh test
 .venv/bin/ruff check .
+.venv/bin/mypy sfu recording breakout rooms signalling bench
 export PYTHONDONTWRITEBYTECODE=1
 pytest=(.venv/bin/python -m pytest -p no:cacheprovider "$@")
 if [ "$(id -u)" = 0 ]; then

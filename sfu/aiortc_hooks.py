@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
 import aioice
@@ -403,6 +403,20 @@ def _jitter_buffer_joins_packet_data() -> bool:
 # Every private aiortc/aioice name this module uses, with the class that has it
 # (on the class itself, or on every fresh instance). tests/test_aiortc_hooks.py
 # checks that this list names every private attribute the code above touches.
+SendRtp = Callable[[bytes], Coroutine[Any, Any, None]]
+
+
+def sender_ssrc(sender: RTCRtpSender) -> int:
+    """The primary SSRC of any aiortc sender (aiortc keeps it private)."""
+    return int(sender._ssrc)
+
+
+def wrap_send_rtp(transport: RTCDtlsTransport, wrap: Callable[[SendRtp], SendRtp]) -> None:
+    """Send every RTP packet of `transport` through wrap(original): the bench logs them."""
+    # Replacing a method on the instance: what the hook is for.
+    transport._send_rtp = wrap(transport._send_rtp)  # type: ignore[method-assign,assignment]
+
+
 PINNED_INTERNALS: tuple[tuple[type, str], ...] = (
     (RTCDtlsTransport, "_register_rtp_receiver"),
     (RTCDtlsTransport, "_register_rtp_sender"),

@@ -386,7 +386,7 @@ class CallCore:
         if refused:
             # Nothing of a refused request is applied.
             raise CallError("not_permitted", f"you may not turn on: {', '.join(refused)}")
-        participant.record = replace(participant.record, **wanted)
+        participant.record = participant.record.with_media(wanted)
         await self.apply_media(participant)
         await self.announce_update(participant)
 

@@ -89,7 +89,7 @@ class Moderation:
     async def _switch_off(self, target: Participant, flag: str, by: Participant | None) -> None:
         if not getattr(target.record, flag):
             return
-        target.record = replace(target.record, **{flag: False})
+        target.record = target.record.with_media({flag: False})
         await self.call.apply_media(target)
         kind = {"audio": "audio", "video": "video", "screen": "screen"}[flag]
         message: dict[str, Any] = {"type": "muted", "kind": kind}
