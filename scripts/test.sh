@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# Runs the whole Urok test suite (installs what it needs first): lint and type
-# check, then
-# pytest inside a network namespace of its own with only loopback up, so
-# browsers and WebRTC peers can only ever talk over 127.0.0.1.
+# Runs the whole Urok test suite (installs what it needs first): lint, type
+# check, then pytest inside a network namespace of its own with only loopback
+# up, so browsers and WebRTC peers can only ever talk over 127.0.0.1.
 # Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
