@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from breakout.model import BreakoutState
+from breakout.model import MAX_ROOMS, BreakoutState
 from rooms.calls.errors import CallEnded, CallError
 from rooms.calls.participant import (
     Disconnect,
@@ -289,6 +289,8 @@ class CallCore:
             "settings": settings.to_json(),
             "permissions": settings.permissions_for(participant.role, participant.host).to_json(),
             "recording": self.recording_state(),
+            # The page's controls take their bounds from here, not from a copy.
+            "limits": {"breakout_rooms": MAX_ROOMS},
             **participant.joined_extra,
         }
         if participant.host:

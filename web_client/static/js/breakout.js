@@ -5,7 +5,13 @@
 import { icon } from './icons.js';
 import * as i18n from './i18n.js';
 
-export const MAX_ROOMS = 50;
+// The server's bounds, from `joined.limits` (setLimits): no copy of them here.
+export const limits = { rooms: 1 };
+
+/** Take the bounds the server sent in `joined.limits`. */
+export function setLimits(fromServer) {
+  if (fromServer && Number.isInteger(fromServer.breakout_rooms)) limits.rooms = fromServer.breakout_rooms;
+}
 export const MAX_MINUTES = 240;
 export const MAX_COUNTDOWN = 300;
 export const DEFAULT_COUNTDOWN = 30;
@@ -147,7 +153,7 @@ export class BreakoutPanel {
     create.append(el('h3', '', i18n.t('breakout.rooms')));
     const createRow = el('div', 'bo-row');
     createRow.append(
-      field(i18n.t('breakout.count_label'), numberInput('bo-count', { min: 1, max: MAX_ROOMS, value: 2 })),
+      field(i18n.t('breakout.count_label'), numberInput('bo-count', { min: 1, max: limits.rooms, value: 2 })),
       button(i18n.t('breakout.create'), 'create', { kind: 'primary', id: 'bo-create' }),
     );
     create.append(createRow);
@@ -423,9 +429,9 @@ export class BreakoutPanel {
   }
 
   create() {
-    const { ok, value } = this.readNumber('bo-count', 1, MAX_ROOMS);
+    const { ok, value } = this.readNumber('bo-count', 1, limits.rooms);
     if (!ok) {
-      this.cb.invalid('breakout.bad_count', { max: MAX_ROOMS });
+      this.cb.invalid('breakout.bad_count', { max: limits.rooms });
       return;
     }
     const rooms = (this.view && this.view.state && this.view.state.rooms) || [];

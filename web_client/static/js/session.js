@@ -2,6 +2,7 @@
 // room, entering the call, and every way out of it (leaving, ending it for
 // everyone, being denied or removed, the call ending, the connection lost).
 
+import { setLimits as setBreakoutLimits } from './breakout.js';
 import { refreshRecordingAccess } from './callchat.js';
 import {
   applyHostUi, renderHands, renderWaiting,
@@ -181,6 +182,8 @@ async function onJoined(joined) {
   urok.permissions = { ...DEFAULT_PERMISSIONS, ...(joined.permissions || {}) };
   urok.waiting = Array.isArray(joined.waiting) ? joined.waiting : [];
   $('waiting-preview').srcObject = null;
+  setBreakoutLimits(joined.limits);
+  views.breakoutPanel.build();
   if (!langOverride && joined.language && joined.language !== i18n.language()) {
     await i18n.setLanguage(joined.language);
     i18n.apply();
