@@ -29,6 +29,12 @@ chat's `recording_ready` arrives, after the warm-up, a window without a
 recording again (drift between the two shows the noise). The recording is
 downloaded with the teacher's token and its video frames are counted.
 
+With --attack (or `python -m bench.attack`, bench/attack.py) likewise: a
+window without an attack, a window while an attacker process replays the
+worst frames and bodies (issue 9), and a window after it; the report adds the
+frames the server answered the attacker per second and its /healthz response
+time in each window.
+
 To measure a server that is already running, pass --server-url, --secret
 (an integration secret of that server) and --server-pid (same machine; without
 it CPU figures are n/a).
@@ -53,6 +59,7 @@ from typing import Any
 
 import aiohttp
 
+from bench.attack import AttackerProcess, HealthProbe, answered_between
 from bench.bot import Bot, BotError
 from bench.cli import publish_report, run_main, run_reported
 from bench.measure import KINDS, LoopLag, ReceiveLog, SendLog, percentile, tally
@@ -79,7 +86,10 @@ LABELS = {
     "recording": "recording on",
     "after": "after recording",
     "baseline": "baseline (MediaRelay)",
+    "attack": "with the attack",
+    "after-attack": "after the attack",
 }
+ATTACKER_IDS = "bench-attacker"  # + index: rostered students the attacker joins as
 
 
 class BenchError(RuntimeError):
@@ -117,6 +127,14 @@ class Options:
     # Publishers receive nothing (they never answer the server's offers): only the
     # subscribers do.
     publish_only: bool = False
+    # --attack: windows before, with and after an attack (bench/attack.py).
+    attack: bool = False
+    attack_joined: int = 2
+    attack_unjoined: int = 2
+    attack_http: int = 1
+    attack_rate: float = 0.0  # frames per second per connection; 0: as fast as answered
+    attack_max_frames: int = 1_000_000
+    attack_warmup: float = 1.0
 
     @property
     def participants(self) -> int:
@@ -167,6 +185,23 @@ class PathReport:
     recorder_cpu: float | None = None
     # The whole machine (all processes) during the window.
     machine_cpu: float | None = None
+    # --attack: the attacker process's CPU, the server's answers to it, /healthz.
+    attacker_cpu: float | None = None
+    attack_answered: int | None = None
+    healthz_p50_ms: float | None = None
+    healthz_p99_ms: float | None = None
+    healthz_max_ms: float | None = None
+    healthz_samples: int | None = None
+
+    @property
+    def attacker_cores(self) -> float | None:
+        return None if self.attacker_cpu is None else self.attacker_cpu / self.window
+
+    @property
+    def attack_answered_per_second(self) -> float | None:
+        if self.attack_answered is None or self.window <= 0:
+            return None
+        return self.attack_answered / self.window
 
     @property
     def cpu_per_stream_second(self) -> float | None:
@@ -211,7 +246,9 @@ class PathReport:
         """What other processes on the machine used meanwhile (not server, bench, recorder)."""
         if self.machine_cpu is None or self.server_cpu is None:
             return None
-        ours = self.server_cpu + self.bench_cpu + (self.recorder_cpu or 0)
+        ours = (
+            self.server_cpu + self.bench_cpu + (self.recorder_cpu or 0) + (self.attacker_cpu or 0)
+        )
         return max(0.0, self.machine_cpu - ours) / self.window
 
     def to_json(self) -> dict[str, Any]:
@@ -224,6 +261,8 @@ class PathReport:
             cpu_per_delivered_stream_second=self.cpu_per_delivered_stream_second,
             recorder_cores=self.recorder_cores,
             other_cores=self.other_cores,
+            attack_answered_per_second=self.attack_answered_per_second,
+            attacker_cores=self.attacker_cores,
         )
         return out
 
@@ -294,13 +333,22 @@ class BenchReport:
     machine: dict[str, Any]
     paths: list[PathReport]
     recording: RecordingReport | None = None
+    # --attack: what the attacker sent and was answered (bench/attack.py AttackStats).
+    attack: dict[str, Any] | None = None
 
     def path(self, label: str) -> PathReport | None:
         return next((p for p in self.paths if p.label == label), None)
 
+    def attack_ratio(self, without: str, percentile_: int = 99) -> float | None:
+        """Added latency (p99 or p50) with the attack / without (window `without`)."""
+        return self._latency_ratio("attack", without, percentile_)
+
     def recording_ratio(self, without: str, percentile_: int = 99) -> float | None:
         """Added latency (p99 or p50) with a recording / without (window `without`)."""
-        on, off = self.path("recording"), self.path(without)
+        return self._latency_ratio("recording", without, percentile_)
+
+    def _latency_ratio(self, with_: str, without: str, percentile_: int) -> float | None:
+        on, off = self.path(with_), self.path(without)
         if on is None or off is None:
             return None
         attr = f"latency_p{percentile_}_ms"
@@ -342,6 +390,14 @@ class BenchReport:
                 for without in ("forwarding", "after")
             }
             if self.recording is not None
+            else None,
+            "attack": self.attack,
+            "attack_latency_ratios": {
+                f"p{q}_over_{without}": self.attack_ratio(without, q)
+                for q in (50, 99)
+                for without in ("forwarding", "after-attack")
+            }
+            if self.attack is not None
             else None,
         }
 
@@ -408,21 +464,31 @@ class _Window:
     recorder_cpu: float | None
     machine_cpu: float | None
     rss: int | None
+    attacker_cpu: float | None = None
 
 
 async def _measure(
-    label: str, pid: int | None, options: Options, recorder_pid: int | None = None
+    label: str,
+    pid: int | None,
+    options: Options,
+    recorder_pid: int | None = None,
+    attacker_pid: int | None = None,
 ) -> _Window:
     _say(options, f"[{label}] measuring for {options.seconds:g} s")
     recorder0, machine0 = _recorder_cpu(recorder_pid), machine_busy_seconds()
+    attacker0 = _recorder_cpu(attacker_pid)
     t0, server0, bench0 = time.monotonic(), _server_cpu(pid), _bench_cpu()
     await asyncio.sleep(options.seconds)
     t1, server1, bench1 = time.monotonic(), _server_cpu(pid), _bench_cpu()
     recorder1, machine1 = _recorder_cpu(recorder_pid), machine_busy_seconds()
+    attacker1 = _recorder_cpu(attacker_pid)
     recorder = None if recorder0 is None or recorder1 is None else recorder1 - recorder0
     machine = None if machine0 is None or machine1 is None else machine1 - machine0
+    attacker = None if attacker0 is None or attacker1 is None else attacker1 - attacker0
     rss = rss_bytes(pid) if pid is not None else None
-    return _Window(label, t0, t1, server0, server1, bench1 - bench0, recorder, machine, rss)
+    return _Window(
+        label, t0, t1, server0, server1, bench1 - bench0, recorder, machine, rss, attacker
+    )
 
 
 async def run_path(
@@ -432,10 +498,11 @@ async def run_path(
     media: BenchMedia,
     options: Options,
     profile_path: Path | None = None,
-) -> tuple[list[PathReport], RecordingReport | None]:
+) -> tuple[list[PathReport], RecordingReport | None, dict[str, Any] | None]:
     """Run the scenario once against the server at `base_url` (its process is `pid`).
 
-    One report per window: one, or three with --recording (forwarding only).
+    One report per window: one, or three with --recording or --attack (forwarding only);
+    and with --attack what the attacker sent and was answered.
     """
     match_payloads = label == "forwarding"
     lag = LoopLag()
@@ -445,6 +512,10 @@ async def run_path(
     profiler: asyncio.Task[str] | None = None
     windows: list[_Window] = []
     recording: RecordingReport | None = None
+    attacking = options.attack and label == "forwarding"
+    attacker = AttackerProcess() if attacking else None
+    health = HealthProbe(base_url) if attacking else None
+    attack_stats: dict[str, Any] | None = None
     async with aiohttp.ClientSession() as http:
         journal = Journal(base_url, options.secret, http)
         try:
@@ -452,13 +523,29 @@ async def run_path(
             user_ids = [f"bench-p{i}" for i in range(options.publishers)] + [
                 f"bench-s{i}" for i in range(options.subscribers)
             ]
+            attacker_ids = [f"{ATTACKER_IDS}{i}" for i in range(options.attack_joined)]
             # The first publisher is the lesson's teacher: a host (it may record).
-            lesson_id = await journal.create_lesson(user_ids[0], user_ids[1:])
+            lesson_id = await journal.create_lesson(
+                user_ids[0], user_ids[1:] + (attacker_ids if attacking else [])
+            )
             async with asyncio.timeout(options.setup_timeout):
                 await _join_all(
                     journal, lesson_id, base_url, user_ids, media, options, participants
                 )
                 await _wait_for_media(participants, options)
+                if attacker is not None:
+                    # Its students join now, so every window has the same people in the call.
+                    await attacker.start(
+                        base_url,
+                        options.secret,
+                        [await journal.token(lesson_id, a, "student") for a in attacker_ids],
+                        options.attack_unjoined,
+                        options.attack_http,
+                        options.attack_rate,
+                        options.attack_max_frames,
+                    )
+            if health is not None:
+                health.start(http)
             setup_seconds = time.monotonic() - started
             _say(
                 options,
@@ -473,7 +560,8 @@ async def run_path(
                 profiler = asyncio.ensure_future(
                     profile.record(pid, options.seconds, profile_path, options.profile_native)
                 )
-            windows.append(await _measure(label, pid, options))
+            attacker_pid = attacker.pid if attacker is not None else None
+            windows.append(await _measure(label, pid, options, attacker_pid=attacker_pid))
             profile_text = None
             if profiler is not None:
                 from bench import profile
@@ -486,10 +574,16 @@ async def run_path(
                 host = next(p for p in participants if p.user_id == user_ids[0])
                 recording = RecordingReport(warmup=options.recording_warmup)
                 await _record(host, pid, options, windows, recording)
+            if attacker is not None:
+                attack_stats = await _attack(attacker, pid, options, windows)
             await asyncio.sleep(GRACE_SECONDS)
             if host is not None and recording is not None and recording.ready:
                 await _inspect_recording(http, base_url, host.bot, recording)
         finally:
+            if health is not None:
+                await health.stop()
+            if attacker is not None:
+                await attacker.stop()
             if profiler is not None and not profiler.done():
                 profiler.cancel()  # py-spy is killed with it
                 with contextlib.suppress(BaseException):
@@ -514,9 +608,14 @@ async def run_path(
             report.warnings.append(
                 "the audio clip ran out and looped: audio loss/latency unreliable"
             )
+        if attacking:
+            _attack_figures(report, window, health, attack_stats)
         report.warnings.extend(_warnings(report))
         reports.append(report)
-    return reports, recording
+    if attacking and attack_stats is not None:
+        # Kept for the report; the per-bucket counts were only for the windows.
+        attack_stats = {k: v for k, v in attack_stats.items() if k != "buckets"}
+    return reports, recording, attack_stats
 
 
 def _window_report(
@@ -566,7 +665,48 @@ def _window_report(
         setup_seconds=setup_seconds,
         recorder_cpu=window.recorder_cpu,
         machine_cpu=window.machine_cpu,
+        attacker_cpu=window.attacker_cpu,
     )
+
+
+# --------------------------------------------------------------------------- attack
+
+
+async def _attack(
+    attacker: AttackerProcess, pid: int | None, options: Options, windows: list[_Window]
+) -> dict[str, Any]:
+    """The attack window, then the window after it; what the attacker sent and got."""
+    # The attack covers its warm-up, the window and a margin: it stops by itself.
+    duration = options.attack_warmup + options.seconds + 1.0
+    _say(options, f"[attack] replaying the worst frames for {duration:g} s")
+    await attacker.go(duration)
+    await asyncio.sleep(options.attack_warmup)
+    windows.append(await _measure("attack", pid, options, attacker_pid=attacker.pid))
+    stats = await attacker.stats(timeout=duration + 60)
+    _say(
+        options,
+        f"[attack] {stats['frames_answered']} of {stats['frames_sent']} frames and "
+        f"{stats['requests_answered']} of {stats['requests_sent']} requests answered; "
+        f"warm-up {options.warmup:g} s",
+    )
+    await asyncio.sleep(options.warmup)
+    windows.append(await _measure("after-attack", pid, options, attacker_pid=attacker.pid))
+    return stats
+
+
+def _attack_figures(
+    report: PathReport,
+    window: _Window,
+    health: HealthProbe | None,
+    stats: dict[str, Any] | None,
+) -> None:
+    report.attack_answered = answered_between(stats, window.t0, window.t1)
+    if health is not None:
+        samples = [1000 * v for v in health.between(window.t0, window.t1)]
+        report.healthz_samples = len(samples)
+        report.healthz_p50_ms = percentile(samples, 50)
+        report.healthz_p99_ms = percentile(samples, 99)
+        report.healthz_max_ms = max(samples) if samples else None
 
 
 # --------------------------------------------------------------------------- recording
@@ -844,7 +984,7 @@ async def _leave_all(participants: list[_Participant]) -> None:
 
 async def _managed_path(
     label: str, module: str, media: BenchMedia, options: Options, logs: Path
-) -> tuple[list[PathReport], RecordingReport | None]:
+) -> tuple[list[PathReport], RecordingReport | None, dict[str, Any] | None]:
     # Its files (recordings) go into the bench's temporary directory, removed afterwards.
     server = ServerProcess(module, logs / f"{label}.log", data_dir=logs / f"{label}-data")
     try:
@@ -852,7 +992,7 @@ async def _managed_path(
         await server.start()
         profile_path = Path(options.profile) if options.profile and label == "forwarding" else None
         try:
-            reports, recording = await run_path(
+            reports, recording, attack = await run_path(
                 label, server.base_url, server.pid, media, options, profile_path
             )
         except Exception as exc:
@@ -866,7 +1006,7 @@ async def _managed_path(
             report.server = f"{module} (pid {server.pid})"
         if recording is not None:
             recording.log_lines = _recording_log_lines(server.log_path)
-        return reports, recording
+        return reports, recording, attack
     finally:
         await server.stop()
 
@@ -891,6 +1031,8 @@ async def run_bench(options: Options) -> BenchReport:
     audio_seconds = options.setup_timeout + options.warmup + options.seconds + GRACE_SECONDS + 10
     if options.recording:  # two more windows, the recorder's warm-up, the file being finished
         audio_seconds += options.recording_warmup + options.warmup + 2 * options.seconds + 30
+    if options.attack:  # two more windows, the attack's warm-up and margin
+        audio_seconds += options.attack_warmup + options.warmup + 2 * options.seconds + 10
     media = await asyncio.to_thread(
         prepare_media,
         audio_seconds=audio_seconds,
@@ -902,11 +1044,12 @@ async def run_bench(options: Options) -> BenchReport:
     _say(options, f"media: {media.describe()}")
     paths: list[PathReport] = []
     recording: RecordingReport | None = None
+    attack: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="urok-bench-") as tmp:
         logs = Path(tmp)
         if not options.baseline_only:
             if options.server_url:
-                reports, recording = await run_path(
+                reports, recording, attack = await run_path(
                     "forwarding",
                     options.server_url,
                     options.server_pid,
@@ -915,21 +1058,23 @@ async def run_bench(options: Options) -> BenchReport:
                     Path(options.profile) if options.profile else None,
                 )
             else:
-                reports, recording = await _managed_path(
+                reports, recording, attack = await _managed_path(
                     "forwarding", "signalling.cli", media, options, logs
                 )
             paths.extend(reports)
         if options.baseline or options.baseline_only:
             if options.baseline_url:
-                reports, _ = await run_path(
+                reports, _, _ = await run_path(
                     "baseline", options.baseline_url, options.baseline_pid, media, options
                 )
             elif options.server_url:
                 raise BenchError("--baseline with --server-url needs --baseline-url too")
             else:
-                reports, _ = await _managed_path("baseline", "bench.baseline", media, options, logs)
+                reports, _, _ = await _managed_path(
+                    "baseline", "bench.baseline", media, options, logs
+                )
             paths.extend(reports)
-    return BenchReport(options, media.describe(), machine_info(), paths, recording)
+    return BenchReport(options, media.describe(), machine_info(), paths, recording, attack)
 
 
 # --------------------------------------------------------------------------- report
@@ -1012,6 +1157,7 @@ def format_report(report: BenchReport) -> str:
             if report.recording is not None
             else []
         ),
+        *(_attack_rows(report) if report.attack is not None else []),
         ("bench CPU (cores)", [f"{p.bench_cores:.2f}" for p in report.paths]),
         ("other processes (cores)", [_num(p.other_cores, ".2f") for p in report.paths]),
         ("bench loop lag p99 (ms)", [_num(p.loop_lag_p99_ms, ".1f") for p in report.paths]),
@@ -1044,6 +1190,9 @@ def format_report(report: BenchReport) -> str:
     if report.recording is not None:
         lines.append("")
         lines.extend(_format_recording(report))
+    if report.attack is not None:
+        lines.append("")
+        lines.extend(_format_attack(report))
     for path in report.paths:
         for warning in path.warnings:
             lines.append(f"warning [{path.label}]: {warning}")
@@ -1058,6 +1207,58 @@ def format_report(report: BenchReport) -> str:
             lines.append("")
             lines.append(f"[{path.label}] {path.profile}")
     return "\n".join(lines)
+
+
+def _attack_rows(report: BenchReport) -> list[tuple[str, list[str]]]:
+    return [
+        ("attacker CPU (cores)", [_num(p.attacker_cores, ".2f") for p in report.paths]),
+        (
+            "attack answers per second",
+            [_num(p.attack_answered_per_second, ".1f") for p in report.paths],
+        ),
+        (
+            "/healthz p50 / p99 / max (ms)",
+            [
+                f"{_num(p.healthz_p50_ms, '.1f')} / {_num(p.healthz_p99_ms, '.1f')} / "
+                f"{_num(p.healthz_max_ms, '.1f')}"
+                for p in report.paths
+            ],
+        ),
+    ]
+
+
+def _format_attack(report: BenchReport) -> list[str]:
+    attack = report.attack
+    assert attack is not None
+    options = report.options
+    rate = "as fast as answered" if not options.attack_rate else f"{options.attack_rate:g}/s each"
+    lines = [
+        f"attack: {options.attack_joined} joined + {options.attack_unjoined} unjoined WebSocket "
+        f"connections and {options.attack_http} HTTP client(s), {rate}, for "
+        f"{attack['seconds']:.1f} s: {attack['frames_answered']} of {attack['frames_sent']} "
+        f"frames and {attack['requests_answered']} of {attack['requests_sent']} requests "
+        f"answered; reconnects {attack['reconnects']}",
+        f"  answer time p50 / p99 / max: {_num(attack['reply_p50_ms'], '.1f')} / "
+        f"{_num(attack['reply_p99_ms'], '.1f')} / {_num(attack['reply_max_ms'], '.1f')} ms",
+        "  answers: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(attack["answers"].items(), key=lambda x: -x[1])),
+    ]
+    before, on, after = (report.path(n) for n in ("forwarding", "attack", "after-attack"))
+    if before is not None and on is not None:
+        for q in (99, 50):
+            values = " / ".join(
+                _num(getattr(p, f"latency_p{q}_ms"), ".1f") for p in (before, on, after) if p
+            )
+            a, b = report.attack_ratio("forwarding", q), report.attack_ratio("after-attack", q)
+            lines.append(
+                f"  added latency p{q} before / with / after the attack: {values} ms; "
+                f"with / without = {_num(a, '.2f')}x (vs before), {_num(b, '.2f')}x (vs after)"
+            )
+        cpu = " / ".join(_num(p.server_cores, ".2f") for p in (before, on, after) if p)
+        lines.append(f"  server CPU before / with / after: {cpu} cores")
+    for failure in attack.get("failures", [])[:5]:
+        lines.append(f"  attacker problem: {failure}")
+    return lines
 
 
 def _format_recording(report: BenchReport) -> list[str]:
@@ -1201,6 +1402,38 @@ def parse_args(argv: list[str]) -> Options:
         help="publishers receive nothing (their bots never answer the server's offers); "
         "only the subscribers receive",
     )
+    parser.add_argument(
+        "--attack",
+        action="store_true",
+        help="also measure during an attack: windows before, with and after an attacker "
+        "replays the worst frames and bodies (bench/attack.py; see docs/performance.md)",
+    )
+    parser.add_argument(
+        "--attack-joined", type=int, default=2, help="attacker connections joined as students"
+    )
+    parser.add_argument(
+        "--attack-unjoined", type=int, default=2, help="attacker connections that never join"
+    )
+    parser.add_argument("--attack-http", type=int, default=1, help="attacking HTTP clients")
+    parser.add_argument(
+        "--attack-rate",
+        type=float,
+        default=0.0,
+        help="frames or requests a second per attacker connection (default 0: as fast as "
+        "the server answers)",
+    )
+    parser.add_argument(
+        "--attack-max-frames",
+        type=int,
+        default=1_000_000,
+        help="the attacker stops after this many frames and requests (default 1000000)",
+    )
+    parser.add_argument(
+        "--attack-warmup",
+        type=float,
+        default=1.0,
+        help="seconds between the attack's start and its window (default 1)",
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
     options = Options(
@@ -1230,6 +1463,13 @@ def parse_args(argv: list[str]) -> Options:
         recording_warmup=args.recording_warmup,
         audio_publishers=args.audio_publishers,
         publish_only=args.publish_only,
+        attack=args.attack,
+        attack_joined=args.attack_joined,
+        attack_unjoined=args.attack_unjoined,
+        attack_http=args.attack_http,
+        attack_rate=args.attack_rate,
+        attack_max_frames=args.attack_max_frames,
+        attack_warmup=args.attack_warmup,
     )
     problems = []
     if not 1 <= options.publishers <= 50:
@@ -1256,6 +1496,20 @@ def parse_args(argv: list[str]) -> Options:
         problems.append("--publish-only needs at least one subscriber")
     if options.recording and options.baseline_only:
         problems.append("--recording needs the forwarding server (not --baseline-only)")
+    if options.attack and (options.recording or options.baseline_only):
+        problems.append("--attack needs the forwarding server and no --recording")
+    if not (0 <= options.attack_joined <= 20 and 0 <= options.attack_unjoined <= 20):
+        problems.append("--attack-joined and --attack-unjoined must be 0..20")
+    if not 0 <= options.attack_http <= 20:
+        problems.append("--attack-http must be 0..20")
+    if options.attack and options.attack_joined + options.attack_unjoined + options.attack_http < 1:
+        problems.append("--attack needs at least one attacker connection")
+    if not 0 <= options.attack_rate <= 10_000:
+        problems.append("--attack-rate must be 0..10000")
+    if not 1 <= options.attack_max_frames <= 10_000_000:
+        problems.append("--attack-max-frames must be 1..10000000")
+    if not 0 <= options.attack_warmup <= 60:
+        problems.append("--attack-warmup must be 0..60")
     if problems:
         parser.error("; ".join(problems))
     return options

@@ -1,7 +1,8 @@
 """Client message schemas (docs/protocol.md): every message is checked here first.
 
 Parsing costs time linear in the frame and small: the frame's structure is
-bounded before it is decoded (MAX_JSON_VALUES), only the schema of the
+bounded before it is decoded (MAX_JSON_VALUES), so is every number in it
+(MAX_NUMBER_CHARS, MAX_EXPONENT), only the schema of the
 message's own type is checked, every array and string in the schemas is
 capped before its items are looked at, and checking stops at the first error.
 """
@@ -25,6 +26,14 @@ _ROOM = {"type": "string", "minLength": 1, "maxLength": 16}
 # messages (a 500-person breakout assignment, 4,000 commas of chat) stay
 # below it; SDP has no commas or brackets.
 MAX_JSON_VALUES = 4096
+# A number is at most this many characters, with an exponent of at most
+# MAX_EXPONENT: the protocol's numbers are counts, minutes and seconds, and the
+# API's bodies have none. Longer ones cost far more than their bytes: Python
+# turns a 4,299-digit integer into an int in quadratic time (76 of them in a
+# frame: 47 ms, and as much again for the schema check), and a float of
+# hundreds of digits near a rounding boundary takes ~0.1 ms (38 ms a frame).
+MAX_NUMBER_CHARS = 24
+MAX_EXPONENT = 40
 # Before `join` only `join` and `ping` are read: a token is at most 4 KiB.
 MAX_UNJOINED_BYTES = 8 * 1024
 
@@ -209,6 +218,22 @@ def _not_json(constant: str) -> None:
     raise ValueError(f"{constant} is not JSON")
 
 
+def _bounded_int(literal: str) -> int:
+    if len(literal) > MAX_NUMBER_CHARS:
+        raise ValueError(f"a number longer than {MAX_NUMBER_CHARS} characters")
+    return int(literal)
+
+
+def _bounded_float(literal: str) -> float:
+    if len(literal) > MAX_NUMBER_CHARS:
+        raise ValueError(f"a number longer than {MAX_NUMBER_CHARS} characters")
+    if ("e" in literal or "E" in literal) and abs(
+        int(literal.replace("E", "e").rpartition("e")[2])
+    ) > MAX_EXPONENT:
+        raise ValueError(f"a number with an exponent beyond ±{MAX_EXPONENT}")
+    return float(literal)
+
+
 def json_values_bound(text: str | bytes) -> int:
     """An upper bound on the JSON values and keys in `text`, in linear C-speed time."""
     if isinstance(text, bytes):
@@ -217,11 +242,13 @@ def json_values_bound(text: str | bytes) -> int:
 
 
 def decode_json(text: str | bytes, max_values: int = MAX_JSON_VALUES) -> Any:
-    """Decode a JSON document of bounded structure, or raise ValueError saying why."""
+    """Decode a JSON document of bounded structure and numbers, or raise ValueError saying why."""
     if json_values_bound(text) > max_values:
         raise ValueError(f"more than {max_values} values")
     try:
-        return json.loads(text, parse_constant=_not_json)
+        return json.loads(
+            text, parse_constant=_not_json, parse_int=_bounded_int, parse_float=_bounded_float
+        )
     except RecursionError:
         raise ValueError("nested too deeply") from None
 

@@ -10,13 +10,20 @@ time the server kept it.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import aiohttp
 import pytest
 
 from signalling.config import DEMO_SECRET
-from signalling.protocol import MAX_JSON_VALUES, ProtocolError, parse_message
+from signalling.protocol import (
+    MAX_JSON_VALUES,
+    MAX_NUMBER_CHARS,
+    ProtocolError,
+    decode_json,
+    parse_message,
+)
 from tests.live import LiveServer, running_server
 from tests.loop_lag import probing
 
@@ -166,3 +173,45 @@ def test_the_value_bound_is_counted_before_decoding() -> None:
     with pytest.raises(ProtocolError, match=f"more than {MAX_JSON_VALUES} values") as info:
         parse_message(over, 320 * 1024)
     assert info.value.code == "bad_json"
+
+
+def test_long_numbers_are_refused_before_they_cost_quadratic_time() -> None:
+    # Once: 76 integers of 4,299 digits in one frame cost 47 ms to decode and
+    # check (Python converts digits to an int in quadratic time, and the schema
+    # check converts them back); floats of hundreds of digits halfway between two
+    # doubles, 38 ms. Now a number is at most MAX_NUMBER_CHARS characters.
+    room = 320 * 1024 - 100
+    halfway = "2.4703282292062327208828439643411068618252990130716238221279" * 12 + "e-324"
+    for literal in ("9" * 4299, "1." + "3" * 4297, halfway, "2.4703282292062327e-324"):
+        count = min(room // (len(literal) + 1), MAX_JSON_VALUES - 10)
+        frame = '{"type": "ping", "x": [' + ",".join([literal] * count) + "]}"
+        started = time.thread_time()
+        with pytest.raises(ProtocolError) as info:
+            parse_message(frame, 320 * 1024)
+        assert time.thread_time() - started < LAG_BOUND
+        assert info.value.code == "bad_json", literal[:30]
+    with pytest.raises(ProtocolError, match="longer than"):
+        parse_message('{"type": "breakout_configure", "count": ' + "9" * 4299 + "}", 320 * 1024)
+    with pytest.raises(ProtocolError, match="exponent"):
+        parse_message('{"type": "breakout_open", "minutes": 1e999999}', 320 * 1024)
+
+
+def test_ordinary_numbers_still_read() -> None:
+    for frame, key, value in (
+        ('{"type": "breakout_configure", "count": 50}', "count", 50),
+        ('{"type": "breakout_open", "minutes": 45.5}', "minutes", 45.5),
+        ('{"type": "breakout_open", "minutes": 1.2E1}', "minutes", 12.0),
+        ('{"type": "breakout_close", "countdown_seconds": 0}', "countdown_seconds", 0),
+        ('{"type": "breakout_close", "countdown_seconds": 2.5e-1}', "countdown_seconds", 0.25),
+        ('{"type": "breakout_close", "countdown_seconds": -0.0e+0}', "countdown_seconds", 0),
+    ):
+        assert parse_message(frame, 320 * 1024)[key] == value
+    # Within the bounds: MAX_NUMBER_CHARS characters, exponent ±MAX_EXPONENT.
+    assert decode_json("[" + "9" * MAX_NUMBER_CHARS + ", 1e40, 1E-40]") == [
+        int("9" * MAX_NUMBER_CHARS),
+        1e40,
+        1e-40,
+    ]
+    for over in ("9" * (MAX_NUMBER_CHARS + 1), "1e41", "1E-41", "0." + "0" * MAX_NUMBER_CHARS):
+        with pytest.raises(ValueError):
+            decode_json(f"[{over}]")
