@@ -16,6 +16,7 @@ figure: this is how long one frame or body can keep a lesson waiting.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
 import statistics
@@ -286,12 +287,17 @@ def frame_cases() -> list[Case]:
                 name,
                 "ws before join",
                 frame,
-                lambda f=frame: _answer_frame(f, MAX_UNJOINED_BYTES, UNJOINED_TYPES),
+                functools.partial(_answer_frame, frame, MAX_UNJOINED_BYTES, UNJOINED_TYPES),
             )
         )
     for name, frame in frames(JOINED_BYTES):
         cases.append(
-            Case(name, "ws joined", frame, lambda f=frame: _answer_frame(f, JOINED_BYTES, None))
+            Case(
+                name,
+                "ws joined",
+                frame,
+                functools.partial(_answer_frame, frame, JOINED_BYTES, None),
+            )
         )
     return cases
 
@@ -432,7 +438,7 @@ ROUTES = {
 
 def body_cases() -> list[Case]:
     return [
-        Case(name, ROUTES[route], body, lambda r=route, b=body: _answer_body(r, b))
+        Case(name, ROUTES[route], body, functools.partial(_answer_body, route, body))
         for route, name, body in bodies()
     ]
 

@@ -34,6 +34,7 @@ percent-encoded, so a ':' in an id can never make two keys collide):
     call:<id>:attendance:order        sorted set: user id, score = first-join order
 
 Atomicity: every write is one Lua script (rooms/redis_scripts.py) or one command.
+The client decodes responses (str), which redis-py's types cannot know: hence casts.
 
 Lifetime: see expire_call, and the scripts' FOLLOW (rooms/redis_scripts.py).
 """
@@ -42,7 +43,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, cast
@@ -63,8 +64,7 @@ from rooms.store import Store, check_update
 from rooms.vocabulary import Lesson, LessonConflict, LessonState, Role
 
 DEFAULT_PREFIX = "urok:"
-# Optimistic updates retry while other writers get in between; this many
-# failed attempts in a row means something is badly wrong.
+# Optimistic updates give up after this many conflicting writes in a row.
 MAX_ATTEMPTS = 100
 
 
@@ -117,12 +117,6 @@ class RedisStore(Store):
     @property
     def prefix(self) -> str:
         return self._prefix
-
-    @staticmethod
-    async def _strings(reply: Awaitable[Any]) -> list[str]:
-        """A list reply as the strings it is: the client decodes responses, which
-        redis-py's types cannot know."""
-        return cast(list[str], await reply)
 
     # --- key names
 
@@ -199,7 +193,7 @@ class RedisStore(Store):
 
     async def list_lessons(self, integration: str, group_id: str | None = None) -> list[Lesson]:
         index = self._index_key(integration, group_id)
-        ids = await self._strings(self._redis.zrange(index, 0, -1))
+        ids = cast(list[str], await self._redis.zrange(index, 0, -1))
         if not ids:
             return []
         docs = await self._redis.mget([self._lesson_key(i) for i in ids])
@@ -375,7 +369,7 @@ class RedisStore(Store):
         return []
 
     async def hands(self, call_id: str) -> list[str]:
-        return await self._strings(self._redis.zrange(self._call_key(call_id, "hands"), 0, -1))
+        return cast(list[str], await self._redis.zrange(self._call_key(call_id, "hands"), 0, -1))
 
     # --- chat (a stream per call)
 
@@ -469,7 +463,7 @@ class RedisStore(Store):
         return RecordingRecord.from_json(json.loads(doc)) if doc else None
 
     async def recordings(self, call_id: str) -> list[RecordingRecord]:
-        ids = await self._strings(self._redis.zrange(self._recordings_key(call_id), 0, -1))
+        ids = cast(list[str], await self._redis.zrange(self._recordings_key(call_id), 0, -1))
         if not ids:
             return []
         docs = await self._redis.mget([self._recording_key(i) for i in ids])

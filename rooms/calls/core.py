@@ -289,8 +289,7 @@ class CallCore:
             "settings": settings.to_json(),
             "permissions": settings.permissions_for(participant.role, participant.host).to_json(),
             "recording": self.recording_state(),
-            # The page's controls take their bounds from here, not from a copy.
-            "limits": {"breakout_rooms": MAX_ROOMS},
+            "limits": {"breakout_rooms": MAX_ROOMS},  # the page's bounds, not a copy
             **participant.joined_extra,
         }
         if participant.host:
