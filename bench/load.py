@@ -59,7 +59,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.attack import AttackerProcess, HealthProbe, answered_between
+from bench.attacker import AttackerProcess, HealthProbe, answered_between
 from bench.bot import Bot, BotError
 from bench.cli import publish_report, run_main, run_reported
 from bench.measure import KINDS, LoopLag, ReceiveLog, SendLog, percentile, tally
@@ -127,7 +127,7 @@ class Options:
     # Publishers receive nothing (they never answer the server's offers): only the
     # subscribers do.
     publish_only: bool = False
-    # --attack: windows before, with and after an attack (bench/attack.py).
+    # --attack: windows before, with and after an attack (bench/attacker.py).
     attack: bool = False
     attack_joined: int = 2
     attack_unjoined: int = 2
@@ -333,7 +333,7 @@ class BenchReport:
     machine: dict[str, Any]
     paths: list[PathReport]
     recording: RecordingReport | None = None
-    # --attack: what the attacker sent and was answered (bench/attack.py AttackStats).
+    # --attack: what the attacker sent and was answered (bench/attacker.py AttackStats).
     attack: dict[str, Any] | None = None
 
     def path(self, label: str) -> PathReport | None:
@@ -1406,7 +1406,7 @@ def parse_args(argv: list[str]) -> Options:
         "--attack",
         action="store_true",
         help="also measure during an attack: windows before, with and after an attacker "
-        "replays the worst frames and bodies (bench/attack.py; see docs/performance.md)",
+        "replays the worst frames and bodies (bench/attacker.py; see docs/performance.md)",
     )
     parser.add_argument(
         "--attack-joined", type=int, default=2, help="attacker connections joined as students"

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.attack import check_loopback, joined_frames, main, unjoined_frames
+from bench.attack import main
+from bench.attacker import check_loopback, joined_frames, unjoined_frames
 from signalling.protocol import MAX_UNJOINED_BYTES, ProtocolError, parse_message
 from signalling.ws import UNJOINED_TYPES
 
