@@ -111,6 +111,11 @@ class LimitSettings:
     max_connections_per_ip: int = 500
     # Malformed HTTP requests are logged as one warning per address per this interval.
     bad_request_log_seconds: float = 60.0
+    # WebSocket frames read per second per connection (a burst of ws_frame_burst
+    # first) and per address (4 bursts); past that the reader waits (frame_budget.py).
+    ws_frames_per_second: float = 20.0
+    ws_frame_burst: int = 60
+    ws_frames_per_address_per_second: float = 200.0
     # Reverse proxies whose X-Forwarded-For is believed (addresses or networks).
     trusted_proxies: tuple[str, ...] = ()
 
@@ -238,12 +243,16 @@ LIMIT_COUNTS = (
     "guest_tokens_per_invite",
     "api_auth_failures_per_ip",
     "max_connections_per_ip",
+    "ws_frame_burst",
 )
 LIMIT_SECONDS = (
     "window_seconds",
     "header_timeout_seconds",
     "body_timeout_seconds",
     "bad_request_log_seconds",
+    # Rates, not seconds, but read the same way (a non-negative number).
+    "ws_frames_per_second",
+    "ws_frames_per_address_per_second",
 )
 KNOWN_LIMIT_KEYS = frozenset({*LIMIT_COUNTS, *LIMIT_SECONDS, "trusted_proxies"})
 
@@ -270,12 +279,12 @@ def _limits(value: Any, base: LimitSettings) -> LimitSettings:
                 try:
                     number = float(number)
                 except ValueError:
-                    raise ConfigError(f"limits.{key} must be a number of seconds") from None
+                    raise ConfigError(f"limits.{key} must be a number") from None
             if isinstance(number, bool) or not isinstance(number, int | float):
-                raise ConfigError(f"limits.{key} must be a number of seconds")
+                raise ConfigError(f"limits.{key} must be a number")
             lower = 0.001 if key == "window_seconds" else 0
             if not lower <= number <= 86400:
-                raise ConfigError(f"limits.{key} must be from {lower:g} to 86400 seconds")
+                raise ConfigError(f"limits.{key} must be from {lower:g} to 86400")
             changes[key] = float(number)
     if "trusted_proxies" in value:
         proxies = _str_tuple(value["trusted_proxies"], "limits.trusted_proxies")

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from signalling.config import LimitSettings, Settings
+from signalling.frame_budget import FrameBudgets
 from signalling.protocol import ProtocolError
 
 if TYPE_CHECKING:
@@ -190,6 +191,12 @@ class Limits:
         self.api_auth = limit(settings.api_auth_failures_per_ip)
         self.trusted_proxies = tuple(
             ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies
+        )
+        self.frames = FrameBudgets(
+            settings.ws_frames_per_second,
+            settings.ws_frame_burst,
+            settings.ws_frames_per_address_per_second,
+            clock,
         )
         # Refusals per limit ("join", "invite", "guest_tokens", "api_auth").
         self.refused: Counter[str] = Counter()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +16,7 @@ from sfu.transport import NegotiationError, SdpError
 from signalling.access import admitted_lesson
 from signalling.keys import CALLS, LESSONS, MEDIA, SETTINGS, TOKENS
 from signalling.protocol import MAX_UNJOINED_BYTES, ProtocolError, parse_message
-from signalling.ratelimit import LIMITS, join_rate_limited
+from signalling.ratelimit import LIMITS, client_key, join_rate_limited
 from signalling.tokens import TokenError
 from signalling.ws_actions import ACTIONS
 
@@ -37,6 +38,14 @@ class Session:
         self.participant: Participant | None = None
         self._send_lock = asyncio.Lock()
         self.peer = request.remote
+        self._frames = request.app[LIMITS].frames.connection()
+        self._address = None if _is_loopback(self.peer) else client_key(self.peer)
+
+    async def _pace(self) -> None:
+        """Wait, past this connection's (and address's) frame budget (frame_budget.py)."""
+        wait = self.app[LIMITS].frames.wait(self._address, self._frames)
+        if wait > 0:
+            await asyncio.sleep(wait)
 
     async def send(self, message: dict[str, Any]) -> None:
         if self.ws.closed:
@@ -63,6 +72,7 @@ class Session:
                 return
             if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
                 return
+            await self._pace()
             if msg.type != WSMsgType.TEXT:
                 await self.error("bad_json", "send JSON text frames")
                 continue
@@ -70,6 +80,7 @@ class Session:
             if not await self._handle_before_join(msg.data, max_bytes):
                 return
         async for msg in self.ws:
+            await self._pace()
             if msg.type == WSMsgType.TEXT:
                 await self._handle(msg.data, settings.max_ws_message_bytes)
             elif msg.type == WSMsgType.BINARY:
@@ -210,6 +221,13 @@ class Session:
             await call.leave(participant)
             await self.app[CALLS].remove_if_empty(call)
         await self.close()
+
+
+def _is_loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def _ref(message: dict[str, Any]) -> dict[str, Any]:

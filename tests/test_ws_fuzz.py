@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import signalling.ws
-from signalling.config import Settings
+from signalling.config import LimitSettings, Settings
 from signalling.protocol import MAX_UNJOINED_BYTES, SCHEMAS, ProtocolError, parse_message
 from signalling.ws import UNJOINED_TYPES
 from tests.live import LiveServer, running_server
@@ -453,7 +453,9 @@ async def test_random_frames_get_one_reply_each(monkeypatch: pytest.MonkeyPatch)
     # The fresh connection must outlive the whole run without joining.
     monkeypatch.setattr(signalling.ws, "JOIN_TIMEOUT", 3600.0)
     loop = asyncio.get_running_loop()
-    async with running_server() as server:
+    # Thousands of frames on two connections: the frame budget (tested in
+    # tests/test_frame_budget.py) would only make the run slow.
+    async with running_server(limits=LimitSettings(ws_frames_per_second=0)) as server:
         lesson = await server.create_lesson()
         # Everything that needs the HTTP API up front: its keep-alive
         # connections are part of the baseline, not leaks.
