@@ -103,6 +103,9 @@ class LimitSettings:
     guest_tokens_per_invite: int = 30
     # /api/ requests answered 401 (wrong secret or JWT), per address.
     api_auth_failures_per_ip: int = 20
+    # /api/ and invite requests answered 400 (a body that is not valid), per address:
+    # each costs up to a few ms to read and check.
+    bad_requests_per_ip: int = 120
     # A connection that has not sent a request's complete headers in this time is closed.
     header_timeout_seconds: float = 10.0
     # A request body not read completely in this time is answered 408.
@@ -242,6 +245,7 @@ LIMIT_COUNTS = (
     "invite_failures_per_ip",
     "guest_tokens_per_invite",
     "api_auth_failures_per_ip",
+    "bad_requests_per_ip",
     "max_connections_per_ip",
     "ws_frame_burst",
 )

@@ -189,6 +189,7 @@ class Limits:
         self.invite_ip = limit(settings.invite_failures_per_ip)
         self.guest_tokens = limit(settings.guest_tokens_per_invite)
         self.api_auth = limit(settings.api_auth_failures_per_ip)
+        self.bad_requests = limit(settings.bad_requests_per_ip)
         self.trusted_proxies = tuple(
             ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies
         )
@@ -288,11 +289,27 @@ async def forwarded_for(request: web.Request, handler: _Handler) -> web.StreamRe
 
 @web.middleware
 async def rate_limits(request: web.Request, handler: _Handler) -> web.StreamResponse:
-    """Refuse (429) and count on /api/ (401 answers) and the invite link (404s, guest tokens)."""
+    """Refuse (429) and count on /api/ (401 answers) and the invite link (404s, guest
+    tokens); on both, 400 answers (bodies that are not valid) per address."""
     limits = request.app[LIMITS]
     route = request.match_info.route.name
+    if not request.path.startswith("/api/") and route not in (INVITE_PAGE, INVITE_JOIN):
+        return await handler(request)
+    key = client_key(request.remote)
+    retry = limits.bad_requests.retry_after(key)
+    if retry is not None:
+        limits.refused["bad_requests"] += 1
+        return rate_limited_response(retry, "Too many malformed requests from this address.")
+    response = await _limited(request, handler, limits, route, key)
+    if response.status == 400:
+        limits.bad_requests.record(key)
+    return response
+
+
+async def _limited(
+    request: web.Request, handler: _Handler, limits: Limits, route: str | None, key: str
+) -> web.StreamResponse:
     if request.path.startswith("/api/"):
-        key = client_key(request.remote)
         retry = limits.api_auth.retry_after(key)
         if retry is not None:
             limits.refused["api_auth"] += 1
@@ -306,9 +323,6 @@ async def rate_limits(request: web.Request, handler: _Handler) -> web.StreamResp
         if response.status == 401:
             limits.api_auth.record(key)
         return response
-    if route not in (INVITE_PAGE, INVITE_JOIN):
-        return await handler(request)
-    key = client_key(request.remote)
     retry = limits.invite_ip.retry_after(key)
     if retry is not None:
         limits.refused["invite"] += 1

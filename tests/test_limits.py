@@ -256,6 +256,27 @@ async def test_wrong_api_credentials_are_rate_limited_per_address() -> None:
             assert (await api_status(server, DEMO_SECRET))[0] == 200
 
 
+async def test_invalid_bodies_are_rate_limited_per_address() -> None:
+    # Each costs the server a few ms to read and check: a flood of them is refused.
+    async with running_server(limits=limits(bad_requests_per_ip=3)) as server:
+        headers = {"Authorization": f"Bearer {DEMO_SECRET}", "Content-Type": "application/json"}
+        url = server.base_url + "/api/v1/lessons"
+        for _ in range(3):
+            async with server.http.post(url, data=b"[" * 5000, headers=headers) as resp:
+                assert resp.status == 400
+                assert (await resp.json())["error"]["code"] == "bad_json"
+        async with server.http.post(url, data=b"{}", headers=headers) as resp:
+            assert resp.status == 429
+            assert (await resp.json())["error"]["code"] == "rate_limited"
+            assert 1 <= int(resp.headers["Retry-After"]) <= WINDOW
+        await wait_for_window()
+        status, body = await server.api("GET", "/api/v1/lessons")
+        assert status == 200, body
+        # Valid requests do not count.
+        for _ in range(5):
+            assert (await server.api("GET", "/api/v1/lessons"))[0] == 200
+
+
 async def test_forwarded_for_is_believed_from_trusted_proxies_only() -> None:
     proxied = limits(api_auth_failures_per_ip=2, trusted_proxies=("127.0.0.1",))
     async with running_server(limits=proxied) as server:
