@@ -113,6 +113,17 @@ class Lesson:
             return True
         return self.state is LessonState.OPEN and now >= self.starts_at - early_join
 
+    def public(self) -> dict[str, Any]:
+        """What every participant may see of the lesson (the call page's header)."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "subject": self.subject,
+            "group_title": self.group_title,
+            "starts_at": self.starts_at.isoformat(),
+            "ends_at": self.ends_at.isoformat(),
+        }
+
     def to_json(self) -> dict[str, Any]:
         def person(p: Person) -> dict[str, str]:
             return {"id": p.id, "name": p.name, "role": p.role.value}

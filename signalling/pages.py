@@ -136,15 +136,7 @@ async def call_info(request: web.Request) -> web.Response:
     except Refused:
         can_join = False
     body = {
-        "lesson": {
-            "id": lesson.id,
-            "title": lesson.title,
-            "subject": lesson.subject,
-            "group_title": lesson.group_title,
-            "starts_at": lesson.starts_at.isoformat(),
-            "ends_at": lesson.ends_at.isoformat(),
-            "state": lesson.state.value,
-        },
+        "lesson": {**lesson.public(), "state": lesson.state.value},
         "you": {"name": claims.name, "role": claims.role.value},
         "can_join": can_join,
     }

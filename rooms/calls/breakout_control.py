@@ -11,11 +11,10 @@ import asyncio
 from collections.abc import Callable
 
 from breakout.model import BreakoutError, BreakoutState
-from rooms.calls.chat_control import checked_text
+from rooms.calls.chat_control import checked_text, post_text
 from rooms.calls.core import CallCore, now
 from rooms.calls.errors import CallError
 from rooms.calls.participant import Participant
-from rooms.model import ChatMessage
 
 
 class BreakoutControl:
@@ -105,22 +104,7 @@ class BreakoutControl:
     async def broadcast(self, host: Participant, text: str) -> None:
         call = self.call
         call.require_host(host)
-        text = checked_text(call, text)
-        message = await call.store.append_chat(
-            call.id,
-            ChatMessage(
-                id="",
-                kind="text",
-                text=text,
-                at=now(),
-                author_id=host.id,
-                author_user_id=host.user_id,
-                author_name=host.name,
-                author_role=host.role,
-                room="*",
-            ),
-        )
-        await call.post_chat(message)
+        await post_text(call, host, checked_text(call, text), room="*")
 
     async def help(self, participant: Participant) -> None:
         self.call.require_admitted(participant)

@@ -39,23 +39,30 @@ class ChatControl:
         filtered = False
         if call.chat.profanity is not None:
             text, filtered = call.chat.profanity.filter(text)
-        message = await call.store.append_chat(
-            call.id,
-            ChatMessage(
-                room=participant.room or "",
-                id="",
-                kind="text",
-                text=text,
-                at=now(),
-                author_id=participant.id,
-                author_user_id=participant.user_id,
-                author_name=participant.name,
-                author_role=participant.role,
-                filtered=filtered,
-            ),
-        )
-        await call.post_chat(message)
-        return message
+        return await post_text(call, participant, text, participant.room or "", filtered)
+
+
+async def post_text(
+    call: CallCore, author: Participant, text: str, room: str, filtered: bool = False
+) -> ChatMessage:
+    """Keep `author`'s message in the chat log and deliver it to `room` ("*": every room)."""
+    message = await call.store.append_chat(
+        call.id,
+        ChatMessage(
+            room=room,
+            id="",
+            kind="text",
+            text=text,
+            at=now(),
+            author_id=author.id,
+            author_user_id=author.user_id,
+            author_name=author.name,
+            author_role=author.role,
+            filtered=filtered,
+        ),
+    )
+    await call.post_chat(message)
+    return message
 
 
 def checked_text(call: CallCore, text: str) -> str:

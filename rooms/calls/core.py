@@ -88,15 +88,7 @@ class CallCore:
         return self._lock
 
     def describe(self) -> dict[str, Any]:
-        lesson = self.lesson
-        return {
-            "id": lesson.id,
-            "title": lesson.title,
-            "subject": lesson.subject,
-            "group_title": lesson.group_title,
-            "starts_at": lesson.starts_at.isoformat(),
-            "ends_at": lesson.ends_at.isoformat(),
-        }
+        return self.lesson.public()
 
     # ------------------------------------------------------------------ messaging
 
