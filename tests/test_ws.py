@@ -186,9 +186,11 @@ async def test_join_replies_joined_as_documented() -> None:
             "permissions",
             "waiting",
             "recording",
+            "limits",
         }
         assert joined["hands"] == [] and joined["chat"] == [] and joined["waiting"] == []
         assert joined["recording"] is None
+        assert joined["limits"] == {"breakout_rooms": 50}
         assert joined["permissions"] == {
             "unmute": True,
             "video": True,
