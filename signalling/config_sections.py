@@ -119,6 +119,11 @@ class LimitSettings:
     ws_frames_per_second: float = 20.0
     ws_frame_burst: int = 60
     ws_frames_per_address_per_second: float = 200.0
+    # HTTP requests read per second per connection (a burst of http_request_burst
+    # first) and per address (4 bursts); past that the connection is read later.
+    http_requests_per_second: float = 50.0
+    http_request_burst: int = 100
+    http_requests_per_address_per_second: float = 500.0
     # Reverse proxies whose X-Forwarded-For is believed (addresses or networks).
     trusted_proxies: tuple[str, ...] = ()
 
@@ -248,6 +253,7 @@ LIMIT_COUNTS = (
     "bad_requests_per_ip",
     "max_connections_per_ip",
     "ws_frame_burst",
+    "http_request_burst",
 )
 LIMIT_SECONDS = (
     "window_seconds",
@@ -257,6 +263,8 @@ LIMIT_SECONDS = (
     # Rates, not seconds, but read the same way (a non-negative number).
     "ws_frames_per_second",
     "ws_frames_per_address_per_second",
+    "http_requests_per_second",
+    "http_requests_per_address_per_second",
 )
 KNOWN_LIMIT_KEYS = frozenset({*LIMIT_COUNTS, *LIMIT_SECONDS, "trusted_proxies"})
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import time
 from collections import Counter
@@ -44,6 +45,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
 from signalling.config import LimitSettings, Settings
+from signalling.frame_budget import FrameBudgets
 from signalling.ratelimit import client_key
 
 log = logging.getLogger(__name__)
@@ -66,12 +68,26 @@ _REFUSAL = (
 _HEADERS, _BODY, _IDLE = "headers", "body", "idle"
 
 
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
 class ConnectionGuard:
     """Open connections per client address, and the settings every connection follows."""
 
     def __init__(self, settings: LimitSettings | None = None) -> None:
-        self.settings = settings or LimitSettings()
+        self.settings = settings = settings or LimitSettings()
         self.open: Counter[str] = Counter()
+        # Requests are paced like WebSocket frames (frame_budget.py): past the
+        # budget a connection is read later, so a flood slows its sender.
+        self.requests = FrameBudgets(
+            settings.http_requests_per_second,
+            settings.http_request_burst,
+            settings.http_requests_per_address_per_second,
+        )
 
     def admit(self, key: str) -> bool:
         cap = self.settings.max_connections_per_ip
@@ -106,6 +122,9 @@ class _GuardedProtocol(asyncio.Protocol):
         self._state = _HEADERS
         self._head = bytearray()
         self._remaining = 0
+        self._address: str | None = None  # for the per-address budget (None: loopback)
+        self._budget = guard.requests.connection()
+        self._resume: asyncio.TimerHandle | None = None
 
     # -------------------------------------------------------------- asyncio.Protocol
 
@@ -121,6 +140,7 @@ class _GuardedProtocol(asyncio.Protocol):
                 transport.close()
                 return
             self._key = key
+            self._address = None if _loopback(str(peer[0])) else key
         self._inner = self._make_handler()
         if self._watching:
             self._arm()
@@ -128,6 +148,8 @@ class _GuardedProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._resume is not None:
+            self._resume.cancel()
         self._watching = False
         if self._key is not None:
             self._guard.release(self._key)
@@ -209,7 +231,25 @@ class _GuardedProtocol(asyncio.Protocol):
                 self._disarm()
                 self._after_headers(head)
 
+    def _pace(self) -> None:
+        """A request's head is in: past the budget, read the connection again later."""
+        wait = self._guard.requests.wait(self._address, self._budget)
+        transport = self._transport
+        if wait <= 0 or transport is None or transport.is_closing():
+            return
+        COUNTERS["requests_delayed"] += 1
+        transport.pause_reading()
+        if self._resume is not None:
+            self._resume.cancel()
+        self._resume = asyncio.get_running_loop().call_later(wait, self._resume_reading)
+
+    def _resume_reading(self) -> None:
+        self._resume = None
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.resume_reading()
+
     def _after_headers(self, head: bytes) -> None:
+        self._pace()
         length = 0
         for line in head.split(b"\r\n")[1:]:
             name, _, value = line.partition(b":")

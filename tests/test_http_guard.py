@@ -118,6 +118,31 @@ async def test_the_next_request_on_a_kept_alive_connection_is_timed_too() -> Non
         writer.close()
 
 
+async def test_a_connection_flooding_requests_is_read_more_slowly() -> None:
+    # Past its budget a connection is read later: every request is answered, no
+    # faster than the rate, and another connection is not held up.
+    async with server_with(http_requests_per_second=10.0, http_request_burst=5) as server:
+        before = COUNTERS["requests_delayed"]
+        reader, writer = await connect(server)
+        started = time.monotonic()
+        count = 30
+        for _ in range(count):
+            writer.write(GET)
+            assert (await response(reader))[0] == 200
+        elapsed = time.monotonic() - started
+        assert elapsed >= (count - 5) / 10 - 0.1, elapsed
+        assert COUNTERS["requests_delayed"] - before >= count - 6
+        writer.write(GET)  # the flood goes on meanwhile, paused...
+        other_reader, other_writer = await connect(server)
+        started = time.monotonic()
+        other_writer.write(GET)
+        assert (await response(other_reader))[0] == 200
+        assert time.monotonic() - started < 1.0  # ... while another connection is answered
+        assert (await response(reader))[0] == 200
+        writer.close()
+        other_writer.close()
+
+
 # ---------------------------------------------------------------- connections per address
 
 
