@@ -135,6 +135,8 @@ class Options:
     attack_rate: float = 0.0  # frames per second per connection; 0: as fast as answered
     attack_max_frames: int = 1_000_000
     attack_warmup: float = 1.0
+    # UROK_* settings for the server the bench starts (--server-env KEY=VALUE).
+    server_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def participants(self) -> int:
@@ -986,7 +988,9 @@ async def _managed_path(
     label: str, module: str, media: BenchMedia, options: Options, logs: Path
 ) -> tuple[list[PathReport], RecordingReport | None, dict[str, Any] | None]:
     # Its files (recordings) go into the bench's temporary directory, removed afterwards.
-    server = ServerProcess(module, logs / f"{label}.log", data_dir=logs / f"{label}-data")
+    server = ServerProcess(
+        module, logs / f"{label}.log", data_dir=logs / f"{label}-data", env=options.server_env
+    )
     try:
         _say(options, f"[{label}] starting {module} on {server.base_url}")
         await server.start()
@@ -1416,6 +1420,14 @@ def parse_args(argv: list[str]) -> Options:
     )
     parser.add_argument("--attack-http", type=int, default=1, help="attacking HTTP clients")
     parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a UROK_* setting for the server the bench starts (repeatable), e.g. "
+        "UROK_LIMITS_PACE_LOOPBACK=1",
+    )
+    parser.add_argument(
         "--attack-rate",
         type=float,
         default=0.0,
@@ -1470,8 +1482,11 @@ def parse_args(argv: list[str]) -> Options:
         attack_rate=args.attack_rate,
         attack_max_frames=args.attack_max_frames,
         attack_warmup=args.attack_warmup,
+        server_env=dict(item.partition("=")[::2] for item in args.server_env),
     )
     problems = []
+    if any(not key.startswith("UROK_") for key in options.server_env):
+        problems.append("--server-env takes UROK_* settings only")
     if not 1 <= options.publishers <= 50:
         problems.append("--publishers must be 1..50")
     if not 0 <= options.subscribers <= 400:

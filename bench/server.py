@@ -119,8 +119,15 @@ class ServerProcess:
 
     `data_dir`: where it keeps files (recordings), instead of the user's default."""
 
-    def __init__(self, module: str, log_path: Path, data_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        module: str,
+        log_path: Path,
+        data_dir: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.module = module
+        self.env = dict(env or {})
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -159,7 +166,9 @@ class ServerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=server_env(
-                    {"UROK_DATA_DIR": str(self.data_dir)} if self.data_dir is not None else None
+                    {**self.env, "UROK_DATA_DIR": str(self.data_dir)}
+                    if self.data_dir is not None
+                    else self.env
                 ),
                 cwd=str(REPO_ROOT),
                 preexec_fn=_die_with_parent,

@@ -124,6 +124,9 @@ class LimitSettings:
     http_requests_per_second: float = 50.0
     http_request_burst: int = 100
     http_requests_per_address_per_second: float = 500.0
+    # Pace loopback clients per address too (normally not: a reverse proxy on the
+    # same machine makes every client 127.0.0.1). For benches and tests.
+    pace_loopback: bool = False
     # Reverse proxies whose X-Forwarded-For is believed (addresses or networks).
     trusted_proxies: tuple[str, ...] = ()
 
@@ -266,7 +269,7 @@ LIMIT_SECONDS = (
     "http_requests_per_second",
     "http_requests_per_address_per_second",
 )
-KNOWN_LIMIT_KEYS = frozenset({*LIMIT_COUNTS, *LIMIT_SECONDS, "trusted_proxies"})
+KNOWN_LIMIT_KEYS = frozenset({*LIMIT_COUNTS, *LIMIT_SECONDS, "trusted_proxies", "pace_loopback"})
 
 
 def _limits(value: Any, base: LimitSettings) -> LimitSettings:
@@ -298,6 +301,13 @@ def _limits(value: Any, base: LimitSettings) -> LimitSettings:
             if not lower <= number <= 86400:
                 raise ConfigError(f"limits.{key} must be from {lower:g} to 86400")
             changes[key] = float(number)
+    if "pace_loopback" in value:
+        flag = value["pace_loopback"]
+        if isinstance(flag, str) and flag.lower() in ("1", "true", "0", "false"):
+            flag = flag.lower() in ("1", "true")  # from the environment
+        if not isinstance(flag, bool):
+            raise ConfigError("limits.pace_loopback must be true or false")
+        changes["pace_loopback"] = flag
     if "trusted_proxies" in value:
         proxies = _str_tuple(value["trusted_proxies"], "limits.trusted_proxies")
         for proxy in proxies:

@@ -140,7 +140,8 @@ class _GuardedProtocol(asyncio.Protocol):
                 transport.close()
                 return
             self._key = key
-            self._address = None if _loopback(str(peer[0])) else key
+            loopback = _loopback(str(peer[0])) and not self._guard.settings.pace_loopback
+            self._address = None if loopback else key
         self._inner = self._make_handler()
         if self._watching:
             self._arm()

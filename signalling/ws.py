@@ -39,7 +39,9 @@ class Session:
         self._send_lock = asyncio.Lock()
         self.peer = request.remote
         self._frames = request.app[LIMITS].frames.connection()
-        self._address = None if _is_loopback(self.peer) else client_key(self.peer)
+        limits = request.app[LIMITS].settings
+        loopback = _is_loopback(self.peer) and not limits.pace_loopback
+        self._address = None if loopback else client_key(self.peer)
 
     async def _pace(self) -> None:
         """Wait, past this connection's (and address's) frame budget (frame_budget.py)."""
