@@ -125,6 +125,10 @@ class _GuardedProtocol(asyncio.Protocol):
         self._address: str | None = None  # for the per-address budget (None: loopback)
         self._budget = guard.requests.connection()
         self._resume: asyncio.TimerHandle | None = None
+        # A request held back by the budget: its bytes, and how long to hold them.
+        self._held: bytearray | None = None
+        self._hold_for = 0.0
+        self._eof_held = False
 
     # -------------------------------------------------------------- asyncio.Protocol
 
@@ -162,10 +166,16 @@ class _GuardedProtocol(asyncio.Protocol):
         if self._inner is None:
             return
         if self._watching:
-            self._watch(data)
+            self._watch(data)  # may ask to hold this request back (_pace)
+        if self._held is not None or self._hold_for > 0:
+            self._hold(data)
+            return
         self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
+        if self._held is not None:
+            self._eof_held = True  # after the held request
+            return True
         return self._inner.eof_received() if self._inner is not None else None
 
     def pause_writing(self) -> None:
@@ -233,21 +243,42 @@ class _GuardedProtocol(asyncio.Protocol):
                 self._after_headers(head)
 
     def _pace(self) -> None:
-        """A request's head is in: past the budget, read the connection again later."""
+        """A request's head is in: past the budget, it reaches aiohttp later, and the
+        connection is not read meanwhile (so also a new connection per request waits)."""
         wait = self._guard.requests.wait(self._address, self._budget)
-        transport = self._transport
-        if wait <= 0 or transport is None or transport.is_closing():
-            return
-        COUNTERS["requests_delayed"] += 1
-        transport.pause_reading()
-        if self._resume is not None:
-            self._resume.cancel()
-        self._resume = asyncio.get_running_loop().call_later(wait, self._resume_reading)
+        if wait > 0:
+            COUNTERS["requests_delayed"] += 1
+            self._hold_for = max(self._hold_for, wait)
 
-    def _resume_reading(self) -> None:
+    def _hold(self, data: bytes) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        loop = asyncio.get_running_loop()
+        if self._held is None:
+            self._held = bytearray()
+            transport.pause_reading()
+        self._held += data
+        if self._hold_for > 0:
+            release_at = loop.time() + self._hold_for
+            self._hold_for = 0.0
+            if self._resume is None or release_at > self._resume.when():
+                if self._resume is not None:
+                    self._resume.cancel()
+                self._resume = loop.call_at(release_at, self._release)
+
+    def _release(self) -> None:
         self._resume = None
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.resume_reading()
+        held, self._held = self._held, None
+        transport = self._transport
+        if self._inner is None or transport is None or transport.is_closing():
+            return
+        transport.resume_reading()
+        if held:
+            self._inner.data_received(bytes(held))
+        if self._eof_held:
+            self._eof_held = False
+            self._inner.eof_received()
 
     def _after_headers(self, head: bytes) -> None:
         self._pace()

@@ -143,6 +143,27 @@ async def test_a_connection_flooding_requests_is_read_more_slowly() -> None:
         other_writer.close()
 
 
+async def test_an_address_opening_a_connection_per_request_is_paced_too() -> None:
+    # The per-address budget holds a request back before aiohttp sees it, so a
+    # fresh connection per request does not start a fresh budget.
+    limits = {
+        "http_requests_per_second": 100.0,
+        "http_request_burst": 2,  # the address's bucket: 4 bursts = 8 requests
+        "http_requests_per_address_per_second": 10.0,
+        "pace_loopback": True,
+    }
+    async with server_with(**limits) as server:
+        started = time.monotonic()
+        count = 20
+        for _ in range(count):
+            reader, writer = await connect(server)
+            writer.write(GET)
+            assert (await response(reader))[0] == 200
+            writer.close()
+        elapsed = time.monotonic() - started
+        assert elapsed >= (count - 8) / 10 - 0.1, elapsed
+
+
 # ---------------------------------------------------------------- connections per address
 
 
