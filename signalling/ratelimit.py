@@ -26,12 +26,13 @@ import ipaddress
 import json
 import math
 import time
-from collections import Counter, OrderedDict, deque
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from rooms.ratelimit import SlidingWindow
 from signalling.config import LimitSettings, Settings
 from signalling.frame_budget import FrameBudgets
 from signalling.protocol import ProtocolError
@@ -46,88 +47,6 @@ RATE_LIMITED = "rate_limited"
 GUESS_CODES = frozenset({"token_invalid", "lesson_not_found"})
 # Routes of signalling/adhoc.py these limits watch.
 INVITE_PAGE, INVITE_JOIN = "invite_page", "invite_join"
-
-
-class SlidingWindow:
-    """At most `limit` events per `window` seconds per key; `limit` 0: no limit.
-
-    `retry_after(key)` tells whether one more event would be allowed (None) or
-    how many seconds until it would be; `record(key)` counts one; `check(key)`
-    does both (records only when allowed). Memory: at most `max_keys` keys of
-    at most `limit` timestamps each.
-    """
-
-    def __init__(
-        self,
-        limit: int,
-        window: float,
-        *,
-        max_keys: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if limit < 0:
-            raise ValueError("limit must not be negative")
-        if not window > 0:
-            raise ValueError("window must be positive")
-        if max_keys < 1:
-            raise ValueError("max_keys must be at least 1")
-        self.limit = limit
-        self.window = float(window)
-        self.max_keys = max_keys
-        self.clock = clock
-        self._events: OrderedDict[str, deque[float]] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._events)
-
-    def _live(self, key: str, now: float) -> deque[float] | None:
-        events = self._events.get(key)
-        if events is None:
-            return None
-        horizon = now - self.window
-        while events and events[0] <= horizon:
-            events.popleft()
-        if not events:
-            del self._events[key]
-            return None
-        return events
-
-    def retry_after(self, key: str, now: float | None = None) -> float | None:
-        if not self.limit:
-            return None
-        now = self.clock() if now is None else now
-        events = self._live(key, now)
-        if events is None or len(events) < self.limit:
-            return None
-        return max(events[0] + self.window - now, 1e-3)
-
-    def record(self, key: str, now: float | None = None) -> None:
-        if not self.limit:
-            return
-        now = self.clock() if now is None else now
-        events = self._live(key, now)
-        if events is None:
-            while len(self._events) >= self.max_keys:
-                self._events.popitem(last=False)
-            events = self._events[key] = deque(maxlen=self.limit)
-        else:
-            self._events.move_to_end(key)
-        events.append(now)
-
-    def check(self, key: str, now: float | None = None) -> float | None:
-        now = self.clock() if now is None else now
-        retry = self.retry_after(key, now)
-        if retry is None:
-            self.record(key, now)
-        return retry
-
-    def forget_one(self, key: str) -> None:
-        """Take back the latest event of `key` (one counted before it was known to count)."""
-        events = self._events.get(key)
-        if events:
-            events.pop()
-            if not events:
-                del self._events[key]
 
 
 def client_key(address: str | None) -> str:
