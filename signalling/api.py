@@ -32,6 +32,7 @@ from signalling.config import Integration, Settings
 from signalling.errors import HttpError, error_response
 from signalling.keys import LESSONS, SETTINGS, TOKENS
 from signalling.protocol import decode_json
+from signalling.protocol_document import client_messages_schema_text
 from signalling.schema_check import SchemaCheck, SchemaError
 
 log = logging.getLogger(__name__)
@@ -447,6 +448,10 @@ async def mint_token(request: web.Request) -> web.Response:
     return web.json_response(body_out, status=201, headers={"Cache-Control": "no-store"})
 
 
+async def protocol_schema(request: web.Request) -> web.Response:
+    return web.Response(text=client_messages_schema_text(), content_type="application/schema+json")
+
+
 async def openapi_yaml(request: web.Request) -> web.Response:
     return web.Response(text=OPENAPI_TEXT, content_type="application/yaml")
 
@@ -468,3 +473,9 @@ def setup(app: web.Application) -> None:
     router.add_post("/api/v1/lessons/{lesson_id}/open", open_lesson, name="api_open_lesson")
     router.add_post("/api/v1/lessons/{lesson_id}/tokens", mint_token, name="api_mint_token")
     router.add_get("/api/v1/openapi.yaml", openapi_yaml, name="api_openapi", allow_head=False)
+    router.add_get(
+        "/api/v1/protocol.schema.json",
+        protocol_schema,
+        name="api_protocol_schema",
+        allow_head=False,
+    )

@@ -242,12 +242,16 @@ def test_auth_forms_are_described() -> None:
         ("/recordings/{recording_id}/file", "get"),
         ("/recordings/{recording_id}/thumbnail", "get"),
     ]
-    # Every /api/ route but the description itself takes the journal's credentials (the
-    # global security); every other route but those taking a join token is public.
+    # Every /api/ route but the descriptions (of the API and of the call protocol) takes
+    # the journal's credentials (the global security); every other route but those
+    # taking a join token is public.
     journal = {(p, m) for p, m, op in operations if "security" not in op}
     public = {(p, m) for p, m, op in operations if op.get("security") == []}
     api = {(p, m) for p, m, _ in operations if p.startswith("/api/")}
-    assert journal == api - {("/api/v1/openapi.yaml", "get")}
+    assert journal == api - {
+        ("/api/v1/openapi.yaml", "get"),
+        ("/api/v1/protocol.schema.json", "get"),
+    }
     assert public == {(p, m) for p, m, _ in operations} - journal - set(join_token) - set(watch)
 
 
@@ -491,11 +495,18 @@ async def test_responses_match_the_spec(client: TestClient) -> None:
         in resolve(SPEC["paths"]["/api/v1/openapi.yaml"]["get"]["responses"]["200"])["content"]
     )
     assert yaml.safe_load(await resp.text()) == SPEC
+    resp = await client.get("/api/v1/protocol.schema.json")
+    assert resp.status == 200
+    assert resp.content_type in resolve(
+        SPEC["paths"]["/api/v1/protocol.schema.json"]["get"]["responses"]["200"]
+    )["content"]
+    assert (await resp.json())["$defs"]["join"]["required"] == ["type", "token"]
 
     # Every /api/ operation was exercised with at least its success status.
     successes = {(m, t) for m, t, s in exercised if s < 300}
     api_operations = {(m, p) for m, p in spec_operations() if p.startswith("/api/")}
-    assert successes | {("GET", "/api/v1/openapi.yaml")} == api_operations
+    described = {("GET", "/api/v1/openapi.yaml"), ("GET", "/api/v1/protocol.schema.json")}
+    assert successes | described == api_operations
 
 
 def test_schema_check_is_not_a_no_op() -> None:
