@@ -291,6 +291,8 @@ class CallCore:
     async def _send_subscribe_offer(
         self, participant: Participant, sdp: str, tracks: dict[str, Consumer]
     ) -> None:
+        if self.ended or self.participants.get(participant.id) is not participant:
+            return  # the call ended, or they left, while the offer was being made
         described = {}
         for mid, consumer in tracks.items():
             producer = consumer.producer
