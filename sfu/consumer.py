@@ -23,6 +23,8 @@ from sfu.rtp_rewrite import TS_MOD, StreamRewriter
 
 _NTP_SECOND = 1 << 32
 # Version 2, no padding, no extension, no CSRC; marker + payload type; seq; ts; SSRC.
+# A subscriber's own keyframe requests reach the publisher at most this often.
+SUBSCRIBER_KEYFRAME_INTERVAL = 1.0
 _RTP_HEADER = struct.Struct("!BBHII")
 _DEFAULT_CLOCK = {"audio": 48000, "video": 90000}
 
@@ -57,6 +59,8 @@ class Consumer:
         # Producer codec payload type -> the subscriber's (None: no matching codec).
         self._pt_map: dict[int | None, int | None] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._last_subscriber_request = -SUBSCRIBER_KEYFRAME_INTERVAL
+        self.keyframe_requests_dropped = 0
         sender.source = self
 
     def _request_keyframe_soon(self) -> None:
@@ -184,6 +188,14 @@ class Consumer:
                 await pending
 
     async def on_keyframe_request(self) -> None:
+        """The subscriber asks for a keyframe (PLI/FIR): passed on at most once per
+        SUBSCRIBER_KEYFRAME_INTERVAL, so one client cannot set a publisher's
+        keyframe rate (and bitrate) for everyone."""
+        now = time.monotonic()
+        if now - self._last_subscriber_request < SUBSCRIBER_KEYFRAME_INTERVAL:
+            self.keyframe_requests_dropped += 1
+            return
+        self._last_subscriber_request = now
         if self.producer is not None:
             await self.producer.request_keyframe()
 

@@ -7,6 +7,7 @@ nothing of sfu.consumer.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -81,6 +82,9 @@ class Producer:
         self._receiver = receiver
         self._cache: list[CachedPacket | None] = [None] * CACHE_SIZE
         self._last_keyframe_request = 0.0
+        # A request inside KEYFRAME_INTERVAL waits here (one for all who asked meanwhile).
+        self._deferred_keyframe: asyncio.TimerHandle | None = None
+        self._keyframe_tasks: set[asyncio.Task[None]] = set()
         receiver.sink = self._on_rtp
         receiver.sr_sink = self._on_sender_report
 
@@ -132,13 +136,28 @@ class Producer:
         return entry
 
     async def request_keyframe(self) -> None:
+        """Ask the publisher for a keyframe: at once, or at the end of KEYFRAME_INTERVAL.
+
+        A request inside the interval is postponed, never dropped: consumers that
+        become ready a few ms apart all need the keyframe, and one deferred PLI
+        answers every one of them.
+        """
         if self.kind != "video" or self.closed:
             return
-        now = time.monotonic()
-        if now - self._last_keyframe_request < KEYFRAME_INTERVAL:
+        wait = self._last_keyframe_request + KEYFRAME_INTERVAL - time.monotonic()
+        if wait > 0:
+            if self._deferred_keyframe is None:
+                loop = asyncio.get_running_loop()
+                self._deferred_keyframe = loop.call_later(wait, self._deferred_request)
             return
-        self._last_keyframe_request = now
+        self._last_keyframe_request = time.monotonic()
         await self._receiver.request_keyframe()
+
+    def _deferred_request(self) -> None:
+        self._deferred_keyframe = None
+        task = asyncio.ensure_future(self.request_keyframe())
+        self._keyframe_tasks.add(task)
+        task.add_done_callback(self._keyframe_tasks.discard)
 
     def pause(self) -> None:
         """Stop forwarding at once (a muted microphone, a stopped camera)."""
@@ -154,6 +173,9 @@ class Producer:
 
     def close(self) -> None:
         self.closed = True
+        if self._deferred_keyframe is not None:
+            self._deferred_keyframe.cancel()
+            self._deferred_keyframe = None
         self.taps = []
         self._receiver.sink = None
         self._receiver.sr_sink = None

@@ -168,3 +168,29 @@ async def test_close_detaches_and_leaves_the_sender_without_a_source() -> None:
     await publish(receiver, rtp(1, 0))
     assert wire.rtp() == []
     await receiver.stop()
+
+
+async def test_a_subscriber_cannot_set_the_publishers_keyframe_rate() -> None:
+    # A client sending PLI every 0.33 s once made the publisher send a keyframe
+    # every 0.33 s for everybody (issue 15).
+    from sfu.consumer import SUBSCRIBER_KEYFRAME_INTERVAL
+    from sfu.producer import KEYFRAME_INTERVAL
+
+    pub_wire, wire = WireRecorder(), WireRecorder()
+    producer, receiver = await make_producer(pub_wire)
+    consumer = await make_consumer(wire)
+    consumer.attach(producer)
+    await publish(receiver, rtp(1, 0))
+    await asyncio.sleep(KEYFRAME_INTERVAL + 0.1)  # past the attach's own request
+    before = len(pub_wire.plis())
+    for _ in range(4):
+        await consumer.on_keyframe_request()
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(KEYFRAME_INTERVAL)
+    assert len(pub_wire.plis()) == before + 1
+    assert consumer.keyframe_requests_dropped == 3
+    await asyncio.sleep(SUBSCRIBER_KEYFRAME_INTERVAL)
+    await consumer.on_keyframe_request()
+    await asyncio.sleep(KEYFRAME_INTERVAL)
+    assert len(pub_wire.plis()) == before + 2
+    await receiver.stop()

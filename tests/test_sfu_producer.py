@@ -153,3 +153,24 @@ async def test_close_detaches_consumers_and_stops_forwarding_and_taps() -> None:
     assert len(wire.rtp()) == 1 and tapped == [1]
     assert producer.packets_received == 1  # the receiver no longer feeds it
     await receiver.stop()
+
+
+async def test_a_request_inside_the_interval_is_postponed_not_lost() -> None:
+    # Consumers that become ready a few ms apart all need the keyframe (issue 15:
+    # dropped requests left a re-used slot showing the previous person).
+    pub_wire = WireRecorder()
+    producer, receiver = await make_producer(pub_wire)
+    await publish(receiver, rtp(1, 0))
+    await producer.request_keyframe()
+    for _ in range(5):  # five more consumers, within the interval
+        await producer.request_keyframe()
+    assert len(pub_wire.plis()) == 1
+    await asyncio.sleep(KEYFRAME_INTERVAL + 0.1)
+    assert len(pub_wire.plis()) == 2  # one deferred PLI answers all five
+    await asyncio.sleep(KEYFRAME_INTERVAL + 0.1)
+    assert len(pub_wire.plis()) == 2  # and nothing more
+    await producer.request_keyframe()
+    producer.close()  # a deferred request dies with the producer
+    await asyncio.sleep(KEYFRAME_INTERVAL + 0.1)
+    assert len(pub_wire.plis()) == 3
+    await receiver.stop()
