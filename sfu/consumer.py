@@ -18,6 +18,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtcpSenderInfo, RtcpSrPacket
 
 from sfu.aiortc_hooks import FastRtpPath, ForwardingSender
+from sfu.keyframes import starts_keyframe
 from sfu.producer import CachedPacket, Producer
 from sfu.rtp_rewrite import TS_MOD, StreamRewriter
 
@@ -25,6 +26,8 @@ _NTP_SECOND = 1 << 32
 # Version 2, no padding, no extension, no CSRC; marker + payload type; seq; ts; SSRC.
 # A subscriber's own keyframe requests reach the publisher at most this often.
 SUBSCRIBER_KEYFRAME_INTERVAL = 1.0
+# Waiting for a keyframe, ask again after this long without one.
+KEYFRAME_RETRY = 0.5
 _RTP_HEADER = struct.Struct("!BBHII")
 _DEFAULT_CLOCK = {"audio": 48000, "video": 90000}
 
@@ -60,12 +63,18 @@ class Consumer:
         self._pt_map: dict[int | None, int | None] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_subscriber_request = -SUBSCRIBER_KEYFRAME_INTERVAL
+        # Video of a new source waits for its keyframe (sfu/keyframes.py); the
+        # monotonic time the keyframe was last asked for, while waiting.
+        self._awaiting_keyframe = kind == "video"
+        self._keyframe_asked = 0.0
+        self.held_for_keyframe = 0  # packets not forwarded while waiting
         self.keyframe_requests_dropped = 0
         sender.source = self
 
     def _request_keyframe_soon(self) -> None:
         if self.producer is None:
             return
+        self._keyframe_asked = time.monotonic()
         task = asyncio.ensure_future(self.producer.request_keyframe())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -89,6 +98,7 @@ class Consumer:
         self.producer = producer
         producer.add_consumer(self)
         self.rewriter.switch()
+        self._await_keyframe()
         self.ready = ready
         if ready and self.sender.started:
             self._request_keyframe_soon()
@@ -107,6 +117,21 @@ class Consumer:
 
     def source_resumed(self) -> None:
         self.rewriter.switch()
+        self._await_keyframe()
+
+    def _await_keyframe(self) -> None:
+        self._awaiting_keyframe = self.kind == "video"
+
+    def _held_back(self, entry: CachedPacket) -> bool:
+        """While waiting for a keyframe: hold this packet back unless it starts one
+        (asking again if the keyframe is slow to come)."""
+        if starts_keyframe(entry.codec.mimeType, entry.payload):
+            self._awaiting_keyframe = False
+            return False
+        self.held_for_keyframe += 1
+        if time.monotonic() - self._keyframe_asked > KEYFRAME_RETRY:
+            self._request_keyframe_soon()
+        return True
 
     def forward(self, entry: CachedPacket, now: float) -> Coroutine[Any, Any, None] | None:
         """Send one packet of the producer; a coroutine to await when it could not go at once.
@@ -115,6 +140,8 @@ class Consumer:
         out to many subscribers costs no coroutine per subscriber.
         """
         if not (self.ready and self.sender.started):
+            return None
+        if self._awaiting_keyframe and self._held_back(entry):
             return None
         codec = entry.codec
         out_pt = self._pt_map.get(codec.payloadType, -1)

@@ -194,3 +194,38 @@ async def test_a_subscriber_cannot_set_the_publishers_keyframe_rate() -> None:
     await asyncio.sleep(KEYFRAME_INTERVAL)
     assert len(pub_wire.plis()) == before + 2
     await receiver.stop()
+
+
+async def test_a_new_source_is_held_back_until_its_keyframe() -> None:
+    # Delta frames of a new person in a re-used slot would show the previous
+    # person's picture (issue 15): nothing of the new source goes out before
+    # its keyframe, and the keyframe is asked for again if it is slow to come.
+    from sfu.consumer import KEYFRAME_RETRY
+
+    first_wire, second_wire, wire = WireRecorder(), WireRecorder(), WireRecorder()
+    first, first_receiver = await make_producer(first_wire, producer_id="pr_first")
+    second, second_receiver = await make_producer(second_wire, producer_id="pr_second")
+    consumer = await make_consumer(wire)
+    consumer.attach(first)
+    await publish(first_receiver, rtp(1, 0, b"\x10\x01delta"))  # no keyframe yet
+    assert wire.rtp() == []
+    await publish(first_receiver, rtp(2, 3000, b"\x10\x00key"))
+    await publish(first_receiver, rtp(3, 6000, b"\x10\x01delta"))
+    assert [p.payload for p in wire.rtp()] == [b"\x10\x00key", b"\x10\x01delta"]
+
+    consumer.attach(second)  # the slot changes hands
+    plis = len(second_wire.plis())
+    await publish(second_receiver, rtp(50, 90000, b"\x10\x01delta", ssrc=5151))
+    await asyncio.sleep(KEYFRAME_RETRY + 0.1)
+    await publish(second_receiver, rtp(51, 93000, b"\x10\x01delta", ssrc=5151))
+    await asyncio.sleep(0.05)
+    assert len(wire.rtp()) == 2  # still only the first person's packets
+    assert consumer.held_for_keyframe == 3
+    assert len(second_wire.plis()) > plis  # asked again while waiting
+    await publish(second_receiver, rtp(52, 96000, b"\x10\x00key", ssrc=5151))
+    sent = wire.rtp()
+    assert [p.payload for p in sent[2:]] == [b"\x10\x00key"]
+    # The subscriber's numbering runs on across the switch, without a gap.
+    assert sent[2].sequence_number == (sent[1].sequence_number + 1) % 65536
+    await first_receiver.stop()
+    await second_receiver.stop()

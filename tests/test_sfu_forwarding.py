@@ -81,8 +81,11 @@ async def test_rtx_is_unwrapped_into_the_original_stream(path: Any) -> None:
 async def test_subscriber_nack_is_answered_from_the_producer_cache(path: Any) -> None:
     _, receiver, consumer, _, sub_wire = path
     for i in range(20):
+        # A keyframe first (a consumer forwards a source from its keyframe on), then
+        # packets of distinct payloads.
+        start = b"\x10\x00" if i == 0 else b"\x00"
         await receiver._handle_rtp_packet(
-            rtp((65530 + i) % 65536, i * 3000, bytes([i]) * 10), arrival_time_ms=i
+            rtp((65530 + i) % 65536, i * 3000, start + bytes([i]) * 10), arrival_time_ms=i
         )
     first = sub_wire.rtp()
     lost = [first[3].sequence_number, first[15].sequence_number]
