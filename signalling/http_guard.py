@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import time
 from collections import Counter
@@ -46,7 +45,7 @@ from yarl import URL
 
 from signalling.config import LimitSettings, Settings
 from signalling.frame_budget import FrameBudgets
-from signalling.ratelimit import client_key
+from signalling.ratelimit import budget_address, client_key
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +65,6 @@ _REFUSAL = (
 )
 
 _HEADERS, _BODY, _IDLE = "headers", "body", "idle"
-
-
-def _loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
 
 
 class ConnectionGuard:
@@ -144,8 +136,7 @@ class _GuardedProtocol(asyncio.Protocol):
                 transport.close()
                 return
             self._key = key
-            loopback = _loopback(str(peer[0])) and not self._guard.settings.pace_loopback
-            self._address = None if loopback else key
+            self._address = budget_address(str(peer[0]), self._guard.settings)
         self._inner = self._make_handler()
         if self._watching:
             self._arm()

@@ -64,6 +64,17 @@ def client_key(address: str | None) -> str:
     return str(ip)
 
 
+def budget_address(address: str | None, settings: LimitSettings) -> str | None:
+    """The key of a client's per-address frame and request budget (frame_budget.py);
+    None for loopback, unless `pace_loopback`: a reverse proxy on the same machine
+    would otherwise make every client one address."""
+    try:
+        loopback = address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        loopback = False
+    return None if loopback and not settings.pace_loopback else client_key(address)
+
+
 def whole_seconds(retry_after: float) -> int:
     return max(1, math.ceil(retry_after))
 

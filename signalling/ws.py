@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +15,7 @@ from sfu.transport import NegotiationError, SdpError
 from signalling.access import admitted_lesson
 from signalling.keys import CALLS, LESSONS, MEDIA, SETTINGS, TOKENS
 from signalling.protocol import MAX_UNJOINED_BYTES, ProtocolError, parse_message
-from signalling.ratelimit import LIMITS, client_key, join_rate_limited
+from signalling.ratelimit import LIMITS, budget_address, join_rate_limited
 from signalling.tokens import TokenError
 from signalling.ws_actions import ACTIONS
 
@@ -39,9 +38,7 @@ class Session:
         self._send_lock = asyncio.Lock()
         self.peer = request.remote
         self._frames = request.app[LIMITS].frames.connection()
-        limits = request.app[LIMITS].settings
-        loopback = _is_loopback(self.peer) and not limits.pace_loopback
-        self._address = None if loopback else client_key(self.peer)
+        self._address = budget_address(self.peer, request.app[LIMITS].settings)
 
     async def _pace(self) -> None:
         """Wait, past this connection's (and address's) frame budget (frame_budget.py)."""
@@ -223,13 +220,6 @@ class Session:
             await call.leave(participant)
             await self.app[CALLS].remove_if_empty(call)
         await self.close()
-
-
-def _is_loopback(address: str | None) -> bool:
-    try:
-        return address is not None and ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
 
 
 def _ref(message: dict[str, Any]) -> dict[str, Any]:
