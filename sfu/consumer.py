@@ -20,6 +20,7 @@ from aiortc.rtp import RtcpSenderInfo, RtcpSrPacket
 from sfu.aiortc_hooks import FastRtpPath, ForwardingSender
 from sfu.keyframes import starts_keyframe
 from sfu.producer import CachedPacket, Producer
+from sfu.red_forwarding import is_red, opus_payload_type, outgoing_audio
 from sfu.rtp_rewrite import TS_MOD, StreamRewriter
 
 _NTP_SECOND = 1 << 32
@@ -69,6 +70,8 @@ class Consumer:
         self._keyframe_asked = 0.0
         self.held_for_keyframe = 0  # packets not forwarded while waiting
         self.keyframe_requests_dropped = 0
+        # The payload type of RED (RFC 2198) in the subscriber's last answer, if it took RED.
+        self.red_payload_type: int | None = None
         sender.source = self
 
     def _request_keyframe_soon(self) -> None:
@@ -144,6 +147,8 @@ class Consumer:
         if self._awaiting_keyframe and self._held_back(entry):
             return None
         codec = entry.codec
+        if self.kind == "audio" and (self.red_payload_type is not None or is_red(codec)):
+            return self._forward_audio_red(entry, now)
         out_pt = self._pt_map.get(codec.payloadType, -1)
         if out_pt == -1:
             out_pt = self._map_payload_type(codec)
@@ -152,6 +157,26 @@ class Consumer:
         mapped = self.rewriter.rewrite(entry.seq, entry.ts, now)
         if mapped is None:
             return None
+        return self._send(entry, out_pt, mapped[0], mapped[1])
+
+    def _forward_audio_red(
+        self, entry: CachedPacket, now: float
+    ) -> Coroutine[Any, Any, None] | None:
+        """Audio with RED on either side (sfu/red_forwarding.py)."""
+        opus_pt = opus_payload_type(self.sender.negotiated_codecs)
+        producer = self.producer
+        if opus_pt is None or producer is None:
+            return None
+        mapped = self.rewriter.rewrite(entry.seq, entry.ts, now)
+        if mapped is None:
+            return None
+        age = self.rewriter.segment_age(entry.ts)
+        out = outgoing_audio(entry, opus_pt, self.red_payload_type, age, producer.cached)
+        if out is None:
+            return None
+        out_pt, payload = out
+        if payload is not entry.payload:
+            entry = CachedPacket(entry.seq, entry.ts, entry.marker, payload, entry.codec)
         return self._send(entry, out_pt, mapped[0], mapped[1])
 
     def _send(

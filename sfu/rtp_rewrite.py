@@ -28,6 +28,7 @@ class StreamRewriter:
 
     __slots__ = (
         "_base_in_seq",
+        "_base_in_ts",
         "_last_out_seq",
         "_last_out_time",
         "_last_out_ts",
@@ -47,6 +48,7 @@ class StreamRewriter:
         self._last_out_ts = start_ts
         self._last_out_time: float | None = None
         self._base_in_seq = 0
+        self._base_in_ts = 0
         self._pending_switch = True
         self.seq_offset = 0
         self.ts_offset = 0
@@ -60,6 +62,7 @@ class StreamRewriter:
         if self._pending_switch:
             self._pending_switch = False
             self._base_in_seq = in_seq
+            self._base_in_ts = in_ts
             out_seq = (self._last_out_seq + 1) % SEQ_MOD
             if self._last_out_time is None:
                 out_ts = self._last_out_ts
@@ -92,6 +95,11 @@ class StreamRewriter:
         if seq_newer(out_seq, self._last_out_seq):
             return None
         return in_seq
+
+    def segment_age(self, in_ts: int) -> int:
+        """How far (in clock ticks) `in_ts` is past the current segment's first packet:
+        what came from the source before that (a pause, another producer) is older."""
+        return (in_ts - self._base_in_ts) % TS_MOD
 
     def out_timestamp(self, in_ts: int) -> int:
         return (in_ts + self.ts_offset) % TS_MOD
