@@ -172,8 +172,7 @@ class RecordingSession:
         except ValueError:
             self.counters.bad_packets += 1
             return
-        expected_pt = source.codec.payload_type
-        if expected_pt is not None and packet.payload_type != expected_pt:
+        if source.payload_types and packet.payload_type not in source.payload_types:
             self.counters.wrong_payload_type += 1
             return
         source.push(packet, t)

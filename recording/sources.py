@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from dataclasses import replace
 
 import av
 import numpy as np
@@ -23,6 +24,7 @@ from av.video.reformatter import VideoReformatter
 from recording.mixer import AudioMixer
 from recording.protocol import CodecSpec
 from sfu.aiortc_hooks import jitter_buffer_add
+from sfu.red import parse_red, red_primary_type
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +32,8 @@ logger = logging.getLogger(__name__)
 VIDEO_JITTER_CAPACITY = 512
 # With packets coming but no picture for this long, the source starts over at a keyframe.
 VIDEO_STALL_S = 1.0
+SEQ_MOD = 1 << 16
+TS_MOD = 1 << 32
 SUPPORTED = {"video/vp8", "video/h264", "audio/opus", "audio/pcmu", "audio/pcma", "audio/g722"}
 
 
@@ -65,7 +69,7 @@ def _signed32(delta: int) -> int:
 
 
 class SourceStats:
-    __slots__ = ("decode_errors", "dropped", "frames", "packets", "reanchors")
+    __slots__ = ("decode_errors", "dropped", "frames", "packets", "reanchors", "recovered")
 
     def __init__(self) -> None:
         self.packets = 0
@@ -73,6 +77,7 @@ class SourceStats:
         self.dropped = 0
         self.decode_errors = 0
         self.reanchors = 0
+        self.recovered = 0  # audio packets that never came, decoded from RED's redundancy
 
 
 class VideoSource:
@@ -81,6 +86,7 @@ class VideoSource:
     def __init__(self, source_id: str, codec: CodecSpec) -> None:
         self.source_id = source_id
         self.codec = codec
+        self.payload_types = frozenset(p for p in (codec.payload_type,) if p is not None)
         self._params = codec_parameters(codec)
         self._is_vp8 = codec.name == "VP8"
         self._decoder = get_decoder(self._params)
@@ -178,6 +184,12 @@ class VideoSource:
 
 
 class AudioSource:
+    """One audio producer: Opus (or G.711/G.722) packets, or RED (RFC 2198) over Opus.
+
+    Of a RED packet the primary block is decoded, and its redundant blocks stand in
+    for the packets just before it when those never came (lost on the publisher's
+    uplink): the recording gets the same protection a subscriber does."""
+
     kind = "audio"
 
     def __init__(
@@ -192,6 +204,15 @@ class AudioSource:
     ) -> None:
         self.source_id = source_id
         self.codec = codec
+        self._red_pt: int | None = None
+        self._inner_pt = codec.payload_type
+        if codec.mime.lower() == "audio/red":
+            self._red_pt, self._inner_pt = codec.payload_type, red_primary_type(codec.parameters)
+            if self._inner_pt is None:
+                raise UnsupportedCodec(f"{codec.mime} without its primary payload type")
+            codec = replace(codec, mime="audio/opus", payload_type=self._inner_pt)
+        # What the producer may send: RED, and the codec RED carries.
+        self.payload_types = frozenset(p for p in (self._red_pt, self._inner_pt) if p is not None)
         self._params = codec_parameters(codec)
         self._decoder = get_decoder(self._params)
         self._mixer = mixer
@@ -205,26 +226,63 @@ class AudioSource:
         self._ahead = round(ahead_tolerance_s * mixer.rate)
         self._last_ts: int | None = None
         self._last_pos = 0
+        self._highest_seq: int | None = None
         self._recent: deque[int] = deque(maxlen=64)
         self._recent_set: set[int] = set()
         self.stats = SourceStats()
 
     def push(self, packet: RtpPacket, arrival: float) -> None:
         self.stats.packets += 1
-        seq = packet.sequence_number
-        if seq in self._recent_set:
+        if self._red_pt is not None and packet.payload_type == self._red_pt:
+            self._push_red(packet, arrival)
+            return
+        if not self._first_time(packet.sequence_number):
             self.stats.dropped += 1  # a duplicate would double the sound
             return
+        if packet.payload:
+            self._decode(packet.payload, packet.timestamp, arrival)
+
+    def _push_red(self, packet: RtpPacket, arrival: float) -> None:
+        blocks = parse_red(packet.payload)
+        seq = packet.sequence_number
+        if blocks is None or any(b.payload_type != self._inner_pt for b in blocks):
+            self.stats.dropped += 1
+            return
+        previous = self._highest_seq
+        if not self._first_time(seq):
+            self.stats.dropped += 1
+            return
+        # The k-th block back from the primary is the sender's packet seq - k. Only a gap
+        # that the blocks cover is filled: a longer one is a pause (nothing to hear).
+        count = len(blocks) - 1
+        gap = (seq - previous) % SEQ_MOD if previous is not None else 0
+        for index, block in enumerate(blocks[:-1]):
+            back = count - index
+            if back < gap <= count + 1 and block.data and self._first_time((seq - back) % SEQ_MOD):
+                self.stats.recovered += 1
+                self._decode(
+                    block.data, (packet.timestamp - block.timestamp_offset) % TS_MOD, arrival
+                )
+        if blocks[-1].data:
+            self._decode(blocks[-1].data, packet.timestamp, arrival)
+
+    def _first_time(self, seq: int) -> bool:
+        """Remember `seq`; False when it was seen already."""
+        if seq in self._recent_set:
+            return False
         if len(self._recent) == self._recent.maxlen:
             self._recent_set.discard(self._recent[0])
         self._recent.append(seq)
         self._recent_set.add(seq)
-        if not packet.payload:
-            return
-        position = self._place(packet.timestamp, arrival)
+        if self._highest_seq is None or 0 < (seq - self._highest_seq) % SEQ_MOD < SEQ_MOD // 2:
+            self._highest_seq = seq
+        return True
+
+    def _decode(self, payload: bytes, timestamp: int, arrival: float) -> None:
+        position = self._place(timestamp, arrival)
         try:
-            data = depayload(self._params, packet.payload)
-            frames = self._decoder.decode(JitterFrame(data=data, timestamp=packet.timestamp))
+            data = depayload(self._params, payload)
+            frames = self._decoder.decode(JitterFrame(data=data, timestamp=timestamp))
         except (av.FFmpegError, ValueError) as exc:
             self.stats.decode_errors += 1
             logger.debug("audio %s: decode failed: %s", self.source_id, exc)
