@@ -33,6 +33,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 import aioice
@@ -116,6 +117,7 @@ class ForwardingReceiver(RTCRtpReceiver):
     sink: RtpSink | None
     sr_sink: SrSink | None
     media_ssrc: int | None
+    extra_codecs: list[RTCRtpCodecParameters]  # negotiated beyond aiortc's table (RED)
     # aiortc's own (name-mangled) receiver state that forwarding reads and sets,
     # declared for the type checker; check_pinned_internals() checks each is there.
     _RTCRtpReceiver__started: bool
@@ -139,12 +141,15 @@ class ForwardingReceiver(RTCRtpReceiver):
         receiver.sink = None
         receiver.sr_sink = None
         receiver.media_ssrc = None
+        receiver.extra_codecs = []
         return receiver
 
     async def receive(self, parameters: RTCRtpReceiveParameters) -> None:
         # aiortc's receive() with the decoder thread left out.
         if self._RTCRtpReceiver__started:
             return
+        # Extra codecs are routed to us (by payload type) and forwarded like the others.
+        parameters = replace(parameters, codecs=[*parameters.codecs, *self.extra_codecs])
         codecs = self._RTCRtpReceiver__codecs
         for codec in parameters.codecs:
             if codec.payloadType is not None:  # always set on negotiated codecs

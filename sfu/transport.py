@@ -19,6 +19,7 @@ from typing import Any
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 
 from sfu.aiortc_hooks import ForwardingReceiver, ForwardingSender
+from sfu.audio_sdp import publisher_answer, red_accepted, red_codecs_offered, subscriber_offer
 from sfu.consumer import Consumer
 from sfu.ice import announce_address
 from sfu.producer import Producer
@@ -96,6 +97,7 @@ class PublisherTransport(WebRtcTransport):
             raise SdpError(f"cannot apply offer: {exc}") from exc
         # Before anything awaits: aiortc starts receivers from a task it has
         # just scheduled, and they must start as forwarding receivers.
+        red = red_codecs_offered(sdp)
         new: list[tuple[str, RTCRtpTransceiver, ForwardingReceiver]] = []
         for transceiver in self.pc.getTransceivers():
             mid = transceiver.mid
@@ -103,10 +105,13 @@ class PublisherTransport(WebRtcTransport):
                 continue
             if transceiver.direction not in ("recvonly", "sendrecv"):
                 continue
-            new.append((mid, transceiver, ForwardingReceiver.adopt(transceiver.receiver)))
+            receiver = ForwardingReceiver.adopt(transceiver.receiver)
+            receiver.extra_codecs = [red[mid]] if mid in red else []
+            new.append((mid, transceiver, receiver))
         try:
             answer = await self.pc.createAnswer()
-            await self.pc.setLocalDescription(answer)
+            answer_sdp = publisher_answer(answer.sdp, red)
+            await self.pc.setLocalDescription(RTCSessionDescription(answer_sdp, "answer"))
         except Exception as exc:
             raise SdpError(f"cannot answer offer: {exc}") from exc
         created = []
@@ -213,7 +218,8 @@ class SubscriberTransport(WebRtcTransport):
             try:
                 async with self.options.offer_slots:
                     offer = await self.pc.createOffer()
-                    await self.pc.setLocalDescription(offer)
+                    offer_sdp = subscriber_offer(offer.sdp)
+                    await self.pc.setLocalDescription(RTCSessionDescription(offer_sdp, "offer"))
                 tracks = self.tracks()
                 self._offered = [(c, c.producer) for c in tracks.values()]
                 await self._send_offer(self._local_sdp(), tracks)
@@ -235,6 +241,10 @@ class SubscriberTransport(WebRtcTransport):
         finally:
             # Even a bad answer ends this round; the next offer starts afresh.
             self._negotiation.outstanding = False
+        red = red_accepted(sdp)
+        for slot in self._slots:
+            if slot.transceiver.mid in red:
+                slot.consumer.red_payload_type = red[slot.transceiver.mid]
         # The subscriber now knows whose media each offered m-section carries.
         for consumer, producer in self._offered:
             if consumer.producer is producer:
