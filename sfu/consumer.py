@@ -20,7 +20,7 @@ from aiortc.rtp import RtcpSenderInfo, RtcpSrPacket
 from sfu.aiortc_hooks import FastRtpPath, ForwardingSender
 from sfu.keyframes import starts_keyframe
 from sfu.producer import CachedPacket, Producer
-from sfu.red_forwarding import is_red, opus_payload_type, outgoing_audio
+from sfu.red_forwarding import handles, opus_payload_type, outgoing_audio
 from sfu.rtp_rewrite import TS_MOD, StreamRewriter
 
 _NTP_SECOND = 1 << 32
@@ -147,7 +147,7 @@ class Consumer:
         if self._awaiting_keyframe and self._held_back(entry):
             return None
         codec = entry.codec
-        if self.kind == "audio" and (self.red_payload_type is not None or is_red(codec)):
+        if self.kind == "audio" and handles(codec, self.red_payload_type):
             return self._forward_audio_red(entry, now)
         out_pt = self._pt_map.get(codec.payloadType, -1)
         if out_pt == -1:

@@ -9,9 +9,10 @@ own audio, at the RTP header's timestamp) last:
 
 Each block is a whole Opus packet (Chromium negotiates ``red/48000/2`` with fmtp
 ``<opus pt>/<opus pt>``), so a receiver that lost a packet finds its audio again in
-the next one. The SFU only moves these bytes around: it forwards RED as it came,
-keeps the primary block for a subscriber without RED, or builds RED out of the
-Opus payloads it already holds. No decoding anywhere.
+the next one. The SFU only moves these bytes around: it keeps the primary block for
+a subscriber without RED, and puts RED together for one with RED out of the Opus
+payloads it holds and the publisher's own blocks (sfu/red_forwarding.py). No
+decoding anywhere.
 """
 
 from __future__ import annotations
@@ -106,25 +107,6 @@ def encode_red(
     parts.extend(data for _, data in usable)
     parts.append(primary)
     return b"".join(parts)
-
-
-def retag_red(
-    payload: bytes, from_type: int, to_type: int, oldest_offset: int | None = None
-) -> bytes | None:
-    """The same RED payload with its blocks' payload type `from_type` renumbered `to_type`
-    (a subscriber numbers Opus its own way); with `oldest_offset`, redundant blocks
-    further back than that are left out. None: malformed, or a block of another type."""
-    blocks = parse_red(payload)
-    if blocks is None or any(b.payload_type != from_type for b in blocks):
-        return None
-    kept = [
-        (b.timestamp_offset, b.data)
-        for b in blocks[:-1]
-        if oldest_offset is None or b.timestamp_offset <= oldest_offset
-    ]
-    if from_type == to_type and len(kept) == len(blocks) - 1:
-        return payload  # nothing to change: the shared bytes go out as they are
-    return encode_red(to_type, blocks[-1].data, kept, max_size=len(payload))
 
 
 def red_primary_type(parameters: Mapping[str, object]) -> int | None:

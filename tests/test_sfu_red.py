@@ -13,7 +13,6 @@ from sfu.red import (
     parse_red,
     primary_block,
     red_primary_type,
-    retag_red,
 )
 
 # A RED payload as Chromium 156 sent it (distance 1, Opus pt 111): a 109-byte block
@@ -99,35 +98,6 @@ def test_malformed_payloads_are_refused(payload: bytes) -> None:
 def test_an_empty_primary_is_allowed() -> None:
     assert parse_red(b"\x60") == [RedBlock(96, 0, b"")]
     assert primary_block(b"\x60") == (96, b"")
-
-
-def test_retag_renumbers_every_block() -> None:
-    retagged = retag_red(CHROMIUM_RED, 111, 96)
-    assert retagged is not None
-    original = parse_red(CHROMIUM_RED)
-    assert original is not None
-    assert parse_red(retagged) == [RedBlock(96, b.timestamp_offset, b.data) for b in original]
-
-
-def test_retag_without_change_gives_the_same_bytes() -> None:
-    assert retag_red(CHROMIUM_RED, 111, 111) is CHROMIUM_RED
-    assert retag_red(CHROMIUM_RED, 111, 111, oldest_offset=960) is CHROMIUM_RED
-
-
-def test_retag_leaves_out_blocks_older_than_asked() -> None:
-    payload = encode_red(111, b"p", [(1920, b"a"), (960, b"b")])
-    assert parse_red(retag_red(payload, 111, 96, oldest_offset=1000) or b"") == [
-        RedBlock(96, 960, b"b"),
-        RedBlock(96, 0, b"p"),
-    ]
-    assert parse_red(retag_red(payload, 111, 111, oldest_offset=0) or b"") == [
-        RedBlock(111, 0, b"p")
-    ]
-
-
-def test_retag_refuses_blocks_of_another_codec() -> None:
-    assert retag_red(CHROMIUM_RED, 109, 96) is None
-    assert retag_red(b"\x80", 111, 96) is None
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,9 @@ server from plain Opus. Only the wire is a recorder."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import pytest
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
@@ -31,8 +34,19 @@ def red(seq: int, payload: bytes, earlier: list[tuple[int, bytes]]) -> RtpPacket
     return rtp(seq, 960 * seq, encode_red(111, payload, blocks), payload_type=63)
 
 
+_receivers: list[ForwardingReceiver] = []
+
+
+@pytest.fixture(autouse=True)
+async def stop_receivers() -> AsyncIterator[None]:
+    yield
+    while _receivers:
+        await _receivers.pop().stop()
+
+
 async def setup(red_taken: bool) -> tuple[Producer, ForwardingReceiver, Consumer, WireRecorder]:
     producer, receiver = await make_producer(WireRecorder(), "audio", codecs=[OPUS, RED_IN])
+    _receivers.append(receiver)
     wire = WireRecorder()
     consumer = await make_consumer(wire, "audio", codecs=[OPUS_OUT])
     consumer.red_payload_type = SUBSCRIBER_RED if red_taken else None
@@ -46,22 +60,47 @@ def blocks(packet: RtpPacket) -> list[tuple[int, int, bytes]]:
     return [(b.payload_type, b.timestamp_offset, b.data) for b in parsed]
 
 
-async def test_red_goes_to_a_red_subscriber_with_its_blocks_renumbered() -> None:
+async def test_red_goes_to_a_red_subscriber_renumbered_and_two_packets_deep() -> None:
     _, receiver, _, wire = await setup(red_taken=True)
-    await publish(receiver, red(10, b"ten", []), red(11, b"eleven", [(1, b"ten")]))
-    first, second = wire.rtp()
-    assert (first.payload_type, second.payload_type) == (SUBSCRIBER_RED, SUBSCRIBER_RED)
-    assert blocks(first) == [(96, 0, b"ten")]
-    assert blocks(second) == [(96, 960, b"ten"), (96, 0, b"eleven")]
-    assert second.timestamp - first.timestamp == 960
-    await receiver.stop()
+    await publish(
+        receiver,
+        red(10, b"p10", []),
+        red(11, b"p11", [(1, b"p10")]),
+        red(12, b"p12", [(1, b"p11")]),  # Chromium's RED: one packet back
+    )
+    sent = wire.rtp()
+    assert {p.payload_type for p in sent} == {SUBSCRIBER_RED}
+    assert [blocks(p) for p in sent] == [
+        [(96, 0, b"p10")],
+        [(96, 960, b"p10"), (96, 0, b"p11")],
+        [(96, 1920, b"p10"), (96, 960, b"p11"), (96, 0, b"p12")],  # completed from the cache
+    ]
+    assert [p.timestamp - sent[0].timestamp for p in sent] == [0, 960, 1920]
+
+
+async def test_the_publishers_blocks_stand_in_for_packets_the_server_missed() -> None:
+    _, receiver, _, wire = await setup(red_taken=True)
+    # 11 was lost on the publisher's uplink: 12's own block carries it on.
+    await publish(receiver, red(10, b"p10", []), red(12, b"p12", [(1, b"p11")]))
+    assert blocks(wire.rtp()[1]) == [(96, 1920, b"p10"), (96, 960, b"p11"), (96, 0, b"p12")]
+
+
+async def test_other_codecs_pass_a_red_subscriber_unchanged() -> None:
+    g722_in = RTCRtpCodecParameters(mimeType="audio/G722", clockRate=8000, payloadType=9)
+    producer, receiver = await make_producer(WireRecorder(), "audio", codecs=[g722_in])
+    _receivers.append(receiver)
+    wire = WireRecorder()
+    consumer = await make_consumer(wire, "audio", codecs=[OPUS_OUT, g722_in])
+    consumer.red_payload_type = SUBSCRIBER_RED
+    consumer.attach(producer)
+    await publish(receiver, rtp(1, 160, b"g722", payload_type=9))
+    assert [(p.payload_type, p.payload) for p in wire.rtp()] == [(9, b"g722")]
 
 
 async def test_a_subscriber_without_red_gets_the_primary_as_opus() -> None:
     _, receiver, _, wire = await setup(red_taken=False)
     await publish(receiver, red(10, b"ten", []), red(11, b"eleven", [(1, b"ten")]))
     assert [(p.payload_type, p.payload) for p in wire.rtp()] == [(96, b"ten"), (96, b"eleven")]
-    await receiver.stop()
 
 
 async def test_red_is_built_from_plain_opus_for_a_red_subscriber() -> None:
@@ -78,14 +117,12 @@ async def test_red_is_built_from_plain_opus_for_a_red_subscriber() -> None:
         [(96, 1920, b"p12"), (96, 0, b"p14")],
         [(96, 960, b"p14"), (96, 0, b"p15")],
     ]
-    await receiver.stop()
 
 
 async def test_plain_opus_to_a_subscriber_without_red_is_untouched() -> None:
     _, receiver, _, wire = await setup(red_taken=False)
     await publish(receiver, opus(10, b"p10"), opus(11, b"p11"))
     assert [(p.payload_type, p.payload) for p in wire.rtp()] == [(96, b"p10"), (96, b"p11")]
-    await receiver.stop()
 
 
 async def test_nothing_from_before_a_mute_reaches_the_subscriber() -> None:
@@ -104,7 +141,6 @@ async def test_nothing_from_before_a_mute_reaches_the_subscriber() -> None:
         [(96, 960, b"p13"), (96, 0, b"p14")],
         [(96, 1920, b"p13"), (96, 960, b"p14"), (96, 0, b"p15")],
     ]
-    await receiver.stop()
 
 
 async def test_publisher_red_right_after_a_resume_loses_its_older_blocks() -> None:
@@ -119,7 +155,6 @@ async def test_publisher_red_right_after_a_resume_loses_its_older_blocks() -> No
         [(96, 0, b"p12")],
         [(96, 960, b"p12"), (96, 0, b"p13")],
     ]
-    await receiver.stop()
 
 
 async def test_malformed_red_or_foreign_blocks_are_not_sent() -> None:
@@ -129,7 +164,6 @@ async def test_malformed_red_or_foreign_blocks_are_not_sent() -> None:
         await publish(receiver, rtp(11, 10560, b"\x80", payload_type=63), foreign)
         await publish(receiver, red(12, b"ok", []))
         assert len(wire.rtp()) == 1, red_taken
-        await receiver.stop()
 
 
 async def test_a_red_subscriber_numbers_stay_continuous_across_the_switch_to_red() -> None:
@@ -143,4 +177,3 @@ async def test_a_red_subscriber_numbers_stay_continuous_across_the_switch_to_red
     assert [(p.sequence_number - sent[0].sequence_number) % 65536 for p in sent] == [0, 1, 2]
     assert blocks(sent[2])[-1] == (96, 0, b"p12")
     assert RedBlock(96, 960, b"p11") == parse_red(sent[2].payload)[-2]  # type: ignore[index]
-    await receiver.stop()
