@@ -3,11 +3,15 @@ accepts RED: the primary block is decoded, and redundancy fills the packets that
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import av
 import numpy as np
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
+from recording import RecorderProcess
 from recording.mixer import AudioMixer
 from recording.options import RecordingOptions
 from recording.protocol import AddSource, CodecSpec
@@ -126,3 +130,38 @@ def test_plain_opus_sources_are_unchanged() -> None:
     mixer = AudioMixer(RATE, 1)
     source = AudioSource("mic", OPUS, mixer, Timeline(0.0, RATE), late_tolerance_s=0.15)
     assert source.payload_types == {96}
+
+
+def test_the_recorder_process_records_red_as_the_sfu_hands_it_over(tmp_path: Path) -> None:
+    """The codec as the SFU's tap announces it (aiortc's parameters, RED's fmtp), packets
+    through the pipe to the child: a tone with lone losses comes out whole."""
+    output = tmp_path / "red.mp4"
+    recorder = RecorderProcess(output, RecordingOptions(width=320, height=180))
+    recorder.start()
+    codec = RTCRtpCodecParameters(
+        mimeType="audio/red",
+        clockRate=48000,
+        channels=2,
+        payloadType=63,
+        parameters={"96/96": None},
+    )
+    recorder.add_source("mic", "audio", codec, "Mic")
+    packets = audio_packets("mic", 440, duration_s=2.0)
+    start = time.monotonic()
+    for i, packet in enumerate(as_red(packets, 1)):
+        time.sleep(max(0.0, start + packets[i].at - time.monotonic()))
+        if i % 10 != 5:  # every tenth lost on the way, each carried by the next
+            recorder.feed("mic", packet.serialize())
+    result = recorder.stop(timeout=30)
+    assert result.complete, result.error
+    with av.open(str(output)) as container:
+        samples = np.concatenate([f.to_ndarray()[0] for f in container.decode(audio=0)])
+    rate = 48000
+    level = loudness(samples[: 2 * rate] if len(samples) >= 2 * rate else samples)
+    spectrum = np.abs(np.fft.rfft(samples[rate // 4 : rate] * np.hanning(rate - rate // 4)))
+    freqs = np.fft.rfftfreq(rate - rate // 4, 1 / rate)
+    assert abs(freqs[np.argmax(spectrum)] - 440) < 3
+    loud = level > 0.1 * level.max()
+    first = int(np.argmax(loud))
+    # From the first sound for 1.5 s: no 10 ms of silence, though a tenth never came.
+    assert loud[first : first + 150].all()
