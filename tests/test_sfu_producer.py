@@ -169,6 +169,10 @@ async def test_a_request_inside_the_interval_is_postponed_not_lost() -> None:
     assert len(pub_wire.plis()) == 2  # one deferred PLI answers all five
     await asyncio.sleep(KEYFRAME_INTERVAL + 0.1)
     assert len(pub_wire.plis()) == 2  # and nothing more
+    # Counted for metrics: two sent, five postponed, four of them into the first's PLI.
+    assert producer.keyframe_requests_sent == 2
+    assert producer.keyframe_requests_deferred == 5
+    assert producer.keyframe_requests_coalesced == 4
     await producer.request_keyframe()
     producer.close()  # a deferred request dies with the producer
     await asyncio.sleep(KEYFRAME_INTERVAL + 0.1)
