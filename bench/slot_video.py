@@ -27,6 +27,7 @@ from typing import Any
 
 import av
 import numpy as np
+from aiortc import RTCPeerConnection
 from aiortc.codecs.vpx import VpxPayloadDescriptor
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
@@ -71,6 +72,8 @@ class _Slot:
     pending: dict[int, tuple[RtpPacket, float]] = field(default_factory=dict)
     gap_since: float | None = None
     frames: list[ShownFrame] = field(default_factory=list)
+    pictures: int = 0
+    done: bool = False  # shown pictures_per_slot pictures: nothing more is decoded
 
 
 def _plane_median(plane: Any) -> float:
@@ -101,8 +104,10 @@ class SlotVideo:
     sequence order (a retransmitted packet is waited for, as a client's jitter
     buffer does)."""
 
-    def __init__(self, colours: bool = True) -> None:
+    def __init__(self, colours: bool = True, pictures_per_slot: int | None = None) -> None:
         self.colours = colours
+        # A bench that only wants the first pictures stops decoding a slot after these.
+        self.pictures_per_slot = pictures_per_slot
         self.slots: dict[str, _Slot] = {}
 
     def frames(self, mid: str) -> list[ShownFrame]:
@@ -113,6 +118,8 @@ class SlotVideo:
         slot = self.slots.get(mid)
         if slot is None:
             slot = self.slots[mid] = _Slot(av.CodecContext.create("libvpx", "r"))
+        if slot.done:
+            return
         seq = packet.sequence_number
         if slot.next_seq is None:
             slot.next_seq = seq
@@ -177,6 +184,11 @@ class SlotVideo:
             slot.started_at, slot.payload, slot.keyframe, intact, rgb, time.monotonic()
         )
         slot.frames.append(shown)
+        if rgb is not None:
+            slot.pictures += 1
+            if self.pictures_per_slot is not None and slot.pictures >= self.pictures_per_slot:
+                slot.done = True
+                slot.pending.clear()
 
 
 @dataclass(frozen=True)
@@ -191,12 +203,19 @@ class Answer:
 class SlotBot(Bot):
     """A counting bot whose video m-sections are decoded by a SlotVideo."""
 
-    def __init__(self, *args: Any, colours: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        colours: bool = True,
+        pictures_per_slot: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, decode=False, **kwargs)
-        self.video = SlotVideo(colours)
+        self.video = SlotVideo(colours, pictures_per_slot)
         self.answers: list[Answer] = []
         self._video_mids: set[str] = set()
         self._answer_sent_at = 0.0
+        self.subscriber_connected_at: float | None = None  # its subscriber connection's
 
     async def send(self, message: dict[str, Any]) -> None:
         if message["type"] == "subscribe_answer":
@@ -214,9 +233,12 @@ class SlotBot(Bot):
         return observe
 
     async def _answer(self, message: dict[str, Any]) -> None:
+        first = self.subscriber is None
         await super()._answer(message)
         tracks = message["tracks"]
         assert self.subscriber is not None
+        if first:
+            self._watch_connection(self.subscriber)
         for transceiver in self.subscriber.getTransceivers():
             if transceiver.kind == "video" and transceiver.mid is not None:
                 self._video_mids.add(transceiver.mid)
@@ -225,6 +247,12 @@ class SlotBot(Bot):
             for mid in sorted(self._video_mids)
         }
         self.answers.append(Answer(self._answer_sent_at, video))
+
+    def _watch_connection(self, pc: RTCPeerConnection) -> None:
+        @pc.on("connectionstatechange")
+        def changed() -> None:
+            if pc.connectionState == "connected" and self.subscriber_connected_at is None:
+                self.subscriber_connected_at = time.monotonic()
 
     def frames_after(self, mid: str, since: float) -> list[ShownFrame]:
         """The frames of slot `mid` whose first packet was handled after `since`."""
