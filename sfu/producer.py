@@ -160,7 +160,8 @@ class Producer:
                 self.keyframe_requests_coalesced += 1
             return
         self._last_keyframe_request = time.monotonic()
-        self.keyframe_requests_sent += 1
+        if self._receiver.media_ssrc is not None:  # before its first packet: nobody to ask
+            self.keyframe_requests_sent += 1
         await self._receiver.request_keyframe()
 
     def _deferred_request(self) -> None:

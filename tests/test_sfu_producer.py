@@ -178,3 +178,12 @@ async def test_a_request_inside_the_interval_is_postponed_not_lost() -> None:
     await asyncio.sleep(KEYFRAME_INTERVAL + 0.1)
     assert len(pub_wire.plis()) == 3
     await receiver.stop()
+
+
+async def test_a_request_before_the_first_packet_is_not_counted_as_sent() -> None:
+    # The publisher's SSRC is not known yet: no PLI can go (its first frame is a keyframe).
+    pub_wire = WireRecorder()
+    producer, receiver = await make_producer(pub_wire)
+    await producer.request_keyframe()
+    assert pub_wire.plis() == [] and producer.keyframe_requests_sent == 0
+    await receiver.stop()
