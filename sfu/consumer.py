@@ -95,8 +95,8 @@ class Consumer:
         # monotonic time the keyframe was last asked for, while waiting.
         self._awaiting_keyframe = kind == "video"
         self._keyframe_asked = 0.0
-        # Our sequence number of the keyframe the stream last restarted from.
-        self._keyframe_seq: int | None = None
+        # When the keyframe the stream last restarted from arrived from the publisher.
+        self._keyframe_at = 0.0
         self.held_for_keyframe = 0  # packets not forwarded while waiting
         self.keyframe_requests_dropped = 0
         sender.source = self
@@ -189,7 +189,7 @@ class Consumer:
         if mapped is None:
             return None
         if restarts:
-            self._keyframe_seq = mapped[0]
+            self._keyframe_at = entry.received_at
         # Each subscriber gets its own header in front of the shared payload:
         # one concatenation, the only copy of the packet before SRTP.
         data = (
@@ -275,7 +275,9 @@ class Consumer:
         if entry is None or out_pt is None:
             stats.refuse(NOT_CACHED)
             return None
-        if self._before_keyframe(out_seq):
+        if self._awaiting_keyframe or entry.received_at < self._keyframe_at:
+            # The stream restarts (or restarted) from a keyframe: what came before
+            # it is of no use to the subscriber's decoder.
             stats.refuse(BEFORE_KEYFRAME)
             return None
         rtx_pt = self._rtx_pt.get(out_pt)
@@ -306,14 +308,6 @@ class Consumer:
         marker_pt = (entry.marker << 7) | rtx_pt
         header = _RTP_HEADER.pack(0x80, marker_pt, self._rtx_seq, out_ts, self.sender.rtx_ssrc)
         return header + _RTX_OSN.pack(out_seq) + entry.payload
-
-    def _before_keyframe(self, out_seq: int) -> bool:
-        """Is `out_seq` from before the keyframe the stream (re)started from, or is the
-        stream waiting for one? A decoder has no use for it either way."""
-        if self._awaiting_keyframe:
-            return True
-        start = self._keyframe_seq
-        return start is not None and 0 < (start - out_seq) % SEQ_MOD < HALF_SEQ
 
     async def on_keyframe_request(self) -> None:
         """The subscriber asks for a keyframe (PLI/FIR): passed on at most once per
