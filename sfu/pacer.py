@@ -86,6 +86,7 @@ class _Queued:
 class Pacer:
     def __init__(self, settings: PacerSettings | None = None, schedule: Schedule | None = None):
         self.settings = settings or PacerSettings()
+        self._paced = self.settings.enabled  # read on every packet
         self._schedule = schedule
         self._retransmissions: deque[_Queued] = deque()
         self._video: deque[_Queued] = deque()
@@ -134,7 +135,7 @@ class Pacer:
         the caller enqueues it. The per-packet fast path: no queue, no timer."""
         if now - self._window_start >= RATE_WINDOW:
             self._roll(now)
-        if priority != AUDIO and self.settings.enabled:
+        if priority != AUDIO and self._paced:
             if self._retransmissions or (priority == VIDEO and self._video):
                 return False  # behind what already waits (a stream keeps its order)
             budget = self._budget + (now - self._budget_at) * self._rate

@@ -18,7 +18,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from bench.media import PatternVideoTrack
 from sfu.ice import rtc_configuration
-from sfu.retransmit import WITHIN_RTT
+from sfu.retransmit import OVER_BUDGET, WITHIN_RTT, RetransmitSettings
 from sfu.transport import PublisherTransport, SubscriberTransport
 from tests.sfu_support import SubscribingClient, transport_options
 
@@ -44,6 +44,7 @@ class LossyLink:
         self.dropping = False
         self.dropped: set[int] = set()
         self.rtx_original_seqs: list[int] = []
+        self.last_media_seq: int | None = None
         self._deliver = dtls._handle_rtp_data  # aiortc's own (test-side access)
         dtls._handle_rtp_data = self._arrive
 
@@ -52,8 +53,9 @@ class LossyLink:
         seq = int.from_bytes(data[2:4], "big")
         if ssrc == self.rtx_ssrc:
             self.rtx_original_seqs.append(int.from_bytes(data[12:14], "big"))
-        elif ssrc == self.media_ssrc and self.dropping and seq % 8 == 0:
-            if seq not in self.dropped:
+        elif ssrc == self.media_ssrc:
+            self.last_media_seq = seq
+            if self.dropping and seq % 8 == 0 and seq not in self.dropped:
                 self.dropped.add(seq)
                 return
         await self._deliver(data, arrival_time_ms)
@@ -111,6 +113,56 @@ async def test_lost_packets_come_back_as_rtx_and_every_frame_decodes() -> None:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
+        await subscriber.close()
+        await publisher.close()
+        await pub_pc.close()
+        await client.pc.close()
+
+
+async def test_a_nack_storm_gets_no_more_than_the_retransmission_budget() -> None:
+    # Issue 16: a congested browser NACKed the same packets many times a second and
+    # got each of them again every time. Here the subscriber asks for its last 60
+    # packets every 10 ms for 3 s (at 1 RTT of a few ms on loopback).
+    options = transport_options()
+    publisher = PublisherTransport(options)
+    pub_pc, producer = await publishing_client(publisher)
+    client = SubscribingClient()
+    subscriber = SubscriberTransport(options, client.send_offer)
+    consumer = subscriber.consume(producer)
+    try:
+        await client.answer(subscriber)
+        receiver = client.pc.getTransceivers()[0].receiver
+        link = LossyLink(receiver.transport, consumer.ssrc, consumer.sender.rtx_ssrc)
+        for _ in range(100):
+            if consumer.packets_sent >= 60:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)  # a measured delivery rate
+        before = consumer.link
+        nacks = 0
+        start = asyncio.get_running_loop().time()
+        while asyncio.get_running_loop().time() - start < 3.0:
+            assert link.last_media_seq is not None
+            lost = sorted((link.last_media_seq - i) % 65536 for i in range(60))
+            await receiver._send_rtcp_nack(consumer.ssrc, lost)  # aiortc's own (test side)
+            nacks += 1
+            await asyncio.sleep(0.01)
+        elapsed = asyncio.get_running_loop().time() - start
+        await asyncio.sleep(0.2)
+        after = consumer.link
+        asked = (after.nacked_packets - before.nacked_packets) / elapsed
+        resent = (after.retransmitted_bytes - before.retransmitted_bytes) / elapsed
+        media = (after.bytes_sent - before.bytes_sent) / elapsed
+        settings = RetransmitSettings()
+        # What the budget allows: 25 % of the delivery rate, at least 64 kbit/s, plus
+        # the bucket's half second spread over the run (and RTP headers on media).
+        allowed = max(settings.budget_share * media * 1.1, settings.min_budget_bps / 8) * 1.2
+        # The storm: hundreds of packets asked a second (the stream has ~30-60).
+        assert asked > 600 and nacks > 50, (asked, nacks)
+        assert 0 < resent <= allowed, (resent, media, asked)
+        refused = after.retransmissions_refused
+        assert refused.get(OVER_BUDGET, 0) > 0 and refused.get(WITHIN_RTT, 0) > 0
+    finally:
         await subscriber.close()
         await publisher.close()
         await pub_pc.close()
