@@ -97,10 +97,15 @@ class Producer:
         self._receiver = receiver
         self._cache: list[CachedPacket | None] = [None] * CACHE_SIZE
         self.keyframe_interval = keyframe_interval
-        self.keyframe_requests_sent = 0  # PLIs to the publisher
         self._last_keyframe_request = -keyframe_interval
         # A request inside the keyframe interval waits here (one for all who asked meanwhile).
         self._deferred_keyframe: asyncio.TimerHandle | None = None
+        # Counters for metrics: PLIs sent to the publisher, and requests postponed to
+        # the end of the interval (all answered by the next one sent; those that found
+        # a deferred PLI already waiting are also coalesced).
+        self.keyframe_requests_sent = 0
+        self.keyframe_requests_deferred = 0
+        self.keyframe_requests_coalesced = 0
         self._keyframe_tasks: set[asyncio.Task[None]] = set()
         receiver.sink = self._on_rtp
         receiver.sr_sink = self._on_sender_report
@@ -164,12 +169,16 @@ class Producer:
             return
         wait = self._last_keyframe_request + self.keyframe_interval - time.monotonic()
         if wait > 0:
+            self.keyframe_requests_deferred += 1
             if self._deferred_keyframe is None:
                 loop = asyncio.get_running_loop()
                 self._deferred_keyframe = loop.call_later(wait, self._deferred_request)
+            else:
+                self.keyframe_requests_coalesced += 1
             return
         self._last_keyframe_request = time.monotonic()
-        self.keyframe_requests_sent += 1
+        if self._receiver.media_ssrc is not None:  # before its first packet: nobody to ask
+            self.keyframe_requests_sent += 1
         await self._receiver.request_keyframe()
 
     def _deferred_request(self) -> None:

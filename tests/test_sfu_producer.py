@@ -171,6 +171,10 @@ async def test_a_request_inside_the_interval_is_postponed_not_lost() -> None:
     assert len(pub_wire.plis()) == 2  # one deferred PLI answers all five
     await asyncio.sleep(KEYFRAME_INTERVAL + 0.1)
     assert len(pub_wire.plis()) == 2  # and nothing more
+    # Counted for metrics: two sent, five postponed, four of them into the first's PLI.
+    assert producer.keyframe_requests_sent == 2
+    assert producer.keyframe_requests_deferred == 5
+    assert producer.keyframe_requests_coalesced == 4
     await producer.request_keyframe()
     producer.close()  # a deferred request dies with the producer
     await asyncio.sleep(KEYFRAME_INTERVAL + 0.1)
@@ -217,4 +221,13 @@ async def test_the_keyframe_floor_holds_however_many_subscribers_ask() -> None:
     assert times[-1] >= last_ask - 0.01  # the last request was answered, not dropped
     assert producer.keyframe_requests_sent == len(times)
     assert sum(c.link.plis_received for c in consumers) >= 3 * 15
+    await receiver.stop()
+
+
+async def test_a_request_before_the_first_packet_is_not_counted_as_sent() -> None:
+    # The publisher's SSRC is not known yet: no PLI can go (its first frame is a keyframe).
+    pub_wire = WireRecorder()
+    producer, receiver = await make_producer(pub_wire)
+    await producer.request_keyframe()
+    assert pub_wire.plis() == [] and producer.keyframe_requests_sent == 0
     await receiver.stop()
