@@ -17,7 +17,9 @@ python_ok || need_pkgs+=(python3 python3-venv python3-pip)
 if [ "$mode" = test ]; then
   have_cmd chromium || need_pkgs+=(chromium)
   have_cmd redis-server || need_pkgs+=(redis-server)
-  have_cmd ip || need_pkgs+=(iproute2)
+  { have_cmd ip && have_cmd tc; } || need_pkgs+=(iproute2)
+  # Emulated home links in the tests (bench/links.py): random loss, counters.
+  have_cmd nft || need_pkgs+=(nftables)
   have_cmd unshare || need_pkgs+=(util-linux)
 fi
 

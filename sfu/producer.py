@@ -26,26 +26,36 @@ PacketTap = Callable[["Producer", "CachedPacket"], None]
 
 # Packets kept for answering subscribers' NACKs (about 3 s of 720p video).
 CACHE_SIZE = 1024
-# A publisher is asked for a keyframe at most this often.
-KEYFRAME_INTERVAL = 0.3
+# The default floor: a publisher is asked for a keyframe at most this often, however
+# many subscribers lose packets (issue 16: at one per 0.3 s a single congested pupil
+# raised every publisher's bitrate by 70-100 %). Configurable per router.
+KEYFRAME_INTERVAL = 1.0
 
 
 class CachedPacket:
-    """What a consumer needs of a received packet: numbering, marker, payload, codec.
+    """What a consumer needs of a received packet: numbering, marker, payload, codec,
+    and when it arrived (monotonic; a retransmission has an age limit).
 
     The publisher's header extensions are not kept (its mid would be wrong
     on the subscriber side)."""
 
-    __slots__ = ("codec", "marker", "payload", "seq", "ts")
+    __slots__ = ("codec", "marker", "payload", "received_at", "seq", "ts")
 
     def __init__(
-        self, seq: int, ts: int, marker: int, payload: bytes, codec: RTCRtpCodecParameters
+        self,
+        seq: int,
+        ts: int,
+        marker: int,
+        payload: bytes,
+        codec: RTCRtpCodecParameters,
+        received_at: float,
     ):
         self.seq = seq
         self.ts = ts
         self.marker = marker
         self.payload = payload
         self.codec = codec
+        self.received_at = received_at
 
 
 class PacketSink(Protocol):
@@ -66,7 +76,12 @@ class PacketSink(Protocol):
 
 class Producer:
     def __init__(
-        self, producer_id: str, kind: str, receiver: ForwardingReceiver, app_data: dict[str, Any]
+        self,
+        producer_id: str,
+        kind: str,
+        receiver: ForwardingReceiver,
+        app_data: dict[str, Any],
+        keyframe_interval: float = KEYFRAME_INTERVAL,
     ) -> None:
         self.id = producer_id
         self.kind = kind
@@ -81,8 +96,9 @@ class Producer:
         self.last_sender_report: tuple[int, int, float] | None = None
         self._receiver = receiver
         self._cache: list[CachedPacket | None] = [None] * CACHE_SIZE
-        self._last_keyframe_request = 0.0
-        # A request inside KEYFRAME_INTERVAL waits here (one for all who asked meanwhile).
+        self.keyframe_interval = keyframe_interval
+        self._last_keyframe_request = -keyframe_interval
+        # A request inside the keyframe interval waits here (one for all who asked meanwhile).
         self._deferred_keyframe: asyncio.TimerHandle | None = None
         # Counters for metrics: PLIs sent to the publisher, and requests postponed to
         # the end of the interval (all answered by the next one sent; those that found
@@ -99,13 +115,13 @@ class Producer:
         if not payload:
             return  # padding-only probe: nothing for subscribers
         seq = packet.sequence_number
-        entry = CachedPacket(seq, packet.timestamp, packet.marker, payload, codec)
+        now = time.monotonic()
+        entry = CachedPacket(seq, packet.timestamp, packet.marker, payload, codec, now)
         self._cache[seq % CACHE_SIZE] = entry
         self.packets_received += 1
         self.bytes_received += len(payload)
         if self.paused:
             return
-        now = time.monotonic()
         for consumer in self.consumers:
             pending = consumer.forward(entry, now)
             if pending is not None:
@@ -142,7 +158,8 @@ class Producer:
         return entry
 
     async def request_keyframe(self) -> None:
-        """Ask the publisher for a keyframe: at once, or at the end of KEYFRAME_INTERVAL.
+        """Ask the publisher for a keyframe: at once, or when `keyframe_interval` has passed
+        since the last request (the floor).
 
         A request inside the interval is postponed, never dropped: consumers that
         become ready a few ms apart all need the keyframe, and one deferred PLI
@@ -150,7 +167,7 @@ class Producer:
         """
         if self.kind != "video" or self.closed:
             return
-        wait = self._last_keyframe_request + KEYFRAME_INTERVAL - time.monotonic()
+        wait = self._last_keyframe_request + self.keyframe_interval - time.monotonic()
         if wait > 0:
             self.keyframe_requests_deferred += 1
             if self._deferred_keyframe is None:

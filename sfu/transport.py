@@ -21,7 +21,9 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpTransceiver, RTCSe
 from sfu.aiortc_hooks import ForwardingReceiver, ForwardingSender
 from sfu.consumer import Consumer
 from sfu.ice import announce_address
-from sfu.producer import Producer
+from sfu.pacer import Pacer, PacerSettings
+from sfu.producer import KEYFRAME_INTERVAL, Producer
+from sfu.retransmit import RetransmitBudget, RetransmitSettings
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +45,12 @@ class TransportOptions:
     # CPU with no real await inside; when a whole class moves (breakout rooms)
     # a few at a time lets forwarding run in between instead of stalling.
     offer_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
+    # A publisher is asked for a keyframe at most once per this many seconds.
+    keyframe_interval: float = KEYFRAME_INTERVAL
+    # Sending to each subscriber: pacing (sfu/pacer.py), retransmission limits
+    # (sfu/retransmit.py).
+    pacing: PacerSettings = field(default_factory=PacerSettings)
+    retransmission: RetransmitSettings = field(default_factory=RetransmitSettings)
 
 
 def _check_sdp(sdp: str) -> None:
@@ -112,7 +120,11 @@ class PublisherTransport(WebRtcTransport):
         created = []
         for mid, transceiver, receiver in new:
             producer = Producer(
-                _new_id("pr"), transceiver.kind, receiver, dict(app_data_by_mid.get(mid, {}))
+                _new_id("pr"),
+                transceiver.kind,
+                receiver,
+                dict(app_data_by_mid.get(mid, {})),
+                keyframe_interval=self.options.keyframe_interval,
             )
             self.producers[mid] = producer
             created.append(producer)
@@ -149,6 +161,9 @@ class SubscriberTransport(WebRtcTransport):
         self._tasks: set[asyncio.Task[None]] = set()
         # (consumer, producer) pairs the outstanding offer described.
         self._offered: list[tuple[Consumer, Producer | None]] = []
+        # Shared by this subscriber's consumers: one link, one queue, one budget.
+        self.pacer = Pacer(options.pacing)
+        self.retransmit_budget = RetransmitBudget(options.retransmission)
 
     @property
     def consumers(self) -> list[Consumer]:
@@ -172,7 +187,10 @@ class SubscriberTransport(WebRtcTransport):
         if slot is None:
             transceiver = self.pc.addTransceiver(producer.kind, direction="sendonly")
             sender = ForwardingSender.adopt(transceiver.sender)
-            slot = _Slot(transceiver, Consumer(_new_id("co"), producer.kind, sender))
+            consumer = Consumer(
+                _new_id("co"), producer.kind, sender, self.pacer, self.retransmit_budget
+            )
+            slot = _Slot(transceiver, consumer)
             self._slots.append(slot)
         # Media starts once the subscriber has answered an offer naming its source.
         slot.consumer.attach(producer, ready=False)
@@ -246,6 +264,7 @@ class SubscriberTransport(WebRtcTransport):
     async def close(self) -> None:
         for slot in self._slots:
             slot.consumer.close()
+        self.pacer.close()
         for task in list(self._tasks):
             task.cancel()
         await super().close()

@@ -76,19 +76,23 @@ class LiveServer:
 
 
 @asynccontextmanager
-async def running_server(**overrides: Any) -> AsyncIterator[LiveServer]:
-    """The app on a free loopback port; its data directory (recordings) is a fresh temporary
-    one, removed afterwards, unless `data_dir` is given."""
+async def running_server(
+    host: str = "127.0.0.1", **overrides: Any
+) -> AsyncIterator[LiveServer]:
+    """The app on a free port of `host` (loopback, or the server side of a test link of
+    bench/links.py); its data directory (recordings) is a fresh temporary one, removed
+    afterwards, unless `data_dir` is given. Media is gathered on loopback and on `host`."""
     port = free_port()
     temporary = None
     if "data_dir" not in overrides:
         temporary = tempfile.TemporaryDirectory(prefix="urok-data-")
         overrides["data_dir"] = Path(temporary.name)
+    addresses = ("127.0.0.1",) if host == "127.0.0.1" else ("127.0.0.1", host)
+    overrides.setdefault("ice", IceSettings(addresses=addresses))
     settings = replace(
         Settings(),
         port=port,
-        public_url=f"http://127.0.0.1:{port}",
-        ice=IceSettings(addresses=("127.0.0.1",)),
+        public_url=f"http://{host}:{port}",
         **overrides,
     )
     try:
@@ -96,11 +100,11 @@ async def running_server(**overrides: Any) -> AsyncIterator[LiveServer]:
         runner = web.AppRunner(app)
         await runner.setup()
         # As `urok serve` makes it: behind the connection cap and header timeout.
-        site = GuardedSite(runner, "127.0.0.1", port, ConnectionGuard(settings.limits))
+        site = GuardedSite(runner, host, port, ConnectionGuard(settings.limits))
         await site.start()
         try:
             async with aiohttp.ClientSession() as http:
-                yield LiveServer(f"http://127.0.0.1:{port}", app, settings, http)
+                yield LiveServer(f"http://{host}:{port}", app, settings, http)
         finally:
             await runner.cleanup()
     finally:

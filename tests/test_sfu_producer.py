@@ -6,6 +6,8 @@ Real receivers, senders, producers and consumers; only the wire is a recorder.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 
 from aiortc.rtp import RtcpSenderInfo, RtcpSrPacket
 
@@ -177,6 +179,48 @@ async def test_a_request_inside_the_interval_is_postponed_not_lost() -> None:
     producer.close()  # a deferred request dies with the producer
     await asyncio.sleep(KEYFRAME_INTERVAL + 0.1)
     assert len(pub_wire.plis()) == 3
+    await receiver.stop()
+
+
+class TimedWire(WireRecorder):
+    """Also notes when each PLI left."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pli_times: list[float] = []
+
+    async def _send_rtp(self, data: bytes) -> None:
+        await super()._send_rtp(data)
+        if len(self.plis()) > len(self.pli_times):
+            self.pli_times.append(time.monotonic())
+
+
+async def test_the_keyframe_floor_holds_however_many_subscribers_ask() -> None:
+    # Issue 16: congested pupils' PLIs made every publisher send a keyframe every
+    # ~0.5 s. Three subscribers asking every 0.1 s for 2 s get the publisher asked
+    # at most once per floor interval, and the last request is still answered.
+    floor = 0.4
+    pub_wire = TimedWire()
+    producer, receiver = await make_producer(pub_wire, keyframe_interval=floor)
+    await publish(receiver, rtp(1, 0))
+    consumers = [await make_consumer(WireRecorder()) for _ in range(3)]
+    for consumer in consumers:
+        consumer.attach(producer)
+    start = time.monotonic()
+    while time.monotonic() - start < 2.0:
+        for consumer in consumers:
+            consumer._last_subscriber_request = -1.0  # (each PLI of its own passes)
+            await consumer.on_keyframe_request()
+        last_ask = time.monotonic()
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(floor + 0.2)
+    times = pub_wire.pli_times
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= floor - 0.01
+    assert len(times) <= 2.0 / floor + 2
+    assert times[-1] >= last_ask - 0.01  # the last request was answered, not dropped
+    assert producer.keyframe_requests_sent == len(times)
+    assert sum(c.link.plis_received for c in consumers) >= 3 * 15
     await receiver.stop()
 
 

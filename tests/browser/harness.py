@@ -164,9 +164,10 @@ class Server:
 
 
 @asynccontextmanager
-async def running_server(**overrides: Any) -> AsyncIterator[Server]:
-    """The real app on 127.0.0.1:<free port> (tests/live.py), media on loopback only."""
-    async with live.running_server(**overrides) as server:
+async def running_server(host: str = "127.0.0.1", **overrides: Any) -> AsyncIterator[Server]:
+    """The real app on <host>:<free port> (tests/live.py): loopback, or the server side
+    of a test host's link (bench/links.py) for browsers on that host."""
+    async with live.running_server(host, **overrides) as server:
         yield Server(server.base_url, server.app, server.settings, server.http)
 
 
@@ -193,18 +194,26 @@ async def chromium(
     viewport: tuple[int, int] = (1280, 800),
     extra_args: tuple[str, ...] = (),
     fake_devices: bool = True,
+    executable: str | Path = CHROMIUM,
+    origin: str | None = None,
 ) -> AsyncIterator[BrowserContext]:
     """One Chromium process with a fresh profile directory.
 
     fake_devices=False leaves out the fake camera/microphone (the permission
     prompt is still auto-accepted): a machine with no devices at all.
+    executable: e.g. `host.executable(CHROMIUM)` to run it on a test host
+    behind an emulated link (bench/links.py).
+    origin: a server not on loopback (a test link's address) that the page must
+    treat as secure, or getUserMedia is not there.
     """
     args = [a for a in CHROMIUM_ARGS if fake_devices or a != "--use-fake-device-for-media-stream"]
+    if origin is not None:
+        args.append(f"--unsafely-treat-insecure-origin-as-secure={origin}")
     profile = tempfile.mkdtemp(prefix="urok-chromium-")
     try:
         context = await pw.chromium.launch_persistent_context(
             profile,
-            executable_path=CHROMIUM,
+            executable_path=str(executable),
             args=[*args, *extra_args],
             headless=True,
             viewport={"width": viewport[0], "height": viewport[1]},
