@@ -1,7 +1,8 @@
 """First frame at join: how long each subscriber waits for each publisher's first picture.
 
     python -m bench.first_frame [--participants 9] [--width 160] [--height 120]
-                                [--fps 15] [--timeout 15] [--json FILE] [--quiet]
+                                [--fps 15] [--keyframe-interval S] [--timeout 15]
+                                [--json FILE] [--quiet]
 
 The bench starts the server itself (bench/server.py, as bench/load.py does),
 creates a lesson and joins `--participants` bots one after another, each
@@ -60,6 +61,7 @@ class Options:
     width: int = 160
     height: int = 120
     fps: int = 15
+    keyframe_interval: float | None = None  # the server's media.keyframe_interval_s
     timeout: float = 15.0
     json_path: str | None = None
     server_log: str | None = None
@@ -269,6 +271,8 @@ async def run_call(base_url: str, options: Options) -> Report:
         f"VP8 {options.width}x{options.height}@{options.fps} (aiortc's encoder: keyframes "
         "when asked)"
     )
+    if options.keyframe_interval is not None:
+        video += f"; server keyframe floor {options.keyframe_interval} s"
     seconds, loads = time.monotonic() - started, (load, os.getloadavg()[0])
     lag_p99 = _ms(percentile((late for _, late in lag.samples), 99))
     return Report(options.participants, video, pairs, seconds, lag_p99, loads)
@@ -277,7 +281,12 @@ async def run_call(base_url: str, options: Options) -> Report:
 async def run_bench(options: Options) -> Report:
     restrict_host_addresses(["127.0.0.1"])
     with tempfile.TemporaryDirectory(prefix="urok-first-frame-") as tmp:
-        server = ServerProcess("signalling.cli", Path(tmp) / "server.log")
+        env = {}
+        if options.keyframe_interval is not None:
+            config = Path(tmp) / "urok.toml"
+            config.write_text(f"[media]\nkeyframe_interval_s = {options.keyframe_interval}\n")
+            env["UROK_CONFIG"] = str(config)
+        server = ServerProcess("signalling.cli", Path(tmp) / "server.log", env=env)
         try:
             _say(options, f"starting the server on {server.base_url}")
             await server.start()
@@ -307,6 +316,11 @@ def parse_args(argv: list[str]) -> Options:
     parser.add_argument("--width", type=int, default=160)
     parser.add_argument("--height", type=int, default=120)
     parser.add_argument("--fps", type=int, default=15)
+    parser.add_argument(
+        "--keyframe-interval",
+        type=float,
+        help="the server's keyframe floor, seconds (media.keyframe_interval_s; default its own)",
+    )
     parser.add_argument("--timeout", type=float, default=15.0, help="wait for first pictures")
     parser.add_argument("--json", dest="json_path", help="also write the report as JSON here")
     parser.add_argument("--server-log", help="keep the server's log here")
