@@ -94,6 +94,7 @@ class Consumer:
         # Video of a new source waits for its keyframe (sfu/keyframes.py); the
         # monotonic time the keyframe was last asked for, while waiting.
         self._awaiting_keyframe = kind == "video"
+        self._keyframe_starting = True
         self._keyframe_asked = 0.0
         # When the keyframe the stream last restarted from arrived from the publisher.
         self._keyframe_at = 0.0
@@ -106,11 +107,12 @@ class Consumer:
         """What the subscriber reports about this stream and what was done about it."""
         return self._stats.report(self.packets_sent, self.bytes_sent, self.held_for_keyframe)
 
-    def _request_keyframe_soon(self) -> None:
+    def _request_keyframe_soon(self, starting: bool = True) -> None:
+        """Ask for a keyframe (`starting`: this subscriber has no picture of the source)."""
         if self.producer is None:
             return
         self._keyframe_asked = time.monotonic()
-        task = asyncio.ensure_future(self.producer.request_keyframe())
+        task = asyncio.ensure_future(self.producer.request_keyframe(starting))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -154,8 +156,11 @@ class Consumer:
         self.rewriter.switch()
         self._await_keyframe()
 
-    def _await_keyframe(self) -> None:
+    def _await_keyframe(self, starting: bool = True) -> None:
+        """Forward no video until a keyframe; `starting`: the subscriber has no picture
+        of this source at all (a start, a switch, a resume), not a broken one."""
         self._awaiting_keyframe = self.kind == "video"
+        self._keyframe_starting = starting
 
     def _held_back(self, entry: CachedPacket) -> bool:
         """While waiting for a keyframe: hold this packet back unless it starts one
@@ -165,7 +170,7 @@ class Consumer:
             return False
         self.held_for_keyframe += 1
         if time.monotonic() - self._keyframe_asked > KEYFRAME_RETRY:
-            self._request_keyframe_soon()
+            self._request_keyframe_soon(self._keyframe_starting)
         return True
 
     def forward(self, entry: CachedPacket, now: float) -> Coroutine[Any, Any, None] | None:
@@ -231,8 +236,9 @@ class Consumer:
     def paced_video_dropped(self, count: int) -> None:
         """The pacer dropped `count` of our packets: the picture is broken until a keyframe."""
         self._stats.paced_drops += count
-        self._await_keyframe()
-        self._request_keyframe_soon()
+        self._await_keyframe(starting=False)
+        # A congested link's loss: the full floor, not the start-up one.
+        self._request_keyframe_soon(starting=False)
 
     def _map_payload_type(self, codec: RTCRtpCodecParameters) -> int | None:
         out = next((c for c in self.sender.negotiated_codecs if _same_codec(c, codec)), None)
