@@ -197,9 +197,10 @@ class Producer:
         if self._deferred_keyframe is not None:  # this one answers it
             self._deferred_keyframe.cancel()
             self._deferred_keyframe = None
+        if self._receiver.media_ssrc is None:
+            return  # before its first packet: nobody to ask (and its first frame is a keyframe)
         self._last_keyframe_request = time.monotonic()
-        if self._receiver.media_ssrc is not None:  # before its first packet: nobody to ask
-            self.keyframe_requests_sent += 1
+        self.keyframe_requests_sent += 1
         await self._receiver.request_keyframe()
 
     def _deferred_request(self) -> None:
