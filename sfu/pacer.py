@@ -30,11 +30,14 @@ pacing rate:
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+logger = logging.getLogger(__name__)
 
 AUDIO, RETRANSMISSION, VIDEO = 0, 1, 2
 # What was sent is measured over windows of at least this long.
@@ -103,7 +106,6 @@ class Pacer:
         # Measured over the last window: what this subscriber was sent.
         self.media_bps = 0.0  # audio and video, retransmissions not included
         self.retransmission_bps = 0.0
-        self.sent_at_once = 0  # packets that went without waiting
         self.queued = 0  # packets that waited in the queue
         self.dropped_video = 0
         self.dropped_retransmissions = 0
@@ -135,9 +137,11 @@ class Pacer:
         the caller enqueues it. The per-packet fast path: no queue, no timer."""
         if now - self._window_start >= RATE_WINDOW:
             self._roll(now)
-        if priority != AUDIO and self._paced:
-            if self._retransmissions or (priority == VIDEO and self._video):
-                return False  # behind what already waits (a stream keeps its order)
+        if priority == AUDIO or not self._paced:
+            self._budget -= size  # audio is never held back, but video yields to it
+        elif self._retransmissions or (priority == VIDEO and self._video):
+            return False  # behind what already waits (a stream keeps its order)
+        else:
             budget = self._budget + (now - self._budget_at) * self._rate
             if budget > self._cap:
                 budget = self._cap
@@ -146,10 +150,7 @@ class Pacer:
                 self._budget = budget
                 return False
             self._budget = budget - size
-        else:
-            self._budget -= size  # audio is never held back, but video yields to it
         self._window_bytes[priority] += size
-        self.sent_at_once += 1
         return True
 
     def enqueue(self, data: bytes, sink: PacedSink, priority: int, now: float) -> None:
@@ -204,7 +205,11 @@ class Pacer:
         return self.queued_bytes / max(time_left, self.settings.interval)
 
     def _transmit(self, item: _Queued) -> None:
-        pending = item.sink.transmit(item.data, item.priority)
+        try:
+            pending = item.sink.transmit(item.data, item.priority)
+        except Exception:  # one broken stream must not stop the subscriber's others
+            logger.exception("paced send failed")
+            return
         if pending is not None:  # not on the fast path: aiortc's own, in order
             task = asyncio.ensure_future(pending)
             self._tasks.add(task)
