@@ -107,6 +107,11 @@ class Consumer:
         """What the subscriber reports about this stream and what was done about it."""
         return self._stats.report(self.packets_sent, self.bytes_sent, self.held_for_keyframe)
 
+    @property
+    def rtx_payload_types(self) -> dict[int, int]:
+        """The subscriber's media payload type -> its RTX payload type (empty: no RTX)."""
+        return dict(self._rtx_pt)
+
     def _request_keyframe_soon(self, starting: bool = True) -> None:
         """Ask for a keyframe (`starting`: this subscriber has no picture of the source)."""
         if self.producer is None:
