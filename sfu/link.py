@@ -33,6 +33,7 @@ class LinkReport:
     rtt: float | None  # seconds, smoothed; None until a report echoes one of ours
     fraction_lost: float  # 0..1, in the subscriber's last report interval
     packets_lost: int  # cumulative, as the subscriber reports it
+    highest_sequence: int  # extended highest sequence number received, as reported
     jitter: float  # seconds, the subscriber's interarrival jitter estimate
     reports_received: int  # report blocks about this stream
     last_report_at: float | None  # monotonic time of the last one
@@ -54,6 +55,7 @@ class LinkStats:
     rtt: float | None = None
     fraction_lost: float = 0.0
     packets_lost: int = 0
+    highest_sequence: int = 0
     jitter: float = 0.0
     reports_received: int = 0
     last_report_at: float | None = None
@@ -78,6 +80,7 @@ class LinkStats:
         self.last_report_at = now
         self.fraction_lost = report.fraction_lost / 256
         self.packets_lost = report.packets_lost
+        self.highest_sequence = report.highest_sequence
         self.jitter = report.jitter / self.clock_rate
         sent = self._sent_reports.get(report.lsr) if report.lsr else None
         if sent is None:
@@ -98,6 +101,7 @@ class LinkStats:
             rtt=self.rtt,
             fraction_lost=self.fraction_lost,
             packets_lost=self.packets_lost,
+            highest_sequence=self.highest_sequence,
             jitter=self.jitter,
             reports_received=self.reports_received,
             last_report_at=self.last_report_at,

@@ -97,6 +97,11 @@ class StreamRewriter:
         return (in_ts + self.ts_offset) % TS_MOD
 
     @property
+    def last_out_seq(self) -> int:
+        """The highest sequence number sent so far (before the first packet: one before it)."""
+        return self._last_out_seq
+
+    @property
     def last_out_ts(self) -> int:
         return self._last_out_ts
 
