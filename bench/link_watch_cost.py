@@ -13,14 +13,15 @@ import asyncio
 import time
 from typing import Any
 
-from aiortc import RTCRtpSender
+from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
 
 from rooms.calls.downlink import DownlinkSampler
 from rooms.hold_back import HoldPlanner
 from rooms.link_quality import LinkJudge
-from sfu.aiortc_hooks import ForwardingSender
+from sfu.aiortc_hooks import ForwardingReceiver, ForwardingSender
 from sfu.consumer import Consumer
+from sfu.producer import Producer
 
 _CODECS = {
     "audio": RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, payloadType=111),
@@ -45,23 +46,41 @@ class _Subscriber:
         self.consumers = consumers
 
 
-async def _subscriber(streams: int) -> _Subscriber:
-    consumers = []
+def _kind(index: int) -> str:
+    return "video" if index % 2 else "audio"
+
+
+def _producers(streams: int) -> list[Producer]:
+    """One producer per stream, shared by every subscriber (they never receive a packet)."""
+    producers = []
     for index in range(streams):
-        kind = "video" if index % 2 else "audio"
+        receiver = RTCRtpReceiver(_kind(index), _NoWire())  # type: ignore[arg-type]
+        producers.append(
+            Producer(f"pr_{index}", _kind(index), ForwardingReceiver.adopt(receiver), {})
+        )
+    return producers
+
+
+async def _subscriber(producers: list[Producer]) -> _Subscriber:
+    consumers = []
+    for index, producer in enumerate(producers):
+        kind = _kind(index)
         sender = ForwardingSender.adopt(RTCRtpSender(kind, _NoWire()))  # type: ignore[arg-type]
         await sender.send(RTCRtpSendParameters(codecs=[_CODECS[kind]]))
-        consumers.append(Consumer(f"co_{index}", kind, sender))
+        consumer = Consumer(f"co_{index}", kind, sender)
+        consumer.attach(producer, ready=False)
+        consumers.append(consumer)
     return _Subscriber(consumers)
 
 
 async def measure(subscribers: int, streams: int, rounds: int) -> float:
     """CPU seconds per round of judging everyone."""
+    producers = _producers(streams)
     people = [
-        (await _subscriber(streams), DownlinkSampler(), LinkJudge(), HoldPlanner())
+        (await _subscriber(producers), DownlinkSampler(), LinkJudge(), HoldPlanner())
         for _ in range(subscribers)
     ]
-    videos = [f"pr_{i}" for i in range(streams // 2)]
+    videos = [p.id for p in producers if p.kind == "video"]
     for subscriber, sampler, _, _ in people:
         sampler.sample(subscriber, 0.0)  # type: ignore[arg-type]
     started = time.process_time()

@@ -23,7 +23,7 @@ from aiortc.rtp import RtcpReceiverInfo, RtcpSenderInfo, RtcpSrPacket
 
 from sfu.aiortc_hooks import FastRtpPath, ForwardingSender
 from sfu.keyframes import starts_keyframe
-from sfu.link import LinkReport, LinkStats
+from sfu.link import LinkCounters, LinkReport, LinkStats
 from sfu.pacer import AUDIO, RETRANSMISSION, VIDEO, Pacer
 from sfu.producer import CachedPacket, Producer
 from sfu.retransmit import (
@@ -108,6 +108,11 @@ class Consumer:
     def link(self) -> LinkReport:
         """What the subscriber reports about this stream and what was done about it."""
         return self._stats.report(self.packets_sent, self.bytes_sent, self.held_for_keyframe)
+
+    @property
+    def link_counters(self) -> LinkCounters:
+        """The cumulative counts of `link` that a reader every second needs, cheaply."""
+        return self._stats.counters(self.packets_sent, NOT_CACHED)
 
     def _request_keyframe_soon(self, starting: bool = True) -> None:
         """Ask for a keyframe (`starting`: this subscriber has no picture of the source)."""

@@ -8,8 +8,9 @@ publisher's clock mapped to now (sfu.consumer), which does not matter: they
 only identify our own reports.
 
 `LinkStats` is the consumer's mutable record; `LinkReport` the read-only
-snapshot others read (`Consumer.link`), e.g. to decide that a subscriber's
-link is weak.
+snapshot others read (`Consumer.link`); `LinkCounters` the few cumulative
+counts that rooms/ reads of every stream each second to decide that a
+subscriber's link is weak (`Consumer.link_counters`, a tuple: cheap).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import NamedTuple
 
 from aiortc.rtp import RtcpReceiverInfo
 
@@ -47,6 +49,18 @@ class LinkReport:
     retransmissions_refused: Mapping[str, int]  # by reason (sfu.retransmit)
     paced_drops: int  # video packets the pacer dropped (queue too long)
     held_for_keyframe: int  # video packets not sent while waiting for a keyframe
+
+
+class LinkCounters(NamedTuple):
+    """Cumulative counts of one outgoing stream, for readers that take differences."""
+
+    packets_sent: int  # media packets, retransmissions not included
+    reports_received: int
+    highest_sequence: int  # extended, as last reported
+    packets_lost: int  # cumulative, as last reported
+    nacked_packets: int
+    nacked_not_cached: int  # of those, packets the server never had (the publisher lost them)
+    plis_received: int
 
 
 @dataclass
@@ -95,6 +109,17 @@ class LinkStats:
 
     def refuse(self, reason: str) -> None:
         self.refused[reason] = self.refused.get(reason, 0) + 1
+
+    def counters(self, packets_sent: int, not_cached: str) -> LinkCounters:
+        return LinkCounters(
+            packets_sent,
+            self.reports_received,
+            self.highest_sequence,
+            self.packets_lost,
+            self.nacked_packets,
+            self.refused.get(not_cached, 0),
+            self.plis_received,
+        )
 
     def report(self, packets_sent: int, bytes_sent: int, held_for_keyframe: int) -> LinkReport:
         return LinkReport(

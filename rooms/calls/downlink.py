@@ -1,7 +1,7 @@
 """One person's downlink in numbers: a `DownlinkSample` a second from the SFU's counters.
 
 For each outgoing stream (consumer) of their subscriber connection the SFU
-keeps what it sent and what the subscriber's RTCP said (`Consumer.link`,
+keeps what it sent and what the subscriber's RTCP said (`Consumer.link_counters`,
 sfu/link.py). `DownlinkSampler` takes differences:
 
 - loss, from the receiver reports: what the reports cover (extended highest
@@ -26,7 +26,6 @@ from typing import NamedTuple
 
 from rooms.link_quality import DownlinkSample
 from sfu.consumer import Consumer
-from sfu.retransmit import NOT_CACHED
 from sfu.transport import SubscriberTransport
 
 _EXTENDED_SEQ = 1 << 32  # receiver reports' extended highest sequence numbers
@@ -47,11 +46,10 @@ class _Counters(NamedTuple):
 
     @classmethod
     def of(cls, consumer: Consumer) -> _Counters:
-        link = consumer.link
-        never_had = link.retransmissions_refused.get(NOT_CACHED, 0)
+        link = consumer.link_counters
         return cls(
             link.packets_sent,
-            link.nacked_packets - never_had,
+            link.nacked_packets - link.nacked_not_cached,
             link.plis_received,
             consumer.rewriter.last_out_seq,
             link.reports_received,
