@@ -77,6 +77,16 @@ async def grows(page: Page, probe: Any, seconds: float) -> dict[str, int]:
     return {who: after.get(who, 0) - count for who, count in before.items()}
 
 
+async def all_decoding(page: Page, senders: set[str], within: float) -> None:
+    """Wait until every sender's camera decodes at the page (frames in 2 s)."""
+    started = time.monotonic()
+    while True:
+        decoding = await grows(page, frames_decoded, 2)
+        if all(decoding.get(sender, 0) > 5 for sender in senders):
+            return
+        assert time.monotonic() - started < within, decoding
+
+
 async def rate_to_host(host: Any, seconds: float) -> float:
     """Bytes a second the server sent the host, over `seconds`."""
     before = host.counters().bytes_to_host
@@ -138,13 +148,14 @@ async def scenario(pupil_host: Any, teacher: Page, pupil: Page, bot_ids: list[st
     await pupil.wait_for_function(
         "() => Object.keys(window.urok.tracks).length >= 6", timeout=20000
     )
-    full_rate = await rate_to_host(pupil_host, 3)
     # On a good link no sign (on a machine this loaded, loss at the start may show one
-    # for a few seconds: it must go).
+    # for a few seconds: it must go), and every video decodes.
     notice = pupil.locator("#link-notice")
-    await notice.wait_for(state="hidden", timeout=30000)
+    await notice.wait_for(state="hidden", timeout=60000)
     badge = teacher.locator(f".tile[data-participant-id='{pupil_id}'] .tile-weak")
     await badge.wait_for(state="hidden", timeout=10000)
+    await all_decoding(pupil, senders, within=30)
+    full_rate = await rate_to_host(pupil_host, 3)
 
     # The link turns bad: the pupil's own view and the teacher's tile of the pupil say so.
     pupil_host.shape(LinkSpec(loss_percent=20))
@@ -201,12 +212,7 @@ async def scenario(pupil_host: Any, teacher: Page, pupil: Page, bot_ids: list[st
     await pupil.locator("#link-audio-only").click()
     await notice.wait_for(state="hidden", timeout=10000)
     assert (await pupil.evaluate(OWN))["paused"] == []
-    started = time.monotonic()
-    while True:
-        decoding = await grows(pupil, frames_decoded, 2)
-        if all(decoding.get(sender, 0) > 5 for sender in senders):
-            break
-        assert time.monotonic() - started < 20, decoding
+    await all_decoding(pupil, senders, within=20)
     for sender in senders:
         tile = pupil.locator(f".tile[data-participant-id='{sender}']")
         assert await tile.get_attribute("data-paused") == ""
