@@ -23,7 +23,7 @@ from aiortc.rtp import RtcpReceiverInfo, RtcpSenderInfo, RtcpSrPacket
 
 from sfu.aiortc_hooks import FastRtpPath, ForwardingSender
 from sfu.keyframes import starts_keyframe
-from sfu.link import LinkReport, LinkStats
+from sfu.link import LinkCounters, LinkReport, LinkStats
 from sfu.pacer import AUDIO, RETRANSMISSION, VIDEO, Pacer
 from sfu.producer import CachedPacket, Producer
 from sfu.retransmit import (
@@ -84,6 +84,8 @@ class Consumer:
         self._limiter = RetransmitLimiter(budget or RetransmitBudget())
         self._stats = LinkStats(_DEFAULT_CLOCK.get(kind, 90000))
         self.ready = True
+        # Held back for this subscriber only (rooms/ decides: a weak link, audio only).
+        self.paused = False
         # Producer codec payload type -> the subscriber's (None: no matching codec).
         self._pt_map: dict[int | None, int | None] = {}
         # The subscriber's media payload type -> its RTX payload type, if negotiated.
@@ -111,6 +113,11 @@ class Consumer:
     def rtx_payload_types(self) -> dict[int, int]:
         """The subscriber's media payload type -> its RTX payload type (empty: no RTX)."""
         return dict(self._rtx_pt)
+
+    @property
+    def link_counters(self) -> LinkCounters:
+        """The cumulative counts of `link` that a reader every second needs, cheaply."""
+        return self._stats.counters(self.packets_sent, NOT_CACHED)
 
     def _request_keyframe_soon(self, starting: bool = True) -> None:
         """Ask for a keyframe (`starting`: this subscriber has no picture of the source)."""
@@ -161,6 +168,19 @@ class Consumer:
         self.rewriter.switch()
         self._await_keyframe()
 
+    def pause(self) -> None:
+        """Forward nothing more of the producer to this subscriber (others go on getting it)."""
+        self.paused = True
+
+    def resume(self) -> None:
+        """Forward again, from the producer's next keyframe (asked for at once)."""
+        if not self.paused:
+            return
+        self.paused = False
+        self.source_resumed()
+        if self.ready and self.sender.started:
+            self._request_keyframe_soon()
+
     def _await_keyframe(self, starting: bool = True) -> None:
         """Forward no video until a keyframe; `starting`: the subscriber has no picture
         of this source at all (a start, a switch, a resume), not a broken one."""
@@ -184,7 +204,7 @@ class Consumer:
         The common case sends synchronously (FastRtpPath), so fanning a packet
         out to many subscribers costs no coroutine per subscriber.
         """
-        if not (self.ready and self.sender.started):
+        if self.paused or not (self.ready and self.sender.started):
             return None
         restarts = self._awaiting_keyframe
         if restarts and self._held_back(entry):
@@ -329,8 +349,12 @@ class Consumer:
     async def on_keyframe_request(self) -> None:
         """The subscriber asks for a keyframe (PLI/FIR): passed on at most once per
         SUBSCRIBER_KEYFRAME_INTERVAL, so one client cannot set a publisher's
-        keyframe rate (and bitrate) for everyone."""
+        keyframe rate (and bitrate) for everyone. A paused stream's decoder stalls
+        and asks too: that is not passed on."""
         self._stats.plis_received += 1
+        if self.paused:
+            self.keyframe_requests_dropped += 1
+            return
         now = time.monotonic()
         if now - self._last_subscriber_request < SUBSCRIBER_KEYFRAME_INTERVAL:
             self.keyframe_requests_dropped += 1

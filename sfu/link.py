@@ -8,8 +8,9 @@ publisher's clock mapped to now (sfu.consumer), which does not matter: they
 only identify our own reports.
 
 `LinkStats` is the consumer's mutable record; `LinkReport` the read-only
-snapshot others read (`Consumer.link`), e.g. to decide that a subscriber's
-link is weak.
+snapshot others read (`Consumer.link`); `LinkCounters` the few cumulative
+counts that rooms/ reads of every stream each second to decide that a
+subscriber's link is weak (`Consumer.link_counters`, a tuple: cheap).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import NamedTuple
 
 from aiortc.rtp import RtcpReceiverInfo
 
@@ -33,6 +35,7 @@ class LinkReport:
     rtt: float | None  # seconds, smoothed; None until a report echoes one of ours
     fraction_lost: float  # 0..1, in the subscriber's last report interval
     packets_lost: int  # cumulative, as the subscriber reports it
+    highest_sequence: int  # extended highest sequence number received, as reported
     jitter: float  # seconds, the subscriber's interarrival jitter estimate
     reports_received: int  # report blocks about this stream
     last_report_at: float | None  # monotonic time of the last one
@@ -48,12 +51,25 @@ class LinkReport:
     held_for_keyframe: int  # video packets not sent while waiting for a keyframe
 
 
+class LinkCounters(NamedTuple):
+    """Cumulative counts of one outgoing stream, for readers that take differences."""
+
+    packets_sent: int  # media packets, retransmissions not included
+    reports_received: int
+    highest_sequence: int  # extended, as last reported
+    packets_lost: int  # cumulative, as last reported
+    nacked_packets: int
+    nacked_not_cached: int  # of those, packets the server never had (the publisher lost them)
+    plis_received: int
+
+
 @dataclass
 class LinkStats:
     clock_rate: int
     rtt: float | None = None
     fraction_lost: float = 0.0
     packets_lost: int = 0
+    highest_sequence: int = 0
     jitter: float = 0.0
     reports_received: int = 0
     last_report_at: float | None = None
@@ -78,6 +94,7 @@ class LinkStats:
         self.last_report_at = now
         self.fraction_lost = report.fraction_lost / 256
         self.packets_lost = report.packets_lost
+        self.highest_sequence = report.highest_sequence
         self.jitter = report.jitter / self.clock_rate
         sent = self._sent_reports.get(report.lsr) if report.lsr else None
         if sent is None:
@@ -93,11 +110,23 @@ class LinkStats:
     def refuse(self, reason: str) -> None:
         self.refused[reason] = self.refused.get(reason, 0) + 1
 
+    def counters(self, packets_sent: int, not_cached: str) -> LinkCounters:
+        return LinkCounters(
+            packets_sent,
+            self.reports_received,
+            self.highest_sequence,
+            self.packets_lost,
+            self.nacked_packets,
+            self.refused.get(not_cached, 0),
+            self.plis_received,
+        )
+
     def report(self, packets_sent: int, bytes_sent: int, held_for_keyframe: int) -> LinkReport:
         return LinkReport(
             rtt=self.rtt,
             fraction_lost=self.fraction_lost,
             packets_lost=self.packets_lost,
+            highest_sequence=self.highest_sequence,
             jitter=self.jitter,
             reports_received=self.reports_received,
             last_report_at=self.last_report_at,

@@ -98,6 +98,7 @@ class StreamRewriter:
 
     @property
     def last_out_seq(self) -> int:
+        """The highest sequence number sent so far (before the first packet: one before it)."""
         return self._last_out_seq
 
     @property

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,6 +164,8 @@ class SubscriberTransport(WebRtcTransport):
         # Shared by this subscriber's consumers: one link, one queue, one budget.
         self.pacer = Pacer(options.pacing)
         self.retransmit_budget = RetransmitBudget(options.retransmission)
+        # Producers forwarded to every other subscriber but held back from this one.
+        self._held: frozenset[str] = frozenset()
 
     @property
     def consumers(self) -> list[Consumer]:
@@ -194,8 +196,29 @@ class SubscriberTransport(WebRtcTransport):
             self._slots.append(slot)
         # Media starts once the subscriber has answered an offer naming its source.
         slot.consumer.attach(producer, ready=False)
+        self._apply_hold(slot.consumer)
         self.request_negotiation()
         return slot.consumer
+
+    def hold(self, producer_ids: Iterable[str]) -> None:
+        """Forward nothing of these producers to this subscriber (by producer id), the
+        rest as usual; a producer no longer named resumes from its next keyframe.
+        Also applies to producers consumed later. No renegotiation: the m-sections
+        stay, only their packets stop."""
+        self._held = frozenset(producer_ids)
+        for slot in self._slots:
+            self._apply_hold(slot.consumer)
+
+    @property
+    def held(self) -> frozenset[str]:
+        return self._held
+
+    def _apply_hold(self, consumer: Consumer) -> None:
+        producer = consumer.producer
+        if producer is not None and producer.id in self._held:
+            consumer.pause()
+        else:
+            consumer.resume()
 
     def stop_consuming(self, producer: Producer) -> None:
         for slot in self._slots:
