@@ -42,10 +42,14 @@ class Bot:
         *,
         decode: bool = True,
         on_packet: PacketObserver | None = None,
+        receive: bool = True,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.decode = decode
+        # receive=False: subscribe offers go unanswered, so nothing is sent to this bot
+        # (a publisher that costs the machine no receiving).
+        self.receive = receive
         self.on_packet = on_packet
         self.session: aiohttp.ClientSession | None = None
         self.ws: aiohttp.ClientWebSocketResponse | None = None
@@ -153,7 +157,7 @@ class Bot:
             self.participants[message["participant"]["id"]] = message["participant"]
         elif kind == "participant_left":
             self.participants.pop(message["participant_id"], None)
-        elif kind == "subscribe_offer":
+        elif kind == "subscribe_offer" and self.receive:
             task = asyncio.create_task(self._answer(message))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

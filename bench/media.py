@@ -12,7 +12,7 @@ import time
 
 import av
 import numpy as np
-from aiortc.mediastreams import AUDIO_PTIME, VIDEO_CLOCK_RATE, VIDEO_PTIME, MediaStreamTrack
+from aiortc.mediastreams import AUDIO_PTIME, VIDEO_CLOCK_RATE, MediaStreamTrack
 
 AUDIO_RATE = 48000
 _AUDIO_SAMPLES = int(AUDIO_RATE * AUDIO_PTIME)
@@ -46,8 +46,10 @@ class PatternVideoTrack(_Paced):
 
     kind = "video"
 
-    def __init__(self, rgb: tuple[int, int, int], width: int = 320, height: int = 240) -> None:
-        super().__init__(VIDEO_PTIME)
+    def __init__(
+        self, rgb: tuple[int, int, int], width: int = 320, height: int = 240, fps: float = 30
+    ) -> None:
+        super().__init__(1 / fps)
         self.rgb = rgb
         self._image = np.empty((height, width, 3), dtype=np.uint8)
         self._image[:, :] = rgb
@@ -58,7 +60,7 @@ class PatternVideoTrack(_Paced):
         bar = (index * 4) % image.shape[1]
         image[:, bar : bar + 8] = 255
         frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-        frame.pts = int(index * VIDEO_PTIME * VIDEO_CLOCK_RATE)
+        frame.pts = int(index * self._period * VIDEO_CLOCK_RATE)
         frame.time_base = fractions.Fraction(1, VIDEO_CLOCK_RATE)
         return frame
 

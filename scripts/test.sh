@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh test
 .venv/bin/ruff check .
-.venv/bin/mypy sfu recording breakout rooms signalling bench
+.venv/bin/mypy sfu recording breakout rooms signalling bench examples
 export PYTHONDONTWRITEBYTECODE=1
 pytest=(.venv/bin/python -m pytest -p no:cacheprovider "$@")
 if [ "$(id -u)" = 0 ]; then

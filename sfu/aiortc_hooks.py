@@ -14,12 +14,9 @@ else's) for subclasses that:
   Consumer) sends packets through it; subscriber RTCP (NACK, PLI/FIR,
   receiver reports) goes to that source; sender reports come from it.
 
-They rely on aiortc private names (name-mangled ``_RTCRtpReceiver__*``
-attributes, ``RTCDtlsTransport._register_rtp_*`` and ``_send_rtp``, ...), all
-listed in PINNED_INTERNALS; nothing outside this module touches an aiortc or
-aioice private name. tests/test_aiortc_hooks.py checks that every one of them
-exists and that the list is complete, so an aiortc upgrade that moves them
-fails loudly instead of silently decoding again.
+The aiortc/aioice private names they rely on are all in PINNED_INTERNALS and
+used nowhere else; tests/test_aiortc_hooks.py checks that each exists and that
+the list is complete, so an aiortc upgrade that moves one fails loudly.
 
 Also here: ICE host candidates only on configured addresses (aioice leaves
 loopback out and otherwise uses every interface), and the jitter buffer hook
@@ -33,7 +30,6 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import replace
 from typing import Any, Protocol
 
 import aioice
@@ -64,6 +60,8 @@ from aiortc.rtp import (
     RTCP_RTPFB_NACK,
     AnyRtcpPacket,
     RtcpPsfbPacket,
+    RtcpReceiverInfo,
+    RtcpRrPacket,
     RtcpRtpfbPacket,
     RtcpSrPacket,
     RtpPacket,
@@ -117,7 +115,7 @@ class ForwardingReceiver(RTCRtpReceiver):
     sink: RtpSink | None
     sr_sink: SrSink | None
     media_ssrc: int | None
-    extra_codecs: list[RTCRtpCodecParameters]  # negotiated beyond aiortc's table (RED)
+    extra_codecs: list[RTCRtpCodecParameters]  # beyond aiortc's table (RED): routed here too
     # aiortc's own (name-mangled) receiver state that forwarding reads and sets,
     # declared for the type checker; check_pinned_internals() checks each is there.
     _RTCRtpReceiver__started: bool
@@ -148,8 +146,7 @@ class ForwardingReceiver(RTCRtpReceiver):
         # aiortc's receive() with the decoder thread left out.
         if self._RTCRtpReceiver__started:
             return
-        # Extra codecs are routed to us (by payload type) and forwarded like the others.
-        parameters = replace(parameters, codecs=[*parameters.codecs, *self.extra_codecs])
+        parameters.codecs = [*parameters.codecs, *self.extra_codecs]  # a fresh object each call
         codecs = self._RTCRtpReceiver__codecs
         for codec in parameters.codecs:
             if codec.payloadType is not None:  # always set on negotiated codecs
@@ -238,6 +235,8 @@ class SenderSource(Protocol):
 
     async def on_keyframe_request(self) -> None: ...
 
+    def on_receiver_reports(self, reports: list[RtcpReceiverInfo]) -> None: ...
+
     def sender_report(self) -> RtcpSrPacket | None: ...
 
 
@@ -267,6 +266,11 @@ class ForwardingSender(RTCRtpSender):
     def ssrc(self) -> int:
         """The SSRC this sender announces in SDP and sends under."""
         return self._ssrc
+
+    @property
+    def rtx_ssrc(self) -> int:
+        """The SSRC of retransmissions (RFC 4588) that aiortc's offer announces with it."""
+        return self._rtx_ssrc
 
     def fast_path(self) -> FastRtpPath | None:
         """A FastRtpPath to this sender's subscriber (None for an unusual transport)."""
@@ -308,6 +312,9 @@ class ForwardingSender(RTCRtpSender):
                 await source.on_keyframe_request()
         elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
             return  # REMB: nothing to adapt, we do not encode
+        elif isinstance(packet, RtcpRrPacket | RtcpSrPacket):
+            if source is not None:  # aiortc's own RTT needs its own sender reports
+                source.on_receiver_reports(packet.reports)
         else:
             await super()._handle_rtcp_packet(packet)
 
@@ -445,6 +452,7 @@ PINNED_INTERNALS: tuple[tuple[type, str], ...] = (
     ),
     (RTCRtpSender, "_RTCRtpSender__started"),
     (RTCRtpSender, "_ssrc"),
+    (RTCRtpSender, "_rtx_ssrc"),
     (RTCRtpSender, "_handle_rtcp_packet"),
 )
 

@@ -2,12 +2,16 @@
 
 It owns the outgoing SSRC (its sender's) and a StreamRewriter, so the
 subscriber sees one continuous stream even when the producer behind it
-changes or pauses.
+changes or pauses. Its packets go through the subscriber transport's Pacer
+(sfu/pacer.py); NACKed packets are resent within the limits of
+sfu/retransmit.py, as RTX (RFC 4588) when the subscriber negotiated it; what
+the subscriber's reports say is in `link` (sfu/link.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import struct
 import time
 from collections.abc import Coroutine
@@ -15,21 +19,30 @@ from typing import Any
 
 from aiortc import clock
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-from aiortc.rtp import RtcpSenderInfo, RtcpSrPacket
+from aiortc.rtp import RtcpReceiverInfo, RtcpSenderInfo, RtcpSrPacket
 
 from sfu.aiortc_hooks import FastRtpPath, ForwardingSender
 from sfu.keyframes import starts_keyframe
+from sfu.link import LinkCounters, LinkReport, LinkStats
+from sfu.pacer import AUDIO, RETRANSMISSION, VIDEO, Pacer
 from sfu.producer import CachedPacket, Producer
 from sfu.red_forwarding import handles, opus_payload_type, outgoing_audio
-from sfu.rtp_rewrite import TS_MOD, StreamRewriter
+from sfu.retransmit import (
+    BEFORE_KEYFRAME,
+    NOT_CACHED,
+    RetransmitBudget,
+    RetransmitLimiter,
+)
+from sfu.rtp_rewrite import HALF_SEQ, SEQ_MOD, TS_MOD, StreamRewriter
 
 _NTP_SECOND = 1 << 32
-# Version 2, no padding, no extension, no CSRC; marker + payload type; seq; ts; SSRC.
 # A subscriber's own keyframe requests reach the publisher at most this often.
 SUBSCRIBER_KEYFRAME_INTERVAL = 1.0
 # Waiting for a keyframe, ask again after this long without one.
 KEYFRAME_RETRY = 0.5
+# Version 2, no padding, no extension, no CSRC; marker + payload type; seq; ts; SSRC.
 _RTP_HEADER = struct.Struct("!BBHII")
+_RTX_OSN = struct.Struct("!H")  # RFC 4588: the original sequence number, then its payload
 _DEFAULT_CLOCK = {"audio": 48000, "video": 90000}
 
 
@@ -48,37 +61,73 @@ def _same_codec(a: RTCRtpCodecParameters, b: RTCRtpCodecParameters) -> bool:
 
 
 class Consumer:
-    def __init__(self, consumer_id: str, kind: str, sender: ForwardingSender) -> None:
+    def __init__(
+        self,
+        consumer_id: str,
+        kind: str,
+        sender: ForwardingSender,
+        pacer: Pacer | None = None,
+        budget: RetransmitBudget | None = None,
+    ) -> None:
+        """`pacer` and `budget` are the subscriber transport's, shared by its consumers
+        (a consumer alone gets its own)."""
         self.id = consumer_id
         self.kind = kind
         self.sender = sender
         self.producer: Producer | None = None
         self.rewriter = StreamRewriter(_DEFAULT_CLOCK.get(kind, 90000))
-        self.packets_sent = 0
+        self.packets_sent = 0  # media packets (retransmissions are in `link`)
         self.bytes_sent = 0
-        self.retransmitted = 0
-        self.fast_sent = 0  # of packets_sent, those that took the FastRtpPath
+        self.fast_sent = 0  # of all packets sent, those that took the FastRtpPath
         self._fast: FastRtpPath | None = None
+        self.pacer = pacer or Pacer()
+        self._priority = AUDIO if kind == "audio" else VIDEO
+        self._limiter = RetransmitLimiter(budget or RetransmitBudget())
+        self._stats = LinkStats(_DEFAULT_CLOCK.get(kind, 90000))
         self.ready = True
+        # Held back for this subscriber only (rooms/ decides: a weak link, audio only).
+        self.paused = False
         # Producer codec payload type -> the subscriber's (None: no matching codec).
         self._pt_map: dict[int | None, int | None] = {}
+        # The subscriber's media payload type -> its RTX payload type, if negotiated.
+        self._rtx_pt: dict[int, int] = {}
+        self._rtx_seq = random.randrange(HALF_SEQ)
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_subscriber_request = -SUBSCRIBER_KEYFRAME_INTERVAL
         # Video of a new source waits for its keyframe (sfu/keyframes.py); the
         # monotonic time the keyframe was last asked for, while waiting.
         self._awaiting_keyframe = kind == "video"
+        self._keyframe_starting = True
         self._keyframe_asked = 0.0
+        # When the keyframe the stream last restarted from arrived from the publisher.
+        self._keyframe_at = 0.0
         self.held_for_keyframe = 0  # packets not forwarded while waiting
         self.keyframe_requests_dropped = 0
         # The payload type of RED (RFC 2198) in the subscriber's last answer, if it took RED.
         self.red_payload_type: int | None = None
         sender.source = self
 
-    def _request_keyframe_soon(self) -> None:
+    @property
+    def link(self) -> LinkReport:
+        """What the subscriber reports about this stream and what was done about it."""
+        return self._stats.report(self.packets_sent, self.bytes_sent, self.held_for_keyframe)
+
+    @property
+    def rtx_payload_types(self) -> dict[int, int]:
+        """The subscriber's media payload type -> its RTX payload type (empty: no RTX)."""
+        return dict(self._rtx_pt)
+
+    @property
+    def link_counters(self) -> LinkCounters:
+        """The cumulative counts of `link` that a reader every second needs, cheaply."""
+        return self._stats.counters(self.packets_sent, NOT_CACHED)
+
+    def _request_keyframe_soon(self, starting: bool = True) -> None:
+        """Ask for a keyframe (`starting`: this subscriber has no picture of the source)."""
         if self.producer is None:
             return
         self._keyframe_asked = time.monotonic()
-        task = asyncio.ensure_future(self.producer.request_keyframe())
+        task = asyncio.ensure_future(self.producer.request_keyframe(starting))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -122,8 +171,24 @@ class Consumer:
         self.rewriter.switch()
         self._await_keyframe()
 
-    def _await_keyframe(self) -> None:
+    def pause(self) -> None:
+        """Forward nothing more of the producer to this subscriber (others go on getting it)."""
+        self.paused = True
+
+    def resume(self) -> None:
+        """Forward again, from the producer's next keyframe (asked for at once)."""
+        if not self.paused:
+            return
+        self.paused = False
+        self.source_resumed()
+        if self.ready and self.sender.started:
+            self._request_keyframe_soon()
+
+    def _await_keyframe(self, starting: bool = True) -> None:
+        """Forward no video until a keyframe; `starting`: the subscriber has no picture
+        of this source at all (a start, a switch, a resume), not a broken one."""
         self._awaiting_keyframe = self.kind == "video"
+        self._keyframe_starting = starting
 
     def _held_back(self, entry: CachedPacket) -> bool:
         """While waiting for a keyframe: hold this packet back unless it starts one
@@ -133,7 +198,7 @@ class Consumer:
             return False
         self.held_for_keyframe += 1
         if time.monotonic() - self._keyframe_asked > KEYFRAME_RETRY:
-            self._request_keyframe_soon()
+            self._request_keyframe_soon(self._keyframe_starting)
         return True
 
     def forward(self, entry: CachedPacket, now: float) -> Coroutine[Any, Any, None] | None:
@@ -142,70 +207,94 @@ class Consumer:
         The common case sends synchronously (FastRtpPath), so fanning a packet
         out to many subscribers costs no coroutine per subscriber.
         """
-        if not (self.ready and self.sender.started):
+        if self.paused or not (self.ready and self.sender.started):
             return None
-        if self._awaiting_keyframe and self._held_back(entry):
+        restarts = self._awaiting_keyframe
+        if restarts and self._held_back(entry):
             return None
         codec = entry.codec
+        out_pt: int | None
         if self.kind == "audio" and handles(codec, self.red_payload_type):
-            return self._forward_audio_red(entry, now)
-        out_pt = self._pt_map.get(codec.payloadType, -1)
-        if out_pt == -1:
-            out_pt = self._map_payload_type(codec)
+            out_pt, entry = self._audio_with_red(entry)
+        else:
+            out_pt = self._pt_map.get(codec.payloadType, -1)
+            if out_pt == -1:
+                out_pt = self._map_payload_type(codec)
         if out_pt is None:
             return None
         mapped = self.rewriter.rewrite(entry.seq, entry.ts, now)
         if mapped is None:
             return None
-        return self._send(entry, out_pt, mapped[0], mapped[1])
-
-    def _forward_audio_red(
-        self, entry: CachedPacket, now: float
-    ) -> Coroutine[Any, Any, None] | None:
-        """Audio with RED on either side (sfu/red_forwarding.py)."""
-        opus_pt = opus_payload_type(self.sender.negotiated_codecs)
-        producer = self.producer
-        if opus_pt is None or producer is None:
-            return None
-        mapped = self.rewriter.rewrite(entry.seq, entry.ts, now)
-        if mapped is None:
-            return None
-        age = self.rewriter.segment_age(entry.ts)
-        out = outgoing_audio(entry, opus_pt, self.red_payload_type, age, producer.cached)
-        if out is None:
-            return None
-        out_pt, payload = out
-        if payload is not entry.payload:
-            entry = CachedPacket(entry.seq, entry.ts, entry.marker, payload, entry.codec)
-        return self._send(entry, out_pt, mapped[0], mapped[1])
-
-    def _send(
-        self, entry: CachedPacket, out_pt: int, out_seq: int, out_ts: int
-    ) -> Coroutine[Any, Any, None] | None:
+        if restarts:
+            self._keyframe_at = entry.received_at
         # Each subscriber gets its own header in front of the shared payload:
         # one concatenation, the only copy of the packet before SRTP.
         data = (
-            _RTP_HEADER.pack(0x80, (entry.marker << 7) | out_pt, out_seq, out_ts, self.ssrc)
+            _RTP_HEADER.pack(0x80, (entry.marker << 7) | out_pt, mapped[0], mapped[1], self.ssrc)
             + entry.payload
         )
+        priority = self._priority
+        if not self.pacer.admit(len(data), priority, now):
+            self.pacer.enqueue(data, self, priority, now)
+            return None
+        fast = self._fast  # transmit(), inlined for the common case
+        if fast is not None and fast.send(data):
+            self.fast_sent += 1
+            self.packets_sent += 1
+            self.bytes_sent += len(data) - 12
+            return None
+        return self.transmit(data, priority)
+
+    def _audio_with_red(self, entry: CachedPacket) -> tuple[int | None, CachedPacket]:
+        """The subscriber's payload type (None: nothing to send) and packet for audio with
+        RED on either side (sfu/red_forwarding.py)."""
+        opus_pt = opus_payload_type(self.sender.negotiated_codecs)
+        producer = self.producer
+        if opus_pt is None or producer is None:
+            return None, entry
+        age = self.rewriter.segment_age(entry.ts)
+        out = outgoing_audio(entry, opus_pt, self.red_payload_type, age, producer.cached)
+        if out is None:
+            return None, entry
+        out_pt, payload = out
+        if payload is not entry.payload:
+            entry = CachedPacket(
+                entry.seq, entry.ts, entry.marker, payload, entry.codec, entry.received_at
+            )
+        return out_pt, entry
+
+    def transmit(self, data: bytes, priority: int) -> Coroutine[Any, Any, None] | None:
+        """Send a packet now (the pacer has let it go); a coroutine when aiortc's own
+        path must take it."""
         if self._fast is None:
             self._fast = self.sender.fast_path()
         if self._fast is not None and self._fast.send(data):
             self.fast_sent += 1
-            self._count(data)
+            self._count(data, priority)
             return None
-        return self._send_slow(data)
+        return self._send_slow(data, priority)
 
-    async def _send_slow(self, data: bytes) -> None:
+    async def _send_slow(self, data: bytes, priority: int) -> None:
         try:
             await self.sender.send_rtp(data)
         except ConnectionError:
             return
-        self._count(data)
+        self._count(data, priority)
 
-    def _count(self, data: bytes) -> None:
-        self.packets_sent += 1
-        self.bytes_sent += len(data) - 12
+    def _count(self, data: bytes, priority: int) -> None:
+        if priority == RETRANSMISSION:
+            self._stats.retransmitted += 1
+            self._stats.retransmitted_bytes += len(data)
+        else:
+            self.packets_sent += 1
+            self.bytes_sent += len(data) - 12
+
+    def paced_video_dropped(self, count: int) -> None:
+        """The pacer dropped `count` of our packets: the picture is broken until a keyframe."""
+        self._stats.paced_drops += count
+        self._await_keyframe(starting=False)
+        # A congested link's loss: the full floor, not the start-up one.
+        self._request_keyframe_soon(starting=False)
 
     def _map_payload_type(self, codec: RTCRtpCodecParameters) -> int | None:
         out = next((c for c in self.sender.negotiated_codecs if _same_codec(c, codec)), None)
@@ -213,36 +302,84 @@ class Consumer:
         self._pt_map[codec.payloadType] = out_pt
         if out is not None:
             self.rewriter.clock_rate = out.clockRate
+            self._stats.clock_rate = out.clockRate
         return out_pt
 
     # --- subscriber side (called by ForwardingSender)
 
     def on_sender_started(self, codecs: list[RTCRtpCodecParameters]) -> None:
         self._pt_map.clear()
+        self._rtx_pt = {
+            apt: c.payloadType
+            for c in codecs
+            if c.mimeType.lower().endswith("/rtx")
+            and isinstance(apt := c.parameters.get("apt"), int)
+            and c.payloadType is not None
+        }
         if self.ready:
             self._request_keyframe_soon()
 
     async def on_nack(self, lost: list[int]) -> None:
-        producer = self.producer
-        if producer is None:
-            return
+        self._stats.nacks_received += 1
+        self._stats.nacked_packets += len(lost)
+        now = time.monotonic()
         for out_seq in lost:
-            in_seq = self.rewriter.source_seq(out_seq)
-            entry = producer.cached(in_seq) if in_seq is not None else None
-            if entry is None:
-                continue
-            out_pt = self._pt_map.get(entry.codec.payloadType)
-            if out_pt is None:
-                continue
-            self.retransmitted += 1
-            pending = self._send(entry, out_pt, out_seq, self.rewriter.out_timestamp(entry.ts))
+            pending = self._retransmit(out_seq, now)
             if pending is not None:
                 await pending
+
+    def _retransmit(self, out_seq: int, now: float) -> Coroutine[Any, Any, None] | None:
+        """Resend packet `out_seq` if the limits allow (sfu/retransmit.py)."""
+        producer, stats = self.producer, self._stats
+        in_seq = self.rewriter.source_seq(out_seq) if producer is not None else None
+        entry = producer.cached(in_seq) if producer is not None and in_seq is not None else None
+        out_pt = self._pt_map.get(entry.codec.payloadType) if entry is not None else None
+        if entry is None or out_pt is None:
+            stats.refuse(NOT_CACHED)
+            return None
+        if self._awaiting_keyframe or entry.received_at < self._keyframe_at:
+            # The stream restarts (or restarted) from a keyframe: what came before
+            # it is of no use to the subscriber's decoder.
+            stats.refuse(BEFORE_KEYFRAME)
+            return None
+        rtx_pt = self._rtx_pt.get(out_pt)
+        size = 12 + len(entry.payload) + (2 if rtx_pt is not None else 0)
+        delivery_bps = self.pacer.media_bps * (1 - stats.fraction_lost)
+        refusal = self._limiter.refusal(
+            out_seq, size, entry.received_at, now, stats.rtt, delivery_bps
+        )
+        if refusal is not None:
+            stats.refuse(refusal)
+            return None
+        data = self._resent_packet(entry, out_seq, out_pt, rtx_pt)
+        if self.pacer.admit(size, RETRANSMISSION, now):
+            return self.transmit(data, RETRANSMISSION)
+        self.pacer.enqueue(data, self, RETRANSMISSION, now)
+        return None
+
+    def _resent_packet(
+        self, entry: CachedPacket, out_seq: int, out_pt: int, rtx_pt: int | None
+    ) -> bytes:
+        out_ts = self.rewriter.out_timestamp(entry.ts)
+        if rtx_pt is None:  # on the media SSRC: the same packet again
+            marker_pt = (entry.marker << 7) | out_pt
+            return _RTP_HEADER.pack(0x80, marker_pt, out_seq, out_ts, self.ssrc) + entry.payload
+        # RTX (RFC 4588): its own SSRC, payload type and numbering, so the subscriber
+        # (and we) can tell a retransmission from the original.
+        self._rtx_seq = (self._rtx_seq + 1) % SEQ_MOD
+        marker_pt = (entry.marker << 7) | rtx_pt
+        header = _RTP_HEADER.pack(0x80, marker_pt, self._rtx_seq, out_ts, self.sender.rtx_ssrc)
+        return header + _RTX_OSN.pack(out_seq) + entry.payload
 
     async def on_keyframe_request(self) -> None:
         """The subscriber asks for a keyframe (PLI/FIR): passed on at most once per
         SUBSCRIBER_KEYFRAME_INTERVAL, so one client cannot set a publisher's
-        keyframe rate (and bitrate) for everyone."""
+        keyframe rate (and bitrate) for everyone. A paused stream's decoder stalls
+        and asks too: that is not passed on."""
+        self._stats.plis_received += 1
+        if self.paused:
+            self.keyframe_requests_dropped += 1
+            return
         now = time.monotonic()
         if now - self._last_subscriber_request < SUBSCRIBER_KEYFRAME_INTERVAL:
             self.keyframe_requests_dropped += 1
@@ -250,6 +387,12 @@ class Consumer:
         self._last_subscriber_request = now
         if self.producer is not None:
             await self.producer.request_keyframe()
+
+    def on_receiver_reports(self, reports: list[RtcpReceiverInfo]) -> None:
+        now = time.monotonic()
+        for report in reports:
+            if report.ssrc == self.ssrc:
+                self._stats.report_received(report, now)
 
     def sender_report(self) -> RtcpSrPacket | None:
         if self.packets_sent == 0 or self.producer is None:
@@ -268,10 +411,12 @@ class Consumer:
             last_time = self.rewriter.last_out_time or now
             ntp_time = clock.current_ntp_time()
             rtp_time = (self.rewriter.last_out_ts + int((now - last_time) * rate)) % TS_MOD
+        ntp_time &= 0xFFFFFFFFFFFFFFFF
+        self._stats.sender_report_sent(ntp_time, now)  # its echo gives the RTT
         return RtcpSrPacket(
             ssrc=self.ssrc,
             sender_info=RtcpSenderInfo(
-                ntp_timestamp=ntp_time & 0xFFFFFFFFFFFFFFFF,
+                ntp_timestamp=ntp_time,
                 rtp_timestamp=rtp_time,
                 packet_count=self.packets_sent & 0xFFFFFFFF,
                 octet_count=self.bytes_sent & 0xFFFFFFFF,

@@ -9,6 +9,9 @@ from aiortc import RTCConfiguration
 
 from sfu.aiortc_hooks import restrict_host_addresses
 from sfu.ice import rtc_configuration
+from sfu.pacer import PacerSettings
+from sfu.producer import KEYFRAME_INTERVAL
+from sfu.retransmit import RetransmitSettings
 from sfu.router import Router
 from sfu.transport import TransportOptions
 
@@ -19,14 +22,22 @@ class MediaEngine:
         listen_addresses: Sequence[str],
         announced_address: str | None = None,
         ice_servers: Sequence[dict[str, Any]] = (),
+        keyframe_interval: float = KEYFRAME_INTERVAL,
+        pacing: PacerSettings | None = None,
+        retransmission: RetransmitSettings | None = None,
     ) -> None:
-        """Media on `listen_addresses` only, using exactly `ice_servers` (STUN/TURN)."""
+        """Media on `listen_addresses` only, using exactly `ice_servers` (STUN/TURN).
+
+        A publisher is asked for a keyframe at most once per `keyframe_interval` s."""
         self.ice_servers = [dict(s) for s in ice_servers]
         restrict_host_addresses(listen_addresses)
         self._options = TransportOptions(
             configuration_factory=self._configuration,
             listen_addresses=tuple(listen_addresses),
             announced_address=announced_address,
+            keyframe_interval=keyframe_interval,
+            pacing=pacing or PacerSettings(),
+            retransmission=retransmission or RetransmitSettings(),
         )
         self.routers: dict[str, Router] = {}
 

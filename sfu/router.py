@@ -24,6 +24,10 @@ class Router:
         self.transports: dict[str, WebRtcTransport] = {}
         self.closed = False
 
+    @property
+    def options(self) -> TransportOptions:
+        return self._options
+
     def create_publisher_transport(self) -> PublisherTransport:
         transport = PublisherTransport(self._options)
         self.transports[transport.id] = transport

@@ -97,12 +97,20 @@ class StreamRewriter:
         return in_seq
 
     def segment_age(self, in_ts: int) -> int:
-        """How far (in clock ticks) `in_ts` is past the current segment's first packet:
-        what came from the source before that (a pause, another producer) is older."""
+        """How far (in clock ticks) `in_ts` is past the current segment's first packet
+        (0 for the packet that will start a new one): what came from the source before
+        that (a pause, another producer) is older."""
+        if self._pending_switch:
+            return 0
         return (in_ts - self._base_in_ts) % TS_MOD
 
     def out_timestamp(self, in_ts: int) -> int:
         return (in_ts + self.ts_offset) % TS_MOD
+
+    @property
+    def last_out_seq(self) -> int:
+        """The highest sequence number sent so far (before the first packet: one before it)."""
+        return self._last_out_seq
 
     @property
     def last_out_ts(self) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,9 @@ from sfu.aiortc_hooks import ForwardingReceiver, ForwardingSender
 from sfu.audio_sdp import publisher_answer, red_accepted, red_codecs_offered, subscriber_offer
 from sfu.consumer import Consumer
 from sfu.ice import announce_address
-from sfu.producer import Producer
+from sfu.pacer import Pacer, PacerSettings
+from sfu.producer import KEYFRAME_INTERVAL, Producer
+from sfu.retransmit import RetransmitBudget, RetransmitSettings
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +46,12 @@ class TransportOptions:
     # CPU with no real await inside; when a whole class moves (breakout rooms)
     # a few at a time lets forwarding run in between instead of stalling.
     offer_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
+    # A publisher is asked for a keyframe at most once per this many seconds.
+    keyframe_interval: float = KEYFRAME_INTERVAL
+    # Sending to each subscriber: pacing (sfu/pacer.py), retransmission limits
+    # (sfu/retransmit.py).
+    pacing: PacerSettings = field(default_factory=PacerSettings)
+    retransmission: RetransmitSettings = field(default_factory=RetransmitSettings)
 
 
 def _check_sdp(sdp: str) -> None:
@@ -117,7 +125,11 @@ class PublisherTransport(WebRtcTransport):
         created = []
         for mid, transceiver, receiver in new:
             producer = Producer(
-                _new_id("pr"), transceiver.kind, receiver, dict(app_data_by_mid.get(mid, {}))
+                _new_id("pr"),
+                transceiver.kind,
+                receiver,
+                dict(app_data_by_mid.get(mid, {})),
+                keyframe_interval=self.options.keyframe_interval,
             )
             self.producers[mid] = producer
             created.append(producer)
@@ -154,6 +166,11 @@ class SubscriberTransport(WebRtcTransport):
         self._tasks: set[asyncio.Task[None]] = set()
         # (consumer, producer) pairs the outstanding offer described.
         self._offered: list[tuple[Consumer, Producer | None]] = []
+        # Shared by this subscriber's consumers: one link, one queue, one budget.
+        self.pacer = Pacer(options.pacing)
+        self.retransmit_budget = RetransmitBudget(options.retransmission)
+        # Producers forwarded to every other subscriber but held back from this one.
+        self._held: frozenset[str] = frozenset()
 
     @property
     def consumers(self) -> list[Consumer]:
@@ -177,12 +194,36 @@ class SubscriberTransport(WebRtcTransport):
         if slot is None:
             transceiver = self.pc.addTransceiver(producer.kind, direction="sendonly")
             sender = ForwardingSender.adopt(transceiver.sender)
-            slot = _Slot(transceiver, Consumer(_new_id("co"), producer.kind, sender))
+            consumer = Consumer(
+                _new_id("co"), producer.kind, sender, self.pacer, self.retransmit_budget
+            )
+            slot = _Slot(transceiver, consumer)
             self._slots.append(slot)
         # Media starts once the subscriber has answered an offer naming its source.
         slot.consumer.attach(producer, ready=False)
+        self._apply_hold(slot.consumer)
         self.request_negotiation()
         return slot.consumer
+
+    def hold(self, producer_ids: Iterable[str]) -> None:
+        """Forward nothing of these producers to this subscriber (by producer id), the
+        rest as usual; a producer no longer named resumes from its next keyframe.
+        Also applies to producers consumed later. No renegotiation: the m-sections
+        stay, only their packets stop."""
+        self._held = frozenset(producer_ids)
+        for slot in self._slots:
+            self._apply_hold(slot.consumer)
+
+    @property
+    def held(self) -> frozenset[str]:
+        return self._held
+
+    def _apply_hold(self, consumer: Consumer) -> None:
+        producer = consumer.producer
+        if producer is not None and producer.id in self._held:
+            consumer.pause()
+        else:
+            consumer.resume()
 
     def stop_consuming(self, producer: Producer) -> None:
         for slot in self._slots:
@@ -256,6 +297,7 @@ class SubscriberTransport(WebRtcTransport):
     async def close(self) -> None:
         for slot in self._slots:
             slot.consumer.close()
+        self.pacer.close()
         for task in list(self._tasks):
             task.cancel()
         await super().close()

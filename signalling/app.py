@@ -184,6 +184,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
         settings.ice.addresses,
         announced_address=settings.ice.announced_address,
         ice_servers=[server.to_json() for server in settings.ice.servers],
+        keyframe_interval=settings.media.keyframe_interval_s,
     )
     recording = settings.recording
     app[RECORDINGS] = RecordingService(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -22,10 +23,12 @@ from signalling.config_sections import (
     IceSettings,
     Integration,
     LimitSettings,
+    MediaSettings,
     RecordingSettings,
     _ice,
     _integrations,
     _limits,
+    _media,
     _recording,
     default_data_dir,
 )
@@ -76,6 +79,7 @@ class Settings:
     data_dir: Path = field(default_factory=default_data_dir)
     recording: RecordingSettings = field(default_factory=RecordingSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
+    media: MediaSettings = field(default_factory=MediaSettings)
 
     @property
     def schedule_limits(self) -> ScheduleLimits:
@@ -124,6 +128,7 @@ KNOWN_KEYS = frozenset(
         "ice",
         "redis_url",
         "limits",
+        "media",
     }
 )
 
@@ -178,15 +183,20 @@ def settings_from_mapping(data: dict[str, Any], base: Settings | None = None) ->
         if not isinstance(data["data_dir"], str) or not data["data_dir"]:
             raise ConfigError("data_dir must be a non-empty string")
         simple["data_dir"] = Path(data["data_dir"])
-    if "recording" in data:
-        simple["recording"] = _recording(data["recording"], settings.recording)
-    if "limits" in data:
-        simple["limits"] = _limits(data["limits"], settings.limits)
-    if "integrations" in data:
-        simple["integrations"] = _integrations(data["integrations"])
-    if "ice" in data:
-        simple["ice"] = _ice(data["ice"], settings.ice)
+    simple.update(_sections(data, settings))
     return replace(settings, **simple)
+
+
+def _sections(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """The tables of a TOML document (and integrations), each read by its own parser."""
+    parsers: dict[str, Callable[[Any], Any]] = {
+        "recording": lambda value: _recording(value, settings.recording),
+        "limits": lambda value: _limits(value, settings.limits),
+        "integrations": _integrations,
+        "ice": lambda value: _ice(value, settings.ice),
+        "media": lambda value: _media(value, settings.media),
+    }
+    return {key: parse(data[key]) for key, parse in parsers.items() if key in data}
 
 
 def load_settings(path: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:

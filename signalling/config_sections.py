@@ -57,6 +57,35 @@ class IceSettings:
     servers: tuple[IceServer, ...] = ()
 
 
+@dataclass(frozen=True)
+class MediaSettings:
+    """The media plane (sfu/): what it may ask of publishers."""
+
+    # A publisher is asked for a keyframe at most once per this many seconds, however
+    # many subscribers lose packets or join (the floor; sfu/producer.py).
+    keyframe_interval_s: float = 1.0
+
+
+KNOWN_MEDIA_KEYS = frozenset({"keyframe_interval_s"})
+
+
+def _media(value: Any, base: MediaSettings) -> MediaSettings:
+    if not isinstance(value, dict):
+        raise ConfigError("media must be a table")
+    unknown = sorted(set(value) - KNOWN_MEDIA_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown media setting(s): {', '.join(unknown)}")
+    changes: dict[str, Any] = {}
+    if "keyframe_interval_s" in value:
+        number = value["keyframe_interval_s"]
+        if isinstance(number, bool) or not isinstance(number, int | float):
+            raise ConfigError("media.keyframe_interval_s must be a number")
+        if not 0.1 <= number <= 60:
+            raise ConfigError("media.keyframe_interval_s must be from 0.1 to 60")
+        changes["keyframe_interval_s"] = float(number)
+    return replace(base, **changes)
+
+
 def default_data_dir() -> Path:
     """$XDG_DATA_HOME/urok (~/.local/share/urok): where a server without a config keeps files."""
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local/share")

@@ -82,6 +82,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         {"audio": {"type": "boolean"}, "video": {"type": "boolean"}, "screen": {"type": "boolean"}},
         ["audio", "video"],
     ),
+    "audio_only": _message("audio_only", {"enabled": {"type": "boolean"}}, ["enabled"]),
     "hand": _message("hand", {"raised": {"type": "boolean"}}, ["raised"]),
     "lower_hand": _message("lower_hand", {"participant_id": _PID}, ["participant_id"]),
     "lower_all_hands": _message("lower_all_hands", {}, []),

@@ -34,6 +34,7 @@ ACTIONS: dict[str, Action] = {
     "set_call_settings": lambda c, p, m: c.set_call_settings(
         p, m.get("waiting_room"), m.get("guests_allowed")
     ),
+    "audio_only": lambda c, p, m: c.set_audio_only(p, m["enabled"]),
     "chat_send": lambda c, p, m: c.chat_send(p, m["text"]),
     "recording_start": lambda c, p, m: c.recording_start(p, m.get("title"), m.get("visibility")),
     "recording_stop": lambda c, p, m: c.recording_stop(p),

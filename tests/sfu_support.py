@@ -26,7 +26,9 @@ from aiortc.rtp import RTCP_PSFB_PLI, RtcpPacket, RtcpPsfbPacket, RtpPacket
 from sfu.aiortc_hooks import ForwardingReceiver, ForwardingSender, restrict_host_addresses
 from sfu.consumer import Consumer
 from sfu.ice import rtc_configuration
+from sfu.pacer import Pacer, PacerSettings
 from sfu.producer import Producer
+from sfu.retransmit import RetransmitBudget
 from sfu.transport import PublisherTransport, SubscriberTransport, TransportOptions
 
 VP8_IN = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
@@ -77,6 +79,7 @@ async def make_producer(
     kind: str = "video",
     codecs: list[RTCRtpCodecParameters] | None = None,
     producer_id: str = "pr_test",
+    keyframe_interval: float | None = None,
 ) -> tuple[Producer, ForwardingReceiver]:
     receiver = ForwardingReceiver.adopt(RTCRtpReceiver(kind, wire))  # type: ignore[arg-type]
     receiver._set_rtcp_ssrc(1111)
@@ -84,6 +87,8 @@ async def make_producer(
         codecs = [VP8_IN, RTX_IN] if kind == "video" else [OPUS]
     await receiver.receive(RTCRtpReceiveParameters(codecs=codecs, muxId="0"))
     producer = Producer(producer_id, kind, receiver, {"source": "camera"})
+    if keyframe_interval is not None:
+        producer.keyframe_interval = keyframe_interval
     return producer, receiver
 
 
@@ -92,9 +97,14 @@ async def make_consumer(
     kind: str = "video",
     codecs: list[RTCRtpCodecParameters] | None = None,
     start: bool = True,
+    pacer: Pacer | None = None,
+    budget: RetransmitBudget | None = None,
 ) -> Consumer:
+    """A consumer sending to `wire`; unpaced unless given a pacer (tests publish
+    bursts in no time; the pacer has tests of its own)."""
     sender = ForwardingSender.adopt(RTCRtpSender(kind, wire))  # type: ignore[arg-type]
-    consumer = Consumer("co_test", kind, sender)
+    pacer = pacer or Pacer(PacerSettings(enabled=False))
+    consumer = Consumer("co_test", kind, sender, pacer, budget)
     if start:
         if codecs is None:
             codecs = [VP8_OUT] if kind == "video" else [OPUS]

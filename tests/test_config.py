@@ -193,6 +193,11 @@ def test_load_settings_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPat
         ("[recording]\nretention_days = -1", "recording.retention_days"),
         ("[recording]\ndirectory = 5", "recording.directory"),
         ("[recording]\ncodec = 'vp9'", "unknown recording setting"),
+        ('media = "fast"', "media must be a table"),
+        ("[media]\nkeyframe_interval_s = 0.01", "media.keyframe_interval_s"),
+        ('[media]\nkeyframe_interval_s = "1"', "media.keyframe_interval_s"),
+        ("[media]\nkeyframe_interval_s = true", "media.keyframe_interval_s"),
+        ("[media]\npli_storm = 1", "unknown media setting"),
     ],
 )
 def test_bad_file_values(tmp_path: Path, text: str, words: str) -> None:
@@ -290,3 +295,14 @@ def test_default_data_dir_follows_xdg(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("XDG_DATA_HOME")
     monkeypatch.setenv("HOME", "/home/teacher")
     assert default_data_dir() == Path("/home/teacher/.local/share/urok")
+
+
+async def test_media_keyframe_floor_reaches_the_media_engine(tmp_path: Path) -> None:
+    from signalling.app import create_app
+    from signalling.keys import MEDIA
+
+    assert load_settings(env={}).media.keyframe_interval_s == 1.0
+    settings = load_settings(write(tmp_path, "[media]\nkeyframe_interval_s = 2.5\n"), env={})
+    assert settings.media.keyframe_interval_s == 2.5
+    router = create_app(settings)[MEDIA].create_router()
+    assert router.options.keyframe_interval == 2.5

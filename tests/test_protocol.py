@@ -45,6 +45,8 @@ VALID: dict[str, dict[str, Any]] = {
     "set_call_settings": {"type": "set_call_settings", "waiting_room": True},
     "chat_send": {"type": "chat_send", "text": "Здравствуйте!"},
     "end_call": {"type": "end_call"},
+    # weak links
+    "audio_only": {"type": "audio_only", "enabled": True},
     # breakout rooms
     "breakout_configure": {"type": "breakout_configure", "count": 3, "names": ["Ромашки"]},
     "breakout_assign": {"type": "breakout_assign", "assignments": {"p_1": "r1", "p_2": None}},
@@ -66,6 +68,9 @@ VALID: dict[str, dict[str, Any]] = {
 }
 
 CLASSROOM_INVALID = [
+    {"type": "audio_only"},
+    {"type": "audio_only", "enabled": "yes"},
+    {"type": "audio_only", "enabled": True, "video": False},
     {"type": "hand"},
     {"type": "hand", "raised": "yes"},
     {"type": "mute", "participant_id": "p_1", "kind": "everything"},

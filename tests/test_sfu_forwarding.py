@@ -97,7 +97,7 @@ async def test_subscriber_nack_is_answered_from_the_producer_cache(path: Any) ->
     assert [p.sequence_number for p in resent] == lost
     assert [bytes(p.payload) for p in resent] == [first[3].payload, first[15].payload]
     assert [p.timestamp for p in resent] == [first[3].timestamp, first[15].timestamp]
-    assert consumer.retransmitted == 2
+    assert consumer.link.retransmitted == 2
 
 
 async def test_nack_for_packets_out_of_cache_sends_nothing(path: Any) -> None:

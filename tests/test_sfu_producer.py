@@ -6,11 +6,13 @@ Real receivers, senders, producers and consumers; only the wire is a recorder.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 
 from aiortc.rtp import RtcpSenderInfo, RtcpSrPacket
 
 from sfu.consumer import Consumer
-from sfu.producer import CACHE_SIZE, KEYFRAME_INTERVAL
+from sfu.producer import CACHE_SIZE, KEYFRAME_INTERVAL, STARTUP_KEYFRAME_INTERVAL
 from tests.sfu_support import WireRecorder, make_consumer, make_producer, publish, rtp
 
 
@@ -169,8 +171,105 @@ async def test_a_request_inside_the_interval_is_postponed_not_lost() -> None:
     assert len(pub_wire.plis()) == 2  # one deferred PLI answers all five
     await asyncio.sleep(KEYFRAME_INTERVAL + 0.1)
     assert len(pub_wire.plis()) == 2  # and nothing more
+    # Counted for metrics: two sent, five postponed, four of them into the first's PLI.
+    assert producer.keyframe_requests_sent == 2
+    assert producer.keyframe_requests_deferred == 5
+    assert producer.keyframe_requests_coalesced == 4
     await producer.request_keyframe()
     producer.close()  # a deferred request dies with the producer
     await asyncio.sleep(KEYFRAME_INTERVAL + 0.1)
     assert len(pub_wire.plis()) == 3
+    await receiver.stop()
+
+
+class TimedWire(WireRecorder):
+    """Also notes when each PLI left."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pli_times: list[float] = []
+
+    async def _send_rtp(self, data: bytes) -> None:
+        await super()._send_rtp(data)
+        if len(self.plis()) > len(self.pli_times):
+            self.pli_times.append(time.monotonic())
+
+
+async def test_the_keyframe_floor_holds_however_many_subscribers_ask() -> None:
+    # Issue 16: congested pupils' PLIs made every publisher send a keyframe every
+    # ~0.5 s. Three subscribers asking every 0.1 s for 2 s get the publisher asked
+    # at most once per floor interval, and the last request is still answered.
+    floor = 0.4
+    pub_wire = TimedWire()
+    producer, receiver = await make_producer(pub_wire, keyframe_interval=floor)
+    await publish(receiver, rtp(1, 0))
+    consumers = [await make_consumer(WireRecorder()) for _ in range(3)]
+    for consumer in consumers:
+        consumer.attach(producer)
+    await asyncio.sleep(0.5)  # their own start-up requests (the short floor) are done
+    measured_from = time.monotonic()
+    start = time.monotonic()
+    while time.monotonic() - start < 2.0:
+        for consumer in consumers:
+            consumer._last_subscriber_request = -1.0  # (each PLI of its own passes)
+            await consumer.on_keyframe_request()
+        last_ask = time.monotonic()
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(floor + 0.2)
+    times = [t for t in pub_wire.pli_times if t >= measured_from]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= floor - 0.01
+    assert len(times) <= 2.0 / floor + 2
+    assert times[-1] >= last_ask - 0.01  # the last request was answered, not dropped
+    assert producer.keyframe_requests_sent == len(pub_wire.pli_times)
+    assert sum(c.link.plis_received for c in consumers) >= 3 * 15
+    await receiver.stop()
+
+
+async def test_a_request_before_the_first_packet_is_not_counted_as_sent() -> None:
+    # The publisher's SSRC is not known yet: no PLI can go (its first frame is a keyframe).
+    pub_wire = WireRecorder()
+    producer, receiver = await make_producer(pub_wire)
+    await producer.request_keyframe()
+    assert pub_wire.plis() == [] and producer.keyframe_requests_sent == 0
+    await receiver.stop()
+
+
+async def test_a_viewer_without_a_picture_waits_only_the_startup_floor() -> None:
+    # A 1 s floor for everything made first pictures at join wait up to 1.2 s
+    # (bench.first_frame); a starting consumer's request keeps the short floor,
+    # and brings forward a repair request already waiting for the long one.
+    pub_wire = TimedWire()
+    producer, receiver = await make_producer(pub_wire, keyframe_interval=1.0)
+    await publish(receiver, rtp(1, 0))
+    await producer.request_keyframe()
+    first = pub_wire.pli_times[-1]
+    await producer.request_keyframe()  # a repair: deferred to first + 1.0
+    await producer.request_keyframe(starting=True)  # a new viewer: first + 0.3
+    await asyncio.sleep(STARTUP_KEYFRAME_INTERVAL + 0.15)
+    assert len(pub_wire.pli_times) == 2
+    assert STARTUP_KEYFRAME_INTERVAL - 0.01 <= pub_wire.pli_times[1] - first < 0.6
+    await asyncio.sleep(1.0)
+    assert len(pub_wire.pli_times) == 2  # the repair was answered by that PLI
+    await receiver.stop()
+
+
+async def test_a_consumer_that_lost_its_picture_to_congestion_asks_at_the_long_floor() -> None:
+    # The pacer dropped video: the retry of a broken (not a missing) picture must not
+    # use the start-up floor, or a congested pupil sets everyone's keyframe rate again.
+    pub_wire = TimedWire()
+    producer, receiver = await make_producer(pub_wire, keyframe_interval=1.0)
+    consumer = await make_consumer(WireRecorder())
+    consumer.attach(producer)
+    await publish(receiver, rtp(1, 0))
+    await asyncio.sleep(0.05)
+    start = time.monotonic()
+    consumer.paced_video_dropped(3)
+    for seq in range(2, 30):  # delta frames while waiting: retries every KEYFRAME_RETRY
+        await publish(receiver, rtp(seq, seq * 3000, payload=b"\x10\x01delta"))
+        await asyncio.sleep(0.1)
+    asked = [t for t in pub_wire.pli_times if t >= start]
+    assert len(asked) >= 2, pub_wire.pli_times  # it does ask again, at the long floor
+    assert min(b - a for a, b in itertools.pairwise(asked)) >= 1.0 - 0.01, asked
+    assert consumer.held_for_keyframe > 20
     await receiver.stop()

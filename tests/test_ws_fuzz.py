@@ -161,6 +161,7 @@ GOOD: dict[str, st.SearchStrategy[Any]] = {
     "screen": st.booleans(),
     "participant_id": st.text(min_size=1, max_size=12),
     "raised": st.booleans(),
+    "enabled": st.booleans(),
     "kind": st.sampled_from(["audio", "video", "screen"]),
     "cohost": st.booleans(),
     "role": st.sampled_from(["student", "parent", "guest"]),
@@ -342,6 +343,8 @@ def expect(frame: Frame) -> Expected:
         return Expected({"error:no_offer"}, ref)  # alone in the call: never an offer
     if kind == "hand":
         return Expected({"hands"}, None)
+    if kind == "audio_only":
+        return Expected({"connection_quality"}, None)  # the answer: the state, always
     if kind in ("breakout_help", "breakout_return"):
         return Expected({"error:breakout_closed"}, ref)  # the student is in the main room
     if kind == "chat_send":

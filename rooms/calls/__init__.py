@@ -13,6 +13,8 @@ producers) lives in memory here. The package's files, one concern each:
 - chat_control.py: a person's chat message
 - recording_control.py: recording the main room
 - breakout_control.py: breakout rooms
+- weak_links.py: each person's downlink judged, videos held back, "audio only";
+  downlink.py: the SFU's counters of one subscriber turned into a sample
 - call.py: Call - the core plus one of each concern (why composition: see there)
 - registry.py: CallRegistry, the calls of this node
 

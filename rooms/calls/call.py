@@ -21,6 +21,7 @@ from rooms.calls.core import CallCore, ChatPolicy
 from rooms.calls.moderation import Moderation
 from rooms.calls.participant import Participant, PresenceObserver
 from rooms.calls.recording_control import RecordingControl
+from rooms.calls.weak_links import WeakLinks
 from rooms.model import CallSettings, ChatMessage
 from rooms.recordings import RecordingService
 from rooms.store import Store
@@ -46,6 +47,16 @@ class Call(CallCore):
         self.chat_control = ChatControl(self)
         self.recording = RecordingControl(self, recordings)
         self.breakout = BreakoutControl(self)
+        self.links = WeakLinks(self)
+
+    # ------------------------------------------------------------------ entering
+
+    async def let_in(self, participant: Participant) -> None:
+        """The core's entry, and the links watched while anybody is here."""
+        await super().let_in(participant)
+        self.links.watch()
+        if participant.host:
+            await self.links.tell_host(participant)
 
     # ------------------------------------------------------------------ ending
 
@@ -54,6 +65,7 @@ class Call(CallCore):
         if self.ended:
             return
         await self.let_everyone_go(reason)
+        await self.links.stop()
         await self.finish_recordings()
         await self.close_rooms()
 
@@ -98,6 +110,13 @@ class Call(CallCore):
 
     async def set_cohost(self, host: Participant, participant_id: str, cohost: bool) -> None:
         await self.moderation.set_cohost(host, participant_id, cohost)
+        if cohost:
+            await self.links.tell_host(self.target(participant_id))
+
+    # ------------------------------------------------------------------ weak links
+
+    async def set_audio_only(self, participant: Participant, enabled: bool) -> None:
+        await self.links.set_audio_only(participant, enabled)
 
     async def set_permissions(
         self, host: Participant, role: Role, changes: dict[str, bool]

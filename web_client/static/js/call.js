@@ -13,6 +13,7 @@
 //   layout.js      tiles, the screen-share stage, the side panels
 //   classroom.js   hosts, hands, waiting room, nudges, mutes, rights
 //   rooms.js       breakout rooms as this page lives them
+//   quality.js     weak links: our own sign, "audio only", hosts' signs on tiles
 //   callchat.js    the chat and recording controls, recording access
 
 import { wireChat } from './callchat.js';
@@ -23,6 +24,7 @@ import { wireLayout } from './layout.js';
 import { onRestart, showFatal } from './page.js';
 import { wirePrejoin } from './prejoin.js';
 import { wirePublisher } from './publisher.js';
+import { wireQuality } from './quality.js';
 import { wireRooms } from './rooms.js';
 import { wireScreenShare } from './screenshare.js';
 import { startPrejoin, wireSession } from './session.js';
@@ -35,8 +37,9 @@ import { decodeClaims, readToken } from './token.js';
 // The browser tests (tests/browser) read (and wait on) these names, so keep
 // them: state, self, isHost, participants, local, pcs, published, tracks,
 // hands, nudges, beeped, settings, permissions, breakout, room, roomName,
-// chat, recording, errors, previewReady. The page itself never goes through
-// window.urok: the modules import the state (docs/architecture.md).
+// chat, recording, errors, previewReady, connection, qualities. The page
+// itself never goes through window.urok: the modules import the state
+// (docs/architecture.md).
 window.urok = urok;
 
 async function main() {
@@ -52,6 +55,7 @@ async function main() {
   wireChat();
   wireClassroom();
   wireRooms();
+  wireQuality();
   const token = readToken();
   if (!token || !lessonId) {
     showFatal('no_token');

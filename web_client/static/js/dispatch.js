@@ -13,6 +13,7 @@ import {
 } from './layout.js';
 import { errorText } from './page.js';
 import { takeMediaStateRef } from './publisher.js';
+import { forgetQuality, onConnectionQuality } from './quality.js';
 import { onBreakout } from './rooms.js';
 import { urok, views } from './state.js';
 import { queueSubscribeOffer } from './subscriber.js';
@@ -47,6 +48,7 @@ export function routeMessages(sig) {
     tile.remove();
     urok.tiles.delete(msg.participant_id);
     urok.remoteScreens.delete(msg.participant_id);
+    forgetQuality(msg.participant_id);
     if (tile.participant.name) {
       toast(i18n.t('call.participant_left', { name: tile.participant.name }));
     }
@@ -63,6 +65,9 @@ export function routeMessages(sig) {
   sig.on('muted', (msg) => onMuted(msg));
   sig.on('call_settings', (msg) => onCallSettings(msg));
   sig.on('breakout', (msg) => onBreakout(msg));
+  sig.on('connection_quality', (msg) => {
+    if (urok.ws === sig) onConnectionQuality(msg);
+  });
   sig.on('chat_message', (msg) => onChatMessage(msg));
   sig.on('recording', (msg) => {
     if (urok.ws !== sig || !views.recording) return;

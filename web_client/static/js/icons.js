@@ -28,6 +28,8 @@ const PATHS = {
   'record-stop': '<circle cx="12" cy="12" r="9" fill="none"/><rect x="8.5" y="8.5" width="7" height="7" rx="1"/>',
   video: '<rect x="2.5" y="5" width="19" height="14" rx="2" fill="none"/><path d="M10 9.2v5.6l4.6-2.8z"/>',
   play: '<path d="M8 5.5v13l10.5-6.5z"/>',
+  // Two bars of four: a weak signal.
+  'signal-weak': '<path d="M4 20v-3M9 20v-7" fill="none"/><path d="M14 20v-11M19 20V5" fill="none" opacity="0.3"/>',
   lock: '<rect x="5" y="11" width="14" height="10" rx="2" fill="none"/><path d="M8 11V7a4 4 0 0 1 8 0v4" fill="none"/>',
 };
 

@@ -4,7 +4,7 @@
 import { roomName } from './breakout.js';
 import * as i18n from './i18n.js';
 import {
-  $, currentRoom, plannedRoomOf, roomOfParticipant, urok, views,
+  $, currentRoom, pausedReason, plannedRoomOf, roomOfParticipant, urok, views,
 } from './state.js';
 import { ScreenTile, Tile, layoutGrid } from './tiles.js';
 
@@ -28,6 +28,8 @@ export function upsertParticipant(participant) {
     urok.tiles.set(participant.id, tile);
     $('grid').append(tile.el);
     tile.setHand(urok.hands.indexOf(participant.id));
+    tile.setWeak(urok.qualities[participant.id] === 'weak');
+    tile.setPaused(pausedReason(participant.id, 'camera'));
     placeTile(tile);
     relayout();
   }
@@ -86,6 +88,7 @@ export function renderScreens() {
     }
     tile.setName(name);
     tile.setTrack(track);
+    tile.setPaused(id === urok.self.id ? null : pausedReason(id, 'screen'));
     if (id === main) {
       if (tile.el.parentElement !== $('screen-stage')) $('screen-stage').replaceChildren(tile.el);
     } else if (tile.el.parentElement !== $('grid')) {

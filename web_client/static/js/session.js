@@ -22,6 +22,7 @@ import {
   createPublisher, enqueuePublish, negotiatePublisher, resetPublisher, sendMediaState,
   updateControls,
 } from './publisher.js';
+import { resetQuality } from './quality.js';
 import { applyBreakout, onBreakout, resetRooms } from './rooms.js';
 import { Signalling, SignallingError } from './signalling.js';
 import {
@@ -261,6 +262,7 @@ function teardown() {
   urok.breakout = null;
   urok.room = null;
   resetRooms();
+  resetQuality();
   resetSubscriber();
   resetPublisher();
   clearTiles();

@@ -57,6 +57,10 @@ export const urok = {
   nudges: [], // nudged messages received
   beeped: false, // whether the last nudge could play its sound
   notices: [], // muted-by-host and permission notices shown
+  // Our own link (docs/protocol.md "connection_quality"): its quality, the videos the
+  // server holds back for us ([{participant_id, source}]) and whether we chose audio only.
+  connection: { quality: 'good', paused: [], audioOnly: false },
+  qualities: {}, // hosts: participant id -> the quality of their link, when told
   get participants() {
     const out = {};
     for (const [id, tile] of this.tiles) out[id] = { ...tile.participant };
@@ -114,6 +118,14 @@ export function isOn(kind) {
 export function allowed(kind) {
   if (urok.isHost) return true;
   return Boolean(urok.permissions[kind === 'audio' ? 'unmute' : kind]);
+}
+
+/** Why the server holds back `participantId`'s `source` video for us: 'audio_only', 'weak' or null. */
+export function pausedReason(participantId, source) {
+  const own = urok.connection;
+  const held = own.paused.some((p) => p.participant_id === participantId && p.source === source);
+  if (!held) return null;
+  return own.audioOnly ? 'audio_only' : 'weak';
 }
 
 // ---------------------------------------------------------------- who is in which breakout room

@@ -16,12 +16,19 @@ function hue(text) {
   return h;
 }
 
+/** What a tile says instead of a video the server holds back for us. */
+function pausedText(reason) {
+  if (reason === 'audio_only') return t('quality.paused_audio_only');
+  return reason ? t('quality.paused_weak') : '';
+}
+
 export class Tile {
   constructor(participant, { self = false } = {}) {
     this.self = self;
     this.participant = { ...participant };
     this.audioTrack = null;
     this.videoTrack = null;
+    this.pausedReason = null; // the server holds this video back for us: 'weak' | 'audio_only'
     this.el = document.createElement('div');
     this.el.className = 'tile' + (self ? ' tile-self' : '');
     this.el.dataset.participantId = participant.id;
@@ -29,6 +36,8 @@ export class Tile {
       <video class="tile-video" autoplay playsinline muted></video>
       <div class="tile-placeholder"><span class="avatar"></span></div>
       <div class="tile-hand" hidden>${icon('hand')}<b class="tile-hand-order"></b></div>
+      <div class="tile-weak" hidden>${icon('signal-weak')}<span class="tile-weak-text"></span></div>
+      <p class="tile-paused" hidden></p>
       <div class="tile-label">
         <span class="tile-screen" hidden>${icon('screen')}</span>
         <span class="tile-muted" hidden>${icon('mic-off')}</span>
@@ -83,6 +92,25 @@ export class Tile {
     }
   }
 
+  /** Show (or hide) that this person's connection is weak. */
+  setWeak(weak) {
+    const badge = this.el.querySelector('.tile-weak');
+    badge.hidden = !weak;
+    badge.querySelector('.tile-weak-text').textContent = t('quality.tile_weak');
+    this.el.dataset.weak = String(Boolean(weak));
+  }
+
+  /** The server holds this video back for us ('weak' link, 'audio_only' chosen) or not (null):
+   * the tile says so instead of showing a frozen picture. */
+  setPaused(reason) {
+    this.pausedReason = reason || null;
+    const note = this.el.querySelector('.tile-paused');
+    note.hidden = !this.pausedReason;
+    note.textContent = pausedText(this.pausedReason);
+    this.el.dataset.paused = this.pausedReason || '';
+    this.refresh();
+  }
+
   /** Draw the eye to this tile for a few seconds (a nudge). */
   flash() {
     this.el.classList.remove('tile-flash');
@@ -128,7 +156,8 @@ export class Tile {
     const showVideo = Boolean(this.videoTrack)
       && this.videoTrack.readyState === 'live'
       && (this.self ? this.videoTrack.enabled : !this.videoTrack.muted)
-      && this.participant.video !== false;
+      && this.participant.video !== false
+      && !this.pausedReason;
     this.el.classList.toggle('has-video', showVideo);
   }
 
@@ -150,9 +179,22 @@ export class ScreenTile {
     this.el.dataset.screenOf = participantId;
     this.el.innerHTML = `
       <video class="tile-video" autoplay playsinline muted></video>
+      <p class="tile-paused" hidden></p>
       <div class="tile-label"><span class="tile-screen">${icon('screen')}</span><span class="tile-name"></span></div>`;
     this.video = this.el.querySelector('video');
+    this.pausedReason = null;
     this.setName(name);
+  }
+
+  /** As Tile.setPaused: the server holds this screen share back for us. */
+  setPaused(reason) {
+    if (this.pausedReason === (reason || null)) return;
+    this.pausedReason = reason || null;
+    const note = this.el.querySelector('.tile-paused');
+    note.hidden = !this.pausedReason;
+    note.textContent = pausedText(this.pausedReason);
+    this.el.dataset.paused = this.pausedReason || '';
+    this.el.classList.toggle('has-video', Boolean(this.track) && !this.pausedReason);
   }
 
   setName(name) {
@@ -167,7 +209,7 @@ export class ScreenTile {
     this.track = track;
     this.video.srcObject = track ? new MediaStream([track]) : null;
     if (track) this.video.play().catch(() => {});
-    this.el.classList.toggle('has-video', Boolean(track));
+    this.el.classList.toggle('has-video', Boolean(track) && !this.pausedReason);
   }
 
   remove() {

@@ -1,0 +1,250 @@
+"""Weak links: every person's downlink judged once a second, and what follows from it.
+
+Once a second, for each person in the call, `WeakLinks` takes a sample of
+their subscriber connection (rooms/calls/downlink.py: loss on their link
+from their receiver reports, NACKs answered, keyframe requests, per packet
+sent) and lets their `LinkJudge` (rooms/link_quality.py) decide "good" or
+"weak". While
+weak, their `HoldPlanner` (rooms/hold_back.py) holds back their least
+important videos one at a time (pupils' cameras, then hosts' cameras, screen
+shares last; audio never) and gives them back one at a time once the link is
+clean. A person may also choose "audio only": no video at all is forwarded
+to them until they turn it off.
+
+Who is told (docs/protocol.md "connection_quality"): the person, with what is
+held back for them and whether they chose audio only, whenever any of that
+changes; the hosts, with the quality only, when it changes (and a host who
+joins or becomes one, of everyone not "good"). Nobody else.
+
+The person is "weak" while the judge says so *or* anything is held back for
+them: a link that is clean only because it gets less is still weak, and the
+sign does not flap while videos come back one by one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+from rooms.calls.core import CallCore
+from rooms.calls.downlink import DownlinkSampler
+from rooms.calls.participant import Participant, safe_send
+from rooms.hold_back import HoldPlanner, HoldSettings
+from rooms.link_quality import LinkJudge, Quality, QualityThresholds
+from sfu.transport import SubscriberTransport
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_SECONDS = 1.0
+# Least important first: what a weak link stops getting first.
+RANK_PUPIL_CAMERA, RANK_HOST_CAMERA, RANK_SCREEN = 0, 1, 2
+
+
+@dataclass
+class SubscriberLink:
+    """One person's downlink: the judge, the plan, audio only, what they were told."""
+
+    judge: LinkJudge
+    planner: HoldPlanner
+    audio_only: bool = False
+    sampler: DownlinkSampler = field(default_factory=DownlinkSampler)
+    told: dict[str, Any] | None = None  # the last message the person got
+    told_hosts: Quality = Quality.GOOD
+
+    @property
+    def quality(self) -> Quality:
+        return Quality.WEAK if self.planner.held else self.judge.quality
+
+
+class WeakLinks:
+    def __init__(
+        self,
+        call: CallCore,
+        thresholds: QualityThresholds | None = None,
+        hold: HoldSettings | None = None,
+        interval: float = SAMPLE_SECONDS,
+    ) -> None:
+        self.call = call
+        self.thresholds = thresholds or QualityThresholds()
+        self.hold = hold or HoldSettings()
+        self.interval = interval
+        self.links: dict[str, SubscriberLink] = {}  # by participant id
+        self._task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ the watch
+
+    def watch(self) -> None:
+        """Sample once a second while anybody is in the call (called on every entry)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        call = self.call
+        while not call.ended and call.participants:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.sample_all(time.monotonic())
+            except Exception:  # the call must go on without it
+                logger.exception("judging the links of %s failed", call.id)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def sample_all(self, now: float) -> None:
+        """One round: judge each person's link, hold back or give back video, tell."""
+        participants = self.call.participants
+        for gone in set(self.links) - set(participants):
+            del self.links[gone]
+        for participant in list(participants.values()):
+            if participants.get(participant.id) is not participant:
+                continue  # left while the round went on
+            if participant.subscriber is not None:
+                await self._judge(participant, participant.subscriber, now)
+            await asyncio.sleep(0)  # forwarding goes on between people, not after all of them
+
+    async def _judge(
+        self, participant: Participant, subscriber: SubscriberTransport, now: float
+    ) -> None:
+        link = self._link(participant)
+        sample = link.sampler.sample(subscriber, now)
+        if sample is not None:
+            link.judge.observe(sample, now)
+            logger.debug(
+                "%s %s: %s -> %s, held %d",
+                self.call.id,
+                participant.id,
+                sample,
+                link.judge.quality.value,
+                len(link.planner.held),
+            )
+        if not link.audio_only:
+            link.planner.step(
+                now,
+                link.judge.weak_for(now),
+                link.judge.clean_for(now),
+                self._video_order(subscriber, active_only=True),
+                present=self._video_order(subscriber),
+            )
+        self._apply(link, subscriber)
+        await self._tell(participant, link)
+
+    def _link(self, participant: Participant) -> SubscriberLink:
+        link = self.links.get(participant.id)
+        if link is None:
+            link = SubscriberLink(LinkJudge(self.thresholds), HoldPlanner(self.hold))
+            # Nobody is told they are fine until something was otherwise.
+            link.told = _own_message(participant, link, [])
+            self.links[participant.id] = link
+        return link
+
+    # ------------------------------------------------------------------ holding back
+
+    def _video_order(self, subscriber: SubscriberTransport, active_only: bool = False) -> list[str]:
+        """The videos forwarded to this subscriber, least important first (producer ids).
+
+        active_only: without cameras that are off (holding them back saves nothing)."""
+        ranked = []
+        for index, consumer in enumerate(subscriber.consumers):
+            producer = consumer.producer
+            if producer is None or consumer.kind != "video" or (active_only and producer.paused):
+                continue
+            owner = self.call.participants.get(producer.app_data.get("participant_id", ""))
+            if producer.app_data.get("source") == "screen":
+                rank = RANK_SCREEN
+            else:
+                rank = RANK_HOST_CAMERA if owner is not None and owner.host else RANK_PUPIL_CAMERA
+            ranked.append((rank, index, producer.id))
+        return [producer_id for _, _, producer_id in sorted(ranked)]
+
+    def _apply(self, link: SubscriberLink, subscriber: SubscriberTransport) -> None:
+        held: Collection[str] = link.planner.held
+        if link.audio_only:
+            held = self._video_order(subscriber)
+        if set(held) != subscriber.held:
+            subscriber.hold(held)
+
+    async def set_audio_only(self, participant: Participant, enabled: bool) -> None:
+        """The person chose (or left) "audio only": no video is forwarded to them."""
+        self.call.require_admitted(participant)
+        subscriber = participant.subscriber
+        if subscriber is None:
+            return
+        link = self._link(participant)
+        if enabled:
+            link.planner.release_all()  # while on audio only, its own plan has nothing to do
+        elif link.audio_only and link.judge.quality is Quality.WEAK:
+            # Back from audio only on a weak link: the videos come back one by one.
+            link.planner.hold_all(self._video_order(subscriber, active_only=True), time.monotonic())
+        link.audio_only = enabled
+        self._apply(link, subscriber)
+        await self._tell(participant, link, answer=True)
+        self.watch()
+
+    # ------------------------------------------------------------------ telling
+
+    async def _tell(
+        self, participant: Participant, link: SubscriberLink, answer: bool = False
+    ) -> None:
+        """Tell the person what changed (always, with `answer`), and the hosts a new quality."""
+        subscriber = participant.subscriber
+        paused = _described(subscriber) if subscriber is not None else []
+        message = _own_message(participant, link, paused)
+        if answer or message != link.told:
+            link.told = message
+            await safe_send(participant, message)
+        quality = link.quality
+        if quality is not link.told_hosts:
+            link.told_hosts = quality
+            brief = {"type": "connection_quality", "participant_id": participant.id}
+            hosts = [p for p in self.call.participants.values() if p.host and p is not participant]
+            await asyncio.gather(
+                *(safe_send(host, {**brief, "quality": quality.value}) for host in hosts)
+            )
+
+    async def tell_host(self, host: Participant) -> None:
+        """A host who just joined (or became one) learns who is not "good" now."""
+        for participant_id, link in self.links.items():
+            if participant_id != host.id and link.told_hosts is not Quality.GOOD:
+                await safe_send(
+                    host,
+                    {
+                        "type": "connection_quality",
+                        "participant_id": participant_id,
+                        "quality": link.told_hosts.value,
+                    },
+                )
+
+
+def _own_message(
+    participant: Participant, link: SubscriberLink, paused: list[dict[str, str]]
+) -> dict[str, Any]:
+    return {
+        "type": "connection_quality",
+        "participant_id": participant.id,
+        "quality": link.quality.value,
+        "paused": paused,
+        "audio_only": link.audio_only,
+    }
+
+
+def _described(subscriber: SubscriberTransport) -> list[dict[str, str]]:
+    """Whose video each held-back stream is, as the page names tiles."""
+    held = subscriber.held
+    described = [
+        {
+            "participant_id": str(producer.app_data.get("participant_id", "")),
+            "source": str(producer.app_data.get("source", "")),
+        }
+        for producer in (consumer.producer for consumer in subscriber.consumers)
+        if producer is not None and producer.id in held
+    ]
+    return sorted(described, key=lambda d: (d["participant_id"], d["source"]))

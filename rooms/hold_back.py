@@ -1,0 +1,97 @@
+"""Which videos a subscriber on a weak link is not sent: a pure plan, step by step.
+
+A subscriber whose link cannot carry what it gets is not helped by asking the
+publishers for keyframes (its PLIs would raise everyone's bitrate, issue 16);
+it is helped by getting less. Until simulcast and bandwidth estimation land,
+"less" means whole videos: the least important one is paused first (the
+caller orders them: pupils' cameras, then hosts' cameras, screen shares
+last; audio is never held back), one more after each `settle_seconds` while
+the link stays weak, and they come back one at a time, the most important
+first, after the link has been clean for `resume_after`.
+
+A resume that makes the link weak again within `probe_window` doubles the
+clean time the next resume waits for (up to `max_resume_after`), so a link
+that can carry only some of the videos settles instead of probing every few
+seconds; a long clean spell resets it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class HoldSettings:
+    step_after: float = 2.0  # weak samples for this long before a video is held back
+    settle_seconds: float = 3.0  # after a change, the link's reports catch up before the next
+    resume_after: float = 6.0  # clean samples for this long before one video comes back
+    max_resume_after: float = 60.0
+    probe_window: float = 8.0  # weak again within this of a resume: the resume was too early
+
+
+class HoldPlanner:
+    """One subscriber's held-back videos (producer ids), decided once a sample."""
+
+    def __init__(self, settings: HoldSettings | None = None) -> None:
+        self.settings = settings or HoldSettings()
+        self.held: list[str] = []  # in the order they were held back
+        self.resume_after = self.settings.resume_after
+        self._changed_at: float | None = None
+        self._resumed_at: float | None = None
+
+    def step(
+        self,
+        now: float,
+        weak_for: float,
+        clean_for: float,
+        candidates: Sequence[str],
+        present: Collection[str] | None = None,
+    ) -> bool:
+        """Update `held` for this moment; True when it changed.
+
+        `candidates`: the videos that may be held back next, the least important
+        first (those actually sending: holding back a camera that is off saves
+        nothing). `present`: every video the subscriber has (default:
+        `candidates`); a held one that is gone is forgotten. `weak_for` /
+        `clean_for`: how long the link's samples have been weak / clean without
+        interruption (rooms.link_quality.LinkJudge).
+        """
+        settings = self.settings
+        present = candidates if present is None else present
+        kept = [producer for producer in self.held if producer in present]
+        changed = kept != self.held
+        self.held = kept
+        if clean_for >= settings.max_resume_after:
+            self.resume_after = settings.resume_after
+        if self._changed_at is not None and now - self._changed_at < settings.settle_seconds:
+            return changed
+        if weak_for >= settings.step_after:
+            return self._hold_one_more(now, candidates) or changed
+        since_change = now - self._changed_at if self._changed_at is not None else clean_for
+        if self.held and min(clean_for, since_change) >= self.resume_after:
+            self.held.pop()
+            self._changed_at = self._resumed_at = now
+            return True
+        return changed
+
+    def _hold_one_more(self, now: float, candidates: Sequence[str]) -> bool:
+        free = next((producer for producer in candidates if producer not in self.held), None)
+        if free is None:
+            return False
+        if self._resumed_at is not None and now - self._resumed_at <= self.settings.probe_window:
+            self.resume_after = min(2 * self.resume_after, self.settings.max_resume_after)
+        self._resumed_at = None
+        self.held.append(free)
+        self._changed_at = now
+        return True
+
+    def release_all(self) -> None:
+        """Forget what is held ("audio only" holds everything by itself)."""
+        self.held = []
+
+    def hold_all(self, candidates: Sequence[str], now: float) -> None:
+        """Hold back every video (leaving "audio only" on a weak link): they come back
+        one at a time as the link allows."""
+        self.held = list(candidates)
+        self._changed_at = now
