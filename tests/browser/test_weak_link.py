@@ -194,7 +194,9 @@ async def scenario(pupil_host: Any, teacher: Page, pupil: Page, bot_ids: list[st
     audio_only_rate = await rate_to_host(pupil_host, 3)
     full_kbit, audio_kbit = full_rate * 8 / 1000, audio_only_rate * 8 / 1000
     print(f"to the pupil: {full_kbit:.0f} kbit/s, audio only {audio_kbit:.0f}")
-    assert audio_only_rate < 0.3 * full_rate, (audio_only_rate, full_rate)
+    # Audio goes to the pupil as RED two packets deep (three times the Opus payload, issue 16):
+    # here alone about 0.3 of the full rate (0.13 before RED); no video left is checked above.
+    assert audio_only_rate < 0.45 * full_rate, (audio_only_rate, full_rate)
 
     # The link recovers: the sign clears at the teacher's, the pupil stays on audio only.
     pupil_host.shape(LinkSpec())
