@@ -36,55 +36,43 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
-import json
 import os
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
-from aiortc import MediaStreamTrack
-from aiortc.codecs import vpx
 
-from bench.bot import Bot
-from bench.chromium import (
-    CHROMIUM,
-    ChromiumError,
-    chromium_page,
-    join_without_devices,
-    subscriber_stats,
-)
+from bench.chromium import ChromiumError
 from bench.cli import publish_report, run_main, run_reported
 from bench.links import Host, LinkError, LinkSpec, Testbed
 from bench.load import machine_info
-from bench.media import TextureVideoTrack
 from bench.observed_server import ROUTE
-from bench.preencoded import EncodedClip, PreEncodedTrack, encode_audio, encode_video
-from bench.server import (
-    REPO_ROOT,
-    Journal,
-    ServerProcess,
-    cpu_times,
-    machine_busy_seconds,
-    server_env,
-)
+from bench.server import Journal, ServerProcess, cpu_times, machine_busy_seconds
 from bench.weak_figures import Sample, WindowFigures, describe_link, table, window_figures
+from bench.weak_publishers import (
+    PublisherMedia,
+    encoder_headroom,
+    prepare_publisher_media,
+    start_publishers,
+)
+from bench.weak_subscribers import (
+    Subscriber,
+    WeakLinkError,
+    bot_subscriber,
+    chromium_subscriber,
+    wait_for_media,
+)
 from sfu.aiortc_hooks import restrict_host_addresses
 from signalling.config import DEMO_SECRET
 
 SUBSCRIBER_ID = "weak-pupil"
-ENCODER_FPS = 15  # publishers that encode (--publisher-kind encoder)
-
-
-class WeakLinkError(RuntimeError):
-    pass
 
 
 @dataclass
@@ -167,222 +155,6 @@ def _ratio(value: float | None) -> str:
 def _say(options: Options, message: str) -> None:
     if not options.quiet:
         print(message, file=sys.stderr, flush=True)
-
-
-# --------------------------------------------------------------------------- subscribers
-
-
-class Subscriber(Protocol):
-    participant_id: str
-
-    async def stats(self) -> dict[str, dict[str, float]]:
-        """kind -> counter -> cumulative value (packets_received, packets_lost,
-        frames_decoded, streams, ...)."""
-        ...
-
-
-@dataclass
-class BotSubscriber:
-    """bench/link_subscriber.py in a process on the test host."""
-
-    process: asyncio.subprocess.Process
-    participant_id: str
-
-    async def stats(self) -> dict[str, dict[str, float]]:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(b"stats\n")
-        await self.process.stdin.drain()
-        line = await self.process.stdout.readline()
-        if not line:
-            raise WeakLinkError("the subscriber bot exited")
-        return dict(json.loads(line))
-
-
-# Chromium's getStats names -> the bench's.
-_CHROMIUM_NAMES = {
-    "packetsReceived": "packets_received",
-    "packetsLost": "packets_lost",
-    "concealedSamples": "concealed_samples",
-    "totalSamplesReceived": "samples_received",
-    "framesDecoded": "frames_decoded",
-    "nackCount": "nacks_sent",
-    "pliCount": "plis_sent",
-    "firCount": "firs_sent",
-    "freezeCount": "freezes",
-    "totalFreezesDuration": "freeze_seconds",
-    "framesDropped": "frames_dropped",
-    "keyFramesDecoded": "keyframes_decoded",
-}
-
-
-@dataclass
-class ChromiumSubscriber:
-    page: Any  # playwright Page
-    participant_id: str
-
-    async def stats(self) -> dict[str, dict[str, float]]:
-        raw = await subscriber_stats(self.page) or {}
-        return {
-            kind: {_CHROMIUM_NAMES.get(k, k): float(v) for k, v in values.items()}
-            for kind, values in raw.items()
-        }
-
-
-@asynccontextmanager
-async def bot_subscriber(host: Host, base_url: str, token: str) -> AsyncIterator[BotSubscriber]:
-    command = host.command([sys.executable, "-m", "bench.link_subscriber", base_url, token])
-    process = await asyncio.create_subprocess_exec(
-        *command,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        env=server_env(),
-        cwd=str(REPO_ROOT),
-    )
-    try:
-        assert process.stdout is not None
-        line = await process.stdout.readline()
-        if not line:
-            raise WeakLinkError("the subscriber bot exited before joining")
-        yield BotSubscriber(process, str(json.loads(line)["joined"]))
-    finally:
-        if process.returncode is None:
-            with contextlib.suppress(Exception):
-                assert process.stdin is not None
-                process.stdin.write(b"leave\n")
-                await process.stdin.drain()
-            try:
-                await asyncio.wait_for(process.wait(), 10)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-
-
-@asynccontextmanager
-async def chromium_subscriber(
-    host: Host, base_url: str, url: str
-) -> AsyncIterator[ChromiumSubscriber]:
-    executable = host.executable(CHROMIUM)
-    async with chromium_page(executable, origin=base_url, fake_devices=False) as page:
-        yield ChromiumSubscriber(page, await join_without_devices(page, url))
-
-
-async def wait_for_media(subscriber: Subscriber, publishers: int, timeout: float) -> None:
-    """Until the subscriber decodes every camera (and keeps decoding) and hears audio."""
-    deadline = time.monotonic() + timeout
-    previous = -1.0
-    stats: dict[str, dict[str, float]] = {}
-    while time.monotonic() < deadline:
-        stats = await subscriber.stats()
-        video, audio = stats.get("video", {}), stats.get("audio", {})
-        frames = video.get("frames_decoded", 0)
-        if video.get("streams", 0) >= publishers and audio.get("packets_received", 0) > 0:
-            if frames > previous >= 10 * publishers:
-                return
-            previous = frames
-        await asyncio.sleep(0.5)
-    raise WeakLinkError(f"the subscriber did not decode {publishers} cameras: {stats}")
-
-
-# --------------------------------------------------------------------------- publishers
-
-
-ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
-
-
-class PublishOnlyBot(Bot):
-    """Never answers the server's subscribe offers: the server forwards it nothing.
-
-    With fixed_bitrate, it offers no abs-send-time header extension: the server
-    then has nothing to estimate bandwidth from and sends no REMB, so an aiortc
-    encoder keeps its starting target (aiortc rebuilds its encoder, with a
-    keyframe, whenever REMB moves the target by over 10 %)."""
-
-    def __init__(self, *args: Any, fixed_bitrate: bool = False, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fixed_bitrate = fixed_bitrate
-
-    async def _on_message(self, message: dict[str, Any]) -> None:
-        if message["type"] != "subscribe_offer":
-            await super()._on_message(message)
-
-    async def send(self, message: dict[str, Any]) -> None:
-        if self.fixed_bitrate and message.get("type") == "publish":
-            lines = message["sdp"].split("\r\n")
-            sdp = "\r\n".join(line for line in lines if ABS_SEND_TIME not in line)
-            message = {**message, "sdp": sdp}
-        await super().send(message)
-
-
-@contextlib.contextmanager
-def encoder_headroom(on: bool) -> Iterator[None]:
-    """aiortc's VP8 encoders made meanwhile start at the top of aiortc's range (1.5
-    Mbit/s) instead of 500 kbit/s: with REMB off (PublishOnlyBot) they stay there,
-    above what TextureVideoTrack needs, so their bitrate is the picture's plus the
-    keyframes they are asked for, as a browser's under a generous estimate. (At a
-    target the picture fills, libvpx's CBR pays for each keyframe with lower quality
-    and the bitrate would not show them.)"""
-    if not on:
-        yield
-        return
-    original = vpx.DEFAULT_BITRATE
-    vpx.DEFAULT_BITRATE = vpx.MAX_BITRATE
-    try:
-        yield
-    finally:
-        vpx.DEFAULT_BITRATE = original
-
-
-@dataclass(frozen=True)
-class PublisherMedia:
-    audio: EncodedClip
-    video: EncodedClip | None  # None: the publishers encode (TextureVideoTrack)
-
-    def describe(self) -> str:
-        audio = f"Opus {self.audio.bitrate / 1000:.0f} kbit/s (pre-encoded)"
-        if self.video is None:
-            return (
-                f"VP8 encoded by aiortc, 320x180@{ENCODER_FPS} texture, target "
-                f"{vpx.MAX_BITRATE // 1000} kbit/s, no REMB + {audio}"
-            )
-        return f"VP8 640x360@30 {self.video.bitrate / 1000:.0f} kbit/s (pre-encoded) + {audio}"
-
-
-def prepare_publisher_media(options: Options) -> PublisherMedia:
-    # A short audio clip is enough: nothing here matches payloads, so it may loop.
-    audio = encode_audio(10.0)
-    if options.publisher_kind == "encoder":
-        return PublisherMedia(audio, None)
-    return PublisherMedia(audio, encode_video(seconds=2.0, bitrate=options.video_kbps * 1000))
-
-
-def _video_track(media: PublisherMedia) -> MediaStreamTrack:
-    if media.video is None:
-        return TextureVideoTrack(fps=ENCODER_FPS)
-    return PreEncodedTrack(media.video)
-
-
-async def start_publishers(
-    stack: AsyncExitStack,
-    journal: Journal,
-    lesson_id: str,
-    options: Options,
-    media: PublisherMedia,
-) -> list[Bot]:
-    bots: list[Bot] = []
-    for index in range(options.publishers):
-        role = "teacher" if index == 0 else "student"
-        token = await journal.token(lesson_id, f"weak-p{index}", role)
-        encoder = options.publisher_kind == "encoder"
-        bot = PublishOnlyBot(journal.base_url, token, decode=False, fixed_bitrate=encoder)
-        stack.push_async_callback(bot.leave)
-        await bot.connect()
-        tracks: list[tuple[MediaStreamTrack, str]] = [
-            (PreEncodedTrack(media.audio), "microphone"),
-            (_video_track(media), "camera"),
-        ]
-        await bot.publish(tracks)
-        bots.append(bot)
-    return bots
 
 
 # --------------------------------------------------------------------------- windows
@@ -478,13 +250,16 @@ async def run(options: Options) -> WeakLinkReport:
     if options.subscriber not in ("chromium", "bot"):
         raise WeakLinkError(f"unknown subscriber kind {options.subscriber!r}")
     started = time.monotonic()
-    media_task = asyncio.ensure_future(asyncio.to_thread(prepare_publisher_media, options))
+    encoder = options.publisher_kind == "encoder"
+    media_task = asyncio.ensure_future(
+        asyncio.to_thread(prepare_publisher_media, encoder, options.video_kbps)
+    )
     restrict_host_addresses(["127.0.0.1"])  # the publishers, in this process: loopback
     try:
         with (
             Testbed() as bed,
             tempfile.TemporaryDirectory(prefix="urok-weak-") as logs,
-            encoder_headroom(options.publisher_kind == "encoder"),
+            encoder_headroom(encoder),
         ):
             host = bed.add_host(options.control)
             async with AsyncExitStack() as stack:
@@ -509,7 +284,7 @@ async def _run_lesson(
     ids = [f"weak-p{i}" for i in range(options.publishers)]
     lesson_id = await journal.create_lesson(ids[0], [*ids[1:], SUBSCRIBER_ID])
     async with asyncio.timeout(options.setup_timeout):
-        await start_publishers(stack, journal, lesson_id, options, media)
+        await start_publishers(stack, journal, lesson_id, options.publishers, media)
         subscriber = await _subscriber(stack, host, journal, lesson_id, options)
         await wait_for_media(subscriber, options.publishers, options.setup_timeout)
     setup = time.monotonic() - started

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.weak_link import ENCODER_FPS, Options, WeakLinkReport, run
+from bench.weak_link import Options, WeakLinkReport, run
+from bench.weak_publishers import ENCODER_FPS
 
 pytestmark = pytest.mark.browser
 
