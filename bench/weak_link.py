@@ -286,7 +286,8 @@ async def _run_lesson(
     async with asyncio.timeout(options.setup_timeout):
         await start_publishers(stack, journal, lesson_id, options.publishers, media)
         subscriber = await _subscriber(stack, host, journal, lesson_id, options)
-        await wait_for_media(subscriber, options.publishers, options.setup_timeout)
+    # Apart: when it times out, it says what the subscriber did get.
+    await wait_for_media(subscriber, options.publishers, options.setup_timeout)
     setup = time.monotonic() - started
     _say(options, f"set up in {setup:.1f} s; warm-up {options.warmup:g} s")
     await asyncio.sleep(options.warmup)
