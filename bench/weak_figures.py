@@ -36,6 +36,7 @@ class WindowFigures:
     # At the subscriber.
     audio_loss: float | None  # packets lost / expected (its RTP sequence accounting)
     audio_concealed: float | None  # concealed samples / samples (Chromium only)
+    video_loss: float | None  # packets lost after retransmissions / expected
     video_fps: float | None  # frames decoded per second, per video stream
     video_streams: int
     subscriber: dict[str, float]  # other counters over the window (NACKs, PLIs, freezes)
@@ -118,26 +119,34 @@ def _delta(a: dict[str, float], b: dict[str, float], key: str) -> float:
     return float(b.get(key, 0) - a.get(key, 0))
 
 
-def _subscriber_figures(
-    a: Sample, b: Sample, seconds: float
-) -> tuple[float | None, float | None, float | None, int, dict[str, float]]:
+def _loss(a: dict[str, float], b: dict[str, float]) -> float | None:
+    """Packets lost / expected over the window (lost after any retransmission)."""
+    lost = _delta(a, b, "packets_lost")
+    received = _delta(a, b, "packets_received")
+    return lost / (lost + received) if lost + received > 0 else None
+
+
+def _subscriber_figures(a: Sample, b: Sample, seconds: float) -> dict[str, Any]:
     audio_a, audio_b = a.subscriber.get("audio", {}), b.subscriber.get("audio", {})
     video_a, video_b = a.subscriber.get("video", {}), b.subscriber.get("video", {})
-    lost = _delta(audio_a, audio_b, "packets_lost")
-    received = _delta(audio_a, audio_b, "packets_received")
-    audio_loss = lost / (lost + received) if lost + received > 0 else None
     samples = _delta(audio_a, audio_b, "samples_received")
-    concealed = _delta(audio_a, audio_b, "concealed_samples") / samples if samples else None
     streams = int(video_b.get("streams", 0))
     frames = _delta(video_a, video_b, "frames_decoded")
-    fps = frames / seconds / streams if streams and seconds > 0 else None
-    others = {
-        f"{kind}.{key}": _delta(a.subscriber.get(kind, {}), values, key)
-        for kind, values in b.subscriber.items()
-        for key in values
-        if key not in ("streams",)
+    return {
+        "audio_loss": _loss(audio_a, audio_b),
+        "audio_concealed": (
+            _delta(audio_a, audio_b, "concealed_samples") / samples if samples else None
+        ),
+        "video_loss": _loss(video_a, video_b),
+        "video_fps": frames / seconds / streams if streams and seconds > 0 else None,
+        "video_streams": streams,
+        "subscriber": {
+            f"{kind}.{key}": _delta(a.subscriber.get(kind, {}), values, key)
+            for kind, values in b.subscriber.items()
+            for key in values
+            if key != "streams"
+        },
     }
-    return audio_loss, concealed, fps, streams, others
 
 
 def _consumer_deltas(a: dict[str, Any], b: dict[str, Any]) -> dict[str, int]:
@@ -177,7 +186,6 @@ def window_figures(
     label: str, spec: LinkSpec, subscriber_id: str, a: Sample, b: Sample
 ) -> WindowFigures:
     seconds = b.time - a.time
-    audio_loss, concealed, fps, streams, others = _subscriber_figures(a, b, seconds)
     sub_a = a.observed["subscribers"].get(subscriber_id, {})
     sub_b = b.observed["subscribers"].get(subscriber_id, {})
     wire = sub_b.get("wire") or {}
@@ -190,11 +198,7 @@ def window_figures(
         link=describe_link(spec),
         link_kbit=spec.rate_kbit,
         seconds=seconds,
-        audio_loss=audio_loss,
-        audio_concealed=concealed,
-        video_fps=fps,
-        video_streams=streams,
-        subscriber=others,
+        **_subscriber_figures(a, b, seconds),
         sent_mbit_s=sent_bytes * 8 / 1e6 / seconds,
         sent_packets_s=(b.link.packets_to_host - a.link.packets_to_host) / seconds,
         dropped_by_loss_rule=b.link.dropped_to_host - a.link.dropped_to_host,
@@ -235,6 +239,7 @@ def table(windows: list[WindowFigures]) -> str:
         ("audio loss", [_pct(w.audio_loss) for w in windows]),
         ("audio concealed", [_pct(w.audio_concealed) for w in windows]),
         ("video decoded, fps per stream", [_num(w.video_fps) for w in windows]),
+        ("video packets lost (after NACK)", [_pct(w.video_loss) for w in windows]),
         ("sent to the subscriber, Mbit/s", [_num(w.sent_mbit_s, 2) for w in windows]),
         ("  packets/s", [_num(w.sent_packets_s, 0) for w in windows]),
         ("  x link rate", [_num(w.sent_over_link_rate, 2) for w in windows]),

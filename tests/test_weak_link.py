@@ -61,5 +61,7 @@ async def test_video_keeps_decoding_over_three_percent_loss_with_nack() -> None:
     # The lost packets were asked for and sent again ...
     assert shaped.video_packets_sent is not None and shaped.video_distinct is not None, detail
     assert shaped.video_packets_sent > shaped.video_distinct, detail
-    # ... and the bot's decoders kept up: nearly the control's frame rate.
-    assert shaped.video_fps is not None and shaped.video_fps > 0.8 * control.video_fps, detail
+    # ... so that (nearly) none stayed lost: 3 % would without NACK.
+    assert shaped.video_loss is not None and shaped.video_loss < 0.005, detail
+    # And video kept decoding (a generous margin: the bot's decoders share a busy machine).
+    assert shaped.video_fps is not None and shaped.video_fps > 0.6 * control.video_fps, detail
