@@ -91,18 +91,26 @@ async def chromium_page(
             await browser.close()
 
 
-async def join_without_devices(page: Page, url: str, timeout_ms: int = 20000) -> str:
+async def join_without_devices(page: Page, url: str, timeout_ms: int = 40000) -> str:
     """Open the call page and join with no camera or microphone (a listening pupil);
     returns the participant id."""
-    await page.goto(url)
-    await page.wait_for_function(
-        "() => !document.getElementById('join-audio').disabled", timeout=timeout_ms
-    )
-    await page.locator("#join-audio").click()
-    await page.wait_for_function(
-        "() => window.urok && window.urok.state === 'in-call'", timeout=timeout_ms
-    )
-    return str(await page.evaluate("() => window.urok.self.id"))
+    from playwright.async_api import Error as PlaywrightError
+
+    try:
+        await page.goto(url)
+        await page.wait_for_function(
+            "() => !document.getElementById('join-audio').disabled", timeout=timeout_ms
+        )
+        await page.locator("#join-audio").click()
+        await page.wait_for_function(
+            "() => window.urok && window.urok.state === 'in-call'", timeout=timeout_ms
+        )
+        return str(await page.evaluate("() => window.urok.self.id"))
+    except PlaywrightError as exc:
+        state = await page.evaluate(
+            "() => window.urok && {state: window.urok.state, errors: window.urok.errors}"
+        )
+        raise ChromiumError(f"the call page did not join: {exc.message}; page: {state}") from exc
 
 
 async def subscriber_stats(page: Page) -> dict[str, Any] | None:
