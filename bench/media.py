@@ -88,6 +88,51 @@ class ToneAudioTrack(_Paced):
         return frame
 
 
+class TextureVideoTrack(_Paced):
+    """A scrolling texture of noise blocks, for publishers that encode (aiortc's VP8).
+
+    Unlike the flat test pattern it costs the encoder real bits, but less than
+    aiortc's encoder may spend (its target follows the server's bandwidth
+    estimate, up to 1.5 Mbit/s): like a browser's camera under a generous
+    estimate, the bitrate is what the picture needs, so every keyframe asked of it
+    adds to the bitrate instead of being paid for by lower quality (bench/weak_link.py
+    measures exactly that). The frames are made once and looped; 15 fps by default,
+    so that four encoders fit on a small machine beside the server and a browser.
+    """
+
+    kind = "video"
+
+    def __init__(
+        self,
+        width: int = 320,
+        height: int = 180,
+        block: int = 8,
+        contrast: tuple[int, int] = (90, 165),
+        fps: int = 15,
+        loop_frames: int = 60,
+    ) -> None:
+        super().__init__(1 / fps)
+        self._ticks = round(VIDEO_CLOCK_RATE / fps)
+        rng = np.random.default_rng(3)
+        rows, columns = height // block + 1, (2 * width) // block + 1
+        texture = rng.integers(*contrast, size=(rows, columns, 3), dtype=np.uint8)
+        texture = texture.repeat(block, axis=0).repeat(block, axis=1)
+        self._frames = []
+        for index in range(loop_frames):
+            image = np.ascontiguousarray(texture[:height, index : index + width])
+            rgb = av.VideoFrame.from_ndarray(image, format="rgb24")
+            self._frames.append(rgb.reformat(format="yuv420p").to_ndarray())
+
+    async def recv(self) -> av.VideoFrame:
+        index = await self._next_slot()
+        frame = av.VideoFrame.from_ndarray(
+            self._frames[index % len(self._frames)], format="yuv420p"
+        )
+        frame.pts = index * self._ticks
+        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK_RATE)
+        return frame
+
+
 def mean_rgb(frame: av.VideoFrame) -> tuple[float, float, float]:
     """Average colour of a decoded frame, ignoring the moving bar (median per channel)."""
     image = frame.to_ndarray(format="rgb24")

@@ -117,7 +117,9 @@ def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 class ServerProcess:
     """`python -m <module> serve --port <free>` on loopback, stopped on exit.
 
-    `data_dir`: where it keeps files (recordings), instead of the user's default."""
+    `data_dir`: where it keeps files (recordings), instead of the user's default.
+    `host`: the address it listens on (e.g. the server side of a test link,
+    bench/links.py); `ice_addresses`: where it gathers media candidates."""
 
     def __init__(
         self,
@@ -125,11 +127,15 @@ class ServerProcess:
         log_path: Path,
         data_dir: Path | None = None,
         env: dict[str, str] | None = None,
+        host: str = "127.0.0.1",
+        ice_addresses: tuple[str, ...] = ("127.0.0.1",),
     ) -> None:
         self.module = module
         self.env = dict(env or {})
+        self.host = host
+        self.ice_addresses = ice_addresses
         self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"http://{host}:{self.port}"
         self.log_path = log_path
         self.data_dir = data_dir
         self.process: asyncio.subprocess.Process | None = None
@@ -150,11 +156,10 @@ class ServerProcess:
             self.module,
             "serve",
             "--host",
-            "127.0.0.1",
+            self.host,
             "--port",
             str(self.port),
-            "--ice-address",
-            "127.0.0.1",
+            *(arg for address in self.ice_addresses for arg in ("--ice-address", address)),
         ]
 
     async def start(self, timeout: float = 30.0) -> None:

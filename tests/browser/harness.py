@@ -27,22 +27,10 @@ import aiohttp
 from aiohttp import web
 from playwright.async_api import BrowserContext, Page, Playwright, async_playwright
 
+from bench.chromium import CHROMIUM, CHROMIUM_ARGS, FAKE_DEVICES
 from signalling.config import DEMO_KEY_ID, Settings
 from tests import live
 
-CHROMIUM = os.environ.get("UROK_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-]
 SCREENSHOT_DIR = Path(os.environ.get("UROK_SCREENSHOT_DIR", "/tmp"))
 
 # getStats of the subscriber connection, summed per kind over inbound-rtp entries.
@@ -206,7 +194,7 @@ async def chromium(
     origin: a server not on loopback (a test link's address) that the page must
     treat as secure, or getUserMedia is not there.
     """
-    args = [a for a in CHROMIUM_ARGS if fake_devices or a != "--use-fake-device-for-media-stream"]
+    args = [a for a in CHROMIUM_ARGS if fake_devices or a != FAKE_DEVICES]
     if origin is not None:
         args.append(f"--unsafely-treat-insecure-origin-as-secure={origin}")
     profile = tempfile.mkdtemp(prefix="urok-chromium-")

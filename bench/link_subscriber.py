@@ -1,0 +1,135 @@
+"""A subscriber bot in its own process, for a test host behind an emulated link.
+
+    ip netns exec <host> python -m bench.link_subscriber <base_url> <token>
+
+bench/weak_link.py runs it on a test host (bench/links.py), so that everything it
+receives crosses that host's link. It joins with the token, publishes nothing,
+and decodes everything it receives as a client would: aiortc's own receivers
+(jitter buffer, decoder, NACK and PLI on loss). It reads commands on stdin,
+one a line, and answers each with one JSON line on stdout:
+
+- `stats`: {"audio": {...}, "video": {...}} cumulative since joining: packets
+  received and lost per its receivers' RTP sequence accounting (getStats()
+  inbound-rtp, summed over streams; RTX streams left out), frames decoded, and
+  streams;
+- `leave` (or end of input): leaves the call and exits.
+
+The first line it writes is {"joined": <participant id>}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+from collections import Counter
+from typing import Any
+
+from aiortc import MediaStreamTrack, RTCRtpReceiver
+from aiortc.mediastreams import MediaStreamError
+
+from bench.bot import Bot
+
+_STATS_KEYS = ("packetsReceived", "packetsLost")
+
+
+class DecodingSubscriber:
+    """A bot that decodes every track it receives and counts the frames."""
+
+    def __init__(self, base_url: str, token: str) -> None:
+        self.bot = Bot(base_url, token, decode=True)
+        self.frames: Counter[str] = Counter()  # kind -> frames decoded
+        self._readers: dict[int, asyncio.Task[None]] = {}
+        self._watcher: asyncio.Task[None] | None = None
+
+    async def start(self) -> str:
+        await self.bot.connect()
+        self._watcher = asyncio.ensure_future(self._watch())
+        return self.bot.id
+
+    async def _watch(self) -> None:
+        """Read every track a (re)negotiation brings (unread frames would pile up)."""
+        while True:
+            pc = self.bot.subscriber
+            if pc is not None:
+                for transceiver in pc.getTransceivers():
+                    track = transceiver.receiver.track
+                    if track is not None and id(track) not in self._readers:
+                        self._readers[id(track)] = asyncio.ensure_future(self._read(track))
+            await asyncio.sleep(0.2)
+
+    async def _read(self, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                await track.recv()
+                self.frames[track.kind] += 1
+
+    async def stats(self) -> dict[str, Any]:
+        out: dict[str, dict[str, int]] = {
+            kind: {"packets_received": 0, "packets_lost": 0, "streams": 0}
+            for kind in ("audio", "video")
+        }
+        pc = self.bot.subscriber
+        if pc is not None:
+            for transceiver in pc.getTransceivers():
+                await _add_receiver_stats(transceiver.receiver, out)
+        for kind in out:
+            out[kind]["frames_decoded"] = self.frames[kind]
+        return out
+
+    async def close(self) -> None:
+        tasks = [t for t in (self._watcher, *self._readers.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.bot.leave()
+
+
+async def _add_receiver_stats(receiver: RTCRtpReceiver, out: dict[str, dict[str, int]]) -> None:
+    kind = receiver.track.kind if receiver.track is not None else None
+    if kind not in out:
+        return
+    # The primary stream only: the one with the most packets (an RTX stream's
+    # sequence numbers have gaps by design).
+    best: Any = None
+    for stats in (await receiver.getStats()).values():
+        if getattr(stats, "type", None) != "inbound-rtp":
+            continue
+        if best is None or stats.packetsReceived > best.packetsReceived:
+            best = stats
+    if best is None:
+        return
+    out[kind]["streams"] += 1
+    out[kind]["packets_received"] += int(best.packetsReceived)
+    out[kind]["packets_lost"] += max(0, int(best.packetsLost))
+
+
+async def serve(base_url: str, token: str) -> None:
+    subscriber = DecodingSubscriber(base_url, token)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    try:
+        print(json.dumps({"joined": await subscriber.start()}), flush=True)
+        while True:
+            line = (await reader.readline()).decode().strip()
+            if line == "stats":
+                print(json.dumps(await subscriber.stats()), flush=True)
+            elif line in ("leave", ""):
+                return
+    finally:
+        await subscriber.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m bench.link_subscriber BASE_URL TOKEN", file=sys.stderr)
+        return 2
+    asyncio.run(serve(args[0], args[1]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
