@@ -41,10 +41,11 @@ pytestmark = pytest.mark.browser
 
 # Audio loss after recovery the issue asks for, by random loss on the link (percent).
 TARGETS = {3.0: 0.5, 10.0: 3.0}
-# Each loss rate: 24 windows of 1 s one after the other. The steady figure (without the
-# worst 10 % of them) is held to the target, so a playout stall of the shared machine (a
-# few hundred ms concealed at once, with loss or without) does not decide it; the whole
-# step must still conceal less than half of what the control does.
+# Each loss rate: 24 windows of 1 s one after the other. The steady figure (the windows
+# without a stall: on this shared machine playout stops now and then for 60-450 ms at
+# once, with loss or without, while a packet lost for good is 20 ms) is held to the
+# target; at least half the windows must be steady, and the whole step must still
+# conceal less than half of what the control does.
 WINDOW_S = 1.0
 WINDOWS = 24
 # Before measuring, the jitter buffers settle: a 5 s window at 0 % loss must conceal
@@ -170,6 +171,7 @@ async def test_red_keeps_audio_through_random_downlink_loss() -> None:
             without = step.streams["control", publisher]
             # The control hears the loss; with RED, little of it is left.
             assert without.lost_percent > step.loss_percent / 2, table
+            assert len(step.steady(("red", publisher))) >= WINDOWS / 2, table
             steady = step.steady_concealed(("red", publisher))
             assert steady < TARGETS[step.loss_percent], table
             assert with_red.concealed_percent < without.concealed_percent / 2, table
