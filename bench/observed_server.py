@@ -28,7 +28,7 @@ import re
 import struct
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -136,10 +136,11 @@ def _counters(obj: object) -> dict[str, int]:
     }
     link = getattr(obj, "link", None)  # a LinkReport dataclass, where consumers have one
     if dataclasses.is_dataclass(link) and not isinstance(link, type):
-        for name, value in dataclasses.asdict(link).items():
+        for field in dataclasses.fields(link):  # not asdict: it cannot copy a mappingproxy
+            name, value = field.name, getattr(link, field.name)
             if isinstance(value, int) and not isinstance(value, bool):
                 out[f"link.{name}"] = value
-            elif isinstance(value, dict):
+            elif isinstance(value, Mapping):
                 for key, count in value.items():
                     out[f"link.{name}.{key}"] = int(count)
     return out
