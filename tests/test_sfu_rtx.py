@@ -14,6 +14,7 @@ import contextlib
 import itertools
 from typing import Any
 
+import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from bench.media import PatternVideoTrack
@@ -24,6 +25,12 @@ from tests.sfu_support import SubscribingClient, transport_options
 
 # 90 kHz / 30 fps: the publisher's timestamp step per frame (its pts is rounded: ±2).
 FRAME_TICKS = 3000
+
+
+@pytest.fixture(autouse=True)
+def _rtx_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    # RTX is off by default (sfu/consumer.py, RTX_ENABLED); these tests are about it.
+    monkeypatch.setattr("sfu.consumer.RTX_ENABLED", True)
 
 
 async def publishing_client(transport: PublisherTransport) -> tuple[RTCPeerConnection, Any]:
