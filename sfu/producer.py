@@ -194,20 +194,26 @@ class Producer:
         await self._send_keyframe_request()
 
     async def _send_keyframe_request(self) -> None:
+        if self._mark_keyframe_request():
+            await self._receiver.request_keyframe()
+
+    def _mark_keyframe_request(self) -> bool:
+        """Book a request as sent, synchronously: a request arriving between a
+        deferred one's timer and its task must see the floor as just restarted."""
         if self._deferred_keyframe is not None:  # this one answers it
             self._deferred_keyframe.cancel()
             self._deferred_keyframe = None
         if self._receiver.media_ssrc is None:
-            return  # before its first packet: nobody to ask (and its first frame is a keyframe)
+            return False  # before its first packet: nobody to ask (its first frame is a keyframe)
         self._last_keyframe_request = time.monotonic()
         self.keyframe_requests_sent += 1
-        await self._receiver.request_keyframe()
+        return True
 
     def _deferred_request(self) -> None:
         self._deferred_keyframe = None
-        if self.closed:
+        if self.closed or not self._mark_keyframe_request():
             return
-        task = asyncio.ensure_future(self._send_keyframe_request())
+        task = asyncio.ensure_future(self._receiver.request_keyframe())
         self._keyframe_tasks.add(task)
         task.add_done_callback(self._keyframe_tasks.discard)
 
