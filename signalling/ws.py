@@ -229,7 +229,9 @@ class Session:
     async def _leave(self) -> None:
         call, participant = self.call, self.participant
         self.participant = None
-        if call is not None and participant is not None:
+        # Unless another connection has resumed them meanwhile (this one is being replaced).
+        if participant is not None and participant.disconnect == self.disconnected_by_call:
+            assert call is not None
             await call.leave(participant)
             await self.app[CALLS].remove_if_empty(call)
         await self.close()

@@ -323,3 +323,49 @@ async def test_a_waiting_person_keeps_their_place(server: LiveServer) -> None:
     finally:
         for one in (first, second, teacher):
             await one.close()
+
+
+async def test_resume_in_a_breakout_room_with_changes_made_while_away(server: LiveServer) -> None:
+    lesson = await server.create_lesson()
+    teacher = await bot(server, lesson, "t-1", "teacher")
+    pupil = await bot(server, lesson, "s-1")
+    mate = await bot(server, lesson, "s-2")
+    try:
+        await mate.publish([(PatternVideoTrack(BLUE), "camera")])
+        await teacher.request({"type": "breakout_configure", "count": 2}, of_type("breakout"))
+        await teacher.request(
+            {"type": "breakout_assign", "assignments": {pupil.id: "r1", mate.id: "r1"}},
+            of_type("breakout"),
+        )
+        moved = pupil.wait_for(lambda m: m["type"] == "breakout" and m["room"] == "r1")
+        await teacher.send({"type": "breakout_open", "minutes": 10})
+        await moved
+        await packets_grow(pupil, mate.id, "video")
+
+        await pupil.drop_signalling()
+        # While away: the chat right is taken from students, the main room talks
+        # (not the pupil's room), the host writes to every room, the roommate too.
+        await teacher.request(
+            {"type": "set_permissions", "role": "student", "permissions": {"chat": False}},
+            of_type("call_settings"),
+        )
+        await chat(teacher, "только для общей комнаты")
+        broadcast = teacher.wait_for(
+            lambda m: m["type"] == "chat_message" and m["message"]["room"] == "*"
+        )
+        await teacher.send({"type": "breakout_broadcast", "text": "Осталось 5 минут"})
+        await broadcast
+
+        room_waiter = pupil.wait_for(of_type("breakout"))
+        resumed = await pupil.resume()
+        assert resumed["type"] == "resumed" and resumed["state"] == "in_call", resumed
+        assert resumed["permissions"]["chat"] is False
+        assert [m["text"] for m in resumed["chat"]] == ["Осталось 5 минут"]
+        room = await room_waiter
+        assert room["room"] == "r1" and room["state"]["opened"] is True
+        await packets_grow(pupil, mate.id, "video")  # still in r1, on the same connection
+        refused = await pupil.request({"type": "chat_send", "text": "можно?"}, lambda m: False)
+        assert refused["code"] == "not_permitted"
+    finally:
+        for one in (pupil, mate, teacher):
+            await one.close()

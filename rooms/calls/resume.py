@@ -63,6 +63,7 @@ class Outlet:
 class Resumption:
     def __init__(self, call: CallCore) -> None:
         self.call = call
+        self._closing: set[asyncio.Task[None]] = set()  # replaced connections closing
 
     def find(self, session: str) -> Participant | None:
         """The participant (admitted or waiting) that `session` was issued to."""
@@ -126,8 +127,10 @@ class Resumption:
             participant.send, participant.disconnect = outlet, disconnect
             participant.joined_extra = details
             if not was_held:
-                await safe_send_to(old_send, {"type": "call_ended", "reason": "replaced"})
-                await old_disconnect()
+                # In the background: a half-open old socket may take seconds to close.
+                task = asyncio.ensure_future(_let_go_of(old_send, old_disconnect))
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
             missed = [m for m in history if m.seq > last_chat_seq]
             await send(await self._state(participant, missed))
             await self._catch_up(participant, send)
@@ -159,8 +162,10 @@ class Resumption:
             await send(participant.pending_offer)
 
 
-async def safe_send_to(send: Send, message: dict[str, Any]) -> None:
+async def _let_go_of(send: Send, disconnect: Disconnect) -> None:
+    """Tell a replaced connection why, and close it."""
     try:
-        await send(message)
+        await send({"type": "call_ended", "reason": "replaced"})
+        await disconnect()
     except Exception:  # the old connection may be half gone
-        logger.debug("telling the replaced connection failed", exc_info=True)
+        logger.debug("closing the replaced connection failed", exc_info=True)
