@@ -297,8 +297,11 @@ async def test_a_waiting_person_keeps_their_place(server: LiveServer) -> None:
     await teacher.request(
         {"type": "set_call_settings", "waiting_room": True}, of_type("call_settings")
     )
+    await teacher.publish([(PatternVideoTrack(GREEN), "camera")])
     first = Bot(server.base_url, await server.token(lesson, "s-1", "Первый", "student"))
-    second = Bot(server.base_url, await server.token(lesson, "s-2", "Второй", "student"))
+    second = Bot(
+        server.base_url, await server.token(lesson, "s-2", "Второй", "student"), decode=False
+    )
     try:
         both = teacher.wait_for(lambda m: m["type"] == "waiting_list" and len(m["waiting"]) == 2)
         assert (await first.connect())["type"] == "waiting"
@@ -320,6 +323,18 @@ async def test_a_waiting_person_keeps_their_place(server: LiveServer) -> None:
         joined = first.wait_for(of_type("joined"))
         await teacher.send({"type": "admit", "participant_id": first_id})
         assert (await joined)["self"]["id"] == first_id
+
+        # Admitted while away: the resume enters the call, with the media offer.
+        second_id = second.id
+        await second.drop_signalling()
+        await teacher.request(
+            {"type": "admit", "participant_id": second_id},
+            lambda m: m["type"] == "waiting_list" and m["waiting"] == [],
+        )
+        resumed = await second.resume()
+        assert resumed["type"] == "resumed" and resumed["state"] == "in_call", resumed
+        assert resumed["self"]["id"] == second_id
+        await packets_grow(second, teacher.id, "video")
     finally:
         for one in (first, second, teacher):
             await one.close()

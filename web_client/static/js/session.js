@@ -36,7 +36,10 @@ import {
   ask, clearBanners, closeDialog, toast,
 } from './ui.js';
 
-const PING_INTERVAL_MS = 25000;
+// A ping every 5 s; a connection silent for 12 s (no pong, nothing) is taken for
+// dead: a link that drops packets may never close the socket by itself.
+const PING_INTERVAL_MS = 5000;
+const SILENT_MS = 12000;
 
 let pingTimer = null;
 let endTimer = null;
@@ -89,7 +92,17 @@ async function join(withVideo) {
 
 function startPing() {
   clearInterval(pingTimer);
-  pingTimer = setInterval(() => urok.ws && urok.ws.send({ type: 'ping' }), PING_INTERVAL_MS);
+  pingTimer = setInterval(() => {
+    const sig = urok.ws;
+    if (!sig) return;
+    if (Date.now() - sig.lastMessageAt > SILENT_MS) {
+      sig.onclose = null;
+      sig.close();
+      connectionDropped(sig);
+      return;
+    }
+    sig.send({ type: 'ping' });
+  }, PING_INTERVAL_MS);
 }
 
 /** The waiting room: no media, no chat, until a host admits (joined) or denies us. */
@@ -134,17 +147,19 @@ function watchSession(sig) {
     showMessage({ title: i18n.t('removed.title'), text: i18n.t('removed.text'), iconName: 'warning' });
   });
   sig.on('call_ended', (msg) => onCallEnded(msg));
-  sig.onclose = () => {
-    if (urok.ws !== sig) return;
-    if (urok.state !== 'in-call' && urok.state !== 'waiting') return;
-    if (!urok.resume) {
-      showLost();
-      return;
-    }
-    // Dropped: come back by ourselves (reconnect.js); the call screen stays.
-    clearInterval(pingTimer);
-    reconnect({ open: openSignalling, resumed: onResumed, failed: showLost });
-  };
+  sig.onclose = () => connectionDropped(sig);
+}
+
+/** The call's connection `sig` is gone: come back by ourselves (reconnect.js). */
+function connectionDropped(sig) {
+  if (urok.ws !== sig) return;
+  if (urok.state !== 'in-call' && urok.state !== 'waiting') return;
+  if (!urok.resume) {
+    showLost();
+    return;
+  }
+  clearInterval(pingTimer); // the call screen stays; the resume starts it again
+  reconnect({ open: openSignalling, resumed: onResumed, failed: showLost });
 }
 
 /** A new connection to the server, wired like the first. */
