@@ -384,3 +384,19 @@ async def test_resume_in_a_breakout_room_with_changes_made_while_away(server: Li
     finally:
         for one in (pupil, mate, teacher):
             await one.close()
+
+
+async def test_the_call_waits_for_its_last_person_to_come_back(short_grace: LiveServer) -> None:
+    server = short_grace
+    lesson = await server.create_lesson()
+    teacher = await bot(server, lesson, "t-1", "teacher")
+    try:
+        await teacher.drop_signalling()
+        await asyncio.sleep(0.3)
+        assert lesson in server.app[CALLS].calls  # held: the call is not empty
+        deadline = time.monotonic() + 10
+        while lesson in server.app[CALLS].calls:
+            assert time.monotonic() < deadline, "the call outlived its last person's grace"
+            await asyncio.sleep(0.1)
+    finally:
+        await teacher.close()
