@@ -100,7 +100,7 @@ class Session:
             return True
         try:
             if message["type"] == "resume":
-                self.call, self.participant = await resume(self, message)
+                await resume(self, message)
             else:
                 await self._join(message)
         except ProtocolError as exc:

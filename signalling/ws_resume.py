@@ -29,6 +29,8 @@ class Connection(Protocol):
 
     app: web.Application
     peer: str | None
+    call: Call | None
+    participant: Participant | None
 
     async def send(self, message: dict[str, Any]) -> None: ...
 
@@ -37,7 +39,7 @@ class Connection(Protocol):
     def connection_details(self, message: dict[str, Any]) -> dict[str, Any]: ...
 
 
-async def resume(session: Connection, message: dict[str, Any]) -> tuple[Call, Participant]:
+async def resume(session: Connection, message: dict[str, Any]) -> None:
     """Attach `session` to the participant of `message["session"]`; ProtocolError if not."""
     limits = session.app[LIMITS]
     ref = message.get("id")
@@ -45,7 +47,7 @@ async def resume(session: Connection, message: dict[str, Any]) -> tuple[Call, Pa
     if retry is not None:
         raise join_rate_limited(retry, ref)
     try:
-        return await _resume_checked(session, message)
+        await _resume_checked(session, message)
     except ProtocolError as exc:
         # Counted per address like a forged token: a session id is a secret too.
         code = "token_invalid" if exc.code == RESUME_FAILED else exc.code
@@ -53,7 +55,7 @@ async def resume(session: Connection, message: dict[str, Any]) -> tuple[Call, Pa
         raise
 
 
-async def _resume_checked(session: Connection, message: dict[str, Any]) -> tuple[Call, Participant]:
+async def _resume_checked(session: Connection, message: dict[str, Any]) -> None:
     app, ref = session.app, message.get("id")
     found = app[CALLS].find_session(message["session"])
     if found is None:
@@ -69,6 +71,9 @@ async def _resume_checked(session: Connection, message: dict[str, Any]) -> tuple
         await admitted_lesson(app, claims, Door.JOIN)
     except Refused as exc:
         raise ProtocolError(exc.code, exc.message, ref) from None
+    # The session owns the participant from here: should the new socket fail while
+    # the state is sent, it is this session's drop that holds them again.
+    session.call, session.participant = call, participant
     await call.resume(
         participant,
         session.send,
@@ -76,4 +81,3 @@ async def _resume_checked(session: Connection, message: dict[str, Any]) -> tuple
         message.get("last_chat_seq", 0),
         session.connection_details(message),
     )
-    return call, participant
