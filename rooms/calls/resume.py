@@ -135,6 +135,12 @@ class Resumption:
             await send(await self._state(participant, missed))
             await self._catch_up(participant, send)
             await outlet.open()
+        logger.info(
+            "%s in %s resumed (%d chat messages replayed)",
+            participant.user_id,
+            call.id,
+            len(missed),
+        )
 
     async def _state(self, participant: Participant, missed: list[ChatMessage]) -> dict[str, Any]:
         """`resumed`: the call as it is now, for the person as they are now."""

@@ -13,7 +13,7 @@ from playwright.async_api import Page
 
 from bench.bot import Bot
 from bench.media import PatternVideoTrack, ToneAudioTrack
-from signalling.keys import CALLS
+from signalling.keys import CALLS, STORE
 from tests.browser.harness import chromium, join_call, new_page, playwright, running_server
 
 pytestmark = pytest.mark.browser
@@ -106,6 +106,8 @@ async def test_a_cut_websocket_resumes_without_the_prejoin_screen() -> None:
             ]
             assert about == []
             assert pupil_id in server.app[CALLS].calls[lesson_id].participants
+            attendance = {r.user_id: r for r in await server.app[STORE].attendance(lesson_id)}
+            assert attendance["s-1"].last_leave is None  # one continuous presence
         finally:
             await teacher.close()
 

@@ -31,7 +31,18 @@ export function delayFor(attempt) {
   return EVERY_MS * (0.8 + 0.4 * Math.random());
 }
 
-const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+/** Wait `ms`, or less if the browser says the network is back. */
+function sleep(ms) {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      window.removeEventListener('online', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    window.addEventListener('online', done);
+  });
+}
 
 /** Stop trying (we left, or the call ended, while reconnecting). */
 export function stopReconnecting() {
