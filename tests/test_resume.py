@@ -400,3 +400,32 @@ async def test_the_call_waits_for_its_last_person_to_come_back(short_grace: Live
             await asyncio.sleep(0.1)
     finally:
         await teacher.close()
+
+
+async def test_the_outlet_holds_back_until_resumed_and_never_repeats_the_replay() -> None:
+    from rooms.calls.resume import Outlet
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    def chat_message(seq: int) -> dict[str, Any]:
+        return {"type": "chat_message", "message": {"seq": seq}}
+
+    outlet = Outlet(send, replayed_up_to=7)
+    # Posted while the `resumed` message (with the replay up to 7) was being made.
+    await outlet(chat_message(7))
+    await outlet({"type": "hands", "queue": []})
+    await outlet(chat_message(8))
+    assert sent == []  # nothing overtakes `resumed`
+    await send({"type": "resumed"})
+    await outlet.open()
+    await outlet(chat_message(6))  # a late delivery of a replayed message
+    await outlet(chat_message(9))
+    assert sent == [
+        {"type": "resumed"},
+        {"type": "hands", "queue": []},
+        chat_message(8),
+        chat_message(9),
+    ]
