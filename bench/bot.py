@@ -153,6 +153,9 @@ class Bot:
             self.joined = message
             for p in message["participants"]:
                 self.participants[p["id"]] = p
+        elif kind == "resumed" and message["state"] == "in_call":
+            self.joined = {**message, "chat": (self.joined or {}).get("chat", [])}
+            self.participants = {p["id"]: p for p in message["participants"]}
         elif kind in ("participant_joined", "participant_updated"):
             self.participants[message["participant"]["id"]] = message["participant"]
         elif kind == "participant_left":
@@ -248,6 +251,53 @@ class Bot:
                 return track
             await asyncio.sleep(0.05)
         raise BotError(f"no {kind} track from {participant_id} within {timeout}s")
+
+    # --- a dropped connection (docs/protocol.md "resume")
+
+    @property
+    def last_chat_seq(self) -> int:
+        """The sequence number of the last chat message this bot received."""
+        seen = [m["seq"] for m in (self.joined or {}).get("chat", [])]
+        for message in self.messages:
+            if message["type"] == "chat_message":
+                seen.append(message["message"]["seq"])
+            elif message["type"] == "resumed":
+                seen.extend(m["seq"] for m in message.get("chat", []))
+        return max(seen, default=0)
+
+    async def drop_signalling(self) -> None:
+        """Close the WebSocket only, as a network blip would; the peer connections stay."""
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        if self.ws is not None:
+            await self.ws.close()
+        if self.session is not None:
+            await self.session.close()
+
+    async def resume(
+        self, session: str | None = None, last_chat_seq: int | None = None, timeout: float = 10.0
+    ) -> dict[str, Any]:
+        """Open a new WebSocket and resume (this bot's session unless another is given):
+        the `resumed` or `error` reply."""
+        current = self.joined or self.waiting
+        assert current is not None
+        self.session = aiohttp.ClientSession()
+        ws_url = self.base_url.replace("http", "ws", 1) + "/ws"
+        self.ws = await self.session.ws_connect(ws_url, max_msg_size=4 * 1024 * 1024)
+        self.closed_by_server = asyncio.Event()
+        self._reader = asyncio.create_task(self._read())
+        waiter = self.wait_for(lambda m: m["type"] in ("resumed", "error"), timeout)
+        await self.send(
+            {
+                "type": "resume",
+                "session": session or current["resume"]["session"],
+                "token": self.token,
+                "last_chat_seq": self.last_chat_seq if last_chat_seq is None else last_chat_seq,
+            }
+        )
+        return await waiter
 
     # --- leaving
 

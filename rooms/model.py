@@ -133,15 +133,23 @@ class ChatMessage:
     data: dict[str, Any] = field(default_factory=dict)  # for system messages
     room: str = ""  # "" the main room, a breakout room id, or "*" (every room)
 
+    @property
+    def seq(self) -> int:
+        """The message's place in the call's chat (1, 2, 3, ...): its id as a number.
+        A resuming client names the last one it saw (docs/protocol.md "resume")."""
+        return int(self.id) if self.id.isdigit() else 0
+
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["at"] = self.at.isoformat()
         out["author_role"] = self.author_role.value if self.author_role else None
+        out["seq"] = self.seq
         return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ChatMessage:
         values = dict(data)
+        values.pop("seq", None)  # derived from the id
         values["at"] = datetime.fromisoformat(values["at"])
         values["author_role"] = Role(values["author_role"]) if values.get("author_role") else None
         return cls(**values)

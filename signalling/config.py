@@ -66,6 +66,11 @@ class Settings:
     # A call's chat stays readable (GET /call/{id}/chat) with an expired join
     # token for this many days after the token's expiry.
     chat_history_days: int = 30
+    # A person whose WebSocket drops stays in the call this long, and resumes if the
+    # page reconnects meanwhile (docs/protocol.md "resume"); 0: they leave at once.
+    resume_grace_seconds: int = 20
+    # The call page keeps trying to reconnect this long before it says the link is lost.
+    reconnect_seconds: int = 60
     # The demo journal page at / (off in production).
     demo_journal: bool = True
     default_language: str = "ru"
@@ -120,6 +125,8 @@ KNOWN_KEYS = frozenset(
         "max_lesson_hours",
         "schedule_horizon_days",
         "chat_history_days",
+        "resume_grace_seconds",
+        "reconnect_seconds",
         "demo_journal",
         "default_language",
         "data_dir",
@@ -155,6 +162,8 @@ def settings_from_mapping(data: dict[str, Any], base: Settings | None = None) ->
         ("max_lesson_hours", 24),
         ("schedule_horizon_days", 3660),
         ("chat_history_days", 365),
+        ("resume_grace_seconds", 3600),
+        ("reconnect_seconds", 3600),
         ("max_ws_message_bytes", 16 * 1024 * 1024),
     ):
         if key in data:

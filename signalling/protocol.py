@@ -34,7 +34,7 @@ MAX_JSON_VALUES = 4096
 # hundreds of digits near a rounding boundary takes ~0.1 ms (38 ms a frame).
 MAX_NUMBER_CHARS = 24
 MAX_EXPONENT = 40
-# Before `join` only `join` and `ping` are read: a token is at most 4 KiB.
+# Before `join` only `join`, `resume` and `ping` are read: a token is at most 4 KiB.
 MAX_UNJOINED_BYTES = 8 * 1024
 
 
@@ -55,6 +55,16 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "lesson_id": {"type": "string", "minLength": 1, "maxLength": 64},
         },
         ["token"],
+    ),
+    # After a dropped connection (docs/protocol.md "resume"), instead of join.
+    "resume": _message(
+        "resume",
+        {
+            "session": {"type": "string", "minLength": 1, "maxLength": 64},
+            "token": {"type": "string", "minLength": 1, "maxLength": 4096},
+            "last_chat_seq": {"type": "integer", "minimum": 0, "maximum": 2**53},
+        },
+        ["session", "token"],
     ),
     "publish": _message(
         "publish",

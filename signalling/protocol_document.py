@@ -22,7 +22,7 @@ from signalling.protocol import (
 # Major: a change an existing client may trip on (a message or field removed,
 # a limit lowered). Minor: additions a client may ignore (a new message type,
 # a new optional field, a new server message).
-PROTOCOL_VERSION = "1.2"
+PROTOCOL_VERSION = "1.3"
 
 
 def client_messages_schema() -> dict[str, Any]:
@@ -32,8 +32,8 @@ def client_messages_schema() -> dict[str, Any]:
         "title": "Urok call protocol: messages a client sends (docs/protocol.md)",
         "version": PROTOCOL_VERSION,
         "description": (
-            "Each WebSocket text frame is one of these objects. Before `join` only "
-            f"`join` and `ping` are read and a frame may have at most {MAX_UNJOINED_BYTES} "
+            "Each WebSocket text frame is one of these objects. Before `join` only `join`, "
+            f"`resume` and `ping` are read and a frame may have at most {MAX_UNJOINED_BYTES} "
             "bytes; a frame may hold at most "
             f"{MAX_JSON_VALUES} JSON values (counted as its '{{', '[' and ',' "
             f"characters) and numbers of at most {MAX_NUMBER_CHARS} characters with an "

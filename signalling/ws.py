@@ -18,13 +18,14 @@ from signalling.protocol import MAX_UNJOINED_BYTES, ProtocolError, parse_message
 from signalling.ratelimit import LIMITS, budget_address, join_rate_limited
 from signalling.tokens import TokenError
 from signalling.ws_actions import ACTIONS
+from signalling.ws_resume import RESUME_FAILED, resume
 
 logger = logging.getLogger(__name__)
 
 JOIN_TIMEOUT = 10.0
 # Before joining, a connection is read only for these (anything else known is
 # answered not_joined unread).
-UNJOINED_TYPES = frozenset({"join", "ping"})
+UNJOINED_TYPES = frozenset({"join", "resume", "ping"})
 
 
 class Session:
@@ -98,11 +99,28 @@ class Session:
             await self.send({"type": "pong", **_ref(message)})
             return True
         try:
-            await self._join(message)
+            if message["type"] == "resume":
+                await resume(self, message)
+            else:
+                await self._join(message)
         except ProtocolError as exc:
             await self.send(exc.to_json())
-            return False
+            # A session that is gone: the client may join afresh on this connection.
+            return exc.code == RESUME_FAILED
         return True
+
+    def connection_details(self, message: dict[str, Any]) -> dict[str, Any]:
+        """What joined / waiting / resumed carry for this connection (besides the call)."""
+        settings = self.app[SETTINGS]
+        return {
+            "ice_servers": self.app[MEDIA].ice_servers,
+            "language": settings.default_language,
+            "resume": {
+                "grace_s": settings.resume_grace_seconds,
+                "retry_s": settings.reconnect_seconds,
+            },
+            **_ref(message),
+        }
 
     async def _join(self, message: dict[str, Any]) -> None:
         """Join, within the limits on refused joins (signalling/ratelimit.py)."""
@@ -129,7 +147,6 @@ class Session:
         except Refused as exc:
             raise ProtocolError(exc.code, exc.message, ref) from None
         assert lesson is not None
-        settings = self.app[SETTINGS]
         call = self.app[CALLS].get_or_create(lesson)
         try:
             self.participant = await call.enter(
@@ -139,19 +156,15 @@ class Session:
                 jti=claims.jti,
                 token_expires_at=claims.expires_at,
                 send=self.send,
-                disconnect=self._disconnected_by_call,
-                joined_extra={
-                    "ice_servers": self.app[MEDIA].ice_servers,
-                    "language": settings.default_language,
-                    **_ref(message),
-                },
+                disconnect=self.disconnected_by_call,
+                joined_extra=self.connection_details(message),
             )
         except CallEnded:
             raise ProtocolError("lesson_ended", "the lesson has ended", ref) from None
         self.call = call
         logger.info("%s joined %s as %s", claims.user_id, lesson.id, claims.role.value)
 
-    async def _disconnected_by_call(self) -> None:
+    async def disconnected_by_call(self) -> None:
         self.participant = None
         await self.close()
 
@@ -182,7 +195,7 @@ class Session:
         ref = message.get("id")
         if kind == "ping":
             await self.send({"type": "pong", **_ref(message)})
-        elif kind == "join":
+        elif kind in ("join", "resume"):
             raise ProtocolError("already_joined", "this connection has joined already", ref)
         elif kind == "leave":
             await self._leave()
@@ -216,10 +229,29 @@ class Session:
     async def _leave(self) -> None:
         call, participant = self.call, self.participant
         self.participant = None
-        if call is not None and participant is not None:
+        # Unless another connection has resumed them meanwhile (this one is being replaced).
+        if participant is not None and participant.disconnect == self.disconnected_by_call:
+            assert call is not None
             await call.leave(participant)
             await self.app[CALLS].remove_if_empty(call)
         await self.close()
+
+    async def dropped(self) -> None:
+        """The connection is gone without a `leave`: hold the participant for the grace
+        (rooms/calls/resume.py), or let them go at once when there is none."""
+        call, participant = self.call, self.participant
+        self.participant = None
+        if call is None or participant is None:
+            return
+        grace = self.app[SETTINGS].resume_grace_seconds
+        registry = self.app[CALLS]
+        if grace > 0 and await call.hold(
+            participant, self.disconnected_by_call, grace, lambda: registry.remove_if_empty(call)
+        ):
+            return
+        if participant.disconnect == self.disconnected_by_call:  # not resumed elsewhere
+            await call.leave(participant)
+            await registry.remove_if_empty(call)
 
 
 def _ref(message: dict[str, Any]) -> dict[str, Any]:
@@ -238,7 +270,7 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     except Exception:
         logger.exception("websocket session failed")
     finally:
-        await session._leave()
+        await session.dropped()
     return ws
 
 

@@ -89,6 +89,9 @@ async def running_server(
         overrides["data_dir"] = Path(temporary.name)
     addresses = ("127.0.0.1",) if host == "127.0.0.1" else ("127.0.0.1", host)
     overrides.setdefault("ice", IceSettings(addresses=addresses))
+    # A closed socket is a leaver at once, as most tests expect of a bot's close();
+    # the resume tests (tests/test_resume.py, the browser's) set a grace.
+    overrides.setdefault("resume_grace_seconds", 0)
     settings = replace(
         Settings(),
         port=port,

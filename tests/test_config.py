@@ -112,6 +112,13 @@ def test_file(tmp_path: Path) -> None:
     )
 
 
+def test_resume_settings(tmp_path: Path) -> None:
+    assert (Settings().resume_grace_seconds, Settings().reconnect_seconds) == (20, 60)
+    path = write(tmp_path, "resume_grace_seconds = 45\nreconnect_seconds = 120\n")
+    settings = load_settings(path, env={})
+    assert (settings.resume_grace_seconds, settings.reconnect_seconds) == (45, 120)
+
+
 def test_file_from_urok_config_env(tmp_path: Path) -> None:
     path = write(tmp_path, 'port = 9100\npublic_url = "https://x.example"\n')
     settings = load_settings(env={"UROK_CONFIG": str(path)})
@@ -198,6 +205,10 @@ def test_load_settings_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPat
         ('[media]\nkeyframe_interval_s = "1"', "media.keyframe_interval_s"),
         ("[media]\nkeyframe_interval_s = true", "media.keyframe_interval_s"),
         ("[media]\npli_storm = 1", "unknown media setting"),
+        ("resume_grace_seconds = -1", "resume_grace_seconds"),
+        ("resume_grace_seconds = true", "resume_grace_seconds"),
+        ("resume_grace_seconds = 3601", "resume_grace_seconds"),
+        ('reconnect_seconds = "60"', "reconnect_seconds"),
     ],
 )
 def test_bad_file_values(tmp_path: Path, text: str, words: str) -> None:

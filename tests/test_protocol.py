@@ -15,6 +15,12 @@ SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
 # Every client message in docs/protocol.md, as the spec writes it.
 VALID: dict[str, dict[str, Any]] = {
     "join": {"type": "join", "token": "eyJhbGciOiJIUzI1NiJ9.e30.sig"},
+    "resume": {
+        "type": "resume",
+        "session": "s_3q2-7wEvXwBvjGYz1MHeyAdLHq0XkVl5",
+        "token": "eyJhbGciOiJIUzI1NiJ9.e30.sig",
+        "last_chat_seq": 12,
+    },
     "publish": {
         "type": "publish",
         "sdp": SDP,
@@ -68,6 +74,14 @@ VALID: dict[str, dict[str, Any]] = {
 }
 
 CLASSROOM_INVALID = [
+    {"type": "resume", "token": "t"},
+    {"type": "resume", "session": "s_1"},
+    {"type": "resume", "session": "", "token": "t"},
+    {"type": "resume", "session": "s" * 65, "token": "t"},
+    {"type": "resume", "session": "s_1", "token": "t", "last_chat_seq": -1},
+    {"type": "resume", "session": "s_1", "token": "t", "last_chat_seq": "7"},
+    {"type": "resume", "session": "s_1", "token": "t", "last_chat_seq": 1.5},
+    {"type": "resume", "session": "s_1", "token": "t", "room": "r1"},
     {"type": "audio_only"},
     {"type": "audio_only", "enabled": "yes"},
     {"type": "audio_only", "enabled": True, "video": False},
@@ -395,6 +409,6 @@ def test_publish_tracks_name_each_mid_once() -> None:
 def test_every_message_type_has_a_handler() -> None:
     from signalling.ws_actions import ACTIONS
 
-    handled_in_ws = {"join", "ping", "leave", "publish", "subscribe_answer", "end_call"}
+    handled_in_ws = {"join", "resume", "ping", "leave", "publish", "subscribe_answer", "end_call"}
     assert set(SCHEMAS) == set(ACTIONS) | handled_in_ws
     assert not set(ACTIONS) & handled_in_ws

@@ -187,7 +187,11 @@ async def test_join_replies_joined_as_documented() -> None:
             "waiting",
             "recording",
             "limits",
+            "resume",
         }
+        resume = joined["resume"]
+        assert set(resume) == {"session", "grace_s", "retry_s"}
+        assert resume["session"].startswith("s_") and len(resume["session"]) >= 32
         assert joined["hands"] == [] and joined["chat"] == [] and joined["waiting"] == []
         assert joined["recording"] is None
         assert joined["limits"] == {"breakout_rooms": 50}

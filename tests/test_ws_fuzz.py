@@ -146,6 +146,8 @@ GOOD: dict[str, st.SearchStrategy[Any]] = {
     "id": st.text(max_size=64),
     "token": st.text(min_size=1, max_size=60),
     "lesson_id": st.text(min_size=1, max_size=20),
+    "session": st.text(min_size=1, max_size=40),
+    "last_chat_seq": st.integers(0, 10**6),
     "sdp": st.text(min_size=1, max_size=80) | st.just("v=0\r\n") | mutated_offers(),
     "tracks": st.lists(
         st.fixed_dictionaries(
@@ -301,12 +303,13 @@ def parsed(frame: Frame) -> dict[str, Any] | None:
 def route(frame: Frame) -> Frame:
     """Keep the frames that would legitimately end a connection away from it.
 
-    A valid join on the fresh connection would (fail and) close it, so it goes to
-    the joined one (already_joined); a valid leave on the joined connection
+    A valid join on the fresh connection would (fail and) close it, and a valid
+    resume fail and count towards the refused joins' limit, so they go to the
+    joined one (already_joined); a valid leave on the joined connection
     would end it, so it goes to the fresh one (not_joined).
     """
     message = parsed(frame)
-    if message is not None and message["type"] == "join":
+    if message is not None and message["type"] in ("join", "resume"):
         return Frame("joined", frame.data)
     if message is not None and message["type"] == "leave":
         return Frame("fresh", frame.data)
@@ -331,7 +334,7 @@ def expect(frame: Frame) -> Expected:
         return Expected({"pong"}, ref)
     if frame.target == "fresh":
         return Expected({"error:not_joined"}, ref)
-    if kind == "join":
+    if kind in ("join", "resume"):
         return Expected({"error:already_joined"}, ref)
     if kind in HOST_ONLY:
         return Expected({"error:not_host"}, ref)

@@ -19,8 +19,9 @@ from rooms.calls.breakout_control import BreakoutControl
 from rooms.calls.chat_control import ChatControl
 from rooms.calls.core import CallCore, ChatPolicy
 from rooms.calls.moderation import Moderation
-from rooms.calls.participant import Participant, PresenceObserver
+from rooms.calls.participant import Disconnect, Participant, PresenceObserver, Send
 from rooms.calls.recording_control import RecordingControl
+from rooms.calls.resume import OnExpired, Resumption
 from rooms.calls.weak_links import WeakLinks
 from rooms.model import CallSettings, ChatMessage
 from rooms.recordings import RecordingService
@@ -48,6 +49,7 @@ class Call(CallCore):
         self.recording = RecordingControl(self, recordings)
         self.breakout = BreakoutControl(self)
         self.links = WeakLinks(self)
+        self.resumption = Resumption(self)
 
     # ------------------------------------------------------------------ entering
 
@@ -57,6 +59,26 @@ class Call(CallCore):
         self.links.watch()
         if participant.host:
             await self.links.tell_host(participant)
+
+    # ------------------------------------------------------------------ dropped connections
+
+    def find_session(self, session: str) -> Participant | None:
+        return self.resumption.find(session)
+
+    async def hold(
+        self, participant: Participant, owner: Disconnect, grace: float, on_expired: OnExpired
+    ) -> bool:
+        return await self.resumption.hold(participant, owner, grace, on_expired)
+
+    async def resume(
+        self,
+        participant: Participant,
+        send: Send,
+        disconnect: Disconnect,
+        last_chat_seq: int,
+        details: dict[str, Any],
+    ) -> None:
+        await self.resumption.resume(participant, send, disconnect, last_chat_seq, details)
 
     # ------------------------------------------------------------------ ending
 

@@ -215,7 +215,7 @@ class CallCore:
                 "type": "waiting",
                 "call": self.describe(),
                 "self": participant.to_json(),
-                **participant.joined_extra,
+                **participant.connection_details(),
             }
         )
         await self.announce_waiting()
@@ -257,7 +257,7 @@ class CallCore:
             self.id, participant.user_id, participant.name, participant.role.value, at
         )
         self._tell_presence("joined", participant, at)
-        await participant.send(await self._joined_message(participant))
+        await participant.send(await self.joined_message(participant))
         if breakout is not None:
             await self.send_breakout(participant, breakout)
         await self.broadcast(
@@ -267,8 +267,10 @@ class CallCore:
         self.subscribe_in_room(participant)
         self.sync_recording()
 
-    async def _joined_message(self, participant: Participant) -> dict[str, Any]:
-        settings = await self.settings()
+    async def joined_message(self, p: Participant, chat: list[ChatMessage] | None = None) -> dict:
+        """`joined`: the call as it is now; `chat` the history (default: the room's)."""
+        participant, settings = p, await self.settings()
+        chat = await self.room_history(participant.room) if chat is None else chat
         joined: dict[str, Any] = {
             "type": "joined",
             "self": participant.to_json(),
@@ -277,12 +279,12 @@ class CallCore:
                 p.to_json() for p in self.participants.values() if p is not participant
             ],
             "hands": await self.store.hands(self.id),
-            "chat": [m.to_json() for m in await self.room_history(participant.room)],
+            "chat": [m.to_json() for m in chat],
             "settings": settings.to_json(),
             "permissions": settings.permissions_for(participant.role, participant.host).to_json(),
             "recording": self.recording_state(),
             "limits": {"breakout_rooms": MAX_ROOMS},  # the page's bounds, not a copy
-            **participant.joined_extra,
+            **participant.connection_details(),
         }
         if participant.host:
             joined["waiting"] = [r.public() for r in await self.store.waiting(self.id)]
@@ -303,7 +305,8 @@ class CallCore:
                 "kind": producer.kind,
                 "source": producer.app_data["source"],
             }
-        await participant.send({"type": "subscribe_offer", "sdp": sdp, "tracks": described})
+        participant.pending_offer = {"type": "subscribe_offer", "sdp": sdp, "tracks": described}
+        await participant.send(participant.pending_offer)
 
     def _tell_presence(self, event: str, participant: Participant, at: datetime) -> None:
         for observer in self.presence:
@@ -361,6 +364,7 @@ class CallCore:
     async def subscribe_answer(self, participant: Participant, sdp: str) -> None:
         self.require_admitted(participant)
         assert participant.subscriber is not None
+        participant.pending_offer = None  # answered (a bad answer ends the round too)
         await participant.subscriber.handle_answer(sdp)
 
     async def set_media_state(
@@ -458,7 +462,9 @@ class CallCore:
 
     # ------------------------------------------------------------------ leaving
 
-    async def leave(self, participant: Participant) -> None:
+    async def leave(self, participant: Participant, at: datetime | None = None) -> None:
+        # `at`: when they went (a dropped connection not resumed went when it dropped).
+        participant.cancel_hold()
         if self.waiting.pop(participant.id, None) is not None:
             await self.store.remove_waiting(self.id, participant.id)
             if not self.ended:
@@ -467,7 +473,7 @@ class CallCore:
         if self.participants.pop(participant.id, None) is None:
             return
         await self.store.remove_participant(self.id, participant.id)
-        at = now()
+        at = at or now()
         await self.store.record_leave(self.id, participant.user_id, at)
         self._tell_presence("left", participant, at)
         self.sync_recording()

@@ -6,7 +6,9 @@ knows nothing of aiohttp.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,6 +43,14 @@ class Participant:
     subscriber: SubscriberTransport | None = None
     producers: dict[str, Producer] = field(default_factory=dict)  # by source
     room: str | None = None  # breakout room id; None: the main room
+    # Resuming after a dropped WebSocket (rooms/calls/resume.py): the unguessable
+    # session id issued at join, when the connection dropped (None: connected),
+    # the timer that lets them go after the grace, and the subscribe_offer not
+    # answered yet (sent again on resume: it may have gone into the dead socket).
+    session: str = field(default_factory=lambda: "s_" + secrets.token_urlsafe(24))
+    held_since: datetime | None = None
+    hold_task: asyncio.Task[None] | None = None
+    pending_offer: dict[str, Any] | None = None
 
     @property
     def id(self) -> str:
@@ -64,6 +74,19 @@ class Participant:
 
     def to_json(self) -> dict[str, Any]:
         return self.record.public()
+
+    def cancel_hold(self) -> None:
+        """No longer waiting for this person to come back (resumed, or let go)."""
+        task, self.hold_task = self.hold_task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    def connection_details(self) -> dict[str, Any]:
+        """What joined / waiting / resumed carry besides the call: ICE servers, language,
+        the request's ref, and how to resume (with this participant's session id)."""
+        details = dict(self.joined_extra)
+        details["resume"] = {**details.get("resume", {}), "session": self.session}
+        return details
 
     def brief(self) -> dict[str, str]:
         return {"id": self.id, "name": self.name}

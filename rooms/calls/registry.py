@@ -7,7 +7,7 @@ from collections.abc import Awaitable
 
 from rooms.calls.call import Call
 from rooms.calls.core import ChatPolicy
-from rooms.calls.participant import PresenceObserver
+from rooms.calls.participant import Participant, PresenceObserver
 from rooms.recordings import RecordingService
 from rooms.store import Store
 from rooms.vocabulary import Lesson
@@ -43,6 +43,14 @@ class CallRegistry:
 
     def get(self, lesson_id: str) -> Call | None:
         return self.calls.get(lesson_id)
+
+    def find_session(self, session: str) -> tuple[Call, Participant] | None:
+        """The call and participant a resume session id was issued to, if still there."""
+        for call in self.calls.values():
+            participant = call.find_session(session)
+            if participant is not None and not call.ended:
+                return call, participant
+        return None
 
     async def end(self, lesson_id: str, reason: str = "ended") -> None:
         call = self.calls.pop(lesson_id, None)

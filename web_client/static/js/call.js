@@ -6,6 +6,7 @@
 //   page.js        which screen is shown, full-page messages and errors
 //   prejoin.js     the pre-join screen: lesson info, preview, devices
 //   session.js     joining, the waiting room, entering and leaving the call
+//   reconnect.js   coming back by ourselves after the WebSocket dropped
 //   dispatch.js    server messages during the call, to the module concerned
 //   publisher.js   publishing microphone and camera, the media buttons
 //   screenshare.js sharing our screen
@@ -37,7 +38,8 @@ import { decodeClaims, readToken } from './token.js';
 // The browser tests (tests/browser) read (and wait on) these names, so keep
 // them: state, self, isHost, participants, local, pcs, published, tracks,
 // hands, nudges, beeped, settings, permissions, breakout, room, roomName,
-// chat, recording, errors, previewReady, connection, qualities. The page
+// chat, recording, errors, previewReady, connection, qualities, ws, resume,
+// reconnecting, resumes. The page
 // itself never goes through window.urok: the modules import the state
 // (docs/architecture.md).
 window.urok = urok;

@@ -58,6 +58,8 @@ export function onChatMessage(msg) {
   if (!views.chat || !msg.message) return;
   const message = msg.message;
   if (typeof message.room !== 'string' && typeof msg.room === 'string') message.room = msg.room;
+  // What a resume names as the last message seen (docs/protocol.md "resume").
+  if (Number.isInteger(message.seq)) urok.lastChatSeq = Math.max(urok.lastChatSeq, message.seq);
   views.chat.add(message);
   if (isRecordingReady(message)) onRecordingReady(message);
 }

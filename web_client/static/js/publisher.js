@@ -21,7 +21,7 @@ const mediaStateRefs = new Set();
 
 export function enqueuePublish(step) {
   publisherQueue = publisherQueue.then(step).catch((error) => {
-    if (urok.state !== 'in-call') return;
+    if (urok.state !== 'in-call' || urok.reconnecting) return;
     console.error('urok: publish failed', error);
     urok.errors.push({ code: error.code || 'publish', message: String(error.message || error) });
     toast(error.code ? errorText(error.code, error.message) : i18n.t('call.media_failed'), 'error');
@@ -84,6 +84,8 @@ export async function negotiatePublisher() {
     if (urok.pcs.publisher === pc && pc.signalingState === 'have-local-offer') {
       await pc.setLocalDescription({ type: 'rollback' }).catch(() => {});
     }
+    // The connection dropped under it: offer again once resumed (session.js).
+    if (error.code === 'connection_failed') urok.republish = true;
     throw error;
   }
   if (urok.pcs.publisher !== pc) return;

@@ -23,6 +23,7 @@ import {
   updateControls,
 } from './publisher.js';
 import { resetQuality } from './quality.js';
+import { applyResumed, reconnect, stopReconnecting } from './reconnect.js';
 import { applyBreakout, onBreakout, resetRooms } from './rooms.js';
 import { Signalling, SignallingError } from './signalling.js';
 import {
@@ -35,7 +36,10 @@ import {
   ask, clearBanners, closeDialog, toast,
 } from './ui.js';
 
-const PING_INTERVAL_MS = 25000;
+// A ping every 5 s; a connection silent for 12 s (no pong, nothing) is taken for
+// dead: a link that drops packets may never close the socket by itself.
+const PING_INTERVAL_MS = 5000;
+const SILENT_MS = 12000;
 
 let pingTimer = null;
 let endTimer = null;
@@ -88,13 +92,24 @@ async function join(withVideo) {
 
 function startPing() {
   clearInterval(pingTimer);
-  pingTimer = setInterval(() => urok.ws && urok.ws.send({ type: 'ping' }), PING_INTERVAL_MS);
+  pingTimer = setInterval(() => {
+    const sig = urok.ws;
+    if (!sig) return;
+    if (Date.now() - sig.lastMessageAt > SILENT_MS) {
+      sig.onclose = null;
+      sig.close();
+      connectionDropped(sig);
+      return;
+    }
+    sig.send({ type: 'ping' });
+  }, PING_INTERVAL_MS);
 }
 
 /** The waiting room: no media, no chat, until a host admits (joined) or denies us. */
 function onWaiting(msg) {
   urok.self = { ...msg.self };
   urok.call = msg.call || null;
+  urok.resume = msg.resume || null;
   urok.joining = false;
   setState('waiting');
   show('waiting');
@@ -132,19 +147,64 @@ function watchSession(sig) {
     showMessage({ title: i18n.t('removed.title'), text: i18n.t('removed.text'), iconName: 'warning' });
   });
   sig.on('call_ended', (msg) => onCallEnded(msg));
-  sig.onclose = () => {
-    if (urok.ws !== sig) return;
-    if (urok.state === 'in-call' || urok.state === 'waiting') {
-      teardown();
-      setState('lost');
-      showMessage({
-        title: i18n.t('lost.title'),
-        text: i18n.t('lost.text'),
-        iconName: 'warning',
-        action: { label: i18n.t('left.rejoin'), run: () => startPrejoin() },
-      });
-    }
-  };
+  sig.onclose = () => connectionDropped(sig);
+}
+
+/** The call's connection `sig` is gone: come back by ourselves (reconnect.js). */
+function connectionDropped(sig) {
+  if (urok.ws !== sig) return;
+  if (urok.state !== 'in-call' && urok.state !== 'waiting') return;
+  if (!urok.resume) {
+    showLost();
+    return;
+  }
+  clearInterval(pingTimer); // the call screen stays; the resume starts it again
+  reconnect({ open: openSignalling, resumed: onResumed, failed: showLost });
+}
+
+/** A new connection to the server, wired like the first. */
+function openSignalling() {
+  const sig = new Signalling();
+  routeMessages(sig);
+  watchSession(sig);
+  return sig;
+}
+
+function showLost() {
+  teardown();
+  setState('lost');
+  showMessage({
+    title: i18n.t('lost.title'),
+    text: i18n.t('lost.text'),
+    iconName: 'warning',
+    action: { label: i18n.t('left.rejoin'), run: () => startPrejoin() },
+  });
+}
+
+/** Resumed on `sig`: it is the call's connection now; the state is the server's. */
+async function onResumed(sig, msg) {
+  const old = urok.ws;
+  urok.ws = sig; // first: the messages right behind `resumed` are for this connection
+  if (old && old !== sig) {
+    old.onclose = null;
+    old.close();
+  }
+  startPing();
+  if (msg.state === 'waiting') {
+    urok.resume = msg.resume || urok.resume;
+    return;
+  }
+  if (urok.state === 'waiting') {
+    await onJoined(msg); // admitted while we were away
+    return;
+  }
+  applyResumed(msg);
+  toast(i18n.t('reconnect.back'));
+  sendMediaState(); // what we switched while away
+  if (urok.republish && urok.pcs.publisher) {
+    urok.republish = false;
+    enqueuePublish(() => negotiatePublisher());
+  }
 }
 
 function onCallEnded(msg) {
@@ -176,6 +236,7 @@ function onCallEnded(msg) {
 async function onJoined(joined) {
   urok.self = { ...joined.self };
   urok.call = joined.call || null;
+  urok.resume = joined.resume || null;
   urok.iceServers = Array.isArray(joined.ice_servers) ? joined.ice_servers : [];
   urok.joining = false;
   urok.hands = Array.isArray(joined.hands) ? joined.hands : [];
@@ -207,6 +268,9 @@ async function onJoined(joined) {
   selfTile.setTrack('video', urok.local.video);
   for (const participant of joined.participants || []) upsertParticipant(participant);
   views.chat.reset(Array.isArray(joined.chat) ? joined.chat : []);
+  for (const message of joined.chat || []) {
+    if (Number.isInteger(message.seq)) urok.lastChatSeq = Math.max(urok.lastChatSeq, message.seq);
+  }
   views.chat.setPermitted(urok.permissions.chat !== false);
   views.rights.render(urok.settings);
   views.recording.setLive(true);
@@ -234,6 +298,10 @@ async function onJoined(joined) {
 
 /** Close everything of the session: connection, peer connections, media, timers, the call screen. */
 function teardown() {
+  stopReconnecting();
+  urok.resume = null;
+  urok.lastChatSeq = 0;
+  urok.republish = false;
   clearInterval(pingTimer);
   stopInfoPolling();
   clearTimeout(endTimer);

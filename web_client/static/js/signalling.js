@@ -16,6 +16,7 @@ export class Signalling {
     this.nextId = 1;
     this.closedByUs = false;
     this.onclose = null;
+    this.lastMessageAt = Date.now(); // when the server last said anything
   }
 
   static defaultUrl() {
@@ -68,6 +69,7 @@ export class Signalling {
   }
 
   dispatch(data) {
+    this.lastMessageAt = Date.now();
     let message;
     try {
       message = JSON.parse(data);

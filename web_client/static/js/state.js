@@ -34,6 +34,15 @@ export const urok = {
   joining: false,
   previewReady: false, // the pre-join preview has its devices (tests wait for it)
   ws: null, // the Signalling of this call, or null
+  // Coming back after a dropped connection (reconnect.js, docs/protocol.md "resume"):
+  // joined.resume ({session, grace_s, retry_s}), whether we are trying now, the tries
+  // and the resumes so far, and the last chat sequence number seen.
+  resume: null,
+  reconnecting: false,
+  reconnectAttempts: 0,
+  resumes: 0,
+  lastChatSeq: 0,
+  republish: false, // a publish the drop cut short: offered again once resumed
   self: null,
   call: null,
   iceServers: [],
