@@ -1,7 +1,7 @@
 """Active speakers: who in each room is speaking, told to the people of that room.
 
-The SFU ranks producers by loudness (sfu/active_speaker.py, one detector per
-router: the main room and each breakout room); this concern turns producers
+The SFU ranks producers by loudness (sfu/active_speaker.py, each router's
+`speakers`: the main room and each breakout room); this concern updates them and turns producers
 into people and leaves out whoever must not be shown speaking: a microphone
 that is off (`media_state`), muted by a host or without the right to speak (the
 core pauses those producers, and the detector never ranks a paused one), a
@@ -24,7 +24,7 @@ from typing import Any
 
 from rooms.calls.core import CallCore
 from rooms.calls.participant import Participant, safe_send
-from sfu.active_speaker import ActiveSpeakerDetector, Speaker, SpeakerSettings
+from sfu.active_speaker import UPDATE_INTERVAL, Speaker
 from sfu.router import Router
 
 logger = logging.getLogger(__name__)
@@ -34,10 +34,9 @@ MAX_LISTED = 8
 
 
 class ActiveSpeakers:
-    def __init__(self, call: CallCore, settings: SpeakerSettings | None = None) -> None:
+    def __init__(self, call: CallCore, interval: float = UPDATE_INTERVAL) -> None:
         self.call = call
-        self.settings = settings or SpeakerSettings()
-        self._detectors: dict[str, ActiveSpeakerDetector] = {}  # by router id
+        self.interval = interval  # the detectors' own (SpeakerSettings.update_interval)
         self._told: dict[str, tuple[str, ...]] = {}  # participant id -> speakers' ids told
         self._task: asyncio.Task[None] | None = None
 
@@ -49,7 +48,7 @@ class ActiveSpeakers:
     async def _watch(self) -> None:
         call = self.call
         while not call.ended and call.participants:
-            await asyncio.sleep(self.settings.update_interval)
+            await asyncio.sleep(self.interval)
             try:
                 await self.update_all(time.monotonic())
             except Exception:  # the call goes on without it
@@ -65,32 +64,24 @@ class ActiveSpeakers:
     def speaking(self, room: str | None = None) -> list[dict[str, Any]]:
         """The room's speakers as people, loudest first, from the last update."""
         router = self._router(room)
-        detector = self._detectors.get(router.id) if router is not None else None
-        return self._people(room, detector.speakers) if detector is not None else []
+        return self._people(room, router.speakers.speakers) if router is not None else []
 
     async def update_all(self, now: float) -> None:
         """One update: each room's detector, then whoever's list changed is told."""
         call = self.call
         rooms: list[str | None] = [None, *call.room_routers]
-        live = set()
         sends = []
         for room in rooms:
             router = self._router(room)
             if router is None:
                 continue
-            live.add(router.id)
-            detector = self._detectors.get(router.id)
-            if detector is None:
-                detector = self._detectors[router.id] = ActiveSpeakerDetector(self.settings)
-            listed = self._people(room, detector.update(router.producers, now))
+            listed = self._people(room, router.speakers.update(router.producers, now))
             ids = tuple(entry["participant_id"] for entry in listed)
             message = {"type": "active_speakers", "speakers": listed}
             for person in call.in_room(room):
                 if self._told.get(person.id, ()) != ids:  # nobody, until told otherwise
                     self._told[person.id] = ids
                     sends.append(safe_send(person, message))
-        for gone in set(self._detectors) - live:
-            del self._detectors[gone]
         for gone in set(self._told) - set(call.participants):
             del self._told[gone]
         await asyncio.gather(*sends)
