@@ -48,8 +48,7 @@ async def test_the_loud_one_is_named_within_a_second_and_never_the_silent_or_mut
             # Muted before it publishes: its tone must never make it a speaker.
             await muted.request(
                 {"type": "media_state", "audio": False, "video": False},
-                lambda m: m["type"] == "participant_updated"
-                and m["participant"]["id"] == muted.id,
+                lambda m: m["type"] == "participant_updated" and m["participant"]["id"] == muted.id,
             )
             await muted.publish([(ToneAudioTrack(660), "microphone")])
             await quiet_a.publish([(SilentAudioTrack(), "microphone")])
@@ -97,4 +96,48 @@ async def test_the_loud_one_is_named_within_a_second_and_never_the_silent_or_mut
             assert listed(last) == []
         finally:
             for bot in (*bots, teacher):
+                await bot.close()
+
+
+async def test_each_breakout_room_hears_of_its_own_speakers_only() -> None:
+    async with running_server() as server:
+        lesson = await server.create_lesson()
+        teacher = await join(server, lesson, "t-1", "teacher")
+        talker, roommate, elsewhere = [await join(server, lesson, f"s-{i}") for i in (1, 2, 3)]
+        bots = (teacher, talker, roommate, elsewhere)
+        try:
+            for bot in (roommate, elsewhere):
+                await bot.publish([(SilentAudioTrack(), "microphone")])
+            everyone_told = [
+                bot.wait_for(lambda m: m["type"] == "active_speakers" and listed(m), timeout=10)
+                for bot in bots
+            ]
+            await talker.publish([(ToneAudioTrack(440), "microphone")])
+            for told in everyone_told:  # the main room: everybody, the talker too
+                assert listed(await told) == [talker.id]
+
+            await teacher.request(
+                {"type": "breakout_configure", "count": 2}, lambda m: m["type"] == "breakout"
+            )
+            await teacher.request(
+                {
+                    "type": "breakout_assign",
+                    "assignments": {talker.id: "r1", roommate.id: "r1", elsewhere.id: "r2"},
+                },
+                lambda m: m["type"] == "breakout",
+            )
+            # Those who no longer share a room with the talker hear that nobody speaks.
+            cleared = [
+                bot.wait_for(lambda m: m["type"] == "active_speakers" and not m["speakers"])
+                for bot in (teacher, elsewhere)
+            ]
+            await teacher.send({"type": "breakout_open", "minutes": 10})
+            for told in cleared:
+                await told
+            await asyncio.sleep(1.5)
+            for bot, expected in ((roommate, [talker.id]), (elsewhere, []), (teacher, [])):
+                last = [m for m in bot.messages if m["type"] == "active_speakers"][-1]
+                assert listed(last) == expected, bot.id
+        finally:
+            for bot in bots:
                 await bot.close()
