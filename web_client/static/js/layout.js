@@ -110,6 +110,7 @@ export function clearTiles() {
   urok.tiles.clear();
   for (const tile of screenTiles.values()) tile.remove();
   screenTiles.clear();
+  urok.speakers = []; // nobody speaks in a call we have left
   $('stage').classList.remove('presenting');
   $('screen-stage').hidden = true;
 }
