@@ -17,6 +17,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtcpSrPacket, RtpPacket
 
 from sfu.aiortc_hooks import ForwardingReceiver
+from sfu.audio_level import AudioLevelMeter
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +115,8 @@ class Producer:
         self.keyframe_requests_deferred = 0
         self.keyframe_requests_coalesced = 0
         self._keyframe_tasks: set[asyncio.Task[None]] = set()
+        # Audio: each packet's RFC 6464 level, for the active-speaker detector.
+        self.audio_meter = AudioLevelMeter() if kind == "audio" else None
         receiver.sink = self._on_rtp
         receiver.sr_sink = self._on_sender_report
 
@@ -129,6 +132,9 @@ class Producer:
         self.bytes_received += len(payload)
         if self.paused:
             return
+        level = packet.extensions.audio_level  # (voice, -dBov), parsed by aiortc's RtpPacket
+        if level is not None and self.audio_meter is not None:
+            self.audio_meter.observe(level[0], level[1], packet.timestamp, codec.clockRate)
         for consumer in self.consumers:
             pending = consumer.forward(entry, now)
             if pending is not None:

@@ -48,7 +48,9 @@ export function relayout() {
     alone.dataset.i18n = aloneKey;
     alone.textContent = i18n.t(aloneKey);
   }
-  layoutGrid($('grid'), $('stage'), { filmstrip: $('stage').classList.contains('presenting') });
+  // A shared screen or the speaker layout: everyone else small, in one row.
+  const stage = $('stage').classList;
+  layoutGrid($('grid'), $('stage'), { filmstrip: stage.contains('presenting') || stage.contains('speaker-view') });
 }
 
 // ---------------------------------------------------------------- screen shares
@@ -108,6 +110,7 @@ export function clearTiles() {
   urok.tiles.clear();
   for (const tile of screenTiles.values()) tile.remove();
   screenTiles.clear();
+  urok.speakers = []; // nobody speaks in a call we have left
   $('stage').classList.remove('presenting');
   $('screen-stage').hidden = true;
 }
