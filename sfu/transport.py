@@ -70,7 +70,7 @@ class WebRtcTransport:
         self.id = _new_id("tr")
         self.options = options
         self.pc = RTCPeerConnection(options.configuration_factory())
-        self.closed = False
+        self._closed = False
 
     def _local_sdp(self) -> str:
         sdp = self.pc.localDescription.sdp
@@ -80,10 +80,16 @@ class WebRtcTransport:
     def connection_state(self) -> str:
         return self.pc.connectionState
 
+    @property
+    def closed(self) -> bool:
+        # aiortc closes a peer connection by itself when its DTLS ends (ICE
+        # consent expired): that one must not be offered new media either.
+        return self._closed or self.pc.connectionState == "closed"
+
     async def close(self) -> None:
-        if self.closed:
+        if self._closed:
             return
-        self.closed = True
+        self._closed = True
         await self.pc.close()
 
 
