@@ -147,15 +147,14 @@ class ForwardingReceiver(RTCRtpReceiver):
         if self._RTCRtpReceiver__started:
             return
         parameters.codecs = [*parameters.codecs, *self.extra_codecs]  # a fresh object each call
-        codecs = self._RTCRtpReceiver__codecs
-        for codec in parameters.codecs:
-            if codec.payloadType is not None:  # always set on negotiated codecs
-                codecs[codec.payloadType] = codec
+        self._RTCRtpReceiver__codecs.update(  # payload types: always set when negotiated
+            {c.payloadType: c for c in parameters.codecs if c.payloadType is not None}
+        )
         rtx_ssrc = self._RTCRtpReceiver__rtx_ssrc
-        for encoding in parameters.encodings:
-            if encoding.rtx:
-                rtx_ssrc[encoding.rtx.ssrc] = encoding.ssrc
+        rtx_ssrc.update({e.rtx.ssrc: e.ssrc for e in parameters.encodings if e.rtx})
         self.transport._register_rtp_receiver(self, parameters)
+        # RTX by SSRC: aiortc routes it by payload type, lost when two m-sections share one.
+        self.transport._rtp_router.register_receiver(self, ssrcs=list(rtx_ssrc), payload_types=[])
         self._RTCRtpReceiver__rtcp_task = asyncio.ensure_future(self._run_rtcp())
         self._RTCRtpReceiver__started = True
 
@@ -434,6 +433,7 @@ PINNED_INTERNALS: tuple[tuple[type, str], ...] = (
     (RTCDtlsTransport, "_register_rtp_sender"),
     (RTCDtlsTransport, "_unregister_rtp_sender"),
     (RTCDtlsTransport, "_send_rtp"),
+    (RTCDtlsTransport, "_rtp_router"),
     (RTCDtlsTransport, "_state"),
     (RTCDtlsTransport, "_tx_srtp"),
     (RTCIceTransport, "_connection"),

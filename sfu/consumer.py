@@ -41,12 +41,6 @@ SUBSCRIBER_KEYFRAME_INTERVAL = 1.0
 # Waiting for a keyframe, ask again after this long without one.
 KEYFRAME_RETRY = 0.5
 # Version 2, no padding, no extension, no CSRC; marker + payload type; seq; ts; SSRC.
-# Retransmissions as RTX (RFC 4588) where negotiated. Off: an aiortc subscriber
-# of four videos behind a 3 % lossy link stopped decoding (0.7 fps, against 30
-# with retransmissions on the media SSRC; tests/test_weak_link.py), though one
-# stream and Chromium work (tests/test_sfu_rtx.py, tests/browser/test_sending_side.py
-# switch it on). Until that is understood, retransmissions keep the media SSRC.
-RTX_ENABLED = False
 _RTP_HEADER = struct.Struct("!BBHII")
 _RTX_OSN = struct.Struct("!H")  # RFC 4588: the original sequence number, then its payload
 _DEFAULT_CLOCK = {"audio": 48000, "video": 90000}
@@ -315,7 +309,7 @@ class Consumer:
 
     def on_sender_started(self, codecs: list[RTCRtpCodecParameters]) -> None:
         self._pt_map.clear()
-        self._rtx_pt = {} if not RTX_ENABLED else {
+        self._rtx_pt = {
             apt: c.payloadType
             for c in codecs
             if c.mimeType.lower().endswith("/rtx")

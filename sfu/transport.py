@@ -25,6 +25,7 @@ from sfu.ice import announce_address
 from sfu.pacer import Pacer, PacerSettings
 from sfu.producer import KEYFRAME_INTERVAL, Producer
 from sfu.retransmit import RetransmitBudget, RetransmitSettings
+from sfu.rtx_sdp import distinct_rtx_payload_types
 
 logger = logging.getLogger(__name__)
 
@@ -265,7 +266,7 @@ class SubscriberTransport(WebRtcTransport):
             try:
                 async with self.options.offer_slots:
                     offer = await self.pc.createOffer()
-                    offer_sdp = subscriber_offer(offer.sdp)
+                    offer_sdp = distinct_rtx_payload_types(subscriber_offer(offer.sdp))
                     await self.pc.setLocalDescription(RTCSessionDescription(offer_sdp, "offer"))
                 tracks = self.tracks()
                 self._offered = [(c, c.producer) for c in tracks.values()]

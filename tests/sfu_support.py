@@ -16,6 +16,7 @@ from aiortc import (
     RTCRtpSender,
     RTCSessionDescription,
 )
+from aiortc.rtcdtlstransport import RtpRouter
 from aiortc.rtcrtpparameters import (
     RTCRtpCodecParameters,
     RTCRtpReceiveParameters,
@@ -48,6 +49,7 @@ class WireRecorder:
     def __init__(self) -> None:
         self.sent: list[bytes] = []
         self.registered: list[Any] = []
+        self._rtp_router = RtpRouter()  # aiortc's own: receivers route RTX SSRCs through it
 
     async def _send_rtp(self, data: bytes) -> None:
         self.sent.append(data)

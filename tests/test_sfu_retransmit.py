@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import struct
 
-import pytest
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RTCP_RTPFB_NACK, RtcpReceiverInfo, RtcpRrPacket, RtcpRtpfbPacket
 
@@ -38,13 +37,6 @@ from tests.sfu_support import (
     rtp,
     transport_options,
 )
-
-
-@pytest.fixture(autouse=True)
-def _rtx_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    # RTX is off by default (sfu/consumer.py, RTX_ENABLED); these tests are about it.
-    monkeypatch.setattr("sfu.consumer.RTX_ENABLED", True)
-
 
 RTX_OUT = RTCRtpCodecParameters(
     mimeType="video/rtx", clockRate=90000, payloadType=98, parameters={"apt": 97}

@@ -14,8 +14,8 @@ import contextlib
 import itertools
 from typing import Any
 
-import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.rtp import RtpPacket
 
 from bench.media import PatternVideoTrack
 from sfu.ice import rtc_configuration
@@ -25,12 +25,6 @@ from tests.sfu_support import SubscribingClient, transport_options
 
 # 90 kHz / 30 fps: the publisher's timestamp step per frame (its pts is rounded: ±2).
 FRAME_TICKS = 3000
-
-
-@pytest.fixture(autouse=True)
-def _rtx_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    # RTX is off by default (sfu/consumer.py, RTX_ENABLED); these tests are about it.
-    monkeypatch.setattr("sfu.consumer.RTX_ENABLED", True)
 
 
 async def publishing_client(transport: PublisherTransport) -> tuple[RTCPeerConnection, Any]:
@@ -59,7 +53,9 @@ class LossyLink:
         ssrc = int.from_bytes(data[8:12], "big")
         seq = int.from_bytes(data[2:4], "big")
         if ssrc == self.rtx_ssrc:
-            self.rtx_original_seqs.append(int.from_bytes(data[12:14], "big"))
+            # The original sequence number leads the payload (after any header extensions).
+            payload = RtpPacket.parse(data).payload
+            self.rtx_original_seqs.append(int.from_bytes(payload[:2], "big"))
         elif ssrc == self.media_ssrc:
             self.last_media_seq = seq
             if self.dropping and seq % 8 == 0 and seq not in self.dropped:
@@ -68,62 +64,101 @@ class LossyLink:
         await self._deliver(data, arrival_time_ms)
 
 
-async def test_lost_packets_come_back_as_rtx_and_every_frame_decodes() -> None:
-    options = transport_options()
-    publisher = PublisherTransport(options)
-    pub_pc, producer = await publishing_client(publisher)
-    client = SubscribingClient()
-    subscriber = SubscriberTransport(options, client.send_offer)
-    consumer = subscriber.consume(producer)
-    reader: asyncio.Task[None] | None = None
-    try:
-        await client.answer(subscriber)
-        transceiver = client.pc.getTransceivers()[0]
-        link = LossyLink(transceiver.receiver.transport, consumer.ssrc, consumer.sender.rtx_ssrc)
-        track = transceiver.receiver.track
-        pts: list[int] = []
+class LossyVideo:
+    """One forwarded video as its subscriber sees it: a LossyLink in front of it (they
+    chain, one per stream on the bundled transport) and the pts of what it decodes."""
 
-        async def read() -> None:
-            while True:
-                frame = await track.recv()
-                pts.append(frame.pts)
+    def __init__(self, transceiver: Any, consumer: Any) -> None:
+        self.consumer = consumer
+        self.link = LossyLink(
+            transceiver.receiver.transport, consumer.ssrc, consumer.sender.rtx_ssrc
+        )
+        self.track = transceiver.receiver.track
+        self.pts: list[int] = []
 
-        reader = asyncio.ensure_future(read())
-        for _ in range(100):
-            if len(pts) >= 10:
-                break
-            await asyncio.sleep(0.1)
-        assert len(pts) >= 10, "no video decoded before the loss started"
-        link.dropping = True
-        await asyncio.sleep(4.0)
-        link.dropping = False
-        await asyncio.sleep(1.5)  # the last holes filled; a receiver report or two more
+    async def read(self) -> None:
+        while True:
+            frame = await self.track.recv()
+            self.pts.append(frame.pts)
 
-        # Every 8th packet was lost on the link, and each came back once, as RTX.
+    def check(self) -> None:
+        """Every 8th packet was lost on the link, each came back once as RTX, and
+        aiortc's receiver unwrapped them into the stream: no frame went missing (its
+        jitter buffer waits at a hole, then throws whole frames away)."""
+        link, report = self.link, self.consumer.link
         assert len(link.dropped) >= 10
         assert set(link.rtx_original_seqs) >= link.dropped
-        report = consumer.link
         assert report.retransmitted == len(link.rtx_original_seqs)
         assert report.retransmitted <= len(link.dropped) + 2
         assert set(report.retransmissions_refused) <= {WITHIN_RTT}
-        # aiortc's receiver unwrapped them into the stream: no frame went missing
-        # (its jitter buffer waits at a hole, then throws whole frames away).
-        steps = [b - a for a, b in itertools.pairwise(pts)]
+        steps = [b - a for a, b in itertools.pairwise(self.pts)]
         assert all(abs(step - FRAME_TICKS) <= 5 for step in steps), sorted(set(steps))
-        assert len(pts) >= 10 + 4.0 * 30 * 0.8
-        # The subscriber's receiver reports: the loss it saw, and the round trip.
-        assert report.reports_received >= 2 and report.packets_lost >= 1
-        assert report.rtt is not None and 0 <= report.rtt < 0.25
-        assert report.nacks_received >= 1
+        assert len(self.pts) >= 10 + 4.0 * 30 * 0.8
+
+
+async def _decode_through_loss(videos: int) -> list[LossyVideo]:
+    """`videos` publishers' cameras to one subscriber connection (one m-section each),
+    4 s of losing every 8th packet of each, then 1.5 s for the last holes to fill."""
+    options = transport_options()
+    publishers = [PublisherTransport(options) for _ in range(videos)]
+    published = [await publishing_client(publisher) for publisher in publishers]
+    client = SubscribingClient()
+    subscriber = SubscriberTransport(options, client.send_offer)
+    consumers = [subscriber.consume(producer) for _, producer in published]
+    readers: list[asyncio.Task[None]] = []
+    try:
+        await client.answer(subscriber)
+        seen = [
+            LossyVideo(t, c) for t, c in zip(client.pc.getTransceivers(), consumers, strict=True)
+        ]
+        readers = [asyncio.ensure_future(video.read()) for video in seen]
+        for _ in range(100):
+            if all(len(video.pts) >= 10 for video in seen):
+                break
+            await asyncio.sleep(0.1)
+        assert all(len(video.pts) >= 10 for video in seen), "no video decoded before the loss"
+        for video in seen:
+            video.link.dropping = True
+        await asyncio.sleep(4.0)
+        for video in seen:
+            video.link.dropping = False
+        await asyncio.sleep(1.5)  # the last holes filled; a receiver report or two more
+        return seen
     finally:
-        if reader is not None:
+        for reader in readers:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
         await subscriber.close()
-        await publisher.close()
-        await pub_pc.close()
+        for publisher in publishers:
+            await publisher.close()
+        for pc, _ in published:
+            await pc.close()
         await client.pc.close()
+
+
+async def test_lost_packets_come_back_as_rtx_and_every_frame_decodes() -> None:
+    (video,) = await _decode_through_loss(1)
+    video.check()
+    # The subscriber's receiver reports: the loss it saw, and the round trip.
+    report = video.consumer.link
+    assert report.reports_received >= 2 and report.packets_lost >= 1
+    assert report.rtt is not None and 0 <= report.rtt < 0.25
+    assert report.nacks_received >= 1
+
+
+async def test_rtx_reaches_each_of_several_videos_of_one_subscriber() -> None:
+    # The weak-link bench's aiortc subscriber of four videos stopped decoding with RTX:
+    # aiortc's receiving side routes an RTX packet by its payload type alone (its
+    # RtpRouter registers only media SSRCs), and dropped every one while several
+    # m-sections shared that payload type.
+    seen = await _decode_through_loss(3)
+    assert len({video.consumer.sender.rtx_ssrc for video in seen}) == 3
+    # Each m-section's RTX has a payload type of its own (sfu/rtx_sdp.py).
+    rtx_types = [set(video.consumer.rtx_payload_types.values()) for video in seen]
+    assert all(rtx_types) and len(set.union(*rtx_types)) == 3, rtx_types
+    for video in seen:
+        video.check()
 
 
 async def test_a_nack_storm_gets_no_more_than_the_retransmission_budget() -> None:
@@ -174,3 +209,41 @@ async def test_a_nack_storm_gets_no_more_than_the_retransmission_budget() -> Non
         await publisher.close()
         await pub_pc.close()
         await client.pc.close()
+
+
+async def test_rtx_from_a_publisher_of_two_videos_fills_the_holes_of_both() -> None:
+    # The same aiortc router is ours on the publishing side: a browser sending its
+    # camera and its screen (two video m-sections, one RTX payload type) had every
+    # retransmission to the server dropped.
+    options = transport_options()
+    publisher = PublisherTransport(options)
+    pc = RTCPeerConnection(rtc_configuration([]))
+    for rgb in ((200, 40, 40), (40, 200, 40)):
+        pc.addTransceiver(PatternVideoTrack(rgb), direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    answer, producers = await publisher.handle_offer(pc.localDescription.sdp, {})
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    try:
+        dtls = publisher.pc.getTransceivers()[0].receiver.transport
+        senders = [t.sender for t in pc.getTransceivers()]
+        links = [LossyLink(dtls, s._ssrc, s._rtx_ssrc) for s in senders]  # aiortc's (test side)
+        received: list[set[int]] = [set(), set()]
+        for producer, seqs in zip(producers, received, strict=True):
+            producer.add_tap(lambda _producer, entry, seqs=seqs: seqs.add(entry.seq))
+        for _ in range(100):
+            if all(len(seqs) >= 30 for seqs in received):
+                break
+            await asyncio.sleep(0.1)
+        for link in links:
+            link.dropping = True
+        await asyncio.sleep(4.0)
+        for link in links:
+            link.dropping = False
+        await asyncio.sleep(1.5)
+        for link, seqs in zip(links, received, strict=True):
+            assert len(link.dropped) >= 10
+            assert set(link.rtx_original_seqs) >= link.dropped
+            assert link.dropped <= seqs, sorted(link.dropped - seqs)
+    finally:
+        await publisher.close()
+        await pc.close()

@@ -23,13 +23,6 @@ from tests.browser.harness import (
     wait_for_media,
 )
 
-
-@pytest.fixture(autouse=True)
-def _rtx_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    # RTX is off by default (sfu/consumer.py, RTX_ENABLED); these tests are about it.
-    monkeypatch.setattr("sfu.consumer.RTX_ENABLED", True)
-
-
 pytestmark = pytest.mark.browser
 
 RETRANSMITTED_JS = """
