@@ -10,8 +10,8 @@ one a line, and answers each with one JSON line on stdout:
 
 - `stats`: {"audio": {...}, "video": {...}} cumulative since joining: packets
   received and lost per its receivers' RTP sequence accounting (getStats()
-  inbound-rtp, summed over streams; RTX streams left out), frames decoded, and
-  streams;
+  inbound-rtp, summed over streams; a packet that came back as RTX counts as
+  received), frames decoded, and streams;
 - `leave` (or end of input): leaves the call and exits.
 
 The first line it writes is {"joined": <participant id>}.
@@ -30,8 +30,7 @@ from aiortc import MediaStreamTrack, RTCRtpReceiver
 from aiortc.mediastreams import MediaStreamError
 
 from bench.bot import Bot
-
-_STATS_KEYS = ("packetsReceived", "packetsLost")
+from sfu.aiortc_hooks import inbound_streams
 
 
 class DecodingSubscriber:
@@ -90,19 +89,19 @@ async def _add_receiver_stats(receiver: RTCRtpReceiver, out: dict[str, dict[str,
     kind = receiver.track.kind if receiver.track is not None else None
     if kind not in out:
         return
-    # The primary stream only: the one with the most packets (an RTX stream's
-    # sequence numbers have gaps by design).
-    best: Any = None
-    for stats in (await receiver.getStats()).values():
-        if getattr(stats, "type", None) != "inbound-rtp":
-            continue
-        if best is None or stats.packetsReceived > best.packetsReceived:
-            best = stats
-    if best is None:
+    # The media stream is the one with the most packets, any other its RTX stream.
+    # aiortc counts a stream by the SSRC a packet arrived on, so the media stream's
+    # "lost" still counts what came back as RTX: each RTX packet is taken for one
+    # hole filled (the server resends a packet at most once per round trip, so a
+    # copy arriving after the original is rare; the server's wire count has the
+    # copies of each packet).
+    streams = sorted(inbound_streams(receiver).values(), reverse=True)
+    if not streams:
         return
+    (received, lost), recovered = streams[0], sum(r for r, _ in streams[1:])
     out[kind]["streams"] += 1
-    out[kind]["packets_received"] += int(best.packetsReceived)
-    out[kind]["packets_lost"] += max(0, int(best.packetsLost))
+    out[kind]["packets_received"] += received + recovered
+    out[kind]["packets_lost"] += max(0, lost - recovered)
 
 
 async def serve(base_url: str, token: str) -> None:

@@ -27,6 +27,7 @@ in SDP, which need only aiortc's public API, are in sfu/ice.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -319,20 +320,12 @@ class ForwardingSender(RTCRtpSender):
 
     async def _run_sender_reports(self) -> None:
         # Sender reports let the subscriber line up audio and video.
-        try:
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
             while True:
                 await asyncio.sleep(0.5 + random.random())
-                if self.source is None:
-                    continue
-                report = self.source.sender_report()
-                if report is None:
-                    continue
-                try:
+                report = self.source.sender_report() if self.source is not None else None
+                if report is not None:
                     await self.send_rtp(bytes(report))
-                except ConnectionError:
-                    return
-        except asyncio.CancelledError:
-            pass
 
 
 # --------------------------------------------------------------------------- fast send
@@ -420,6 +413,13 @@ SendRtp = Callable[[bytes], Coroutine[Any, Any, None]]
 def sender_ssrc(sender: RTCRtpSender) -> int:
     """The primary SSRC of any aiortc sender (aiortc keeps it private)."""
     return int(sender._ssrc)
+
+
+def inbound_streams(receiver: RTCRtpReceiver) -> dict[int, tuple[int, int]]:
+    """(packets received, lost) per SSRC of any aiortc receiver: its getStats() names them
+    all alike, so shows one (its RTX stream, once it has one)."""
+    streams = _mangled(receiver, RTCRtpReceiver, "remote_streams")
+    return {ssrc: (s.packets_received, s.packets_lost) for ssrc, s in streams.items()}
 
 
 def wrap_send_rtp(transport: RTCDtlsTransport, wrap: Callable[[SendRtp], SendRtp]) -> None:
