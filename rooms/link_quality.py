@@ -7,6 +7,9 @@ receiver reports say was lost on their link, how many packets they asked
 again (NACK), and how many keyframes they asked for (PLI/FIR). Each sample
 is a verdict:
 
+- BAD: loss above `bad_loss` (25 %), or a round trip above `bad_rtt` (1 s)
+  in a report of this second: what is sent arrives too damaged or too late to
+  hold a conversation, and holding videos back may not be enough;
 - WEAK: loss above `loss` (5 %), or packets NACKed above `nack_ratio` of
   the video sent (a NACK storm), or keyframe requests above `keyframe_rate`
   per second and video stream (a PLI storm: the decoder keeps losing its way);
@@ -18,7 +21,9 @@ is a verdict:
 not flap: "weak" after weak samples for `enter_seconds` (2 s: three samples
 in a row), "good" again after clean samples for `leave_seconds` (5 s), or
 after `forget_seconds` (15 s) without any weak one when there is nothing to
-judge by.
+judge by. A bad sample is a weak one too; "bad" (from "weak") after bad
+samples for `bad_enter_seconds` (4 s), "weak" again after `bad_leave_seconds`
+(5 s) without a bad one.
 """
 
 from __future__ import annotations
@@ -30,9 +35,11 @@ from dataclasses import dataclass
 class Quality(enum.StrEnum):
     GOOD = "good"
     WEAK = "weak"
+    BAD = "bad"
 
 
 class Verdict(enum.Enum):
+    BAD = "bad"
     WEAK = "weak"
     CLEAN = "clean"
     UNKNOWN = "unknown"
@@ -50,6 +57,10 @@ class QualityThresholds:
     leave_seconds: float = 5.0  # clean samples in a row before "good" again
     # With nothing to judge by (nothing sent, no reports), "weak" lasts this long at most.
     forget_seconds: float = 15.0
+    bad_loss: float = 0.25  # five times the weak link's
+    bad_rtt: float = 1.0  # seconds: a conversation breaks down
+    bad_enter_seconds: float = 4.0  # bad samples in a row before "bad"
+    bad_leave_seconds: float = 5.0  # without a bad sample before "weak" again
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,7 @@ class DownlinkSample:
     nacked: int = 0  # video packets NACKed (a loss asked again counts again)
     keyframe_requests: int = 0  # PLI/FIR
     video_streams: int = 0  # video streams being forwarded to them now
+    rtt: float | None = None  # the longest round trip reported in the interval, seconds
 
     @property
     def loss(self) -> float | None:
@@ -70,8 +82,12 @@ class DownlinkSample:
 
     def verdict(self, limits: QualityThresholds) -> Verdict:
         known = False
+        if self.rtt is not None and self.rtt > limits.bad_rtt:
+            return Verdict.BAD
         if self.expected >= limits.min_expected:
             known = True
+            if self.lost / self.expected > limits.bad_loss:
+                return Verdict.BAD
             if self.lost / self.expected > limits.loss:
                 return Verdict.WEAK
         if self.video_sent >= limits.min_video_sent:
@@ -94,11 +110,19 @@ class LinkJudge:
         self.verdict = Verdict.UNKNOWN  # the last decisive one (WEAK or CLEAN)
         self._weak_since: float | None = None  # start of the current run of weak samples
         self._clean_since: float | None = None  # start of the current run of clean samples
+        self._bad_since: float | None = None  # start of the current run of bad samples
         self._last_weak: float | None = None
+        self._last_bad: float | None = None
 
     def observe(self, sample: DownlinkSample, now: float) -> Quality:
         verdict = sample.verdict(self.limits)
-        if verdict is Verdict.WEAK:
+        if verdict is Verdict.BAD:
+            self._last_bad = now
+            if self._bad_since is None:
+                self._bad_since = now
+        elif verdict is not Verdict.UNKNOWN:
+            self._bad_since = None
+        if verdict in (Verdict.WEAK, Verdict.BAD):
             self._clean_since = None
             self._last_weak = now
             if self._weak_since is None:
@@ -109,11 +133,22 @@ class LinkJudge:
                 self._clean_since = now
         if verdict is not Verdict.UNKNOWN:
             self.verdict = verdict
-        if self.quality is Quality.GOOD and self.weak_for(now) >= self.limits.enter_seconds:
-            self.quality = Quality.WEAK
-        elif self.quality is Quality.WEAK and self._recovered(now):
-            self.quality = Quality.GOOD
+        self.quality = self._next_quality(now)
         return self.quality
+
+    def _next_quality(self, now: float) -> Quality:
+        limits, quality = self.limits, self.quality
+        if quality is Quality.GOOD and self.weak_for(now) >= limits.enter_seconds:
+            quality = Quality.WEAK
+        if quality is Quality.WEAK and self.bad_for(now) >= limits.bad_enter_seconds:
+            return Quality.BAD
+        if quality is not Quality.GOOD and self._recovered(now):
+            return Quality.GOOD
+        if quality is Quality.BAD:
+            last_bad = self._last_bad if self._last_bad is not None else now
+            if now - last_bad >= limits.bad_leave_seconds:
+                return Quality.WEAK
+        return quality
 
     def _recovered(self, now: float) -> bool:
         if self.clean_for(now) >= self.limits.leave_seconds:
@@ -121,8 +156,13 @@ class LinkJudge:
         last_weak = self._last_weak if self._last_weak is not None else now
         return now - last_weak >= self.limits.forget_seconds
 
+    def bad_for(self, now: float) -> float:
+        """How long the samples have been bad (0: the last decisive one was not)."""
+        return now - self._bad_since if self._bad_since is not None else 0.0
+
     def weak_for(self, now: float) -> float:
-        """How long the samples have been weak without a clean one (0: the last was clean)."""
+        """How long the samples have been weak or bad without a clean one (0: the last
+        was clean)."""
         return now - self._weak_since if self._weak_since is not None else 0.0
 
     def clean_for(self, now: float) -> float:

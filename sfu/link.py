@@ -61,6 +61,7 @@ class LinkCounters(NamedTuple):
     nacked_packets: int
     nacked_not_cached: int  # of those, packets the server never had (the publisher lost them)
     plis_received: int
+    rtt: float | None  # the last measured round trip, seconds (None: not yet)
 
 
 @dataclass
@@ -119,6 +120,7 @@ class LinkStats:
             self.nacked_packets,
             self.refused.get(not_cached, 0),
             self.plis_received,
+            self.rtt,
         )
 
     def report(self, packets_sent: int, bytes_sent: int, held_for_keyframe: int) -> LinkReport:

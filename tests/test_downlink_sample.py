@@ -26,8 +26,9 @@ class OneStream:
         self.consumers = [consumer]
 
 
-async def report(consumer: Consumer, lost: int) -> None:
-    """A receiver report covering everything sent so far, `lost` of it lost in all."""
+async def report(consumer: Consumer, lost: int, lsr: int = 0) -> None:
+    """A receiver report covering everything sent so far, `lost` of it lost in all
+    (`lsr`: the sender report it echoes, at once)."""
     highest = consumer.rewriter.last_out_seq
     block = RtcpReceiverInfo(
         ssrc=consumer.ssrc,
@@ -35,7 +36,7 @@ async def report(consumer: Consumer, lost: int) -> None:
         packets_lost=lost,
         highest_sequence=highest,
         jitter=0,
-        lsr=0,
+        lsr=lsr,
         dlsr=0,
     )
     await consumer.sender._handle_rtcp_packet(RtcpRrPacket(ssrc=7, reports=[block]))
@@ -108,4 +109,21 @@ async def test_a_paused_stream_counts_for_nothing() -> None:
     sample = sampler.sample(subscriber, 1.0)
     assert sample is not None
     assert (sample.expected, sample.lost, sample.video_sent, sample.video_streams) == (0, 0, 0, 0)
+    await receiver.stop()
+
+
+async def test_the_round_trip_of_a_report_in_the_interval_and_none_without_one() -> None:
+    consumer, receiver, subscriber = await stream()
+    sampler = DownlinkSampler()
+    await publish(receiver, rtp(1, 0, KEY), *(rtp(seq, seq * 3000, DELTA) for seq in range(2, 51)))
+    sampler.sample(subscriber, 0.0)
+    sender_report = consumer.sender_report()
+    assert sender_report is not None
+    await report(consumer, lost=0, lsr=(sender_report.sender_info.ntp_timestamp >> 16) & 0xFFFFFFFF)
+    sample = sampler.sample(subscriber, 1.0)
+    assert sample is not None and sample.rtt is not None and 0 <= sample.rtt < 0.5
+    # No report since: the round trip measured then is not this second's.
+    assert consumer.link.rtt is not None
+    later = sampler.sample(subscriber, 2.0)
+    assert later is not None and later.rtt is None
     await receiver.stop()

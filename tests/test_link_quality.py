@@ -38,6 +38,15 @@ def lossy(percent: float) -> DownlinkSample:
         (lossy(5), Verdict.CLEAN),  # 5 % is the limit, not over it
         (lossy(6), Verdict.WEAK),
         (lossy(20), Verdict.WEAK),
+        (lossy(25), Verdict.WEAK),  # 25 % is the limit of "bad", not over it
+        (lossy(26), Verdict.BAD),
+        # A round trip over a second is bad whatever else the sample says.
+        (DownlinkSample(1.0, expected=150, video_sent=100, video_streams=3, rtt=1.2), Verdict.BAD),
+        (DownlinkSample(1.0, rtt=1.2), Verdict.BAD),
+        (
+            DownlinkSample(1.0, expected=150, video_sent=100, video_streams=3, rtt=0.9),
+            Verdict.CLEAN,
+        ),
         # Too few reported packets to judge loss by, and no video sent: nothing to tell.
         (DownlinkSample(1.0, expected=10, lost=5), Verdict.UNKNOWN),
         (DownlinkSample(1.0), Verdict.UNKNOWN),
@@ -191,3 +200,44 @@ def test_a_camera_that_is_off_is_kept_but_not_chosen() -> None:
     # pupil-a turned the camera off: not a candidate, still present.
     planner.step(5, 5.0, 0.0, ["pupil-b", "teacher"], present=["pupil-a", "pupil-b", "teacher"])
     assert planner.held == ["pupil-a", "pupil-b"]
+
+
+# ---------------------------------------------------------------- bad
+
+
+def slow(rtt: float = 1.5) -> DownlinkSample:
+    return DownlinkSample(1.0, expected=150, video_sent=100, video_streams=3, rtt=rtt)
+
+
+def test_bad_after_four_seconds_of_heavy_loss_weak_on_the_way() -> None:
+    judge = LinkJudge()
+    qualities = run(judge, [clean(), *[lossy(40)] * 6])
+    assert qualities == [Quality.GOOD] * 3 + [Quality.WEAK] * 2 + [Quality.BAD] * 2
+
+
+def test_a_round_trip_over_a_second_is_bad_too() -> None:
+    judge = LinkJudge()
+    assert run(judge, [clean(), *[slow()] * 5])[-1] is Quality.BAD
+
+
+def test_a_few_bad_seconds_are_only_weak() -> None:
+    judge = LinkJudge()
+    qualities = run(judge, [clean(), *[lossy(40)] * 3, lossy(10), *[lossy(40)] * 3, lossy(10)])
+    assert set(qualities) == {Quality.GOOD, Quality.WEAK}
+
+
+def test_bad_to_weak_after_five_seconds_without_bad_then_good_after_five_clean() -> None:
+    judge = LinkJudge()
+    run(judge, [clean(), *[lossy(40)] * 6])  # bad from t=5, last bad sample t=6
+    assert judge.quality is Quality.BAD
+    assert run(judge, [lossy(10)] * 5, start=7) == [Quality.BAD] * 4 + [Quality.WEAK]
+    assert run(judge, [clean()] * 6, start=12) == [Quality.WEAK] * 5 + [Quality.GOOD]
+
+
+def test_clean_samples_lead_from_bad_back_to_good() -> None:
+    judge = LinkJudge()
+    run(judge, [clean(), *[slow()] * 6])
+    qualities = run(judge, [clean()] * 6, start=7)
+    assert qualities[:4] == [Quality.BAD] * 4 and qualities[-1] is Quality.GOOD
+    # A single bad second later is not a bad link again.
+    assert Quality.BAD not in run(judge, [clean(), slow(), clean(), clean()], start=13)

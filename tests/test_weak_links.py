@@ -143,6 +143,7 @@ async def test_a_lossy_downlink_is_weak_holds_back_pupils_first_and_recovers(
                     "type": "connection_quality",
                     "participant_id": watcher.id,
                     "quality": "weak",
+                    "level": "weak",  # 20 % loss: weak, not bad (over 25 %)
                 }
                 # Loss that holding back video cannot cure: at last every video is held.
                 await until(
@@ -262,3 +263,43 @@ def video_sent(server: LiveServer, participant_id: str) -> int:
     subscriber = call.participants[participant_id].subscriber
     assert subscriber is not None
     return sum(c.packets_sent for c in subscriber.consumers if c.kind == "video")
+
+
+async def test_heavy_loss_is_a_bad_link_for_the_pupil_and_the_teacher(media: BenchMedia) -> None:
+    # Protocol 1.3: `level` "bad" over 25 % loss, while `quality` stays "weak" (what a
+    # 1.2 client knows).
+    async with running_server() as server:
+        teacher, first, second, watcher = await publishing_class(server, media)
+        try:
+            with downlink_loss(subscriber_port(watcher), 45):
+                await until(
+                    lambda: (last_quality(watcher, watcher.id) or {}).get("level") == "bad",
+                    30,
+                    "the watcher is told its link is bad",
+                )
+                own = last_quality(watcher, watcher.id)
+                assert own is not None and own["quality"] == "weak"
+                # It was weak before it was bad.
+                levels = [m["level"] for m in qualities(watcher, watcher.id)]
+                assert levels.index("weak") < levels.index("bad"), levels
+                await until(
+                    lambda: (last_quality(teacher, watcher.id) or {}).get("level") == "bad",
+                    5,
+                    "the teacher is told",
+                )
+                assert last_quality(teacher, watcher.id) == {
+                    "type": "connection_quality",
+                    "participant_id": watcher.id,
+                    "quality": "weak",
+                    "level": "bad",
+                }
+            await until(
+                lambda: (last_quality(teacher, watcher.id) or {}).get("level") == "good",
+                60,
+                "the teacher is told the link is good again",
+            )
+            assert (last_quality(watcher, watcher.id) or {}).get("level") == "good"
+            assert qualities(first, watcher.id) == [] and qualities(second, watcher.id) == []
+        finally:
+            for bot in (watcher, second, first, teacher):
+                await bot.close()

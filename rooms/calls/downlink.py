@@ -13,7 +13,9 @@ sfu/link.py). `DownlinkSampler` takes differences:
   a pupil is not called weak for a classmate's bad uplink;
 - packets NACKed per video packet sent, counting only what the server had
   (a packet it never had is refused "not cached": upstream loss again);
-- keyframe requests (PLI/FIR).
+- keyframe requests (PLI/FIR);
+- the longest round trip among the streams whose subscriber reported in the
+  interval (a round trip not measured again is not a fresh one).
 
 Held-back (paused) streams count for nothing: their decoders stall and ask,
 which says nothing about the link.
@@ -43,6 +45,7 @@ class _Counters(NamedTuple):
     reports: int
     highest_sequence: int
     packets_lost: int
+    rtt: float | None
 
     @classmethod
     def of(cls, consumer: Consumer) -> _Counters:
@@ -55,6 +58,7 @@ class _Counters(NamedTuple):
             link.reports_received,
             link.highest_sequence,
             link.packets_lost,
+            link.rtt,
         )
 
 
@@ -72,6 +76,7 @@ class _Totals:
     nacked: int = 0
     keyframe_requests: int = 0
     video_streams: int = 0
+    rtt: float | None = None
 
 
 def _report_window(before: _Counters, now: _Counters) -> tuple[int, int]:
@@ -122,6 +127,7 @@ class DownlinkSampler:
             nacked=totals.nacked,
             keyframe_requests=totals.keyframe_requests,
             video_streams=totals.video_streams,
+            rtt=totals.rtt,
         )
 
     @staticmethod
@@ -137,3 +143,5 @@ class DownlinkSampler:
             covered, lost = _report_window(last, now)
             totals.expected += covered
             totals.lost += lost
+        if now.rtt is not None and now.reports > before.reports:
+            totals.rtt = max(totals.rtt or 0.0, now.rtt)

@@ -58,7 +58,8 @@ class SubscriberLink:
 
     @property
     def quality(self) -> Quality:
-        return Quality.WEAK if self.planner.held else self.judge.quality
+        judged = self.judge.quality
+        return Quality.WEAK if self.planner.held and judged is Quality.GOOD else judged
 
 
 class WeakLinks:
@@ -181,7 +182,7 @@ class WeakLinks:
         link = self._link(participant)
         if enabled:
             link.planner.release_all()  # while on audio only, its own plan has nothing to do
-        elif link.audio_only and link.judge.quality is Quality.WEAK:
+        elif link.audio_only and link.judge.quality is not Quality.GOOD:
             # Back from audio only on a weak link: the videos come back one by one.
             link.planner.hold_all(self._video_order(subscriber, active_only=True), time.monotonic())
         link.audio_only = enabled
@@ -207,7 +208,7 @@ class WeakLinks:
             brief = {"type": "connection_quality", "participant_id": participant.id}
             hosts = [p for p in self.call.participants.values() if p.host and p is not participant]
             await asyncio.gather(
-                *(safe_send(host, {**brief, "quality": quality.value}) for host in hosts)
+                *(safe_send(host, {**brief, **_levels(quality)}) for host in hosts)
             )
 
     async def tell_host(self, host: Participant) -> None:
@@ -219,7 +220,7 @@ class WeakLinks:
                     {
                         "type": "connection_quality",
                         "participant_id": participant_id,
-                        "quality": link.told_hosts.value,
+                        **_levels(link.told_hosts),
                     },
                 )
 
@@ -230,9 +231,17 @@ def _own_message(
     return {
         "type": "connection_quality",
         "participant_id": participant.id,
-        "quality": link.quality.value,
+        **_levels(link.quality),
         "paused": paused,
         "audio_only": link.audio_only,
+    }
+
+
+def _levels(quality: Quality) -> dict[str, str]:
+    """`quality` as 1.2 clients know it ("bad" is "weak" to them), and the `level`."""
+    return {
+        "quality": Quality.WEAK.value if quality is Quality.BAD else quality.value,
+        "level": quality.value,
     }
 
 

@@ -28,7 +28,7 @@ export function upsertParticipant(participant) {
     urok.tiles.set(participant.id, tile);
     $('grid').append(tile.el);
     tile.setHand(urok.hands.indexOf(participant.id));
-    tile.setWeak(urok.qualities[participant.id] === 'weak');
+    tile.setWeak(urok.qualities[participant.id] === 'weak', urok.levels[participant.id] === 'bad');
     tile.setPaused(pausedReason(participant.id, 'camera'));
     placeTile(tile);
     relayout();

@@ -9,12 +9,20 @@ import {
   $, pausedReason, sendAction, urok,
 } from './state.js';
 
+/** good, weak or bad: `level` since protocol 1.3, else what `quality` says. */
+function levelOf(msg) {
+  if (msg.level === 'bad' || msg.level === 'weak' || msg.level === 'good') return msg.level;
+  return msg.quality === 'weak' ? 'weak' : 'good';
+}
+
 /** A connection_quality message: about our own link, or (hosts) about someone else's. */
 export function onConnectionQuality(msg) {
   if (!msg || typeof msg.participant_id !== 'string') return;
+  const level = levelOf(msg);
   if (urok.self && msg.participant_id === urok.self.id) {
     urok.connection = {
-      quality: msg.quality === 'weak' ? 'weak' : 'good',
+      quality: level === 'good' ? 'good' : 'weak',
+      level,
       paused: Array.isArray(msg.paused) ? msg.paused : [],
       audioOnly: Boolean(msg.audio_only),
     };
@@ -23,13 +31,15 @@ export function onConnectionQuality(msg) {
     return;
   }
   urok.qualities[msg.participant_id] = msg.quality;
+  urok.levels[msg.participant_id] = level;
   const tile = urok.tiles.get(msg.participant_id);
-  if (tile) tile.setWeak(msg.quality === 'weak');
+  if (tile) tile.setWeak(level !== 'good', level === 'bad');
 }
 
 /** Someone left: forget their link. */
 export function forgetQuality(participantId) {
   delete urok.qualities[participantId];
+  delete urok.levels[participantId];
 }
 
 /** Every tile (and screen share) shows whether its video is held back for us. */
@@ -44,24 +54,28 @@ export function applyPaused() {
 function renderOwnLink() {
   const own = urok.connection;
   const weak = own.quality === 'weak';
+  const bad = own.level === 'bad';
   const notice = $('link-notice');
   notice.hidden = !(weak || own.audioOnly);
-  notice.dataset.quality = own.quality;
+  notice.dataset.quality = own.level;
   notice.dataset.audioOnly = String(own.audioOnly);
-  $('link-notice-text').textContent = own.audioOnly ? i18n.t('quality.audio_only_on') : i18n.t('quality.weak');
-  notice.title = weak && !own.audioOnly ? i18n.t('quality.weak_hint') : '';
+  $('link-notice-text').textContent = own.audioOnly ? i18n.t('quality.audio_only_on') : i18n.t(bad ? 'quality.bad' : 'quality.weak');
+  notice.title = weak && !own.audioOnly ? i18n.t(bad ? 'quality.bad_hint' : 'quality.weak_hint') : '';
   const button = $('link-audio-only');
   button.textContent = own.audioOnly ? i18n.t('quality.video_back') : i18n.t('quality.audio_only');
   button.title = own.audioOnly ? '' : i18n.t('quality.audio_only_title');
   button.setAttribute('aria-pressed', String(own.audioOnly));
   const selfTile = urok.self && urok.tiles.get(urok.self.id);
-  if (selfTile) selfTile.setWeak(weak);
+  if (selfTile) selfTile.setWeak(weak, bad);
 }
 
 /** Leaving: our next call starts with a good link and every video. */
 export function resetQuality() {
-  urok.connection = { quality: 'good', paused: [], audioOnly: false };
+  urok.connection = {
+    quality: 'good', level: 'good', paused: [], audioOnly: false,
+  };
   urok.qualities = {};
+  urok.levels = {};
   $('link-notice').hidden = true;
 }
 

@@ -68,8 +68,11 @@ export const urok = {
   notices: [], // muted-by-host and permission notices shown
   // Our own link (docs/protocol.md "connection_quality"): its quality, the videos the
   // server holds back for us ([{participant_id, source}]) and whether we chose audio only.
-  connection: { quality: 'good', paused: [], audioOnly: false },
+  connection: {
+    quality: 'good', level: 'good', paused: [], audioOnly: false,
+  },
   qualities: {}, // hosts: participant id -> the quality of their link, when told
+  levels: {}, // hosts: participant id -> good, weak or bad (protocol 1.3), when told
   // Who speaks now, loudest first (docs/protocol.md "active_speakers"): [{id, level}].
   speakers: [],
   layout: 'grid', // grid | speaker (the speaker large, everyone else small)

@@ -94,11 +94,12 @@ export class Tile {
   }
 
   /** Show (or hide) that this person's connection is weak. */
-  setWeak(weak) {
+  setWeak(weak, bad = false) {
     const badge = this.el.querySelector('.tile-weak');
     badge.hidden = !weak;
-    badge.querySelector('.tile-weak-text').textContent = t('quality.tile_weak');
+    badge.querySelector('.tile-weak-text').textContent = t(bad ? 'quality.tile_bad' : 'quality.tile_weak');
     this.el.dataset.weak = String(Boolean(weak));
+    badge.dataset.level = bad ? 'bad' : 'weak';
   }
 
   /** The server holds this video back for us ('weak' link, 'audio_only' chosen) or not (null):
