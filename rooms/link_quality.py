@@ -107,7 +107,7 @@ class LinkJudge:
     def __init__(self, limits: QualityThresholds | None = None) -> None:
         self.limits = limits or QualityThresholds()
         self.quality = Quality.GOOD
-        self.verdict = Verdict.UNKNOWN  # the last decisive one (WEAK or CLEAN)
+        self.verdict = Verdict.UNKNOWN  # the last decisive one (BAD, WEAK or CLEAN)
         self._weak_since: float | None = None  # start of the current run of weak samples
         self._clean_since: float | None = None  # start of the current run of clean samples
         self._bad_since: float | None = None  # start of the current run of bad samples
