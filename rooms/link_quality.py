@@ -9,7 +9,9 @@ is a verdict:
 
 - BAD: loss above `bad_loss` (25 %), or a round trip above `bad_rtt` (1 s)
   in a report of this second: what is sent arrives too damaged or too late to
-  hold a conversation, and holding videos back may not be enough;
+  hold a conversation, and holding videos back may not be enough (the round
+  trip includes our own delay in reading the report: a server whose loop
+  lags by a second, saturated, would find everyone's link bad);
 - WEAK: loss above `loss` (5 %), or packets NACKed above `nack_ratio` of
   the video sent (a NACK storm), or keyframe requests above `keyframe_rate`
   per second and video stream (a PLI storm: the decoder keeps losing its way);
