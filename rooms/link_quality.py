@@ -7,11 +7,12 @@ receiver reports say was lost on their link, how many packets they asked
 again (NACK), and how many keyframes they asked for (PLI/FIR). Each sample
 is a verdict:
 
-- BAD: loss above `bad_loss` (25 %), or a round trip above `bad_rtt` (1 s)
-  in a report of this second: what is sent arrives too damaged or too late to
-  hold a conversation, and holding videos back may not be enough (the round
-  trip includes our own delay in reading the report: a server whose loop
-  lags by a second, saturated, would find everyone's link bad);
+- BAD: loss above `bad_loss` (25 %), or a weak sample (below) with a round
+  trip above `bad_rtt` (1 s) in a report of this second: what is sent
+  arrives too damaged or too late to hold a conversation, and holding videos
+  back may not be enough. A long round trip alone is not a verdict: it
+  includes our own delay in reading the report, and a saturated server
+  whose loop lags would otherwise find everyone's clean link bad;
 - WEAK: loss above `loss` (5 %), or packets NACKed above `nack_ratio` of
   the video sent (a NACK storm), or keyframe requests above `keyframe_rate`
   per second and video stream (a PLI storm: the decoder keeps losing its way);
@@ -83,9 +84,13 @@ class DownlinkSample:
         return self.lost / self.expected if self.expected > 0 else None
 
     def verdict(self, limits: QualityThresholds) -> Verdict:
-        known = False
-        if self.rtt is not None and self.rtt > limits.bad_rtt:
+        verdict = self._loss_verdict(limits)
+        if verdict is Verdict.WEAK and self.rtt is not None and self.rtt > limits.bad_rtt:
             return Verdict.BAD
+        return verdict
+
+    def _loss_verdict(self, limits: QualityThresholds) -> Verdict:
+        known = False
         if self.expected >= limits.min_expected:
             known = True
             if self.lost / self.expected > limits.bad_loss:
