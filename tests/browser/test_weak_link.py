@@ -1,5 +1,6 @@
 """A pupil's Chromium behind a link that turns bad: the weak sign at the pupil and at the
-teacher's, videos held back and said so, "audio only", and all of it undone on recovery.
+teacher's, "very poor" when it gets much worse, videos held back and said so, "audio
+only", and all of it undone on recovery.
 
 The pupil's browser runs on a test host (bench/links.py: its own network
 namespace behind a veth pair; nftables drops 20 % of what the server sends it),
@@ -177,6 +178,21 @@ async def scenario(pupil_host: Any, teacher: Page, pupil: Page, bot_ids: list[st
     assert "слабое соединение" in await held_tile.locator(".tile-paused").inner_text()
     await pupil.screenshot(path=str(SCREENSHOT_DIR / "urok-weak-link-pupil.png"))
     await teacher.screenshot(path=str(SCREENSHOT_DIR / "urok-weak-link-teacher.png"))
+
+    # Much worse (protocol 1.3 `level`): "very poor" at both, still "weak" to a 1.2 client.
+    pupil_host.shape(LinkSpec(loss_percent=45))
+    text = pupil.locator("#link-notice-text")
+    await pupil.wait_for_function("() => window.urok.connection.level === 'bad'", timeout=30000)
+    assert await text.inner_text() == "Очень плохое соединение"
+    assert await notice.get_attribute("data-quality") == "bad"
+    await teacher.wait_for_function(
+        f"() => window.urok.levels['{pupil_id}'] === 'bad'", timeout=10000
+    )
+    assert await badge.inner_text() == "Очень плохое соединение"
+    assert (await teacher.evaluate("window.urok.qualities"))[pupil_id] == "weak"
+    pupil_host.shape(LinkSpec(loss_percent=20))
+    await pupil.wait_for_function("() => window.urok.connection.level === 'weak'", timeout=30000)
+    assert await text.inner_text() == "Слабое соединение"
 
     # The pupil chooses audio only: no video reaches them at all.
     await pupil.locator("#link-audio-only").click()
