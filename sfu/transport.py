@@ -25,6 +25,8 @@ from sfu.ice import announce_address
 from sfu.pacer import Pacer, PacerSettings
 from sfu.producer import KEYFRAME_INTERVAL, Producer
 from sfu.retransmit import RetransmitBudget, RetransmitSettings
+from sfu.simulcast import RidDemux
+from sfu.simulcast_sdp import simulcast_answer, simulcast_offered
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +108,7 @@ class PublisherTransport(WebRtcTransport):
         # Before anything awaits: aiortc starts receivers from a task it has
         # just scheduled, and they must start as forwarding receivers.
         red = red_codecs_offered(sdp)
+        simulcast = simulcast_offered(sdp)
         new: list[tuple[str, RTCRtpTransceiver, ForwardingReceiver]] = []
         for transceiver in self.pc.getTransceivers():
             mid = transceiver.mid
@@ -115,6 +118,9 @@ class PublisherTransport(WebRtcTransport):
                 continue
             receiver = ForwardingReceiver.adopt(transceiver.receiver)
             receiver.extra_codecs = [red[mid]] if mid in red else []
+            if mid in simulcast:
+                receiver.extra_header_extensions = simulcast[mid].header_extensions()
+                receiver.rids = RidDemux(simulcast[mid].rids)
             new.append((mid, transceiver, receiver))
         try:
             answer = await self.pc.createAnswer()
@@ -133,7 +139,7 @@ class PublisherTransport(WebRtcTransport):
             )
             self.producers[mid] = producer
             created.append(producer)
-        return self._local_sdp(), created
+        return simulcast_answer(self._local_sdp(), simulcast), created
 
     async def close(self) -> None:
         for producer in self.producers.values():
