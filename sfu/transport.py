@@ -177,6 +177,8 @@ class SubscriberTransport(WebRtcTransport):
         self.retransmit_budget = RetransmitBudget(options.retransmission)
         # Producers forwarded to every other subscriber but held back from this one.
         self._held: frozenset[str] = frozenset()
+        # The simulcast layer wanted of a producer (by id), for its consumer now or later.
+        self._preferred_layers: dict[str, int | None] = {}
 
     @property
     def consumers(self) -> list[Consumer]:
@@ -206,10 +208,20 @@ class SubscriberTransport(WebRtcTransport):
             slot = _Slot(transceiver, consumer)
             self._slots.append(slot)
         # Media starts once the subscriber has answered an offer naming its source.
+        slot.consumer.set_target_layer(self._preferred_layers.get(producer.id))
         slot.consumer.attach(producer, ready=False)
         self._apply_hold(slot.consumer)
         self.request_negotiation()
         return slot.consumer
+
+    def prefer_layer(self, producer_id: str, layer: int | None) -> None:
+        """Forward this simulcast layer of a producer (0: the smallest; None: the
+        highest; or the nearest one sent), now and whenever it is consumed again."""
+        self._preferred_layers[producer_id] = layer
+        for slot in self._slots:
+            producer = slot.consumer.producer
+            if producer is not None and producer.id == producer_id:
+                slot.consumer.set_target_layer(layer)
 
     def hold(self, producer_ids: Iterable[str]) -> None:
         """Forward nothing of these producers to this subscriber (by producer id), the
@@ -232,6 +244,7 @@ class SubscriberTransport(WebRtcTransport):
             consumer.resume()
 
     def stop_consuming(self, producer: Producer) -> None:
+        self._preferred_layers.pop(producer.id, None)
         for slot in self._slots:
             if slot.consumer.producer is producer:
                 slot.consumer.detach()

@@ -47,6 +47,12 @@ VALID: dict[str, dict[str, Any]] = {
     "end_call": {"type": "end_call"},
     # weak links
     "audio_only": {"type": "audio_only", "enabled": True},
+    "video_quality": {
+        "type": "video_quality",
+        "participant_id": "p_x5",
+        "source": "camera",
+        "quality": "low",
+    },
     # breakout rooms
     "breakout_configure": {"type": "breakout_configure", "count": 3, "names": ["Ромашки"]},
     "breakout_assign": {"type": "breakout_assign", "assignments": {"p_1": "r1", "p_2": None}},
@@ -68,6 +74,10 @@ VALID: dict[str, dict[str, Any]] = {
 }
 
 CLASSROOM_INVALID = [
+    {"type": "video_quality", "participant_id": "p_x5", "source": "camera"},
+    {"type": "video_quality", "participant_id": "p_x5", "source": "camera", "quality": "ultra"},
+    {"type": "video_quality", "participant_id": "p_x5", "source": "microphone", "quality": "low"},
+    {"type": "video_quality", "participant_id": "p_x5", "source": "camera", "quality": 2},
     {"type": "audio_only"},
     {"type": "audio_only", "enabled": "yes"},
     {"type": "audio_only", "enabled": True, "video": False},
