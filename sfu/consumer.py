@@ -199,10 +199,11 @@ class Consumer:
         """Simulcast: whether this packet is of the layer forwarded (switching to the
         wanted layer at its keyframe, asking for one while it does not come)."""
         layers = self.producer.layers if self.producer is not None else []
-        verdict = self.layers.admit(entry.layer, entry.codec.mimeType, entry.payload, layers, now)
+        verdict = selector.admit(entry.layer, entry.codec.mimeType, entry.payload, layers, now)
         if verdict == FORWARD:
             return True
         if verdict == SWITCHED:
+            self.layers.switched()
             self.rewriter.switch()  # seq and timestamps go on from the last ones sent
             self._keyframe_at = entry.received_at
             return True
@@ -251,7 +252,11 @@ class Consumer:
         if self.paused or not (self.ready and self.sender.started):
             return None
         selector = self.layers.selector
-        if selector is not None and not self._layer_admits(selector, entry, now):
+        if (
+            selector is not None
+            and entry.layer != selector.current
+            and not self._layer_admits(selector, entry, now)
+        ):
             return None
         restarts = self._awaiting_keyframe
         if restarts and self._held_back(entry):

@@ -22,6 +22,9 @@ from sfu.vp8_descriptor import Vp8Continuity, rewritten
 # What to do with one packet.
 DROP, FORWARD, SWITCHED, ASK = 0, 1, 2, 3
 KEYFRAME_RETRY = 0.5
+# The best layer is worked out again at most this often: every packet of every
+# layer the consumer does not forward asks (two thirds of what comes in).
+RESELECT_INTERVAL = 0.1
 
 
 def best_layer(layers: Sequence[Layer], preferred: int, now: float) -> int:
@@ -35,10 +38,12 @@ def best_layer(layers: Sequence[Layer], preferred: int, now: float) -> int:
 
 
 class LayerSelector:
-    __slots__ = ("_asked_at", "_asked_for", "current", "preferred")
+    __slots__ = ("_asked_at", "_asked_for", "_best", "_best_at", "_preferred", "current")
 
     def __init__(self, preferred: int) -> None:
-        self.preferred = preferred
+        self._preferred = preferred
+        self._best = preferred
+        self._best_at = -RESELECT_INTERVAL
         self.current: int | None = None  # none yet: waiting for the first keyframe
         self._asked_at = -KEYFRAME_RETRY
         self._asked_for: int | None = None  # the layer whose keyframe was asked for
@@ -50,7 +55,9 @@ class LayerSelector:
         keyframe) or ASK (drop, and ask for a keyframe of `wanted()`)."""
         if layer == self.current:
             return FORWARD
-        if layer != best_layer(layers, self.preferred, now):
+        if now - self._best_at > RESELECT_INTERVAL:
+            self._best, self._best_at = best_layer(layers, self._preferred, now), now
+        if layer != self._best:
             return DROP
         if starts_keyframe(mime_type, payload):
             self.current = layer
@@ -60,9 +67,19 @@ class LayerSelector:
             return ASK
         return DROP
 
+    @property
+    def preferred(self) -> int:
+        return self._preferred
+
+    @preferred.setter
+    def preferred(self, layer: int) -> None:
+        self._preferred = layer
+        self._best_at = -RESELECT_INTERVAL  # work it out again at the next packet
+
     def wanted(self, layers: Sequence[Layer], now: float) -> int:
         """The layer the consumer forwards or is about to."""
-        return best_layer(layers, self.preferred, now)
+        self._best, self._best_at = best_layer(layers, self._preferred, now), now
+        return self._best
 
 
 class ConsumerLayers:
@@ -100,15 +117,10 @@ class ConsumerLayers:
             return 0
         return selector.current if selector.current is not None else selector.preferred
 
-    def admit(
-        self, layer: int, mime_type: str, payload: bytes, layers: Sequence[Layer], now: float
-    ) -> int:
-        assert self.selector is not None
-        verdict = self.selector.admit(layer, mime_type, payload, layers, now)
-        if verdict == SWITCHED:
-            self.vp8.switch()
-            self.switches += 1
-        return verdict
+    def switched(self) -> None:
+        """The selector switched layer (SWITCHED): the picture numbering follows."""
+        self.vp8.switch()
+        self.switches += 1
 
     def forwarded_payload(self, mime_type: str, payload: bytes) -> bytes:
         if self.selector is None or mime_type.lower() != "video/vp8":

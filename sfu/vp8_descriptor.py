@@ -54,6 +54,12 @@ def rewritten(payload: bytes, pid_delta: int, tl0_delta: int) -> bytes:
     found = fields(payload)
     if found is None or (pid_delta == 0 and tl0_delta == 0):
         return payload
+    return _rewritten(payload, found, pid_delta, tl0_delta)
+
+
+def _rewritten(
+    payload: bytes, found: tuple[int, bool, int], pid_delta: int, tl0_delta: int
+) -> bytes:
     pid_at, wide, tl0_at = found
     end = max(pid_at + (2 if wide else 1), tl0_at + 1)
     head = bytearray(payload[:end])
@@ -104,7 +110,9 @@ class Vp8Continuity:
         if tl0_at >= 0:
             out_tl0 = (payload[tl0_at] + self.tl0_delta) % TL0_MOD
             self._last_tl0 = _newer(out_tl0, self._last_tl0, TL0_MOD)
-        return rewritten(payload, self.pid_delta, self.tl0_delta)
+        if self.pid_delta == 0 and self.tl0_delta == 0:
+            return payload
+        return _rewritten(payload, found, self.pid_delta, self.tl0_delta)
 
 
 def _newer(value: int, last: int | None, mod: int) -> int:

@@ -7,6 +7,7 @@ Real ForwardingReceiver, Producer and Consumer; the network edge is WireRecorder
 from __future__ import annotations
 
 import asyncio
+import time
 from itertools import pairwise
 
 import pytest
@@ -15,6 +16,7 @@ from aiortc.rtcdtlstransport import RtpRouter
 from aiortc.rtcrtpparameters import RTCRtpReceiveParameters
 from aiortc.rtp import RtpPacket
 
+import sfu.layer_select
 import sfu.layers
 from sfu.aiortc_hooks import ForwardingReceiver
 from sfu.producer import Producer
@@ -187,7 +189,8 @@ async def test_a_consumer_forwards_one_layer_and_switches_at_its_keyframe() -> N
 
 
 async def test_a_layer_that_stops_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sfu.layers, "LAYER_TIMEOUT", 0.1)
+    monkeypatch.setattr(sfu.layers, "LAYER_TIMEOUT", 0.4)
+    monkeypatch.setattr(sfu.layer_select, "RESELECT_INTERVAL", 0.0)
     pub_wire, sub_wire = WireRecorder(), WireRecorder()
     producer, receiver = await simulcast_producer(pub_wire)
     consumer = await make_consumer(sub_wire)
@@ -196,11 +199,13 @@ async def test_a_layer_that_stops_is_replaced(monkeypatch: pytest.MonkeyPatch) -
     await publisher.frame()  # all three layers arrive; nothing to start from yet
     await publisher.frame(key=frozenset({0, 1, 2}))
     assert consumer.layers.layer == 2 and len(sub_wire.rtp()) == 1
-    for _ in range(6):  # f paused by the publisher: h is the best left
-        await asyncio.sleep(0.03)
+    started = time.monotonic()
+    while time.monotonic() - started < 1.0:  # f paused by the publisher: h is the best left
+        await asyncio.sleep(0.02)
         await publisher.frame(layers=(0, 1))
     await settle()
-    assert _plis(pub_wire)[-1] == SSRC[1]
+    assert SSRC[1] in _plis(pub_wire) and not producer.layers[2].active(time.monotonic())
+    assert len(sub_wire.rtp()) == 1  # nothing of h before its keyframe
     await publisher.frame(key=frozenset({1}), layers=(0, 1))
     sent = sub_wire.rtp()
     assert consumer.layers.layer == 1 and len(sent) == 2
