@@ -266,6 +266,7 @@ class Producer:
         self.paused = False
         for consumer in self.consumers:
             consumer.source_resumed()
+        self._keyframe_layers.update(range(len(self.layers)))  # every layer restarts
         await self.request_keyframe(starting=True)
 
     def close(self) -> None:

@@ -248,3 +248,12 @@ async def test_a_producer_without_simulcast_is_forwarded_as_before() -> None:
     sent = sub_wire.rtp()
     assert producer.layer_count == 1 and consumer.layers.selector is None
     assert [p.payload for p in sent] == [key, vp8(pid=6, tl0=2)]
+
+
+async def test_a_resumed_producer_asks_every_layer_for_a_keyframe() -> None:
+    pub_wire = WireRecorder()
+    producer, receiver = await simulcast_producer(pub_wire)
+    await Publisher(receiver).frame()
+    producer.pause()
+    await producer.resume()
+    assert sorted(_plis(pub_wire)) == [SSRC[0], SSRC[1], SSRC[2]]
