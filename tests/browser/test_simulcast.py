@@ -2,8 +2,9 @@
 
 The teacher's page publishes its camera as three VP8 encodings (q/h/f); the
 server's answer accepts them and its producer sees three layers. The student's
-page asks for `low`, then `high` (`video_quality`), and the size it decodes
-follows, without a new connection or a broken picture.
+window is made narrow, then wide: its page asks for `low`, then `high`
+(`video_quality`, by the size of the tile), and the size it decodes follows,
+without a new connection.
 """
 
 from __future__ import annotations
@@ -125,17 +126,11 @@ async def test_a_viewer_switches_between_the_layers_of_a_chromium_camera() -> No
                 ok = before and now and now["width"] == width and now["frames"] > before["frames"]
                 return (width, now) if ok else None
 
+            # The student's page asks for the size its tile of the teacher is shown at
+            # (web_client/static/js/videoquality.js): a narrow window, then a wide one.
             widths = []
-            for quality in ("low", "high"):
-                await student.evaluate(
-                    "(m) => window.urok.ws.send(m)",
-                    {
-                        "type": "video_quality",
-                        "participant_id": teacher_id,
-                        "source": "camera",
-                        "quality": quality,
-                    },
-                )
+            for quality, viewport in (("low", (360, 400)), ("high", (1280, 800))):
+                await student.set_viewport_size({"width": viewport[0], "height": viewport[1]})
                 width, _ = await eventually(lambda q=quality: decoding(q), 30, quality)
                 widths.append(width)
             print("decoded widths (low, high):", widths)

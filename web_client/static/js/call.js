@@ -28,6 +28,7 @@ import { wireQuality } from './quality.js';
 import { wireRooms } from './rooms.js';
 import { wireScreenShare } from './screenshare.js';
 import { startPrejoin, wireSession } from './session.js';
+import { wireVideoQuality } from './videoquality.js';
 import {
   $, langOverride, lessonId, urok,
 } from './state.js';
@@ -56,6 +57,7 @@ async function main() {
   wireClassroom();
   wireRooms();
   wireQuality();
+  wireVideoQuality();
   const token = readToken();
   if (!token || !lessonId) {
     showFatal('no_token');

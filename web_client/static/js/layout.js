@@ -7,6 +7,7 @@ import {
   $, currentRoom, pausedReason, plannedRoomOf, roomOfParticipant, urok, views,
 } from './state.js';
 import { ScreenTile, Tile, layoutGrid } from './tiles.js';
+import { updateVideoQualities } from './videoquality.js';
 
 // ---------------------------------------------------------------- tiles
 
@@ -49,6 +50,7 @@ export function relayout() {
     alone.textContent = i18n.t(aloneKey);
   }
   layoutGrid($('grid'), $('stage'), { filmstrip: $('stage').classList.contains('presenting') });
+  updateVideoQualities();
 }
 
 // ---------------------------------------------------------------- screen shares
