@@ -192,7 +192,8 @@ class Consumer:
         if selector is None or producer is None:
             return
         selector.preferred = self.layers.target(producer.layer_count)
-        if selector.wanted(producer.layers, time.monotonic()) != selector.current:
+        wanted = selector.wanted(producer.layers, time.monotonic())
+        if wanted != selector.current and not self.paused and self.ready:
             self._request_keyframe_soon(starting=False)
 
     def _layer_admits(self, selector: LayerSelector, entry: CachedPacket, now: float) -> bool:
