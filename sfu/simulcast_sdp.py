@@ -10,7 +10,11 @@ aiortc peer in the process, so it is left alone. Instead:
   `rtp-stream-id` / `repaired-rtp-stream-id` extensions;
 - `simulcast_answer` adds to aiortc's answer what accepts them: those two
   extmaps, `a=rid:<id> recv` for each rid and `a=simulcast:recv <ids>`. A
-  browser given an answer without them sends only its first encoding;
+  browser given an answer without them sends only its first encoding. The
+  extmaps are accepted on every video m-section that offers them, simulcast
+  or not: Chromium stops offering an extension its last answer left out, and
+  then refuses its own offer of a camera added later with simulcast ("negotiates
+  simulcast but does not negotiate the RID RTP header extension");
 - the forwarding receiver is told the extension ids (`header_extensions`), so
   aiortc's packet parser fills in `rtp_stream_id` / `repaired_rtp_stream_id`.
 """
@@ -33,9 +37,13 @@ MAX_LAYERS = 3
 class SimulcastOffer:
     """What one m-section of a publisher's offer says about its simulcast."""
 
-    rids: tuple[str, ...]  # layer order: index 0 the smallest
+    rids: tuple[str, ...]  # layer order: index 0 the smallest; () without simulcast
     rid_extension: int
     repaired_extension: int | None
+
+    @property
+    def simulcast(self) -> bool:
+        return len(self.rids) >= 2
 
     def header_extensions(self) -> list[RTCRtpHeaderExtensionParameters]:
         found = [RTCRtpHeaderExtensionParameters(id=self.rid_extension, uri=RID_URI)]
@@ -90,18 +98,20 @@ def _send_rids(lines: list[str]) -> tuple[str, ...]:
 
 
 def simulcast_offered(offer: str) -> dict[str, SimulcastOffer]:
-    """A publisher's offer: the simulcast of each video m-section that sends two or
-    more rids with the rid header extension, by mid."""
+    """A publisher's offer: each video m-section that offers the rid header extension,
+    by mid, with the rids it sends when two or more (simulcast), else none."""
     found = {}
     for lines in _sections(offer)[1:]:
         if not lines[0].startswith("m=video"):
             continue
         mids = _attribute(lines, "mid")
-        rids = _send_rids(lines)
         rid_ext = _extmap_id(lines, RID_URI)
-        if not mids or len(rids) < 2 or rid_ext is None:
+        if not mids or rid_ext is None:
             continue
-        found[mids[0]] = SimulcastOffer(rids, rid_ext, _extmap_id(lines, REPAIRED_RID_URI))
+        rids = _send_rids(lines)
+        found[mids[0]] = SimulcastOffer(
+            rids if len(rids) >= 2 else (), rid_ext, _extmap_id(lines, REPAIRED_RID_URI)
+        )
     return found
 
 
@@ -117,8 +127,9 @@ def simulcast_answer(answer: str, offered: dict[str, SimulcastOffer]) -> str:
             out.extend(lines)
             continue
         added = [f"a=extmap:{e.id} {e.uri}" for e in offer.header_extensions()]
-        added += [f"a=rid:{rid} recv" for rid in offer.rids]
-        added.append(f"a=simulcast:recv {';'.join(offer.rids)}")
+        if offer.simulcast:
+            added += [f"a=rid:{rid} recv" for rid in offer.rids]
+            added.append(f"a=simulcast:recv {';'.join(offer.rids)}")
         at = lines.index(f"a=mid:{mids[0]}") + 1
         out.extend([*lines[:at], *(a for a in added if a not in lines), *lines[at:]])
     return "\r\n".join(out) + "\r\n"

@@ -118,7 +118,7 @@ class PublisherTransport(WebRtcTransport):
                 continue
             receiver = ForwardingReceiver.adopt(transceiver.receiver)
             receiver.extra_codecs = [red[mid]] if mid in red else []
-            if mid in simulcast:
+            if mid in simulcast and simulcast[mid].simulcast:
                 receiver.extra_header_extensions = simulcast[mid].header_extensions()
                 receiver.rids = RidDemux(simulcast[mid].rids)
             new.append((mid, transceiver, receiver))

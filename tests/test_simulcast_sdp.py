@@ -32,14 +32,34 @@ def test_reads_rids_and_extension_ids_from_a_chromium_offer() -> None:
     assert (offered["0"].rid_extension, offered["0"].repaired_extension) == (10, 11)
 
 
-def test_offers_without_simulcast_are_left_alone() -> None:
+def test_offers_without_simulcast_have_no_rids() -> None:
     one_rid = CHROMIUM_OFFER.replace("a=simulcast:send q;h;f", "a=simulcast:send q")
-    assert simulcast_offered(one_rid) == {}
+    assert simulcast_offered(one_rid)["0"].rids == ()
+    assert not simulcast_offered(one_rid)["0"].simulcast
     no_extension = CHROMIUM_OFFER.replace(f"a=extmap:10 {RID_URI}\n", "")
     assert simulcast_offered(no_extension) == {}
     undeclared = CHROMIUM_OFFER.replace("a=rid:f send\n", "")
     assert simulcast_offered(undeclared)["0"].rids == ("q", "h")  # f is not declared
     assert simulcast_answer("v=0\r\n", {}) == "v=0\r\n"
+
+
+async def test_the_rid_extensions_are_accepted_without_simulcast_too() -> None:
+    """Chromium stops offering an extension its last answer left out, and then refuses
+    its own offer of a simulcast camera added later (tests/browser/test_classroom.py)."""
+    no_simulcast = "\n".join(
+        line
+        for line in CHROMIUM_OFFER.splitlines()
+        if not line.startswith(("a=rid:", "a=simulcast:"))
+    )
+    transport = PublisherTransport(transport_options())
+    try:
+        answer, [producer] = await transport.handle_offer(no_simulcast + "\n", {"0": {}})
+        assert f"a=extmap:10 {RID_URI}" in answer.splitlines()
+        assert f"a=extmap:11 {REPAIRED_RID_URI}" in answer.splitlines()
+        assert _lines(answer, "a=rid") == [] and _lines(answer, "a=simulcast") == []
+        assert producer.layer_count == 1
+    finally:
+        await transport.close()
 
 
 async def test_our_answer_accepts_the_three_layers() -> None:
