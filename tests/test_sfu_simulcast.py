@@ -111,7 +111,11 @@ async def test_layer_bitrates_are_measured_apart(monkeypatch: pytest.MonkeyPatch
         await publish(receiver, *(publisher.packet(2) for _ in range(3)))  # f: 4x the packets
         await asyncio.sleep(0.01)
     q, h, f = (r.bitrate for r in producer.layer_reports())
-    assert q > 0 and h > 0 and 3 * q < f < 5 * q
+    q_bytes = 8 * len(publisher.packet(0).payload)  # 8 frames of one packet each
+    # f carries 4x the bytes of q; a window may close between them (a busy machine: few
+    # frames a window), hence the margin.
+    assert q > 0 and h > 0 and f > 1.5 * q
+    assert [r.bytes for r in producer.layer_reports()] == [q_bytes, q_bytes, 4 * q_bytes]
 
 
 async def test_retransmissions_are_unwrapped_by_repaired_rid() -> None:
