@@ -108,7 +108,7 @@ async def test_a_viewer_switches_between_the_layers_of_a_chromium_camera() -> No
             # The answer took all three: Chromium encodes each rid (without it, only the
             # first). Which of them it sends follows its bandwidth estimate: on this
             # loaded loopback, q and h at least; f once the estimate allows (docs).
-            sizes = await eventually(lambda: sent_layers(teacher), 30, "two layers sent")
+            sizes = await eventually(lambda: sent_layers(teacher), 60, "two layers sent")
             print("layers:", [(r.rid, r.bitrate, r.packets) for r in producer.layer_reports()])
             print("sizes:", sizes)
             assert sorted(sizes["all"]) == ["f", "h", "q"]
