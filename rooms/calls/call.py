@@ -23,6 +23,7 @@ from rooms.calls.participant import Disconnect, Participant, PresenceObserver, S
 from rooms.calls.recording_control import RecordingControl
 from rooms.calls.resume import OnExpired, Resumption
 from rooms.calls.speakers import ActiveSpeakers
+from rooms.calls.video_quality import set_video_quality
 from rooms.calls.weak_links import WeakLinks
 from rooms.model import CallSettings, ChatMessage
 from rooms.recordings import RecordingService
@@ -143,6 +144,11 @@ class Call(CallCore):
 
     async def set_audio_only(self, participant: Participant, enabled: bool) -> None:
         await self.links.set_audio_only(participant, enabled)
+
+    async def set_video_quality(
+        self, participant: Participant, participant_id: str, source: str, quality: str
+    ) -> None:
+        set_video_quality(self, participant, participant_id, source, quality)
 
     async def set_permissions(
         self, host: Participant, role: Role, changes: dict[str, bool]

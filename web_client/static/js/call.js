@@ -31,6 +31,7 @@ import { wireRooms } from './rooms.js';
 import { wireScreenShare } from './screenshare.js';
 import { startPrejoin, wireSession } from './session.js';
 import { wireSpeakers } from './speakers.js';
+import { wireVideoQuality } from './videoquality.js';
 import {
   $, langOverride, lessonId, urok,
 } from './state.js';
@@ -61,6 +62,7 @@ async function main() {
   wireRooms();
   wireQuality();
   wireSpeakers();
+  wireVideoQuality();
   const token = readToken();
   if (!token || !lessonId) {
     showFatal('no_token');
