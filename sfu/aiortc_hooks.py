@@ -2,26 +2,23 @@
 
 aiortc has no public API for forwarding RTP without decoding it: its
 RTCRtpReceiver feeds a jitter buffer and a decoder thread, and its
-RTCRtpSender pulls frames from a track and encodes them. Both would cost a
-decode per publisher and an encode per subscriber. This module swaps the
-class of the receivers and senders of *our* peer connections (never anyone
-else's) for subclasses that:
+RTCRtpSender pulls frames from a track and encodes them (a decode per
+publisher, an encode per subscriber). This module swaps the class of the
+receivers and senders of *our* peer connections (never anyone else's) for:
 
 - ForwardingReceiver: keeps aiortc's receive-side RTCP duties (receiver
   reports, REMB, NACKs for lost packets, RTX unwrapping) and hands each RTP
   packet, still encoded, to a sink. No jitter buffer, no decoder thread.
-- ForwardingSender: has no track and no encoder loop. A source (our
-  Consumer) sends packets through it; subscriber RTCP (NACK, PLI/FIR,
-  receiver reports) goes to that source; sender reports come from it.
+- ForwardingSender: no track, no encoder loop. A source (our Consumer) sends
+  packets through it, gets the subscriber's NACK, PLI/FIR and receiver reports
+  and makes the sender reports; REMB and reports also go to its `feedback`
+  (the transport's bandwidth estimate, sfu/bandwidth.py).
 
-The aiortc/aioice private names they rely on are all in PINNED_INTERNALS and
-used nowhere else; tests/test_aiortc_hooks.py checks that each exists and that
-the list is complete, so an aiortc upgrade that moves one fails loudly.
-
-Also here: ICE host candidates only on configured addresses (aioice leaves
-loopback out and otherwise uses every interface), and the jitter buffer hook
-of the recorder (recording/sources.py). ICE servers and the announced address
-in SDP, which need only aiortc's public API, are in sfu/ice.py.
+The private names they rely on are all in PINNED_INTERNALS and used nowhere
+else; tests/test_aiortc_hooks.py checks that each exists and that the list is
+complete. Also here: ICE host candidates only on configured addresses, and the
+recorder's jitter buffer hook (recording/sources.py). ICE servers and the
+announced address in SDP (public API only) are in sfu/ice.py.
 """
 
 from __future__ import annotations
@@ -69,6 +66,7 @@ from aiortc.rtp import (
     unwrap_rtx,
 )
 
+from sfu.bandwidth import SenderFeedback, abs_send_time_id
 from sfu.ice import rtc_configuration as rtc_configuration  # re-exported: bench/bot.py
 
 logger = logging.getLogger(__name__)
@@ -81,11 +79,8 @@ _host_addresses: tuple[str, ...] | None = None
 
 
 def restrict_host_addresses(addresses: Sequence[str] | None) -> None:
-    """Gather ICE host candidates only on `addresses` (None: aioice's own choice).
-
-    Process-wide, because aioice looks host addresses up through a module
-    function. The server sets it once at start from its configuration.
-    """
+    """Gather ICE host candidates only on `addresses` (None: aioice's own choice);
+    process-wide (aioice looks them up through a module function), set once at start."""
     global _host_addresses
     _host_addresses = tuple(addresses) if addresses is not None else None
     aioice.ice.get_host_addresses = _configured_host_addresses
@@ -244,8 +239,10 @@ class ForwardingSender(RTCRtpSender):
     """An RTCRtpSender without a track or encoder; its source sends RTP through it."""
 
     source: SenderSource | None
+    feedback: SenderFeedback | None  # REMB and receiver reports, for the estimate
     started: bool
     negotiated_codecs: list[RTCRtpCodecParameters]
+    abs_send_time_id: int | None  # the extension's id in the subscriber's answer, if any
     _forward_rtcp_task: asyncio.Task[None] | None
 
     @classmethod
@@ -257,6 +254,7 @@ class ForwardingSender(RTCRtpSender):
         sender.__class__ = cls
         assert isinstance(sender, ForwardingSender)
         sender.source = None
+        sender.feedback = sender.abs_send_time_id = None
         sender.started = False
         sender.negotiated_codecs = []
         sender._forward_rtcp_task = None
@@ -288,6 +286,7 @@ class ForwardingSender(RTCRtpSender):
             return
         self.started = True
         self.negotiated_codecs = list(parameters.codecs)
+        self.abs_send_time_id = abs_send_time_id(parameters.headerExtensions)
         self.transport._register_rtp_sender(self, parameters)
         self._forward_rtcp_task = asyncio.ensure_future(self._run_sender_reports())
         if self.source is not None:
@@ -311,10 +310,13 @@ class ForwardingSender(RTCRtpSender):
             if source is not None:
                 await source.on_keyframe_request()
         elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
-            return  # REMB: nothing to adapt, we do not encode
+            if self.feedback is not None:  # REMB: the subscriber's estimate of its link
+                self.feedback.on_application_feedback(packet.fci)
         elif isinstance(packet, RtcpRrPacket | RtcpSrPacket):
             if source is not None:  # aiortc's own RTT needs its own sender reports
                 source.on_receiver_reports(packet.reports)
+            if self.feedback is not None:
+                self.feedback.on_reports(self.kind, self._ssrc, packet.reports)
         else:
             await super()._handle_rtcp_packet(packet)
 
@@ -390,10 +392,7 @@ def jitter_buffer_add(
     buffer: JitterBuffer, packet: RtpPacket, depayloaded: bytes
 ) -> tuple[bool, JitterFrame | None]:
     """Add a packet to aiortc's JitterBuffer: (keyframe wanted, a complete frame or None).
-
-    The buffer builds a frame by joining its packets' ``_data``, which aiortc's
-    receiver sets to the depayloaded bytes; the recorder's sources must do the same.
-    """
+    Frames join the packets' ``_data`` (aiortc's receiver sets it to the depayloaded bytes)."""
     packet._data = depayloaded  # type: ignore[attr-defined]  # aiortc's own ignore, too
     return buffer.add(packet)
 

@@ -48,6 +48,12 @@ KEYFRAME_RETRY = 0.5
 # switch it on). Until that is understood, retransmissions keep the media SSRC.
 RTX_ENABLED = False
 _RTP_HEADER = struct.Struct("!BBHII")
+# With abs-send-time (where negotiated: video): the same, then a one-byte-header
+# extension block (RFC 8285: 0xBEDE, one word) holding the one element. The
+# subscriber's receive-side estimator reads it, and sends REMB (sfu/bandwidth.py).
+_RTP_HEADER_AST = struct.Struct("!BBHIIHHI")
+_AST_ELEMENT = struct.Struct("!I")
+_AST_AT = 16  # where the element starts in the packet
 _RTX_OSN = struct.Struct("!H")  # RFC 4588: the original sequence number, then its payload
 _DEFAULT_CLOCK = {"audio": 48000, "video": 90000}
 
@@ -111,6 +117,9 @@ class Consumer:
         self.keyframe_requests_dropped = 0
         # The payload type of RED (RFC 2198) in the subscriber's last answer, if it took RED.
         self.red_payload_type: int | None = None
+        # abs-send-time's element header ((id << 28) | (2 << 24)), if negotiated.
+        self._ast_element: int | None = None
+        self._header_size = 12
         sender.source = self
 
     @property
@@ -235,10 +244,17 @@ class Consumer:
             self._keyframe_at = entry.received_at
         # Each subscriber gets its own header in front of the shared payload:
         # one concatenation, the only copy of the packet before SRTP.
-        data = (
-            _RTP_HEADER.pack(0x80, (entry.marker << 7) | out_pt, mapped[0], mapped[1], self.ssrc)
-            + entry.payload
-        )
+        ast = self._ast_element
+        if ast is None:
+            header = _RTP_HEADER.pack(
+                0x80, (entry.marker << 7) | out_pt, mapped[0], mapped[1], self.ssrc
+            )
+        else:  # stamped now: a packet the pacer queues is stamped again when it goes
+            header = _RTP_HEADER_AST.pack(
+                0x90, (entry.marker << 7) | out_pt, mapped[0], mapped[1], self.ssrc,
+                0xBEDE, 1, ast | (int(now * 262144) & 0xFFFFFF),
+            )  # fmt: skip
+        data = header + entry.payload
         priority = self._priority
         if not self.pacer.admit(len(data), priority, now):
             self.pacer.enqueue(data, self, priority, now)
@@ -247,7 +263,7 @@ class Consumer:
         if fast is not None and fast.send(data):
             self.fast_sent += 1
             self.packets_sent += 1
-            self.bytes_sent += len(data) - 12
+            self.bytes_sent += len(entry.payload)
             return None
         return self.transmit(data, priority)
 
@@ -274,11 +290,18 @@ class Consumer:
         path must take it."""
         if self._fast is None:
             self._fast = self.sender.fast_path()
+        if self._ast_element is not None:  # abs-send-time is the time it goes
+            data = self._stamped(data, time.monotonic())
         if self._fast is not None and self._fast.send(data):
             self.fast_sent += 1
             self._count(data, priority)
             return None
         return self._send_slow(data, priority)
+
+    def _stamped(self, data: bytes, now: float) -> bytes:
+        assert self._ast_element is not None
+        element = _AST_ELEMENT.pack(self._ast_element | (int(now * 262144) & 0xFFFFFF))
+        return data[:_AST_AT] + element + data[_AST_AT + 4 :]
 
     async def _send_slow(self, data: bytes, priority: int) -> None:
         try:
@@ -293,7 +316,7 @@ class Consumer:
             self._stats.retransmitted_bytes += len(data)
         else:
             self.packets_sent += 1
-            self.bytes_sent += len(data) - 12
+            self.bytes_sent += len(data) - self._header_size
 
     def paced_video_dropped(self, count: int) -> None:
         """The pacer dropped `count` of our packets: the picture is broken until a keyframe."""
@@ -315,6 +338,9 @@ class Consumer:
 
     def on_sender_started(self, codecs: list[RTCRtpCodecParameters]) -> None:
         self._pt_map.clear()
+        ast_id = self.sender.abs_send_time_id
+        self._ast_element = None if ast_id is None else (ast_id << 28) | (2 << 24)
+        self._header_size = 12 if ast_id is None else 20
         self._rtx_pt = {} if not RTX_ENABLED else {
             apt: c.payloadType
             for c in codecs
@@ -349,7 +375,7 @@ class Consumer:
             stats.refuse(BEFORE_KEYFRAME)
             return None
         rtx_pt = self._rtx_pt.get(out_pt)
-        size = 12 + len(entry.payload) + (2 if rtx_pt is not None else 0)
+        size = self._header_size + len(entry.payload) + (2 if rtx_pt is not None else 0)
         delivery_bps = self.pacer.media_bps * (1 - stats.fraction_lost)
         refusal = self._limiter.refusal(
             out_seq, size, entry.received_at, now, stats.rtt, delivery_bps
@@ -369,13 +395,20 @@ class Consumer:
         out_ts = self.rewriter.out_timestamp(entry.ts)
         if rtx_pt is None:  # on the media SSRC: the same packet again
             marker_pt = (entry.marker << 7) | out_pt
-            return _RTP_HEADER.pack(0x80, marker_pt, out_seq, out_ts, self.ssrc) + entry.payload
+            return self._header(marker_pt, out_seq, out_ts, self.ssrc) + entry.payload
         # RTX (RFC 4588): its own SSRC, payload type and numbering, so the subscriber
         # (and we) can tell a retransmission from the original.
         self._rtx_seq = (self._rtx_seq + 1) % SEQ_MOD
         marker_pt = (entry.marker << 7) | rtx_pt
-        header = _RTP_HEADER.pack(0x80, marker_pt, self._rtx_seq, out_ts, self.sender.rtx_ssrc)
+        header = self._header(marker_pt, self._rtx_seq, out_ts, self.sender.rtx_ssrc)
         return header + _RTX_OSN.pack(out_seq) + entry.payload
+
+    def _header(self, marker_pt: int, seq: int, ts: int, ssrc: int) -> bytes:
+        """An RTP header (stamped with abs-send-time, again when it goes, if negotiated)."""
+        ast = self._ast_element
+        if ast is None:
+            return _RTP_HEADER.pack(0x80, marker_pt, seq, ts, ssrc)
+        return _RTP_HEADER_AST.pack(0x90, marker_pt, seq, ts, ssrc, 0xBEDE, 1, ast)
 
     async def on_keyframe_request(self) -> None:
         """The subscriber asks for a keyframe (PLI/FIR): passed on at most once per

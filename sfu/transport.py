@@ -20,6 +20,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpTransceiver, RTCSe
 
 from sfu.aiortc_hooks import ForwardingReceiver, ForwardingSender
 from sfu.audio_sdp import publisher_answer, red_accepted, red_codecs_offered, subscriber_offer
+from sfu.bandwidth import BandwidthEstimator
 from sfu.consumer import Consumer
 from sfu.ice import announce_address
 from sfu.pacer import Pacer, PacerSettings
@@ -169,6 +170,13 @@ class SubscriberTransport(WebRtcTransport):
         # Shared by this subscriber's consumers: one link, one queue, one budget.
         self.pacer = Pacer(options.pacing)
         self.retransmit_budget = RetransmitBudget(options.retransmission)
+        # The subscriber's downlink, from its REMB and reports (sfu/bandwidth.py): the
+        # pacer follows it; rooms/ reads it to choose what to hold back.
+        self.bandwidth = BandwidthEstimator(
+            lambda: self.pacer.video_bps + self.pacer.retransmission_bps
+        )
+        if options.pacing.follow_estimate:
+            self.pacer.follow(self.bandwidth.estimate_bps)
         # Producers forwarded to every other subscriber but held back from this one.
         self._held: frozenset[str] = frozenset()
 
@@ -194,6 +202,7 @@ class SubscriberTransport(WebRtcTransport):
         if slot is None:
             transceiver = self.pc.addTransceiver(producer.kind, direction="sendonly")
             sender = ForwardingSender.adopt(transceiver.sender)
+            sender.feedback = self.bandwidth
             consumer = Consumer(
                 _new_id("co"), producer.kind, sender, self.pacer, self.retransmit_budget
             )
