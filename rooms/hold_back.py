@@ -107,6 +107,9 @@ class FitSettings:
     resume_after: float = 5.0  # the estimate has room for the next video this long: resume it
     max_resume_after: float = 60.0
     probe_window: float = 10.0  # held again within this of a resume: the resume was too early
+    # An estimate this many times what is forwarded is not held down by the link
+    # (receive-side estimators allow at most 1.5 times what arrives): room to try one more.
+    probe_ratio: float = 1.3
 
 
 class EstimateFit:
@@ -117,11 +120,14 @@ class EstimateFit:
     estimate for `over_for`, the least important are held back until the rest
     fits (all at once: the estimate says by how much). A held video comes back,
     the most important first and one at a time, when the estimate has had room
-    for it for `resume_after`. Hysteresis, as with HoldPlanner: a resume undone
+    for it for `resume_after`. Receive-side estimators (REMB) allow at most 1.5
+    times what arrives, so with one 500 kbit/s video forwarded the estimate
+    never shows room for a second: an estimate at `probe_ratio` times what is
+    forwarded or more counts as room too (the link is not what holds it down),
+    and resuming is how the estimate learns that the link has freed up (no
+    padding probes yet). Hysteresis, as with HoldPlanner: a resume undone
     within `probe_window` doubles the next wait (up to `max_resume_after`), and
-    nothing changes within `settle_seconds` of a change. Receive-side estimators
-    allow at most 1.5 times what arrives, so the estimate rises with what is
-    forwarded: resuming is how it learns that the link has freed up.
+    nothing changes within `settle_seconds` of a change.
     """
 
     def __init__(self, settings: FitSettings | None = None) -> None:
@@ -153,7 +159,10 @@ class EstimateFit:
         forwarded = sum(bps for producer, bps in videos if producer not in self.held)
         budget = float("inf") if estimate_bps is None else estimate_bps
         over = forwarded > budget
-        room = bool(self.held) and forwarded + rates.get(self.held[-1], 0.0) <= budget
+        room = bool(self.held) and (
+            forwarded + rates.get(self.held[-1], 0.0) <= budget
+            or budget >= settings.probe_ratio * forwarded
+        )
         self._over_since = _since(self._over_since, now) if over else None
         self._room_since = _since(self._room_since, now) if room else None
         if self._room_since is not None and now - self._room_since >= settings.max_resume_after:

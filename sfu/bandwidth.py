@@ -110,6 +110,10 @@ class BandwidthEstimator:
     def on_report(self, ssrc: int, fraction_lost: int, highest_sequence: int, now: float) -> None:
         """A report block about one of the subscriber's video streams (`fraction_lost`
         in 1/256, as RTCP carries it; `highest_sequence` extended)."""
+        if self._window_start is None:
+            self._window_start = self._bound_at = now
+        elif now - self._window_start >= self.settings.loss_window:
+            self._close_window(now)  # this report starts the next one
         stream = self._streams.get(ssrc)
         if stream is None:
             self._streams[ssrc] = _StreamLoss(highest_sequence)
@@ -119,10 +123,6 @@ class BandwidthEstimator:
                 stream.highest_sequence = highest_sequence
                 stream.covered += covered
                 stream.lost += covered * fraction_lost / 256
-        if self._window_start is None:
-            self._window_start = self._bound_at = now
-        elif now - self._window_start >= self.settings.loss_window:
-            self._close_window(now)
 
     def forget_stream(self, ssrc: int) -> None:
         self._streams.pop(ssrc, None)
