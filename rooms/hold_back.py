@@ -110,6 +110,9 @@ class FitSettings:
     # An estimate this many times what is forwarded is not held down by the link
     # (receive-side estimators allow at most 1.5 times what arrives): room to try one more.
     probe_ratio: float = 1.3
+    # On over-use a receive-side estimator says 0.85 of what arrived: what the link
+    # carried is the estimate / this, and holding back stops there.
+    overuse_ratio: float = 0.85
 
 
 class EstimateFit:
@@ -118,7 +121,8 @@ class EstimateFit:
 
     When the measured bitrates of the videos forwarded add up to more than the
     estimate for `over_for`, the least important are held back until the rest
-    fits (all at once: the estimate says by how much). A held video comes back,
+    fits in what the link carried (the estimate / `overuse_ratio`; at least
+    one, all at once: the estimate says by how much). A held video comes back,
     the most important first and one at a time, when the estimate has had room
     for it for `resume_after`. Receive-side estimators (REMB) allow at most 1.5
     times what arrives, so with one 500 kbit/s video forwarded the estimate
@@ -126,8 +130,8 @@ class EstimateFit:
     forwarded or more counts as room too (the link is not what holds it down),
     and resuming is how the estimate learns that the link has freed up (no
     padding probes yet). Hysteresis, as with HoldPlanner: a resume undone
-    within `probe_window` doubles the next wait (up to `max_resume_after`), and
-    nothing changes within `settle_seconds` of a change.
+    within `probe_window` doubles the next wait (up to `max_resume_after`), one
+    that lasts sets it back; nothing changes within `settle_seconds` of a change.
     """
 
     def __init__(self, settings: FitSettings | None = None) -> None:
@@ -165,12 +169,15 @@ class EstimateFit:
         )
         self._over_since = _since(self._over_since, now) if over else None
         self._room_since = _since(self._room_since, now) if room else None
-        if self._room_since is not None and now - self._room_since >= settings.max_resume_after:
-            self.resume_after = settings.resume_after
+        resumed = self._resumed_at
+        if resumed is not None and now - resumed > settings.probe_window:
+            self.resume_after = settings.resume_after  # the last resume held
+            self._resumed_at = None
         if self._changed_at is not None and now - self._changed_at < settings.settle_seconds:
             return changed
         if self._over_since is not None and now - self._over_since >= settings.over_for:
-            return self._hold_to_fit(now, videos, forwarded - budget) or changed
+            carried = budget / settings.overuse_ratio
+            return self._hold_to_fit(now, videos, forwarded - carried) or changed
         if self._room_since is not None and now - self._room_since >= self.resume_after:
             self.held.pop()
             self._changed_at = self._resumed_at = now
@@ -181,7 +188,7 @@ class EstimateFit:
     def _hold_to_fit(self, now: float, videos: Sequence[tuple[str, float]], excess: float) -> bool:
         added = False
         for producer, bps in videos:
-            if excess <= 0:
+            if excess <= 0 and added:
                 break
             if producer not in self.held:
                 self.held.append(producer)

@@ -1,0 +1,138 @@
+"""rooms/hold_back.py EstimateFit: which videos a subscriber is not sent so that the
+rest fits the SFU's bandwidth estimate of its link; hold times, no oscillation."""
+
+from __future__ import annotations
+
+from rooms.hold_back import EstimateFit, FitSettings
+
+# Least important first, each about 460 kbit/s (the bench's pre-encoded cameras).
+VIDEOS = [("pupil-a", 460e3), ("pupil-b", 460e3), ("teacher", 460e3), ("screen", 460e3)]
+
+
+def test_nothing_is_held_while_the_videos_fit() -> None:
+    fit = EstimateFit()
+    for t in range(30):
+        assert fit.step(float(t), 2.5e6, VIDEOS) is False
+    assert fit.held == []
+    assert fit.step(31.0, None, VIDEOS) is False  # unknown: not limited
+
+
+def test_the_least_important_are_held_until_the_rest_fits_after_over_for() -> None:
+    fit = EstimateFit(FitSettings(over_for=2.0))
+    assert fit.step(0.0, 1.0e6, VIDEOS) is False  # 1.84 Mbit/s over 1.0: not yet
+    assert fit.step(1.0, 1.0e6, VIDEOS) is False
+    assert fit.step(2.0, 1.0e6, VIDEOS) is True
+    # The link carried 1.0 / 0.85 = 1.18 Mbit/s of the 1.84: two videos, the least important.
+    assert fit.held == ["pupil-a", "pupil-b"]
+
+
+def test_a_brief_dip_holds_nothing() -> None:
+    fit = EstimateFit(FitSettings(over_for=2.0))
+    for t, estimate in enumerate([2.5e6, 1.0e6, 2.5e6, 1.0e6, 2.5e6, 2.5e6]):
+        fit.step(float(t), estimate, VIDEOS)
+    assert fit.held == []
+
+
+def test_held_videos_come_back_one_at_a_time_most_important_first() -> None:
+    settings = FitSettings(over_for=0.0, settle_seconds=3.0, resume_after=5.0)
+    fit = EstimateFit(settings)
+    fit.step(0.0, 0.5e6, VIDEOS)
+    assert fit.held == ["pupil-a", "pupil-b", "teacher"]
+    held = []
+    for t in range(1, 40):
+        fit.step(float(t), 5e6, VIDEOS)  # the link has freed up
+        held.append((t, list(fit.held)))
+    changes = [(t, h) for (t, h), (_, before) in zip(held[1:], held, strict=False) if h != before]
+    changes = [held[0], *changes] if held[0][1] != ["pupil-a", "pupil-b", "teacher"] else changes
+    assert [h for _, h in changes] == [["pupil-a", "pupil-b"], ["pupil-a"], []]
+    times = [t for t, _ in changes]
+    assert all(later - earlier >= 5 for earlier, later in zip(times, times[1:], strict=False))
+
+
+def test_an_estimate_at_its_ceiling_counts_as_room() -> None:
+    # One video forwarded: a REMB can say at most ~1.5x of it, never enough for two.
+    fit = EstimateFit(FitSettings(over_for=0.0, settle_seconds=0.0, resume_after=3.0))
+    fit.step(0.0, 0.6e6, VIDEOS)
+    assert fit.held == ["pupil-a", "pupil-b", "teacher"]
+    for t in range(1, 5):
+        fit.step(float(t), 1.5 * 460e3 + 10e3, VIDEOS)
+    assert fit.held == ["pupil-a", "pupil-b"]
+    # An estimate below 1.3x what is forwarded is held down by the link: no resume.
+    fit2 = EstimateFit(FitSettings(over_for=0.0, settle_seconds=0.0, resume_after=3.0))
+    fit2.step(0.0, 0.6e6, VIDEOS)
+    for t in range(1, 20):
+        fit2.step(float(t), 1.1 * 460e3, VIDEOS)
+    assert fit2.held == ["pupil-a", "pupil-b", "teacher"]
+
+
+def test_a_resume_the_link_cannot_carry_doubles_the_next_wait() -> None:
+    settings = FitSettings(over_for=2.0, settle_seconds=3.0, resume_after=5.0, probe_window=10.0)
+    fit = EstimateFit(settings)
+    fit.step(0.0, 0.6e6, VIDEOS[:3])
+    fit.step(2.0, 0.6e6, VIDEOS[:3])
+    assert fit.held == ["pupil-a", "pupil-b"]
+    t = 3.0
+    while fit.held == ["pupil-a", "pupil-b"]:
+        fit.step(t, 1.4e6, VIDEOS[:3])  # room for the next one
+        t += 1
+    resumed_at = t - 1
+    assert fit.held == ["pupil-a"]
+    # Overloaded at once: held again, and the next resume waits twice as long.
+    for s in range(0, 6):
+        fit.step(resumed_at + 1 + s, 0.8e6, VIDEOS[:3])
+    assert fit.held == ["pupil-a", "pupil-b"] and fit.resume_after == 10.0
+
+
+def test_a_held_video_that_is_gone_is_forgotten_and_one_that_is_off_kept() -> None:
+    fit = EstimateFit(FitSettings(over_for=0.0))
+    fit.step(0.0, 0.5e6, VIDEOS)
+    assert fit.held == ["pupil-a", "pupil-b", "teacher"]
+    present = ["pupil-a", "teacher", "screen"]  # pupil-b left
+    assert fit.step(1.0, 0.5e6, [v for v in VIDEOS if v[0] != "pupil-b"], present) is True
+    assert fit.held == ["pupil-a", "teacher"]
+
+
+def simulate(seconds: int, video_capacity: float) -> list[tuple[float, list[str]]]:
+    """A receive-side estimator (REMB, much simplified AIMD as libwebrtc's) on a link
+    that carries `video_capacity` of video, stepped once a second with the fit."""
+    fit = EstimateFit()
+    remb = 3e6
+    out = []
+    for t in range(seconds):
+        rates = dict(VIDEOS)
+        forwarded = sum(rates[v] for v in rates if v not in fit.held)
+        arriving = min(forwarded, video_capacity)
+        if forwarded > video_capacity:  # over-use: 0.85 of what arrives
+            remb = 0.85 * arriving
+        else:  # +8 % a second, at most 1.5x what arrives
+            remb = min(remb * 1.08, 1.5 * arriving + 10e3)
+        fit.step(float(t), remb, VIDEOS)
+        out.append((forwarded, list(fit.held)))
+    return out
+
+
+def test_on_a_steady_link_the_fit_settles_instead_of_oscillating() -> None:
+    # 1.06 Mbit/s for video (a 1.5 Mbit/s link less four RED audio streams): two fit.
+    run = simulate(300, 1.06e6)
+    changes = [t for t in range(1, len(run)) if run[t][1] != run[t - 1][1]]
+    late = [t for t in changes if t >= 100]
+    # Probes of a third video grow further apart (hold times double up to 60 s).
+    assert len(late) <= 8, changes
+    over = sum(1 for forwarded, _ in run[20:] if forwarded > 1.06e6)
+    assert over / len(run[20:]) < 0.1, (over, changes)
+    # And it does not hold more than it must for long: two videos most of the time.
+    two = sum(1 for _, held in run[20:] if len(held) == 2)
+    assert two / len(run[20:]) > 0.7
+
+
+def test_when_the_link_frees_up_every_video_comes_back() -> None:
+    fit = EstimateFit()
+    remb = 0.9e6
+    for t in range(200):
+        rates = dict(VIDEOS)
+        forwarded = sum(rates[v] for v in rates if v not in fit.held)
+        capacity = 1.06e6 if t < 30 else 10e6
+        arriving = min(forwarded, capacity)
+        remb = 0.85 * arriving if forwarded > capacity else min(remb * 1.08, 1.5 * arriving + 1e4)
+        fit.step(float(t), remb, VIDEOS)
+    assert fit.held == []
