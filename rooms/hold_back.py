@@ -149,11 +149,14 @@ class EstimateFit:
         estimate_bps: float | None,
         videos: Sequence[tuple[str, float]],
         present: Collection[str] | None = None,
+        losing: bool = True,
     ) -> bool:
         """Update `held`; True when it changed. `videos`: (producer id, measured bps)
         of the videos that may be held back, the least important first (those
         sending); `present`: every video the subscriber has (default: `videos`'
-        ids). An unknown estimate (None) has room for everything."""
+        ids). An unknown estimate (None) has room for everything. `losing`: the
+        link shows loss now; an estimate below the videos holds nothing back without
+        it (a browser short of CPU reports a low estimate on a link that is fine)."""
         settings = self.settings
         present = [v for v, _ in videos] if present is None else present
         kept = [producer for producer in self.held if producer in present]
@@ -162,7 +165,7 @@ class EstimateFit:
         rates = dict(videos)
         forwarded = sum(bps for producer, bps in videos if producer not in self.held)
         budget = float("inf") if estimate_bps is None else estimate_bps
-        over = forwarded > budget
+        over = forwarded > budget and losing
         room = bool(self.held) and (
             forwarded + rates.get(self.held[-1], 0.0) <= budget
             or budget >= settings.probe_ratio * forwarded

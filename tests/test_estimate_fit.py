@@ -136,3 +136,13 @@ def test_when_the_link_frees_up_every_video_comes_back() -> None:
         remb = 0.85 * arriving if forwarded > capacity else min(remb * 1.08, 1.5 * arriving + 1e4)
         fit.step(float(t), remb, VIDEOS)
     assert fit.held == []
+
+
+def test_a_low_estimate_without_loss_on_the_link_holds_nothing() -> None:
+    fit = EstimateFit(FitSettings(over_for=2.0))
+    for t in range(10):
+        fit.step(float(t), 0.8e6, VIDEOS, losing=False)
+    assert fit.held == []
+    fit.step(10.0, 0.8e6, VIDEOS, losing=True)
+    fit.step(12.0, 0.8e6, VIDEOS, losing=True)
+    assert fit.held == ["pupil-a", "pupil-b"]  # 1.84 - 0.8 / 0.85 Mbit/s too much
