@@ -102,7 +102,7 @@ class HoldPlanner:
 
 @dataclass(frozen=True)
 class FitSettings:
-    over_for: float = 2.0  # the videos' sum above the estimate this long: hold back
+    over_for: float = 1.5  # the videos' sum above the estimate this long: hold back
     settle_seconds: float = 3.0  # after a change, the estimate catches up before the next
     resume_after: float = 5.0  # the estimate has room for the next video this long: resume it
     max_resume_after: float = 60.0

@@ -15,8 +15,8 @@ pacing rate:
   does the same for its expected queue length).
 - With a bandwidth estimate of the subscriber's video (sfu/bandwidth.py,
   `follow`) the rate is instead the estimate times `estimate_headroom`, at
-  least `estimate_floor_bps` (800 kbit/s, not 2 Mbit/s: enough for a keyframe
-  within `max_queue_delay`), a queue does not raise it, and audio does not
+  least `estimate_floor_bps` (1 Mbit/s, not 2: enough for a keyframe within
+  `max_queue_delay`), a queue does not raise it, and audio does not
   use up the budget (the estimate is of video alone). Audio is still never
   held back.
 - Priorities as libwebrtc's: audio is never queued (it is sent at once and
@@ -84,12 +84,14 @@ class PacerSettings:
     # with no floor: the pacer spreads bursts and caps the excess, while rooms/ fits
     # what is sent under the estimate (the estimate lags a link that frees up, and
     # receive-side estimators allow at most 1.5 times what arrives).
-    estimate_headroom: float = 1.5
-    # ... but never below this: a keyframe (20-30 kB) still leaves within max_queue_delay.
-    # Below it the estimate is the allocation's business (rooms/ holds videos back):
-    # paced down to a collapsed estimate, a stream starves, waits for keyframes that
-    # cannot pass, and the estimate, 0.85 of what arrives, falls further.
-    estimate_floor_bps: float = 800_000
+    # Twice: a REMB answers over-use with 0.85 of what arrived, and paced at 1.5 times
+    # that, the videos of the seconds before rooms/ holds some back queued past
+    # max_queue_delay and were dropped: streams broken until a keyframe, less
+    # arriving, a lower REMB, more dropped (bench.weak_link: the estimate fell to
+    # 180 kbit/s on a 1.5 Mbit/s link, every video held back).
+    estimate_headroom: float = 2.0
+    # ... and never below this: a keyframe (20-30 kB) still leaves within max_queue_delay.
+    estimate_floor_bps: float = 1_000_000
     follow_estimate: bool = True
 
 

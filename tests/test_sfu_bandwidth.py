@@ -152,7 +152,7 @@ def test_the_bound_never_falls_below_the_minimum() -> None:
 
 def test_the_pacer_follows_the_estimate_without_the_fixed_floor() -> None:
     estimate: list[float | None] = [None]
-    pacer = Pacer(PacerSettings(floor_bps=2_000_000, estimate_headroom=1.5))
+    pacer = Pacer(PacerSettings(floor_bps=2_000_000, estimate_headroom=1.5, estimate_floor_bps=8e5))
     pacer.follow(lambda now: estimate[0])
     pacer.admit(1000, VIDEO, 0.0)
     assert pacer.pacing_bps == 2_000_000  # nothing known: the floor
@@ -161,7 +161,7 @@ def test_the_pacer_follows_the_estimate_without_the_fixed_floor() -> None:
     assert pacer.pacing_bps == pytest.approx(1_500_000)
     estimate[0] = 200_000  # a collapsed estimate still lets a keyframe through
     pacer.admit(1000, VIDEO, 2.0)
-    assert pacer.pacing_bps == pytest.approx(PacerSettings().estimate_floor_bps)
+    assert pacer.pacing_bps == pytest.approx(800_000)
     estimate[0] = None
     pacer.admit(1000, VIDEO, 3.0)
     assert pacer.pacing_bps >= 2_000_000
