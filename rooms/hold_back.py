@@ -149,14 +149,17 @@ class EstimateFit:
         estimate_bps: float | None,
         videos: Sequence[tuple[str, float]],
         present: Collection[str] | None = None,
-        losing: bool = True,
+        congested: bool = True,
+        clean_for: float = 0.0,
     ) -> bool:
         """Update `held`; True when it changed. `videos`: (producer id, measured bps)
         of the videos that may be held back, the least important first (those
         sending); `present`: every video the subscriber has (default: `videos`'
-        ids). An unknown estimate (None) has room for everything. `losing`: the
-        link shows loss now; an estimate below the videos holds nothing back without
-        it (a browser short of CPU reports a low estimate on a link that is fine)."""
+        ids). An unknown estimate (None) has room for everything. `congested`: the
+        link's reports say it is weak now; an estimate below the videos holds nothing
+        back without that (a browser, or aiortc, short of CPU reports a low estimate
+        on a link that is fine). `clean_for`: how long they have said it is clean;
+        that long past `resume_after` is room too (an estimate can stay low)."""
         settings = self.settings
         present = [v for v, _ in videos] if present is None else present
         kept = [producer for producer in self.held if producer in present]
@@ -165,7 +168,7 @@ class EstimateFit:
         rates = dict(videos)
         forwarded = sum(bps for producer, bps in videos if producer not in self.held)
         budget = float("inf") if estimate_bps is None else estimate_bps
-        over = forwarded > budget and losing
+        over = forwarded > budget and congested
         room = bool(self.held) and (
             forwarded + rates.get(self.held[-1], 0.0) <= budget
             or budget >= settings.probe_ratio * forwarded
@@ -181,7 +184,9 @@ class EstimateFit:
         if self._over_since is not None and now - self._over_since >= settings.over_for:
             carried = budget / settings.overuse_ratio
             return self._hold_to_fit(now, videos, forwarded - carried) or changed
-        if self._room_since is not None and now - self._room_since >= self.resume_after:
+        since_change = now - self._changed_at if self._changed_at is not None else clean_for
+        clean = self.held and min(clean_for, since_change) >= self.resume_after
+        if clean or (self._room_since is not None and now - self._room_since >= self.resume_after):
             self.held.pop()
             self._changed_at = self._resumed_at = now
             self._room_since = None

@@ -3,6 +3,8 @@ rest fits the SFU's bandwidth estimate of its link; hold times, no oscillation."
 
 from __future__ import annotations
 
+import itertools
+
 from rooms.hold_back import EstimateFit, FitSettings
 
 # Least important first, each about 460 kbit/s (the bench's pre-encoded cameras).
@@ -46,7 +48,7 @@ def test_held_videos_come_back_one_at_a_time_most_important_first() -> None:
     changes = [held[0], *changes] if held[0][1] != ["pupil-a", "pupil-b", "teacher"] else changes
     assert [h for _, h in changes] == [["pupil-a", "pupil-b"], ["pupil-a"], []]
     times = [t for t, _ in changes]
-    assert all(later - earlier >= 5 for earlier, later in zip(times, times[1:], strict=False))
+    assert all(later - earlier >= 5 for earlier, later in itertools.pairwise(times))
 
 
 def test_an_estimate_at_its_ceiling_counts_as_room() -> None:
@@ -138,11 +140,24 @@ def test_when_the_link_frees_up_every_video_comes_back() -> None:
     assert fit.held == []
 
 
-def test_a_low_estimate_without_loss_on_the_link_holds_nothing() -> None:
+def test_a_low_estimate_on_a_link_that_is_not_weak_holds_nothing() -> None:
     fit = EstimateFit(FitSettings(over_for=2.0))
     for t in range(10):
-        fit.step(float(t), 0.8e6, VIDEOS, losing=False)
+        fit.step(float(t), 0.8e6, VIDEOS, congested=False)
     assert fit.held == []
-    fit.step(10.0, 0.8e6, VIDEOS, losing=True)
-    fit.step(12.0, 0.8e6, VIDEOS, losing=True)
+    fit.step(10.0, 0.8e6, VIDEOS, congested=True)
+    fit.step(12.0, 0.8e6, VIDEOS, congested=True)
     assert fit.held == ["pupil-a", "pupil-b"]  # 1.84 - 0.8 / 0.85 Mbit/s too much
+
+
+def test_a_link_clean_for_long_enough_gets_a_video_back_whatever_the_estimate() -> None:
+    fit = EstimateFit(FitSettings(over_for=0.0, settle_seconds=0.0, resume_after=5.0))
+    fit.step(0.0, 0.3e6, VIDEOS)
+    assert len(fit.held) == 4
+    fit.step(1.0, 0.3e6, VIDEOS, congested=False, clean_for=4.0)
+    assert len(fit.held) == 4
+    fit.step(5.0, 0.3e6, VIDEOS, congested=False, clean_for=5.0)
+    assert fit.held == ["pupil-a", "pupil-b", "teacher"]
+    # The next one waits as long again (since the last change), not at once.
+    fit.step(6.0, 0.3e6, VIDEOS, congested=False, clean_for=6.0)
+    assert len(fit.held) == 3

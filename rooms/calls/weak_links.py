@@ -48,11 +48,11 @@ from sfu.transport import SubscriberTransport
 logger = logging.getLogger(__name__)
 
 SAMPLE_SECONDS = 1.0
-# The bandwidth estimate holds videos back only while the link loses packets (at
-# least this share of them, in a sample within the last LOSING_FOR seconds): a
-# browser short of CPU sends a low REMB on a link that is fine (measured: two
-# videos held back at 50 Mbit/s on a saturated machine), its link then loses nothing.
-LOSING, LOSING_FOR = 0.02, 5.0
+# The bandwidth estimate holds videos back only while the link's reports have been
+# weak this long (rooms/link_quality.py): a receiver short of CPU sends a low REMB
+# on a link that is fine (measured: Chromium, two videos held back at 50 Mbit/s on
+# a saturated machine; aiortc, 24 kbit/s for a loopback stream of some 100).
+CONGESTED_AFTER = 1.0
 # Least important first: what a weak link stops getting first.
 RANK_PUPIL_CAMERA, RANK_HOST_CAMERA, RANK_SCREEN = 0, 1, 2
 
@@ -64,7 +64,6 @@ class SubscriberLink:
     judge: LinkJudge
     planner: HoldPlanner
     fit: EstimateFit = field(default_factory=EstimateFit)  # by the SFU's bandwidth estimate
-    lossy_at: float | None = None  # the last sample with loss on the link
     audio_only: bool = False
     sampler: DownlinkSampler = field(default_factory=DownlinkSampler)
     told: dict[str, Any] | None = None  # the last message the person got
@@ -144,8 +143,6 @@ class WeakLinks:
         estimate = subscriber.bandwidth.estimate_bps(now)
         if sample is not None:
             link.judge.observe(sample, now)
-            if (sample.loss or 0.0) >= LOSING and sample.expected >= self.thresholds.min_expected:
-                link.lossy_at = now
             logger.debug(
                 "%s %s: %s -> %s, estimate %s, held %s",
                 self.call.id,
@@ -161,8 +158,8 @@ class WeakLinks:
             weak_for, clean_for = link.judge.weak_for(now), link.judge.clean_for(now)
             link.planner.step(now, weak_for, clean_for, sending, present=present)
             videos = [(producer, self.rates.bps(producer)) for producer in sending]
-            losing = link.lossy_at is not None and now - link.lossy_at <= LOSING_FOR
-            link.fit.step(now, estimate, videos, present=present, losing=losing)
+            congested = weak_for >= CONGESTED_AFTER
+            link.fit.step(now, estimate, videos, present, congested, clean_for)
         self._apply(link, subscriber)
         await self._tell(participant, link)
 
