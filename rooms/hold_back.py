@@ -119,10 +119,11 @@ class EstimateFit:
     """One subscriber's videos held back so that what is forwarded fits its bandwidth
     estimate (sfu/bandwidth.py), decided once a sample.
 
-    When the measured bitrates of the videos forwarded add up to more than the
-    estimate for `over_for`, the least important are held back until the rest
-    fits in what the link carried (the estimate / `overuse_ratio`; at least
-    one, all at once: the estimate says by how much). A held video comes back,
+    When the measured bitrates of the videos forwarded add up to more than what
+    the link carried (the estimate / `overuse_ratio`) for `over_for` while the
+    link is judged weak, the least important is held back, and one more after
+    each `settle_seconds` while that lasts (not all at once: an estimate can be
+    far too low, see `congested` below). A held video comes back,
     the most important first and one at a time, when the estimate has had room
     for it for `resume_after`. Receive-side estimators (REMB) allow at most 1.5
     times what arrives, so with one 500 kbit/s video forwarded the estimate
@@ -168,7 +169,7 @@ class EstimateFit:
         rates = dict(videos)
         forwarded = sum(bps for producer, bps in videos if producer not in self.held)
         budget = float("inf") if estimate_bps is None else estimate_bps
-        over = forwarded > budget and congested
+        over = forwarded > budget / settings.overuse_ratio and congested
         room = bool(self.held) and (
             forwarded + rates.get(self.held[-1], 0.0) <= budget
             or budget >= settings.probe_ratio * forwarded
@@ -182,8 +183,7 @@ class EstimateFit:
         if self._changed_at is not None and now - self._changed_at < settings.settle_seconds:
             return changed
         if self._over_since is not None and now - self._over_since >= settings.over_for:
-            carried = budget / settings.overuse_ratio
-            return self._hold_to_fit(now, videos, forwarded - carried) or changed
+            return self._hold_one_more(now, videos) or changed
         since_change = now - self._changed_at if self._changed_at is not None else clean_for
         clean = self.held and min(clean_for, since_change) >= self.resume_after
         if clean or (self._room_since is not None and now - self._room_since >= self.resume_after):
@@ -193,17 +193,11 @@ class EstimateFit:
             return True
         return changed
 
-    def _hold_to_fit(self, now: float, videos: Sequence[tuple[str, float]], excess: float) -> bool:
-        added = False
-        for producer, bps in videos:
-            if excess <= 0 and added:
-                break
-            if producer not in self.held:
-                self.held.append(producer)
-                excess -= bps
-                added = True
-        if not added:
+    def _hold_one_more(self, now: float, videos: Sequence[tuple[str, float]]) -> bool:
+        free = next((producer for producer, _ in videos if producer not in self.held), None)
+        if free is None:
             return False
+        self.held.append(free)
         if self._resumed_at is not None and now - self._resumed_at <= self.settings.probe_window:
             self.resume_after = min(2 * self.resume_after, self.settings.max_resume_after)
         self._resumed_at = None
