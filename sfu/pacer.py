@@ -92,7 +92,6 @@ class PacerSettings:
     estimate_headroom: float = 2.0
     # ... and never below this: a keyframe (20-30 kB) still leaves within max_queue_delay.
     estimate_floor_bps: float = 1_000_000
-    follow_estimate: bool = True
 
 
 class _Queued:
@@ -138,9 +137,12 @@ class Pacer:
     def pacing_bps(self) -> float:
         return self._rate * 8
 
-    def follow(self, estimate: Callable[[float], float | None]) -> None:
-        """Pace by `estimate(now)` (bps, None: unknown) from the next rate window on."""
+    def follow(self, estimate: Callable[[float], float | None] | None) -> None:
+        """Pace by `estimate(now)` (bps, None: unknown) from the next rate window on;
+        `None`: by what was sent, as before."""
         self._estimate = estimate
+        if estimate is None:
+            self.estimate_bps = None
 
     def _set_rate(self, sent_bps: float) -> None:
         settings = self.settings

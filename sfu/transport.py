@@ -170,13 +170,12 @@ class SubscriberTransport(WebRtcTransport):
         # Shared by this subscriber's consumers: one link, one queue, one budget.
         self.pacer = Pacer(options.pacing)
         self.retransmit_budget = RetransmitBudget(options.retransmission)
-        # The subscriber's downlink, from its REMB and reports (sfu/bandwidth.py): the
-        # pacer follows it; rooms/ reads it to choose what to hold back.
+        # The subscriber's downlink, from its REMB and reports (sfu/bandwidth.py):
+        # rooms/ reads it to choose what to hold back, and has the pacer follow it
+        # while the link is congested (`pace_by_estimate`).
         self.bandwidth = BandwidthEstimator(
             lambda: self.pacer.video_bps + self.pacer.retransmission_bps
         )
-        if options.pacing.follow_estimate:
-            self.pacer.follow(self.bandwidth.estimate_bps)
         # Producers forwarded to every other subscriber but held back from this one.
         self._held: frozenset[str] = frozenset()
 
@@ -222,6 +221,10 @@ class SubscriberTransport(WebRtcTransport):
         self._held = frozenset(producer_ids)
         for slot in self._slots:
             self._apply_hold(slot.consumer)
+
+    def pace_by_estimate(self, on: bool) -> None:
+        """Pace this subscriber by its bandwidth estimate (on) or by what it was sent."""
+        self.pacer.follow(self.bandwidth.estimate_bps if on else None)
 
     @property
     def held(self) -> frozenset[str]:

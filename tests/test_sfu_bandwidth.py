@@ -165,6 +165,10 @@ def test_the_pacer_follows_the_estimate_without_the_fixed_floor() -> None:
     estimate[0] = None
     pacer.admit(1000, VIDEO, 3.0)
     assert pacer.pacing_bps >= 2_000_000
+    estimate[0] = 200_000
+    pacer.follow(None)  # no longer following: by what was sent, with the floor
+    pacer.admit(1000, VIDEO, 4.0)
+    assert pacer.estimate_bps is None and pacer.pacing_bps >= 2_000_000
 
 
 def test_with_an_estimate_audio_is_never_held_and_uses_no_video_budget() -> None:

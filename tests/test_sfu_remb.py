@@ -69,6 +69,7 @@ async def _run(with_abs_send_time: bool, seconds: float) -> tuple[SubscriberTran
         estimate = subscriber.bandwidth.estimate_bps(time.monotonic())
         # Reported alike on the transport (what rooms/ reads) and followed by its pacer.
         if estimate is not None:
+            subscriber.pace_by_estimate(True)  # what rooms/ does on a congested link
             subscriber.pacer.admit(0, 0, time.monotonic() + 1.0)  # a new rate window
             assert subscriber.pacer.estimate_bps is not None
         return subscriber, consumer.packets_sent

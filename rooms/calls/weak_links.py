@@ -160,6 +160,9 @@ class WeakLinks:
             videos = [(producer, self.rates.bps(producer)) for producer in sending]
             congested = weak_for >= CONGESTED_AFTER
             link.fit.step(now, estimate, videos, present, congested, clean_for)
+            # Paced by the estimate only while the link is known to be short: a
+            # receiver short of CPU says far too little (see CONGESTED_AFTER).
+            subscriber.pace_by_estimate(congested or bool(link.fit.held))
         self._apply(link, subscriber)
         await self._tell(participant, link)
 
