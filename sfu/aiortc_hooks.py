@@ -1,24 +1,19 @@
 """The one place that reaches into aiortc internals. Pinned: aiortc 1.16.0, aioice 0.13.0.
 
-aiortc has no public API for forwarding RTP without decoding it: its
-RTCRtpReceiver feeds a jitter buffer and a decoder thread, and its
-RTCRtpSender pulls frames from a track and encodes them (a decode per
-publisher, an encode per subscriber). This module swaps the class of the
-receivers and senders of *our* peer connections (never anyone else's) for:
+aiortc cannot forward RTP without decoding it (its receiver feeds a decoder
+thread, its sender encodes a track). This module swaps the class of the receivers
+and senders of *our* peer connections (never anyone else's) for:
 
-- ForwardingReceiver: keeps aiortc's receive-side RTCP duties (receiver
-  reports, REMB, NACKs for lost packets, RTX unwrapping) and hands each RTP
-  packet, still encoded, to a sink. No jitter buffer, no decoder thread.
+- ForwardingReceiver: keeps aiortc's receive-side RTCP duties (receiver reports,
+  REMB, NACKs, RTX unwrapping) and hands each RTP packet, still encoded, to a sink.
 - ForwardingSender: no track, no encoder loop. A source (our Consumer) sends
-  packets through it, gets the subscriber's NACK, PLI/FIR and receiver reports
-  and makes the sender reports; REMB and reports also go to its `feedback`
-  (the transport's bandwidth estimate, sfu/bandwidth.py).
+  through it, gets the subscriber's NACK, PLI/FIR and reports, makes the sender
+  reports; REMB and reports also go to its `feedback` (sfu/bandwidth.py).
 
-The private names they rely on are all in PINNED_INTERNALS and used nowhere
-else; tests/test_aiortc_hooks.py checks that each exists and that the list is
-complete. Also here: ICE host candidates only on configured addresses, and the
-recorder's jitter buffer hook (recording/sources.py). ICE servers and the
-announced address in SDP (public API only) are in sfu/ice.py.
+The private names used are all in PINNED_INTERNALS (tests/test_aiortc_hooks.py
+checks each exists and the list is complete). Also here: ICE host candidates only
+on configured addresses, the recorder's jitter buffer hook, a fix of aiortc's
+bandwidth estimator. ICE servers and the announced address: sfu/ice.py.
 """
 
 from __future__ import annotations
@@ -41,7 +36,7 @@ from aiortc import (
 )
 from aiortc.codecs import is_rtx
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
-from aiortc.rate import RemoteBitrateEstimator
+from aiortc.rate import AimdRateControl, RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import (
@@ -111,8 +106,7 @@ class ForwardingReceiver(RTCRtpReceiver):
     sr_sink: SrSink | None
     media_ssrc: int | None
     extra_codecs: list[RTCRtpCodecParameters]  # beyond aiortc's table (RED): routed here too
-    # aiortc's own (name-mangled) receiver state that forwarding reads and sets,
-    # declared for the type checker; check_pinned_internals() checks each is there.
+    # aiortc's own (name-mangled) receiver state, typed; check_pinned_internals() checks it.
     _RTCRtpReceiver__started: bool
     _RTCRtpReceiver__codecs: dict[int, RTCRtpCodecParameters]
     _RTCRtpReceiver__rtx_ssrc: dict[int, int]
@@ -218,6 +212,16 @@ class ForwardingReceiver(RTCRtpReceiver):
             await self._send_rtcp_pli(self.media_ssrc)
 
 
+def _estimates_never_from_zero() -> None:
+    # aiortc's estimator divides by its estimate, 0 once a stream it measured paused (we
+    # stamp abs-send-time): every later packet raised, never reaching the receiver.
+    near_max = AimdRateControl._near_max_rate_increase
+    AimdRateControl._near_max_rate_increase = lambda self: (  # type: ignore[method-assign]
+        near_max(self) if self.current_bitrate > 0 else 4000
+    )
+
+
+_estimates_never_from_zero()
 # --------------------------------------------------------------------------- sender
 
 
@@ -275,10 +279,8 @@ class ForwardingSender(RTCRtpSender):
         return FastRtpPath.for_transport(self.transport)
 
     async def send_rtp(self, data: bytes) -> None:
-        """Protect and send one RTP (or RTCP) packet by aiortc's own path.
-
-        Raises ConnectionError when the transport is not (or no longer) connected.
-        """
+        """Protect and send one RTP (or RTCP) packet by aiortc's own path (ConnectionError
+        when the transport is not, or no longer, connected)."""
         await self.transport._send_rtp(data)
 
     async def send(self, parameters: RTCRtpSendParameters) -> None:
@@ -411,9 +413,8 @@ def _jitter_buffer_joins_packet_data() -> bool:
 # --------------------------------------------------------------------------- pinned
 
 
-# Every private aiortc/aioice name this module uses, with the class that has it
-# (on the class itself, or on every fresh instance). tests/test_aiortc_hooks.py
-# checks that this list names every private attribute the code above touches.
+# Every private aiortc/aioice name used here, with the class (or fresh instance) that
+# has it; tests/test_aiortc_hooks.py checks the list names every one the code touches.
 SendRtp = Callable[[bytes], Coroutine[Any, Any, None]]
 
 
@@ -453,13 +454,13 @@ PINNED_INTERNALS: tuple[tuple[type, str], ...] = (
     (RTCRtpSender, "_ssrc"),
     (RTCRtpSender, "_rtx_ssrc"),
     (RTCRtpSender, "_handle_rtcp_packet"),
+    (AimdRateControl, "_near_max_rate_increase"),
 )
 
 
 def _fresh_instances() -> dict[type, object]:
-    """One new, unconnected object of each class in PINNED_INTERNALS (no I/O).
-
-    Called on the event loop: aiortc's RTCRtpSender looks the loop up when made."""
+    """One new, unconnected object of each class in PINNED_INTERNALS (no I/O); on the
+    event loop (aiortc's RTCRtpSender looks the loop up when made)."""
     ice = RTCIceTransport(RTCIceGatherer())
     dtls = RTCDtlsTransport(ice, [RTCCertificate.generateCertificate()])
     return {
@@ -472,9 +473,8 @@ def _fresh_instances() -> dict[type, object]:
 
 
 async def check_pinned_internals() -> list[str]:
-    """Names this module relies on that the installed aiortc lacks (empty when all is well).
-
-    A coroutine only because aiortc's objects are made on the event loop."""
+    """Names this module relies on that the installed aiortc lacks (empty when all is
+    well); a coroutine only because aiortc's objects are made on the event loop."""
     missing = []
     try:
         instances = _fresh_instances()
