@@ -111,7 +111,7 @@ class FitSettings:
     # (receive-side estimators allow at most 1.5 times what arrives): room to try one more.
     probe_ratio: float = 1.3
     # On over-use a receive-side estimator says 0.85 of what arrived: what the link
-    # carried is the estimate / this, and holding back stops there.
+    # carried is the estimate / this, and only videos above that are "over".
     overuse_ratio: float = 0.85
 
 
