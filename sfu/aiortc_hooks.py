@@ -1,22 +1,14 @@
-"""The one place that reaches into aiortc internals. Pinned: aiortc 1.16.0, aioice 0.13.0.
-
-aiortc has no public API for forwarding RTP without decoding it (its receiver
-decodes, its sender encodes: a decode per publisher, an encode per subscriber).
-This module swaps the class of the receivers and senders of *our* peer
-connections (never anyone else's) for subclasses that:
-
-- ForwardingReceiver: keeps aiortc's receive-side RTCP duties (receiver
-  reports, REMB, NACKs, RTX unwrapping) and hands each RTP packet, still
-  encoded, to a sink; simulcast layers by their RID (sfu/simulcast.py), and
-  their publisher's connection demultiplexed by MID (MidRtpRouter).
-- ForwardingSender: has no track and no encoder loop. A source (our
-  Consumer) sends packets through it; subscriber RTCP (NACK, PLI/FIR,
-  receiver reports) goes to that source; sender reports come from it.
-
-The private names they rely on are all in PINNED_INTERNALS, used nowhere
-else; tests/test_aiortc_hooks.py checks each exists and the list is complete.
-Also here: the recorder's jitter buffer hook. ICE (servers, host addresses,
-the announced address) is in sfu/ice.py.
+"""aiortc cannot forward RTP without decoding it. This module swaps the class of the
+receivers and senders of *our* peer connections (never anyone else's) for:
+- ForwardingReceiver: keeps aiortc's receive-side RTCP (reports, REMB, NACKs, RTX)
+  and hands each RTP packet, still encoded, to a sink; simulcast layers by RID
+  (sfu/simulcast.py) on a connection demultiplexed by MID (MidRtpRouter).
+- ForwardingSender: no track, no encoder. Our Consumer sends through it and gets
+  the subscriber's NACK, PLI/FIR and reports; REMB and reports also go to its
+  `feedback` (sfu/bandwidth.py).
+Also: the recorder's jitter buffer hook, a fix of aiortc's bandwidth estimator.
+Every private name used is in PINNED_INTERNALS (tests/test_aiortc_hooks.py checks
+the list is complete and each exists). ICE is in sfu/ice.py.
 """
 
 from __future__ import annotations
@@ -39,7 +31,7 @@ from aiortc import (
 )
 from aiortc.codecs import is_rtx
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
-from aiortc.rate import RemoteBitrateEstimator
+from aiortc.rate import AimdRateControl, RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import (
@@ -65,6 +57,7 @@ from aiortc.rtp import (
     unwrap_rtx,
 )
 
+from sfu.bandwidth import SenderFeedback, abs_send_time_id
 from sfu.ice import restrict_host_addresses as restrict_host_addresses  # re-exported
 from sfu.ice import rtc_configuration as rtc_configuration  # re-exported: bench/bot.py
 from sfu.simulcast import MidRtpRouter, RidDemux
@@ -217,6 +210,16 @@ class ForwardingReceiver(RTCRtpReceiver):
             await self._send_rtcp_pli(ssrc)
 
 
+def _estimates_never_from_zero() -> None:
+    # aiortc's estimator divides by its estimate, 0 once a stream it measured paused (we
+    # stamp abs-send-time): every later packet raised, never reaching the receiver.
+    near_max = AimdRateControl._near_max_rate_increase
+    AimdRateControl._near_max_rate_increase = lambda self: (  # type: ignore[method-assign]
+        near_max(self) if self.current_bitrate > 0 else 4000
+    )
+
+
+_estimates_never_from_zero()
 # --------------------------------------------------------------------------- sender
 
 
@@ -238,8 +241,10 @@ class ForwardingSender(RTCRtpSender):
     """An RTCRtpSender without a track or encoder; its source sends RTP through it."""
 
     source: SenderSource | None
+    feedback: SenderFeedback | None  # REMB and receiver reports, for the estimate
     started: bool
     negotiated_codecs: list[RTCRtpCodecParameters]
+    abs_send_time_id: int | None  # the extension's id in the subscriber's answer, if any
     _forward_rtcp_task: asyncio.Task[None] | None
 
     @classmethod
@@ -251,6 +256,7 @@ class ForwardingSender(RTCRtpSender):
         sender.__class__ = cls
         assert isinstance(sender, ForwardingSender)
         sender.source = None
+        sender.feedback = sender.abs_send_time_id = None
         sender.started = False
         sender.negotiated_codecs = []
         sender._forward_rtcp_task = None
@@ -271,10 +277,8 @@ class ForwardingSender(RTCRtpSender):
         return FastRtpPath.for_transport(self.transport)
 
     async def send_rtp(self, data: bytes) -> None:
-        """Protect and send one RTP (or RTCP) packet by aiortc's own path.
-
-        Raises ConnectionError when the transport is not (or no longer) connected.
-        """
+        """Protect and send one RTP (or RTCP) packet by aiortc's own path (ConnectionError
+        when the transport is not, or no longer, connected)."""
         await self.transport._send_rtp(data)
 
     async def send(self, parameters: RTCRtpSendParameters) -> None:
@@ -282,6 +286,7 @@ class ForwardingSender(RTCRtpSender):
             return
         self.started = True
         self.negotiated_codecs = list(parameters.codecs)
+        self.abs_send_time_id = abs_send_time_id(parameters.headerExtensions)
         self.transport._register_rtp_sender(self, parameters)
         self._forward_rtcp_task = asyncio.ensure_future(self._run_sender_reports())
         if self.source is not None:
@@ -305,10 +310,13 @@ class ForwardingSender(RTCRtpSender):
             if source is not None:
                 await source.on_keyframe_request()
         elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
-            return  # REMB: nothing to adapt, we do not encode
+            if self.feedback is not None:  # REMB: the subscriber's estimate of its link
+                self.feedback.on_application_feedback(packet.fci)
         elif isinstance(packet, RtcpRrPacket | RtcpSrPacket):
             if source is not None:  # aiortc's own RTT needs its own sender reports
                 source.on_receiver_reports(packet.reports)
+            if self.feedback is not None:
+                self.feedback.on_reports(self.kind, self._ssrc, packet.reports)
         else:
             await super()._handle_rtcp_packet(packet)
 
@@ -384,10 +392,7 @@ def jitter_buffer_add(
     buffer: JitterBuffer, packet: RtpPacket, depayloaded: bytes
 ) -> tuple[bool, JitterFrame | None]:
     """Add a packet to aiortc's JitterBuffer: (keyframe wanted, a complete frame or None).
-
-    The buffer builds a frame by joining its packets' ``_data``, which aiortc's
-    receiver sets to the depayloaded bytes; the recorder's sources must do the same.
-    """
+    Frames join the packets' ``_data`` (aiortc's receiver sets it to the depayloaded bytes)."""
     packet._data = depayloaded  # type: ignore[attr-defined]  # aiortc's own ignore, too
     return buffer.add(packet)
 
@@ -406,9 +411,6 @@ def _jitter_buffer_joins_packet_data() -> bool:
 # --------------------------------------------------------------------------- pinned
 
 
-# Every private aiortc/aioice name this module uses, with the class that has it
-# (on the class itself, or on every fresh instance). tests/test_aiortc_hooks.py
-# checks that this list names every private attribute the code above touches.
 SendRtp = Callable[[bytes], Coroutine[Any, Any, None]]
 
 
@@ -423,6 +425,7 @@ def wrap_send_rtp(transport: RTCDtlsTransport, wrap: Callable[[SendRtp], SendRtp
     transport._send_rtp = wrap(transport._send_rtp)  # type: ignore[method-assign,assignment]
 
 
+# Every private name used here, with the class (or fresh instance) that has it.
 PINNED_INTERNALS: tuple[tuple[type, str], ...] = (
     (RTCDtlsTransport, "_register_rtp_receiver"),
     (RTCDtlsTransport, "_register_rtp_sender"),
@@ -449,13 +452,13 @@ PINNED_INTERNALS: tuple[tuple[type, str], ...] = (
     (RTCRtpSender, "_ssrc"),
     (RTCRtpSender, "_rtx_ssrc"),
     (RTCRtpSender, "_handle_rtcp_packet"),
+    (AimdRateControl, "_near_max_rate_increase"),
 )
 
 
 def _fresh_instances() -> dict[type, object]:
-    """One new, unconnected object of each class in PINNED_INTERNALS (no I/O).
-
-    Called on the event loop: aiortc's RTCRtpSender looks the loop up when made."""
+    """One new, unconnected object of each class in PINNED_INTERNALS (no I/O); on the
+    event loop (aiortc's RTCRtpSender looks the loop up when made)."""
     ice = RTCIceTransport(RTCIceGatherer())
     dtls = RTCDtlsTransport(ice, [RTCCertificate.generateCertificate()])
     return {
@@ -468,9 +471,8 @@ def _fresh_instances() -> dict[type, object]:
 
 
 async def check_pinned_internals() -> list[str]:
-    """Names this module relies on that the installed aiortc lacks (empty when all is well).
-
-    A coroutine only because aiortc's objects are made on the event loop."""
+    """Names this module relies on that the installed aiortc lacks (empty when all is
+    well); a coroutine only because aiortc's objects are made on the event loop."""
     missing = []
     try:
         instances = _fresh_instances()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import struct
 import time
 from collections.abc import Coroutine
 from typing import Any
@@ -27,12 +26,22 @@ from sfu.layer_select import ASK, FORWARD, SWITCHED, ConsumerLayers, LayerSelect
 from sfu.link import LinkCounters, LinkReport, LinkStats
 from sfu.pacer import AUDIO, RETRANSMISSION, VIDEO, Pacer
 from sfu.producer import CachedPacket, Producer
-from sfu.red_forwarding import handles, opus_payload_type, outgoing_audio
+from sfu.red_forwarding import audio_packet, handles
 from sfu.retransmit import (
     BEFORE_KEYFRAME,
     NOT_CACHED,
     RetransmitBudget,
     RetransmitLimiter,
+)
+from sfu.rtp_header import (
+    AST_UNITS,
+    RTP_HEADER,
+    RTP_HEADER_AST,
+    RTX_OSN,
+    ast_element,
+    header_size,
+    rtp_header,
+    stamped,
 )
 from sfu.rtp_rewrite import HALF_SEQ, SEQ_MOD, TS_MOD, StreamRewriter
 
@@ -41,15 +50,12 @@ _NTP_SECOND = 1 << 32
 SUBSCRIBER_KEYFRAME_INTERVAL = 1.0
 # Waiting for a keyframe, ask again after this long without one.
 KEYFRAME_RETRY = 0.5
-# Version 2, no padding, no extension, no CSRC; marker + payload type; seq; ts; SSRC.
 # Retransmissions as RTX (RFC 4588) where negotiated. Off: an aiortc subscriber
 # of four videos behind a 3 % lossy link stopped decoding (0.7 fps, against 30
 # with retransmissions on the media SSRC; tests/test_weak_link.py), though one
 # stream and Chromium work (tests/test_sfu_rtx.py, tests/browser/test_sending_side.py
 # switch it on). Until that is understood, retransmissions keep the media SSRC.
 RTX_ENABLED = False
-_RTP_HEADER = struct.Struct("!BBHII")
-_RTX_OSN = struct.Struct("!H")  # RFC 4588: the original sequence number, then its payload
 _DEFAULT_CLOCK = {"audio": 48000, "video": 90000}
 
 
@@ -114,6 +120,9 @@ class Consumer:
         self.red_payload_type: int | None = None
         # Simulcast (sfu/layer_select.py): which of the producer's layers is forwarded.
         self.layers = ConsumerLayers()
+        # abs-send-time's element header ((id << 28) | (2 << 24)), if negotiated.
+        self._ast_element: int | None = None
+        self._header_size = 12
         sender.source = self
 
     @property
@@ -282,10 +291,17 @@ class Consumer:
             payload = self.layers.forwarded_payload(codec.mimeType, payload)
         # Each subscriber gets its own header in front of the shared payload:
         # one concatenation, the only copy of the packet before SRTP.
-        data = (
-            _RTP_HEADER.pack(0x80, (entry.marker << 7) | out_pt, mapped[0], mapped[1], self.ssrc)
-            + payload
-        )
+        ast = self._ast_element
+        if ast is None:
+            header = RTP_HEADER.pack(
+                0x80, (entry.marker << 7) | out_pt, mapped[0], mapped[1], self.ssrc
+            )
+        else:  # stamped now: a packet the pacer queues is stamped again when it goes
+            header = RTP_HEADER_AST.pack(
+                0x90, (entry.marker << 7) | out_pt, mapped[0], mapped[1], self.ssrc,
+                0xBEDE, 1, ast | (int(now * AST_UNITS) & 0xFFFFFF),
+            )  # fmt: skip
+        data = header + payload
         priority = self._priority
         if not self.pacer.admit(len(data), priority, now):
             self.pacer.enqueue(data, self, priority, now)
@@ -294,33 +310,26 @@ class Consumer:
         if fast is not None and fast.send(data):
             self.fast_sent += 1
             self.packets_sent += 1
-            self.bytes_sent += len(data) - 12
+            self.bytes_sent += len(entry.payload)
             return None
         return self.transmit(data, priority)
 
     def _audio_with_red(self, entry: CachedPacket) -> tuple[int | None, CachedPacket]:
-        """The subscriber's payload type (None: nothing to send) and packet for audio with
-        RED on either side (sfu/red_forwarding.py)."""
-        opus_pt = opus_payload_type(self.sender.negotiated_codecs)
+        """Audio with RED on either side (sfu/red_forwarding.py)."""
         producer = self.producer
-        if opus_pt is None or producer is None:
+        if producer is None:
             return None, entry
         age = self.rewriter.segment_age(entry.ts)
-        out = outgoing_audio(entry, opus_pt, self.red_payload_type, age, producer.cached)
-        if out is None:
-            return None, entry
-        out_pt, payload = out
-        if payload is not entry.payload:
-            entry = CachedPacket(
-                entry.seq, entry.ts, entry.marker, payload, entry.codec, entry.received_at
-            )
-        return out_pt, entry
+        codecs = self.sender.negotiated_codecs
+        return audio_packet(entry, codecs, self.red_payload_type, age, producer.cached)
 
     def transmit(self, data: bytes, priority: int) -> Coroutine[Any, Any, None] | None:
         """Send a packet now (the pacer has let it go); a coroutine when aiortc's own
         path must take it."""
         if self._fast is None:
             self._fast = self.sender.fast_path()
+        if self._ast_element is not None:  # abs-send-time is the time it goes
+            data = stamped(data, self._ast_element, time.monotonic())
         if self._fast is not None and self._fast.send(data):
             self.fast_sent += 1
             self._count(data, priority)
@@ -340,7 +349,7 @@ class Consumer:
             self._stats.retransmitted_bytes += len(data)
         else:
             self.packets_sent += 1
-            self.bytes_sent += len(data) - 12
+            self.bytes_sent += len(data) - self._header_size
 
     def paced_video_dropped(self, count: int) -> None:
         """The pacer dropped `count` of our packets: the picture is broken until a keyframe."""
@@ -362,6 +371,9 @@ class Consumer:
 
     def on_sender_started(self, codecs: list[RTCRtpCodecParameters]) -> None:
         self._pt_map.clear()
+        ast_id = self.sender.abs_send_time_id
+        self._ast_element = ast_element(ast_id)
+        self._header_size = header_size(self._ast_element)
         self._rtx_pt = {} if not RTX_ENABLED else {
             apt: c.payloadType
             for c in codecs
@@ -398,7 +410,7 @@ class Consumer:
             stats.refuse(BEFORE_KEYFRAME)
             return None
         rtx_pt = self._rtx_pt.get(out_pt)
-        size = 12 + len(entry.payload) + (2 if rtx_pt is not None else 0)
+        size = self._header_size + len(entry.payload) + (2 if rtx_pt is not None else 0)
         delivery_bps = self.pacer.media_bps * (1 - stats.fraction_lost)
         refusal = self._limiter.refusal(
             out_seq, size, entry.received_at, now, stats.rtt, delivery_bps
@@ -419,13 +431,14 @@ class Consumer:
         payload = self.layers.resent_payload(entry.codec.mimeType, entry.payload)
         if rtx_pt is None:  # on the media SSRC: the same packet again
             marker_pt = (entry.marker << 7) | out_pt
-            return _RTP_HEADER.pack(0x80, marker_pt, out_seq, out_ts, self.ssrc) + payload
+            return rtp_header(marker_pt, out_seq, out_ts, self.ssrc, self._ast_element) + payload
         # RTX (RFC 4588): its own SSRC, payload type and numbering, so the subscriber
         # (and we) can tell a retransmission from the original.
         self._rtx_seq = (self._rtx_seq + 1) % SEQ_MOD
         marker_pt = (entry.marker << 7) | rtx_pt
-        header = _RTP_HEADER.pack(0x80, marker_pt, self._rtx_seq, out_ts, self.sender.rtx_ssrc)
-        return header + _RTX_OSN.pack(out_seq) + payload
+        ssrc = self.sender.rtx_ssrc
+        header = rtp_header(marker_pt, self._rtx_seq, out_ts, ssrc, self._ast_element)
+        return header + RTX_OSN.pack(out_seq) + payload
 
     async def on_keyframe_request(self) -> None:
         """The subscriber asks for a keyframe (PLI/FIR): passed on at most once per

@@ -20,6 +20,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpTransceiver, RTCSe
 
 from sfu.aiortc_hooks import ForwardingReceiver, ForwardingSender
 from sfu.audio_sdp import publisher_answer, red_accepted, red_codecs_offered, subscriber_offer
+from sfu.bandwidth import BandwidthEstimator
 from sfu.consumer import Consumer
 from sfu.ice import announce_address
 from sfu.pacer import Pacer, PacerSettings
@@ -181,6 +182,12 @@ class SubscriberTransport(WebRtcTransport):
         # Shared by this subscriber's consumers: one link, one queue, one budget.
         self.pacer = Pacer(options.pacing)
         self.retransmit_budget = RetransmitBudget(options.retransmission)
+        # The subscriber's downlink, from its REMB and reports (sfu/bandwidth.py):
+        # rooms/ reads it to choose what to hold back, and has the pacer follow it
+        # while the link is congested (`pace_by_estimate`).
+        self.bandwidth = BandwidthEstimator(
+            lambda: self.pacer.video_bps + self.pacer.retransmission_bps
+        )
         # Producers forwarded to every other subscriber but held back from this one.
         self._held: frozenset[str] = frozenset()
         # The simulcast layer wanted of a producer (by id), for its consumer now or later.
@@ -208,6 +215,7 @@ class SubscriberTransport(WebRtcTransport):
         if slot is None:
             transceiver = self.pc.addTransceiver(producer.kind, direction="sendonly")
             sender = ForwardingSender.adopt(transceiver.sender)
+            sender.feedback = self.bandwidth
             consumer = Consumer(
                 _new_id("co"), producer.kind, sender, self.pacer, self.retransmit_budget
             )
@@ -237,6 +245,10 @@ class SubscriberTransport(WebRtcTransport):
         self._held = frozenset(producer_ids)
         for slot in self._slots:
             self._apply_hold(slot.consumer)
+
+    def pace_by_estimate(self, on: bool) -> None:
+        """Pace this subscriber by its bandwidth estimate (on) or by what it was sent."""
+        self.pacer.follow(self.bandwidth.estimate_bps if on else None)
 
     @property
     def held(self) -> frozenset[str]:

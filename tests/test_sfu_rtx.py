@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.rtp import RtpPacket
 
 from bench.media import PatternVideoTrack
 from sfu.ice import rtc_configuration
@@ -59,7 +60,9 @@ class LossyLink:
         ssrc = int.from_bytes(data[8:12], "big")
         seq = int.from_bytes(data[2:4], "big")
         if ssrc == self.rtx_ssrc:
-            self.rtx_original_seqs.append(int.from_bytes(data[12:14], "big"))
+            # After the header and its extensions (abs-send-time): RFC 4588's OSN.
+            payload = RtpPacket.parse(data).payload
+            self.rtx_original_seqs.append(int.from_bytes(payload[:2], "big"))
         elif ssrc == self.media_ssrc:
             self.last_media_seq = seq
             if self.dropping and seq % 8 == 0 and seq not in self.dropped:
