@@ -16,6 +16,7 @@ from aiortc.rtp import (
 
 from sfu.bandwidth import ABS_SEND_TIME_URI, BandwidthEstimator, EstimatorSettings
 from sfu.pacer import VIDEO, Pacer, PacerSettings
+from sfu.rtp_header import rtp_header
 from tests.sfu_support import VP8_OUT, WireRecorder, make_consumer, make_producer, publish, rtp
 
 
@@ -211,7 +212,7 @@ async def test_a_queued_packet_is_stamped_when_it_goes() -> None:
     await consumer.sender.send(
         RTCRtpSendParameters(codecs=[VP8_OUT], headerExtensions=[extension], muxId="0")
     )
-    header = consumer._header(VIDEO_PT := 97, 1, 0, consumer.ssrc)
+    header = rtp_header(VIDEO_PT := 97, 1, 0, consumer.ssrc, consumer._ast_element)
     assert len(header) == 20 and VIDEO_PT == 97
     pending = consumer.transmit(header + b"payload", VIDEO)
     if pending is not None:
