@@ -21,11 +21,25 @@ let replacers = { publisher: null, subscriber: null };
 
 export function wireIceRestart({ publisher, subscriber }) {
   replacers = { publisher, subscriber };
-  window.addEventListener('online', () => {
+  const networkChanged = () => {
     for (const which of ['publisher', 'subscriber']) {
       if (urok.pcs[which]) restart(which);
     }
-  });
+  };
+  window.addEventListener('online', networkChanged);
+  // Chromium on phones also says when the kind of network changed (Wi-Fi to
+  // cellular), which `online` does not when it was never offline in between.
+  // Pages cannot see their local addresses: this is the nearest sign of a new
+  // one. Only `type`: the speed estimates change all the time.
+  const info = navigator.connection;
+  if (info && info.addEventListener && info.type !== undefined) {
+    let type = info.type;
+    info.addEventListener('change', () => {
+      if (info.type === type) return;
+      type = info.type;
+      networkChanged();
+    });
+  }
 }
 
 function broken(pc) {
