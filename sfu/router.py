@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from sfu.active_speaker import ActiveSpeakerDetector
 from sfu.consumer import Consumer
 from sfu.producer import Producer
 from sfu.transport import (
@@ -23,6 +24,9 @@ class Router:
         self._options = options
         self.transports: dict[str, WebRtcTransport] = {}
         self.closed = False
+        # Who speaks among this router's producers; whoever needs it updates it
+        # (rooms/calls/speakers.py, once per update interval).
+        self.speakers = ActiveSpeakerDetector()
 
     @property
     def options(self) -> TransportOptions:

@@ -24,7 +24,6 @@ from sfu.transport import SdpError
 
 logger = logging.getLogger(__name__)
 
-CONNECTIONS = ("publisher", "subscriber")
 # One restart of a connection per this many seconds per person: a page that
 # loops on a broken network must not make the server build connections in a loop.
 MIN_INTERVAL = 2.0
@@ -82,8 +81,8 @@ class IceRestarts:
                 router.switch_producer(previous, producer)
             else:
                 for other in self.core.in_room(participant.room):
-                    if other is not participant and other.subscriber is not None:
-                        router.consume(other.subscriber, producer)
+                    if other is not participant and (sub := other.receiving) is not None:
+                        router.consume(sub, producer)
         await router.close_transport(old)  # whatever still forwarded the old producers stops
         await self.core.apply_media(participant)
         self.core.sync_recording()

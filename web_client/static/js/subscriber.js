@@ -8,6 +8,7 @@ import { watchConnection } from './icerestart.js';
 import { iceGatheringComplete } from './media.js';
 import { urok } from './state.js';
 import { toast } from './ui.js';
+import { forgetVideoQualities } from './videoquality.js';
 
 // Offers are answered one at a time, in the order they came.
 let subscriberQueue = Promise.resolve();
@@ -54,6 +55,7 @@ export function resetSubscriber() {
 
 async function onSubscribeOffer(sig, msg) {
   if (urok.ws !== sig) return;
+  forgetVideoQualities();
   let pc = urok.pcs.subscriber;
   if (!pc) {
     pc = new RTCPeerConnection({ iceServers: urok.iceServers });
