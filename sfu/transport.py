@@ -261,6 +261,18 @@ class SubscriberTransport(WebRtcTransport):
         else:
             consumer.resume()
 
+    def switch_source(self, old: Producer, new: Producer) -> None:
+        """Forward `new` where `old` was (a publisher's replaced connection): same
+        m-section and outgoing SSRC, so the subscriber sees its stream go on from
+        `new`'s next keyframe, with no renegotiation."""
+        for slot in self._slots:
+            if slot.consumer.producer is old:
+                if old.id in self._held:
+                    self._held = self._held | {new.id}
+                slot.consumer.attach(new, ready=slot.consumer.ready)
+                self._apply_hold(slot.consumer)
+        self._offered = [(c, new if p is old else p) for c, p in self._offered]
+
     def stop_consuming(self, producer: Producer) -> None:
         self._preferred_layers.pop(producer.id, None)
         for slot in self._slots:

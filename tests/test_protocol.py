@@ -27,6 +27,12 @@ VALID: dict[str, dict[str, Any]] = {
         "tracks": [{"mid": "0", "source": "microphone"}, {"mid": "1", "source": "camera"}],
     },
     "subscribe_answer": {"type": "subscribe_answer", "sdp": SDP},
+    "ice_restart": {
+        "type": "ice_restart",
+        "connection": "publisher",
+        "sdp": SDP,
+        "tracks": [{"mid": "0", "source": "microphone"}],
+    },
     "media_state": {"type": "media_state", "audio": True, "video": False},
     "leave": {"type": "leave"},
     "ping": {"type": "ping"},
@@ -80,6 +86,12 @@ VALID: dict[str, dict[str, Any]] = {
 }
 
 CLASSROOM_INVALID = [
+    {"type": "ice_restart"},
+    {"type": "ice_restart", "connection": "both"},
+    {"type": "ice_restart", "connection": "publisher"},
+    {"type": "ice_restart", "connection": "publisher", "sdp": "v=0"},
+    {"type": "ice_restart", "connection": "subscriber", "sdp": "v=0"},
+    {"type": "ice_restart", "connection": "subscriber", "tracks": []},
     {"type": "resume", "token": "t"},
     {"type": "resume", "session": "s_1"},
     {"type": "resume", "session": "", "token": "t"},
@@ -408,9 +420,10 @@ def test_error_to_json() -> None:
     assert "ref" not in rejected({"type": "nope"}).to_json()
 
 
-def test_publish_tracks_name_each_mid_once() -> None:
+@pytest.mark.parametrize("kind", ["publish", "ice_restart"])
+def test_publish_tracks_name_each_mid_once(kind: str) -> None:
     message = {
-        **VALID["publish"],
+        **VALID[kind],
         "tracks": [{"mid": "0", "source": "screen"}, {"mid": "0", "source": "microphone"}],
     }
     assert rejected(message).code == "bad_message"
@@ -419,6 +432,9 @@ def test_publish_tracks_name_each_mid_once() -> None:
 def test_every_message_type_has_a_handler() -> None:
     from signalling.ws_actions import ACTIONS
 
-    handled_in_ws = {"join", "resume", "ping", "leave", "publish", "subscribe_answer", "end_call"}
+    handled_in_ws = {
+        *("join", "resume", "ping", "leave", "publish", "subscribe_answer", "end_call"),
+        "ice_restart",
+    }
     assert set(SCHEMAS) == set(ACTIONS) | handled_in_ws
     assert not set(ACTIONS) & handled_in_ws

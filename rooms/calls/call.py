@@ -18,6 +18,7 @@ from typing import Any
 from rooms.calls.breakout_control import BreakoutControl
 from rooms.calls.chat_control import ChatControl
 from rooms.calls.core import CallCore, ChatPolicy
+from rooms.calls.ice_restart import IceRestarts
 from rooms.calls.moderation import Moderation
 from rooms.calls.participant import Disconnect, Participant, PresenceObserver, Send
 from rooms.calls.recording_control import RecordingControl
@@ -53,6 +54,17 @@ class Call(CallCore):
         self.links = WeakLinks(self)
         self.resumption = Resumption(self)
         self.speakers = ActiveSpeakers(self)
+        self.ice_restarts = IceRestarts(self)
+
+    # ------------------------------------------------------------------ broken media paths
+
+    async def restart_publisher(
+        self, participant: Participant, sdp: str, sources: dict[str, str]
+    ) -> str:
+        return await self.ice_restarts.restart_publisher(participant, sdp, sources)
+
+    async def restart_subscriber(self, participant: Participant, reply: dict[str, Any]) -> None:
+        await self.ice_restarts.restart_subscriber(participant, reply)
 
     # ------------------------------------------------------------------ entering
 

@@ -43,6 +43,10 @@ export const urok = {
   resumes: 0,
   lastChatSeq: 0,
   republish: false, // a publish the drop cut short: offered again once resumed
+  // A broken media path (icerestart.js, docs/protocol.md "ice_restart"): peer
+  // connections replaced so far, and whether offers for the old subscriber are dropped.
+  iceRestarts: 0,
+  subscriberRestarting: false,
   self: null,
   call: null,
   iceServers: [],
