@@ -67,6 +67,10 @@ class Bot:
         self._waiters: list[tuple[Callable[[dict[str, Any]], bool], asyncio.Future[Any]]] = []
         self._reader: asyncio.Task[None] | None = None
         self._offer_lock = asyncio.Lock()
+        self._published: list[tuple[MediaStreamTrack, str]] = []
+        # Between asking for a new subscriber connection and `ice_restarted`: offers
+        # still in flight were made for the old one and are dropped.
+        self._subscriber_restarting = False
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
@@ -160,7 +164,9 @@ class Bot:
             self.participants[message["participant"]["id"]] = message["participant"]
         elif kind == "participant_left":
             self.participants.pop(message["participant_id"], None)
-        elif kind == "subscribe_offer" and self.receive:
+        elif kind == "ice_restarted" and message["connection"] == "subscriber":
+            self._subscriber_restarting = False
+        elif kind == "subscribe_offer" and self.receive and not self._subscriber_restarting:
             task = asyncio.create_task(self._answer(message))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -181,25 +187,66 @@ class Bot:
         self, tracks: list[tuple[MediaStreamTrack, str]], timeout: float = 10
     ) -> None:
         """Publish (track, source) pairs on the publisher connection."""
-        self.publisher = RTCPeerConnection(self._configuration())
-        for track, _ in tracks:
-            self.publisher.addTransceiver(track, direction="sendonly")
-        offer = await self.publisher.createOffer()
-        await self.publisher.setLocalDescription(offer)  # aiortc gathers fully here
+        self._published = list(tracks)
+        self.publisher = await self._offer_publisher({"type": "publish"}, "publish_answer", timeout)
+
+    async def _offer_publisher(
+        self, message: dict[str, Any], reply_type: str, timeout: float
+    ) -> RTCPeerConnection:
+        """A new publisher connection with every published track, offered in `message`."""
+        pc = RTCPeerConnection(self._configuration())
+        for track, _ in self._published:
+            pc.addTransceiver(track, direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())  # aiortc gathers fully here
         sources = [
             {"mid": t.mid, "source": source}
-            for t, (_, source) in zip(self.publisher.getTransceivers(), tracks, strict=True)
+            for t, (_, source) in zip(pc.getTransceivers(), self._published, strict=True)
         ]
-        waiter = self.wait_for(lambda m: m["type"] in ("publish_answer", "error"), timeout)
-        await self.send(
-            {"type": "publish", "sdp": self.publisher.localDescription.sdp, "tracks": sources}
-        )
+        waiter = self.wait_for(lambda m: m["type"] in (reply_type, "error"), timeout)
+        await self.send({**message, "sdp": pc.localDescription.sdp, "tracks": sources})
         reply = await waiter
         if reply["type"] == "error":
-            raise BotError(f"publish refused: {reply['code']}: {reply['message']}")
-        await self.publisher.setRemoteDescription(
-            RTCSessionDescription(sdp=reply["sdp"], type="answer")
-        )
+            await pc.close()
+            raise BotError(f"{message['type']} refused: {reply['code']}: {reply['message']}")
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
+        return pc
+
+    # --- a broken media path (docs/protocol.md "ice_restart")
+
+    async def restart_publisher(self, timeout: float = 10) -> None:
+        """Replace the publisher connection (what the call page does when it fails)."""
+        old = self.publisher
+        message = {"type": "ice_restart", "connection": "publisher"}
+        self.publisher = await self._offer_publisher(message, "ice_restarted", timeout)
+        if old is not None:
+            await old.close()
+
+    async def restart_subscriber(self, timeout: float = 10) -> None:
+        """Replace the subscriber connection: the server offers a new one."""
+        async with self._offer_lock:
+            old, self.subscriber = self.subscriber, None
+            self._subscriber_restarting = True
+            if old is not None:
+                await old.close()
+            reply = await self.request(
+                {"type": "ice_restart", "connection": "subscriber"},
+                lambda m: m["type"] == "ice_restarted",
+                timeout,
+            )
+        if reply["type"] == "error":
+            self._subscriber_restarting = False
+            raise BotError(f"ice_restart refused: {reply['code']}: {reply['message']}")
+
+    @staticmethod
+    def udp_ports(pc: RTCPeerConnection | None) -> set[int]:
+        """The local UDP ports `pc`'s ICE gathered on (to cut its path in a test)."""
+        ports: set[int] = set()
+        for transceiver in pc.getTransceivers() if pc is not None else []:
+            dtls = transceiver.sender.transport or transceiver.receiver.transport
+            if dtls is not None:
+                gatherer = dtls.transport.iceGatherer
+                ports.update(c.port for c in gatherer.getLocalCandidates())
+        return ports
 
     # --- subscribing
 

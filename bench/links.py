@@ -61,6 +61,10 @@ class LinkSpec:
     loss_percent: float = 0.0  # random loss towards the host (downlink)
     up_rate_kbit: int | None = None
     up_loss_percent: float = 0.0  # random loss from the host (uplink)
+    # The media path cut: every UDP packet both ways, or only those of these server
+    # ports (its old connections, as after a network change; new ones get through).
+    udp_dropped: bool = False
+    server_udp_ports_dropped: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,17 @@ def _loss_rule(percent: float) -> str:
     """nft expression dropping `percent` % at random (to 0.1 %)."""
     per_mille = round(percent * 10)
     return f"numgen random mod 1000 < {per_mille} counter drop"
+
+
+def _udp_cut(spec: LinkSpec, server_port: str = "dport") -> list[str]:
+    """nft matches for the UDP this link drops (`server_port`: which side of the
+    packet is the server's: its destination port arriving there, source leaving)."""
+    if spec.udp_dropped:
+        return ["meta l4proto udp"]
+    if spec.server_udp_ports_dropped:
+        ports = ", ".join(str(p) for p in sorted(spec.server_udp_ports_dropped))
+        return [f"udp {server_port} {{ {ports} }}"]
+    return []
 
 
 class _Table:
@@ -219,6 +234,7 @@ class Host:
         out = f"add rule inet {table} out ip daddr {self.address}"
         into = f"add rule inet {table} in ip saddr {self.address}"
         lines = [f'{out} counter comment "to-{self.index}"']
+        lines += [f"{into} {cut} drop" for cut in _udp_cut(spec)]
         if spec.up_loss_percent > 0:
             lines.append(f'{into} {_loss_rule(spec.up_loss_percent)} comment "uploss-{self.index}"')
         lines.append(f'{into} counter comment "from-{self.index}"')
@@ -228,10 +244,12 @@ class Host:
         # Downlink loss is applied where the packet arrives: dropping it in the
         # sender's output hook would make its sendto() fail with EPERM, which
         # no real network does.
-        if self.spec.loss_percent <= 0:
-            return []
-        rule = _loss_rule(self.spec.loss_percent)
-        return [f'add rule inet {table} in ip saddr {self.gateway} {rule} comment "loss"']
+        into = f"add rule inet {table} in ip saddr {self.gateway}"
+        lines = [f"{into} {cut} drop" for cut in _udp_cut(self.spec, server_port="sport")]
+        if self.spec.loss_percent > 0:
+            rule = _loss_rule(self.spec.loss_percent)
+            lines.append(f'{into} {rule} comment "loss"')
+        return lines
 
     def _destroy(self) -> None:
         subprocess.run(["ip", "link", "del", self.outer_device], capture_output=True, check=False)

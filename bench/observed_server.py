@@ -40,6 +40,7 @@ from sfu.aiortc_hooks import FastRtpPath, ForwardingReceiver, ForwardingSender
 from sfu.consumer import Consumer
 from sfu.keyframes import starts_keyframe
 from sfu.producer import CachedPacket, Producer
+from sfu.transport import SubscriberTransport
 from signalling.keys import CALLS
 
 ROUTE = "/_bench/observed"
@@ -220,6 +221,22 @@ def _subscriber(participant: Participant) -> dict[str, Any]:
         "user_id": participant.user_id,
         "wire": {"packets": packets, "bytes": size, "by_kind": _WIRE.by_kind(kinds, rtx_of)},
         "consumers": [_consumer_json(c) for c in participant.subscriber.consumers],
+        "bandwidth": _bandwidth(participant.subscriber),
+    }
+
+
+def _bandwidth(transport: SubscriberTransport) -> dict[str, Any]:
+    """The subscriber's estimate (sfu/bandwidth.py), if this version has one."""
+    estimator = getattr(transport, "bandwidth", None)
+    if estimator is None:
+        return {}
+    return {
+        "estimate_bps": estimator.estimate_bps(time.monotonic()),
+        "remb_bps": estimator.remb_bps,
+        "rembs_received": estimator.rembs_received,
+        "loss_bound_bps": estimator.loss_bound_bps,
+        "pacing_bps": transport.pacer.pacing_bps,
+        "held": len(transport.held),
     }
 
 
@@ -257,9 +274,9 @@ def _count_keyframe_requests() -> None:
     """Count the PLIs each publisher is sent (wrapping our own receiver class, here only)."""
     original = ForwardingReceiver.request_keyframe
 
-    async def request_keyframe(self: ForwardingReceiver) -> None:
+    async def request_keyframe(self: ForwardingReceiver, ssrc: int | None = None) -> None:
         _KEYFRAME_REQUESTS[id(self)] = _KEYFRAME_REQUESTS.get(id(self), 0) + 1
-        await original(self)
+        await original(self, ssrc)
 
     ForwardingReceiver.request_keyframe = request_keyframe  # type: ignore[method-assign]
 

@@ -61,6 +61,9 @@ class WindowFigures:
     publisher_keyframes_s: dict[str, float] = field(default_factory=dict)
     publisher_fps: dict[str, float] = field(default_factory=dict)
     publisher_keyframe_requests_s: dict[str, float] = field(default_factory=dict)
+    # The server's estimate of the subscriber's video bandwidth (sfu/bandwidth.py): at
+    # the window's end, and REMBs received over it; videos held back at its end.
+    bandwidth: dict[str, float] = field(default_factory=dict)
 
     @property
     def sent_over_link_rate(self) -> float | None:
@@ -221,7 +224,16 @@ def window_figures(
         publisher_keyframes_s=publishers["keyframes"],
         publisher_keyframe_requests_s=publishers["requests"],
         publisher_fps=publishers["fps"],
+        bandwidth=_bandwidth(sub_a.get("bandwidth") or {}, sub_b.get("bandwidth") or {}),
     )
+
+
+def _bandwidth(a: dict[str, Any], b: dict[str, Any]) -> dict[str, float]:
+    if not b:
+        return {}
+    out = {k: float(v) for k, v in b.items() if isinstance(v, int | float) and v is not None}
+    out["rembs_received"] = float(b.get("rembs_received", 0) - a.get("rembs_received", 0))
+    return out
 
 
 def _pct(value: float | None) -> str:
@@ -230,6 +242,10 @@ def _pct(value: float | None) -> str:
 
 def _num(value: float | None, digits: int = 1, unit: str = "") -> str:
     return "n/a" if value is None else f"{value:,.{digits}f}{unit}"
+
+
+def _kbit(bps: float | None) -> str:
+    return "n/a" if bps is None else f"{bps / 1000:,.0f}"
 
 
 def table(windows: list[WindowFigures]) -> str:
@@ -257,6 +273,9 @@ def table(windows: list[WindowFigures]) -> str:
             "  keyframe requests/s per publisher",
             [_num(w.publisher_keyframe_requests_s_mean, 2) for w in windows],
         ),
+        ("estimate at the end, kbit/s", [_kbit(w.bandwidth.get("estimate_bps")) for w in windows]),
+        ("  REMBs in the window", [_num(w.bandwidth.get("rembs_received"), 0) for w in windows]),
+        ("  videos held back at the end", [_num(w.bandwidth.get("held"), 0) for w in windows]),
         ("machine busy, cores", [_num(w.machine_cores, 2) for w in windows]),
     ]
     width = max(len(name) for name, _ in rows)

@@ -239,7 +239,7 @@ async def _start_server(
     )
     stack.push_async_callback(server.stop)
     _say(options, f"starting the observed server on {server.base_url}")
-    await server.start()
+    await server.start(timeout=options.setup_timeout)  # a busy machine starts it slowly
     return server
 
 

@@ -1,27 +1,14 @@
-"""The one place that reaches into aiortc internals. Pinned: aiortc 1.16.0, aioice 0.13.0.
-
-aiortc has no public API for forwarding RTP without decoding it: its
-RTCRtpReceiver feeds a jitter buffer and a decoder thread, and its
-RTCRtpSender pulls frames from a track and encodes them. Both would cost a
-decode per publisher and an encode per subscriber. This module swaps the
-class of the receivers and senders of *our* peer connections (never anyone
-else's) for subclasses that:
-
-- ForwardingReceiver: keeps aiortc's receive-side RTCP duties (receiver
-  reports, REMB, NACKs for lost packets, RTX unwrapping) and hands each RTP
-  packet, still encoded, to a sink. No jitter buffer, no decoder thread.
-- ForwardingSender: has no track and no encoder loop. A source (our
-  Consumer) sends packets through it; subscriber RTCP (NACK, PLI/FIR,
-  receiver reports) goes to that source; sender reports come from it.
-
-The aiortc/aioice private names they rely on are all in PINNED_INTERNALS and
-used nowhere else; tests/test_aiortc_hooks.py checks that each exists and that
-the list is complete, so an aiortc upgrade that moves one fails loudly.
-
-Also here: ICE host candidates only on configured addresses (aioice leaves
-loopback out and otherwise uses every interface), and the jitter buffer hook
-of the recorder (recording/sources.py). ICE servers and the announced address
-in SDP, which need only aiortc's public API, are in sfu/ice.py.
+"""aiortc cannot forward RTP without decoding it. This module swaps the class of the
+receivers and senders of *our* peer connections (never anyone else's) for:
+- ForwardingReceiver: keeps aiortc's receive-side RTCP (reports, REMB, NACKs, RTX)
+  and hands each RTP packet, still encoded, to a sink; simulcast layers by RID
+  (sfu/simulcast.py) on a connection demultiplexed by MID (MidRtpRouter).
+- ForwardingSender: no track, no encoder. Our Consumer sends through it and gets
+  the subscriber's NACK, PLI/FIR and reports; REMB and reports also go to its
+  `feedback` (sfu/bandwidth.py).
+Also: the recorder's jitter buffer hook, a fix of aiortc's bandwidth estimator.
+Every private name used is in PINNED_INTERNALS (tests/test_aiortc_hooks.py checks
+the list is complete and each exists). ICE is in sfu/ice.py.
 """
 
 from __future__ import annotations
@@ -30,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
 import aioice
@@ -45,11 +32,12 @@ from aiortc import (
 )
 from aiortc.codecs import is_rtx
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
-from aiortc.rate import RemoteBitrateEstimator
-from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rate import AimdRateControl, RemoteBitrateEstimator
+from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import (
     RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
     RTCRtpReceiveParameters,
     RTCRtpSendParameters,
 )
@@ -70,33 +58,15 @@ from aiortc.rtp import (
     unwrap_rtx,
 )
 
+from sfu.bandwidth import SenderFeedback, abs_send_time_id
+from sfu.ice import restrict_host_addresses as restrict_host_addresses  # re-exported
 from sfu.ice import rtc_configuration as rtc_configuration  # re-exported: bench/bot.py
+from sfu.simulcast import MidRtpRouter, RidDemux
 
 logger = logging.getLogger(__name__)
 
 PINNED_AIORTC = "1.16.0"
 PINNED_AIOICE = "0.13.0"
-
-_original_get_host_addresses = aioice.ice.get_host_addresses
-_host_addresses: tuple[str, ...] | None = None
-
-
-def restrict_host_addresses(addresses: Sequence[str] | None) -> None:
-    """Gather ICE host candidates only on `addresses` (None: aioice's own choice).
-
-    Process-wide, because aioice looks host addresses up through a module
-    function. The server sets it once at start from its configuration.
-    """
-    global _host_addresses
-    _host_addresses = tuple(addresses) if addresses is not None else None
-    aioice.ice.get_host_addresses = _configured_host_addresses
-
-
-def _configured_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-    if _host_addresses is None:
-        return _original_get_host_addresses(use_ipv4=use_ipv4, use_ipv6=use_ipv6)
-    return [a for a in _host_addresses if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
-
 
 # --------------------------------------------------------------------------- receiver
 
@@ -117,6 +87,9 @@ class ForwardingReceiver(RTCRtpReceiver):
     sr_sink: SrSink | None
     media_ssrc: int | None
     extra_codecs: list[RTCRtpCodecParameters]  # beyond aiortc's table (RED): routed here too
+    extra_header_extensions: list[RTCRtpHeaderExtensionParameters]  # the RID ones
+    rids: RidDemux | None  # a simulcast m-section: its layers by SSRC
+    layer_nacks: dict[int, NackGenerator]  # simulcast: one sequence space per SSRC
     # aiortc's own (name-mangled) receiver state that forwarding reads and sets,
     # declared for the type checker; check_pinned_internals() checks each is there.
     _RTCRtpReceiver__started: bool
@@ -141,6 +114,12 @@ class ForwardingReceiver(RTCRtpReceiver):
         receiver.sr_sink = None
         receiver.media_ssrc = None
         receiver.extra_codecs = []
+        receiver.extra_header_extensions = []
+        receiver.rids = None
+        receiver.layer_nacks = {}
+        transport = receiver.transport
+        if isinstance(transport, RTCDtlsTransport) and type(transport._rtp_router) is RtpRouter:
+            transport._rtp_router.__class__ = MidRtpRouter
         return receiver
 
     async def receive(self, parameters: RTCRtpReceiveParameters) -> None:
@@ -148,9 +127,11 @@ class ForwardingReceiver(RTCRtpReceiver):
         if self._RTCRtpReceiver__started:
             return
         parameters.codecs = [*parameters.codecs, *self.extra_codecs]  # a fresh object each call
-        self._RTCRtpReceiver__codecs.update(  # payload types: always set when negotiated
-            {c.payloadType: c for c in parameters.codecs if c.payloadType is not None}
-        )
+        parameters.headerExtensions = [*parameters.headerExtensions, *self.extra_header_extensions]
+        codecs = self._RTCRtpReceiver__codecs
+        for codec in parameters.codecs:
+            if codec.payloadType is not None:  # always set on negotiated codecs
+                codecs[codec.payloadType] = codec
         rtx_ssrc = self._RTCRtpReceiver__rtx_ssrc
         rtx_ssrc.update({e.rtx.ssrc: e.ssrc for e in parameters.encodings if e.rtx})
         self.transport._register_rtp_receiver(self, parameters)
@@ -178,9 +159,14 @@ class ForwardingReceiver(RTCRtpReceiver):
         if stats is None:
             stats = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
         stats.add(packet)
+        rids, ext = self.rids, packet.extensions
+        if rids is not None and (ext.rtp_stream_id or ext.repaired_rtp_stream_id):
+            rids.learn(packet.ssrc, ext.rtp_stream_id, ext.repaired_rtp_stream_id)
 
         if is_rtx(codec):
             original_ssrc = self._RTCRtpReceiver__rtx_ssrc.get(packet.ssrc)
+            if original_ssrc is None and rids is not None:
+                original_ssrc = rids.repaired_ssrc(packet.ssrc)
             apt = codec.parameters.get("apt")
             if original_ssrc is None or len(packet.payload) < 2 or not isinstance(apt, int):
                 return
@@ -192,6 +178,8 @@ class ForwardingReceiver(RTCRtpReceiver):
             self.media_ssrc = packet.ssrc
 
         nack = self._RTCRtpReceiver__nack_generator
+        if nack is not None and rids is not None:
+            nack = self.layer_nacks.setdefault(packet.ssrc, NackGenerator())
         if nack is not None and nack.add(packet):
             await self._send_rtcp_nack(packet.ssrc, sorted(nack.missing))
 
@@ -217,12 +205,22 @@ class ForwardingReceiver(RTCRtpReceiver):
                 )
             )
 
-    async def request_keyframe(self) -> None:
-        """Send a PLI to the publisher."""
-        if self.media_ssrc is not None:
-            await self._send_rtcp_pli(self.media_ssrc)
+    async def request_keyframe(self, ssrc: int | None = None) -> None:
+        """Send a PLI to the publisher (for `ssrc`, a simulcast layer; else the last seen)."""
+        if (ssrc := ssrc or self.media_ssrc) is not None:
+            await self._send_rtcp_pli(ssrc)
 
 
+def _estimates_never_from_zero() -> None:
+    # aiortc's estimator divides by its estimate, 0 once a stream it measured paused (we
+    # stamp abs-send-time): every later packet raised, never reaching the receiver.
+    near_max = AimdRateControl._near_max_rate_increase
+    AimdRateControl._near_max_rate_increase = lambda self: (  # type: ignore[method-assign]
+        near_max(self) if self.current_bitrate > 0 else 4000
+    )
+
+
+_estimates_never_from_zero()
 # --------------------------------------------------------------------------- sender
 
 
@@ -244,8 +242,10 @@ class ForwardingSender(RTCRtpSender):
     """An RTCRtpSender without a track or encoder; its source sends RTP through it."""
 
     source: SenderSource | None
+    feedback: SenderFeedback | None  # REMB and receiver reports, for the estimate
     started: bool
     negotiated_codecs: list[RTCRtpCodecParameters]
+    abs_send_time_id: int | None  # the extension's id in the subscriber's answer, if any
     _forward_rtcp_task: asyncio.Task[None] | None
 
     @classmethod
@@ -257,6 +257,7 @@ class ForwardingSender(RTCRtpSender):
         sender.__class__ = cls
         assert isinstance(sender, ForwardingSender)
         sender.source = None
+        sender.feedback = sender.abs_send_time_id = None
         sender.started = False
         sender.negotiated_codecs = []
         sender._forward_rtcp_task = None
@@ -277,10 +278,8 @@ class ForwardingSender(RTCRtpSender):
         return FastRtpPath.for_transport(self.transport)
 
     async def send_rtp(self, data: bytes) -> None:
-        """Protect and send one RTP (or RTCP) packet by aiortc's own path.
-
-        Raises ConnectionError when the transport is not (or no longer) connected.
-        """
+        """Protect and send one RTP (or RTCP) packet by aiortc's own path (ConnectionError
+        when the transport is not, or no longer, connected)."""
         await self.transport._send_rtp(data)
 
     async def send(self, parameters: RTCRtpSendParameters) -> None:
@@ -288,6 +287,7 @@ class ForwardingSender(RTCRtpSender):
             return
         self.started = True
         self.negotiated_codecs = list(parameters.codecs)
+        self.abs_send_time_id = abs_send_time_id(parameters.headerExtensions)
         self.transport._register_rtp_sender(self, parameters)
         self._forward_rtcp_task = asyncio.ensure_future(self._run_sender_reports())
         if self.source is not None:
@@ -311,10 +311,13 @@ class ForwardingSender(RTCRtpSender):
             if source is not None:
                 await source.on_keyframe_request()
         elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
-            return  # REMB: nothing to adapt, we do not encode
+            if self.feedback is not None:  # REMB: the subscriber's estimate of its link
+                self.feedback.on_application_feedback(packet.fci)
         elif isinstance(packet, RtcpRrPacket | RtcpSrPacket):
             if source is not None:  # aiortc's own RTT needs its own sender reports
                 source.on_receiver_reports(packet.reports)
+            if self.feedback is not None:
+                self.feedback.on_reports(self.kind, self._ssrc, packet.reports)
         else:
             await super()._handle_rtcp_packet(packet)
 
@@ -382,10 +385,7 @@ def jitter_buffer_add(
     buffer: JitterBuffer, packet: RtpPacket, depayloaded: bytes
 ) -> tuple[bool, JitterFrame | None]:
     """Add a packet to aiortc's JitterBuffer: (keyframe wanted, a complete frame or None).
-
-    The buffer builds a frame by joining its packets' ``_data``, which aiortc's
-    receiver sets to the depayloaded bytes; the recorder's sources must do the same.
-    """
+    Frames join the packets' ``_data`` (aiortc's receiver sets it to the depayloaded bytes)."""
     packet._data = depayloaded  # type: ignore[attr-defined]  # aiortc's own ignore, too
     return buffer.add(packet)
 
@@ -404,9 +404,6 @@ def _jitter_buffer_joins_packet_data() -> bool:
 # --------------------------------------------------------------------------- pinned
 
 
-# Every private aiortc/aioice name this module uses, with the class that has it
-# (on the class itself, or on every fresh instance). tests/test_aiortc_hooks.py
-# checks that this list names every private attribute the code above touches.
 SendRtp = Callable[[bytes], Coroutine[Any, Any, None]]
 
 
@@ -428,6 +425,7 @@ def wrap_send_rtp(transport: RTCDtlsTransport, wrap: Callable[[SendRtp], SendRtp
     transport._send_rtp = wrap(transport._send_rtp)  # type: ignore[method-assign,assignment]
 
 
+# Every private name used here, with the class (or fresh instance) that has it.
 PINNED_INTERNALS: tuple[tuple[type, str], ...] = (
     (RTCDtlsTransport, "_register_rtp_receiver"),
     (RTCDtlsTransport, "_register_rtp_sender"),
@@ -454,13 +452,13 @@ PINNED_INTERNALS: tuple[tuple[type, str], ...] = (
     (RTCRtpSender, "_ssrc"),
     (RTCRtpSender, "_rtx_ssrc"),
     (RTCRtpSender, "_handle_rtcp_packet"),
+    (AimdRateControl, "_near_max_rate_increase"),
 )
 
 
 def _fresh_instances() -> dict[type, object]:
-    """One new, unconnected object of each class in PINNED_INTERNALS (no I/O).
-
-    Called on the event loop: aiortc's RTCRtpSender looks the loop up when made."""
+    """One new, unconnected object of each class in PINNED_INTERNALS (no I/O); on the
+    event loop (aiortc's RTCRtpSender looks the loop up when made)."""
     ice = RTCIceTransport(RTCIceGatherer())
     dtls = RTCDtlsTransport(ice, [RTCCertificate.generateCertificate()])
     return {
@@ -473,9 +471,8 @@ def _fresh_instances() -> dict[type, object]:
 
 
 async def check_pinned_internals() -> list[str]:
-    """Names this module relies on that the installed aiortc lacks (empty when all is well).
-
-    A coroutine only because aiortc's objects are made on the event loop."""
+    """Names this module relies on that the installed aiortc lacks (empty when all is
+    well); a coroutine only because aiortc's objects are made on the event loop."""
     missing = []
     try:
         instances = _fresh_instances()
@@ -493,6 +490,8 @@ async def check_pinned_internals() -> list[str]:
         aioice.ice.CandidatePair, "remote_addr"
     ):
         missing.append("aioice.ice.StunProtocol.send_data / CandidatePair.remote_addr")
+    if not all(hasattr(RtpRouter(), name) for name in ("mid_table", "ssrc_table")):
+        missing.append("RtpRouter.mid_table / ssrc_table")
     if aiortc.__version__ != PINNED_AIORTC:
         missing.append(f"aiortc version {aiortc.__version__} != {PINNED_AIORTC}")
     if aioice.__version__ != PINNED_AIOICE:

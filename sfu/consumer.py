@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import struct
 import time
 from collections.abc import Coroutine
 from typing import Any
@@ -23,15 +22,26 @@ from aiortc.rtp import RtcpReceiverInfo, RtcpSenderInfo, RtcpSrPacket
 
 from sfu.aiortc_hooks import FastRtpPath, ForwardingSender
 from sfu.keyframes import starts_keyframe
+from sfu.layer_select import ASK, FORWARD, SWITCHED, ConsumerLayers, LayerSelector
 from sfu.link import LinkCounters, LinkReport, LinkStats
 from sfu.pacer import AUDIO, RETRANSMISSION, VIDEO, Pacer
 from sfu.producer import CachedPacket, Producer
-from sfu.red_forwarding import handles, opus_payload_type, outgoing_audio
+from sfu.red_forwarding import audio_packet, handles
 from sfu.retransmit import (
     BEFORE_KEYFRAME,
     NOT_CACHED,
     RetransmitBudget,
     RetransmitLimiter,
+)
+from sfu.rtp_header import (
+    AST_UNITS,
+    RTP_HEADER,
+    RTP_HEADER_AST,
+    RTX_OSN,
+    ast_element,
+    header_size,
+    rtp_header,
+    stamped,
 )
 from sfu.rtp_rewrite import HALF_SEQ, SEQ_MOD, TS_MOD, StreamRewriter
 
@@ -40,9 +50,6 @@ _NTP_SECOND = 1 << 32
 SUBSCRIBER_KEYFRAME_INTERVAL = 1.0
 # Waiting for a keyframe, ask again after this long without one.
 KEYFRAME_RETRY = 0.5
-# Version 2, no padding, no extension, no CSRC; marker + payload type; seq; ts; SSRC.
-_RTP_HEADER = struct.Struct("!BBHII")
-_RTX_OSN = struct.Struct("!H")  # RFC 4588: the original sequence number, then its payload
 _DEFAULT_CLOCK = {"audio": 48000, "video": 90000}
 
 
@@ -105,6 +112,11 @@ class Consumer:
         self.keyframe_requests_dropped = 0
         # The payload type of RED (RFC 2198) in the subscriber's last answer, if it took RED.
         self.red_payload_type: int | None = None
+        # Simulcast (sfu/layer_select.py): which of the producer's layers is forwarded.
+        self.layers = ConsumerLayers()
+        # abs-send-time's element header ((id << 28) | (2 << 24)), if negotiated.
+        self._ast_element: int | None = None
+        self._header_size = 12
         sender.source = self
 
     @property
@@ -126,8 +138,10 @@ class Consumer:
         """Ask for a keyframe (`starting`: this subscriber has no picture of the source)."""
         if self.producer is None:
             return
-        self._keyframe_asked = time.monotonic()
-        task = asyncio.ensure_future(self.producer.request_keyframe(starting))
+        self._keyframe_asked = now = time.monotonic()
+        selector = self.layers.selector
+        layer = selector.wanted(self.producer.layers, now) if selector is not None else 0
+        task = asyncio.ensure_future(self.producer.request_keyframe(starting, layer))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -149,6 +163,7 @@ class Consumer:
         self.detach()
         self.producer = producer
         producer.add_consumer(self)
+        self.layers.attach(producer.layer_count)
         self.rewriter.switch()
         self._await_keyframe()
         self.ready = ready
@@ -170,6 +185,37 @@ class Consumer:
     def source_resumed(self) -> None:
         self.rewriter.switch()
         self._await_keyframe()
+        self.layers.restart()
+
+    def set_target_layer(self, layer: int | None) -> None:
+        """Forward this simulcast layer of the producer (0: the smallest; None: the
+        highest), or the nearest one being sent; the change waits for its keyframe."""
+        self.layers.preferred = layer
+        selector, producer = self.layers.selector, self.producer
+        if selector is None or producer is None:
+            return
+        selector.preferred = self.layers.target(producer.layer_count)
+        wanted = selector.wanted(producer.layers, time.monotonic())
+        if wanted != selector.current and not self.paused and self.ready:
+            self._request_keyframe_soon(starting=False)
+
+    def _layer_admits(self, selector: LayerSelector, entry: CachedPacket, now: float) -> bool:
+        """Simulcast: whether this packet is of the layer forwarded (switching to the
+        wanted layer at its keyframe, asking for one while it does not come)."""
+        layers = self.producer.layers if self.producer is not None else []
+        verdict = selector.admit(entry.layer, entry.codec.mimeType, entry.payload, layers, now)
+        if verdict == FORWARD:
+            return True
+        if verdict == SWITCHED:
+            self.layers.switched()
+            self.rewriter.switch()  # seq and timestamps go on from the last ones sent
+            self._keyframe_at = entry.received_at
+            return True
+        if verdict == ASK:
+            current = selector.current
+            frozen = current is None or not layers[current].active(now)
+            self._request_keyframe_soon(starting=frozen)
+        return False
 
     def pause(self) -> None:
         """Forward nothing more of the producer to this subscriber (others go on getting it)."""
@@ -209,6 +255,13 @@ class Consumer:
         """
         if self.paused or not (self.ready and self.sender.started):
             return None
+        selector = self.layers.selector
+        if (
+            selector is not None
+            and entry.layer != selector.current
+            and not self._layer_admits(selector, entry, now)
+        ):
+            return None
         restarts = self._awaiting_keyframe
         if restarts and self._held_back(entry):
             return None
@@ -227,12 +280,22 @@ class Consumer:
             return None
         if restarts:
             self._keyframe_at = entry.received_at
+        payload = entry.payload
+        if selector is not None:  # picture ids continuous across layers
+            payload = self.layers.forwarded_payload(codec.mimeType, payload)
         # Each subscriber gets its own header in front of the shared payload:
         # one concatenation, the only copy of the packet before SRTP.
-        data = (
-            _RTP_HEADER.pack(0x80, (entry.marker << 7) | out_pt, mapped[0], mapped[1], self.ssrc)
-            + entry.payload
-        )
+        ast = self._ast_element
+        if ast is None:
+            header = RTP_HEADER.pack(
+                0x80, (entry.marker << 7) | out_pt, mapped[0], mapped[1], self.ssrc
+            )
+        else:  # stamped now: a packet the pacer queues is stamped again when it goes
+            header = RTP_HEADER_AST.pack(
+                0x90, (entry.marker << 7) | out_pt, mapped[0], mapped[1], self.ssrc,
+                0xBEDE, 1, ast | (int(now * AST_UNITS) & 0xFFFFFF),
+            )  # fmt: skip
+        data = header + payload
         priority = self._priority
         if not self.pacer.admit(len(data), priority, now):
             self.pacer.enqueue(data, self, priority, now)
@@ -241,33 +304,26 @@ class Consumer:
         if fast is not None and fast.send(data):
             self.fast_sent += 1
             self.packets_sent += 1
-            self.bytes_sent += len(data) - 12
+            self.bytes_sent += len(entry.payload)
             return None
         return self.transmit(data, priority)
 
     def _audio_with_red(self, entry: CachedPacket) -> tuple[int | None, CachedPacket]:
-        """The subscriber's payload type (None: nothing to send) and packet for audio with
-        RED on either side (sfu/red_forwarding.py)."""
-        opus_pt = opus_payload_type(self.sender.negotiated_codecs)
+        """Audio with RED on either side (sfu/red_forwarding.py)."""
         producer = self.producer
-        if opus_pt is None or producer is None:
+        if producer is None:
             return None, entry
         age = self.rewriter.segment_age(entry.ts)
-        out = outgoing_audio(entry, opus_pt, self.red_payload_type, age, producer.cached)
-        if out is None:
-            return None, entry
-        out_pt, payload = out
-        if payload is not entry.payload:
-            entry = CachedPacket(
-                entry.seq, entry.ts, entry.marker, payload, entry.codec, entry.received_at
-            )
-        return out_pt, entry
+        codecs = self.sender.negotiated_codecs
+        return audio_packet(entry, codecs, self.red_payload_type, age, producer.cached)
 
     def transmit(self, data: bytes, priority: int) -> Coroutine[Any, Any, None] | None:
         """Send a packet now (the pacer has let it go); a coroutine when aiortc's own
         path must take it."""
         if self._fast is None:
             self._fast = self.sender.fast_path()
+        if self._ast_element is not None:  # abs-send-time is the time it goes
+            data = stamped(data, self._ast_element, time.monotonic())
         if self._fast is not None and self._fast.send(data):
             self.fast_sent += 1
             self._count(data, priority)
@@ -287,7 +343,7 @@ class Consumer:
             self._stats.retransmitted_bytes += len(data)
         else:
             self.packets_sent += 1
-            self.bytes_sent += len(data) - 12
+            self.bytes_sent += len(data) - self._header_size
 
     def paced_video_dropped(self, count: int) -> None:
         """The pacer dropped `count` of our packets: the picture is broken until a keyframe."""
@@ -309,6 +365,9 @@ class Consumer:
 
     def on_sender_started(self, codecs: list[RTCRtpCodecParameters]) -> None:
         self._pt_map.clear()
+        ast_id = self.sender.abs_send_time_id
+        self._ast_element = ast_element(ast_id)
+        self._header_size = header_size(self._ast_element)
         self._rtx_pt = {
             apt: c.payloadType
             for c in codecs
@@ -332,7 +391,9 @@ class Consumer:
         """Resend packet `out_seq` if the limits allow (sfu/retransmit.py)."""
         producer, stats = self.producer, self._stats
         in_seq = self.rewriter.source_seq(out_seq) if producer is not None else None
-        entry = producer.cached(in_seq) if producer is not None and in_seq is not None else None
+        entry = None
+        if producer is not None and in_seq is not None:
+            entry = producer.cached(in_seq, self.layers.layer)
         out_pt = self._pt_map.get(entry.codec.payloadType) if entry is not None else None
         if entry is None or out_pt is None:
             stats.refuse(NOT_CACHED)
@@ -343,7 +404,7 @@ class Consumer:
             stats.refuse(BEFORE_KEYFRAME)
             return None
         rtx_pt = self._rtx_pt.get(out_pt)
-        size = 12 + len(entry.payload) + (2 if rtx_pt is not None else 0)
+        size = self._header_size + len(entry.payload) + (2 if rtx_pt is not None else 0)
         delivery_bps = self.pacer.media_bps * (1 - stats.fraction_lost)
         refusal = self._limiter.refusal(
             out_seq, size, entry.received_at, now, stats.rtt, delivery_bps
@@ -361,15 +422,17 @@ class Consumer:
         self, entry: CachedPacket, out_seq: int, out_pt: int, rtx_pt: int | None
     ) -> bytes:
         out_ts = self.rewriter.out_timestamp(entry.ts)
+        payload = self.layers.resent_payload(entry.codec.mimeType, entry.payload)
         if rtx_pt is None:  # on the media SSRC: the same packet again
             marker_pt = (entry.marker << 7) | out_pt
-            return _RTP_HEADER.pack(0x80, marker_pt, out_seq, out_ts, self.ssrc) + entry.payload
+            return rtp_header(marker_pt, out_seq, out_ts, self.ssrc, self._ast_element) + payload
         # RTX (RFC 4588): its own SSRC, payload type and numbering, so the subscriber
         # (and we) can tell a retransmission from the original.
         self._rtx_seq = (self._rtx_seq + 1) % SEQ_MOD
         marker_pt = (entry.marker << 7) | rtx_pt
-        header = _RTP_HEADER.pack(0x80, marker_pt, self._rtx_seq, out_ts, self.sender.rtx_ssrc)
-        return header + _RTX_OSN.pack(out_seq) + entry.payload
+        ssrc = self.sender.rtx_ssrc
+        header = rtp_header(marker_pt, self._rtx_seq, out_ts, ssrc, self._ast_element)
+        return header + RTX_OSN.pack(out_seq) + payload
 
     async def on_keyframe_request(self) -> None:
         """The subscriber asks for a keyframe (PLI/FIR): passed on at most once per
@@ -386,7 +449,7 @@ class Consumer:
             return
         self._last_subscriber_request = now
         if self.producer is not None:
-            await self.producer.request_keyframe()
+            await self.producer.request_keyframe(layer=self.layers.layer)
 
     def on_receiver_reports(self, reports: list[RtcpReceiverInfo]) -> None:
         now = time.monotonic()
@@ -399,7 +462,7 @@ class Consumer:
             return None  # nothing sent, or an idle slot: nothing to report
         now = time.monotonic()
         rate = self.rewriter.clock_rate
-        producer_sr = self.producer.last_sender_report if self.producer else None
+        producer_sr = self.producer.sender_report_of(self.layers.layer) if self.producer else None
         if producer_sr is not None:
             # Map the publisher's own NTP/RTP pair: audio and video from one
             # publisher then share its clock, which is what lip sync needs.

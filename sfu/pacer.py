@@ -13,6 +13,12 @@ pacing rate:
   `ceiling_bps` if one is set. A queue whose oldest packet would not leave
   within `drain_target` (0.25 s) at that rate raises it so it does (libwebrtc
   does the same for its expected queue length).
+- With a bandwidth estimate of the subscriber's video (sfu/bandwidth.py,
+  `follow`) the rate is instead the estimate times `estimate_headroom`, at
+  least `estimate_floor_bps` (1 Mbit/s, not 2: enough for a keyframe within
+  `max_queue_delay`), a queue does not raise it, and audio does not
+  use up the budget (the estimate is of video alone). Audio is still never
+  held back.
 - Priorities as libwebrtc's: audio is never queued (it is sent at once and
   only uses up budget, so video yields to it), retransmissions go before new
   video, video keeps its order.
@@ -74,6 +80,18 @@ class PacerSettings:
     burst_seconds: float = 0.02
     drain_target: float = 0.25
     max_queue_delay: float = 0.5
+    # With a bandwidth estimate (sfu/bandwidth.py) the rate is the estimate times this,
+    # with no floor: the pacer spreads bursts and caps the excess, while rooms/ fits
+    # what is sent under the estimate (the estimate lags a link that frees up, and
+    # receive-side estimators allow at most 1.5 times what arrives).
+    # Twice: a REMB answers over-use with 0.85 of what arrived, and paced at 1.5 times
+    # that, the videos of the seconds before rooms/ holds some back queued past
+    # max_queue_delay and were dropped: streams broken until a keyframe, less
+    # arriving, a lower REMB, more dropped (bench.weak_link: the estimate fell to
+    # 180 kbit/s on a 1.5 Mbit/s link, every video held back).
+    estimate_headroom: float = 2.0
+    # ... and never below this: a keyframe (20-30 kB) still leaves within max_queue_delay.
+    estimate_floor_bps: float = 1_000_000
 
 
 class _Queued:
@@ -97,6 +115,9 @@ class Pacer:
         self._timer: Cancellable | None = None
         self._tasks: set[asyncio.Future[None]] = set()
         self._rate = 0.0  # bytes per second
+        # The subscriber's video estimate (bps) when known: the rate follows it.
+        self._estimate: Callable[[float], float | None] | None = None
+        self.estimate_bps: float | None = None
         self._cap = 0.0
         self._set_rate(0.0)
         self._budget = self._cap
@@ -105,6 +126,7 @@ class Pacer:
         self._window_bytes = [0, 0, 0]  # by priority
         # Measured over the last window: what this subscriber was sent.
         self.media_bps = 0.0  # audio and video, retransmissions not included
+        self.video_bps = 0.0
         self.retransmission_bps = 0.0
         self.queued = 0  # packets that waited in the queue
         self.dropped_video = 0
@@ -115,9 +137,20 @@ class Pacer:
     def pacing_bps(self) -> float:
         return self._rate * 8
 
+    def follow(self, estimate: Callable[[float], float | None] | None) -> None:
+        """Pace by `estimate(now)` (bps, None: unknown) from the next rate window on;
+        `None`: by what was sent, as before."""
+        self._estimate = estimate
+        if estimate is None:
+            self.estimate_bps = None
+
     def _set_rate(self, sent_bps: float) -> None:
         settings = self.settings
-        bps = max(settings.factor * sent_bps, settings.floor_bps)
+        estimate = self.estimate_bps
+        if estimate is not None:
+            bps = max(estimate * settings.estimate_headroom, settings.estimate_floor_bps)
+        else:
+            bps = max(settings.factor * sent_bps, settings.floor_bps)
         if settings.ceiling_bps is not None:
             bps = min(bps, settings.ceiling_bps)
         self._rate = bps / 8
@@ -128,8 +161,11 @@ class Pacer:
         counts = self._window_bytes
         self.media_bps = (counts[AUDIO] + counts[VIDEO]) * 8 / elapsed
         self.retransmission_bps = counts[RETRANSMISSION] * 8 / elapsed
+        self.video_bps = counts[VIDEO] * 8 / elapsed
         self._window_bytes = [0, 0, 0]
         self._window_start = now
+        if self._estimate is not None:
+            self.estimate_bps = self._estimate(now)
         self._set_rate(self.media_bps + self.retransmission_bps)
 
     def admit(self, size: int, priority: int, now: float) -> bool:
@@ -138,7 +174,8 @@ class Pacer:
         if now - self._window_start >= RATE_WINDOW:
             self._roll(now)
         if priority == AUDIO or not self._paced:
-            self._budget -= size  # audio is never held back, but video yields to it
+            if self.estimate_bps is None:  # the estimate is of video alone (sfu/bandwidth.py)
+                self._budget -= size  # audio is never held back, but video yields to it
         elif self._retransmissions or (priority == VIDEO and self._video):
             return False  # behind what already waits (a stream keeps its order)
         else:
@@ -175,7 +212,9 @@ class Pacer:
         if now - self._window_start >= RATE_WINDOW:
             self._roll(now)
         self._drop_stale(now)
-        rate = max(self._rate, self._rate_to_drain(now))
+        rate = self._rate
+        if self.estimate_bps is None:  # with an estimate, a queue does not raise the rate
+            rate = max(rate, self._rate_to_drain(now))
         if self.settings.ceiling_bps is not None:
             rate = min(rate, self.settings.ceiling_bps / 8)
         cap = max(self._cap, rate * self.settings.burst_seconds)

@@ -98,3 +98,24 @@ def outgoing_audio(
     if red_pt is None:
         return opus_pt, primary
     return red_pt, encode_red(opus_pt, primary, _redundancy(entry, segment_age, cached))
+
+
+def audio_packet(
+    entry: CachedPacket,
+    codecs: Sequence[RTCRtpCodecParameters],
+    red_pt: int | None,
+    segment_age: int,
+    cached: Callable[[int], CachedPacket | None],
+) -> tuple[int | None, CachedPacket]:
+    """outgoing_audio for a subscriber that negotiated `codecs`: its payload type
+    (None: nothing to send) and the packet to send."""
+    opus_pt = opus_payload_type(codecs)
+    out = None if opus_pt is None else outgoing_audio(entry, opus_pt, red_pt, segment_age, cached)
+    if out is None:
+        return None, entry
+    out_pt, payload = out
+    if payload is not entry.payload:
+        entry = CachedPacket(
+            entry.seq, entry.ts, entry.marker, payload, entry.codec, entry.received_at
+        )
+    return out_pt, entry

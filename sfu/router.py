@@ -70,6 +70,12 @@ class Router:
             raise ValueError("a router forwards only between its own transports")
         return subscriber.consume(producer)
 
+    def switch_producer(self, old: Producer, new: Producer) -> None:
+        """Every subscriber of `old` in this router receives `new` in its place."""
+        for transport in self.transports.values():
+            if isinstance(transport, SubscriberTransport):
+                transport.switch_source(old, new)
+
     def transfer(self, transport: WebRtcTransport, target: Router) -> None:
         """Move a transport (and its producers or consumers) to another router.
 

@@ -20,12 +20,15 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpTransceiver, RTCSe
 
 from sfu.aiortc_hooks import ForwardingReceiver, ForwardingSender
 from sfu.audio_sdp import publisher_answer, red_accepted, red_codecs_offered, subscriber_offer
+from sfu.bandwidth import BandwidthEstimator
 from sfu.consumer import Consumer
 from sfu.ice import announce_address
 from sfu.pacer import Pacer, PacerSettings
 from sfu.producer import KEYFRAME_INTERVAL, Producer
 from sfu.retransmit import RetransmitBudget, RetransmitSettings
 from sfu.rtx_sdp import distinct_rtx_payload_types
+from sfu.simulcast import RidDemux
+from sfu.simulcast_sdp import simulcast_answer, simulcast_offered
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +116,7 @@ class PublisherTransport(WebRtcTransport):
         # Before anything awaits: aiortc starts receivers from a task it has
         # just scheduled, and they must start as forwarding receivers.
         red = red_codecs_offered(sdp)
+        simulcast = simulcast_offered(sdp)
         new: list[tuple[str, RTCRtpTransceiver, ForwardingReceiver]] = []
         for transceiver in self.pc.getTransceivers():
             mid = transceiver.mid
@@ -122,6 +126,9 @@ class PublisherTransport(WebRtcTransport):
                 continue
             receiver = ForwardingReceiver.adopt(transceiver.receiver)
             receiver.extra_codecs = [red[mid]] if mid in red else []
+            if mid in simulcast and simulcast[mid].simulcast:
+                receiver.extra_header_extensions = simulcast[mid].header_extensions()
+                receiver.rids = RidDemux(simulcast[mid].rids)
             new.append((mid, transceiver, receiver))
         try:
             answer = await self.pc.createAnswer()
@@ -140,7 +147,7 @@ class PublisherTransport(WebRtcTransport):
             )
             self.producers[mid] = producer
             created.append(producer)
-        return self._local_sdp(), created
+        return simulcast_answer(self._local_sdp(), simulcast), created
 
     async def close(self) -> None:
         for producer in self.producers.values():
@@ -176,8 +183,16 @@ class SubscriberTransport(WebRtcTransport):
         # Shared by this subscriber's consumers: one link, one queue, one budget.
         self.pacer = Pacer(options.pacing)
         self.retransmit_budget = RetransmitBudget(options.retransmission)
+        # The subscriber's downlink, from its REMB and reports (sfu/bandwidth.py):
+        # rooms/ reads it to choose what to hold back, and has the pacer follow it
+        # while the link is congested (`pace_by_estimate`).
+        self.bandwidth = BandwidthEstimator(
+            lambda: self.pacer.video_bps + self.pacer.retransmission_bps
+        )
         # Producers forwarded to every other subscriber but held back from this one.
         self._held: frozenset[str] = frozenset()
+        # The simulcast layer wanted of a producer (by id), for its consumer now or later.
+        self._preferred_layers: dict[str, int | None] = {}
 
     @property
     def consumers(self) -> list[Consumer]:
@@ -201,16 +216,27 @@ class SubscriberTransport(WebRtcTransport):
         if slot is None:
             transceiver = self.pc.addTransceiver(producer.kind, direction="sendonly")
             sender = ForwardingSender.adopt(transceiver.sender)
+            sender.feedback = self.bandwidth
             consumer = Consumer(
                 _new_id("co"), producer.kind, sender, self.pacer, self.retransmit_budget
             )
             slot = _Slot(transceiver, consumer)
             self._slots.append(slot)
         # Media starts once the subscriber has answered an offer naming its source.
+        slot.consumer.set_target_layer(self._preferred_layers.get(producer.id))
         slot.consumer.attach(producer, ready=False)
         self._apply_hold(slot.consumer)
         self.request_negotiation()
         return slot.consumer
+
+    def prefer_layer(self, producer_id: str, layer: int | None) -> None:
+        """Forward this simulcast layer of a producer (0: the smallest; None: the
+        highest; or the nearest one sent), now and whenever it is consumed again."""
+        self._preferred_layers[producer_id] = layer
+        for slot in self._slots:
+            producer = slot.consumer.producer
+            if producer is not None and producer.id == producer_id:
+                slot.consumer.set_target_layer(layer)
 
     def hold(self, producer_ids: Iterable[str]) -> None:
         """Forward nothing of these producers to this subscriber (by producer id), the
@@ -220,6 +246,10 @@ class SubscriberTransport(WebRtcTransport):
         self._held = frozenset(producer_ids)
         for slot in self._slots:
             self._apply_hold(slot.consumer)
+
+    def pace_by_estimate(self, on: bool) -> None:
+        """Pace this subscriber by its bandwidth estimate (on) or by what it was sent."""
+        self.pacer.follow(self.bandwidth.estimate_bps if on else None)
 
     @property
     def held(self) -> frozenset[str]:
@@ -232,7 +262,20 @@ class SubscriberTransport(WebRtcTransport):
         else:
             consumer.resume()
 
+    def switch_source(self, old: Producer, new: Producer) -> None:
+        """Forward `new` where `old` was (a publisher's replaced connection): same
+        m-section and outgoing SSRC, so the subscriber sees its stream go on from
+        `new`'s next keyframe, with no renegotiation."""
+        for slot in self._slots:
+            if slot.consumer.producer is old:
+                if old.id in self._held:
+                    self._held = self._held | {new.id}
+                slot.consumer.attach(new, ready=slot.consumer.ready)
+                self._apply_hold(slot.consumer)
+        self._offered = [(c, new if p is old else p) for c, p in self._offered]
+
     def stop_consuming(self, producer: Producer) -> None:
+        self._preferred_layers.pop(producer.id, None)
         for slot in self._slots:
             if slot.consumer.producer is producer:
                 slot.consumer.detach()

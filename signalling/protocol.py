@@ -38,6 +38,21 @@ MAX_EXPONENT = 40
 MAX_UNJOINED_BYTES = 8 * 1024
 
 
+_TRACKS: dict[str, Any] = {
+    "type": "array",
+    "maxItems": 8,
+    "items": {
+        "type": "object",
+        "properties": {
+            "mid": {"type": "string", "minLength": 1, "maxLength": 16},
+            "source": {"enum": ["microphone", "camera", "screen"]},
+        },
+        "required": ["mid", "source"],
+        "additionalProperties": False,
+    },
+}
+
+
 def _message(type_: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
     return {
         "type": "object",
@@ -70,22 +85,22 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "publish",
         {
             "sdp": _SDP,
-            "tracks": {
-                "type": "array",
-                "maxItems": 8,
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "mid": {"type": "string", "minLength": 1, "maxLength": 16},
-                        "source": {"enum": ["microphone", "camera", "screen"]},
-                    },
-                    "required": ["mid", "source"],
-                    "additionalProperties": False,
-                },
-            },
+            "tracks": _TRACKS,
         },
         ["sdp", "tracks"],
     ),
+    # A broken media path (docs/protocol.md "ice_restart"): a new connection; the
+    # publisher's comes with the page's offer, the subscriber's with none.
+    "ice_restart": {
+        **_message(
+            "ice_restart",
+            {"connection": {"enum": ["publisher", "subscriber"]}, "sdp": _SDP, "tracks": _TRACKS},
+            ["connection"],
+        ),
+        "if": {"properties": {"connection": {"const": "publisher"}}},
+        "then": {"required": ["sdp", "tracks"]},
+        "else": {"not": {"anyOf": [{"required": ["sdp"]}, {"required": ["tracks"]}]}},
+    },
     "subscribe_answer": _message("subscribe_answer", {"sdp": _SDP}, ["sdp"]),
     "media_state": _message(
         "media_state",
@@ -93,6 +108,15 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         ["audio", "video"],
     ),
     "audio_only": _message("audio_only", {"enabled": {"type": "boolean"}}, ["enabled"]),
+    "video_quality": _message(
+        "video_quality",
+        {
+            "participant_id": _PID,
+            "source": {"enum": ["camera", "screen"]},
+            "quality": {"enum": ["low", "medium", "high"]},
+        },
+        ["participant_id", "source", "quality"],
+    ),
     "hand": _message("hand", {"raised": {"type": "boolean"}}, ["raised"]),
     "lower_hand": _message("lower_hand", {"participant_id": _PID}, ["participant_id"]),
     "lower_all_hands": _message("lower_all_hands", {}, []),
@@ -294,8 +318,8 @@ def parse_message(
     if error is not None:
         where = ".".join(str(p) for p in error.path) or "message"
         raise ProtocolError("bad_message", f"{type_}: {where}: {error.describe()}", ref)
-    if type_ == "publish":
+    if "tracks" in message:  # publish, ice_restart
         mids = [track["mid"] for track in message["tracks"]]
         if len(set(mids)) != len(mids):
-            raise ProtocolError("bad_message", "publish: tracks: each mid may appear once", ref)
+            raise ProtocolError("bad_message", f"{type_}: tracks: each mid may appear once", ref)
     return message

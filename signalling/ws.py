@@ -208,6 +208,8 @@ class Session:
             except SdpError as exc:
                 raise ProtocolError("bad_sdp", str(exc)[:300], ref) from None
             await self.send({"type": "publish_answer", "sdp": answer, **_ref(message)})
+        elif kind == "ice_restart":
+            await self._ice_restart(call, participant, message)
         elif kind == "subscribe_answer":
             try:
                 await call.subscribe_answer(participant, message["sdp"])
@@ -219,6 +221,21 @@ class Session:
             await self._end_call(call, participant)
         else:
             await ACTIONS[kind](call, participant, message)
+
+    async def _ice_restart(
+        self, call: Call, participant: Participant, message: dict[str, Any]
+    ) -> None:
+        """A new peer connection for a broken media path (rooms/calls/ice_restart.py)."""
+        reply = {"type": "ice_restarted", "connection": message["connection"], **_ref(message)}
+        if message["connection"] == "subscriber":
+            await call.restart_subscriber(participant, reply)
+            return
+        sources = {t["mid"]: t["source"] for t in message["tracks"]}
+        try:
+            answer = await call.restart_publisher(participant, message["sdp"], sources)
+        except SdpError as exc:
+            raise ProtocolError("bad_sdp", str(exc)[:300], message.get("id")) from None
+        await self.send({**reply, "sdp": answer})
 
     async def _end_call(self, call: Call, participant: Participant) -> None:
         if not participant.host:

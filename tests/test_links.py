@@ -117,3 +117,25 @@ def test_executable_runs_on_the_host() -> None:
         shown = subprocess.run([str(wrapper), "-o", "addr"], capture_output=True, text=True)
     assert host.address in shown.stdout
     assert "10.77." in shown.stdout and host.gateway not in shown.stdout
+
+
+def test_the_udp_path_is_cut_whole_or_for_old_server_ports_only() -> None:
+    with Testbed() as bed:
+        cut = _receive(bed, LinkSpec(udp_dropped=True), 200, 100, 0.0005)
+        host = bed.add_host(LinkSpec(server_udp_ports_dropped=(40100,)))
+        receiver = subprocess.Popen(
+            host.command([sys.executable, "-c", RECEIVER, host.address]),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert receiver.stdout is not None
+        assert receiver.stdout.readline().strip() == "ready"
+        for port, count in ((40100, 100), (40101, 30)):  # an old connection's port, a new one
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.bind((host.gateway, port))
+                for _ in range(count):
+                    s.sendto(b"x" * 10, (host.address, 40000))
+                    time.sleep(0.001)
+        out, _ = receiver.communicate(timeout=30)
+    assert cut["packets"] == 0 and cut["counters"].packets_to_host == 200
+    assert json.loads(out)["packets"] == 30

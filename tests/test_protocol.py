@@ -27,6 +27,12 @@ VALID: dict[str, dict[str, Any]] = {
         "tracks": [{"mid": "0", "source": "microphone"}, {"mid": "1", "source": "camera"}],
     },
     "subscribe_answer": {"type": "subscribe_answer", "sdp": SDP},
+    "ice_restart": {
+        "type": "ice_restart",
+        "connection": "publisher",
+        "sdp": SDP,
+        "tracks": [{"mid": "0", "source": "microphone"}],
+    },
     "media_state": {"type": "media_state", "audio": True, "video": False},
     "leave": {"type": "leave"},
     "ping": {"type": "ping"},
@@ -53,6 +59,12 @@ VALID: dict[str, dict[str, Any]] = {
     "end_call": {"type": "end_call"},
     # weak links
     "audio_only": {"type": "audio_only", "enabled": True},
+    "video_quality": {
+        "type": "video_quality",
+        "participant_id": "p_x5",
+        "source": "camera",
+        "quality": "low",
+    },
     # breakout rooms
     "breakout_configure": {"type": "breakout_configure", "count": 3, "names": ["Ромашки"]},
     "breakout_assign": {"type": "breakout_assign", "assignments": {"p_1": "r1", "p_2": None}},
@@ -74,6 +86,12 @@ VALID: dict[str, dict[str, Any]] = {
 }
 
 CLASSROOM_INVALID = [
+    {"type": "ice_restart"},
+    {"type": "ice_restart", "connection": "both"},
+    {"type": "ice_restart", "connection": "publisher"},
+    {"type": "ice_restart", "connection": "publisher", "sdp": "v=0"},
+    {"type": "ice_restart", "connection": "subscriber", "sdp": "v=0"},
+    {"type": "ice_restart", "connection": "subscriber", "tracks": []},
     {"type": "resume", "token": "t"},
     {"type": "resume", "session": "s_1"},
     {"type": "resume", "session": "", "token": "t"},
@@ -82,6 +100,10 @@ CLASSROOM_INVALID = [
     {"type": "resume", "session": "s_1", "token": "t", "last_chat_seq": "7"},
     {"type": "resume", "session": "s_1", "token": "t", "last_chat_seq": 1.5},
     {"type": "resume", "session": "s_1", "token": "t", "room": "r1"},
+    {"type": "video_quality", "participant_id": "p_x5", "source": "camera"},
+    {"type": "video_quality", "participant_id": "p_x5", "source": "camera", "quality": "ultra"},
+    {"type": "video_quality", "participant_id": "p_x5", "source": "microphone", "quality": "low"},
+    {"type": "video_quality", "participant_id": "p_x5", "source": "camera", "quality": 2},
     {"type": "audio_only"},
     {"type": "audio_only", "enabled": "yes"},
     {"type": "audio_only", "enabled": True, "video": False},
@@ -398,9 +420,10 @@ def test_error_to_json() -> None:
     assert "ref" not in rejected({"type": "nope"}).to_json()
 
 
-def test_publish_tracks_name_each_mid_once() -> None:
+@pytest.mark.parametrize("kind", ["publish", "ice_restart"])
+def test_publish_tracks_name_each_mid_once(kind: str) -> None:
     message = {
-        **VALID["publish"],
+        **VALID[kind],
         "tracks": [{"mid": "0", "source": "screen"}, {"mid": "0", "source": "microphone"}],
     }
     assert rejected(message).code == "bad_message"
@@ -409,6 +432,9 @@ def test_publish_tracks_name_each_mid_once() -> None:
 def test_every_message_type_has_a_handler() -> None:
     from signalling.ws_actions import ACTIONS
 
-    handled_in_ws = {"join", "resume", "ping", "leave", "publish", "subscribe_answer", "end_call"}
+    handled_in_ws = {
+        *("join", "resume", "ping", "leave", "publish", "subscribe_answer", "end_call"),
+        "ice_restart",
+    }
     assert set(SCHEMAS) == set(ACTIONS) | handled_in_ws
     assert not set(ACTIONS) & handled_in_ws

@@ -123,3 +123,40 @@ async def test_held_producers_are_held_for_one_subscriber_also_when_consumed_lat
         await pub_pc.close()
         if second_pc is not None:
             await second_pc.close()
+
+
+async def test_a_switched_source_keeps_its_slot_its_hold_and_needs_no_offer() -> None:
+    # A publisher's connection replaced (rooms/calls/ice_restart.py): the subscriber's
+    # consumers move to the new producers in place.
+    old_publisher = PublisherTransport(transport_options())
+    old_pc, (old_audio, old_camera) = await publish_from_client(old_publisher, ["audio", "video"])
+    new_publisher = PublisherTransport(transport_options())
+    client = SubscribingClient()
+    subscriber = SubscriberTransport(transport_options(), client.send_offer)
+    new_pc = None
+    try:
+        on_audio, on_camera = (subscriber.consume(p) for p in (old_audio, old_camera))
+        await client.answer(subscriber)
+        subscriber.hold([old_camera.id])
+        offers = len(client.offers)
+        new_pc, (new_audio, new_camera) = await publish_from_client(
+            new_publisher, ["audio", "video"]
+        )
+        subscriber.switch_source(old_audio, new_audio)
+        subscriber.switch_source(old_camera, new_camera)
+        assert subscriber.consume(new_audio) is on_audio
+        assert subscriber.consume(new_camera) is on_camera
+        assert (on_audio.producer, on_camera.producer) == (new_audio, new_camera)
+        assert on_audio.ready and on_camera.ready  # media at once, no new offer needed
+        assert new_camera.id in subscriber.held and on_camera.paused and not on_audio.paused
+        await asyncio.sleep(0.2)
+        assert len(client.offers) == offers
+        assert old_audio.consumers == [] and old_camera.consumers == []
+    finally:
+        await subscriber.close()
+        for closing in (old_publisher, new_publisher):
+            await closing.close()
+        await client.pc.close()
+        await old_pc.close()
+        if new_pc is not None:
+            await new_pc.close()

@@ -53,7 +53,7 @@ class LossyLink:
         ssrc = int.from_bytes(data[8:12], "big")
         seq = int.from_bytes(data[2:4], "big")
         if ssrc == self.rtx_ssrc:
-            # The original sequence number leads the payload (after any header extensions).
+            # After the header and its extensions (abs-send-time): RFC 4588's OSN.
             payload = RtpPacket.parse(data).payload
             self.rtx_original_seqs.append(int.from_bytes(payload[:2], "big"))
         elif ssrc == self.media_ssrc:

@@ -18,11 +18,13 @@ from typing import Any
 from rooms.calls.breakout_control import BreakoutControl
 from rooms.calls.chat_control import ChatControl
 from rooms.calls.core import CallCore, ChatPolicy
+from rooms.calls.ice_restart import IceRestarts
 from rooms.calls.moderation import Moderation
 from rooms.calls.participant import Disconnect, Participant, PresenceObserver, Send
 from rooms.calls.recording_control import RecordingControl
 from rooms.calls.resume import OnExpired, Resumption
 from rooms.calls.speakers import ActiveSpeakers
+from rooms.calls.video_quality import set_video_quality
 from rooms.calls.weak_links import WeakLinks
 from rooms.model import CallSettings, ChatMessage
 from rooms.recordings import RecordingService
@@ -52,6 +54,17 @@ class Call(CallCore):
         self.links = WeakLinks(self)
         self.resumption = Resumption(self)
         self.speakers = ActiveSpeakers(self)
+        self.ice_restarts = IceRestarts(self)
+
+    # ------------------------------------------------------------------ broken media paths
+
+    async def restart_publisher(
+        self, participant: Participant, sdp: str, sources: dict[str, str]
+    ) -> str:
+        return await self.ice_restarts.restart_publisher(participant, sdp, sources)
+
+    async def restart_subscriber(self, participant: Participant, reply: dict[str, Any]) -> None:
+        await self.ice_restarts.restart_subscriber(participant, reply)
 
     # ------------------------------------------------------------------ entering
 
@@ -143,6 +156,11 @@ class Call(CallCore):
 
     async def set_audio_only(self, participant: Participant, enabled: bool) -> None:
         await self.links.set_audio_only(participant, enabled)
+
+    async def set_video_quality(
+        self, participant: Participant, participant_id: str, source: str, quality: str
+    ) -> None:
+        set_video_quality(self, participant, participant_id, source, quality)
 
     async def set_permissions(
         self, host: Participant, role: Role, changes: dict[str, bool]

@@ -248,7 +248,7 @@ class CallCore:
         participant.room = breakout.room_of(participant.user_id) if breakout else None
         router = self.router_of(participant.room)
         participant.subscriber = router.create_subscriber_transport(
-            lambda sdp, tracks: self._send_subscribe_offer(participant, sdp, tracks)
+            lambda sdp, tracks: self.send_subscribe_offer(participant, sdp, tracks)
         )
         await self.store.put_participant(self.id, participant.record)
         at = now()
@@ -289,7 +289,7 @@ class CallCore:
             joined["waiting"] = [r.public() for r in await self.store.waiting(self.id)]
         return joined
 
-    async def _send_subscribe_offer(
+    async def send_subscribe_offer(
         self, participant: Participant, sdp: str, tracks: dict[str, Consumer]
     ) -> None:
         if self.ended or self.participants.get(participant.id) is not participant:

@@ -1,5 +1,11 @@
 """Weak links: every person's downlink judged once a second, and what follows from it.
 
+Besides the judge of loss below, the SFU's bandwidth estimate of each person's
+link (sfu/bandwidth.py: their REMB, else their reports' loss) is compared with
+the bitrates of the videos they get (rooms/calls/video_rates.py): their
+`EstimateFit` (rooms/hold_back.py) holds back the least important ones while
+the sum does not fit, and gives them back one at a time, with hold times.
+
 Once a second, for each person in the call, `WeakLinks` takes a sample of
 their subscriber connection (rooms/calls/downlink.py: loss on their link
 from their receiver reports, NACKs answered, keyframe requests, per packet
@@ -34,13 +40,19 @@ from typing import Any
 from rooms.calls.core import CallCore
 from rooms.calls.downlink import DownlinkSampler
 from rooms.calls.participant import Participant, safe_send
-from rooms.hold_back import HoldPlanner, HoldSettings
+from rooms.calls.video_rates import VideoRates
+from rooms.hold_back import EstimateFit, FitSettings, HoldPlanner, HoldSettings
 from rooms.link_quality import LinkJudge, Quality, QualityThresholds
 from sfu.transport import SubscriberTransport
 
 logger = logging.getLogger(__name__)
 
 SAMPLE_SECONDS = 1.0
+# The bandwidth estimate holds videos back only while the link's reports have been
+# weak this long (rooms/link_quality.py): a receiver short of CPU sends a low REMB
+# on a link that is fine (measured: Chromium, two videos held back at 50 Mbit/s on
+# a saturated machine; aiortc, 24 kbit/s for a loopback stream of some 100).
+CONGESTED_AFTER = 1.0
 # Least important first: what a weak link stops getting first.
 RANK_PUPIL_CAMERA, RANK_HOST_CAMERA, RANK_SCREEN = 0, 1, 2
 
@@ -51,15 +63,22 @@ class SubscriberLink:
 
     judge: LinkJudge
     planner: HoldPlanner
+    fit: EstimateFit = field(default_factory=EstimateFit)  # by the SFU's bandwidth estimate
     audio_only: bool = False
     sampler: DownlinkSampler = field(default_factory=DownlinkSampler)
     told: dict[str, Any] | None = None  # the last message the person got
     told_hosts: Quality = Quality.GOOD
 
     @property
+    def held(self) -> list[str]:
+        """What the link's loss and what its estimate hold back, least important first."""
+        fit = self.fit.held
+        return [*fit, *(producer for producer in self.planner.held if producer not in fit)]
+
+    @property
     def quality(self) -> Quality:
         judged = self.judge.quality
-        return Quality.WEAK if self.planner.held and judged is Quality.GOOD else judged
+        return Quality.WEAK if self.held and judged is Quality.GOOD else judged
 
 
 class WeakLinks:
@@ -73,6 +92,8 @@ class WeakLinks:
         self.call = call
         self.thresholds = thresholds or QualityThresholds()
         self.hold = hold or HoldSettings()
+        self.fit = FitSettings()
+        self.rates = VideoRates()  # of every video forwarded, measured each round
         self.interval = interval
         self.links: dict[str, SubscriberLink] = {}  # by participant id
         self._task: asyncio.Task[None] | None = None
@@ -105,6 +126,9 @@ class WeakLinks:
         participants = self.call.participants
         for gone in set(self.links) - set(participants):
             del self.links[gone]
+        self.rates.update(
+            [p for person in participants.values() for p in person.producers.values()], now
+        )
         for participant in list(participants.values()):
             if participants.get(participant.id) is not participant:
                 continue  # left while the round went on
@@ -117,31 +141,38 @@ class WeakLinks:
     ) -> None:
         link = self._link(participant)
         sample = link.sampler.sample(subscriber, now)
+        estimate = subscriber.bandwidth.estimate_bps(now)
         if sample is not None:
             link.judge.observe(sample, now)
             logger.debug(
-                "%s %s: %s -> %s, held %d",
+                "%s %s: %s -> %s, estimate %s, held %s",
                 self.call.id,
                 participant.id,
                 sample,
                 link.judge.quality.value,
-                len(link.planner.held),
+                estimate,
+                (len(link.planner.held), len(link.fit.held)),
             )
         if not link.audio_only:
-            link.planner.step(
-                now,
-                link.judge.weak_for(now),
-                link.judge.clean_for(now),
-                self._video_order(subscriber, active_only=True),
-                present=self._video_order(subscriber),
-            )
+            sending = self._video_order(subscriber, active_only=True)
+            present = self._video_order(subscriber)
+            weak_for, clean_for = link.judge.weak_for(now), link.judge.clean_for(now)
+            link.planner.step(now, weak_for, clean_for, sending, present=present)
+            videos = [(producer, self.rates.bps(producer)) for producer in sending]
+            congested = weak_for >= CONGESTED_AFTER
+            link.fit.step(now, estimate, videos, present, congested, clean_for)
+            # Paced by the estimate only while the link is known to be short: a
+            # receiver short of CPU says far too little (see CONGESTED_AFTER).
+            subscriber.pace_by_estimate(congested or bool(link.fit.held))
         self._apply(link, subscriber)
         await self._tell(participant, link)
 
     def _link(self, participant: Participant) -> SubscriberLink:
         link = self.links.get(participant.id)
         if link is None:
-            link = SubscriberLink(LinkJudge(self.thresholds), HoldPlanner(self.hold))
+            link = SubscriberLink(
+                LinkJudge(self.thresholds), HoldPlanner(self.hold), EstimateFit(self.fit)
+            )
             # Nobody is told they are fine until something was otherwise.
             link.told = _own_message(participant, link, [])
             self.links[participant.id] = link
@@ -167,7 +198,7 @@ class WeakLinks:
         return [producer_id for _, _, producer_id in sorted(ranked)]
 
     def _apply(self, link: SubscriberLink, subscriber: SubscriberTransport) -> None:
-        held: Collection[str] = link.planner.held
+        held: Collection[str] = link.held
         if link.audio_only:
             held = self._video_order(subscriber)
         if set(held) != subscriber.held:
@@ -181,7 +212,8 @@ class WeakLinks:
             return
         link = self._link(participant)
         if enabled:
-            link.planner.release_all()  # while on audio only, its own plan has nothing to do
+            link.planner.release_all()  # while on audio only, its own plans have nothing to do
+            link.fit.release_all()
         elif link.audio_only and link.judge.quality is not Quality.GOOD:
             # Back from audio only on a weak link: the videos come back one by one.
             link.planner.hold_all(self._video_order(subscriber, active_only=True), time.monotonic())

@@ -58,11 +58,30 @@ def _delivered(report: WeakLinkReport) -> list[tuple[bool, str]]:
     ]
 
 
-# Issue 16's first target (what the server sends a 1.5 Mbit/s Chromium pupil within
-# 1.5x the link, copies <= 2, CPU <= 1.3x control) is measured by
-# `python -m bench.weak_link --subscriber chromium --rate 1500`: after the fixes
-# 1.51x the link, 1.28 copies, 1.15x CPU (from 15-44x, 11-27 copies, 2.1x). It is
-# not a test here until it holds with a margin (issue 16's note says what is left).
+async def test_a_congested_pupil_is_sent_what_its_link_carries() -> None:
+    # Bytes and copies are the flood; the server's CPU against the control (issue 16:
+    # within 1.3x) is a speed figure, measured by `python -m bench.weak_link
+    # --subscriber chromium --rate 1500` and kept in docs/performance.md.
+    report = await run(_pupil_run())
+    shaped = report.shaped
+    sent_kbit = shaped.sent_mbit_s * 1000
+    copies = shaped.video_copies_mean
+    _check(
+        report,
+        [
+            *_delivered(report),
+            (
+                sent_kbit <= 1.5 * RATE_KBIT,
+                f"sent the pupil {sent_kbit:,.0f} kbit/s on a {RATE_KBIT} kbit/s link "
+                f"({sent_kbit / RATE_KBIT:.1f}x; want <= 1.5x)",
+            ),
+            (
+                copies is not None and copies <= 2.0,
+                f"copies of each video packet: mean {copies} (max {shaped.video_copies_max}); "
+                "want <= 2",
+            ),
+        ],
+    )
 
 
 async def test_a_congested_pupil_does_not_raise_the_publishers_bitrate() -> None:

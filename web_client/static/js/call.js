@@ -11,6 +11,7 @@
 //   publisher.js   publishing microphone and camera, the media buttons
 //   screenshare.js sharing our screen
 //   subscriber.js  receiving everyone else's media into their tiles
+//   icerestart.js  a broken media path: the connection replaced, no reload
 //   layout.js      tiles, the screen-share stage, the side panels
 //   classroom.js   hosts, hands, waiting room, nudges, mutes, rights
 //   rooms.js       breakout rooms as this page lives them
@@ -21,16 +22,19 @@
 import { wireChat } from './callchat.js';
 import { wireClassroom } from './classroom.js';
 import * as i18n from './i18n.js';
+import { wireIceRestart } from './icerestart.js';
 import { fillIcons } from './icons.js';
 import { wireLayout } from './layout.js';
 import { onRestart, showFatal } from './page.js';
 import { wirePrejoin } from './prejoin.js';
-import { wirePublisher } from './publisher.js';
+import { enqueuePublish, replacePublisher, wirePublisher } from './publisher.js';
 import { wireQuality } from './quality.js';
 import { wireRooms } from './rooms.js';
 import { wireScreenShare } from './screenshare.js';
 import { startPrejoin, wireSession } from './session.js';
 import { wireSpeakers } from './speakers.js';
+import { replaceSubscriber } from './subscriber.js';
+import { wireVideoQuality } from './videoquality.js';
 import {
   $, langOverride, lessonId, urok,
 } from './state.js';
@@ -41,7 +45,7 @@ import { decodeClaims, readToken } from './token.js';
 // them: state, self, isHost, participants, local, pcs, published, tracks,
 // hands, nudges, beeped, settings, permissions, breakout, room, roomName,
 // chat, recording, errors, previewReady, connection, qualities, ws, resume,
-// reconnecting, resumes, speakers, layout. The page
+// reconnecting, resumes, speakers, layout, iceRestarts. The page
 // itself never goes through window.urok: the modules import the state
 // (docs/architecture.md).
 window.urok = urok;
@@ -61,6 +65,14 @@ async function main() {
   wireRooms();
   wireQuality();
   wireSpeakers();
+  wireVideoQuality();
+  wireIceRestart({
+    // In the publish queue, with its errors back to the caller (who tries again).
+    publisher: () => new Promise((resolve, reject) => {
+      enqueuePublish(() => replacePublisher().then(resolve, reject));
+    }),
+    subscriber: replaceSubscriber,
+  });
   const token = readToken();
   if (!token || !lessonId) {
     showFatal('no_token');

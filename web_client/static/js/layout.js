@@ -7,6 +7,7 @@ import {
   $, currentRoom, pausedReason, plannedRoomOf, roomOfParticipant, urok, views,
 } from './state.js';
 import { ScreenTile, Tile, layoutGrid } from './tiles.js';
+import { updateVideoQualities } from './videoquality.js';
 
 // ---------------------------------------------------------------- tiles
 
@@ -51,6 +52,7 @@ export function relayout() {
   // A shared screen or the speaker layout: everyone else small, in one row.
   const stage = $('stage').classList;
   layoutGrid($('grid'), $('stage'), { filmstrip: stage.contains('presenting') || stage.contains('speaker-view') });
+  updateVideoQualities();
 }
 
 // ---------------------------------------------------------------- screen shares

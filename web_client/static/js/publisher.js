@@ -6,6 +6,7 @@
 import * as i18n from './i18n.js';
 import { setIcon } from './icons.js';
 import { renderPeople } from './layout.js';
+import { watchConnection } from './icerestart.js';
 import { capture, iceGatheringComplete, screenShareSupported } from './media.js';
 import { errorText } from './page.js';
 import {
@@ -38,15 +39,21 @@ export function createPublisher() {
   const pc = new RTCPeerConnection({ iceServers: urok.iceServers });
   urok.pcs.publisher = pc;
   urok.published = [];
-  pc.addEventListener('connectionstatechange', () => {
-    if (pc.connectionState === 'failed' && urok.pcs.publisher === pc) {
-      toast(i18n.t('call.media_failed'), 'error');
-    }
-  });
+  // A failed connection is replaced by a new one (icerestart.js).
+  watchConnection(pc, 'publisher');
   for (const [kind, source] of [['audio', 'microphone'], ['video', 'camera'], ['screen', 'screen']]) {
     if (urok.local[kind]) addPublishedTrack(urok.local[kind], source);
   }
 }
+
+// Smallest first: the server takes this order as its layer order (low, medium, high).
+// Of the 640x360 capture (media.js): 160x90, 320x180 and 640x360; the browser
+// sends the larger ones as its bandwidth estimate allows.
+const CAMERA_LAYERS = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 450000 },
+  { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1200000 },
+];
 
 export function addPublishedTrack(track, source) {
   if (source !== 'screen' && !urok.local.stream) urok.local.stream = new MediaStream();
@@ -54,11 +61,33 @@ export function addPublishedTrack(track, source) {
   const transceiver = urok.pcs.publisher.addTransceiver(track, {
     direction: 'sendonly',
     streams: [stream],
+    // The camera in three sizes (simulcast): the server forwards each viewer one.
+    ...(source === 'camera' ? { sendEncodings: CAMERA_LAYERS } : {}),
   });
   urok.published.push({ transceiver, source });
 }
 
-export async function negotiatePublisher() {
+/**
+ * A new publisher connection with the same tracks in place of a broken one
+ * (docs/protocol.md "ice_restart"); the old one is closed once the server has
+ * answered, and kept if it refuses. In the publish queue.
+ */
+export async function replacePublisher() {
+  const old = { pc: urok.pcs.publisher, published: urok.published };
+  createPublisher();
+  const pc = urok.pcs.publisher;
+  try {
+    await negotiatePublisher({ restart: true });
+  } catch (error) {
+    if (urok.pcs.publisher === pc) Object.assign(urok, { published: old.published });
+    if (urok.pcs.publisher === pc) urok.pcs.publisher = old.pc;
+    pc.close();
+    throw error;
+  }
+  if (old.pc) old.pc.close();
+}
+
+export async function negotiatePublisher({ restart = false } = {}) {
   const pc = urok.pcs.publisher;
   const sig = urok.ws;
   await pc.setLocalDescription(await pc.createOffer());
@@ -76,10 +105,13 @@ export async function negotiatePublisher() {
   let answer;
   try {
     answer = await sig.request(
-      { type: 'publish', sdp: pc.localDescription.sdp, tracks },
-      ['publish_answer'],
+      restart
+        ? { type: 'ice_restart', connection: 'publisher', sdp: pc.localDescription.sdp, tracks }
+        : { type: 'publish', sdp: pc.localDescription.sdp, tracks },
+      [restart ? 'ice_restarted' : 'publish_answer'],
     );
   } catch (error) {
+    if (restart) throw error;
     // The server applied nothing of this offer: go back to the last agreed state.
     if (urok.pcs.publisher === pc && pc.signalingState === 'have-local-offer') {
       await pc.setLocalDescription({ type: 'rollback' }).catch(() => {});

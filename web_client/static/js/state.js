@@ -43,6 +43,10 @@ export const urok = {
   resumes: 0,
   lastChatSeq: 0,
   republish: false, // a publish the drop cut short: offered again once resumed
+  // A broken media path (icerestart.js, docs/protocol.md "ice_restart"): peer
+  // connections replaced so far, and whether offers for the old subscriber are dropped.
+  iceRestarts: 0,
+  subscriberRestarting: false,
   self: null,
   call: null,
   iceServers: [],
@@ -72,7 +76,7 @@ export const urok = {
     quality: 'good', level: 'good', paused: [], audioOnly: false,
   },
   qualities: {}, // hosts: participant id -> the quality of their link, when told
-  levels: {}, // hosts: participant id -> good, weak or bad (protocol 1.3), when told
+  levels: {}, // hosts: participant id -> good, weak or bad (protocol 1.5), when told
   // Who speaks now, loudest first (docs/protocol.md "active_speakers"): [{id, level}].
   speakers: [],
   layout: 'grid', // grid | speaker (the speaker large, everyone else small)

@@ -4,15 +4,19 @@
 
 import * as i18n from './i18n.js';
 import { renderScreens, upsertParticipant } from './layout.js';
+import { watchConnection } from './icerestart.js';
 import { iceGatheringComplete } from './media.js';
 import { urok } from './state.js';
 import { toast } from './ui.js';
+import { forgetVideoQualities } from './videoquality.js';
 
 // Offers are answered one at a time, in the order they came.
 let subscriberQueue = Promise.resolve();
 
 /** A subscribe_offer on connection `sig`: answer it after the ones before. */
 export function queueSubscribeOffer(sig, msg) {
+  // Made for the subscriber connection being replaced: the new one's offer follows.
+  if (urok.subscriberRestarting) return;
   subscriberQueue = subscriberQueue
     .then(() => onSubscribeOffer(sig, msg))
     .catch((error) => {
@@ -22,6 +26,28 @@ export function queueSubscribeOffer(sig, msg) {
     });
 }
 
+/**
+ * A new subscriber connection in place of a broken one (docs/protocol.md
+ * "ice_restart"): the server replaces its side and offers again; offers made
+ * for the old one before its reply are dropped. In the offers' queue.
+ */
+export function replaceSubscriber(sig) {
+  const step = async () => {
+    urok.subscriberRestarting = true;
+    try {
+      await sig.request({ type: 'ice_restart', connection: 'subscriber' }, ['ice_restarted']);
+    } finally {
+      urok.subscriberRestarting = false;
+    }
+    const old = urok.pcs.subscriber;
+    urok.pcs.subscriber = null; // the next offer makes the new one
+    if (old) old.close();
+  };
+  const run = subscriberQueue.then(step);
+  subscriberQueue = run.catch(() => {});
+  return run;
+}
+
 /** Leaving: the next call starts with an empty queue. */
 export function resetSubscriber() {
   subscriberQueue = Promise.resolve();
@@ -29,16 +55,13 @@ export function resetSubscriber() {
 
 async function onSubscribeOffer(sig, msg) {
   if (urok.ws !== sig) return;
+  forgetVideoQualities();
   let pc = urok.pcs.subscriber;
   if (!pc) {
     pc = new RTCPeerConnection({ iceServers: urok.iceServers });
     urok.pcs.subscriber = pc;
     pc.addEventListener('track', () => applyTracks());
-    pc.addEventListener('connectionstatechange', () => {
-      if (pc.connectionState === 'failed' && urok.pcs.subscriber === pc) {
-        toast(i18n.t('call.media_failed'), 'error');
-      }
-    });
+    watchConnection(pc, 'subscriber');
   }
   await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
   urok.tracks = msg.tracks && typeof msg.tracks === 'object' ? msg.tracks : {};

@@ -1,0 +1,182 @@
+"""How much a subscriber's downlink carries: one estimate per subscriber transport.
+
+From the subscriber's REMB when it sends one, else from its receiver reports
+(the two halves of Google Congestion Control on the receiving side):
+
+- **Delay-based, estimated by the subscriber (REMB).** Every video packet we
+  send carries abs-send-time (sfu/consumer.py stamps it when the packet goes to
+  the socket); the subscriber's receive-side estimator (libwebrtc's, aiortc's)
+  watches the delay between packets grow and sends REMB with the bitrate it
+  thinks the link carries. It covers the packets that carry abs-send-time,
+  i.e. video (aiortc offers the extension for video only), so the estimate is
+  what the subscriber's *video* may take; audio is never limited by it.
+- **Loss-based, from receiver reports**, for subscribers that send no REMB
+  (a REMB older than `remb_fresh_for` no longer counts): the loss of the video
+  streams pooled over about a second. Over 10 % the bound falls to itself
+  times (1 - loss / 2) (the first time: to what was sent times that); under
+  2 % it rises by 8 % a second, up to twice what is sent plus 500 kbit/s; in
+  between it holds. Before the first loss over 10 % there is no such bound.
+  With REMB it is not used: a browser's estimator already reacts to loss, and
+  the reports also count what never left the server (the pacer's drops, the
+  publisher's own losses), which would lower the bound for nothing.
+
+`estimate_bps` is None while neither is known: a subscriber nobody knows
+anything about yet is not limited (the pacer keeps its floor).
+
+The SFU only measures; what to send within the estimate (which videos to hold
+back) is decided in rooms/, which knows whose videos matter more.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
+from aiortc.rtp import RtcpReceiverInfo, unpack_remb_fci
+
+ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+
+
+def abs_send_time_id(extensions: Sequence[RTCRtpHeaderExtensionParameters]) -> int | None:
+    """The id of abs-send-time among negotiated header extensions (None: not negotiated)."""
+    return next((e.id for e in extensions if e.uri == ABS_SEND_TIME_URI), None)
+
+
+class SenderFeedback(Protocol):
+    """What a ForwardingSender hands on of its subscriber's RTCP for the estimate."""
+
+    def on_application_feedback(self, fci: bytes) -> None:
+        """A PSFB "application layer feedback" (REMB, or another application's)."""
+        ...
+
+    def on_reports(self, kind: str, ssrc: int, reports: list[RtcpReceiverInfo]) -> None:
+        """Report blocks of an RR/SR that reached the sender of `ssrc` (some may be
+        about other streams: aiortc routes a compound report to every sender it names)."""
+        ...
+
+
+@dataclass(frozen=True)
+class EstimatorSettings:
+    remb_fresh_for: float = 3.0  # an older REMB no longer bounds (browsers send 1-5 a second)
+    loss_high: float = 0.10
+    loss_low: float = 0.02
+    increase_per_second: float = 0.08
+    loss_window: float = 1.0  # report blocks pooled this long before the bound moves
+    # The loss bound never rises above this many times what is sent (plus the slack):
+    # rising further would promise what was never tried.
+    loss_bound_headroom: float = 2.0
+    loss_bound_slack_bps: float = 500_000
+    min_bps: float = 64_000
+
+
+@dataclass
+class _StreamLoss:
+    highest_sequence: int  # extended, as last reported
+    covered: int = 0  # sequence numbers the reports covered in this window
+    lost: float = 0.0  # of those, lost (fraction_lost x covered)
+
+
+class BandwidthEstimator:
+    """A subscriber's downlink estimate from its REMB and its receiver reports.
+
+    `sent_bps` returns what we send the subscriber's video now (the pacer's
+    measurement), which the loss-based bound is taken from."""
+
+    def __init__(
+        self, sent_bps: Callable[[], float], settings: EstimatorSettings | None = None
+    ) -> None:
+        self.settings = settings or EstimatorSettings()
+        self._sent_bps = sent_bps
+        self.remb_bps: float | None = None
+        self.remb_at: float | None = None
+        self.rembs_received = 0
+        self.loss_bound_bps: float | None = None
+        self.loss = 0.0  # pooled video loss of the last complete window
+        self._streams: dict[int, _StreamLoss] = {}
+        self._window_start: float | None = None
+        self._bound_at = 0.0
+
+    # ------------------------------------------------------------------ input
+
+    def on_remb(self, bitrate: int, now: float) -> None:
+        """A REMB of the subscriber (bits per second)."""
+        self.remb_bps = float(bitrate)
+        self.remb_at = now
+        self.rembs_received += 1
+
+    def on_report(self, ssrc: int, fraction_lost: int, highest_sequence: int, now: float) -> None:
+        """A report block about one of the subscriber's video streams (`fraction_lost`
+        in 1/256, as RTCP carries it; `highest_sequence` extended)."""
+        if self._window_start is None:
+            self._window_start = self._bound_at = now
+        elif now - self._window_start >= self.settings.loss_window:
+            self._close_window(now)  # this report starts the next one
+        stream = self._streams.get(ssrc)
+        if stream is None:
+            self._streams[ssrc] = _StreamLoss(highest_sequence)
+        else:
+            covered = (highest_sequence - stream.highest_sequence) & 0xFFFFFFFF
+            if covered < 0x80000000:  # not an older report arriving late
+                stream.highest_sequence = highest_sequence
+                stream.covered += covered
+                stream.lost += covered * fraction_lost / 256
+
+    def forget_stream(self, ssrc: int) -> None:
+        self._streams.pop(ssrc, None)
+
+    # ------------------------------------------------------------------ as SenderFeedback
+
+    def on_application_feedback(self, fci: bytes, now: float | None = None) -> None:
+        try:
+            bitrate, _ = unpack_remb_fci(fci)
+        except ValueError:
+            return  # not REMB
+        self.on_remb(bitrate, time.monotonic() if now is None else now)
+
+    def on_reports(
+        self, kind: str, ssrc: int, reports: list[RtcpReceiverInfo], now: float | None = None
+    ) -> None:
+        if kind != "video":
+            return  # the estimate is of video (the streams stamped with abs-send-time)
+        now = time.monotonic() if now is None else now
+        for report in reports:
+            if report.ssrc == ssrc:
+                self.on_report(ssrc, report.fraction_lost, report.highest_sequence, now)
+
+    # ------------------------------------------------------------------ output
+
+    def estimate_bps(self, now: float) -> float | None:
+        """What the subscriber's video may take now (None: nothing known)."""
+        remb = self.remb_bps
+        if remb is not None and self.remb_at is not None:
+            if now - self.remb_at > self.settings.remb_fresh_for:
+                remb = None
+        return self.loss_bound_bps if remb is None else remb
+
+    # ------------------------------------------------------------------ the loss bound
+
+    def _close_window(self, now: float) -> None:
+        covered = sum(s.covered for s in self._streams.values())
+        lost = sum(s.lost for s in self._streams.values())
+        for stream in self._streams.values():
+            stream.covered, stream.lost = 0, 0.0
+        self._window_start = now
+        if covered == 0:
+            return
+        self.loss = lost / covered
+        self._update_bound(now)
+
+    def _update_bound(self, now: float) -> None:
+        settings = self.settings
+        elapsed, self._bound_at = now - self._bound_at, now
+        sent = self._sent_bps()
+        if self.loss > settings.loss_high:
+            base = sent if self.loss_bound_bps is None else self.loss_bound_bps
+            self.loss_bound_bps = max(settings.min_bps, base * (1 - self.loss / 2))
+        elif self.loss < settings.loss_low and self.loss_bound_bps is not None:
+            raised = self.loss_bound_bps * (1 + settings.increase_per_second) ** elapsed
+            ceiling = settings.loss_bound_headroom * sent + settings.loss_bound_slack_bps
+            self.loss_bound_bps = max(self.loss_bound_bps, min(raised, ceiling))
