@@ -40,29 +40,41 @@ class ForwardingTotals:
 
 
 def transport_totals(transport: WebRtcTransport) -> ForwardingTotals:
-    totals = ForwardingTotals()
     if isinstance(transport, PublisherTransport):
+        totals = ForwardingTotals()
         for producer in transport.producers.values():
             totals.packets_in += producer.packets_received
             totals.bytes_in += producer.bytes_received
             totals.keyframe_requests_sent += producer.keyframe_requests_sent
         return totals
     if not isinstance(transport, SubscriberTransport):
-        return totals
+        return ForwardingTotals()
+    # Local sums: this loop runs over every consumer of the node at each scrape.
+    packets = octets = resent = resent_bytes = nacks = nacked = plis = lost = dropped = 0
     for consumer in transport.consumers:
-        totals.packets_out += consumer.packets_sent
-        totals.bytes_out += consumer.bytes_sent
+        packets += consumer.packets_sent
+        octets += consumer.bytes_sent
         # The consumer's own record, read directly: building its LinkReport copies more.
         stats = consumer._stats  # same package
-        totals.retransmitted_packets += stats.retransmitted
-        totals.retransmitted_bytes += stats.retransmitted_bytes
-        totals.nacks_received += stats.nacks_received
-        totals.nacked_packets += stats.nacked_packets
-        totals.plis_received += stats.plis_received
+        resent += stats.retransmitted
+        resent_bytes += stats.retransmitted_bytes
+        nacks += stats.nacks_received
+        nacked += stats.nacked_packets
+        plis += stats.plis_received
         # A receiver may report less than before (duplicates count negative): never below 0.
-        totals.receiver_reported_lost += max(0, stats.packets_lost)
-        totals.paced_drops += stats.paced_drops
-    return totals
+        lost += max(0, stats.packets_lost)
+        dropped += stats.paced_drops
+    return ForwardingTotals(
+        packets_out=packets,
+        bytes_out=octets,
+        retransmitted_packets=resent,
+        retransmitted_bytes=resent_bytes,
+        nacks_received=nacks,
+        nacked_packets=nacked,
+        plis_received=plis,
+        receiver_reported_lost=lost,
+        paced_drops=dropped,
+    )
 
 
 def node_totals(
