@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
@@ -15,6 +16,8 @@ from bench.bot import Bot
 from bench.media import PatternVideoTrack, ToneAudioTrack
 from signalling.config_ops import MetricsSettings
 from tests.live import LiveServer, free_port, running_server
+from tests.test_call_recording import is_recording_ready
+from tests.test_journal_webhooks import journal_endpoint
 
 TOKEN = "scrape-token-0123456789abcdef"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -195,3 +198,40 @@ async def test_metrics_on_their_own_port_and_not_on_the_main_one() -> None:
             samples = parse(await response.text())
         assert value(samples, "urok_calls") == 0
         assert ("urok_event_loop_lag_seconds_count", ()) in samples
+
+
+async def test_recordings_and_webhooks_are_counted(tmp_path: Path) -> None:
+    metrics = MetricsSettings(token=TOKEN)
+    async with (
+        journal_endpoint() as (journal, integration),
+        running_server(data_dir=tmp_path, integrations=(integration,), metrics=metrics) as server,
+    ):
+        lesson = await server.create_lesson()  # lesson.opened goes to the journal
+        teacher = Bot(server.base_url, await server.token(lesson, "t-1", "Анна", "teacher"))
+        try:
+            await teacher.connect()
+            await teacher.publish(
+                [(ToneAudioTrack(440), "microphone"), (PatternVideoTrack((200, 0, 0)), "camera")]
+            )
+            started = await teacher.request(
+                {"type": "recording_start"}, lambda m: m["type"] == "recording"
+            )
+            assert started["recording"] is not None, started
+            running = await scraped(server)
+            assert value(running, "urok_recordings_running") == 1
+            assert value(running, "urok_recordings_finished_total", status="ready") == 0
+            await asyncio.sleep(2)
+            ready = teacher.wait_for(is_recording_ready, 60)
+            await teacher.request({"type": "recording_stop"}, lambda m: m["type"] == "recording")
+            await ready
+            await journal.wait("recording.ready")
+            done = await until(
+                server,
+                lambda s: value(s, "urok_webhook_deliveries_total", result="delivered") >= 2,
+            )
+            assert value(done, "urok_recordings_running") == 0
+            assert value(done, "urok_recordings_finished_total", status="ready") == 1
+            assert value(done, "urok_recordings_finished_total", status="failed") == 0
+            assert value(done, "urok_webhook_deliveries_total", result="failed") == 0
+        finally:
+            await teacher.close()
