@@ -55,7 +55,7 @@ def transport_totals(transport: WebRtcTransport) -> ForwardingTotals:
         packets += consumer.packets_sent
         octets += consumer.bytes_sent
         # The consumer's own record, read directly: building its LinkReport copies more.
-        stats = consumer._stats  # same package
+        stats = consumer.link_stats
         resent += stats.retransmitted
         resent_bytes += stats.retransmitted_bytes
         nacks += stats.nacks_received
