@@ -1,4 +1,4 @@
-"""Known test media for bots: a coloured test pattern and a pure tone.
+"""Known test media for bots: a coloured test pattern, a pure tone, silence (with DTX).
 
 Bots encode these on their own side (aiortc's encoder), and subscriber bots
 decode what they receive to check it. The server never decodes.
@@ -84,6 +84,33 @@ class ToneAudioTrack(_Paced):
         frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = AUDIO_RATE
         frame.pts = index * _AUDIO_SAMPLES
+        frame.time_base = fractions.Fraction(1, AUDIO_RATE)
+        return frame
+
+
+class SilentAudioTrack(_Paced):
+    """A microphone in a quiet room, as Opus DTX sends it: with `dtx`, one frame of
+    silence every 400 ms instead of one every 20 ms (the timestamps jump, the
+    sequence numbers do not: what a browser sends when the answer has usedtx=1).
+
+    aiortc's encoder has no DTX of its own; it still measures each frame's level
+    for the ssrc-audio-level extension, so these packets say "silence" (127) too.
+    """
+
+    kind = "audio"
+    DTX_FRAMES = 20  # 400 ms: libopus's DTX sends a frame this often during silence
+
+    def __init__(self, dtx: bool = True) -> None:
+        super().__init__(AUDIO_PTIME * (self.DTX_FRAMES if dtx else 1))
+        self._step = self.DTX_FRAMES if dtx else 1
+
+    async def recv(self) -> av.AudioFrame:
+        index = await self._next_slot()
+        frame = av.AudioFrame.from_ndarray(
+            np.zeros((1, _AUDIO_SAMPLES), dtype=np.int16), format="s16", layout="mono"
+        )
+        frame.sample_rate = AUDIO_RATE
+        frame.pts = index * self._step * _AUDIO_SAMPLES
         frame.time_base = fractions.Fraction(1, AUDIO_RATE)
         return frame
 

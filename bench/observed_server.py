@@ -257,9 +257,9 @@ def _count_keyframe_requests() -> None:
     """Count the PLIs each publisher is sent (wrapping our own receiver class, here only)."""
     original = ForwardingReceiver.request_keyframe
 
-    async def request_keyframe(self: ForwardingReceiver) -> None:
+    async def request_keyframe(self: ForwardingReceiver, ssrc: int | None = None) -> None:
         _KEYFRAME_REQUESTS[id(self)] = _KEYFRAME_REQUESTS.get(id(self), 0) + 1
-        await original(self)
+        await original(self, ssrc)
 
     ForwardingReceiver.request_keyframe = request_keyframe  # type: ignore[method-assign]
 

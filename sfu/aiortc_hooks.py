@@ -1,27 +1,22 @@
 """The one place that reaches into aiortc internals. Pinned: aiortc 1.16.0, aioice 0.13.0.
 
-aiortc has no public API for forwarding RTP without decoding it: its
-RTCRtpReceiver feeds a jitter buffer and a decoder thread, and its
-RTCRtpSender pulls frames from a track and encodes them. Both would cost a
-decode per publisher and an encode per subscriber. This module swaps the
-class of the receivers and senders of *our* peer connections (never anyone
-else's) for subclasses that:
+aiortc has no public API for forwarding RTP without decoding it (its receiver
+decodes, its sender encodes: a decode per publisher, an encode per subscriber).
+This module swaps the class of the receivers and senders of *our* peer
+connections (never anyone else's) for subclasses that:
 
 - ForwardingReceiver: keeps aiortc's receive-side RTCP duties (receiver
-  reports, REMB, NACKs for lost packets, RTX unwrapping) and hands each RTP
-  packet, still encoded, to a sink. No jitter buffer, no decoder thread.
+  reports, REMB, NACKs, RTX unwrapping) and hands each RTP packet, still
+  encoded, to a sink; simulcast layers by their RID (sfu/simulcast.py), and
+  their publisher's connection demultiplexed by MID (MidRtpRouter).
 - ForwardingSender: has no track and no encoder loop. A source (our
   Consumer) sends packets through it; subscriber RTCP (NACK, PLI/FIR,
   receiver reports) goes to that source; sender reports come from it.
 
-The aiortc/aioice private names they rely on are all in PINNED_INTERNALS and
-used nowhere else; tests/test_aiortc_hooks.py checks that each exists and that
-the list is complete, so an aiortc upgrade that moves one fails loudly.
-
-Also here: ICE host candidates only on configured addresses (aioice leaves
-loopback out and otherwise uses every interface), and the jitter buffer hook
-of the recorder (recording/sources.py). ICE servers and the announced address
-in SDP, which need only aiortc's public API, are in sfu/ice.py.
+The private names they rely on are all in PINNED_INTERNALS, used nowhere
+else; tests/test_aiortc_hooks.py checks each exists and the list is complete.
+Also here: the recorder's jitter buffer hook. ICE (servers, host addresses,
+the announced address) is in sfu/ice.py.
 """
 
 from __future__ import annotations
@@ -29,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
 import aioice
@@ -45,10 +40,11 @@ from aiortc import (
 from aiortc.codecs import is_rtx
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rate import RemoteBitrateEstimator
-from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import (
     RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
     RTCRtpReceiveParameters,
     RTCRtpSendParameters,
 )
@@ -69,33 +65,14 @@ from aiortc.rtp import (
     unwrap_rtx,
 )
 
+from sfu.ice import restrict_host_addresses as restrict_host_addresses  # re-exported
 from sfu.ice import rtc_configuration as rtc_configuration  # re-exported: bench/bot.py
+from sfu.simulcast import MidRtpRouter, RidDemux
 
 logger = logging.getLogger(__name__)
 
 PINNED_AIORTC = "1.16.0"
 PINNED_AIOICE = "0.13.0"
-
-_original_get_host_addresses = aioice.ice.get_host_addresses
-_host_addresses: tuple[str, ...] | None = None
-
-
-def restrict_host_addresses(addresses: Sequence[str] | None) -> None:
-    """Gather ICE host candidates only on `addresses` (None: aioice's own choice).
-
-    Process-wide, because aioice looks host addresses up through a module
-    function. The server sets it once at start from its configuration.
-    """
-    global _host_addresses
-    _host_addresses = tuple(addresses) if addresses is not None else None
-    aioice.ice.get_host_addresses = _configured_host_addresses
-
-
-def _configured_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-    if _host_addresses is None:
-        return _original_get_host_addresses(use_ipv4=use_ipv4, use_ipv6=use_ipv6)
-    return [a for a in _host_addresses if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
-
 
 # --------------------------------------------------------------------------- receiver
 
@@ -116,6 +93,9 @@ class ForwardingReceiver(RTCRtpReceiver):
     sr_sink: SrSink | None
     media_ssrc: int | None
     extra_codecs: list[RTCRtpCodecParameters]  # beyond aiortc's table (RED): routed here too
+    extra_header_extensions: list[RTCRtpHeaderExtensionParameters]  # the RID ones
+    rids: RidDemux | None  # a simulcast m-section: its layers by SSRC
+    layer_nacks: dict[int, NackGenerator]  # simulcast: one sequence space per SSRC
     # aiortc's own (name-mangled) receiver state that forwarding reads and sets,
     # declared for the type checker; check_pinned_internals() checks each is there.
     _RTCRtpReceiver__started: bool
@@ -140,6 +120,12 @@ class ForwardingReceiver(RTCRtpReceiver):
         receiver.sr_sink = None
         receiver.media_ssrc = None
         receiver.extra_codecs = []
+        receiver.extra_header_extensions = []
+        receiver.rids = None
+        receiver.layer_nacks = {}
+        transport = receiver.transport
+        if isinstance(transport, RTCDtlsTransport) and type(transport._rtp_router) is RtpRouter:
+            transport._rtp_router.__class__ = MidRtpRouter
         return receiver
 
     async def receive(self, parameters: RTCRtpReceiveParameters) -> None:
@@ -147,6 +133,7 @@ class ForwardingReceiver(RTCRtpReceiver):
         if self._RTCRtpReceiver__started:
             return
         parameters.codecs = [*parameters.codecs, *self.extra_codecs]  # a fresh object each call
+        parameters.headerExtensions = [*parameters.headerExtensions, *self.extra_header_extensions]
         codecs = self._RTCRtpReceiver__codecs
         for codec in parameters.codecs:
             if codec.payloadType is not None:  # always set on negotiated codecs
@@ -178,9 +165,14 @@ class ForwardingReceiver(RTCRtpReceiver):
         if stats is None:
             stats = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
         stats.add(packet)
+        rids, ext = self.rids, packet.extensions
+        if rids is not None and (ext.rtp_stream_id or ext.repaired_rtp_stream_id):
+            rids.learn(packet.ssrc, ext.rtp_stream_id, ext.repaired_rtp_stream_id)
 
         if is_rtx(codec):
             original_ssrc = self._RTCRtpReceiver__rtx_ssrc.get(packet.ssrc)
+            if original_ssrc is None and rids is not None:
+                original_ssrc = rids.repaired_ssrc(packet.ssrc)
             apt = codec.parameters.get("apt")
             if original_ssrc is None or len(packet.payload) < 2 or not isinstance(apt, int):
                 return
@@ -192,6 +184,8 @@ class ForwardingReceiver(RTCRtpReceiver):
             self.media_ssrc = packet.ssrc
 
         nack = self._RTCRtpReceiver__nack_generator
+        if nack is not None and rids is not None:
+            nack = self.layer_nacks.setdefault(packet.ssrc, NackGenerator())
         if nack is not None and nack.add(packet):
             await self._send_rtcp_nack(packet.ssrc, sorted(nack.missing))
 
@@ -217,10 +211,10 @@ class ForwardingReceiver(RTCRtpReceiver):
                 )
             )
 
-    async def request_keyframe(self) -> None:
-        """Send a PLI to the publisher."""
-        if self.media_ssrc is not None:
-            await self._send_rtcp_pli(self.media_ssrc)
+    async def request_keyframe(self, ssrc: int | None = None) -> None:
+        """Send a PLI to the publisher (for `ssrc`, a simulcast layer; else the last seen)."""
+        if (ssrc := ssrc or self.media_ssrc) is not None:
+            await self._send_rtcp_pli(ssrc)
 
 
 # --------------------------------------------------------------------------- sender
@@ -436,6 +430,7 @@ PINNED_INTERNALS: tuple[tuple[type, str], ...] = (
     (RTCDtlsTransport, "_send_rtp"),
     (RTCDtlsTransport, "_state"),
     (RTCDtlsTransport, "_tx_srtp"),
+    (RTCDtlsTransport, "_rtp_router"),
     (RTCIceTransport, "_connection"),
     (aioice.ice.Connection, "_nominated"),
     (RTCRtpReceiver, "_enabled"),
@@ -493,6 +488,8 @@ async def check_pinned_internals() -> list[str]:
         aioice.ice.CandidatePair, "remote_addr"
     ):
         missing.append("aioice.ice.StunProtocol.send_data / CandidatePair.remote_addr")
+    if not all(hasattr(RtpRouter(), name) for name in ("mid_table", "ssrc_table")):
+        missing.append("RtpRouter.mid_table / ssrc_table")
     if aiortc.__version__ != PINNED_AIORTC:
         missing.append(f"aiortc version {aiortc.__version__} != {PINNED_AIORTC}")
     if aioice.__version__ != PINNED_AIOICE:

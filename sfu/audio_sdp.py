@@ -1,18 +1,23 @@
-"""Audio that survives loss, in our SDP: Opus in-band FEC and RED (RFC 2198).
+"""Audio in our SDP: Opus in-band FEC and DTX, RED (RFC 2198), the audio level extension.
 
 aiortc's codec table knows Opus without parameters and nothing of ``audio/red``,
 and it is shared with every aiortc peer in the process (the bots, too), so it is
 left alone. Our own descriptions are amended instead, with aiortc's public SDP
 module (`aiortc.sdp`):
 
-- every Opus we negotiate carries ``minptime=10;useinbandfec=1``: in an answer to
-  a publisher this is what makes its encoder add FEC (RFC 7587: the receiver's
-  wish), in an offer to a subscriber it states the same for our side;
+- every Opus we negotiate carries ``minptime=10;useinbandfec=1;usedtx=1``: in an
+  answer to a publisher this is what makes its encoder add FEC and stop sending
+  during silence (DTX: one packet in 400 ms instead of 50 a second; RFC 7587:
+  the receiver's wish), in an offer to a subscriber it states the same for our side;
 - a publisher's offer of RED over its Opus (Chromium: ``red/48000/2``, fmtp
   ``111/111``) is accepted, and listed before Opus: libwebrtc sends RED only
   when the negotiated RED comes before the codec it carries;
 - a subscriber is offered RED over the Opus of our offer, after it (we send; the
   order only matters to a sender). Its answer says whether it takes RED.
+
+The ``ssrc-audio-level`` header extension (RFC 6464) needs nothing here: aiortc
+answers it whenever the offer has it (`publisher_audio_level_id` reads the id),
+and its RTP parser reads each packet's level for sfu/audio_level.py.
 
 aiortc itself never learns RED: the forwarding receiver is given the codec
 (`red_codecs_offered`), and consumers the payload type (`red_accepted`).
@@ -23,9 +28,10 @@ from __future__ import annotations
 from aiortc import sdp
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
+from sfu.audio_level import AUDIO_LEVEL_URI
 from sfu.red import red_primary_type
 
-OPUS_FEC_PARAMETERS: dict[str, int] = {"minptime": 10, "useinbandfec": 1}
+OPUS_FEC_PARAMETERS: dict[str, int] = {"minptime": 10, "useinbandfec": 1, "usedtx": 1}
 # What Chromium numbers RED in its own offers; any other free one would do.
 PREFERRED_RED_PAYLOAD_TYPE = 63
 _FREE_PAYLOAD_TYPES = (PREFERRED_RED_PAYLOAD_TYPE, *range(96, 128), *range(35, 63))
@@ -115,3 +121,16 @@ def red_accepted(answer: str) -> dict[str, int | None]:
         red = _red_over(media, opus.payloadType) if opus and opus.payloadType is not None else None
         accepted[media.rtp.muxId] = red.payloadType if red is not None else None
     return accepted
+
+
+def publisher_audio_level_id(answer: str) -> dict[str, int]:
+    """Our answer to a publisher: the audio level extension's id, by mid of each audio
+    m-section that negotiated it."""
+    found = {}
+    for media in sdp.SessionDescription.parse(answer).media:
+        if media.kind != "audio" or media.rtp.muxId is None:
+            continue
+        for extension in media.rtp.headerExtensions:
+            if extension.uri == AUDIO_LEVEL_URI:
+                found[media.rtp.muxId] = extension.id
+    return found

@@ -23,6 +23,7 @@ from aiortc.rtp import RtcpReceiverInfo, RtcpSenderInfo, RtcpSrPacket
 
 from sfu.aiortc_hooks import FastRtpPath, ForwardingSender
 from sfu.keyframes import starts_keyframe
+from sfu.layer_select import ASK, FORWARD, SWITCHED, ConsumerLayers, LayerSelector
 from sfu.link import LinkCounters, LinkReport, LinkStats
 from sfu.pacer import AUDIO, RETRANSMISSION, VIDEO, Pacer
 from sfu.producer import CachedPacket, Producer
@@ -111,6 +112,8 @@ class Consumer:
         self.keyframe_requests_dropped = 0
         # The payload type of RED (RFC 2198) in the subscriber's last answer, if it took RED.
         self.red_payload_type: int | None = None
+        # Simulcast (sfu/layer_select.py): which of the producer's layers is forwarded.
+        self.layers = ConsumerLayers()
         sender.source = self
 
     @property
@@ -137,8 +140,10 @@ class Consumer:
         """Ask for a keyframe (`starting`: this subscriber has no picture of the source)."""
         if self.producer is None:
             return
-        self._keyframe_asked = time.monotonic()
-        task = asyncio.ensure_future(self.producer.request_keyframe(starting))
+        self._keyframe_asked = now = time.monotonic()
+        selector = self.layers.selector
+        layer = selector.wanted(self.producer.layers, now) if selector is not None else 0
+        task = asyncio.ensure_future(self.producer.request_keyframe(starting, layer))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -160,6 +165,7 @@ class Consumer:
         self.detach()
         self.producer = producer
         producer.add_consumer(self)
+        self.layers.attach(producer.layer_count)
         self.rewriter.switch()
         self._await_keyframe()
         self.ready = ready
@@ -181,6 +187,37 @@ class Consumer:
     def source_resumed(self) -> None:
         self.rewriter.switch()
         self._await_keyframe()
+        self.layers.restart()
+
+    def set_target_layer(self, layer: int | None) -> None:
+        """Forward this simulcast layer of the producer (0: the smallest; None: the
+        highest), or the nearest one being sent; the change waits for its keyframe."""
+        self.layers.preferred = layer
+        selector, producer = self.layers.selector, self.producer
+        if selector is None or producer is None:
+            return
+        selector.preferred = self.layers.target(producer.layer_count)
+        wanted = selector.wanted(producer.layers, time.monotonic())
+        if wanted != selector.current and not self.paused and self.ready:
+            self._request_keyframe_soon(starting=False)
+
+    def _layer_admits(self, selector: LayerSelector, entry: CachedPacket, now: float) -> bool:
+        """Simulcast: whether this packet is of the layer forwarded (switching to the
+        wanted layer at its keyframe, asking for one while it does not come)."""
+        layers = self.producer.layers if self.producer is not None else []
+        verdict = selector.admit(entry.layer, entry.codec.mimeType, entry.payload, layers, now)
+        if verdict == FORWARD:
+            return True
+        if verdict == SWITCHED:
+            self.layers.switched()
+            self.rewriter.switch()  # seq and timestamps go on from the last ones sent
+            self._keyframe_at = entry.received_at
+            return True
+        if verdict == ASK:
+            current = selector.current
+            frozen = current is None or not layers[current].active(now)
+            self._request_keyframe_soon(starting=frozen)
+        return False
 
     def pause(self) -> None:
         """Forward nothing more of the producer to this subscriber (others go on getting it)."""
@@ -220,6 +257,13 @@ class Consumer:
         """
         if self.paused or not (self.ready and self.sender.started):
             return None
+        selector = self.layers.selector
+        if (
+            selector is not None
+            and entry.layer != selector.current
+            and not self._layer_admits(selector, entry, now)
+        ):
+            return None
         restarts = self._awaiting_keyframe
         if restarts and self._held_back(entry):
             return None
@@ -238,11 +282,14 @@ class Consumer:
             return None
         if restarts:
             self._keyframe_at = entry.received_at
+        payload = entry.payload
+        if selector is not None:  # picture ids continuous across layers
+            payload = self.layers.forwarded_payload(codec.mimeType, payload)
         # Each subscriber gets its own header in front of the shared payload:
         # one concatenation, the only copy of the packet before SRTP.
         data = (
             _RTP_HEADER.pack(0x80, (entry.marker << 7) | out_pt, mapped[0], mapped[1], self.ssrc)
-            + entry.payload
+            + payload
         )
         priority = self._priority
         if not self.pacer.admit(len(data), priority, now):
@@ -343,7 +390,9 @@ class Consumer:
         """Resend packet `out_seq` if the limits allow (sfu/retransmit.py)."""
         producer, stats = self.producer, self._stats
         in_seq = self.rewriter.source_seq(out_seq) if producer is not None else None
-        entry = producer.cached(in_seq) if producer is not None and in_seq is not None else None
+        entry = None
+        if producer is not None and in_seq is not None:
+            entry = producer.cached(in_seq, self.layers.layer)
         out_pt = self._pt_map.get(entry.codec.payloadType) if entry is not None else None
         if entry is None or out_pt is None:
             stats.refuse(NOT_CACHED)
@@ -372,15 +421,16 @@ class Consumer:
         self, entry: CachedPacket, out_seq: int, out_pt: int, rtx_pt: int | None
     ) -> bytes:
         out_ts = self.rewriter.out_timestamp(entry.ts)
+        payload = self.layers.resent_payload(entry.codec.mimeType, entry.payload)
         if rtx_pt is None:  # on the media SSRC: the same packet again
             marker_pt = (entry.marker << 7) | out_pt
-            return _RTP_HEADER.pack(0x80, marker_pt, out_seq, out_ts, self.ssrc) + entry.payload
+            return _RTP_HEADER.pack(0x80, marker_pt, out_seq, out_ts, self.ssrc) + payload
         # RTX (RFC 4588): its own SSRC, payload type and numbering, so the subscriber
         # (and we) can tell a retransmission from the original.
         self._rtx_seq = (self._rtx_seq + 1) % SEQ_MOD
         marker_pt = (entry.marker << 7) | rtx_pt
         header = _RTP_HEADER.pack(0x80, marker_pt, self._rtx_seq, out_ts, self.sender.rtx_ssrc)
-        return header + _RTX_OSN.pack(out_seq) + entry.payload
+        return header + _RTX_OSN.pack(out_seq) + payload
 
     async def on_keyframe_request(self) -> None:
         """The subscriber asks for a keyframe (PLI/FIR): passed on at most once per
@@ -397,7 +447,7 @@ class Consumer:
             return
         self._last_subscriber_request = now
         if self.producer is not None:
-            await self.producer.request_keyframe()
+            await self.producer.request_keyframe(layer=self.layers.layer)
 
     def on_receiver_reports(self, reports: list[RtcpReceiverInfo]) -> None:
         now = time.monotonic()
@@ -410,7 +460,7 @@ class Consumer:
             return None  # nothing sent, or an idle slot: nothing to report
         now = time.monotonic()
         rate = self.rewriter.clock_rate
-        producer_sr = self.producer.last_sender_report if self.producer else None
+        producer_sr = self.producer.sender_report_of(self.layers.layer) if self.producer else None
         if producer_sr is not None:
             # Map the publisher's own NTP/RTP pair: audio and video from one
             # publisher then share its clock, which is what lip sync needs.

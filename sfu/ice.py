@@ -1,9 +1,10 @@
-"""ICE servers and addresses in SDP, with aiortc's public API only.
+"""ICE: which servers, which local addresses, and the address announced in SDP.
 
 Which ICE (STUN/TURN) servers a peer connection uses, and the public address
-announced in our SDP in place of the local one (a server behind 1:1 NAT).
-Which local addresses ICE gathers on is set in sfu/aiortc_hooks.py, since
-that patches aioice.
+announced in our SDP in place of the local one (a server behind 1:1 NAT), and
+which local addresses ICE gathers host candidates on (aioice leaves loopback
+out and otherwise uses every interface; its module function is replaced, and
+sfu/aiortc_hooks.py checks that it is still there).
 """
 
 from __future__ import annotations
@@ -12,7 +13,28 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import aioice.ice
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer
+
+_original_get_host_addresses = aioice.ice.get_host_addresses
+_host_addresses: tuple[str, ...] | None = None
+
+
+def restrict_host_addresses(addresses: Sequence[str] | None) -> None:
+    """Gather ICE host candidates only on `addresses` (None: aioice's own choice).
+
+    Process-wide, because aioice looks host addresses up through a module
+    function. The server sets it once at start from its configuration.
+    """
+    global _host_addresses
+    _host_addresses = tuple(addresses) if addresses is not None else None
+    aioice.ice.get_host_addresses = _configured_host_addresses
+
+
+def _configured_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    if _host_addresses is None:
+        return _original_get_host_addresses(use_ipv4=use_ipv4, use_ipv6=use_ipv6)
+    return [a for a in _host_addresses if (":" in a and use_ipv6) or (":" not in a and use_ipv4)]
 
 
 def rtc_configuration(ice_servers: Sequence[dict[str, Any]]) -> RTCConfiguration:

@@ -17,6 +17,8 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtcpSrPacket, RtpPacket
 
 from sfu.aiortc_hooks import ForwardingReceiver
+from sfu.audio_level import AudioLevelMeter
+from sfu.layers import Layer, LayerReport
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ class CachedPacket:
     The publisher's header extensions are not kept (its mid would be wrong
     on the subscriber side)."""
 
-    __slots__ = ("codec", "marker", "payload", "received_at", "seq", "ts")
+    __slots__ = ("codec", "layer", "marker", "payload", "received_at", "seq", "ts")
 
     def __init__(
         self,
@@ -55,7 +57,9 @@ class CachedPacket:
         payload: bytes,
         codec: RTCRtpCodecParameters,
         received_at: float,
+        layer: int = 0,
     ):
+        self.layer = layer  # the simulcast layer (sfu/layers.py); 0 without simulcast
         self.seq = seq
         self.ts = ts
         self.marker = marker
@@ -101,7 +105,12 @@ class Producer:
         # (ntp timestamp, rtp timestamp, monotonic time received) of the last publisher SR.
         self.last_sender_report: tuple[int, int, float] | None = None
         self._receiver = receiver
-        self._cache: list[CachedPacket | None] = [None] * CACHE_SIZE
+        # Simulcast: a cache, counters and keyframe requests per layer (sfu/layers.py).
+        self._rids = receiver.rids
+        rids = self._rids.rids if self._rids is not None else (None,)
+        self.layers = [Layer(index, rid) for index, rid in enumerate(rids)]
+        self._caches: list[list[CachedPacket | None]] = [[None] * CACHE_SIZE for _ in rids]
+        self._keyframe_layers: set[int] = set()
         self.keyframe_interval = keyframe_interval
         self._last_keyframe_request = -keyframe_interval
         # A request inside the keyframe interval waits here (one for all who asked meanwhile).
@@ -114,6 +123,8 @@ class Producer:
         self.keyframe_requests_deferred = 0
         self.keyframe_requests_coalesced = 0
         self._keyframe_tasks: set[asyncio.Task[None]] = set()
+        # Audio: each packet's RFC 6464 level, for the active-speaker detector.
+        self.audio_meter = AudioLevelMeter() if kind == "audio" else None
         receiver.sink = self._on_rtp
         receiver.sr_sink = self._on_sender_report
 
@@ -123,17 +134,27 @@ class Producer:
             return  # padding-only probe: nothing for subscribers
         seq = packet.sequence_number
         now = time.monotonic()
-        entry = CachedPacket(seq, packet.timestamp, packet.marker, payload, codec, now)
-        self._cache[seq % CACHE_SIZE] = entry
+        layer = 0
+        if self._rids is not None:
+            found = self._rids.layer_of(packet.ssrc)
+            if found is None:
+                return  # no rid seen for this SSRC yet: its layer is unknown
+            layer = found
+            self.layers[layer].add(len(payload), now)
+        entry = CachedPacket(seq, packet.timestamp, packet.marker, payload, codec, now, layer)
+        self._caches[layer][seq % CACHE_SIZE] = entry
         self.packets_received += 1
         self.bytes_received += len(payload)
         if self.paused:
             return
+        level = packet.extensions.audio_level  # (voice, -dBov), parsed by aiortc's RtpPacket
+        if level is not None and self.audio_meter is not None:
+            self.audio_meter.observe(level[0], level[1], packet.timestamp, codec.clockRate)
         for consumer in self.consumers:
             pending = consumer.forward(entry, now)
             if pending is not None:
                 await pending
-        for tap in self.taps:
+        for tap in self.taps if layer == 0 else ():  # the recorder takes the smallest layer
             try:
                 tap(self, entry)
             except Exception:  # a broken tap must not stop forwarding
@@ -156,25 +177,48 @@ class Producer:
 
     def _on_sender_report(self, packet: RtcpSrPacket) -> None:
         info = packet.sender_info
-        self.last_sender_report = (info.ntp_timestamp, info.rtp_timestamp, time.monotonic())
+        report = (info.ntp_timestamp, info.rtp_timestamp, time.monotonic())
+        layer = self._rids.layer_of(packet.ssrc) if self._rids is not None else 0
+        if layer is not None:
+            self.layers[layer].sender_report = report
+        if layer == 0:
+            self.last_sender_report = report
 
-    def cached(self, seq: int) -> CachedPacket | None:
-        entry = self._cache[seq % CACHE_SIZE]
+    def sender_report_of(self, layer: int) -> tuple[int, int, float] | None:
+        """The last sender report of a layer's SSRC (each has its own RTP timestamps)."""
+        return (
+            self.layers[layer].sender_report if self._rids is not None else self.last_sender_report
+        )
+
+    @property
+    def layer_count(self) -> int:
+        return len(self.layers)
+
+    def layer_reports(self) -> list[LayerReport]:
+        """Each layer as received now: SSRC, counts, bitrate, whether it is being sent."""
+        now = time.monotonic()
+        ssrcs = self._rids.ssrc_by_layer if self._rids is not None else [self._receiver.media_ssrc]
+        return [layer.report(ssrc, now) for layer, ssrc in zip(self.layers, ssrcs, strict=True)]
+
+    def cached(self, seq: int, layer: int = 0) -> CachedPacket | None:
+        entry = self._caches[layer][seq % CACHE_SIZE]
         if entry is None or entry.seq != seq:
             return None
         return entry
 
-    async def request_keyframe(self, starting: bool = False) -> None:
+    async def request_keyframe(self, starting: bool = False, layer: int = 0) -> None:
         """Ask the publisher for a keyframe: at once, or when the floor has passed since
         the last request (`keyframe_interval`; STARTUP_KEYFRAME_INTERVAL when `starting`:
         a consumer that has no picture yet).
 
         A request inside the interval is postponed, never dropped: consumers that
         become ready a few ms apart all need the keyframe, and one deferred PLI
-        answers every one of them.
+        answers every one of them. Simulcast: a PLI on the SSRC of each `layer`
+        asked for meanwhile (the floor is the publisher's, for all its layers).
         """
         if self.kind != "video" or self.closed:
             return
+        self._keyframe_layers.add(layer)
         interval = self.keyframe_interval
         if starting:
             interval = min(interval, STARTUP_KEYFRAME_INTERVAL)
@@ -194,26 +238,39 @@ class Producer:
         await self._send_keyframe_request()
 
     async def _send_keyframe_request(self) -> None:
-        if self._mark_keyframe_request():
-            await self._receiver.request_keyframe()
+        layers = self._mark_keyframe_request()
+        if layers is not None:
+            await self._ask_for_keyframes(layers)
 
-    def _mark_keyframe_request(self) -> bool:
-        """Book a request as sent, synchronously: a request arriving between a
-        deferred one's timer and its task must see the floor as just restarted."""
+    def _mark_keyframe_request(self) -> list[int] | None:
+        """Book a request as sent, synchronously (a request arriving between a
+        deferred one's timer and its task must see the floor as just restarted);
+        the layers to ask, or None when nobody can be asked yet."""
         if self._deferred_keyframe is not None:  # this one answers it
             self._deferred_keyframe.cancel()
             self._deferred_keyframe = None
         if self._receiver.media_ssrc is None:
-            return False  # before its first packet: nobody to ask (its first frame is a keyframe)
+            return None  # before its first packet: nobody to ask (its first frame is a keyframe)
         self._last_keyframe_request = time.monotonic()
         self.keyframe_requests_sent += 1
-        return True
+        layers, self._keyframe_layers = sorted(self._keyframe_layers), set()
+        return layers
+
+    async def _ask_for_keyframes(self, layers: list[int]) -> None:
+        if self._rids is None:
+            await self._receiver.request_keyframe()
+            return
+        for layer in layers or [0]:
+            ssrc = self._rids.ssrc_by_layer[layer]
+            if ssrc is not None:  # else not sent yet: its first frame will be a keyframe
+                await self._receiver.request_keyframe(ssrc)
 
     def _deferred_request(self) -> None:
         self._deferred_keyframe = None
-        if self.closed or not self._mark_keyframe_request():
+        layers = None if self.closed else self._mark_keyframe_request()
+        if layers is None:
             return
-        task = asyncio.ensure_future(self._receiver.request_keyframe())
+        task = asyncio.ensure_future(self._ask_for_keyframes(layers))
         self._keyframe_tasks.add(task)
         task.add_done_callback(self._keyframe_tasks.discard)
 
@@ -227,6 +284,7 @@ class Producer:
         self.paused = False
         for consumer in self.consumers:
             consumer.source_resumed()
+        self._keyframe_layers.update(range(len(self.layers)))  # every layer restarts
         await self.request_keyframe(starting=True)
 
     def close(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from sfu.active_speaker import ActiveSpeakerDetector
 from sfu.consumer import Consumer
 from sfu.producer import Producer
 from sfu.stats import ForwardingTotals
@@ -31,6 +32,9 @@ class Router:
         self._options = options
         self.transports: dict[str, WebRtcTransport] = {}
         self.closed = False
+        # Who speaks among this router's producers; whoever needs it updates it
+        # (rooms/calls/speakers.py, once per update interval).
+        self.speakers = ActiveSpeakerDetector()
 
     @property
     def options(self) -> TransportOptions:

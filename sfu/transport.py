@@ -25,6 +25,8 @@ from sfu.ice import announce_address
 from sfu.pacer import Pacer, PacerSettings
 from sfu.producer import KEYFRAME_INTERVAL, Producer
 from sfu.retransmit import RetransmitBudget, RetransmitSettings
+from sfu.simulcast import RidDemux
+from sfu.simulcast_sdp import simulcast_answer, simulcast_offered
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +72,7 @@ class WebRtcTransport:
         self.id = _new_id("tr")
         self.options = options
         self.pc = RTCPeerConnection(options.configuration_factory())
-        self.closed = False
+        self._closed = False
 
     def _local_sdp(self) -> str:
         sdp = self.pc.localDescription.sdp
@@ -80,10 +82,16 @@ class WebRtcTransport:
     def connection_state(self) -> str:
         return self.pc.connectionState
 
+    @property
+    def closed(self) -> bool:
+        # aiortc closes a peer connection by itself when its DTLS ends (ICE
+        # consent expired): that one must not be offered new media either.
+        return self._closed or self.pc.connectionState == "closed"
+
     async def close(self) -> None:
-        if self.closed:
+        if self._closed:
             return
-        self.closed = True
+        self._closed = True
         await self.pc.close()
 
 
@@ -106,6 +114,7 @@ class PublisherTransport(WebRtcTransport):
         # Before anything awaits: aiortc starts receivers from a task it has
         # just scheduled, and they must start as forwarding receivers.
         red = red_codecs_offered(sdp)
+        simulcast = simulcast_offered(sdp)
         new: list[tuple[str, RTCRtpTransceiver, ForwardingReceiver]] = []
         for transceiver in self.pc.getTransceivers():
             mid = transceiver.mid
@@ -115,6 +124,9 @@ class PublisherTransport(WebRtcTransport):
                 continue
             receiver = ForwardingReceiver.adopt(transceiver.receiver)
             receiver.extra_codecs = [red[mid]] if mid in red else []
+            if mid in simulcast and simulcast[mid].simulcast:
+                receiver.extra_header_extensions = simulcast[mid].header_extensions()
+                receiver.rids = RidDemux(simulcast[mid].rids)
             new.append((mid, transceiver, receiver))
         try:
             answer = await self.pc.createAnswer()
@@ -133,7 +145,7 @@ class PublisherTransport(WebRtcTransport):
             )
             self.producers[mid] = producer
             created.append(producer)
-        return self._local_sdp(), created
+        return simulcast_answer(self._local_sdp(), simulcast), created
 
     async def close(self) -> None:
         for producer in self.producers.values():
@@ -171,6 +183,8 @@ class SubscriberTransport(WebRtcTransport):
         self.retransmit_budget = RetransmitBudget(options.retransmission)
         # Producers forwarded to every other subscriber but held back from this one.
         self._held: frozenset[str] = frozenset()
+        # The simulcast layer wanted of a producer (by id), for its consumer now or later.
+        self._preferred_layers: dict[str, int | None] = {}
 
     @property
     def consumers(self) -> list[Consumer]:
@@ -200,10 +214,20 @@ class SubscriberTransport(WebRtcTransport):
             slot = _Slot(transceiver, consumer)
             self._slots.append(slot)
         # Media starts once the subscriber has answered an offer naming its source.
+        slot.consumer.set_target_layer(self._preferred_layers.get(producer.id))
         slot.consumer.attach(producer, ready=False)
         self._apply_hold(slot.consumer)
         self.request_negotiation()
         return slot.consumer
+
+    def prefer_layer(self, producer_id: str, layer: int | None) -> None:
+        """Forward this simulcast layer of a producer (0: the smallest; None: the
+        highest; or the nearest one sent), now and whenever it is consumed again."""
+        self._preferred_layers[producer_id] = layer
+        for slot in self._slots:
+            producer = slot.consumer.producer
+            if producer is not None and producer.id == producer_id:
+                slot.consumer.set_target_layer(layer)
 
     def hold(self, producer_ids: Iterable[str]) -> None:
         """Forward nothing of these producers to this subscriber (by producer id), the
@@ -226,6 +250,7 @@ class SubscriberTransport(WebRtcTransport):
             consumer.resume()
 
     def stop_consuming(self, producer: Producer) -> None:
+        self._preferred_layers.pop(producer.id, None)
         for slot in self._slots:
             if slot.consumer.producer is producer:
                 slot.consumer.detach()

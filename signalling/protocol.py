@@ -93,6 +93,15 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         ["audio", "video"],
     ),
     "audio_only": _message("audio_only", {"enabled": {"type": "boolean"}}, ["enabled"]),
+    "video_quality": _message(
+        "video_quality",
+        {
+            "participant_id": _PID,
+            "source": {"enum": ["camera", "screen"]},
+            "quality": {"enum": ["low", "medium", "high"]},
+        },
+        ["participant_id", "source", "quality"],
+    ),
     "hand": _message("hand", {"raised": {"type": "boolean"}}, ["raised"]),
     "lower_hand": _message("lower_hand", {"participant_id": _PID}, ["participant_id"]),
     "lower_all_hands": _message("lower_all_hands", {}, []),

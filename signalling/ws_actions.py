@@ -35,6 +35,9 @@ ACTIONS: dict[str, Action] = {
         p, m.get("waiting_room"), m.get("guests_allowed")
     ),
     "audio_only": lambda c, p, m: c.set_audio_only(p, m["enabled"]),
+    "video_quality": lambda c, p, m: c.set_video_quality(
+        p, m["participant_id"], m["source"], m["quality"]
+    ),
     "chat_send": lambda c, p, m: c.chat_send(p, m["text"]),
     "recording_start": lambda c, p, m: c.recording_start(p, m.get("title"), m.get("visibility")),
     "recording_stop": lambda c, p, m: c.recording_stop(p),

@@ -53,6 +53,12 @@ VALID: dict[str, dict[str, Any]] = {
     "end_call": {"type": "end_call"},
     # weak links
     "audio_only": {"type": "audio_only", "enabled": True},
+    "video_quality": {
+        "type": "video_quality",
+        "participant_id": "p_x5",
+        "source": "camera",
+        "quality": "low",
+    },
     # breakout rooms
     "breakout_configure": {"type": "breakout_configure", "count": 3, "names": ["Ромашки"]},
     "breakout_assign": {"type": "breakout_assign", "assignments": {"p_1": "r1", "p_2": None}},
@@ -82,6 +88,10 @@ CLASSROOM_INVALID = [
     {"type": "resume", "session": "s_1", "token": "t", "last_chat_seq": "7"},
     {"type": "resume", "session": "s_1", "token": "t", "last_chat_seq": 1.5},
     {"type": "resume", "session": "s_1", "token": "t", "room": "r1"},
+    {"type": "video_quality", "participant_id": "p_x5", "source": "camera"},
+    {"type": "video_quality", "participant_id": "p_x5", "source": "camera", "quality": "ultra"},
+    {"type": "video_quality", "participant_id": "p_x5", "source": "microphone", "quality": "low"},
+    {"type": "video_quality", "participant_id": "p_x5", "source": "camera", "quality": 2},
     {"type": "audio_only"},
     {"type": "audio_only", "enabled": "yes"},
     {"type": "audio_only", "enabled": True, "video": False},

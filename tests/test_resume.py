@@ -251,6 +251,11 @@ async def test_refused_resumes(server: LiveServer) -> None:
                 ws, {"type": "resume", "session": "s_nope", "token": pupil.token, "id": "r1"}
             )
             assert (reply["type"], reply["code"], reply["ref"]) == ("error", "resume_failed", "r1")
+            # Not ASCII: compared as bytes, refused like any unknown session.
+            reply = await attempt(
+                ws, {"type": "resume", "session": "сессия-ё", "token": pupil.token}
+            )
+            assert reply["code"] == "resume_failed", reply
             # Another person's session with one's own valid token: refused.
             reply = await attempt(ws, {"type": "resume", "session": session, "token": other.token})
             assert reply["code"] == "resume_failed", reply

@@ -12,6 +12,7 @@ from aiortc import sdp
 from sfu.aiortc_hooks import ForwardingReceiver
 from sfu.audio_sdp import (
     PREFERRED_RED_PAYLOAD_TYPE,
+    publisher_audio_level_id,
     red_accepted,
     red_codecs_offered,
     subscriber_offer,
@@ -82,6 +83,8 @@ a=rtpmap:9 G722/8000
 a=rtpmap:0 PCMU/8000
 a=rtpmap:8 PCMA/8000
 """
+# As aiortc's SDP parser reads our fmtp (it turns only the keys it knows into numbers).
+OPUS_PARAMETERS = {"minptime": 10, "useinbandfec": 1, "usedtx": "1"}
 SESSION = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
 
 
@@ -104,7 +107,10 @@ async def test_chromiums_offer_is_answered_with_red_first_and_opus_fec() -> None
         # libwebrtc sends RED only when it comes before the codec it carries.
         assert audio.fmt[:2] == [63, 111]
         assert codec(audio, "red") == (63, {"111/111": None})
-        assert codec(audio, "opus") == (111, {"minptime": 10, "useinbandfec": 1})
+        # FEC and DTX asked of its encoder (usedtx: silence sends almost nothing).
+        assert codec(audio, "opus") == (111, OPUS_PARAMETERS)
+        # The audio level extension (RFC 6464) is answered with Chromium's own id.
+        assert publisher_audio_level_id(answer) == {"0": 1}
         # The forwarding receiver takes RED packets (aiortc's own table has no RED).
         (transceiver,) = transport.pc.getTransceivers()
         receiver = transceiver.receiver
@@ -121,9 +127,10 @@ async def test_an_offer_without_red_gets_opus_fec_and_nothing_else() -> None:
         answer = pc.remoteDescription.sdp
         audio = section(answer, "audio")
         assert "red" not in {c.name.lower() for c in audio.rtp.codecs}
-        assert codec(audio, "opus")[1] == {"minptime": 10, "useinbandfec": 1}
+        assert codec(audio, "opus")[1] == OPUS_PARAMETERS
         assert all(c.name.lower() != "red" for c in section(answer, "video").rtp.codecs)
         assert red_codecs_offered(pc.localDescription.sdp) == {}
+        assert publisher_audio_level_id(answer) == {"0": 2}  # aiortc offers it as id 2
     finally:
         await transport.close()
         await pc.close()
@@ -139,7 +146,7 @@ async def test_subscribers_are_offered_red_after_opus_and_an_aiortc_one_declines
         offer, _ = await client.next_offer()
         audio = section(offer, "audio")
         opus_pt, opus_parameters = codec(audio, "opus")
-        assert opus_parameters == {"minptime": 10, "useinbandfec": 1}
+        assert opus_parameters == OPUS_PARAMETERS
         assert codec(audio, "red") == (PREFERRED_RED_PAYLOAD_TYPE, {f"{opus_pt}/{opus_pt}": None})
         assert audio.fmt.index(PREFERRED_RED_PAYLOAD_TYPE) == audio.fmt.index(opus_pt) + 1
         assert all(c.name.lower() != "red" for c in section(offer, "video").rtp.codecs)

@@ -120,3 +120,23 @@ async def test_a_bad_answer_ends_the_round_and_a_closed_transport_consumes_nothi
         await publisher.close()
         await client.pc.close()
         await pub_pc.close()
+
+
+async def test_a_connection_aiortc_closed_by_itself_is_closed_to_new_media() -> None:
+    # aiortc closes a peer connection itself when its DTLS ends (ICE consent
+    # expired); a later publish then must not add a transceiver to it.
+    publisher = PublisherTransport(transport_options())
+    pub_pc, (producer,) = await publish_from_client(publisher, ["video"])
+    client = SubscribingClient()
+    subscriber = SubscriberTransport(transport_options(), client.send_offer)
+    try:
+        assert not subscriber.closed
+        await subscriber.pc.close()  # what aiortc's own shutdown does
+        assert subscriber.closed
+        with pytest.raises(RuntimeError):
+            subscriber.consume(producer)
+    finally:
+        await subscriber.close()
+        await publisher.close()
+        await client.pc.close()
+        await pub_pc.close()

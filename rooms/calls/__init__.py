@@ -15,6 +15,7 @@ producers) lives in memory here. The package's files, one concern each:
 - breakout_control.py: breakout rooms
 - weak_links.py: each person's downlink judged, videos held back, "audio only";
   downlink.py: the SFU's counters of one subscriber turned into a sample
+- speakers.py: who speaks in each room, `active_speakers` when it changes
 - call.py: Call - the core plus one of each concern (why composition: see there)
 - registry.py: CallRegistry, the calls of this node
 

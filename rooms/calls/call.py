@@ -22,6 +22,8 @@ from rooms.calls.moderation import Moderation
 from rooms.calls.participant import Disconnect, Participant, PresenceObserver, Send
 from rooms.calls.recording_control import RecordingControl
 from rooms.calls.resume import OnExpired, Resumption
+from rooms.calls.speakers import ActiveSpeakers
+from rooms.calls.video_quality import set_video_quality
 from rooms.calls.weak_links import WeakLinks
 from rooms.model import CallSettings, ChatMessage
 from rooms.recordings import RecordingService
@@ -50,13 +52,15 @@ class Call(CallCore):
         self.breakout = BreakoutControl(self)
         self.links = WeakLinks(self)
         self.resumption = Resumption(self)
+        self.speakers = ActiveSpeakers(self)
 
     # ------------------------------------------------------------------ entering
 
     async def let_in(self, participant: Participant) -> None:
-        """The core's entry, and the links watched while anybody is here."""
+        """The core's entry, and the links and speakers watched while anybody is here."""
         await super().let_in(participant)
         self.links.watch()
+        self.speakers.watch()
         if participant.host:
             await self.links.tell_host(participant)
 
@@ -88,6 +92,7 @@ class Call(CallCore):
             return
         await self.let_everyone_go(reason)
         await self.links.stop()
+        await self.speakers.stop()
         await self.finish_recordings()
         await self.close_rooms()
 
@@ -139,6 +144,11 @@ class Call(CallCore):
 
     async def set_audio_only(self, participant: Participant, enabled: bool) -> None:
         await self.links.set_audio_only(participant, enabled)
+
+    async def set_video_quality(
+        self, participant: Participant, participant_id: str, source: str, quality: str
+    ) -> None:
+        set_video_quality(self, participant, participant_id, source, quality)
 
     async def set_permissions(
         self, host: Participant, role: Role, changes: dict[str, bool]

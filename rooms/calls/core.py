@@ -3,9 +3,8 @@
 `CallCore` is the only owner of the call's lock and of its people: `participants`
 (admitted, on this node) and `waiting` change only here. It joins people, applies
 their media, answers what they may do, moves media between rooms and lets people go.
-The concerns (moderation, chat, recording, breakout rooms) receive the core and use
-it; the core never calls them: errors, participant <- core <- concerns <- call.
-"""
+The concerns (moderation, chat, ...) receive the core and use it; the core never
+calls them: errors, participant <- core <- concerns <- call."""
 
 from __future__ import annotations
 
@@ -345,8 +344,8 @@ class CallCore:
         router = self.router_of(participant.room)
         for producer in producers:
             for other in self.in_room(participant.room):
-                if other is not participant and other.subscriber is not None:
-                    router.consume(other.subscriber, producer)
+                if other is not participant and (sub := other.receiving) is not None:
+                    router.consume(sub, producer)
         self.sync_recording()
         return answer
 
@@ -431,10 +430,11 @@ class CallCore:
     def subscribe_in_room(self, participant: Participant) -> None:
         """Subscribe `participant` to everyone else in their room."""
         router = self.router_of(participant.room)
-        assert participant.subscriber is not None
+        if (sub := participant.receiving) is None:
+            return
         for producer in router.producers:
             if producer.app_data.get("participant_id") != participant.id:
-                router.consume(participant.subscriber, producer)
+                router.consume(sub, producer)
 
     def move(self, participant: Participant, room: str | None) -> None:
         """Move a person's media to another room: renegotiation, no new connections."""
@@ -447,9 +447,9 @@ class CallCore:
         participant.room = room
         self.subscribe_in_room(participant)
         for other in self.in_room(room):
-            if other is not participant and other.subscriber is not None:
+            if other is not participant and (sub := other.receiving) is not None:
                 for producer in participant.producers.values():
-                    new.consume(other.subscriber, producer)
+                    new.consume(sub, producer)
         self.sync_recording()
 
     async def close_room_routers(self) -> None:

@@ -57,6 +57,12 @@ class Participant:
         return self.record.id
 
     @property
+    def receiving(self) -> SubscriberTransport | None:
+        """The subscriber connection, unless it is gone (aiortc may close it itself)."""
+        sub = self.subscriber
+        return sub if sub is not None and not sub.closed else None
+
+    @property
     def user_id(self) -> str:
         return self.record.user_id
 

@@ -14,6 +14,7 @@ as any leaver does, as of the moment the connection dropped.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -73,7 +74,7 @@ class Resumption:
     def find(self, session: str) -> Participant | None:
         """The participant (admitted or waiting) that `session` was issued to."""
         for participant in (*self.call.participants.values(), *self.call.waiting.values()):
-            if participant.session == session:
+            if hmac.compare_digest(participant.session.encode(), session.encode()):
                 return participant
         return None
 

@@ -15,6 +15,7 @@
 //   classroom.js   hosts, hands, waiting room, nudges, mutes, rights
 //   rooms.js       breakout rooms as this page lives them
 //   quality.js     weak links: our own sign, "audio only", hosts' signs on tiles
+//   speakers.js    who is speaking: ringed tiles, the speaker layout
 //   callchat.js    the chat and recording controls, recording access
 
 import { wireChat } from './callchat.js';
@@ -29,6 +30,8 @@ import { wireQuality } from './quality.js';
 import { wireRooms } from './rooms.js';
 import { wireScreenShare } from './screenshare.js';
 import { startPrejoin, wireSession } from './session.js';
+import { wireSpeakers } from './speakers.js';
+import { wireVideoQuality } from './videoquality.js';
 import {
   $, langOverride, lessonId, urok,
 } from './state.js';
@@ -39,7 +42,7 @@ import { decodeClaims, readToken } from './token.js';
 // them: state, self, isHost, participants, local, pcs, published, tracks,
 // hands, nudges, beeped, settings, permissions, breakout, room, roomName,
 // chat, recording, errors, previewReady, connection, qualities, ws, resume,
-// reconnecting, resumes. The page
+// reconnecting, resumes, speakers, layout. The page
 // itself never goes through window.urok: the modules import the state
 // (docs/architecture.md).
 window.urok = urok;
@@ -58,6 +61,8 @@ async function main() {
   wireClassroom();
   wireRooms();
   wireQuality();
+  wireSpeakers();
+  wireVideoQuality();
   const token = readToken();
   if (!token || !lessonId) {
     showFatal('no_token');

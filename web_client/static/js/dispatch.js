@@ -15,6 +15,7 @@ import { errorText } from './page.js';
 import { takeMediaStateRef } from './publisher.js';
 import { forgetQuality, onConnectionQuality } from './quality.js';
 import { onBreakout } from './rooms.js';
+import { forgetSpeaker, onActiveSpeakers, renderSpeaking } from './speakers.js';
 import { urok, views } from './state.js';
 import { queueSubscribeOffer } from './subscriber.js';
 import { toast } from './ui.js';
@@ -36,11 +37,13 @@ export function routeMessages(sig) {
     if (!msg.participant) return;
     if (urok.self && msg.participant.id === urok.self.id) {
       onSelfUpdated(msg.participant);
+      renderSpeaking();
       return;
     }
     upsertParticipant(msg.participant);
     renderScreens();
     renderPeople();
+    renderSpeaking(); // a muted tile is not ringed, whatever the last list said
   });
   sig.on('participant_left', (msg) => {
     const tile = urok.tiles.get(msg.participant_id);
@@ -49,12 +52,14 @@ export function routeMessages(sig) {
     urok.tiles.delete(msg.participant_id);
     urok.remoteScreens.delete(msg.participant_id);
     forgetQuality(msg.participant_id);
+    forgetSpeaker(msg.participant_id);
     if (tile.participant.name) {
       toast(i18n.t('call.participant_left', { name: tile.participant.name }));
     }
     relayout();
     renderScreens();
     renderPeople();
+    renderSpeaking();
   });
   sig.on('hands', (msg) => {
     urok.hands = Array.isArray(msg.queue) ? msg.queue : [];
@@ -67,6 +72,9 @@ export function routeMessages(sig) {
   sig.on('breakout', (msg) => onBreakout(msg));
   sig.on('connection_quality', (msg) => {
     if (urok.ws === sig) onConnectionQuality(msg);
+  });
+  sig.on('active_speakers', (msg) => {
+    if (urok.ws === sig) onActiveSpeakers(msg);
   });
   sig.on('chat_message', (msg) => onChatMessage(msg));
   sig.on('recording', (msg) => {

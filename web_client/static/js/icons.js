@@ -17,6 +17,7 @@ const PATHS = {
   people: '<circle cx="9" cy="8" r="3.5" fill="none"/><path d="M2.5 20a6.5 6.5 0 0 1 13 0" fill="none"/><path d="M16 4.6a3.5 3.5 0 0 1 0 6.8M18 14a6.5 6.5 0 0 1 3.5 6" fill="none"/>',
   shield: '<path d="M12 3l8 3v6c0 4.5-3.4 8.3-8 9-4.6-.7-8-4.5-8-9V6z" fill="none"/><path d="M9 12l2 2 4-4" fill="none"/>',
   more: '<circle cx="12" cy="5" r="1.2"/><circle cx="12" cy="12" r="1.2"/><circle cx="12" cy="19" r="1.2"/>',
+  speaker: '<rect x="3" y="3" width="18" height="12" rx="2" fill="none"/><rect x="3" y="17" width="5" height="4" rx="1"/><rect x="9.5" y="17" width="5" height="4" rx="1"/><rect x="16" y="17" width="5" height="4" rx="1"/>',
   close: '<path d="M6 6l12 12M18 6L6 18" fill="none"/>',
   send: '<path d="M4 12L20 4l-6 16-2.6-6.4z" fill="none"/><path d="M11.4 13.6L20 4" fill="none"/>',
   bell: '<path d="M6 16v-5a6 6 0 0 1 12 0v5l2 2H4z" fill="none"/><path d="M10 21h4" fill="none"/>',

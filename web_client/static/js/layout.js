@@ -7,6 +7,7 @@ import {
   $, currentRoom, pausedReason, plannedRoomOf, roomOfParticipant, urok, views,
 } from './state.js';
 import { ScreenTile, Tile, layoutGrid } from './tiles.js';
+import { updateVideoQualities } from './videoquality.js';
 
 // ---------------------------------------------------------------- tiles
 
@@ -48,7 +49,10 @@ export function relayout() {
     alone.dataset.i18n = aloneKey;
     alone.textContent = i18n.t(aloneKey);
   }
-  layoutGrid($('grid'), $('stage'), { filmstrip: $('stage').classList.contains('presenting') });
+  // A shared screen or the speaker layout: everyone else small, in one row.
+  const stage = $('stage').classList;
+  layoutGrid($('grid'), $('stage'), { filmstrip: stage.contains('presenting') || stage.contains('speaker-view') });
+  updateVideoQualities();
 }
 
 // ---------------------------------------------------------------- screen shares
@@ -108,6 +112,7 @@ export function clearTiles() {
   urok.tiles.clear();
   for (const tile of screenTiles.values()) tile.remove();
   screenTiles.clear();
+  urok.speakers = []; // nobody speaks in a call we have left
   $('stage').classList.remove('presenting');
   $('screen-stage').hidden = true;
 }

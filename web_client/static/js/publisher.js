@@ -48,12 +48,23 @@ export function createPublisher() {
   }
 }
 
+// Smallest first: the server takes this order as its layer order (low, medium, high).
+// Of the 640x360 capture (media.js): 160x90, 320x180 and 640x360; the browser
+// sends the larger ones as its bandwidth estimate allows.
+const CAMERA_LAYERS = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 450000 },
+  { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1200000 },
+];
+
 export function addPublishedTrack(track, source) {
   if (source !== 'screen' && !urok.local.stream) urok.local.stream = new MediaStream();
   const stream = source === 'screen' ? new MediaStream([track]) : urok.local.stream;
   const transceiver = urok.pcs.publisher.addTransceiver(track, {
     direction: 'sendonly',
     streams: [stream],
+    // The camera in three sizes (simulcast): the server forwards each viewer one.
+    ...(source === 'camera' ? { sendEncodings: CAMERA_LAYERS } : {}),
   });
   urok.published.push({ transceiver, source });
 }

@@ -70,6 +70,9 @@ export const urok = {
   // server holds back for us ([{participant_id, source}]) and whether we chose audio only.
   connection: { quality: 'good', paused: [], audioOnly: false },
   qualities: {}, // hosts: participant id -> the quality of their link, when told
+  // Who speaks now, loudest first (docs/protocol.md "active_speakers"): [{id, level}].
+  speakers: [],
+  layout: 'grid', // grid | speaker (the speaker large, everyone else small)
   get participants() {
     const out = {};
     for (const [id, tile] of this.tiles) out[id] = { ...tile.participant };

@@ -7,6 +7,7 @@ import { renderScreens, upsertParticipant } from './layout.js';
 import { iceGatheringComplete } from './media.js';
 import { urok } from './state.js';
 import { toast } from './ui.js';
+import { forgetVideoQualities } from './videoquality.js';
 
 // Offers are answered one at a time, in the order they came.
 let subscriberQueue = Promise.resolve();
@@ -29,6 +30,7 @@ export function resetSubscriber() {
 
 async function onSubscribeOffer(sig, msg) {
   if (urok.ws !== sig) return;
+  forgetVideoQualities();
   let pc = urok.pcs.subscriber;
   if (!pc) {
     pc = new RTCPeerConnection({ iceServers: urok.iceServers });

@@ -43,6 +43,7 @@ export class Tile {
         <span class="tile-muted" hidden>${icon('mic-off')}</span>
         <span class="tile-host" hidden>${icon('host')}</span>
         <span class="tile-name"></span>
+        <span class="tile-speaking-note sr-only" hidden></span>
       </div>`;
     this.video = this.el.querySelector('video');
     if (self) this.video.classList.add('mirrored');
@@ -109,6 +110,17 @@ export class Tile {
     note.textContent = pausedText(this.pausedReason);
     this.el.dataset.paused = this.pausedReason || '';
     this.refresh();
+  }
+
+  /** Ring the tile while its person speaks; screen readers hear "speaking" after the name. */
+  setSpeaking(speaking) {
+    const on = Boolean(speaking);
+    if (this.el.classList.contains('tile-speaking') === on) return;
+    this.el.classList.toggle('tile-speaking', on);
+    this.el.dataset.speaking = String(on);
+    const note = this.el.querySelector('.tile-speaking-note');
+    note.hidden = !on;
+    note.textContent = on ? `, ${t('call.speaking')}` : '';
   }
 
   /** Draw the eye to this tile for a few seconds (a nudge). */
