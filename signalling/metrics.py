@@ -123,6 +123,14 @@ class NodeCollector(Collector):
         resumes.add_metric(["resumed"], counts.resumes)
         resumes.add_metric(["refused"], counts.resumes_refused)
         yield resumes
+        restarts = _counter(
+            "urok_ice_restarts",
+            "Media connections replaced for a broken path (ice_restart), by connection.",
+            ["connection"],
+        )
+        for connection, count in counts.ice_restarts.items():
+            restarts.add_metric([connection], count)
+        yield restarts
         yield GaugeMetricFamily(
             "urok_draining", "1 while the node takes no new calls.", int(self.app[HEALTH].draining)
         )

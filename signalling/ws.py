@@ -247,12 +247,14 @@ class Session:
         reply = {"type": "ice_restarted", "connection": message["connection"], **_ref(message)}
         if message["connection"] == "subscriber":
             await call.restart_subscriber(participant, reply)
+            self._counts.ice_restarts["subscriber"] += 1
             return
         sources = {t["mid"]: t["source"] for t in message["tracks"]}
         try:
             answer = await call.restart_publisher(participant, message["sdp"], sources)
         except SdpError as exc:
             raise ProtocolError("bad_sdp", str(exc)[:300], message.get("id")) from None
+        self._counts.ice_restarts["publisher"] += 1
         await self.send({**reply, "sdp": answer})
 
     async def _end_call(self, call: Call, participant: Participant) -> None:

@@ -20,6 +20,7 @@ class WsCounters:
         self.connections = 0  # open now
         self.resumes = 0  # participants taken over by a new connection
         self.resumes_refused = 0
+        self.ice_restarts = {"publisher": 0, "subscriber": 0}  # media connections replaced
 
     def message(self, kind: object) -> None:
         key = kind if isinstance(kind, str) and kind in self.messages else OTHER

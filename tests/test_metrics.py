@@ -148,6 +148,13 @@ async def test_counters_follow_a_real_call() -> None:
             assert value(resumed, "urok_resumes_total", result="resumed") == 1
             assert value(resumed, "urok_resumes_total", result="refused") == 0
 
+            # A media connection replaced (ice_restart), counted by connection.
+            assert value(resumed, "urok_ice_restarts_total", connection="subscriber") == 0
+            await pupils[0].restart_subscriber()
+            restarted = await scraped(server)
+            assert value(restarted, "urok_ice_restarts_total", connection="subscriber") == 1
+            assert value(restarted, "urok_ice_restarts_total", connection="publisher") == 0
+
             # People leave: the gauges fall, the counters keep what was forwarded.
             sent = value(resumed, "urok_media_packets_total", direction="outgoing")
             for pupil in pupils:
