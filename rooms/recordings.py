@@ -182,6 +182,8 @@ class RecordingService:
     def __post_init__(self) -> None:
         self.on_ready: list[ReadyObserver] = []
         self.running = 0  # recorders started and not yet finished
+        self.finished = 0  # finished with a watchable file (GET /metrics)
+        self.failed = 0  # finished with nothing usable
 
     def check_can_start(self) -> None:
         if not self.enabled:

@@ -188,6 +188,11 @@ class Store(ABC):
     async def expire_call(self, call_id: str, after_seconds: int) -> None:
         """Forget the call's state `after_seconds` from now (lesson record included)."""
 
+    async def ping(self) -> None:
+        """Raise when the store cannot be reached (GET /readyz): one read of a lesson
+        id no lesson has, a round trip to Redis, nothing in memory."""
+        await self.get_lesson("~ping")
+
     async def close(self) -> None:  # noqa: B027 - nothing to release by default
         """Release connections."""
 

@@ -125,6 +125,11 @@ class Consumer:
         return self._stats.report(self.packets_sent, self.bytes_sent, self.held_for_keyframe)
 
     @property
+    def link_stats(self) -> LinkStats:
+        """The live record behind `link`, for readers that only sum it (sfu/stats.py)."""
+        return self._stats
+
+    @property
     def rtx_payload_types(self) -> dict[int, int]:
         """The subscriber's media payload type -> its RTX payload type (empty: no RTX)."""
         return dict(self._rtx_pt)

@@ -13,6 +13,7 @@ from sfu.pacer import PacerSettings
 from sfu.producer import KEYFRAME_INTERVAL
 from sfu.retransmit import RetransmitSettings
 from sfu.router import Router
+from sfu.stats import ForwardingTotals, node_totals
 from sfu.transport import TransportOptions
 
 
@@ -40,18 +41,36 @@ class MediaEngine:
             retransmission=retransmission or RetransmitSettings(),
         )
         self.routers: dict[str, Router] = {}
+        # What closed transports forwarded (see sfu/stats.py).
+        self.retired = ForwardingTotals()
+        self._closing: set[Router] = set()  # still counted live until their transports retire
 
     def _configuration(self) -> RTCConfiguration:
         return rtc_configuration(self.ice_servers)
 
     def create_router(self, app_data: dict[str, Any] | None = None) -> Router:
-        router = Router(self._options, app_data)
+        router = Router(self._options, app_data, self.retired)
         self.routers[router.id] = router
         return router
 
+    def totals(self) -> ForwardingTotals:
+        """Everything this node forwarded since it started (read at scrape time)."""
+        return node_totals(
+            (
+                t
+                for router in (*self.routers.values(), *self._closing)
+                for t in router.transports.values()
+            ),
+            self.retired,
+        )
+
     async def close_router(self, router: Router) -> None:
+        self._closing.add(router)
         self.routers.pop(router.id, None)
-        await router.close()
+        try:
+            await router.close()
+        finally:
+            self._closing.discard(router)
 
     async def close(self) -> None:
         for router in list(self.routers.values()):

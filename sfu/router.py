@@ -8,6 +8,7 @@ from typing import Any
 from sfu.active_speaker import ActiveSpeakerDetector
 from sfu.consumer import Consumer
 from sfu.producer import Producer
+from sfu.stats import ForwardingTotals
 from sfu.transport import (
     OfferCallback,
     PublisherTransport,
@@ -18,8 +19,15 @@ from sfu.transport import (
 
 
 class Router:
-    def __init__(self, options: TransportOptions, app_data: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        options: TransportOptions,
+        app_data: dict[str, Any] | None = None,
+        retired: ForwardingTotals | None = None,
+    ) -> None:
         self.id = f"rt_{secrets.token_hex(6)}"
+        # Where a closing transport leaves its counts (the engine's, shared by its routers).
+        self.retired = retired if retired is not None else ForwardingTotals()
         self.app_data = app_data or {}
         self._options = options
         self.transports: dict[str, WebRtcTransport] = {}
@@ -100,6 +108,8 @@ class Router:
 
     async def close_transport(self, transport: WebRtcTransport) -> None:
         self.transports.pop(transport.id, None)
+        if not transport.closed:
+            self.retired.retire(transport)
         if isinstance(transport, PublisherTransport):
             producers = list(transport.producers.values())
             for other in self.transports.values():

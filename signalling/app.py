@@ -24,7 +24,9 @@ from signalling import (
     adhoc,
     api,
     demo,
+    health,
     http_guard,
+    metrics,
     pages,
     ratelimit,
     recordings,
@@ -35,6 +37,7 @@ from signalling import (
 from signalling.config import Settings
 from signalling.keys import (
     CALLS,
+    HEALTH,
     LESSONS,
     MEDIA,
     RECORDINGS,
@@ -42,9 +45,13 @@ from signalling.keys import (
     STORE,
     TOKENS,
     WEBHOOKS,
+    WS_COUNTS,
 )
+from signalling.protocol import SCHEMAS
+from signalling.readiness import Health
 from signalling.tokens import TokenService
 from signalling.webhooks import WebhookSender
+from signalling.ws_counts import WsCounters
 
 logger = logging.getLogger(__name__)
 
@@ -204,6 +211,8 @@ def create_app(settings: Settings | None = None) -> web.Application:
         app[RECORDINGS],
     )
     app[WEBHOOKS] = WebhookSender()
+    app[HEALTH] = Health()
+    app[WS_COUNTS] = WsCounters(SCHEMAS)
     # When the lesson ends (journal, host, time), its call ends for everyone in it.
     app[LESSONS].on_ended.append(app[CALLS].end_for_lesson)
     # The call's state (chat, attendance) stays readable for a while, then expires.
@@ -222,6 +231,11 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.cleanup_ctx.append(_media_engine)
     app.cleanup_ctx.append(_calls)
     app.cleanup_ctx.append(_lesson_sweeper)
+    _routes(app, settings)
+    return app
+
+
+def _routes(app: web.Application, settings: Settings) -> None:
     ratelimit.setup(app, settings)  # outside the API's JSON errors: before api.setup
     api.setup(app)
     http_guard.setup(app, settings)  # inside them: after api.setup
@@ -232,4 +246,5 @@ def create_app(settings: Settings | None = None) -> web.Application:
     if settings.demo_journal:
         demo.setup(app)
     recordings.setup(app)
-    return app
+    health.setup(app)
+    metrics.setup(app)

@@ -16,6 +16,7 @@ def _serve(args: argparse.Namespace) -> int:
     from signalling.access_log import RedactingAccessLogger
     from signalling.app import create_app
     from signalling.http_guard import run
+    from signalling.log_format import configure_logging
 
     settings = load_settings(args.config)
     overrides: dict[str, object] = {}
@@ -42,7 +43,7 @@ def _serve(args: argparse.Namespace) -> int:
         settings = settings_from_mapping(
             {"public_url": f"http://{settings.host}:{settings.port}"}, settings
         )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.log)
     if settings.demo_journal and settings.host not in ("127.0.0.1", "::1", "localhost"):
         # The demo journal acts as the demo integration without credentials.
         logging.getLogger("urok").warning(

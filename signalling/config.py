@@ -17,6 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from rooms.schedule import ScheduleLimits
+from signalling.config_ops import (
+    HealthSettings,
+    LogSettings,
+    MetricsSettings,
+    health_section,
+    log_section,
+    metrics_section,
+)
 from signalling.config_sections import (
     KNOWN_LIMIT_KEYS,
     ConfigError,
@@ -85,6 +93,10 @@ class Settings:
     recording: RecordingSettings = field(default_factory=RecordingSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
+    # For operators (signalling/config_ops.py, docs/operations.md).
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
+    log: LogSettings = field(default_factory=LogSettings)
 
     @property
     def schedule_limits(self) -> ScheduleLimits:
@@ -136,6 +148,9 @@ KNOWN_KEYS = frozenset(
         "redis_url",
         "limits",
         "media",
+        "metrics",
+        "health",
+        "log",
     }
 )
 
@@ -204,6 +219,9 @@ def _sections(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
         "integrations": _integrations,
         "ice": lambda value: _ice(value, settings.ice),
         "media": lambda value: _media(value, settings.media),
+        "metrics": lambda value: metrics_section(value, settings.metrics),
+        "health": lambda value: health_section(value, settings.health),
+        "log": lambda value: log_section(value, settings.log),
     }
     return {key: parse(data[key]) for key, parse in parsers.items() if key in data}
 
@@ -244,6 +262,25 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
     }
     if limits:
         overrides["limits"] = limits
+    overrides.update(_operator_env(env))
     if overrides:
         settings = settings_from_mapping(overrides, settings)
     return settings
+
+
+def _operator_env(env: dict[str, str]) -> dict[str, Any]:
+    """UROK_METRICS_TOKEN, UROK_METRICS_PORT and UROK_LOG_FORMAT (a secret stays out of files)."""
+    out: dict[str, Any] = {}
+    metrics: dict[str, Any] = {}
+    if "UROK_METRICS_TOKEN" in env:
+        metrics["token"] = env["UROK_METRICS_TOKEN"]
+    if "UROK_METRICS_PORT" in env:
+        try:
+            metrics["port"] = int(env["UROK_METRICS_PORT"])
+        except ValueError as exc:
+            raise ConfigError("UROK_METRICS_PORT must be an integer") from exc
+    if metrics:
+        out["metrics"] = metrics
+    if "UROK_LOG_FORMAT" in env:
+        out["log"] = {"format": env["UROK_LOG_FORMAT"]}
+    return out

@@ -15,7 +15,9 @@ if TYPE_CHECKING:  # the media stack is imported only where it is used
     from rooms.recordings import RecordingService
     from rooms.store import Store
     from sfu.engine import MediaEngine
+    from signalling.readiness import Health
     from signalling.webhooks import WebhookSender
+    from signalling.ws_counts import WsCounters
 
 SETTINGS = web.AppKey("settings", Settings)
 LESSONS = web.AppKey("lessons", LessonRegistry)
@@ -25,3 +27,5 @@ STORE: web.AppKey[Store] = web.AppKey("store")
 WEBHOOKS: web.AppKey[WebhookSender] = web.AppKey("webhooks")
 MEDIA: web.AppKey[MediaEngine] = web.AppKey("media")
 RECORDINGS: web.AppKey[RecordingService] = web.AppKey("recordings")
+HEALTH: web.AppKey[Health] = web.AppKey("health")
+WS_COUNTS: web.AppKey[WsCounters] = web.AppKey("ws_counts")

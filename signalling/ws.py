@@ -13,7 +13,8 @@ from rooms.admission import Door, Refused
 from rooms.calls import Call, CallEnded, CallError, Participant
 from sfu.transport import NegotiationError, SdpError
 from signalling.access import admitted_lesson
-from signalling.keys import CALLS, LESSONS, MEDIA, SETTINGS, TOKENS
+from signalling.keys import CALLS, LESSONS, MEDIA, SETTINGS, TOKENS, WS_COUNTS
+from signalling.log_format import log_as
 from signalling.protocol import MAX_UNJOINED_BYTES, ProtocolError, parse_message
 from signalling.ratelimit import LIMITS, budget_address, join_rate_limited
 from signalling.tokens import TokenError
@@ -40,6 +41,7 @@ class Session:
         self.peer = request.remote
         self._frames = request.app[LIMITS].frames.connection()
         self._address = budget_address(self.peer, request.app[LIMITS].settings)
+        self._counts = request.app[WS_COUNTS]
 
     async def _pace(self) -> None:
         """Wait, past this connection's (and address's) frame budget (frame_budget.py)."""
@@ -50,6 +52,8 @@ class Session:
     async def send(self, message: dict[str, Any]) -> None:
         if self.ws.closed:
             return
+        if message.get("type") == "error":
+            self._counts.error(message.get("code", ""))
         async with self._send_lock:
             await self.ws.send_json(message)
 
@@ -91,7 +95,7 @@ class Session:
     async def _handle_before_join(self, data: str, max_bytes: int) -> bool:
         """Handle a frame before joining; False once the connection should close."""
         try:
-            message = parse_message(data, max_bytes, UNJOINED_TYPES)
+            message = self._parse(data, max_bytes, UNJOINED_TYPES)
         except ProtocolError as exc:
             await self.send(exc.to_json())
             return True
@@ -108,6 +112,19 @@ class Session:
             # A session that is gone: the client may join afresh on this connection.
             return exc.code == RESUME_FAILED
         return True
+
+    def _parse(
+        self, data: str, max_bytes: int, allowed: frozenset[str] | None = None
+    ) -> dict[str, Any]:
+        """parse_message, counted by type (an unknown type counts as "other")."""
+        try:
+            message = parse_message(data, max_bytes, allowed)
+        except ProtocolError as exc:
+            if exc.code == "unknown_type":
+                self._counts.message(None)
+            raise
+        self._counts.message(message["type"])
+        return message
 
     def connection_details(self, message: dict[str, Any]) -> dict[str, Any]:
         """What joined / waiting / resumed carry for this connection (besides the call)."""
@@ -162,6 +179,7 @@ class Session:
         except CallEnded:
             raise ProtocolError("lesson_ended", "the lesson has ended", ref) from None
         self.call = call
+        log_as(call.id, self.participant.id, claims.user_id)
         logger.info("%s joined %s as %s", claims.user_id, lesson.id, claims.role.value)
 
     async def disconnected_by_call(self) -> None:
@@ -170,7 +188,7 @@ class Session:
 
     async def _handle(self, data: str, max_bytes: int) -> None:
         try:
-            message = parse_message(data, max_bytes)
+            message = self._parse(data, max_bytes)
             await self._dispatch(message)
         except ProtocolError as exc:
             await self.send(exc.to_json())
@@ -229,12 +247,14 @@ class Session:
         reply = {"type": "ice_restarted", "connection": message["connection"], **_ref(message)}
         if message["connection"] == "subscriber":
             await call.restart_subscriber(participant, reply)
+            self._counts.ice_restarts["subscriber"] += 1
             return
         sources = {t["mid"]: t["source"] for t in message["tracks"]}
         try:
             answer = await call.restart_publisher(participant, message["sdp"], sources)
         except SdpError as exc:
             raise ProtocolError("bad_sdp", str(exc)[:300], message.get("id")) from None
+        self._counts.ice_restarts["publisher"] += 1
         await self.send({**reply, "sdp": answer})
 
     async def _end_call(self, call: Call, participant: Participant) -> None:
@@ -282,11 +302,14 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=settings.max_ws_message_bytes * 4)
     await ws.prepare(request)
     session = Session(request, ws)
+    counts = request.app[WS_COUNTS]
+    counts.connections += 1
     try:
         await session.run()
     except Exception:
         logger.exception("websocket session failed")
     finally:
+        counts.connections -= 1
         await session.dropped()
     return ws
 

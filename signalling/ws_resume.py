@@ -16,7 +16,8 @@ from aiohttp import web
 from rooms.admission import Door, Refused
 from rooms.calls import Call, Participant
 from signalling.access import admitted_lesson
-from signalling.keys import CALLS, TOKENS
+from signalling.keys import CALLS, TOKENS, WS_COUNTS
+from signalling.log_format import log_as
 from signalling.protocol import ProtocolError
 from signalling.ratelimit import LIMITS, join_rate_limited
 from signalling.tokens import TokenError
@@ -46,9 +47,12 @@ async def resume(session: Connection, message: dict[str, Any]) -> None:
     retry = limits.join_allowed(session.peer)
     if retry is not None:
         raise join_rate_limited(retry, ref)
+    counts = session.app[WS_COUNTS]
     try:
         await _resume_checked(session, message)
+        counts.resumes += 1
     except ProtocolError as exc:
+        counts.resumes_refused += 1
         # Counted per address like a forged token: a session id is a secret too.
         code = "token_invalid" if exc.code == RESUME_FAILED else exc.code
         limits.join_failed(session.peer, None, code)
@@ -74,6 +78,7 @@ async def _resume_checked(session: Connection, message: dict[str, Any]) -> None:
     # The session owns the participant from here: should the new socket fail while
     # the state is sent, it is this session's drop that holds them again.
     session.call, session.participant = call, participant
+    log_as(call.id, participant.id, participant.user_id)
     await call.resume(
         participant,
         session.send,

@@ -119,6 +119,27 @@ def test_resume_settings(tmp_path: Path) -> None:
     assert (settings.resume_grace_seconds, settings.reconnect_seconds) == (45, 120)
 
 
+def test_operator_settings(tmp_path: Path) -> None:
+    defaults = Settings()
+    assert not defaults.metrics.enabled and defaults.log.format == "text"
+    assert defaults.health.max_loop_lag_ms == 500
+    text = (
+        '[metrics]\ntoken = "0123456789abcdef"\nport = 9464\nhost = "0.0.0.0"\n'
+        '[health]\nmax_loop_lag_ms = 250\n[log]\nformat = "json"\nlevel = "debug"\n'
+    )
+    settings = load_settings(write(tmp_path, text), env={})
+    assert settings.metrics.enabled
+    assert (settings.metrics.token, settings.metrics.port) == ("0123456789abcdef", 9464)
+    assert settings.metrics.host == "0.0.0.0"
+    assert settings.health.max_loop_lag_ms == 250
+    assert (settings.log.format, settings.log.level) == ("json", "DEBUG")
+    # The environment: a token kept out of the file, no separate port, text logs.
+    env = {"UROK_METRICS_TOKEN": "fedcba9876543210", "UROK_METRICS_PORT": "0"}
+    settings = load_settings(write(tmp_path, text), env={**env, "UROK_LOG_FORMAT": "text"})
+    assert (settings.metrics.token, settings.metrics.port) == ("fedcba9876543210", None)
+    assert settings.log.format == "text"
+
+
 def test_file_from_urok_config_env(tmp_path: Path) -> None:
     path = write(tmp_path, 'port = 9100\npublic_url = "https://x.example"\n')
     settings = load_settings(env={"UROK_CONFIG": str(path)})
@@ -209,6 +230,15 @@ def test_load_settings_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPat
         ("resume_grace_seconds = true", "resume_grace_seconds"),
         ("resume_grace_seconds = 3601", "resume_grace_seconds"),
         ('reconnect_seconds = "60"', "reconnect_seconds"),
+        ('metrics = "on"', "metrics must be a table"),
+        ('[metrics]\ntoken = "short"', "16 characters"),
+        ("[metrics]\ntoken = 5", "metrics.token"),
+        ("[metrics]\nport = 70000", "metrics.port"),
+        ('[metrics]\nhost = "example.org"', "metrics.host"),
+        ("[metrics]\npath = '/m'", "unknown metrics setting"),
+        ("[health]\nmax_loop_lag_ms = 0", "health.max_loop_lag_ms"),
+        ('[log]\nformat = "xml"', "log.format"),
+        ('[log]\nlevel = "LOUD"', "log.level"),
     ],
 )
 def test_bad_file_values(tmp_path: Path, text: str, words: str) -> None:

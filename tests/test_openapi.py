@@ -32,7 +32,8 @@ from rooms.store import MemoryStore
 from signalling import recordings
 from signalling.app import create_app
 from signalling.config import DEMO_KEY_ID, Integration, Settings
-from signalling.keys import RECORDINGS, STORE, TOKENS
+from signalling.config_ops import MetricsSettings
+from signalling.keys import HEALTH, RECORDINGS, STORE, TOKENS
 from tests.api_support import (
     KEY_A,
     PUBLIC_URL,
@@ -252,7 +253,13 @@ def test_auth_forms_are_described() -> None:
         ("/api/v1/openapi.yaml", "get"),
         ("/api/v1/protocol.schema.json", "get"),
     }
-    assert public == {(p, m) for p, m, _ in operations} - journal - set(join_token) - set(watch)
+    # The metrics: the operator's token, or none when served on a separate port.
+    token_or_port = [{"metricsToken": []}, {}]
+    metrics = [(p, m) for p, m, op in operations if op.get("security") == token_or_port]
+    assert metrics == [("/metrics", "get")]
+    assert public == (
+        {(p, m) for p, m, _ in operations} - journal - set(join_token) - set(watch) - set(metrics)
+    )
 
 
 def test_request_examples_validate_against_their_schemas() -> None:
@@ -591,12 +598,24 @@ def bearer(token: str) -> dict[str, str]:
 
 
 async def test_routes_outside_the_api_answer_as_the_spec_says() -> None:
-    async with running_server(demo_journal=True) as server:
+    metrics = MetricsSettings(token="metrics-token-0123456789")
+    async with running_server(demo_journal=True, metrics=metrics) as server:
         call = Exerciser(server)
 
-        # Health.
+        # Health, readiness, metrics.
         assert await call("GET", "/healthz", 200) == {"status": "ok"}
         await call("HEAD", "/healthz", 200)
+        assert await call("GET", "/readyz", 200) == {"status": "ready", "problems": []}
+        server.app[HEALTH].draining = True
+        not_ready = {"status": "not_ready", "problems": ["draining"]}
+        assert await call("GET", "/readyz", 503) == not_ready
+        server.app[HEALTH].draining = False
+        await call("GET", "/metrics", 200, headers=bearer("metrics-token-0123456789"))
+        await call("GET", "/metrics", 401)
+        async with running_server() as metrics_off:  # no [metrics] token or port
+            off = Exerciser(metrics_off)
+            await off("GET", "/metrics", 404)
+            call.exercised |= off.exercised
 
         # The call page and its info.
         page, info = "/call/{lesson_id}", "/call/{lesson_id}/info"

@@ -266,7 +266,7 @@ def video_sent(server: LiveServer, participant_id: str) -> int:
 
 
 async def test_heavy_loss_is_a_bad_link_for_the_pupil_and_the_teacher(media: BenchMedia) -> None:
-    # Protocol 1.5: `level` "bad" over 25 % loss, while `quality` stays "weak" (what a
+    # Protocol 1.4: `level` "bad" over 25 % loss, while `quality` stays "weak" (what a
     # 1.2 client knows).
     async with running_server() as server:
         teacher, first, second, watcher = await publishing_class(server, media)

@@ -173,6 +173,7 @@ class RecordingControl:
         assert service is not None
         record = await self._finished(service, recorder)
         if record.status == RecordingStatus.READY:
+            service.finished += 1
             await self.call.post_system(
                 "recording_ready",
                 ready_chat_data(record),
@@ -180,6 +181,7 @@ class RecordingControl:
             )
             service.ready(self.call.lesson, record)
         else:
+            service.failed += 1
             await self.call.post_system(
                 "recording_failed", {"recording_id": record.id, "title": record.title}, room="*"
             )

@@ -28,6 +28,11 @@ logger = logging.getLogger(__name__)
 OnExpired = Callable[[], Awaitable[None]]
 
 
+def _ids(call: CallCore, participant: Participant) -> dict[str, str]:
+    """Log record fields naming whom a line is about (signalling/log_format.py)."""
+    return {"call_id": call.id, "participant_id": participant.id, "user_id": participant.user_id}
+
+
 async def _discard(message: dict[str, Any]) -> None:
     """A held participant's messages: the resume sends the state that matters."""
 
@@ -90,7 +95,13 @@ class Resumption:
             participant.hold_task = asyncio.ensure_future(
                 self._expire(participant, grace, on_expired)
             )
-        logger.info("%s in %s held for %g s", participant.user_id, call.id, grace)
+        logger.info(
+            "%s in %s held for %g s",
+            participant.user_id,
+            call.id,
+            grace,
+            extra=_ids(call, participant),
+        )
         return True
 
     async def _expire(self, participant: Participant, grace: float, on_expired: OnExpired) -> None:
@@ -101,7 +112,12 @@ class Resumption:
                 return  # resumed (or let go) meanwhile
             participant.hold_task = None
             await call.leave(participant, at=participant.held_since)
-        logger.info("%s in %s did not come back: left", participant.user_id, call.id)
+        logger.info(
+            "%s in %s did not come back: left",
+            participant.user_id,
+            call.id,
+            extra=_ids(call, participant),
+        )
         await on_expired()
 
     async def resume(
@@ -141,6 +157,7 @@ class Resumption:
             participant.user_id,
             call.id,
             len(missed),
+            extra=_ids(call, participant),
         )
 
     async def _state(self, participant: Participant, missed: list[ChatMessage]) -> dict[str, Any]:

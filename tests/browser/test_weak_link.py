@@ -179,7 +179,7 @@ async def scenario(pupil_host: Any, teacher: Page, pupil: Page, bot_ids: list[st
     await pupil.screenshot(path=str(SCREENSHOT_DIR / "urok-weak-link-pupil.png"))
     await teacher.screenshot(path=str(SCREENSHOT_DIR / "urok-weak-link-teacher.png"))
 
-    # Much worse (protocol 1.5 `level`): "very poor" at both, still "weak" to a 1.2 client.
+    # Much worse (protocol 1.4 `level`): "very poor" at both, still "weak" to a 1.2 client.
     pupil_host.shape(LinkSpec(loss_percent=45))
     text = pupil.locator("#link-notice-text")
     await pupil.wait_for_function("() => window.urok.connection.level === 'bad'", timeout=30000)

@@ -9,7 +9,7 @@ import {
   $, pausedReason, sendAction, urok,
 } from './state.js';
 
-/** good, weak or bad: `level` since protocol 1.5, else what `quality` says. */
+/** good, weak or bad: `level` since protocol 1.4, else what `quality` says. */
 function levelOf(msg) {
   if (msg.level === 'bad' || msg.level === 'weak' || msg.level === 'good') return msg.level;
   return msg.quality === 'weak' ? 'weak' : 'good';

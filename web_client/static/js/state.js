@@ -76,7 +76,7 @@ export const urok = {
     quality: 'good', level: 'good', paused: [], audioOnly: false,
   },
   qualities: {}, // hosts: participant id -> the quality of their link, when told
-  levels: {}, // hosts: participant id -> good, weak or bad (protocol 1.5), when told
+  levels: {}, // hosts: participant id -> good, weak or bad (protocol 1.4), when told
   // Who speaks now, loudest first (docs/protocol.md "active_speakers"): [{id, level}].
   speakers: [],
   layout: 'grid', // grid | speaker (the speaker large, everyone else small)
