@@ -107,8 +107,9 @@ class Router:
         target.transports[transport.id] = transport
 
     async def close_transport(self, transport: WebRtcTransport) -> None:
-        self.transports.pop(transport.id, None)
-        if not transport.closed:
+        if self.transports.pop(transport.id, None) is not None:
+            # It leaves the live walk of the metrics: its counts go to the retired totals
+            # (whether or not aiortc already closed its connection itself).
             self.retired.retire(transport)
         if isinstance(transport, PublisherTransport):
             producers = list(transport.producers.values())

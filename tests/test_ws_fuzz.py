@@ -148,6 +148,9 @@ GOOD: dict[str, st.SearchStrategy[Any]] = {
     "lesson_id": st.text(min_size=1, max_size=20),
     "session": st.text(min_size=1, max_size=40),
     "last_chat_seq": st.integers(0, 10**6),
+    "connection": st.sampled_from(["publisher", "subscriber"]),
+    "source": st.sampled_from(["camera", "screen"]),
+    "quality": st.sampled_from(["low", "medium", "high"]),
     "sdp": st.text(min_size=1, max_size=80) | st.just("v=0\r\n") | mutated_offers(),
     "tracks": st.lists(
         st.fixed_dictionaries(

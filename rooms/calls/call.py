@@ -102,9 +102,10 @@ class Call(CallCore):
         """Everyone is told and let go; the recording is finished; the breakout rooms close."""
         if self.ended:
             return
-        await self.let_everyone_go(reason)
+        # The watchers first: nothing of theirs may follow `call_ended`.
         await self.links.stop()
         await self.speakers.stop()
+        await self.let_everyone_go(reason)
         await self.finish_recordings()
         await self.close_rooms()
 
