@@ -1,0 +1,247 @@
+"""Bounded audio slots: each subscriber receives the loudest few audio producers.
+
+In a large call a subscriber does not get one audio consumer per producer: it
+gets `slots` audio consumers (m-sections) and the allocator maps the loudest
+producers onto them, as Jitsi's `num-loudest` does, plus one consumer for each
+*pinned* producer (the caller says which: rooms/ pins the hosts). It knows
+producers, not people: what a subscriber may hear is what its router was asked
+to forward to it (`Router.consume`), so its own producer is never a candidate.
+
+- Loudness is the router's active-speaker ranking (sfu/active_speaker.py, updated
+  by whoever runs it, every 0.4 s) and, between its updates, each producer's
+  loud audio since the last tick (`AudioLevelMeter.take_recent_active_ms`): an
+  unmapped producer with `onset_ms` of loud audio in a tick takes a free slot
+  or one whose speaker is silent at that tick, so its first syllable is not lost
+  waiting for the next ranking.
+- Hysteresis: a slot held by a speaker goes to a louder one only after that one
+  has been louder by `margin_db` for `hold_time`, and a speaker keeps a slot for
+  at least `min_time`; two people speaking alike do not take turns in a slot.
+- A paused (muted) or gone producer leaves its slot at once; a paused one is
+  never mapped.
+- A slot is one consumer: its producer changes with no renegotiation and its
+  StreamRewriter keeps sequence numbers and timestamps continuous.
+- Small calls are as before: the slots start only when the router has more audio
+  producers than `slots` plus the pinned ones; then each subscriber's existing
+  audio consumers become its slots (up to `slots`), the rest are stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from sfu.active_speaker import ActiveSpeakerDetector
+from sfu.consumer import Consumer
+from sfu.producer import Producer
+from sfu.transport import SubscriberTransport
+
+TICK = 0.1
+
+
+@dataclass(frozen=True)
+class SlotSettings:
+    slots: int = 6
+    hold_time: float = 0.8  # s a challenger must have been louder before it takes a slot
+    min_time: float = 1.5  # s a speaker keeps its slot at least
+    margin_db: float = 3.0  # how much louder a challenger must be
+    onset_ms: float = 40.0  # loud audio within one tick that makes a speaker at once
+
+
+@dataclass
+class _Subscriber:
+    transport: SubscriberTransport
+    slots: list[Consumer] = field(default_factory=list)
+    since: dict[Consumer, float] = field(default_factory=dict)  # when its producer was mapped
+    offered: set[str] = field(default_factory=set)  # producer ids it may hear
+    challengers: dict[str, float] = field(default_factory=dict)  # id -> louder since
+
+
+@dataclass
+class _Loudness:
+    levels: dict[str, float]
+    active: set[str]  # speaking (ranking) or loud at this tick
+
+
+class AudioSlotAllocator:
+    """One router's audio slots; `update` once a tick (TICK)."""
+
+    def __init__(
+        self,
+        producers: Callable[[], list[Producer]],
+        subscribers: Callable[[], list[SubscriberTransport]],
+        detector: ActiveSpeakerDetector,
+        settings: SlotSettings | None = None,
+    ) -> None:
+        self.settings = settings or SlotSettings()
+        self._producers = producers
+        self._subscribers = subscribers
+        self._detector = detector
+        self.pinned: frozenset[str] = frozenset()
+        self.active = False
+        self._state: dict[str, _Subscriber] = {}  # by transport id
+        self._margin = 10.0 ** (self.settings.margin_db / 20.0)
+
+    # --- what the router asks
+
+    def takes(self, producer: Producer) -> bool:
+        """Whether this producer reaches subscribers through slots, not its own consumer."""
+        if producer.kind != "audio" or producer.id in self.pinned:
+            return False
+        if not self.active:
+            self._start_if_large()
+        return self.active
+
+    def offer(self, transport: SubscriberTransport, producer: Producer) -> None:
+        """`transport` may hear `producer`: a candidate for its slots."""
+        self._subscriber(transport).offered.add(producer.id)
+
+    def forget(self, transport: SubscriberTransport) -> None:
+        """The transport leaves the router: its slots become ordinary consumers."""
+        self._state.pop(transport.id, None)
+        transport.release_audio_slots()
+
+    def set_pinned(self, producer_ids: Iterable[str]) -> None:
+        """These producers always reach whoever may hear them, in consumers of their own."""
+        pinned = frozenset(producer_ids)
+        if pinned == self.pinned:
+            return
+        was, self.pinned = self.pinned, pinned
+        if not self.active:
+            return
+        by_id = {p.id: p for p in self._producers()}
+        for state in self._state.values():
+            transport = state.transport
+            for consumer in state.slots:
+                if consumer.producer is not None and consumer.producer.id in pinned - was:
+                    transport.fill_audio_slot(consumer, None)
+            for pid in state.offered & (pinned ^ was):
+                producer = by_id.get(pid)
+                if producer is None or transport.closed:
+                    continue
+                if pid in pinned:
+                    transport.consume(producer)
+                else:
+                    transport.stop_consuming(producer)
+
+    # --- starting
+
+    def _start_if_large(self) -> None:
+        audio = [p for p in self._producers() if p.kind == "audio"]
+        if len(audio) <= self.settings.slots + len(self.pinned & {p.id for p in audio}):
+            return
+        self.active = True
+        for transport in self._subscribers():
+            self._adopt(transport)
+
+    def _adopt(self, transport: SubscriberTransport) -> None:
+        """Existing audio consumers become the slots (speakers first); the rest stop."""
+        state = self._subscriber(transport)
+        speaking = {s.producer_id for s in self._detector.speakers}
+        audio = [
+            c
+            for c in transport.consumers
+            if c.kind == "audio" and c.producer is not None and c.producer.id not in self.pinned
+        ]
+        audio.sort(key=lambda c: c.producer is not None and c.producer.id not in speaking)
+        for consumer in audio:
+            producer = consumer.producer
+            assert producer is not None
+            state.offered.add(producer.id)
+            if len(state.slots) < self.settings.slots:
+                transport.adopt_audio_slot(consumer)
+                state.slots.append(consumer)
+                state.since[consumer] = float("-inf")
+            else:
+                transport.stop_consuming(producer)
+
+    def _subscriber(self, transport: SubscriberTransport) -> _Subscriber:
+        state = self._state.get(transport.id)
+        if state is None:
+            state = self._state[transport.id] = _Subscriber(transport)
+        return state
+
+    # --- each tick
+
+    def update(self, now: float) -> None:
+        """Map each subscriber's slots to the loudest producers it may hear."""
+        producers = [p for p in self._producers() if p.kind == "audio"]
+        onset: set[str] = set()
+        for producer in producers:  # taken every tick, so an old loud burst is no onset
+            meter = producer.audio_meter
+            if meter is not None and meter.take_recent_active_ms() >= self.settings.onset_ms:
+                onset.add(producer.id)
+        if not self.active:
+            self._start_if_large()
+            if not self.active:
+                return
+        speaking = {s.producer_id for s in self._detector.speakers}
+        audible = {p.id: p for p in producers if not p.paused and not p.closed}
+        loudness = _Loudness(
+            {pid: self._detector.level_of(pid) for pid in audible},
+            (speaking | onset) & set(audible),
+        )
+        present = {t.id: t for t in self._subscribers() if not t.closed}
+        for gone in set(self._state) - set(present):
+            del self._state[gone]
+        for transport in present.values():
+            self._assign(self._subscriber(transport), audible, loudness, now)
+
+    def _assign(
+        self, state: _Subscriber, audible: dict[str, Producer], loud: _Loudness, now: float
+    ) -> None:
+        transport, settings = state.transport, self.settings
+        candidates = {pid for pid in state.offered if pid in audible and pid not in self.pinned}
+        while len(state.slots) < settings.slots:
+            consumer = transport.open_audio_slot()
+            state.slots.append(consumer)
+            state.since[consumer] = float("-inf")
+        mapped: dict[str, Consumer] = {}
+        for consumer in state.slots:
+            producer = consumer.producer
+            if producer is not None and producer.id not in candidates:
+                transport.fill_audio_slot(consumer, None)  # muted, gone, pinned, elsewhere
+            elif producer is not None:
+                mapped[producer.id] = consumer
+        wanting = sorted(
+            (pid for pid in candidates & loud.active if pid not in mapped),
+            key=lambda pid: -loud.levels.get(pid, 0.0),
+        )
+        for pid in set(state.challengers) - set(wanting):
+            del state.challengers[pid]
+        for pid in wanting:
+            taken = self._slot_for(state, pid, loud, now)
+            if taken is None:
+                continue
+            if taken.producer is not None:
+                mapped.pop(taken.producer.id, None)
+            transport.fill_audio_slot(taken, audible[pid])
+            state.since[taken] = now
+            state.challengers.pop(pid, None)
+            mapped[pid] = taken
+
+    def _slot_for(
+        self,
+        state: _Subscriber,
+        pid: str,
+        loud: _Loudness,
+        now: float,
+    ) -> Consumer | None:
+        """The slot `pid` takes now: a free one, a silent speaker's, or (after the hold
+        time) the quietest speaker's when `pid` is louder; None: it waits."""
+        settings = self.settings
+        free = next((c for c in state.slots if c.producer is None), None)
+        if free is not None:
+            return free
+        settled = [c for c in state.slots if now - state.since[c] >= settings.min_time]
+        holders = [(c, c.producer.id) for c in settled if c.producer is not None]
+        silent = [(c, h) for c, h in holders if h not in loud.active]
+        if silent:
+            return min(silent, key=lambda ch: loud.levels.get(ch[1], 0.0))[0]
+        if not holders:
+            return None
+        weakest, holder = min(holders, key=lambda ch: loud.levels.get(ch[1], 0.0))
+        if loud.levels.get(pid, 0.0) <= loud.levels.get(holder, 0.0) * self._margin:
+            state.challengers.pop(pid, None)
+            return None
+        since = state.challengers.setdefault(pid, now)
+        return weakest if now - since >= settings.hold_time else None
