@@ -365,3 +365,8 @@ async def test_audio_slots_bound_every_router_unless_zero(tmp_path: Path) -> Non
     assert router.audio_slots is not None and router.audio_slots.settings.slots == 4
     settings = load_settings(write(tmp_path, "[media]\naudio_slots = 0\n"), env={})
     assert create_app(settings)[MEDIA].create_router().audio_slots is None
+    config = write(tmp_path, "[media]\nkeyframe_interval_s = 2.0\n")
+    settings = load_settings(config, env={"UROK_MEDIA_AUDIO_SLOTS": "0"})
+    assert (settings.media.audio_slots, settings.media.keyframe_interval_s) == (0, 2.0)
+    with pytest.raises(ConfigError, match="UROK_MEDIA_AUDIO_SLOTS"):
+        load_settings(env={"UROK_MEDIA_AUDIO_SLOTS": "many"})
