@@ -66,8 +66,10 @@ class MediaSettings:
     keyframe_interval_s: float = 1.0
     # Bounded audio (sfu/audio_slots.py): in a room with more microphones than this
     # (plus the hosts'), each person receives the loudest this many and the hosts';
-    # 0: everyone receives every microphone, however large the call.
-    audio_slots: int = 6
+    # 0 (the default): everyone receives every microphone, however large the call.
+    # Off by default until the call page plays slot tracks (it plays audio by the
+    # offer's labels, and a slot's label is whoever it carried when last offered).
+    audio_slots: int = 0
 
 
 KNOWN_MEDIA_KEYS = frozenset({"keyframe_interval_s", "audio_slots"})
