@@ -79,6 +79,7 @@ class AudioSlotAllocator:
         self.pinned: frozenset[str] = frozenset()
         self.active = False
         self._state: dict[str, _Subscriber] = {}  # by transport id
+        self._known: set[str] = set()  # the audio producers of the last tick
         self._margin = 10.0 ** (self.settings.margin_db / 20.0)
 
     # --- what the router asks
@@ -94,6 +95,14 @@ class AudioSlotAllocator:
     def offer(self, transport: SubscriberTransport, producer: Producer) -> None:
         """`transport` may hear `producer`: a candidate for its slots."""
         self._subscriber(transport).offered.add(producer.id)
+
+    def replace(self, old: Producer, new: Producer) -> None:
+        """`new` goes on where `old` was (a publisher's replaced connection): whoever
+        could hear `old` can hear `new`; the slots that carried it switch with it."""
+        for state in self._state.values():
+            if old.id in state.offered:
+                state.offered.discard(old.id)
+                state.offered.add(new.id)
 
     def forget(self, transport: SubscriberTransport) -> None:
         """The transport leaves the router: its slots become ordinary consumers."""
@@ -183,6 +192,11 @@ class AudioSlotAllocator:
         present = {t.id: t for t in self._subscribers() if not t.closed}
         for gone in set(self._state) - set(present):
             del self._state[gone]
+        current = {p.id for p in producers}
+        closed, self._known = self._known - current, current
+        if closed:  # producers gone from the router: no longer offered to anybody
+            for state in self._state.values():
+                state.offered -= closed
         for transport in present.values():
             self._assign(self._subscriber(transport), audible, loudness, now)
 
@@ -190,7 +204,13 @@ class AudioSlotAllocator:
         self, state: _Subscriber, audible: dict[str, Producer], loud: _Loudness, now: float
     ) -> None:
         transport, settings = state.transport, self.settings
-        candidates = {pid for pid in state.offered if pid in audible and pid not in self.pinned}
+        # Per subscriber the work is O(slots + speakers), not O(producers): a tick of a
+        # 150-person call stays cheap.
+        offered, pinned = state.offered, self.pinned
+
+        def candidate(pid: str) -> bool:
+            return pid in offered and pid in audible and pid not in pinned
+
         while len(state.slots) < settings.slots:
             consumer = transport.open_audio_slot()
             state.slots.append(consumer)
@@ -198,12 +218,12 @@ class AudioSlotAllocator:
         mapped: dict[str, Consumer] = {}
         for consumer in state.slots:
             producer = consumer.producer
-            if producer is not None and producer.id not in candidates:
+            if producer is not None and not candidate(producer.id):
                 transport.fill_audio_slot(consumer, None)  # muted, gone, pinned, elsewhere
             elif producer is not None:
                 mapped[producer.id] = consumer
         wanting = sorted(
-            (pid for pid in candidates & loud.active if pid not in mapped),
+            (pid for pid in loud.active if pid not in mapped and candidate(pid)),
             key=lambda pid: -loud.levels.get(pid, 0.0),
         )
         for pid in set(state.challengers) - set(wanting):

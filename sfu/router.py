@@ -101,6 +101,8 @@ class Router:
 
     def switch_producer(self, old: Producer, new: Producer) -> None:
         """Every subscriber of `old` in this router receives `new` in its place."""
+        if self.audio_slots is not None:
+            self.audio_slots.replace(old, new)
         for transport in self.transports.values():
             if isinstance(transport, SubscriberTransport):
                 transport.switch_source(old, new)

@@ -107,9 +107,9 @@ class Call:
             await voice.receiver.stop()
 
 
-async def voices(count: int) -> list[Voice]:
+async def voices(count: int, first: int = 0) -> list[Voice]:
     made = []
-    for i in range(count):
+    for i in range(first, first + count):
         producer, receiver = await make_producer(
             WireRecorder(), kind="audio", producer_id=f"pr_{i}"
         )
@@ -290,3 +290,74 @@ async def test_a_call_no_larger_than_the_slots_gets_a_consumer_per_producer() ->
     await router.close()
     for pc in pcs:
         await pc.close()
+
+
+async def test_pinning_moves_a_speaker_out_of_its_slot_and_unpinning_back(
+    calls: list[Call],
+) -> None:
+    call = await new_call(calls, 5, slots=2)
+    v = call.voices
+    listener = call.subscriber()
+    v[0].level, v[1].level = 20, 22
+    await call.run(1.0)
+    (held,) = [c for c in listener.consumers if c.producer is v[0].producer]
+    call.slots.set_pinned({v[0].producer.id})  # a pupil becomes a co-host
+    await call.run(0.2)
+    own = [c for c in listener.consumers if c.producer is v[0].producer]
+    assert len(own) == 1 and own[0] is not held  # its own consumer, not a slot
+    assert call.heard(listener) == ids(v[0], v[1])
+    v[2].level = 25
+    await call.run(0.2)
+    assert held.producer is v[2].producer  # the freed slot goes to the next speaker
+    call.slots.set_pinned(set())
+    await call.run(0.2)
+    assert own[0].producer is None  # back among the candidates: both slots are taken
+    assert call.heard(listener) == ids(v[1], v[2])
+
+
+async def test_a_subscriber_moved_to_a_small_room_gets_its_slots_back_as_consumers() -> None:
+    options = transport_options()
+    main, breakout = Router(options), Router(options)
+    main.bound_audio(SlotSettings(slots=1))
+    pcs = []
+    producers = []
+    for _ in range(3):
+        pc, (producer,) = await publish_from_client(main.create_publisher_transport(), ["audio"])
+        pcs.append(pc)
+        producers.append(producer)
+    client = SubscribingClient()
+    pcs.append(client.pc)
+    pupil = main.create_subscriber_transport(client.send_offer)
+    assert [main.consume(pupil, p) for p in producers] == [None, None, None]
+    main.speakers.update(producers, 0.4)
+    assert main.audio_slots is not None
+    main.audio_slots.update(0.5)
+    (slot,) = pupil.consumers
+    pc, (roommate,) = await publish_from_client(breakout.create_publisher_transport(), ["audio"])
+    pcs.append(pc)
+    main.transfer(pupil, breakout)
+    assert breakout.consume(pupil, roommate) is slot  # the same m-section, a plain consumer
+    assert pupil.consumers == [slot] and slot.producer is roommate
+    await main.close()
+    await breakout.close()
+    for pc in pcs:
+        await pc.close()
+
+
+async def test_a_replaced_publisher_connection_keeps_its_slot(calls: list[Call]) -> None:
+    call = await new_call(calls, 5, slots=2)
+    v = call.voices
+    listener = call.subscriber()
+    v[0].level = 20
+    await call.run(1.0)
+    (slot,) = [c for c in listener.consumers if c.producer is v[0].producer]
+    # Its ICE restart: a new producer goes on where the old one was (Router.switch_producer).
+    (replacement,) = await voices(1, first=10)
+    replacement.level = 20
+    old = v[0].producer
+    call.voices[0] = replacement
+    call.slots.replace(old, replacement.producer)
+    listener.switch_source(old, replacement.producer)
+    old.close()
+    await call.run(1.0)
+    assert slot.producer is replacement.producer
