@@ -275,6 +275,11 @@ class SubscriberTransport(WebRtcTransport):
             consumer.attach(producer, ready=consumer in self._negotiated_slots)
             self._apply_hold(consumer)
 
+    @property
+    def audio_slots(self) -> list[Consumer]:
+        """The consumers that are audio slots now (empty: this subscriber is not bounded)."""
+        return [s.consumer for s in self._slots if s.consumer in self._reserved]
+
     def release_audio_slots(self) -> list[Consumer]:
         """The slots become ordinary consumers again (their router no longer bounds audio)."""
         released = [s.consumer for s in self._slots if s.consumer in self._reserved]

@@ -150,6 +150,13 @@ async def test_a_listener_hears_the_speaker_in_its_slots_and_never_itself() -> N
             assert len(audio) <= SLOTS + 1
             own = heard.producers["microphone"]
             assert all(c.producer is not own for c in audio)
+            # The teacher (a host) is pinned: a consumer of its own, besides the 3 slots,
+            # silent as it is.
+            slots = heard.subscriber.audio_slots
+            assert len(slots) == SLOTS
+            teacher_mic = call.participants[teacher.id].producers["microphone"]
+            (pinned,) = [c for c in audio if c.producer is teacher_mic]
+            assert pinned not in slots
             # From the server's first packet to a decoded tone: the onset tick (100 ms),
             # the client's jitter buffer and 200 ms of samples; generous for the machine.
             assert took < 1.5 and took_second < 1.5, (took, took_second)
