@@ -11,8 +11,9 @@ to forward to it (`Router.consume`), so its own producer is never a candidate.
   by whoever runs it, every 0.4 s) and, between its updates, each producer's
   loud audio since the last tick (`AudioLevelMeter.take_recent_active_ms`): an
   unmapped producer with `onset_ms` of loud audio in a tick takes a free slot
-  or one whose speaker is silent at that tick, so its first syllable is not lost
-  waiting for the next ranking.
+  or one whose speaker is silent at that tick, without waiting for the next
+  ranking; its last `replay` seconds go first from the producer's cache, so what
+  it said before that tick (its first syllable) is not lost.
 - Hysteresis: a slot held by a speaker goes to a louder one only after that one
   has been louder by `margin_db` for `hold_time`, and a speaker keeps a slot for
   at least `min_time`; two people speaking alike do not take turns in a slot.
@@ -45,6 +46,9 @@ class SlotSettings:
     min_time: float = 1.5  # s a speaker keeps its slot at least
     margin_db: float = 3.0  # how much louder a challenger must be
     onset_ms: float = 40.0  # loud audio within one tick that makes a speaker at once
+    # A newly mapped speaker's last this many seconds are sent from the producer's
+    # cache first: what it said since its onset, before the tick that mapped it.
+    replay: float = 0.15
 
 
 @dataclass
@@ -234,7 +238,7 @@ class AudioSlotAllocator:
                 continue
             if taken.producer is not None:
                 mapped.pop(taken.producer.id, None)
-            transport.fill_audio_slot(taken, audible[pid])
+            transport.fill_audio_slot(taken, audible[pid], settings.replay)
             state.since[taken] = now
             state.challengers.pop(pid, None)
             mapped[pid] = taken

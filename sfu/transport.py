@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -266,14 +267,27 @@ class SubscriberTransport(WebRtcTransport):
         if consumer.ready and consumer.producer is not None:
             self._negotiated_slots.add(consumer)
 
-    def fill_audio_slot(self, consumer: Consumer, producer: Producer | None) -> None:
+    def fill_audio_slot(
+        self, consumer: Consumer, producer: Producer | None, replay: float = 0.0
+    ) -> None:
         """Forward `producer` (None: nothing) in this slot, with no renegotiation: the
-        consumer's rewriter keeps its sequence numbers and timestamps continuous."""
+        consumer's rewriter keeps its sequence numbers and timestamps continuous.
+        `replay`: first send its last this many seconds again from its cache (the
+        start of what the speaker said before the slot was theirs)."""
         if producer is None:
             consumer.detach()
-        else:
-            consumer.attach(producer, ready=consumer in self._negotiated_slots)
-            self._apply_hold(consumer)
+            return
+        consumer.attach(producer, ready=consumer in self._negotiated_slots)
+        self._apply_hold(consumer)
+        if replay <= 0.0 or consumer.paused or not consumer.ready:
+            return
+        now = time.monotonic()
+        for entry in producer.recent(replay):
+            pending = consumer.forward(entry, now)
+            if pending is not None:  # aiortc's own path: in order, on the loop
+                task = asyncio.ensure_future(pending)
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
 
     @property
     def audio_slots(self) -> list[Consumer]:

@@ -43,18 +43,25 @@ class Voice:
 
     def __init__(self, producer: Producer, receiver: ForwardingReceiver, index: int) -> None:
         self.producer, self.receiver = producer, receiver
+        self.index = index
         # Each publisher numbers its stream its own way.
         self.seq = itertools.count(1000 + 7919 * index)
         self.ts = 50_000 + 100_003_001 * index
         self.level: int | None = SILENT  # None: sends nothing (DTX, muted client)
+        self.loud_seqs: list[int] = []
 
     async def tick(self) -> None:
         if self.level is None:
             return
         for _ in range(5):
             self.ts += FRAME
-            packet = rtp(next(self.seq), self.ts, b"\xfc\x01\x02", payload_type=OPUS.payloadType)
+            seq = next(self.seq) % 65536
+            # An Opus TOC byte, then who sent it and its number: a receiver can tell.
+            payload = b"\xfc" + bytes([self.index]) + seq.to_bytes(2, "big")
+            packet = rtp(seq, self.ts, payload, payload_type=OPUS.payloadType)
             packet.extensions.audio_level = (self.level < 40, self.level)
+            if self.level < SILENT:
+                self.loud_seqs.append(seq)
             await publish(self.receiver, packet)
 
 
@@ -222,16 +229,12 @@ async def test_a_new_speaker_reaches_a_free_or_silent_slot_before_the_ranking_up
     assert call.detector.speakers == []
 
 
-async def test_a_slot_stream_stays_continuous_across_speakers(calls: list[Call]) -> None:
-    """Over a real loopback connection: what the subscriber's client receives in the
-    slot's m-section, one SSRC, sequence numbers and timestamps going on across
-    three speakers."""
-    call = await new_call(calls, 4, slots=1)
-    v = call.voices
-    listener = call.subscriber()
+async def connected_slot(call: Call, listener: SubscriberTransport) -> tuple[Consumer, list]:
+    """The listener's one slot over a real loopback connection, and the RTP packets its
+    client receives in it."""
     await call.run(0.1)
     (slot,) = listener.consumers
-    client = call.clients[0]
+    client = call.clients[call.subscribers.index(listener)]
     await client.answer(listener)
     received: list[RtpPacket] = []
     client_receiver = client.pc.getTransceivers()[0].receiver
@@ -247,6 +250,16 @@ async def test_a_slot_stream_stays_continuous_across_speakers(calls: list[Call])
             break
         await asyncio.sleep(0.1)
     assert slot.sender.started, "the subscriber's connection did not come up"
+    return slot, received
+
+
+async def test_a_slot_stream_stays_continuous_across_speakers(calls: list[Call]) -> None:
+    """What the subscriber's client receives in the slot's m-section: one SSRC,
+    sequence numbers and timestamps going on across three speakers."""
+    call = await new_call(calls, 4, slots=1)
+    v = call.voices
+    listener = call.subscriber()
+    slot, received = await connected_slot(call, listener)
     for speaker in (v[0], v[1], v[2]):
         speaker.level = 20
         await call.run(2.0)
@@ -259,6 +272,27 @@ async def test_a_slot_stream_stays_continuous_across_speakers(calls: list[Call])
     assert {p.ssrc for p in received} == {slot.ssrc}
     assert all((b.sequence_number - a.sequence_number) % 65536 == 1 for a, b in pairs(received))
     assert all(0 < (b.timestamp - a.timestamp) % 2**32 < 2**31 for a, b in pairs(received))
+
+
+async def test_a_new_speakers_first_words_reach_the_slot(calls: list[Call]) -> None:
+    """The packets a speaker sent before the tick that mapped it are sent from the
+    producer's cache: the listener gets its speech from the first loud packet."""
+    call = await new_call(calls, 4, slots=1)
+    v = call.voices
+    listener = call.subscriber()
+    slot, received = await connected_slot(call, listener)
+    await call.run(0.5)  # silence all round: the slot stays empty
+    assert slot.producer is None
+    v[2].level = 20
+    await call.run(1.0)
+    await asyncio.sleep(0.5)
+    assert slot.producer is v[2].producer
+    heard = [int.from_bytes(p.payload[2:4], "big") for p in received if p.payload[1] == 2]
+    # Every loud packet, from the first (and a few of the silence before it), in order.
+    assert heard[0] <= v[2].loud_seqs[0] <= heard[0] + 3
+    assert heard == list(range(heard[0], v[2].loud_seqs[-1] + 1))
+    steps = {(b.sequence_number - a.sequence_number) % 65536 for a, b in pairs(received)}
+    assert steps == {1}
 
 
 def pairs(packets: list[RtpPacket]) -> list[tuple[RtpPacket, RtpPacket]]:
