@@ -226,14 +226,24 @@ class AudioSlotAllocator:
                 transport.fill_audio_slot(consumer, None)  # muted, gone, pinned, elsewhere
             elif producer is not None:
                 mapped[producer.id] = consumer
-        wanting = sorted(
-            (pid for pid in loud.active if pid not in mapped and candidate(pid)),
-            key=lambda pid: -loud.levels.get(pid, 0.0),
-        )
+        wanting = [pid for pid in loud.active if pid not in mapped and candidate(pid)]
+        if not wanting:  # the usual tick: every speaker it may hear has a slot
+            state.challengers.clear()
+            return
+        levels = loud.levels
+        wanting.sort(key=lambda pid: -levels.get(pid, 0.0))
+        del wanting[settings.slots :]  # only the loudest few can win a slot
         for pid in set(state.challengers) - set(wanting):
             del state.challengers[pid]
+        open_slots = self._open_slots(state, loud, now)
+        weakest = self._weakest(state, loud, now)
         for pid in wanting:
-            taken = self._slot_for(state, pid, loud, now)
+            if open_slots:
+                taken: Consumer | None = open_slots.pop(0)
+            elif weakest is not None:
+                taken = self._challenge(state, pid, weakest, levels, now)
+            else:
+                taken = None
             if taken is None:
                 continue
             if taken.producer is not None:
@@ -242,30 +252,48 @@ class AudioSlotAllocator:
             state.since[taken] = now
             state.challengers.pop(pid, None)
             mapped[pid] = taken
+            if taken is weakest:
+                weakest = self._weakest(state, loud, now)
 
-    def _slot_for(
+    def _open_slots(self, state: _Subscriber, loud: _Loudness, now: float) -> list[Consumer]:
+        """Slots a new speaker takes at once: free ones, then those of silent speakers
+        who have had them for the minimum time, quietest first."""
+        free = [c for c in state.slots if c.producer is None]
+        min_time, levels = self.settings.min_time, loud.levels
+        silent = [
+            c
+            for c in state.slots
+            if c.producer is not None
+            and c.producer.id not in loud.active
+            and now - state.since[c] >= min_time
+        ]
+        silent.sort(key=lambda c: levels.get(c.producer.id, 0.0) if c.producer else 0.0)
+        return free + silent
+
+    def _weakest(self, state: _Subscriber, loud: _Loudness, now: float) -> Consumer | None:
+        """The slot of the quietest speaker who has had it for the minimum time."""
+        min_time, levels = self.settings.min_time, loud.levels
+        settled = [
+            c for c in state.slots if c.producer is not None and now - state.since[c] >= min_time
+        ]
+        if not settled:
+            return None
+        return min(settled, key=lambda c: levels.get(c.producer.id, 0.0) if c.producer else 0.0)
+
+    def _challenge(
         self,
         state: _Subscriber,
         pid: str,
-        loud: _Loudness,
+        weakest: Consumer,
+        levels: dict[str, float],
         now: float,
     ) -> Consumer | None:
-        """The slot `pid` takes now: a free one, a silent speaker's, or (after the hold
-        time) the quietest speaker's when `pid` is louder; None: it waits."""
-        settings = self.settings
-        free = next((c for c in state.slots if c.producer is None), None)
-        if free is not None:
-            return free
-        settled = [c for c in state.slots if now - state.since[c] >= settings.min_time]
-        holders = [(c, c.producer.id) for c in settled if c.producer is not None]
-        silent = [(c, h) for c, h in holders if h not in loud.active]
-        if silent:
-            return min(silent, key=lambda ch: loud.levels.get(ch[1], 0.0))[0]
-        if not holders:
-            return None
-        weakest, holder = min(holders, key=lambda ch: loud.levels.get(ch[1], 0.0))
-        if loud.levels.get(pid, 0.0) <= loud.levels.get(holder, 0.0) * self._margin:
+        """`weakest`, once `pid` has been louder than its speaker by the margin for the
+        hold time; None: it waits (and the clock restarts when it is not louder)."""
+        holder = weakest.producer
+        held_level = levels.get(holder.id, 0.0) if holder is not None else 0.0
+        if levels.get(pid, 0.0) <= held_level * self._margin:
             state.challengers.pop(pid, None)
             return None
         since = state.challengers.setdefault(pid, now)
-        return weakest if now - since >= settings.hold_time else None
+        return weakest if now - since >= self.settings.hold_time else None
