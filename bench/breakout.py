@@ -1016,7 +1016,11 @@ async def run_bench(options: Options) -> Report:
     )
     _say(options, f"media: {media.describe()}")
     with tempfile.TemporaryDirectory(prefix="urok-breakout-") as tmp:
-        server = ServerProcess("signalling.cli", Path(tmp) / "server.log")
+        # Everybody waits to receive every publisher before the open: every microphone
+        # forwarded, as before audio slots (sfu/audio_slots.py) existed.
+        server = ServerProcess(
+            "signalling.cli", Path(tmp) / "server.log", env={"UROK_MEDIA_AUDIO_SLOTS": "0"}
+        )
         try:
             _say(options, f"starting the server on {server.base_url}")
             await server.start()

@@ -48,6 +48,7 @@ class AudioLevelMeter:
         "_last_timestamp",
         "_loudest",
         "_packets",
+        "_recent_active_ms",
         "_voiced_ms",
         "packets_with_level",
     )
@@ -56,6 +57,9 @@ class AudioLevelMeter:
         self._active_level = active_level
         self._last_timestamp: int | None = None
         self.packets_with_level = 0  # ever; a publisher that sends no levels stays at 0
+        # Loud audio since the audio slots last looked (sfu/audio_slots.py): their
+        # tick is shorter than an interval, so a new speaker is mapped at once.
+        self._recent_active_ms = 0.0
         self._reset()
 
     def _reset(self) -> None:
@@ -82,6 +86,7 @@ class AudioLevelMeter:
             self._voiced_ms += duration
         if level <= self._active_level:
             self._active_ms += duration
+            self._recent_active_ms += duration
             if level < self._loudest:
                 self._loudest = level
 
@@ -92,3 +97,8 @@ class AudioLevelMeter:
         )
         self._reset()
         return taken
+
+    def take_recent_active_ms(self) -> float:
+        """Loud audio (ms) since the last call; independent of `take`'s intervals."""
+        recent, self._recent_active_ms = self._recent_active_ms, 0.0
+        return recent

@@ -8,6 +8,7 @@ from typing import Any
 from aiortc import RTCConfiguration
 
 from sfu.aiortc_hooks import restrict_host_addresses
+from sfu.audio_slots import SlotSettings
 from sfu.ice import rtc_configuration
 from sfu.pacer import PacerSettings
 from sfu.producer import KEYFRAME_INTERVAL
@@ -26,10 +27,13 @@ class MediaEngine:
         keyframe_interval: float = KEYFRAME_INTERVAL,
         pacing: PacerSettings | None = None,
         retransmission: RetransmitSettings | None = None,
+        audio_slots: SlotSettings | None = None,
     ) -> None:
         """Media on `listen_addresses` only, using exactly `ice_servers` (STUN/TURN).
 
-        A publisher is asked for a keyframe at most once per `keyframe_interval` s."""
+        A publisher is asked for a keyframe at most once per `keyframe_interval` s.
+        With `audio_slots`, every router bounds each subscriber's audio (sfu/audio_slots.py)."""
+        self.audio_slots = audio_slots
         self.ice_servers = [dict(s) for s in ice_servers]
         restrict_host_addresses(listen_addresses)
         self._options = TransportOptions(
@@ -50,6 +54,8 @@ class MediaEngine:
 
     def create_router(self, app_data: dict[str, Any] | None = None) -> Router:
         router = Router(self._options, app_data, self.retired)
+        if self.audio_slots is not None:
+            router.bound_audio(self.audio_slots)
         self.routers[router.id] = router
         return router
 

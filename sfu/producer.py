@@ -101,6 +101,7 @@ class Producer:
         self.paused = False
         self.closed = False
         self.packets_received = 0
+        self.last_seq: int | None = None  # of the last packet received (layer 0 for audio)
         self.bytes_received = 0
         # (ntp timestamp, rtp timestamp, monotonic time received) of the last publisher SR.
         self.last_sender_report: tuple[int, int, float] | None = None
@@ -144,6 +145,7 @@ class Producer:
         entry = CachedPacket(seq, packet.timestamp, packet.marker, payload, codec, now, layer)
         self._caches[layer][seq % CACHE_SIZE] = entry
         self.packets_received += 1
+        self.last_seq = seq
         self.bytes_received += len(payload)
         if self.paused:
             return
@@ -205,6 +207,23 @@ class Producer:
         if entry is None or entry.seq != seq:
             return None
         return entry
+
+    def recent(self, duration: float) -> list[CachedPacket]:
+        """The cached packets of the stream's last `duration` seconds (by RTP timestamps),
+        oldest first: what a listener just switched to this producer missed (audio)."""
+        newest = self.cached(self.last_seq) if self.last_seq is not None else None
+        if newest is None:
+            return []
+        span = int(duration * newest.codec.clockRate)
+        found = []
+        seq = newest.seq
+        for _ in range(64):
+            entry = self.cached(seq)
+            if entry is None or (newest.ts - entry.ts) % (1 << 32) > span:
+                break
+            found.append(entry)
+            seq = (seq - 1) % (1 << 16)
+        return found[::-1]
 
     async def request_keyframe(self, starting: bool = False, layer: int = 0) -> None:
         """Ask the publisher for a keyframe: at once, or when the floor has passed since

@@ -6,6 +6,7 @@ import secrets
 from typing import Any
 
 from sfu.active_speaker import ActiveSpeakerDetector
+from sfu.audio_slots import AudioSlotAllocator, SlotSettings
 from sfu.consumer import Consumer
 from sfu.producer import Producer
 from sfu.stats import ForwardingTotals
@@ -35,6 +36,8 @@ class Router:
         # Who speaks among this router's producers; whoever needs it updates it
         # (rooms/calls/speakers.py, once per update interval).
         self.speakers = ActiveSpeakerDetector()
+        # Bounded audio (sfu/audio_slots.py), once `bound_audio` is called.
+        self.audio_slots: AudioSlotAllocator | None = None
 
     @property
     def options(self) -> TransportOptions:
@@ -69,17 +72,37 @@ class Router:
             for c in t.consumers
         ]
 
+    @property
+    def subscribers(self) -> list[SubscriberTransport]:
+        return [t for t in self.transports.values() if isinstance(t, SubscriberTransport)]
+
+    def bound_audio(self, settings: SlotSettings) -> AudioSlotAllocator:
+        """From now on, once the call is larger than the slots, each subscriber gets
+        the loudest `settings.slots` audio producers (plus the pinned ones)."""
+        if self.audio_slots is None:
+            self.audio_slots = AudioSlotAllocator(
+                lambda: self.producers, lambda: self.subscribers, self.speakers, settings
+            )
+        return self.audio_slots
+
     def has_producer(self, producer: Producer) -> bool:
         return any(p is producer for p in self.producers)
 
-    def consume(self, subscriber: SubscriberTransport, producer: Producer) -> Consumer:
-        """Forward `producer` to `subscriber`; both must belong to this router."""
+    def consume(self, subscriber: SubscriberTransport, producer: Producer) -> Consumer | None:
+        """Forward `producer` to `subscriber`; both must belong to this router. None:
+        the producer is audio that reaches the subscriber through its audio slots."""
         if self.transports.get(subscriber.id) is not subscriber or not self.has_producer(producer):
             raise ValueError("a router forwards only between its own transports")
+        slots = self.audio_slots
+        if slots is not None and slots.takes(producer):
+            slots.offer(subscriber, producer)
+            return None
         return subscriber.consume(producer)
 
     def switch_producer(self, old: Producer, new: Producer) -> None:
         """Every subscriber of `old` in this router receives `new` in its place."""
+        if self.audio_slots is not None:
+            self.audio_slots.replace(old, new)
         for transport in self.transports.values():
             if isinstance(transport, SubscriberTransport):
                 transport.switch_source(old, new)
@@ -101,6 +124,8 @@ class Router:
                     for producer in producers:
                         other.stop_consuming(producer)
         elif isinstance(transport, SubscriberTransport):
+            if self.audio_slots is not None:
+                self.audio_slots.forget(transport)
             for consumer in transport.consumers:
                 if consumer.producer is not None:
                     transport.stop_consuming(consumer.producer)

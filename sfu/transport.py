@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -193,6 +194,12 @@ class SubscriberTransport(WebRtcTransport):
         self._held: frozenset[str] = frozenset()
         # The simulcast layer wanted of a producer (by id), for its consumer now or later.
         self._preferred_layers: dict[str, int | None] = {}
+        # Audio slots (sfu/audio_slots.py): consumers whose producer the slot allocator
+        # chooses; `consume` never reuses them. Those in `_negotiated_slots` have had
+        # their m-section answered, so a producer put in them is sent at once.
+        self._reserved: set[Consumer] = set()
+        self._negotiated_slots: set[Consumer] = set()
+        self._offered_slots: list[Consumer] = []
 
     @property
     def consumers(self) -> list[Consumer]:
@@ -209,25 +216,90 @@ class SubscriberTransport(WebRtcTransport):
             (
                 s
                 for s in self._slots
-                if s.consumer.producer is None and s.transceiver.kind == producer.kind
+                if s.consumer.producer is None
+                and s.transceiver.kind == producer.kind
+                and s.consumer not in self._reserved
             ),
             None,
         )
         if slot is None:
-            transceiver = self.pc.addTransceiver(producer.kind, direction="sendonly")
-            sender = ForwardingSender.adopt(transceiver.sender)
-            sender.feedback = self.bandwidth
-            consumer = Consumer(
-                _new_id("co"), producer.kind, sender, self.pacer, self.retransmit_budget
-            )
-            slot = _Slot(transceiver, consumer)
-            self._slots.append(slot)
+            slot = self._new_slot(producer.kind)
         # Media starts once the subscriber has answered an offer naming its source.
         slot.consumer.set_target_layer(self._preferred_layers.get(producer.id))
         slot.consumer.attach(producer, ready=False)
         self._apply_hold(slot.consumer)
         self.request_negotiation()
         return slot.consumer
+
+    def _new_slot(self, kind: str) -> _Slot:
+        transceiver = self.pc.addTransceiver(kind, direction="sendonly")
+        sender = ForwardingSender.adopt(transceiver.sender)
+        sender.feedback = self.bandwidth
+        consumer = Consumer(_new_id("co"), kind, sender, self.pacer, self.retransmit_budget)
+        slot = _Slot(transceiver, consumer)
+        self._slots.append(slot)
+        return slot
+
+    # --- audio slots: consumers the allocator (sfu/audio_slots.py) fills
+
+    def open_audio_slot(self) -> Consumer:
+        """A new audio m-section for the slot allocator (renegotiates)."""
+        if self.closed:
+            raise RuntimeError("transport closed")
+        free = next(  # an m-section left over (from another router) before a new one
+            (
+                s
+                for s in self._slots
+                if s.consumer.producer is None
+                and s.transceiver.kind == "audio"
+                and s.consumer not in self._reserved
+            ),
+            None,
+        )
+        consumer = (free or self._new_slot("audio")).consumer
+        self._reserved.add(consumer)
+        self.request_negotiation()
+        return consumer
+
+    def adopt_audio_slot(self, consumer: Consumer) -> None:
+        """An audio consumer of this transport becomes a slot, keeping its producer."""
+        self._reserved.add(consumer)
+        if consumer.ready and consumer.producer is not None:
+            self._negotiated_slots.add(consumer)
+
+    def fill_audio_slot(
+        self, consumer: Consumer, producer: Producer | None, replay: float = 0.0
+    ) -> None:
+        """Forward `producer` (None: nothing) in this slot, with no renegotiation: the
+        consumer's rewriter keeps its sequence numbers and timestamps continuous.
+        `replay`: first send its last this many seconds again from its cache (the
+        start of what the speaker said before the slot was theirs)."""
+        if producer is None:
+            consumer.detach()
+            return
+        consumer.attach(producer, ready=consumer in self._negotiated_slots)
+        self._apply_hold(consumer)
+        if replay <= 0.0 or consumer.paused or not consumer.ready:
+            return
+        now = time.monotonic()
+        for entry in producer.recent(replay):
+            pending = consumer.forward(entry, now)
+            if pending is not None:  # aiortc's own path: in order, on the loop
+                task = asyncio.ensure_future(pending)
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    @property
+    def audio_slots(self) -> list[Consumer]:
+        """The consumers that are audio slots now (empty: this subscriber is not bounded)."""
+        return [s.consumer for s in self._slots if s.consumer in self._reserved]
+
+    def release_audio_slots(self) -> list[Consumer]:
+        """The slots become ordinary consumers again (their router no longer bounds audio)."""
+        released = [s.consumer for s in self._slots if s.consumer in self._reserved]
+        self._reserved.clear()
+        self._negotiated_slots.clear()
+        return released
 
     def prefer_layer(self, producer_id: str, layer: int | None) -> None:
         """Forward this simulcast layer of a producer (0: the smallest; None: the
@@ -279,7 +351,8 @@ class SubscriberTransport(WebRtcTransport):
         for slot in self._slots:
             if slot.consumer.producer is producer:
                 slot.consumer.detach()
-                self.request_negotiation()
+                if slot.consumer not in self._reserved:  # a slot's m-section stays as it is
+                    self.request_negotiation()
 
     def tracks(self) -> dict[str, Consumer]:
         """Consumers carrying media now, by the mid of their m-section."""
@@ -313,6 +386,11 @@ class SubscriberTransport(WebRtcTransport):
                     await self.pc.setLocalDescription(RTCSessionDescription(offer_sdp, "offer"))
                 tracks = self.tracks()
                 self._offered = [(c, c.producer) for c in tracks.values()]
+                self._offered_slots = [
+                    s.consumer
+                    for s in self._slots
+                    if s.consumer in self._reserved and s.transceiver.mid is not None
+                ]
                 await self._send_offer(self._local_sdp(), tracks)
             except Exception:
                 negotiation.outstanding = False
@@ -341,6 +419,12 @@ class SubscriberTransport(WebRtcTransport):
             if consumer.producer is producer:
                 consumer.mark_ready()
         self._offered = []
+        # A slot's m-section is set up whatever it carries now or later.
+        for consumer in self._offered_slots:
+            self._negotiated_slots.add(consumer)
+            if consumer.producer is not None:
+                consumer.mark_ready()
+        self._offered_slots = []
         if self._negotiation.wanted:
             self.request_negotiation()
 

@@ -19,6 +19,7 @@ from rooms.model import RecordingRecord
 from rooms.recordings import RecordingLibrary, RecordingService
 from rooms.store import DEFAULT_RETENTION_SECONDS
 from rooms.store_factory import create_store
+from sfu.audio_slots import SlotSettings
 from sfu.engine import MediaEngine
 from signalling import (
     adhoc,
@@ -192,6 +193,9 @@ def create_app(settings: Settings | None = None) -> web.Application:
         announced_address=settings.ice.announced_address,
         ice_servers=[server.to_json() for server in settings.ice.servers],
         keyframe_interval=settings.media.keyframe_interval_s,
+        audio_slots=SlotSettings(slots=settings.media.audio_slots)
+        if settings.media.audio_slots
+        else None,
     )
     recording = settings.recording
     app[RECORDINGS] = RecordingService(

@@ -262,6 +262,11 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
     }
     if limits:
         overrides["limits"] = limits
+    if "UROK_MEDIA_AUDIO_SLOTS" in env:  # e.g. 0 for a bench that needs every microphone
+        try:
+            overrides["media"] = {"audio_slots": int(env["UROK_MEDIA_AUDIO_SLOTS"])}
+        except ValueError as exc:
+            raise ConfigError("UROK_MEDIA_AUDIO_SLOTS must be an integer") from exc
     overrides.update(_operator_env(env))
     if overrides:
         settings = settings_from_mapping(overrides, settings)

@@ -64,9 +64,15 @@ class MediaSettings:
     # A publisher is asked for a keyframe at most once per this many seconds, however
     # many subscribers lose packets or join (the floor; sfu/producer.py).
     keyframe_interval_s: float = 1.0
+    # Bounded audio (sfu/audio_slots.py): in a room with more microphones than this
+    # (plus the hosts'), each person receives the loudest this many and the hosts';
+    # 0 (the default): everyone receives every microphone, however large the call.
+    # Off by default until the call page plays slot tracks (it plays audio by the
+    # offer's labels, and a slot's label is whoever it carried when last offered).
+    audio_slots: int = 0
 
 
-KNOWN_MEDIA_KEYS = frozenset({"keyframe_interval_s"})
+KNOWN_MEDIA_KEYS = frozenset({"keyframe_interval_s", "audio_slots"})
 
 
 def _media(value: Any, base: MediaSettings) -> MediaSettings:
@@ -83,6 +89,11 @@ def _media(value: Any, base: MediaSettings) -> MediaSettings:
         if not 0.1 <= number <= 60:
             raise ConfigError("media.keyframe_interval_s must be from 0.1 to 60")
         changes["keyframe_interval_s"] = float(number)
+    if "audio_slots" in value:
+        slots = value["audio_slots"]
+        if isinstance(slots, bool) or not isinstance(slots, int) or not 0 <= slots <= 32:
+            raise ConfigError("media.audio_slots must be a whole number from 0 to 32")
+        changes["audio_slots"] = slots
     return replace(base, **changes)
 
 

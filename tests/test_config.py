@@ -226,6 +226,10 @@ def test_load_settings_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPat
         ('[media]\nkeyframe_interval_s = "1"', "media.keyframe_interval_s"),
         ("[media]\nkeyframe_interval_s = true", "media.keyframe_interval_s"),
         ("[media]\npli_storm = 1", "unknown media setting"),
+        ("[media]\naudio_slots = 33", "media.audio_slots"),
+        ("[media]\naudio_slots = -1", "media.audio_slots"),
+        ("[media]\naudio_slots = 2.5", "media.audio_slots"),
+        ("[media]\naudio_slots = true", "media.audio_slots"),
         ("resume_grace_seconds = -1", "resume_grace_seconds"),
         ("resume_grace_seconds = true", "resume_grace_seconds"),
         ("resume_grace_seconds = 3601", "resume_grace_seconds"),
@@ -347,3 +351,19 @@ async def test_media_keyframe_floor_reaches_the_media_engine(tmp_path: Path) -> 
     assert settings.media.keyframe_interval_s == 2.5
     router = create_app(settings)[MEDIA].create_router()
     assert router.options.keyframe_interval == 2.5
+
+
+async def test_audio_slots_bound_every_router_when_set(tmp_path: Path) -> None:
+    from signalling.app import create_app
+    from signalling.keys import MEDIA
+
+    assert load_settings(env={}).media.audio_slots == 0
+    assert create_app(load_settings(env={}))[MEDIA].create_router().audio_slots is None
+    settings = load_settings(write(tmp_path, "[media]\naudio_slots = 4\n"), env={})
+    router = create_app(settings)[MEDIA].create_router()
+    assert router.audio_slots is not None and router.audio_slots.settings.slots == 4
+    config = write(tmp_path, "[media]\nkeyframe_interval_s = 2.0\n")
+    settings = load_settings(config, env={"UROK_MEDIA_AUDIO_SLOTS": "0"})
+    assert (settings.media.audio_slots, settings.media.keyframe_interval_s) == (0, 2.0)
+    with pytest.raises(ConfigError, match="UROK_MEDIA_AUDIO_SLOTS"):
+        load_settings(env={"UROK_MEDIA_AUDIO_SLOTS": "many"})

@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from rooms.calls.audio_slots import AudioSlots
 from rooms.calls.breakout_control import BreakoutControl
 from rooms.calls.chat_control import ChatControl
 from rooms.calls.core import CallCore, ChatPolicy
@@ -54,6 +55,7 @@ class Call(CallCore):
         self.links = WeakLinks(self)
         self.resumption = Resumption(self)
         self.speakers = ActiveSpeakers(self)
+        self.audio_slots = AudioSlots(self)
         self.ice_restarts = IceRestarts(self)
 
     # ------------------------------------------------------------------ broken media paths
@@ -73,6 +75,7 @@ class Call(CallCore):
         await super().let_in(participant)
         self.links.watch()
         self.speakers.watch()
+        self.audio_slots.watch()
         if participant.host:
             await self.links.tell_host(participant)
 
@@ -105,6 +108,7 @@ class Call(CallCore):
         # The watchers first: nothing of theirs may follow `call_ended`.
         await self.links.stop()
         await self.speakers.stop()
+        await self.audio_slots.stop()
         await self.let_everyone_go(reason)
         await self.finish_recordings()
         await self.close_rooms()
