@@ -12,6 +12,7 @@ stops refreshing, and its record and leases run out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -83,6 +84,7 @@ class NodeAgent:
         self._running = running  # ids of the lessons whose call runs here
         self._cpu = CpuShare()
         self.held: set[str] = set()
+        self._halted = asyncio.Event()
 
     def record(self) -> NodeRecord:
         load = replace(self._measure(), cpu_share=self._cpu.read())
@@ -109,9 +111,16 @@ class NodeAgent:
             logger.exception("refreshing this node's record failed")
 
     async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.cluster.heartbeat_seconds)
-            await self.beat_logged()
+        """Beat until `halt`. Stopped by an event, not by cancelling: a cancel that lands
+        inside a redis-py call can be swallowed there, and the loop would go on."""
+        while not self._halted.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._halted.wait(), self.settings.cluster.heartbeat_seconds)
+            if not self._halted.is_set():
+                await self.beat_logged()
+
+    def halt(self) -> None:
+        self._halted.set()
 
     async def claim(self, lesson_id: str) -> str:
         """A call runs here: hold its lesson (unless a live node does); the holder."""

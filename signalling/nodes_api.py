@@ -4,7 +4,6 @@ GET /api/v1/lessons/{id}/node (which node holds the lesson, placing it if none d
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -53,9 +52,10 @@ async def node_context(app: web.Application) -> AsyncIterator[None]:
     await agent.beat_logged()
     task = asyncio.create_task(agent.run())
     yield
+    agent.halt()
+    # A beat under way finishes first (bounded: a Redis that hangs does not hold the stop).
+    await asyncio.wait({task}, timeout=5)
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
     await agent.stop()
 
 
