@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import logging
 import os
 import re
@@ -27,7 +28,15 @@ from signalling.config import Settings
 
 logger = logging.getLogger(__name__)
 
-VERSION = "0.1.0"  # pyproject.toml's
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("urok")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree
+        return "unknown"
+
+
+VERSION = _version()
 
 
 def default_node_id() -> str:
@@ -96,7 +105,7 @@ class NodeAgent:
         await self.placement.register(self.record(), cluster.stale_after_seconds)
         running = sorted(set(self._running()))
         lost = await self.placement.renew(self.id, running, cluster.stale_after_seconds)
-        for lesson_id in lost:
+        for lesson_id in self.held.intersection(lost):
             # Another node took it while this one looked dead (a stall longer than
             # stale_after): two calls for one lesson until the relay moves people over.
             logger.warning("lesson %s is held by another node now", lesson_id)

@@ -89,6 +89,9 @@ async def test_nodes_register_see_each_other_and_go() -> None:
                 return load.participants == 1 and load.calls == 1
 
             await eventually(n1_loaded)
+            # The running call keeps its lease well past one lease time (renewed each beat).
+            await asyncio.sleep(2 * STALE)
+            assert await three.app[NODE].placement.holder(lesson) == "n1"
             status, body = await node_of(two, lesson)
             assert status == 200 and body["node"]["id"] == "n1", body
             assert body["node"]["url"] == one.base_url
@@ -106,6 +109,17 @@ async def test_nodes_register_see_each_other_and_go() -> None:
             async with running_server(redis_url=url, cluster=cluster("n3")):
                 assert sorted(await seen(one)) == ["n1", "n2", "n3"]
             assert sorted(await seen(one)) == ["n1", "n2"]
+
+
+async def test_one_node_without_redis_is_always_this_node() -> None:
+    async with running_server() as server:
+        lesson = await server.create_lesson()
+        status, body = await node_of(server, lesson)
+        assert status == 200 and body["node"]["id"] == server.app[NODE].id
+        assert body["node"]["url"] == server.base_url
+        server.app[HEALTH].draining = True  # nowhere else to go: still this node
+        status, body = await node_of(server, await server.create_lesson(group_id="next"))
+        assert status == 200 and body["node"]["id"] == server.app[NODE].id
 
 
 async def test_placed_by_load_and_concurrent_requests_agree() -> None:
