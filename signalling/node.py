@@ -94,6 +94,7 @@ class NodeAgent:
         self._cpu = CpuShare()
         self.held: set[str] = set()
         self._halted = asyncio.Event()
+        self._failing = False
 
     def record(self) -> NodeRecord:
         load = replace(self._measure(), cpu_share=self._cpu.read())
@@ -114,10 +115,17 @@ class NodeAgent:
         self.held = set(running) - set(lost)
 
     async def beat_logged(self) -> None:
+        """A beat; a failure is logged once, not at every beat while Redis is away."""
         try:
             await self.beat()
         except Exception:
-            logger.exception("refreshing this node's record failed")
+            if not self._failing:
+                logger.exception("refreshing this node's record failed")
+            self._failing = True
+        else:
+            if self._failing:
+                logger.info("node %s is registered again", self.id)
+            self._failing = False
 
     async def run(self) -> None:
         """Beat until `halt`. Stopped by an event, not by cancelling: a cancel that lands

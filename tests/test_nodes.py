@@ -158,6 +158,32 @@ async def test_placed_by_load_and_concurrent_requests_agree() -> None:
             await bot.close()
 
 
+async def test_fifty_lessons_at_once_across_three_nodes() -> None:
+    """Issue 13's placement under concurrency: each lesson on exactly one node, spread."""
+    roomy = NodeLimits(max_cpu=64.0, max_streams=1000, max_lessons=20)
+    async with redis_server() as url, AsyncExitStack() as stack:
+        servers = [
+            await stack.enter_async_context(
+                running_server(redis_url=url, cluster=cluster(i, roomy))
+            )
+            for i in ("n1", "n2", "n3")
+        ]
+        lessons = [await servers[0].create_lesson(group_id=f"g{i}") for i in range(50)]
+        # Every lesson asked of every node at once: 150 requests in flight.
+        asks = [(lesson, s) for lesson in lessons for s in servers]
+        answers = await asyncio.gather(*(node_of(s, lesson) for lesson, s in asks))
+        by_lesson: dict[str, set[str]] = {}
+        for (lesson, _server), (status, body) in zip(asks, answers, strict=True):
+            assert status == 200, body
+            by_lesson.setdefault(lesson, set()).add(body["node"]["id"])
+        assert all(len(ids) == 1 for ids in by_lesson.values()), by_lesson
+        spread = Counter(next(iter(ids)) for ids in by_lesson.values())
+        assert sorted(spread) == ["n1", "n2", "n3"]
+        assert max(spread.values()) - min(spread.values()) <= 1, spread
+        for lesson, ids in by_lesson.items():
+            assert await servers[1].app[NODE].placement.holder(lesson) in ids
+
+
 async def test_draining_node_takes_nothing_new() -> None:
     async with redis_server() as url, nodes(url, "n1", "n2") as servers:
         kept = await servers[0].create_lesson(group_id="kept")
