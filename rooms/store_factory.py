@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rooms.placement import LocalPlacement, Placement
 from rooms.store import MemoryStore, Store
 
 
@@ -18,3 +19,16 @@ def create_store(redis_url: str | None, *, prefix: str | None = None) -> Store:
     from rooms.store_redis import DEFAULT_PREFIX, RedisStore
 
     return RedisStore(redis_url, prefix=DEFAULT_PREFIX if prefix is None else prefix)
+
+
+def create_placement(store: Store) -> Placement:
+    """Node records and lesson leases beside the store: in its Redis, or this process only."""
+    if isinstance(store, MemoryStore):
+        return LocalPlacement()
+    from rooms.store_redis import RedisStore
+
+    if isinstance(store, RedisStore):
+        from rooms.placement_redis import RedisPlacement
+
+        return RedisPlacement(store.redis, store.prefix)
+    return LocalPlacement()

@@ -28,6 +28,7 @@ from signalling import (
     health,
     http_guard,
     metrics,
+    nodes_api,
     pages,
     ratelimit,
     recordings,
@@ -41,6 +42,7 @@ from signalling.keys import (
     HEALTH,
     LESSONS,
     MEDIA,
+    NODE,
     RECORDINGS,
     SETTINGS,
     STORE,
@@ -217,6 +219,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[WEBHOOKS] = WebhookSender()
     app[HEALTH] = Health()
     app[WS_COUNTS] = WsCounters(SCHEMAS)
+    app[NODE] = nodes_api.create_agent(app)
     # When the lesson ends (journal, host, time), its call ends for everyone in it.
     app[LESSONS].on_ended.append(app[CALLS].end_for_lesson)
     # The call's state (chat, attendance) stays readable for a while, then expires.
@@ -225,11 +228,17 @@ def create_app(settings: Settings | None = None) -> web.Application:
             app[STORE].expire_call(lesson.id, DEFAULT_RETENTION_SECONDS)
         )
     )
+    # The lesson's lease goes at once rather than at the node's next beat.
+    app[LESSONS].on_ended.append(
+        lambda lesson, reason: app[CALLS].spawn(app[NODE].release(lesson.id))
+    )
     _connect_webhooks(app)
     # Cleanup runs in reverse: calls end first, then media, then the store;
     # webhooks last, so the lesson.ended of a shutdown still goes out.
     app.cleanup_ctx.append(_webhooks)
     app.cleanup_ctx.append(_store)
+    # After the store (it uses its Redis client), before the calls (their leases).
+    app.cleanup_ctx.append(nodes_api.node_context)
     app.cleanup_ctx.append(_recording_library)
     app.cleanup_ctx.append(_recording_retention)
     app.cleanup_ctx.append(_media_engine)
@@ -244,6 +253,7 @@ def _routes(app: web.Application, settings: Settings) -> None:
     api.setup(app)
     http_guard.setup(app, settings)  # inside them: after api.setup
     adhoc.setup_api(app)
+    nodes_api.setup(app)
     ws.setup(app)
     pages.setup(app)
     adhoc.setup_pages(app)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rooms.schedule import ScheduleLimits
+from signalling.config_cluster import ClusterSettings, cluster_section
 from signalling.config_ops import (
     HealthSettings,
     LogSettings,
@@ -97,6 +98,8 @@ class Settings:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    # Nodes sharing lessons over Redis (signalling/config_cluster.py, signalling/node.py).
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
     @property
     def schedule_limits(self) -> ScheduleLimits:
@@ -151,6 +154,7 @@ KNOWN_KEYS = frozenset(
         "metrics",
         "health",
         "log",
+        "cluster",
     }
 )
 
@@ -222,6 +226,7 @@ def _sections(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
         "metrics": lambda value: metrics_section(value, settings.metrics),
         "health": lambda value: health_section(value, settings.health),
         "log": lambda value: log_section(value, settings.log),
+        "cluster": lambda value: cluster_section(value, settings.cluster),
     }
     return {key: parse(data[key]) for key, parse in parsers.items() if key in data}
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # the media stack is imported only where it is used
     from rooms.recordings import RecordingService
     from rooms.store import Store
     from sfu.engine import MediaEngine
+    from signalling.node import NodeAgent
     from signalling.readiness import Health
     from signalling.webhooks import WebhookSender
     from signalling.ws_counts import WsCounters
@@ -29,3 +30,4 @@ MEDIA: web.AppKey[MediaEngine] = web.AppKey("media")
 RECORDINGS: web.AppKey[RecordingService] = web.AppKey("recordings")
 HEALTH: web.AppKey[Health] = web.AppKey("health")
 WS_COUNTS: web.AppKey[WsCounters] = web.AppKey("ws_counts")
+NODE: web.AppKey[NodeAgent] = web.AppKey("node")

@@ -13,7 +13,7 @@ from rooms.admission import Door, Refused
 from rooms.calls import Call, CallEnded, CallError, Participant
 from sfu.transport import NegotiationError, SdpError
 from signalling.access import admitted_lesson
-from signalling.keys import CALLS, LESSONS, MEDIA, SETTINGS, TOKENS, WS_COUNTS
+from signalling.keys import CALLS, LESSONS, MEDIA, NODE, SETTINGS, TOKENS, WS_COUNTS
 from signalling.log_format import log_as
 from signalling.protocol import MAX_UNJOINED_BYTES, ProtocolError, parse_message
 from signalling.ratelimit import LIMITS, budget_address, join_rate_limited
@@ -165,6 +165,7 @@ class Session:
             raise ProtocolError(exc.code, exc.message, ref) from None
         assert lesson is not None
         call = self.app[CALLS].get_or_create(lesson)
+        await self.app[NODE].claim(lesson.id)  # the lesson's media is on this node now
         try:
             self.participant = await call.enter(
                 user_id=claims.user_id,

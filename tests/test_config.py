@@ -243,6 +243,13 @@ def test_load_settings_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPat
         ("[health]\nmax_loop_lag_ms = 0", "health.max_loop_lag_ms"),
         ('[log]\nformat = "xml"', "log.format"),
         ('[log]\nlevel = "LOUD"', "log.level"),
+        ('[cluster]\nnode_id = "a b"', "cluster.node_id"),
+        ('[cluster]\nnode_url = "urok-2"', "cluster.node_url"),
+        ("[cluster]\nheartbeat_seconds = true", "cluster.heartbeat_seconds"),
+        ("[cluster]\nheartbeat_seconds = 4", "at least 2 × heartbeat_seconds"),
+        ("[cluster]\nmax_streams = 0", "cluster.max_streams"),
+        ("[cluster]\nmax_cpu = 0", "cluster.max_cpu"),
+        ("[cluster]\nleader = true", "unknown cluster setting"),
     ],
 )
 def test_bad_file_values(tmp_path: Path, text: str, words: str) -> None:
@@ -367,3 +374,19 @@ async def test_audio_slots_bound_every_router_when_set(tmp_path: Path) -> None:
     assert (settings.media.audio_slots, settings.media.keyframe_interval_s) == (0, 2.0)
     with pytest.raises(ConfigError, match="UROK_MEDIA_AUDIO_SLOTS"):
         load_settings(env={"UROK_MEDIA_AUDIO_SLOTS": "many"})
+
+
+def test_cluster_section_as_in_the_readme(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
+    start = readme.index("[cluster]")
+    section = readme[start : readme.index("\n\n", start)]
+    settings = load_settings(write(tmp_path, section), env={})
+    cluster = settings.cluster
+    assert cluster.node_id == "urok-2"
+    assert cluster.node_url == "https://urok-2.school.example"
+    assert cluster.internal_url == "http://10.0.0.2:8080"
+    assert (cluster.heartbeat_seconds, cluster.stale_after_seconds) == (2.0, 6.0)
+    assert cluster.placement_lease_seconds == 60.0
+    limits = cluster.limits
+    assert (limits.max_cpu, limits.max_streams, limits.max_lessons) == (0.8, 2000, 200)
+    assert load_settings(None, env={}).cluster.node_id is None

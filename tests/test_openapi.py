@@ -27,13 +27,15 @@ from recording.options import RecordingOptions
 from rooms.chat import system_message
 from rooms.lessons import Role
 from rooms.model import RECORDING_VIEWER_ROLES, RecordingRecord, RecordingStatus
+from rooms.placement import LocalPlacement, NodeLoad
 from rooms.recordings import RecordingLibrary, RecordingService, new_recording_id
 from rooms.store import MemoryStore
-from signalling import recordings
+from signalling import nodes_api, recordings
 from signalling.app import create_app
 from signalling.config import DEMO_KEY_ID, Integration, Settings
 from signalling.config_ops import MetricsSettings
-from signalling.keys import HEALTH, RECORDINGS, STORE, TOKENS
+from signalling.keys import HEALTH, NODE, RECORDINGS, SETTINGS, STORE, TOKENS
+from signalling.node import NodeAgent
 from tests.api_support import (
     KEY_A,
     PUBLIC_URL,
@@ -88,6 +90,12 @@ def make_api_app(directory: Path) -> web.Application:
         RecordingLibrary(directory, app[STORE]), RecordingOptions(), min_free_bytes=0
     )
     recordings.setup(app)
+    # GET /api/v1/lessons/{id}/node: this node only (the memory store's placement).
+    app[NODE] = NodeAgent(
+        app[SETTINGS], LocalPlacement(), measure=NodeLoad, draining=lambda: False, running=list
+    )
+    app.cleanup_ctx.append(nodes_api.node_context)
+    nodes_api.setup(app)
     return app
 
 
@@ -380,6 +388,7 @@ async def test_responses_match_the_spec(client: TestClient) -> None:
     one = "/api/v1/lessons/{lesson_id}"
     open_ = "/api/v1/lessons/{lesson_id}/open"
     tokens = "/api/v1/lessons/{lesson_id}/tokens"
+    where = "/api/v1/lessons/{lesson_id}/node"
 
     example = SPEC["components"]["schemas"]["LessonCreate"]["examples"][0]
     await call("POST", lessons, 201, json=example)
@@ -405,7 +414,12 @@ async def test_responses_match_the_spec(client: TestClient) -> None:
     await call("POST", tokens, 403, lesson_id=lid, json=stranger)
     await call("POST", tokens, 400, lesson_id=lid, json={"role": "student"})
     await call("POST", tokens, 404, lesson_id="les_missing", json=student)
+    node = await call("GET", where, 200, lesson_id=lid)
+    assert node["node"]["id"] == client.server.app[NODE].id
+    await call("GET", where, 404, lesson_id="les_missing")
+    await call("GET", where, 401, lesson_id=lid, headers={})
     await call("DELETE", one, 200, lesson_id=lid)
+    await call("GET", where, 409, lesson_id=lid)
     await call("DELETE", one, 200, lesson_id=lid)
     await call("DELETE", one, 404, lesson_id="les_missing")
     await call("POST", open_, 409, lesson_id=lid)
@@ -504,9 +518,12 @@ async def test_responses_match_the_spec(client: TestClient) -> None:
     assert yaml.safe_load(await resp.text()) == SPEC
     resp = await client.get("/api/v1/protocol.schema.json")
     assert resp.status == 200
-    assert resp.content_type in resolve(
-        SPEC["paths"]["/api/v1/protocol.schema.json"]["get"]["responses"]["200"]
-    )["content"]
+    assert (
+        resp.content_type
+        in resolve(SPEC["paths"]["/api/v1/protocol.schema.json"]["get"]["responses"]["200"])[
+            "content"
+        ]
+    )
     assert (await resp.json())["$defs"]["join"]["required"] == ["type", "token"]
 
     # Every /api/ operation was exercised with at least its success status.
