@@ -10,47 +10,26 @@ never maps it.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import time
-
 from rooms.calls.core import CallCore
+from rooms.calls.ticker import CallTicker
 from sfu.audio_slots import TICK
 from sfu.router import Router
-
-logger = logging.getLogger(__name__)
 
 
 class AudioSlots:
     def __init__(self, call: CallCore, tick: float = TICK) -> None:
         self.call = call
         self.tick = tick
-        self._task: asyncio.Task[None] | None = None
+        self._ticker = CallTicker(call, tick, self.update_all, "audio slots")
 
     def watch(self) -> None:
         """Update while anybody is in the call (called on every entry); nothing to do
         when the node does not bound audio."""
-        if self.call.router.audio_slots is None:
-            return
-        if self._task is None or self._task.done():
-            self._task = asyncio.ensure_future(self._watch())
-
-    async def _watch(self) -> None:
-        call = self.call
-        while not call.ended and call.participants:
-            await asyncio.sleep(self.tick)
-            try:
-                self.update_all(time.monotonic())
-            except Exception:  # the call goes on; its slots stay as they are
-                logger.exception("audio slots of %s failed", call.id)
+        if self.call.router.audio_slots is not None:
+            self._ticker.watch()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._ticker.stop()
 
     def update_all(self, now: float) -> None:
         call = self.call

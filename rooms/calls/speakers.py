@@ -17,17 +17,13 @@ current list at the next update.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-import time
 from typing import Any
 
 from rooms.calls.core import CallCore
 from rooms.calls.participant import Participant, safe_send
+from rooms.calls.ticker import CallTicker
 from sfu.active_speaker import UPDATE_INTERVAL, Speaker
 from sfu.router import Router
-
-logger = logging.getLogger(__name__)
 
 # More than this many people speaking at once is noise, not a list to show.
 MAX_LISTED = 8
@@ -38,28 +34,14 @@ class ActiveSpeakers:
         self.call = call
         self.interval = interval  # the detectors' own (SpeakerSettings.update_interval)
         self._told: dict[str, tuple[str, ...]] = {}  # participant id -> speakers' ids told
-        self._task: asyncio.Task[None] | None = None
+        self._ticker = CallTicker(call, interval, self.update_all, "active speakers")
 
     def watch(self) -> None:
         """Update while anybody is in the call (called on every entry)."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.ensure_future(self._watch())
-
-    async def _watch(self) -> None:
-        call = self.call
-        while not call.ended and call.participants:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.update_all(time.monotonic())
-            except Exception:  # the call goes on without it
-                logger.exception("active speakers of %s failed", call.id)
+        self._ticker.watch()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._ticker.stop()
 
     def speaking(self, room: str | None = None) -> list[dict[str, Any]]:
         """The room's speakers as people, loudest first, from the last update."""

@@ -30,7 +30,6 @@ sign does not flap while videos come back one by one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Collection
@@ -40,6 +39,7 @@ from typing import Any
 from rooms.calls.core import CallCore
 from rooms.calls.downlink import DownlinkSampler
 from rooms.calls.participant import Participant, safe_send
+from rooms.calls.ticker import CallTicker
 from rooms.calls.video_rates import VideoRates
 from rooms.hold_back import EstimateFit, FitSettings, HoldPlanner, HoldSettings
 from rooms.link_quality import LinkJudge, Quality, QualityThresholds
@@ -96,30 +96,16 @@ class WeakLinks:
         self.rates = VideoRates()  # of every video forwarded, measured each round
         self.interval = interval
         self.links: dict[str, SubscriberLink] = {}  # by participant id
-        self._task: asyncio.Task[None] | None = None
+        self._ticker = CallTicker(call, interval, self.sample_all, "judging the links")
 
     # ------------------------------------------------------------------ the watch
 
     def watch(self) -> None:
         """Sample once a second while anybody is in the call (called on every entry)."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.ensure_future(self._watch())
-
-    async def _watch(self) -> None:
-        call = self.call
-        while not call.ended and call.participants:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.sample_all(time.monotonic())
-            except Exception:  # the call must go on without it
-                logger.exception("judging the links of %s failed", call.id)
+        self._ticker.watch()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._ticker.stop()
 
     async def sample_all(self, now: float) -> None:
         """One round: judge each person's link, hold back or give back video, tell."""
