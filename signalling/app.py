@@ -183,6 +183,17 @@ async def _webhooks(app: web.Application) -> AsyncIterator[None]:
     await app[WEBHOOKS].close()
 
 
+def _create_media(settings: Settings) -> MediaEngine:
+    media = settings.media
+    return MediaEngine(
+        settings.ice.addresses,
+        announced_address=settings.ice.announced_address,
+        ice_servers=[server.to_json() for server in settings.ice.servers],
+        keyframe_interval=media.keyframe_interval_s,
+        audio_slots=SlotSettings(slots=media.audio_slots) if media.audio_slots else None,
+    )
+
+
 def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings()
     app = web.Application(client_max_size=256 * 1024)
@@ -190,15 +201,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[STORE] = create_store(settings.redis_url)
     app[LESSONS] = LessonRegistry(app[STORE])
     app[TOKENS] = TokenService(settings)
-    app[MEDIA] = MediaEngine(
-        settings.ice.addresses,
-        announced_address=settings.ice.announced_address,
-        ice_servers=[server.to_json() for server in settings.ice.servers],
-        keyframe_interval=settings.media.keyframe_interval_s,
-        audio_slots=SlotSettings(slots=settings.media.audio_slots)
-        if settings.media.audio_slots
-        else None,
-    )
+    app[MEDIA] = _create_media(settings)
     recording = settings.recording
     app[RECORDINGS] = RecordingService(
         RecordingLibrary(settings.recordings_dir, app[STORE]),

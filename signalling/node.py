@@ -12,7 +12,6 @@ stops refreshing, and its record and leases run out.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.metadata
 import logging
 import os
@@ -130,11 +129,15 @@ class NodeAgent:
     async def run(self) -> None:
         """Beat until `halt`. Stopped by an event, not by cancelling: a cancel that lands
         inside a redis-py call can be swallowed there, and the loop would go on."""
-        while not self._halted.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._halted.wait(), self.settings.cluster.heartbeat_seconds)
-            if not self._halted.is_set():
-                await self.beat_logged()
+        # One waiter for the loop's life (wait_for would make a task per beat).
+        halted = asyncio.ensure_future(self._halted.wait())
+        try:
+            while not halted.done():
+                await asyncio.wait({halted}, timeout=self.settings.cluster.heartbeat_seconds)
+                if not halted.done():
+                    await self.beat_logged()
+        finally:
+            halted.cancel()
 
     def halt(self) -> None:
         self._halted.set()
