@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import tempfile
 from collections.abc import AsyncIterator
@@ -23,6 +24,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def wait_healthy(http: aiohttp.ClientSession, base: str, timeout: float = 30.0) -> None:
+    """Until `urok serve` started as a process answers GET /healthz."""
+    for _ in range(int(timeout * 10)):
+        try:
+            async with http.get(base + "/healthz") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientConnectionError:
+            pass
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the server at {base} did not come up")
 
 
 @dataclass

@@ -16,21 +16,9 @@ from aiohttp import web
 
 from bench.bot import Bot
 from signalling.config import Settings
-from tests.live import LiveServer, free_port
+from tests.live import LiveServer, free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-async def wait_up(http: aiohttp.ClientSession, base: str) -> None:
-    for _ in range(150):
-        try:
-            async with http.get(base + "/healthz") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientConnectionError:
-            pass
-        await asyncio.sleep(0.1)
-    raise AssertionError("server did not come up")
 
 
 async def test_json_lines_with_call_and_participant_ids(tmp_path: Path) -> None:
@@ -54,7 +42,7 @@ async def test_json_lines_with_call_and_participant_ids(tmp_path: Path) -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as http:
-            await wait_up(http, base)
+            await wait_healthy(http, base, 15.0)
             # The journal's side, over HTTP: the server is the other process.
             journal = LiveServer(base, web.Application(), Settings(), http)
             lesson = await journal.create_lesson()

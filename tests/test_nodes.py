@@ -23,7 +23,7 @@ from rooms.placement import NodeLimits, NodeRecord
 from signalling.config import DEMO_SECRET
 from signalling.config_cluster import ClusterSettings
 from signalling.keys import HEALTH, NODE
-from tests.live import LiveServer, free_port, running_server
+from tests.live import LiveServer, free_port, running_server, wait_healthy
 from tests.redis_server import redis_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -252,24 +252,12 @@ async def _start_node(url: str, tmp: Path, node_id: str) -> tuple[asyncio.subpro
     return process, f"http://127.0.0.1:{port}"
 
 
-async def _wait_up(base: str) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(300):
-            try:
-                async with http.get(base + "/healthz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("urok serve did not come up")
-
-
 async def test_a_dead_nodes_lessons_are_placed_again(tmp_path: Path) -> None:
     async with redis_server() as url:
         process, base = await _start_node(url, tmp_path, "doomed")
         try:
-            await _wait_up(base)
+            async with aiohttp.ClientSession() as http:
+                await wait_healthy(http, base)
             async with running_server(redis_url=url, cluster=cluster("survivor")) as live:
                 # Every lesson so far goes to the doomed node: the survivor is draining.
                 live.app[HEALTH].draining = True

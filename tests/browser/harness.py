@@ -140,15 +140,22 @@ class Server:
             assert status == 200, lesson
         return lesson
 
-    async def join_url(self, lesson_id: str, user_id: str, name: str, role: str) -> str:
-        """The call page URL (token in the fragment) the API mints for one person."""
+    async def _minted(self, lesson_id: str, user_id: str, name: str, role: str) -> Any:
         status, body = await self.api(
             "POST",
             f"/api/v1/lessons/{lesson_id}/tokens",
             {"user": {"id": user_id, "name": name}, "role": role},
         )
         assert status == 201, body
-        return str(body["url"])
+        return body
+
+    async def join_url(self, lesson_id: str, user_id: str, name: str, role: str) -> str:
+        """The call page URL (token in the fragment) the API mints for one person."""
+        return str((await self._minted(lesson_id, user_id, name, role))["url"])
+
+    async def token(self, lesson_id: str, user_id: str, name: str, role: str) -> str:
+        """A join token for one person (for a bot beside the browsers)."""
+        return str((await self._minted(lesson_id, user_id, name, role))["token"])
 
 
 @asynccontextmanager

@@ -107,16 +107,6 @@ async def settle(server: Server, pages: list[Page], publishers: dict[str, str], 
     )
 
 
-async def bot_token(server: Server, lesson_id: str, user_id: str) -> str:
-    status, body = await server.api(
-        "POST",
-        f"/api/v1/lessons/{lesson_id}/tokens",
-        {"user": {"id": user_id, "name": user_id}, "role": "student"},
-    )
-    assert status == 201, body
-    return str(body["token"])
-
-
 async def test_red_keeps_audio_through_random_downlink_loss() -> None:
     with Testbed() as bed:
         host = bed.add_host(LinkSpec())
@@ -125,7 +115,7 @@ async def test_red_keeps_audio_through_random_downlink_loss() -> None:
             lesson = await server.create_lesson(roster=roster)
             people = [("t-1", "teacher"), ("s-2", "student"), ("s-3", "student")]
             urls = [await server.join_url(lesson["id"], u, u, role) for u, role in people]
-            token = await bot_token(server, lesson["id"], "s-1")
+            token = await server.token(lesson["id"], "s-1", "s-1", "student")
             bot = await publish_opus_bot(server.base_url, token, 180)
             try:
                 origin = server.base_url

@@ -73,13 +73,8 @@ async def test_media_comes_back_on_new_connections_after_the_udp_path_is_cut() -
             chromium(pw, executable=pupil_host.executable(CHROMIUM), origin=server.base_url) as b,
         ):
             lesson_id = (await server.create_lesson())["id"]
-            status, body = await server.api(
-                "POST",
-                f"/api/v1/lessons/{lesson_id}/tokens",
-                {"user": {"id": "t-1", "name": "Анна Петровна"}, "role": "teacher"},
-            )
-            assert status == 201, body
-            teacher = Bot(server.base_url, body["token"], decode=False)
+            token = await server.token(lesson_id, "t-1", "Анна Петровна", "teacher")
+            teacher = Bot(server.base_url, token, decode=False)
             await teacher.connect()
             try:
                 await teacher.publish(

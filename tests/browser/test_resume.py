@@ -47,13 +47,8 @@ async def test_a_cut_websocket_resumes_without_the_prejoin_screen() -> None:
     ):
         lesson = await server.create_lesson()
         lesson_id = lesson["id"]
-        status, body = await server.api(
-            "POST",
-            f"/api/v1/lessons/{lesson_id}/tokens",
-            {"user": {"id": "t-1", "name": "Анна Петровна"}, "role": "teacher"},
-        )
-        assert status == 201, body
-        teacher = Bot(server.base_url, body["token"], decode=False)
+        token = await server.token(lesson_id, "t-1", "Анна Петровна", "teacher")
+        teacher = Bot(server.base_url, token, decode=False)
         await teacher.connect()
         try:
             await teacher.publish(

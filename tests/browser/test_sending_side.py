@@ -52,15 +52,10 @@ async def test_chromium_takes_rtx_and_reports_its_link() -> None:
         lesson = await server.create_lesson()
         teacher_url = await server.join_url(lesson["id"], "t-1", "Анна Петровна", "teacher")
         student_url = await server.join_url(lesson["id"], "s-1", "Иван Иванов", "student")
-        status, body = await server.api(
-            "POST",
-            f"/api/v1/lessons/{lesson['id']}/tokens",
-            {"user": {"id": "s-2", "name": "Мария Смирнова"}, "role": "student"},
-        )
-        assert status == 201, body
+        token = await server.token(lesson["id"], "s-2", "Мария Смирнова", "student")
         # A publisher only (a third browser would load this 2-core machine past
         # what loopback carries without loss).
-        publisher = Bot(server.base_url, body["token"], receive=False)
+        publisher = Bot(server.base_url, token, receive=False)
         async with (
             chromium(pw) as teacher_browser,
             chromium(pw) as student_browser,

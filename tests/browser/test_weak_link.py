@@ -40,14 +40,9 @@ OWN = "() => window.urok.connection"
 
 
 async def bot(server: Server, lesson_id: str, user_id: str, name: str) -> Bot:
-    status, body = await server.api(
-        "POST",
-        f"/api/v1/lessons/{lesson_id}/tokens",
-        {"user": {"id": user_id, "name": name}, "role": "student"},
-    )
-    assert status == 201, body
+    token = await server.token(lesson_id, user_id, name, "student")
     # A publisher only: receiving would cost this machine's two cores for nothing.
-    joined = Bot(server.base_url, body["token"], receive=False)
+    joined = Bot(server.base_url, token, receive=False)
     await joined.connect()
     return joined
 
