@@ -266,6 +266,9 @@ class SubscriberTransport(WebRtcTransport):
         self._reserved.add(consumer)
         if consumer.ready and consumer.producer is not None:
             self._negotiated_slots.add(consumer)
+        # Same m-sections, but the next offer's description labels it a slot: the
+        # page then plays it on its own, not on the tile of whoever spoke in it first.
+        self.request_negotiation()
 
     def fill_audio_slot(
         self, consumer: Consumer, producer: Producer | None, replay: float = 0.0

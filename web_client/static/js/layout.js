@@ -6,6 +6,7 @@ import * as i18n from './i18n.js';
 import {
   $, currentRoom, pausedReason, plannedRoomOf, roomOfParticipant, urok, views,
 } from './state.js';
+import { resumeSlots } from './slotaudio.js';
 import { ScreenTile, Tile, layoutGrid } from './tiles.js';
 import { updateVideoQualities } from './videoquality.js';
 
@@ -195,6 +196,7 @@ export function wireLayout() {
   $('enable-sound').addEventListener('click', () => {
     $('sound-blocked').hidden = true;
     for (const tile of urok.tiles.values()) tile.playAudio();
+    resumeSlots();
   });
   // tiles.js says so when the browser refused to play a participant's sound.
   document.addEventListener('urok:sound-blocked', () => {
