@@ -67,8 +67,8 @@ class MediaSettings:
     # Bounded audio (sfu/audio_slots.py): in a room with more microphones than this
     # (plus the hosts'), each person receives the loudest this many and the hosts';
     # 0 (the default): everyone receives every microphone, however large the call.
-    # Off by default until the call page plays slot tracks (it plays audio by the
-    # offer's labels, and a slot's label is whoever it carried when last offered).
+    # The call page plays slots (offers label them); off by default until the load
+    # benches and their tests are measured with it (they count every microphone).
     audio_slots: int = 0
 
 
