@@ -18,6 +18,7 @@ import contextlib
 import errno
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 # bind() errors that mean "this port, not the address, is unavailable": try the next.
 _PORT_TAKEN = (errno.EADDRINUSE, errno.EACCES)
 _STUN_TIMEOUT = 5.0  # aioice's own gathering timeout
+_RETRY_ELSEWHERE_S = 5.0
 # (connection, component, addresses) -> (host sockets' StunProtocols, other candidates)
 HostGathering = Callable[
     [aioice.Connection, int, list[str]], Awaitable[tuple[list[Any], list[aioice.Candidate]]]
@@ -52,6 +54,13 @@ class MediaPorts:
     # a port just freed by a closed connection is taken last, so late packets of its
     # old peer do not reach a new connection, and a busy range is not rescanned.
     _cursor: int = field(default=0, repr=False)
+    # The sockets handed out, by port: one still open (an asyncio transport closes it with
+    # its connection) is skipped without a bind() call, so a busy range costs a lookup
+    # per port in use, not three system calls.
+    _handed: dict[int, socket.socket] = field(default_factory=dict, repr=False)
+    # Ports another program held at the last try, skipped until then (monotonic time):
+    # a range mostly held elsewhere costs its bind() calls once per this many seconds.
+    _elsewhere: dict[int, float] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if not 1 <= self.first <= self.last <= 65535:
@@ -67,16 +76,26 @@ class MediaPorts:
     def bind(self, address: str) -> socket.socket:
         """A non-blocking UDP socket on `address` and the next free port of the range."""
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        now = time.monotonic()
         for step in range(self.size):
             offset = (self._cursor + step) % self.size
+            port = self.first + offset
+            ours = self._handed.get(port)
+            if ours is not None and ours.fileno() != -1:
+                continue
+            if self._elsewhere.get(port, 0.0) > now:
+                continue
             sock = socket.socket(family, socket.SOCK_DGRAM)
             try:
-                sock.bind((address, self.first + offset))
+                sock.bind((address, port))
             except OSError as exc:
                 sock.close()
                 if exc.errno in _PORT_TAKEN:
+                    self._elsewhere[port] = now + _RETRY_ELSEWHERE_S
                     continue
                 raise
+            self._elsewhere.pop(port, None)
+            self._handed[port] = sock
             self._cursor = (offset + 1) % self.size
             sock.setblocking(False)
             # As aioice sizes its own host sockets' receive buffers.
