@@ -174,7 +174,7 @@ async def test_every_media_socket_of_a_lesson_of_ten_bots_is_in_the_range(tmp_pa
     bots: list[Bot] = []
     try:
         async with aiohttp.ClientSession() as http:
-            await wait_healthy(http, base, 15.0)
+            await wait_healthy(http, base, 60.0)  # a loaded machine starts it slowly
             journal = LiveServer(base, web.Application(), Settings(), http)
             lesson = await journal.create_lesson()
             for i in range(1, BOTS + 1):

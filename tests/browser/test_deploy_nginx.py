@@ -80,7 +80,7 @@ async def test_journal_call_page_and_websocket_over_https_and_client_addresses(
             aiohttp.ClientSession() as http,
             nginx_in_front_of(port, tmp_path / "nginx", https_port) as proxy,
         ):
-            await wait_healthy(http, direct, 15.0)
+            await wait_healthy(http, direct, 60.0)  # a loaded machine starts it slowly
             journal = Server(direct, web.Application(), Settings(), http)
             lesson = await journal.create_lesson()
             url = await journal.join_url(lesson["id"], "t-1", "Анна Петровна", "teacher")
@@ -131,5 +131,5 @@ async def _in_chromium_over_https(https_url: str, call_url: str) -> None:
         await page.wait_for_function(
             "() => window.urok.pcs.publisher"
             " && window.urok.pcs.publisher.connectionState === 'connected'",
-            timeout=15000,
+            timeout=30000,
         )
