@@ -1,6 +1,7 @@
 """Urok behind a real nginx running docs/deploy/nginx.conf: the demo journal, the call page
-and its WebSocket over https/wss in Chromium, and the client's address (not the proxy's)
-in the rate limits and the access log, believed from the trusted proxy only."""
+and its WebSocket over https/wss in Chromium (its media straight to the node's UDP port
+range), and the client's address (not the proxy's) in the rate limits and the access log,
+believed from the trusted proxy only."""
 
 from __future__ import annotations
 
@@ -20,17 +21,35 @@ from signalling.config import Settings
 from tests.browser.harness import Server, chromium, join_call, new_page, playwright
 from tests.live import free_port, wait_healthy
 from tests.nginx_proxy import nginx_in_front_of
+from tests.test_media_ports import free_port_block
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
 INVITE_LIMIT = 3
 FORGED_INVITE = "/invite/forged.AAAAAAAAAAAAAAAAAAAAAA"
+MEDIA_PORTS = 8
+
+# The remote (server's) port of the publisher connection's selected ICE candidate pair.
+SELECTED_REMOTE_PORT_JS = """
+async () => {
+  const stats = await window.urok.pcs.publisher.getStats();
+  let pair = null;
+  stats.forEach((s) => {
+    if (s.type === 'transport' && s.selectedCandidatePairId) {
+      pair = stats.get(s.selectedCandidatePairId);
+    }
+  });
+  return pair ? stats.get(pair.remoteCandidateId).port : null;
+}
+"""
 
 
-def _server_config(path: Path, https_port: int) -> None:
+def _server_config(path: Path, https_port: int, media_port: int) -> None:
     path.write_text(
         f'public_url = "https://127.0.0.1:{https_port}"\n'
+        "[media]\n"
+        f'udp_ports = "{media_port}-{media_port + MEDIA_PORTS - 1}"\n'
         "[limits]\n"
         'trusted_proxies = ["127.0.0.1"]\n'
         f"invite_failures_per_ip = {INVITE_LIMIT}\n"
@@ -61,9 +80,9 @@ def _access_lines(log: Path) -> list[str]:
 async def test_journal_call_page_and_websocket_over_https_and_client_addresses(
     tmp_path: Path,
 ) -> None:
-    port, https_port = free_port(), free_port()
+    port, https_port, media_port = free_port(), free_port(), free_port_block(MEDIA_PORTS)
     config = tmp_path / "urok.toml"
-    _server_config(config, https_port)
+    _server_config(config, https_port, media_port)
     log = tmp_path / "urok.log"
     with log.open("wb") as stderr:
         process = await asyncio.create_subprocess_exec(
@@ -85,7 +104,8 @@ async def test_journal_call_page_and_websocket_over_https_and_client_addresses(
             lesson = await journal.create_lesson()
             url = await journal.join_url(lesson["id"], "t-1", "Анна Петровна", "teacher")
             assert url.startswith(proxy.https_url + "/call/")
-            await _in_chromium_over_https(proxy.https_url, url)
+            media = await _in_chromium_over_https(proxy.https_url, url)
+            assert media_port <= media < media_port + MEDIA_PORTS
 
             # Behind the proxy, each client is limited by its own address, and what it
             # puts in X-Forwarded-For itself is not believed (nginx appends the real one).
@@ -108,7 +128,8 @@ async def test_journal_call_page_and_websocket_over_https_and_client_addresses(
     assert by_address == {"127.0.0.5", "127.0.0.6", "127.0.0.7"}, lines
 
 
-async def _in_chromium_over_https(https_url: str, call_url: str) -> None:
+async def _in_chromium_over_https(https_url: str, call_url: str) -> int:
+    """Demo journal and call page over https/wss; the server's media port the page uses."""
     async with (
         playwright() as pw,
         chromium(pw, extra_args=("--ignore-certificate-errors",)) as browser,
@@ -123,7 +144,8 @@ async def _in_chromium_over_https(https_url: str, call_url: str) -> None:
         )
         assert page.url.startswith("https://")
         # The call page: joined over wss, camera and microphone allowed (a secure page),
-        # and its media connection up (straight to Urok over UDP, not through nginx).
+        # and its media connection up: straight to Urok over UDP, on a port of
+        # [media] udp_ports, not through nginx.
         await join_call(page, call_url)
         assert sockets == [https_url.replace("https://", "wss://") + "/ws"]
         assert await page.evaluate("() => window.isSecureContext") is True
@@ -133,3 +155,6 @@ async def _in_chromium_over_https(https_url: str, call_url: str) -> None:
             " && window.urok.pcs.publisher.connectionState === 'connected'",
             timeout=30000,
         )
+        port = await page.evaluate(SELECTED_REMOTE_PORT_JS)
+        assert isinstance(port, int)
+        return port
