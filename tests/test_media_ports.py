@@ -24,13 +24,15 @@ import pytest
 from aiohttp import web
 from aiortc import RTCPeerConnection
 
-from bench.bot import Bot
+from bench.bot import Bot, BotError
 from bench.media import SilentAudioTrack
 from sfu.aiortc_hooks import gather_hosts_with, restrict_host_addresses
 from sfu.ice import rtc_configuration
 from sfu.media_ports import MediaPorts, MediaPortsExhausted
 from signalling.config import ConfigError, Settings, load_settings
-from tests.live import LiveServer, free_port, wait_healthy
+from signalling.config_ops import MetricsSettings
+from signalling.config_sections import MediaSettings
+from tests.live import LiveServer, free_port, running_server, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 BOTS = 10
@@ -114,6 +116,29 @@ async def test_a_port_in_use_is_skipped_and_an_exhausted_range_is_a_clear_error(
         assert (await _offer_ports(freed, ports)) <= {first, first + 1, first + 2}
     finally:
         await freed.close()
+
+
+async def test_a_publish_with_no_port_left_is_refused_clearly_and_counted() -> None:
+    first = free_port_block(2)
+    token = "a-metrics-token-for-this-test"
+    media = MediaSettings(udp_ports=(first, first + 1))
+    with held_ports(first, 2):  # another program holds the whole range
+        async with running_server(media=media, metrics=MetricsSettings(token=token)) as server:
+            lesson = await server.create_lesson()
+            bot = Bot(server.base_url, await server.token(lesson, "s-1", "Ученик 1", "student"))
+            try:
+                await bot.connect()
+                with pytest.raises(BotError) as refused:
+                    await bot.publish([(SilentAudioTrack(), "microphone")])
+            finally:
+                await bot.close()
+            headers = {"Authorization": f"Bearer {token}"}
+            async with server.http.get(server.base_url + "/metrics", headers=headers) as response:
+                scraped = await response.text()
+    assert f"no free UDP port for media on 127.0.0.1 in the range {first}-{first + 1}" in str(
+        refused.value
+    )
+    assert "urok_media_ports_exhausted_total 1.0" in scraped.splitlines()
 
 
 def test_udp_ports_config(tmp_path: Path) -> None:
