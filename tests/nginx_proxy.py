@@ -74,9 +74,7 @@ def render_site(https_port: int, http_port: int, upstream_port: int, cert: Path,
     site = _replace_once(site, "listen 80;", f"listen 127.0.0.1:{http_port};")
     live = "/etc/letsencrypt/live/urok.school.example"
     site = _replace_once(site, f"{live}/fullchain.pem;", f"{cert};")
-    site = _replace_once(site, f"{live}/privkey.pem;", f"{key};")
-    # A test-run-unique zone name: two nginx of parallel test workers never share one.
-    return site.replace("shared:urok_tls:", f"shared:urok_tls_{os.getpid()}:")
+    return _replace_once(site, f"{live}/privkey.pem;", f"{key};")
 
 
 def main_config(prefix: Path, site: Path) -> str:
