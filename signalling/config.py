@@ -277,6 +277,8 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
             overrides["media"] = {"audio_slots": int(env["UROK_MEDIA_AUDIO_SLOTS"])}
         except ValueError as exc:
             raise ConfigError("UROK_MEDIA_AUDIO_SLOTS must be an integer") from exc
+    if "UROK_MEDIA_UDP_PORTS" in env:  # e.g. 40000-40999
+        overrides.setdefault("media", {})["udp_ports"] = env["UROK_MEDIA_UDP_PORTS"]
     overrides.update(_operator_env(env))
     if overrides:
         settings = settings_from_mapping(overrides, settings)

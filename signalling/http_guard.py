@@ -47,7 +47,7 @@ from yarl import URL
 from signalling.config import LimitSettings, Settings
 from signalling.drain import drain
 from signalling.frame_budget import FrameBudgets
-from signalling.ratelimit import budget_address, client_key
+from signalling.ratelimit import budget_address, client_key, trusted_proxy
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +83,12 @@ class ConnectionGuard:
             settings.http_requests_per_address_per_second,
         )
 
-    def admit(self, key: str) -> bool:
+    def admit(self, key: str, address: str | None = None) -> bool:
+        """Count one more connection of `key` (from `address`), unless over the cap."""
         cap = self.settings.max_connections_per_ip
-        if cap and self.open[key] >= cap:
+        # A trusted reverse proxy carries every client's connections: capping it would
+        # cap the node (the proxy can cap per client: nginx's limit_conn).
+        if cap and self.open[key] >= cap and not trusted_proxy(address or key, self.settings):
             return False
         self.open[key] += 1
         return True
@@ -132,7 +135,7 @@ class _GuardedProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and peer:
             key = client_key(str(peer[0]))
-            if not self._guard.admit(key):
+            if not self._guard.admit(key, str(peer[0])):
                 COUNTERS["connections_refused"] += 1
                 transport.write(_REFUSAL)
                 transport.close()
