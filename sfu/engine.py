@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiortc import RTCConfiguration
@@ -30,14 +30,18 @@ class MediaEngine:
         retransmission: RetransmitSettings | None = None,
         audio_slots: SlotSettings | None = None,
         media_ports: MediaPorts | None = None,
+        ice_servers_factory: Callable[[], Sequence[dict[str, Any]]] | None = None,
     ) -> None:
         """Media on `listen_addresses` only, using exactly `ice_servers` (STUN/TURN).
 
         A publisher is asked for a keyframe at most once per `keyframe_interval` s.
         With `audio_slots`, every router bounds each subscriber's audio (sfu/audio_slots.py).
-        With `media_ports`, every ICE host socket is bound in that UDP range."""
+        With `media_ports`, every ICE host socket is bound in that UDP range.
+        `ice_servers_factory`, when given, is asked instead for each new peer connection
+        (TURN credentials that expire are minted afresh)."""
         self.audio_slots = audio_slots
         self.ice_servers = [dict(s) for s in ice_servers]
+        self._ice_servers_factory = ice_servers_factory
         self.media_ports = media_ports
         restrict_host_addresses(listen_addresses)
         self._options = TransportOptions(
@@ -55,6 +59,8 @@ class MediaEngine:
         self._closing: set[Router] = set()  # still counted live until their transports retire
 
     def _configuration(self) -> RTCConfiguration:
+        if self._ice_servers_factory is not None:
+            return rtc_configuration(self._ice_servers_factory())
         return rtc_configuration(self.ice_servers)
 
     def create_router(self, app_data: dict[str, Any] | None = None) -> Router:

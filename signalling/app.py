@@ -54,6 +54,7 @@ from signalling.keys import (
 from signalling.protocol import SCHEMAS
 from signalling.readiness import Health
 from signalling.tokens import TokenService
+from signalling.turn import server_ice_servers
 from signalling.webhooks import WebhookSender
 from signalling.ws_counts import WsCounters
 
@@ -190,6 +191,8 @@ def _create_media(settings: Settings) -> MediaEngine:
         settings.ice.addresses,
         announced_address=settings.ice.announced_address,
         ice_servers=[server.to_json() for server in settings.ice.servers],
+        # TURN (with credentials minted per connection) only with turn.server_uses.
+        ice_servers_factory=server_ice_servers(settings, lambda: datetime.now(UTC)),
         keyframe_interval=media.keyframe_interval_s,
         audio_slots=SlotSettings(slots=media.audio_slots) if media.audio_slots else None,
         media_ports=MediaPorts(*media.udp_ports) if media.udp_ports else None,

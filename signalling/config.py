@@ -44,6 +44,7 @@ from signalling.config_sections import (
 
 # Re-exported: the settings' vocabulary, for whoever reads Settings.
 from signalling.config_sections import IceServer as IceServer
+from signalling.config_turn import TurnSettings, turn_section
 
 DEMO_KEY_ID = "demo"
 DEMO_SECRET = "demo-journal-secret-change-me-in-production"
@@ -103,6 +104,8 @@ class Settings:
     log: LogSettings = field(default_factory=LogSettings)
     # Nodes sharing lessons over Redis (signalling/config_cluster.py, signalling/node.py).
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    # TURN servers with expiring credentials (signalling/config_turn.py, signalling/turn.py).
+    turn: TurnSettings = field(default_factory=TurnSettings)
 
     @property
     def schedule_limits(self) -> ScheduleLimits:
@@ -159,6 +162,7 @@ KNOWN_KEYS = frozenset(
         "health",
         "log",
         "cluster",
+        "turn",
     }
 )
 
@@ -232,6 +236,7 @@ def _sections(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
         "health": lambda value: health_section(value, settings.health),
         "log": lambda value: log_section(value, settings.log),
         "cluster": lambda value: cluster_section(value, settings.cluster),
+        "turn": lambda value: turn_section(value, settings.turn),
     }
     return {key: parse(data[key]) for key, parse in parsers.items() if key in data}
 
@@ -241,13 +246,14 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
     env = dict(os.environ) if env is None else env
     settings = Settings()
     path = path or env.get("UROK_CONFIG")
+    data: dict[str, Any] = {}
     if path:
         try:
             with open(path, "rb") as f:
                 data = tomllib.load(f)
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read config {path}: {exc}") from exc
-        settings = settings_from_mapping(data, settings)
+    settings = settings_from_mapping(_with_turn_secret(data, env), settings)
     overrides: dict[str, Any] = {}
     for key in ("host", "public_url", "default_language", "redis_url", "data_dir"):
         if f"UROK_{key.upper()}" in env:
@@ -283,6 +289,15 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
     if overrides:
         settings = settings_from_mapping(overrides, settings)
     return settings
+
+
+def _with_turn_secret(data: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    """UROK_TURN_SECRET joins the file's [turn] before the section is checked (its URLs
+    need a secret, which should stay out of files)."""
+    turn = data.get("turn", {})
+    if "UROK_TURN_SECRET" not in env or not isinstance(turn, dict):
+        return data
+    return {**data, "turn": {**turn, "secret": env["UROK_TURN_SECRET"]}}
 
 
 def _operator_env(env: dict[str, str]) -> dict[str, Any]:

@@ -11,13 +11,15 @@ from aiohttp import WSMsgType, web
 
 from rooms.admission import Door, Refused
 from rooms.calls import Call, CallEnded, CallError, Participant
+from rooms.lessons import Lesson
 from sfu.transport import NegotiationError, SdpError
 from signalling.access import admitted_lesson
-from signalling.keys import CALLS, HEALTH, LESSONS, MEDIA, NODE, SETTINGS, TOKENS, WS_COUNTS
+from signalling.keys import CALLS, HEALTH, LESSONS, NODE, SETTINGS, TOKENS, WS_COUNTS
 from signalling.log_format import log_as
 from signalling.protocol import MAX_UNJOINED_BYTES, ProtocolError, parse_message
 from signalling.ratelimit import LIMITS, budget_address, join_rate_limited
 from signalling.tokens import TokenError
+from signalling.turn import client_ice_servers
 from signalling.ws_actions import ACTIONS
 from signalling.ws_resume import RESUME_FAILED, resume
 
@@ -129,11 +131,15 @@ class Session:
         self._counts.message(message["type"])
         return message
 
-    def connection_details(self, message: dict[str, Any]) -> dict[str, Any]:
-        """What joined / waiting / resumed carry for this connection (besides the call)."""
+    def connection_details(
+        self, message: dict[str, Any], user_id: str, lesson: Lesson
+    ) -> dict[str, Any]:
+        """What joined / waiting / resumed carry for this connection (besides the call):
+        fresh TURN credentials for this person and lesson among them."""
         settings = self.app[SETTINGS]
+        now = datetime.now(UTC)
         return {
-            "ice_servers": self.app[MEDIA].ice_servers,
+            "ice_servers": client_ice_servers(settings, user_id, lesson.ends_at, now),
             "language": settings.default_language,
             "resume": {
                 "grace_s": settings.resume_grace_seconds,
@@ -178,7 +184,7 @@ class Session:
                 token_expires_at=claims.expires_at,
                 send=self.send,
                 disconnect=self.disconnected_by_call,
-                joined_extra=self.connection_details(message),
+                joined_extra=self.connection_details(message, claims.user_id, lesson),
             )
         except CallEnded:
             raise ProtocolError("lesson_ended", "the lesson has ended", ref) from None

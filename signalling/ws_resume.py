@@ -15,6 +15,7 @@ from aiohttp import web
 
 from rooms.admission import Door, Refused
 from rooms.calls import Call, Participant
+from rooms.lessons import Lesson
 from signalling.access import admitted_lesson
 from signalling.keys import CALLS, TOKENS, WS_COUNTS
 from signalling.log_format import log_as
@@ -37,7 +38,9 @@ class Connection(Protocol):
 
     async def disconnected_by_call(self) -> None: ...
 
-    def connection_details(self, message: dict[str, Any]) -> dict[str, Any]: ...
+    def connection_details(
+        self, message: dict[str, Any], user_id: str, lesson: Lesson
+    ) -> dict[str, Any]: ...
 
 
 async def resume(session: Connection, message: dict[str, Any]) -> None:
@@ -84,5 +87,6 @@ async def _resume_checked(session: Connection, message: dict[str, Any]) -> None:
         session.send,
         session.disconnected_by_call,
         message.get("last_chat_seq", 0),
-        session.connection_details(message),
+        # Fresh TURN credentials too: a connection the page makes from now on uses them.
+        session.connection_details(message, participant.user_id, call.lesson),
     )

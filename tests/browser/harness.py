@@ -89,6 +89,48 @@ async () => {
 """
 
 
+# The ICE candidate pair a connection of the page ("publisher" or "subscriber") uses:
+# {local, local_protocol, relay_protocol, remote, state} and the relay protocols of every
+# relay candidate it gathered (relays_gathered); null before a pair is selected.
+SELECTED_PAIR_JS = """
+async (which) => {
+  const pc = window.urok && window.urok.pcs && window.urok.pcs[which];
+  if (!pc) return null;
+  const stats = await pc.getStats();
+  let pair = null;
+  stats.forEach((s) => {
+    if (s.type === 'transport' && s.selectedCandidatePairId) {
+      pair = stats.get(s.selectedCandidatePairId);
+    }
+  });
+  if (!pair) return null;
+  const relays = [];
+  stats.forEach((s) => {
+    if (s.type === 'local-candidate' && s.candidateType === 'relay') relays.push(s.relayProtocol);
+  });
+  const local = stats.get(pair.localCandidateId);
+  const remote = stats.get(pair.remoteCandidateId);
+  return {local: local.candidateType, local_protocol: local.protocol,
+          relay_protocol: local.relayProtocol || null, remote: remote.candidateType,
+          state: pair.state, relays_gathered: relays.sort()};
+}
+"""
+
+# Every RTCPeerConnection the page makes gathers relay candidates only
+# (iceTransportPolicy "relay"), as with a browser policy forcing TURN; the page's
+# own code runs unchanged.
+FORCE_RELAY_JS = """
+(() => {
+  const Native = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends Native {
+    constructor(config, ...rest) {
+      super({...(config || {}), iceTransportPolicy: 'relay'}, ...rest);
+    }
+  };
+})();
+"""
+
+
 @dataclass
 class Server:
     base_url: str
@@ -232,6 +274,15 @@ async def new_page(context: BrowserContext) -> Page:
 def _console(page: Page, kind: str, text: str) -> None:
     if kind in ("error", "warning"):
         print(f"[console {kind}] {page.url[:60]}: {text}")
+
+
+async def force_relay(context: BrowserContext) -> None:
+    """Pages opened from now on in `context` use TURN relays only (FORCE_RELAY_JS)."""
+    await context.add_init_script(FORCE_RELAY_JS)
+
+
+async def selected_pair(page: Page, which: str) -> dict[str, Any] | None:
+    return await page.evaluate(SELECTED_PAIR_JS, which)
 
 
 async def join_call(

@@ -108,6 +108,8 @@ export async function reconnect({ open, resumed, failed }) {
 /** `resumed` while in the call: take the call's state as it is now. */
 export function applyResumed(msg) {
   urok.resume = msg.resume || urok.resume;
+  // Fresh TURN credentials: connections made from now on (an ICE restart) use them.
+  if (Array.isArray(msg.ice_servers)) urok.iceServers = msg.ice_servers;
   urok.hands = Array.isArray(msg.hands) ? msg.hands : [];
   onSelfUpdated(msg.self || {});
   onCallSettings(msg);

@@ -1,0 +1,156 @@
+"""A real, throwaway coturn (`turnserver`) for tests, with a shared secret (use-auth-secret).
+
+    async with turn_server(secret) as turn:   # on loopback (and any `addresses` given)
+        turn.url("udp"), turn.url("tcp")      # turn:127.0.0.1:<port>?transport=…
+
+It listens on a free port (UDP and TCP) of 127.0.0.1 and the given addresses,
+without its CLI, TLS or DTLS, with its log, pid file and database in a
+temporary directory, and allows loopback peers (the SFU is on loopback in the
+tests). A missing `turnserver` is an error, never a skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+START_TIMEOUT = 10.0
+REALM = "urok.test"
+
+
+class TurnServerError(RuntimeError):
+    """turnserver is missing or did not start."""
+
+
+@dataclass(frozen=True)
+class TurnServer:
+    host: str  # the address the URLs name
+    port: int
+    log: Path
+
+    def url(self, transport: str, host: str | None = None) -> str:
+        return f"turn:{host or self.host}:{self.port}?transport={transport}"
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def find_turnserver() -> str:
+    binary = os.environ.get("UROK_TURNSERVER") or shutil.which("turnserver")
+    for candidate in (binary, "/usr/bin/turnserver"):
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise TurnServerError(
+        "turnserver not found: the TURN tests need a real coturn. Install it "
+        "(Debian/Ubuntu: apt-get install coturn) or point UROK_TURNSERVER at the binary."
+    )
+
+
+def _free_port(addresses: tuple[str, ...]) -> int:
+    """A port free for both UDP and TCP on every address (coturn takes both)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind((addresses[0], 0))
+            port = int(probe.getsockname()[1])
+        try:
+            for address in addresses:
+                for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                    with socket.socket(socket.AF_INET, kind) as sock:
+                        sock.bind((address, port))
+        except OSError:
+            continue
+        return port
+    raise TurnServerError("no port free for both UDP and TCP")
+
+
+def _binding_answered(address: str, port: int) -> bool:
+    """A STUN Binding request over UDP gets a success response (RFC 5389)."""
+    transaction = os.urandom(12)
+    request = b"\x00\x01\x00\x00\x21\x12\xa4\x42" + transaction
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(0.2)
+        try:
+            sock.sendto(request, (address, port))
+            reply = sock.recv(2048)
+        except OSError:
+            return False
+    return reply[:2] == b"\x01\x01" and reply[8:20] == transaction
+
+
+def _command(binary: str, secret: str, port: int, directory: str, addresses: tuple[str, ...]):
+    command = [binary, "-n", "--no-cli", "--no-tls", "--no-dtls", "--no-rfc5780"]
+    command += [f"--listening-ip={address}" for address in addresses]
+    command += [
+        f"--listening-port={port}",
+        "--use-auth-secret",
+        f"--static-auth-secret={secret}",
+        f"--realm={REALM}",
+        "--allow-loopback-peers",
+        f"--log-file={directory}/turn.log",
+        "--simple-log",
+        f"--pidfile={directory}/turn.pid",
+        f"--db={directory}/turndb",
+        "--no-software-attribute",
+    ]
+    return command
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def turn_server_sync(secret: str, addresses: tuple[str, ...] = ()) -> Iterator[TurnServer]:
+    """coturn on 127.0.0.1 (and `addresses`), stopped afterwards."""
+    binary = find_turnserver()
+    listen = ("127.0.0.1", *addresses)
+    with tempfile.TemporaryDirectory(prefix="urok-turn-") as directory:
+        log = Path(directory) / "turn.log"
+        for _attempt in range(3):  # another process may take the free port first
+            port = _free_port(listen)
+            process = subprocess.Popen(
+                _command(binary, secret, port, directory, listen),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL,
+            )
+            try:
+                deadline = time.monotonic() + START_TIMEOUT
+                while process.poll() is None and time.monotonic() < deadline:
+                    if _binding_answered("127.0.0.1", port):
+                        break
+                    time.sleep(0.05)
+                else:
+                    continue
+                yield TurnServer("127.0.0.1", port, log)
+                return
+            finally:
+                _stop(process)
+        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+        raise TurnServerError(f"turnserver ({binary}) did not start:\n{tail}")
+
+
+@asynccontextmanager
+async def turn_server(secret: str, addresses: tuple[str, ...] = ()) -> AsyncIterator[TurnServer]:
+    """The same as an async context manager (starting and stopping off the event loop)."""
+    manager = turn_server_sync(secret, addresses)
+    server = await asyncio.to_thread(manager.__enter__)
+    try:
+        yield server
+    finally:
+        await asyncio.to_thread(manager.__exit__, None, None, None)
