@@ -26,6 +26,8 @@ if [ "$mode" = test ]; then
   [ -x /usr/sbin/nginx ] || need_pkgs+=(nginx)
   # systemd-analyze verify checks docs/deploy/urok.service (tests/test_deploy_files.py).
   have_cmd systemd-analyze || need_pkgs+=(systemd)
+  # TURN tests (tests/turn_server.py) start their own coturn on loopback.
+  have_cmd turnserver || need_pkgs+=(coturn)
 fi
 
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
@@ -34,6 +36,10 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+    # Debian starts coturn as a service on every interface; the tests need only the binary.
+    if [[ " ${need_pkgs[*]} " == *" coturn "* ]] && have_cmd systemctl; then
+      systemctl disable --now coturn >/dev/null 2>&1 || true
+    fi
   else
     echo "urok: please install these Debian packages first: ${need_pkgs[*]}" >&2
     echo "      sudo apt-get install ${need_pkgs[*]}" >&2

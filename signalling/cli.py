@@ -1,4 +1,4 @@
-"""The `urok` command: serve, mint a join token, run a bench."""
+"""The `urok` command: serve, check a config, mint a join token, run a bench."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 from rooms.lessons import Role
-from signalling.config import ConfigError, load_settings, settings_from_mapping
+from signalling.config import ConfigError, Settings, load_settings, settings_from_mapping
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -37,12 +37,7 @@ def _serve(args: argparse.Namespace) -> int:
         if args.announced_address:
             ice["announced_address"] = args.announced_address
         overrides["ice"] = ice
-    settings = settings_from_mapping(overrides, settings)
-    # The default public URL names the default port: follow a port given by flag or env.
-    if settings.port != 8080 and settings.public_url == "http://127.0.0.1:8080":
-        settings = settings_from_mapping(
-            {"public_url": f"http://{settings.host}:{settings.port}"}, settings
-        )
+    settings = _public_url_follows_port(settings_from_mapping(overrides, settings))
     configure_logging(settings.log)
     if settings.demo_journal and settings.host not in ("127.0.0.1", "::1", "localhost"):
         # The demo journal acts as the demo integration without credentials.
@@ -56,6 +51,28 @@ def _serve(args: argparse.Namespace) -> int:
     )
     # web.run_app, with the connection limits and header timeout (signalling/http_guard.py).
     run(create_app(settings), settings, access_log_class=RedactingAccessLogger)
+    return 0
+
+
+def _public_url_follows_port(settings: Settings) -> Settings:
+    """The default public URL names the default port: follow a port given by flag or env."""
+    if settings.port != 8080 and settings.public_url == "http://127.0.0.1:8080":
+        return settings_from_mapping(
+            {"public_url": f"http://{settings.host}:{settings.port}"}, settings
+        )
+    return settings
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    """Validate FILE (with the UROK_* environment, as `serve` reads it) and say what it means."""
+    from signalling.check_config import describe, warnings
+
+    settings = _public_url_follows_port(load_settings(args.file))
+    print(f"urok: {args.file} is valid; urok serve would run with:")
+    for line in describe(settings):
+        print(f"  {line}")
+    for warning in warnings(settings):
+        print(f"  warning: {warning}")
     return 0
 
 
@@ -108,6 +125,12 @@ def main(argv: list[str] | None = None) -> int:
         "(repeatable; default: limits.trusted_proxies, else none)",
     )
     serve.set_defaults(func=_serve)
+
+    check = sub.add_parser(
+        "check-config", help="validate a config file and print what it would do, start nothing"
+    )
+    check.add_argument("file")
+    check.set_defaults(func=_check_config)
 
     token = sub.add_parser("token", help="mint a join token with an integration key")
     token.add_argument("--key-id", default="demo")

@@ -371,6 +371,14 @@ def _limits(value: Any, base: LimitSettings) -> LimitSettings:
     return replace(base, **changes)
 
 
+def _ip_address(value: str, name: str) -> None:
+    # ICE candidates carry addresses, not names: a name fails only at the first call.
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ConfigError(f"{name}: {value!r} is not an IP address") from None
+
+
 def _ice(ice: Any, base: IceSettings) -> IceSettings:
     if not isinstance(ice, dict):
         raise ConfigError("ice must be a table")
@@ -379,9 +387,15 @@ def _ice(ice: Any, base: IceSettings) -> IceSettings:
         raise ConfigError(f"unknown ice setting(s): {', '.join(unknown)}")
     settings = base
     if "addresses" in ice:
-        settings = replace(settings, addresses=_str_tuple(ice["addresses"], "ice.addresses"))
+        addresses = _str_tuple(ice["addresses"], "ice.addresses")
+        for address in addresses:
+            _ip_address(address, "ice.addresses")
+        settings = replace(settings, addresses=addresses)
     if "announced_address" in ice:
-        settings = replace(settings, announced_address=str(ice["announced_address"]))
+        announced = str(ice["announced_address"]) or None  # empty: none
+        if announced is not None:
+            _ip_address(announced, "ice.announced_address")
+        settings = replace(settings, announced_address=announced)
     if "servers" in ice:
         settings = replace(settings, servers=_ice_servers(ice["servers"]))
     return settings

@@ -84,3 +84,103 @@ async def test_serve_runs_with_embedded_defaults_and_the_demo_journal() -> None:
     finally:
         process.send_signal(signal.SIGINT)
         await asyncio.wait_for(process.wait(), 10)
+
+
+GOOD_CONFIG = """
+host = "0.0.0.0"
+port = 8443
+public_url = "https://urok.school.example"
+demo_journal = false
+redis_url = "redis://:redis-password-1@10.0.0.9:6379/0"
+
+[ice]
+addresses = ["10.0.0.5"]
+announced_address = "203.0.113.7"
+servers = [{ urls = ["stun:stun.school.example:3478"] }]
+
+[turn]
+urls = [
+    "turn:turn.school.example:3478?transport=udp",
+    "turns:turn.school.example:443?transport=tcp",
+]
+
+[limits]
+trusted_proxies = ["127.0.0.1"]
+
+[[integrations]]
+key_id = "school-journal"
+secret = "integration-secret-0123456789abcdef"
+origins = ["https://journal.school.example"]
+
+[[integrations]]
+key_id = "diary"
+secret = "integration-secret-fedcba9876543210"
+"""
+
+
+def test_check_config_says_what_serve_would_do_and_no_secret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "urok.toml"
+    config.write_text(GOOD_CONFIG)
+    # The TURN secret from the environment, as a systemd EnvironmentFile gives it.
+    monkeypatch.setenv("UROK_TURN_SECRET", "turn-secret-0123456789abcdef")
+    assert main(["check-config", str(config)]) == 0
+    out = capsys.readouterr().out
+    for expected in (
+        "listen: 0.0.0.0:8443 (public URL https://urok.school.example)",
+        "media addresses: 10.0.0.5 (announced as 203.0.113.7)",
+        "media UDP ports: ",
+        "ICE server: stun:stun.school.example:3478",
+        "TURN: turn:turn.school.example:3478?transport=udp, turns:turn.school.example:443?"
+        "transport=tcp (credentials per join, valid to the lesson's end + 10 min + 1800 s; "
+        "the server's own connections do not use it)",
+        "store: redis://:***@10.0.0.9:6379/0",
+        "origins allowed to embed the call page: https://journal.school.example",
+        "integrations: 2 (school-journal, diary)",
+        "trusted proxies: 127.0.0.1",
+        "demo journal: off",
+    ):
+        assert expected in out, (expected, out)
+    for secret in ("turn-secret", "redis-password", "integration-secret"):
+        assert secret not in out
+    assert "warning" not in out
+
+
+def test_check_config_warns_of_a_demo_setup_served_to_others(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "urok.toml"
+    config.write_text('host = "0.0.0.0"\n')
+    assert main(["check-config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "TURN: none" in out and "store: in memory (one node)" in out
+    assert "warning: the demo journal is on while serving on 0.0.0.0" in out
+    assert "warning: media is gathered on 127.0.0.1 only" in out
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("port = 'eighty'\n", "port must be an integer from 0 to 65535"),
+        ("[turn]\nurls = ['turn:t.example']\n", "turn.urls are set but turn.secret is empty"),
+        ("[ice]\naddresses = ['media.school.example']\n", "is not an IP address"),
+        ("porst = 8080\n", "unknown setting(s): porst"),
+        ("port = \n", "cannot read config"),
+    ],
+)
+def test_check_config_refuses_a_bad_config_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, error: str
+) -> None:
+    config = tmp_path / "urok.toml"
+    config.write_text(text)
+    assert main(["check-config", str(config)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("urok: configuration error: ") and error in captured.err
+    assert captured.err.count("\n") == 1
+
+
+def test_check_config_of_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", str(tmp_path / "nope.toml")]) == 2
+    assert "cannot read config" in capsys.readouterr().err

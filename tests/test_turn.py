@@ -14,6 +14,7 @@ import hmac
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from aioice import stun
@@ -21,7 +22,7 @@ from aioice.turn import create_turn_endpoint
 
 from bench.bot import Bot
 from bench.preencoded import PreEncodedTrack, prepare_media
-from signalling.config import IceServer, IceSettings, Settings
+from signalling.config import ConfigError, IceServer, IceSettings, Settings, load_settings
 from signalling.config_turn import TurnSettings
 from signalling.turn import (
     call_expiry,
@@ -33,6 +34,62 @@ from tests import live
 from tests.turn_server import TurnServer, turn_server
 
 SECRET = "test-turn-secret-0123456789abcdef"
+
+
+TURN_TOML = """
+[turn]
+secret = "test-turn-secret-0123456789abcdef"
+urls = ["turn:turn.school.example:3478?transport=udp",
+        "turn:turn.school.example:3478?transport=tcp",
+        "turns:turn.school.example:443?transport=tcp"]
+margin_seconds = 900
+server_uses = false
+"""
+
+
+def test_turn_section_and_the_secret_from_the_environment(tmp_path: Path) -> None:
+    path = tmp_path / "urok.toml"
+    path.write_text(TURN_TOML)
+    turn = load_settings(path, env={}).turn
+    assert turn == TurnSettings(
+        secret=SECRET,
+        urls=(
+            "turn:turn.school.example:3478?transport=udp",
+            "turn:turn.school.example:3478?transport=tcp",
+            "turns:turn.school.example:443?transport=tcp",
+        ),
+        margin_seconds=900,
+    )
+    # The secret may stay out of the file: the URLs there, the secret in the environment.
+    path.write_text(TURN_TOML.replace(f'secret = "{SECRET}"\n', ""))
+    from_env = load_settings(path, env={"UROK_TURN_SECRET": "another-secret-of-32-characters!"})
+    assert from_env.turn.secret == "another-secret-of-32-characters!"
+    assert from_env.turn.urls == turn.urls
+    assert Settings().turn == TurnSettings() and not TurnSettings().enabled
+
+
+@pytest.mark.parametrize(
+    ("turn", "words"),
+    [
+        ('urls = ["turn:t.example:3478"]', "turn.urls are set but turn.secret is empty"),
+        (f'secret = "{SECRET}"', "turn.secret is set but turn.urls is empty"),
+        ('secret = "short"\nurls = ["turn:t.example"]', "turn.secret must be at least 16 bytes"),
+        (f'secret = "{SECRET}"\nurls = ["stun:t.example:3478"]', "is not turn:HOST"),
+        (f'secret = "{SECRET}"\nurls = ["turn:u:p@t.example"]', "is not turn:HOST"),
+        (f'secret = "{SECRET}"\nurls = ["turns:t.example?transport=udp"]', "runs over TCP"),
+        (f'secret = "{SECRET}"\nurls = ["turn:t.example:70000"]', "port out of 1-65535"),
+        (f'secret = "{SECRET}"\nurls = [3478]', "turn.urls must be a list"),
+        ("margin_seconds = -1", "turn.margin_seconds must be an integer from 0 to 86400"),
+        ('server_uses = "yes"', "turn.server_uses must be true or false"),
+        ("ttl = 5", "unknown turn setting(s): ttl"),
+    ],
+)
+def test_bad_turn_settings_are_clear_errors(tmp_path: Path, turn: str, words: str) -> None:
+    path = tmp_path / "urok.toml"
+    path.write_text(f"[turn]\n{turn}\n")
+    with pytest.raises(ConfigError) as error:
+        load_settings(path, env={})
+    assert words in str(error.value)
 
 
 class _Relay(asyncio.DatagramProtocol):
@@ -104,7 +161,9 @@ async def test_joined_credentials_relay_until_the_lesson_ends_then_coturn_refuse
             margin_seconds=0,
             server_uses=True,
         )
-        async with live.running_server(turn=settings, end_grace_minutes=0) as server:
+        async with live.running_server(
+            turn=settings, end_grace_minutes=0, resume_grace_seconds=20
+        ) as server:
             now = datetime.now(UTC)
             # A lesson that ends in a few seconds: its credentials end with it.
             status, lesson = await server.api(
@@ -130,6 +189,11 @@ async def test_joined_credentials_relay_until_the_lesson_ends_then_coturn_refuse
                 expiry = int(entry["username"].split(":")[0])
                 assert entry["username"] == f"{expiry}:s-1"
                 assert expiry == int(datetime.fromisoformat(lesson["ends_at"]).timestamp())
+                # A resume on a new socket hands them out again (made afresh: the same
+                # person and lesson end give the same ones), and they are what coturn takes.
+                await bot.drop_signalling()
+                resumed = await bot.resume()
+                assert resumed["type"] == "resumed" and resumed["ice_servers"] == [entry]
                 username, password = entry["username"], entry["credential"]
                 # Valid now, over UDP and TCP; a wrong password is not.
                 assert await allocate(turn, username, password, "udp")
