@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 from aioice import stun
-from aioice.turn import create_turn_endpoint
 
 from bench.bot import Bot
 from bench.preencoded import PreEncodedTrack, prepare_media
@@ -31,7 +30,7 @@ from signalling.turn import (
     turn_username,
 )
 from tests import live
-from tests.turn_server import TurnServer, turn_server
+from tests.turn_server import TurnServer, allocation, turn_server
 
 SECRET = "test-turn-secret-0123456789abcdef"
 
@@ -92,23 +91,10 @@ def test_bad_turn_settings_are_clear_errors(tmp_path: Path, turn: str, words: st
     assert words in str(error.value)
 
 
-class _Relay(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
-        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.lost.done():
-            self.lost.set_result(None)
-
-
 async def allocate(turn: TurnServer, username: str, password: str, transport: str = "udp") -> str:
-    """A real TURN allocation with these credentials; its relayed address (it is freed)."""
-    relay, protocol = await create_turn_endpoint(
-        _Relay, (turn.host, turn.port), username, password, transport=transport
-    )
-    address = relay.get_extra_info("sockname")
-    relay.close()
-    await asyncio.wait_for(protocol.lost, 10)
+    """A TURN allocation with these credentials: its relayed address (it is freed)."""
+    async with allocation((turn.host, turn.port), username, password, transport) as (relay, _):
+        address = relay.get_extra_info("sockname")
     return f"{address[0]}:{address[1]}"
 
 

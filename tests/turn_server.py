@@ -18,10 +18,13 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from aioice.turn import create_turn_endpoint
 
 START_TIMEOUT = 10.0
 REALM = "urok.test"
@@ -114,17 +117,30 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
+# A coturn configuration file made by the caller for (port, its directory): the log
+# must go to <directory>/turn.log.
+ConfigFile = Callable[[int, Path], str]
+
+
 @contextmanager
-def turn_server_sync(secret: str, addresses: tuple[str, ...] = ()) -> Iterator[TurnServer]:
-    """coturn on 127.0.0.1 (and `addresses`), stopped afterwards."""
+def turn_server_sync(
+    secret: str, addresses: tuple[str, ...] = (), config: ConfigFile | None = None
+) -> Iterator[TurnServer]:
+    """coturn on 127.0.0.1 (and `addresses`), stopped afterwards; with `config`, run
+    from that configuration file alone (it names the secret and addresses itself)."""
     binary = find_turnserver()
     listen = ("127.0.0.1", *addresses)
     with tempfile.TemporaryDirectory(prefix="urok-turn-") as directory:
         log = Path(directory) / "turn.log"
         for _attempt in range(3):  # another process may take the free port first
             port = _free_port(listen)
+            command = _command(binary, secret, port, directory, listen)
+            if config is not None:
+                path = Path(directory) / "turnserver.conf"
+                path.write_text(config(port, Path(directory)))
+                command = [binary, "-c", str(path)]
             process = subprocess.Popen(
-                _command(binary, secret, port, directory, listen),
+                command,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 stdin=subprocess.DEVNULL,
@@ -146,11 +162,54 @@ def turn_server_sync(secret: str, addresses: tuple[str, ...] = ()) -> Iterator[T
 
 
 @asynccontextmanager
-async def turn_server(secret: str, addresses: tuple[str, ...] = ()) -> AsyncIterator[TurnServer]:
+async def turn_server(
+    secret: str, addresses: tuple[str, ...] = (), config: ConfigFile | None = None
+) -> AsyncIterator[TurnServer]:
     """The same as an async context manager (starting and stopping off the event loop)."""
-    manager = turn_server_sync(secret, addresses)
+    manager = turn_server_sync(secret, addresses, config)
     server = await asyncio.to_thread(manager.__enter__)
     try:
         yield server
     finally:
         await asyncio.to_thread(manager.__exit__, None, None, None)
+
+
+class Relay(asyncio.DatagramProtocol):
+    """The application's side of a TURN allocation: what came back, what failed."""
+
+    def __init__(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.lost: asyncio.Future[None] = loop.create_future()
+        self.received: asyncio.Queue[tuple[bytes, Any]] = asyncio.Queue()
+        self.errors: asyncio.Queue[Exception] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.received.put_nowait((data, addr))
+
+    def error_received(self, exc: Exception) -> None:
+        self.errors.put_nowait(exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+
+@asynccontextmanager
+async def allocation(
+    address: tuple[str, int],
+    username: str,
+    password: str,
+    transport: str = "udp",
+    ssl: Any = None,
+) -> AsyncIterator[tuple[Any, Relay]]:
+    """A real TURN allocation with these credentials (aioice's client), freed afterwards:
+    (its transport: sendto() relays, get_extra_info("sockname") is the relayed address;
+    the Relay). A refusal raises aioice.stun.TransactionFailed."""
+    relay, protocol = await create_turn_endpoint(
+        Relay, address, username, password, transport=transport, ssl=ssl
+    )
+    try:
+        yield relay, protocol
+    finally:
+        relay.close()
+        await asyncio.wait_for(protocol.lost, 10)
