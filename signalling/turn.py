@@ -65,7 +65,9 @@ def client_ice_servers(
     return servers
 
 
-def server_ice_servers(settings: Settings, clock: Callable[[], datetime]) -> Callable[[], list]:
+def server_ice_servers(
+    settings: Settings, clock: Callable[[], datetime]
+) -> Callable[[], list[dict[str, Any]]]:
     """The servers the node's own peer connections use, asked per connection: the static
     ones, and TURN only with turn.server_uses (fresh credentials lasting a whole call)."""
     static = [server.to_json() for server in settings.ice.servers]
