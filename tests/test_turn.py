@@ -67,6 +67,15 @@ def test_turn_section_and_the_secret_from_the_environment(tmp_path: Path) -> Non
     assert Settings().turn == TurnSettings() and not TurnSettings().enabled
 
 
+def test_the_readmes_turn_section_is_valid(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text("utf-8")
+    start = readme.index("[turn]")
+    path = tmp_path / "urok.toml"
+    path.write_text(readme[start : readme.index("```", start)])
+    turn = load_settings(path, env={}).turn
+    assert turn.enabled and len(turn.urls) == 3 and not turn.server_uses
+
+
 @pytest.mark.parametrize(
     ("turn", "words"),
     [
