@@ -184,18 +184,19 @@ async def test_joined_credentials_relay_until_the_lesson_ends_then_coturn_refuse
                 expiry = int(entry["username"].split(":")[0])
                 assert entry["username"] == f"{expiry}:s-1"
                 assert expiry == int(datetime.fromisoformat(lesson["ends_at"]).timestamp())
-                # A resume on a new socket hands them out again (made afresh: the same
-                # person and lesson end give the same ones), and they are what coturn takes.
-                await bot.drop_signalling()
-                resumed = await bot.resume()
-                assert resumed["type"] == "resumed" and resumed["ice_servers"] == [entry]
                 username, password = entry["username"], entry["credential"]
-                # Valid now, over UDP and TCP; a wrong password is not.
+                # Valid now (first: the lesson ends soon), over UDP and TCP; a wrong
+                # password is not.
                 assert await allocate(turn, username, password, "udp")
                 assert await allocate(turn, username, password, "tcp")
                 with pytest.raises(stun.TransactionFailed) as wrong:
                     await allocate(turn, username, password[::-1])
                 assert wrong.value.response.error_code == 401
+                # A resume on a new socket hands them out again (made afresh: the same
+                # person and lesson end give the same ones).
+                await bot.drop_signalling()
+                resumed = await bot.resume()
+                assert resumed["type"] == "resumed" and resumed["ice_servers"] == [entry]
 
                 # turn.server_uses: the server's own connection gathered a relay
                 # candidate on coturn (with credentials of its own, not the page's).
