@@ -7,55 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import ipaddress
 import ssl
 from pathlib import Path
 
 from aioice import stun
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from signalling.config import Settings
 from signalling.config_turn import TurnSettings
 from signalling.turn import client_ice_servers
-from tests.turn_server import _free_port, allocation, turn_server
+from tests.turn_server import _free_port, allocation, self_signed, turn_server
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "docs" / "deploy" / "turnserver.conf"
 SECRET = "deploy-turn-secret-77c1d0e2a9b4"
-
-
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 and its key (PEM files)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "urok turn test")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 def _replace_once(text: str, old: str, new: str) -> str:
@@ -66,7 +30,7 @@ def _replace_once(text: str, old: str, new: str) -> str:
 
 def rendered(port: int, directory: Path, tls_port: int) -> str:
     """The example with this test's ports, address, secret, certificate and files."""
-    cert, key = self_signed(directory)
+    cert, key = self_signed(directory, ("127.0.0.1",))
     text = EXAMPLE.read_text()
     for old, new in (
         ("listening-port=3478", f"listening-port={port}"),

@@ -12,6 +12,8 @@ tests). A missing `turnserver` is an error, never a skip.
 from __future__ import annotations
 
 import asyncio
+import datetime
+import ipaddress
 import os
 import shutil
 import socket
@@ -25,6 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from aioice.turn import create_turn_endpoint
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 START_TIMEOUT = 10.0
 REALM = "urok.test"
@@ -39,8 +45,11 @@ class TurnServer:
     host: str  # the address the URLs name
     port: int
     log: Path
+    tls_port: int | None = None  # TURN over TLS, when started with a certificate
 
     def url(self, transport: str, host: str | None = None) -> str:
+        if transport == "tls":
+            return f"turns:{host or self.host}:{self.tls_port}?transport=tcp"
         return f"turn:{host or self.host}:{self.port}?transport={transport}"
 
     def log_text(self) -> str:
@@ -89,8 +98,20 @@ def _binding_answered(address: str, port: int) -> bool:
     return reply[:2] == b"\x01\x01" and reply[8:20] == transaction
 
 
-def _command(binary: str, secret: str, port: int, directory: str, addresses: tuple[str, ...]):
-    command = [binary, "-n", "--no-cli", "--no-tls", "--no-dtls", "--no-rfc5780"]
+def _command(
+    binary: str,
+    secret: str,
+    port: int,
+    directory: str,
+    addresses: tuple[str, ...],
+    tls: tuple[Path, Path, int] | None,
+) -> list[str]:
+    command = [binary, "-n", "--no-cli", "--no-dtls", "--no-rfc5780"]
+    if tls is None:
+        command.append("--no-tls")
+    else:
+        cert, key, tls_port = tls
+        command += [f"--cert={cert}", f"--pkey={key}", f"--tls-listening-port={tls_port}"]
     command += [f"--listening-ip={address}" for address in addresses]
     command += [
         f"--listening-port={port}",
@@ -105,6 +126,35 @@ def _command(binary: str, secret: str, port: int, directory: str, addresses: tup
         "--no-software-attribute",
     ]
     return command
+
+
+def self_signed(directory: Path, addresses: tuple[str, ...]) -> tuple[Path, Path]:
+    """A certificate for `addresses` (IP addresses) and its key, as PEM files in `directory`."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "urok turn test")])
+    now = datetime.datetime.now(datetime.UTC)
+    names = [x509.IPAddress(ipaddress.ip_address(address)) for address in addresses]
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -124,17 +174,26 @@ ConfigFile = Callable[[int, Path], str]
 
 @contextmanager
 def turn_server_sync(
-    secret: str, addresses: tuple[str, ...] = (), config: ConfigFile | None = None
+    secret: str,
+    addresses: tuple[str, ...] = (),
+    config: ConfigFile | None = None,
+    tls: bool = False,
 ) -> Iterator[TurnServer]:
-    """coturn on 127.0.0.1 (and `addresses`), stopped afterwards; with `config`, run
-    from that configuration file alone (it names the secret and addresses itself)."""
+    """coturn on 127.0.0.1 (and `addresses`), stopped afterwards; with `tls`, TURN over
+    TLS too, with a self-signed certificate for those addresses (<directory>/cert.pem);
+    with `config`, run from that configuration file alone (it names everything itself)."""
     binary = find_turnserver()
     listen = ("127.0.0.1", *addresses)
     with tempfile.TemporaryDirectory(prefix="urok-turn-") as directory:
         log = Path(directory) / "turn.log"
+        certificate = self_signed(Path(directory), listen) if tls else None
         for _attempt in range(3):  # another process may take the free port first
             port = _free_port(listen)
-            command = _command(binary, secret, port, directory, listen)
+            tls_port = _free_port(listen) if certificate else None
+            while tls_port == port:
+                tls_port = _free_port(listen)
+            tls_files = (*certificate, tls_port) if certificate and tls_port else None
+            command = _command(binary, secret, port, directory, listen, tls_files)
             if config is not None:
                 path = Path(directory) / "turnserver.conf"
                 path.write_text(config(port, Path(directory)))
@@ -153,7 +212,7 @@ def turn_server_sync(
                     time.sleep(0.05)
                 else:
                     continue
-                yield TurnServer("127.0.0.1", port, log)
+                yield TurnServer("127.0.0.1", port, log, tls_port)
                 return
             finally:
                 _stop(process)
@@ -163,10 +222,13 @@ def turn_server_sync(
 
 @asynccontextmanager
 async def turn_server(
-    secret: str, addresses: tuple[str, ...] = (), config: ConfigFile | None = None
+    secret: str,
+    addresses: tuple[str, ...] = (),
+    config: ConfigFile | None = None,
+    tls: bool = False,
 ) -> AsyncIterator[TurnServer]:
     """The same as an async context manager (starting and stopping off the event loop)."""
-    manager = turn_server_sync(secret, addresses, config)
+    manager = turn_server_sync(secret, addresses, config, tls)
     server = await asyncio.to_thread(manager.__enter__)
     try:
         yield server

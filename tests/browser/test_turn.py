@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from playwright.async_api import Page, Response, WebSocket
+from playwright.async_api import BrowserContext, Page, Response, WebSocket
 
 from bench.bot import Bot
 from bench.links import LinkSpec, Testbed
@@ -138,12 +142,49 @@ async def test_page_forced_through_turn_gets_media_and_never_the_secret() -> Non
     assert sdps and all(" typ relay" not in sdp and " typ host" in sdp for sdp in sdps)
 
 
-async def test_turn_over_tcp_carries_the_media_when_udp_is_dropped() -> None:
+async def joined_through_turn(browser: BrowserContext, url: str) -> dict[str, Any]:
+    """Join on a new page, wait for media, close the page: its connections' pairs."""
+    page = await new_page(browser)
+    started = time.monotonic()
+    await join_call(page, url, video=False)
+    joined = time.monotonic() - started
+    stats = await wait_for_media(page, timeout=45)
+    pairs = await relayed_pairs(page)
+    print(
+        f"in the call {joined:.1f} s, media {time.monotonic() - started:.1f} s after opening"
+        f" the page: {stats}, {pairs}"
+    )
+    await page.close()
+    return pairs
+
+
+@contextmanager
+def tcp_refused(source: str, address: str, port: int) -> Iterator[None]:
+    """This namespace refuses TCP from `source` to address:port (a reset, as a firewall
+    that rejects; a silent drop would only make the page wait longer for its candidates)."""
+    table = f"urok_turn_{os.getpid()}_{port}"
+    rule = f"ip saddr {source} ip daddr {address} tcp dport {port} reject with tcp reset"
+    script = (
+        f"add table inet {table}\n"
+        f"add chain inet {table} in {{ type filter hook input priority 0; }}\n"
+        f"add rule inet {table} in {rule}\n"
+    )
+    subprocess.run(["nft", "-f", "-"], input=script, text=True, check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["nft", "delete", "table", "inet", table], check=True)
+
+
+async def test_turn_over_tcp_then_tls_carries_the_media_when_udp_is_dropped() -> None:
+    """UDP from the pupil's host dropped (and TLS to TURN refused): TURN over TCP. Then
+    TCP to the plain TURN port refused instead (a firewall that passes HTTPS only): TURN
+    over TLS (with the test's certificate)."""
     with Testbed() as bed:
         pupil_host = bed.add_host(LinkSpec(udp_dropped=True))
         gateway = pupil_host.gateway
-        async with turn_server(SECRET, addresses=(gateway,)) as turn:
-            urls = (turn.url("udp", gateway), turn.url("tcp", gateway))
+        async with turn_server(SECRET, addresses=(gateway,), tls=True) as turn:
+            urls = tuple(turn.url(kind, gateway) for kind in ("udp", "tcp", "tls"))
             async with (
                 running_server(host=gateway, turn=TurnSettings(secret=SECRET, urls=urls)) as server,
                 playwright() as pw,
@@ -152,19 +193,27 @@ async def test_turn_over_tcp_carries_the_media_when_udp_is_dropped() -> None:
                 bot = await publishing_bot(server, lesson["id"])
                 try:
                     async with chromium(
-                        pw, executable=pupil_host.executable(CHROMIUM), origin=server.base_url
+                        pw,
+                        executable=pupil_host.executable(CHROMIUM),
+                        origin=server.base_url,
+                        # The TURN server's certificate is the test's own (this test only).
+                        extra_args=("--ignore-certificate-errors",),
                     ) as browser:
-                        page = await new_page(browser)
                         url = await server.join_url(lesson["id"], "s-1", "Иван Иванов", "student")
-                        started = time.monotonic()
-                        await join_call(page, url, video=False)
-                        stats = await wait_for_media(page, timeout=45)
-                        print(f"media over TURN/TCP {time.monotonic() - started:.1f} s after join")
-                        pairs = await relayed_pairs(page)
+                        assert turn.tls_port is not None
+                        with tcp_refused(pupil_host.address, gateway, turn.tls_port):
+                            over_tcp = await joined_through_turn(browser, url)
+                        with tcp_refused(pupil_host.address, gateway, turn.port):
+                            url = await server.join_url(
+                                lesson["id"], "t-1", "Анна Петровна Смирнова", "teacher"
+                            )
+                            over_tls = await joined_through_turn(browser, url)
                 finally:
                     await bot.close()
-    print(f"UDP dropped: {stats}, {pairs}")
-    for which, pair in pairs.items():
+    for which, pair in over_tcp.items():
         assert (pair["local"], pair["relay_protocol"]) == ("relay", "tcp"), (which, pair)
         # TURN over UDP was offered first and got nowhere: no relay over UDP was allocated.
-        assert "udp" not in pair["relays_gathered"], (which, pair)
+        assert set(pair["relays_gathered"]) == {"tcp"}, (which, pair)
+    for which, pair in over_tls.items():
+        assert (pair["local"], pair["relay_protocol"]) == ("relay", "tls"), (which, pair)
+        assert set(pair["relays_gathered"]) == {"tls"}, (which, pair)

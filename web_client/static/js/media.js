@@ -79,12 +79,19 @@ export function stopStream(stream) {
   if (stream) for (const track of stream.getTracks()) track.stop();
 }
 
-/** Resolve when the connection has gathered all its ICE candidates (the server does not trickle). */
-export function iceGatheringComplete(pc, timeoutMs = 10000) {
+/**
+ * Resolve when the connection has gathered all its ICE candidates (the server does not
+ * trickle), or `relayGraceMs` after its first TURN relay candidate: behind a firewall
+ * that drops UDP, the TURN-over-UDP allocation never answers and the browser would wait
+ * for it for tens of seconds, while the TCP/TLS relay that works is already there.
+ */
+export function iceGatheringComplete(pc, timeoutMs = 10000, relayGraceMs = 1000) {
   if (pc.iceGatheringState === 'complete') return Promise.resolve();
   return new Promise((resolve) => {
+    let graceTimer = null;
     const done = () => {
       clearTimeout(timer);
+      clearTimeout(graceTimer);
       pc.removeEventListener('icegatheringstatechange', check);
       pc.removeEventListener('icecandidate', onCandidate);
       resolve();
@@ -94,6 +101,9 @@ export function iceGatheringComplete(pc, timeoutMs = 10000) {
     };
     const onCandidate = (event) => {
       if (!event.candidate) done();
+      else if (event.candidate.type === 'relay' && graceTimer === null) {
+        graceTimer = setTimeout(done, relayGraceMs);
+      }
     };
     // With nothing to gather on (no network at all) give up waiting and send what we have.
     const timer = setTimeout(done, timeoutMs);
