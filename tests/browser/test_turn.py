@@ -5,7 +5,8 @@
   pair, and nothing it receives (WebSocket frames, HTTP bodies) holds the shared
   secret; the server, not told to, gathers no relay candidates of its own.
 - On a test host whose UDP is dropped both ways (bench/links.py), the page falls
-  back to TURN over TCP by itself and the media flows.
+  back to TURN over TCP by itself, or over TLS when TCP to the TURN port is
+  refused too, and the media flows.
 """
 
 from __future__ import annotations
