@@ -60,8 +60,7 @@ def describe(settings: Settings) -> list[str]:
 
 
 def _media_ports(settings: Settings) -> str:
-    # [media] udp_ports (a range, when configured) comes with the media port range work.
-    ports = getattr(settings.media, "udp_ports", None)
+    ports = settings.media.udp_ports
     return f"{ports[0]}-{ports[1]}" if ports else "any (the system's ephemeral ports)"
 
 

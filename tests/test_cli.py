@@ -98,6 +98,9 @@ addresses = ["10.0.0.5"]
 announced_address = "203.0.113.7"
 servers = [{ urls = ["stun:stun.school.example:3478"] }]
 
+[media]
+udp_ports = "40000-40999"
+
 [turn]
 urls = [
     "turn:turn.school.example:3478?transport=udp",
@@ -130,7 +133,7 @@ def test_check_config_says_what_serve_would_do_and_no_secret(
     for expected in (
         "listen: 0.0.0.0:8443 (public URL https://urok.school.example)",
         "media addresses: 10.0.0.5 (announced as 203.0.113.7)",
-        "media UDP ports: ",
+        "media UDP ports: 40000-40999",
         "ICE server: stun:stun.school.example:3478",
         "TURN: turn:turn.school.example:3478?transport=udp, turns:turn.school.example:443?"
         "transport=tcp (credentials per join, valid to the lesson's end + 10 min + 1800 s; "
@@ -145,6 +148,15 @@ def test_check_config_says_what_serve_would_do_and_no_secret(
     for secret in ("turn-secret", "redis-password", "integration-secret"):
         assert secret not in out
     assert "warning" not in out
+
+
+def test_check_config_passes_the_deployment_example(capsys: pytest.CaptureFixture[str]) -> None:
+    example = ROOT / "docs" / "deploy" / "urok.example.toml"
+    assert main(["check-config", str(example)]) == 0
+    out = capsys.readouterr().out
+    assert "listen: 127.0.0.1:8080 (public URL https://urok.school.example)" in out
+    assert "media UDP ports: 40000-40999" in out and "warning" not in out
+    assert "CHANGE-ME" not in out  # the integration's secret
 
 
 def test_check_config_warns_of_a_demo_setup_served_to_others(
