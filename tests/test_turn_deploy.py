@@ -15,7 +15,7 @@ from aioice import stun
 from signalling.config import Settings
 from signalling.config_turn import TurnSettings
 from signalling.turn import client_ice_servers
-from tests.turn_server import _free_port, allocation, self_signed, turn_server
+from tests.turn_server import allocation, free_udp_tcp_port, self_signed, turn_server
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "docs" / "deploy" / "turnserver.conf"
@@ -63,7 +63,7 @@ class Echo(asyncio.DatagramProtocol):
 
 
 async def test_the_example_coturn_config_relays_for_urok_credentials() -> None:
-    tls_port = _free_port(("127.0.0.1",))
+    tls_port = free_udp_tcp_port(("127.0.0.1",))
     config = lambda port, directory: rendered(port, directory, tls_port)  # noqa: E731
     async with turn_server(SECRET, config=config) as turn:
         urls = (turn.url("udp"), turn.url("tcp"), f"turns:127.0.0.1:{tls_port}?transport=tcp")

@@ -67,7 +67,7 @@ def find_turnserver() -> str:
     )
 
 
-def _free_port(addresses: tuple[str, ...]) -> int:
+def free_udp_tcp_port(addresses: tuple[str, ...]) -> int:
     """A port free for both UDP and TCP on every address (coturn takes both)."""
     for _ in range(50):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -188,10 +188,10 @@ def turn_server_sync(
         log = Path(directory) / "turn.log"
         certificate = self_signed(Path(directory), listen) if tls else None
         for _attempt in range(3):  # another process may take the free port first
-            port = _free_port(listen)
-            tls_port = _free_port(listen) if certificate else None
+            port = free_udp_tcp_port(listen)
+            tls_port = free_udp_tcp_port(listen) if certificate else None
             while tls_port == port:
-                tls_port = _free_port(listen)
+                tls_port = free_udp_tcp_port(listen)
             tls_files = (*certificate, tls_port) if certificate and tls_port else None
             command = _command(binary, secret, port, directory, listen, tls_files)
             if config is not None:
