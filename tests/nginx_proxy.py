@@ -10,55 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
-import ipaddress
 import os
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
+from tests.certificates import self_signed
 from tests.live import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "docs/deploy/nginx.conf"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-
-
-def self_signed_certificate(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
-    """A certificate for `host` (an IP address) and its key, as PEM files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 def _replace_once(text: str, old: str, new: str) -> str:
@@ -129,7 +92,7 @@ async def nginx_in_front_of(
 def _prepare(prefix: Path, https_port: int, upstream_port: int) -> tuple[str, ...]:
     """The certificate and both config files in `prefix`; nginx's arguments."""
     prefix.mkdir(parents=True, exist_ok=True)
-    cert, key = self_signed_certificate(prefix)
+    cert, key = self_signed(prefix)
     site = prefix / "urok.conf"
     site.write_text(render_site(https_port, free_port(), upstream_port, cert, key))
     config = prefix / "nginx.conf"

@@ -15,7 +15,8 @@ from aioice import stun
 from signalling.config import Settings
 from signalling.config_turn import TurnSettings
 from signalling.turn import client_ice_servers
-from tests.turn_server import allocation, free_udp_tcp_port, self_signed, turn_server
+from tests.certificates import self_signed
+from tests.turn_server import allocation, free_udp_tcp_port, turn_server
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "docs" / "deploy" / "turnserver.conf"

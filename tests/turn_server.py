@@ -12,8 +12,6 @@ tests). A missing `turnserver` is an error, never a skip.
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import os
 import shutil
 import socket
@@ -27,10 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from aioice.turn import create_turn_endpoint
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+
+from tests.certificates import self_signed
 
 START_TIMEOUT = 10.0
 REALM = "urok.test"
@@ -126,35 +122,6 @@ def _command(
         "--no-software-attribute",
     ]
     return command
-
-
-def self_signed(directory: Path, addresses: tuple[str, ...]) -> tuple[Path, Path]:
-    """A certificate for `addresses` (IP addresses) and its key, as PEM files in `directory`."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "urok turn test")])
-    now = datetime.datetime.now(datetime.UTC)
-    names = [x509.IPAddress(ipaddress.ip_address(address)) for address in addresses]
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
