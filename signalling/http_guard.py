@@ -423,9 +423,15 @@ def quiet_malformed_requests(interval: float) -> MalformedRequestLog | None:
 # ------------------------------------------------------------------ running the server
 
 
-def run(app: web.Application, settings: Settings, **runner_options: Any) -> None:
+def run(
+    app: web.Application,
+    settings: Settings,
+    on_listening: Callable[[], None] | None = None,
+    **runner_options: Any,
+) -> None:
     """Serve `app` on settings.host:port until SIGINT/SIGTERM, as web.run_app would
-    (same keep-alive timeout, signal handling and shutdown), through a GuardedSite."""
+    (same keep-alive timeout, signal handling and shutdown), through a GuardedSite.
+    `on_listening` runs once the socket is bound (so a busy port says nothing else)."""
 
     async def serve() -> None:
         runner = web.AppRunner(app, handle_signals=True, keepalive_timeout=75.0, **runner_options)
@@ -435,6 +441,8 @@ def run(app: web.Application, settings: Settings, **runner_options: Any) -> None
                 runner, settings.host, settings.port, ConnectionGuard(settings.limits)
             )
             await site.start()
+            if on_listening is not None:
+                on_listening()
             await asyncio.Event().wait()  # until a signal ends the loop
         finally:
             await runner.cleanup()
