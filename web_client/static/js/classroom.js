@@ -5,7 +5,7 @@
 import * as i18n from './i18n.js';
 import { openPanel, renderPeople } from './layout.js';
 import { People } from './people.js';
-import { sendMediaState, updateControls } from './publisher.js';
+import { sendMediaState, setControlLabel, updateControls } from './publisher.js';
 import { RIGHTS, Rights } from './rights.js';
 import { stopScreenShare } from './screenshare.js';
 import {
@@ -53,10 +53,9 @@ export function renderHands() {
   button.setAttribute('aria-pressed', String(raised));
   button.classList.toggle('ctrl-active', raised);
   const label = raised ? 'call.lower_hand' : 'call.raise_hand';
-  const text = button.querySelector('.ctrl-label');
-  text.dataset.i18n = label;
-  text.textContent = i18n.t(label);
-  button.title = i18n.t(label);
+  setControlLabel(button, label);
+  button.title = `${i18n.t(label)} (H)`;
+  renderHostHands();
   renderPeople();
 }
 

@@ -26,6 +26,7 @@ import { resetQuality } from './quality.js';
 import { applyResumed, reconnect, stopReconnecting } from './reconnect.js';
 import { applyBreakout, onBreakout, resetRooms } from './rooms.js';
 import { Signalling, SignallingError } from './signalling.js';
+import { stopWatchingOwnLevel, watchOwnLevel } from './speakers.js';
 import {
   $, DEFAULT_PERMISSIONS, isOn, langOverride, lessonId, sendAction, urok, views,
 } from './state.js';
@@ -266,6 +267,7 @@ async function onJoined(joined) {
   urok.tiles.set(urok.self.id, selfTile);
   $('grid').prepend(selfTile.el);
   selfTile.setTrack('video', urok.local.video);
+  watchOwnLevel();
   for (const participant of joined.participants || []) upsertParticipant(participant);
   views.chat.reset(Array.isArray(joined.chat) ? joined.chat : []);
   for (const message of joined.chat || []) {
@@ -333,6 +335,7 @@ function teardown() {
   resetQuality();
   resetSubscriber();
   resetPublisher();
+  stopWatchingOwnLevel();
   clearTiles();
   $('sound-blocked').hidden = true;
   $('waiting-preview').srcObject = null;

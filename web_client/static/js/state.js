@@ -79,6 +79,7 @@ export const urok = {
   levels: {}, // hosts: participant id -> good, weak or bad (protocol 1.4), when told
   // Who speaks now, loudest first (docs/protocol.md "active_speakers"): [{id, level}].
   speakers: [],
+  ownLevel: 0, // our own microphone's level on our tile (speakers.js), 0 while muted
   layout: 'grid', // grid | speaker (the speaker large, everyone else small)
   get participants() {
     const out = {};
