@@ -12,13 +12,8 @@ from rooms.lessons import Role
 from signalling.config import ConfigError, load_settings, settings_from_mapping
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from signalling.access_log import RedactingAccessLogger
-    from signalling.app import create_app
-    from signalling.http_guard import run
-    from signalling.log_format import configure_logging
-
-    settings = load_settings(args.config)
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The settings given as `serve` options."""
     overrides: dict[str, object] = {}
     if args.host:
         overrides["host"] = args.host
@@ -37,6 +32,17 @@ def _serve(args: argparse.Namespace) -> int:
         if args.announced_address:
             ice["announced_address"] = args.announced_address
         overrides["ice"] = ice
+    return overrides
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from signalling.access_log import RedactingAccessLogger
+    from signalling.app import create_app
+    from signalling.http_guard import run
+    from signalling.log_format import configure_logging
+
+    settings = load_settings(args.config)
+    overrides = _overrides(args)
     settings = settings_from_mapping(overrides, settings)
     # The default public URL names the default port: follow a port given by flag or env.
     if settings.port != 8080 and settings.public_url == "http://127.0.0.1:8080":
