@@ -58,6 +58,7 @@ export const urok = {
   prefs: { audioId: '', videoId: '' },
   errors: [],
   hands: [], // participant ids with a raised hand, in the order raised
+  handAlerts: [], // hosts: the raised hands announced ({id, name, at, sound: whether it chimed})
   waiting: [], // hosts: who is in the waiting room
   settings: null, // the call's settings (waiting room, guests, permissions per role)
   permissions: { ...DEFAULT_PERMISSIONS }, // what this person may do now
