@@ -212,3 +212,24 @@ async def test_control_bar_hands_shortcuts_accessibility_and_the_end() -> None:
                 await pupil.locator("#ended-chat-list", has_text="Домашнее задание: № 5").wait_for()
             assert "Вы завершили урок" in await teacher.locator("#message-text").inner_text()
             await pupil.screenshot(path=str(SCREENSHOT_DIR / "urok-ended-links.png"))
+
+
+async def test_the_demo_journal_follows_a_lesson_ended_inside_its_frame() -> None:
+    async with running_server() as server, playwright() as pw, chromium(pw) as browser:
+        page = await new_page(browser)
+        await page.goto(server.base_url + "/")
+        await page.locator("#create").click()
+        await page.locator("#open-here").click()
+        frame = page.frame_locator("#call-frame")
+        await frame.locator("#join-audio").click(timeout=15000)
+        await frame.locator("#screen-call").wait_for(state="visible", timeout=15000)
+        assert await page.locator("#lesson-status").inner_text() == "идёт"
+
+        # "Завершить для всех" inside the call: the journal sees it by itself.
+        await frame.locator("#leave").click()
+        await frame.locator("#dialog [data-value='end']").click()
+        await frame.locator("#screen-message").wait_for(state="visible", timeout=10000)
+        await page.locator("#lesson-status", has_text="завершён").wait_for(timeout=10000)
+        text = await frame.locator("#message-text").inner_text()
+        assert text == "Вы завершили урок для всех участников."  # no tabs to close in a frame
+        assert await frame.locator("#ended-chat").is_visible()

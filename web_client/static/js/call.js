@@ -53,7 +53,7 @@ import { decodeClaims, readToken } from './token.js';
 // them: state, self, isHost, participants, local, pcs, published, tracks,
 // hands, nudges, beeped, settings, permissions, breakout, room, roomName,
 // chat, recording, errors, previewReady, connection, qualities, ws, resume,
-// reconnecting, resumes, speakers, layout, iceRestarts. The page
+// reconnecting, resumes, speakers, layout, iceRestarts, ownLevel, handAlerts. The page
 // itself never goes through window.urok: the modules import the state
 // (docs/architecture.md).
 window.urok = urok;
