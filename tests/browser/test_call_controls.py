@@ -98,6 +98,7 @@ async def test_control_bar_hands_shortcuts_accessibility_and_the_end() -> None:
             assert {"toggle-rights", "toggle-recording", "toggle-breakout"} <= wide.keys()
             framed = await bar_at(teacher, 1018, 700)
             assert framed.keys() == wide.keys()
+            assert (await bar_at(teacher, 360, 740)).keys() == wide.keys()  # the narrowest
             phone = await bar_at(teacher, 390, 844)
             assert phone.keys() == wide.keys()
             in_menu = [c for c, where in phone.items() if where == "menu"]
