@@ -134,11 +134,14 @@ export function wireControls() {
   document.addEventListener('fullscreenchange', renderFullscreen);
   renderFullscreen();
   new ResizeObserver(scheduleFit).observe(bar());
-  // A control shown or hidden (host-only ones, the fullscreen button), a badge.
+  // A control shown or hidden (host-only ones, the fullscreen button), a badge, a
+  // label that changed its length ("Записать звонок" / "Завершить запись").
   watch = new MutationObserver((records) => {
     if (records.some((record) => record.target !== menu())) scheduleFit();
   });
   for (const root of [bar(), menu()]) {
-    watch.observe(root, { attributes: true, attributeFilter: ['hidden'], subtree: true });
+    watch.observe(root, {
+      attributes: true, attributeFilter: ['hidden'], subtree: true, childList: true, characterData: true,
+    });
   }
 }
