@@ -12,13 +12,8 @@ from rooms.lessons import Role
 from signalling.config import ConfigError, Settings, load_settings, settings_from_mapping
 
 
-def _serve(args: argparse.Namespace) -> int:
-    from signalling.access_log import RedactingAccessLogger
-    from signalling.app import create_app
-    from signalling.http_guard import run
-    from signalling.log_format import configure_logging
-
-    settings = load_settings(args.config)
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The settings given as `serve` options."""
     overrides: dict[str, object] = {}
     if args.host:
         overrides["host"] = args.host
@@ -37,7 +32,17 @@ def _serve(args: argparse.Namespace) -> int:
         if args.announced_address:
             ice["announced_address"] = args.announced_address
         overrides["ice"] = ice
-    settings = _public_url_follows_port(settings_from_mapping(overrides, settings))
+    return overrides
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from signalling.access_log import RedactingAccessLogger
+    from signalling.app import create_app
+    from signalling.http_guard import run
+    from signalling.log_format import configure_logging
+
+    settings = load_settings(args.config)
+    settings = _public_url_follows_port(settings_from_mapping(_overrides(args), settings))
     configure_logging(settings.log)
     if settings.demo_journal and settings.host not in ("127.0.0.1", "::1", "localhost"):
         # The demo journal acts as the demo integration without credentials.
@@ -46,11 +51,27 @@ def _serve(args: argparse.Namespace) -> int:
             "create and end demo lessons; set demo_journal = false in production",
             settings.host,
         )
-    print(
-        f"Urok: {settings.public_url}/  (media on {', '.join(settings.ice.addresses)})", flush=True
-    )
+
+    def announce() -> None:
+        media = ", ".join(settings.ice.addresses)
+        print(f"Urok: {settings.public_url}/  (media on {media})", flush=True)
+
     # web.run_app, with the connection limits and header timeout (signalling/http_guard.py).
-    run(create_app(settings), settings, access_log_class=RedactingAccessLogger)
+    try:
+        run(
+            create_app(settings),
+            settings,
+            on_listening=announce,
+            access_log_class=RedactingAccessLogger,
+        )
+    except OSError as exc:
+        # A busy port or an address this machine lacks: one line, no traceback.
+        reason = exc.strerror or str(exc)
+        print(f"urok: cannot listen on {settings.host}:{settings.port}: {reason}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # any start-up failure: one clean line
+        print(f"urok: start-up failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -100,19 +121,39 @@ def _bench(args: argparse.Namespace) -> int:
     return asyncio.run(bench_main(args.rest))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="urok", description="Video lessons for schools")
-    parser.add_argument("--config", help="TOML config file (default: $UROK_CONFIG)")
-    sub = parser.add_subparsers(dest="command", required=True)
+CONFIG_HELP = "TOML config file (default: $UROK_CONFIG, else the embedded defaults)"
 
-    serve = sub.add_parser("serve", help="run the server")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--public-url")
-    serve.add_argument(
-        "--ice-address", action="append", help="address to gather media candidates on (repeatable)"
+
+def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = sub.add_parser(
+        "serve",
+        help="run the server",
+        description="Run the server. Options override the config file and UROK_* variables.",
     )
-    serve.add_argument("--announced-address", help="public address announced for media")
+    # Also after `serve` (scripts/serve.sh passes its arguments here); SUPPRESS keeps
+    # a --config given before `serve`.
+    serve.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
+    serve.add_argument(
+        "--host", help="address to listen on (default: the config's host, else 127.0.0.1)"
+    )
+    serve.add_argument(
+        "--port", type=int, help="port to listen on (default: the config's port, else 8080)"
+    )
+    serve.add_argument(
+        "--public-url",
+        help="the address people open, used in links (default: the config's public_url, "
+        "else http://HOST:PORT)",
+    )
+    serve.add_argument(
+        "--ice-address",
+        action="append",
+        help="address to gather media candidates on (repeatable; default: ice.addresses, "
+        "else 127.0.0.1)",
+    )
+    serve.add_argument(
+        "--announced-address",
+        help="public address announced for media (default: ice.announced_address, else none)",
+    )
     serve.add_argument(
         "--redis-url",
         help="keep lessons and call state in Redis, shared by several nodes "
@@ -126,6 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.set_defaults(func=_serve)
 
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="urok", description="Video lessons for schools")
+    parser.add_argument("--config", help=CONFIG_HELP)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _serve_parser(sub)
+
     check = sub.add_parser(
         "check-config", help="validate a config file and print what it would do, start nothing"
     )
@@ -133,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     check.set_defaults(func=_check_config)
 
     token = sub.add_parser("token", help="mint a join token with an integration key")
+    token.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
     token.add_argument("--key-id", default="demo")
     token.add_argument("--lesson", required=True)
     token.add_argument("--user", required=True)

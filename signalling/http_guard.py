@@ -449,11 +449,17 @@ def quiet_malformed_requests(interval: float) -> MalformedRequestLog | None:
 # ------------------------------------------------------------------ running the server
 
 
-def run(app: web.Application, settings: Settings, **runner_options: Any) -> None:
+def run(
+    app: web.Application,
+    settings: Settings,
+    on_listening: Callable[[], None] | None = None,
+    **runner_options: Any,
+) -> None:
     """Serve `app` on settings.host:port through a GuardedSite until SIGINT/SIGTERM
     (same keep-alive timeout and shutdown as web.run_app); then drain (signalling/
     drain.py: people told to come back, recordings posted) for at most
-    `drain_seconds` before the cleanup. A second signal cuts the drain short."""
+    `drain_seconds` before the cleanup. A second signal cuts the drain short.
+    `on_listening` runs once the socket is bound (so a busy port says nothing else)."""
 
     async def serve() -> None:
         runner = web.AppRunner(app, handle_signals=False, keepalive_timeout=75.0, **runner_options)
@@ -463,6 +469,8 @@ def run(app: web.Application, settings: Settings, **runner_options: Any) -> None
                 runner, settings.host, settings.port, ConnectionGuard(settings.limits)
             )
             await site.start()
+            if on_listening is not None:
+                on_listening()
             await _until_signal(app, settings.drain_seconds)
         finally:
             await runner.cleanup()

@@ -132,6 +132,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     ),
     "mute_all": _message("mute_all", {}, []),
     "remove": _message("remove", {"participant_id": _PID}, ["participant_id"]),
+    "give_floor": _message(
+        "give_floor", {"participant_id": _PID, "floor": {"type": "boolean"}}, ["participant_id"]
+    ),
     "set_cohost": _message(
         "set_cohost",
         {"participant_id": _PID, "cohost": {"type": "boolean"}},

@@ -30,6 +30,7 @@ ACTIONS: dict[str, Action] = {
     "mute_all": lambda c, p, m: c.mute_all(p),
     "remove": lambda c, p, m: c.remove(p, m["participant_id"]),
     "set_cohost": lambda c, p, m: c.set_cohost(p, m["participant_id"], m["cohost"]),
+    "give_floor": lambda c, p, m: c.give_floor(p, m["participant_id"], m.get("floor", True)),
     "set_permissions": lambda c, p, m: c.set_permissions(p, Role(m["role"]), m["permissions"]),
     "set_call_settings": lambda c, p, m: c.set_call_settings(
         p, m.get("waiting_room"), m.get("guests_allowed")

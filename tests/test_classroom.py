@@ -449,3 +449,47 @@ async def test_relabelling_a_microphone_as_a_screen_needs_the_right(
         )
     finally:
         await student.close()
+
+
+async def test_giving_the_floor_lets_one_pupil_speak_in_one_step(
+    server: LiveServer, lesson: str, teacher: Bot
+) -> None:
+    await teacher.request(
+        {"type": "set_permissions", "role": "student", "permissions": {"unmute": False}},
+        of_type("call_settings"),
+    )
+    a = await join(server, lesson, "s-1")
+    b = await join(server, lesson, "s-2")
+    try:
+        await a.request({"type": "hand", "raised": True}, of_type("hands"))
+        await expect_error(b, {"type": "give_floor", "participant_id": a.id}, "not_host")
+        granted = a.wait_for(lambda m: m["type"] == "call_settings" and m["permissions"]["unmute"])
+        lowered = teacher.wait_for(lambda m: m["type"] == "hands" and m["queue"] == [])
+        marked = teacher.wait_for(
+            lambda m: m["type"] == "participant_updated" and m["participant"].get("floor")
+        )
+        await teacher.send({"type": "give_floor", "participant_id": a.id})
+        await asyncio.wait_for(asyncio.gather(granted, lowered, marked), 5)
+        # The floor is theirs, not their role's: Ivan may speak, Maria still may not.
+        on = teacher.wait_for(
+            lambda m: (
+                m["type"] == "participant_updated"
+                and m["participant"]["id"] == a.id
+                and m["participant"]["audio"] is True
+            )
+        )
+        await a.send({"type": "media_state", "audio": True, "video": False})
+        await asyncio.wait_for(on, 5)
+        await expect_error(
+            b, {"type": "media_state", "audio": True, "video": False}, "not_permitted"
+        )
+        # Taken back: muted at once, and unmuting is refused again.
+        muted = a.wait_for(of_type("muted"))
+        await teacher.send({"type": "give_floor", "participant_id": a.id, "floor": False})
+        assert (await asyncio.wait_for(muted, 5))["kind"] == "audio"
+        await expect_error(
+            a, {"type": "media_state", "audio": True, "video": False}, "not_permitted"
+        )
+    finally:
+        await a.close()
+        await b.close()

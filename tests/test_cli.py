@@ -196,3 +196,51 @@ def test_check_config_refuses_a_bad_config_in_one_line(
 def test_check_config_of_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-config", str(tmp_path / "nope.toml")]) == 2
     assert "cannot read config" in capsys.readouterr().err
+
+
+def test_busy_port_is_one_clean_line_and_a_failure() -> None:
+    import socket
+    import subprocess
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "signalling.cli", "serve", "--port", str(port)],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode != 0
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert lines == [lines[0]] and "Traceback" not in lines[0], lines
+    assert lines[0].startswith(f"urok: cannot listen on 127.0.0.1:{port}:")
+    assert "in use" in lines[0]
+
+
+def test_config_is_accepted_after_the_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "urok.toml"
+    config.write_text("port = 'eighty'\n")
+    # scripts/serve.sh passes its arguments after `serve`: --config must work there too.
+    assert main(["serve", "--config", str(config)]) == 2
+    assert "port must be an integer" in capsys.readouterr().err
+    token = ["token", "--lesson", "l", "--user", "u", "--name", "n", "--config", str(config)]
+    assert main(token) == 2
+    capsys.readouterr()
+
+
+def test_serve_help_gives_every_option_a_default(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    options = [word for word in text.split("options:")[1].split() if word.startswith("--")]
+    described = text.split("options:")[1].split(" --")[1:]
+    assert {"--config", "--host", "--port", "--public-url", "--redis-url"} <= set(options)
+    for entry in described:
+        if not entry.startswith("help"):
+            assert "default:" in entry, entry

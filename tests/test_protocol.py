@@ -49,6 +49,7 @@ VALID: dict[str, dict[str, Any]] = {
     "mute_all": {"type": "mute_all"},
     "remove": {"type": "remove", "participant_id": "p_1"},
     "set_cohost": {"type": "set_cohost", "participant_id": "p_1", "cohost": True},
+    "give_floor": {"type": "give_floor", "participant_id": "p_1", "floor": False},
     "set_permissions": {
         "type": "set_permissions",
         "role": "student",
@@ -120,6 +121,8 @@ CLASSROOM_INVALID = [
     {"type": "chat_send"},
     {"type": "chat_send", "text": "x" * 4001},
     {"type": "set_cohost", "participant_id": "p_1"},
+    {"type": "give_floor"},
+    {"type": "give_floor", "participant_id": "p_1", "floor": "yes"},
     {"type": "end_call", "now": True},
     {"type": "breakout_configure", "count": 0},
     {"type": "breakout_configure", "count": 51},

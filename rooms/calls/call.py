@@ -152,6 +152,9 @@ class Call(CallCore):
     async def remove(self, host: Participant, participant_id: str) -> None:
         await self.moderation.remove(host, participant_id)
 
+    async def give_floor(self, host: Participant, participant_id: str, floor: bool) -> None:
+        await self.moderation.give_floor(host, participant_id, floor)
+
     async def set_cohost(self, host: Participant, participant_id: str, cohost: bool) -> None:
         await self.moderation.set_cohost(host, participant_id, cohost)
         if cohost:

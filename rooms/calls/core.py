@@ -140,7 +140,7 @@ class CallCore:
         return await self.store.get_settings(self.id)
 
     async def permissions_of(self, participant: Participant) -> Permissions:
-        return (await self.settings()).permissions_for(participant.role, participant.host)
+        return participant.permissions_in(await self.settings())
 
     def require_host(self, participant: Participant) -> None:
         if not participant.host:
@@ -281,7 +281,7 @@ class CallCore:
             "hands": await self.store.hands(self.id),
             "chat": [m.to_json() for m in chat],
             "settings": settings.to_json(),
-            "permissions": settings.permissions_for(participant.role, participant.host).to_json(),
+            "permissions": participant.permissions_in(settings).to_json(),
             "recording": self.recording_state(),
             "limits": {"breakout_rooms": MAX_ROOMS},  # the page's bounds, not a copy
             **participant.connection_details(),

@@ -44,6 +44,22 @@ class Moderation:
         call.require_host(host)
         await call.announce_hands(await call.store.lower_hand(call.id, participant_id))
 
+    async def give_floor(self, host: Participant, participant_id: str, floor: bool) -> None:
+        """Let one person speak in one click: their hand lowered and unmuting allowed to
+        them whatever their role may; or take it back (their microphone off unless the
+        role allows it)."""
+        call = self.call
+        call.require_host(host)
+        target = call.target(participant_id)
+        target.floor = floor
+        settings = await call.settings()
+        if floor:
+            await call.announce_hands(await call.store.lower_hand(call.id, target.id))
+        elif not target.permissions_in(settings).unmute:
+            await self._switch_off(target, "audio", host)
+        await self._send_settings(target, settings)
+        await call.announce_update(target)
+
     async def lower_all_hands(self, host: Participant) -> None:
         call = self.call
         call.require_host(host)
@@ -153,12 +169,12 @@ class Moderation:
         updated = replace(current, **changes)
         settings = settings.with_permissions(role, updated)
         await call.store.set_settings(call.id, settings)
-        # A right taken away is enforced at once, not on the next toggle.
+        # A right taken away is enforced at once, not on the next toggle (the floor stays).
         for target in list(call.participants.values()):
             if target.role is not role or target.host:
                 continue
             for flag, permission in FLAG_PERMISSION.items():
-                if not getattr(updated, permission):
+                if not getattr(target.permissions_in(settings), permission):
                     await self._switch_off(target, flag, host)
         await self._broadcast_settings(settings)
 
@@ -195,9 +211,7 @@ class Moderation:
             {
                 "type": "call_settings",
                 "settings": settings.to_json(),
-                "permissions": settings.permissions_for(
-                    participant.role, participant.host
-                ).to_json(),
+                "permissions": participant.permissions_in(settings).to_json(),
             },
         )
 

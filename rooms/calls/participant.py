@@ -10,11 +10,11 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from rooms.model import ParticipantRecord
+from rooms.model import CallSettings, ParticipantRecord, Permissions
 from rooms.vocabulary import Lesson, Role
 from sfu.producer import Producer
 from sfu.transport import PublisherTransport, SubscriberTransport
@@ -51,6 +51,9 @@ class Participant:
     held_since: datetime | None = None
     hold_task: asyncio.Task[None] | None = None
     pending_offer: dict[str, Any] | None = None
+    # A host gave them the floor ("give_floor"): the microphone is theirs to switch on
+    # whatever their role may, for this connection, until a host takes it back.
+    floor: bool = False
 
     @property
     def id(self) -> str:
@@ -79,7 +82,15 @@ class Participant:
         return self.record.host
 
     def to_json(self) -> dict[str, Any]:
-        return self.record.public()
+        data = self.record.public()
+        if self.floor:
+            data["floor"] = True
+        return data
+
+    def permissions_in(self, settings: CallSettings) -> Permissions:
+        """What they may do: their role's rights, and unmuting while they have the floor."""
+        permissions = settings.permissions_for(self.role, self.host)
+        return replace(permissions, unmute=True) if self.floor else permissions
 
     def cancel_hold(self) -> None:
         """No longer waiting for this person to come back (resumed, or let go)."""

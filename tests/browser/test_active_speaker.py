@@ -88,6 +88,14 @@ async def test_the_talking_pupil_is_ringed_at_the_teacher_and_not_once_muted() -
                 assert large["width"] > 2 * small["width"]
                 await teacher.screenshot(path=str(SCREENSHOT_DIR / "urok-speaker-view.png"))
 
+                # The pupil's own tile shows the level of their microphone, from the page.
+                await pupil.wait_for_function(
+                    "() => window.urok.ownLevel > 0.1"
+                    " && Number(getComputedStyle(document.querySelector('.tile-self .tile-level'))"
+                    ".getPropertyValue('--level')) > 0",
+                    timeout=5000,
+                )
+
                 # Muted: the server drops them from the list, the ring goes.
                 await pupil.locator("#toggle-mic").click()
                 await teacher.wait_for_function(
@@ -95,3 +103,4 @@ async def test_the_talking_pupil_is_ringed_at_the_teacher_and_not_once_muted() -
                     " && window.urok.speakers.length === 0",
                     timeout=5000,
                 )
+                await pupil.wait_for_function("() => window.urok.ownLevel === 0", timeout=5000)

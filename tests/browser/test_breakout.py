@@ -155,13 +155,13 @@ async def test_rooms_split_media_and_chat_then_everyone_comes_back() -> None:
             await asyncio.gather(*(wait_for_media(p) for p in (teacher, ivan, maria)))
             await wait_tiles(ivan, everyone)
 
-            # Only hosts have the button; it sits between "Чат" and "Демонстрация экрана".
+            # Only hosts have the button; it sits between "Чат" and "Участники".
             assert await ivan.locator("#toggle-breakout").is_hidden()
             order = await teacher.evaluate(
                 "() => [...document.querySelectorAll('.controls .ctrl')].map((b) => b.id)"
             )
             assert order.index("toggle-chat") + 1 == order.index("toggle-breakout")
-            assert order.index("toggle-breakout") + 1 == order.index("toggle-screen")
+            assert order.index("toggle-breakout") + 1 == order.index("toggle-people")
             button = teacher.locator("#toggle-breakout")
             assert await button.locator(".ctrl-label").inner_text() == "Сессионные залы"
 

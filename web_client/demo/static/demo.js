@@ -12,6 +12,36 @@ const STATUS = {
 
 const state = { classes: [], cls: null, lesson: null, links: null };
 
+// While a lesson is open here, ask Urok every few seconds whether it still runs: the
+// teacher may end it inside the call ("Завершить для всех"), or its time may run out.
+const FOLLOW_MS = 3000;
+let followTimer = null;
+
+function followLesson() {
+  clearTimeout(followTimer);
+  const lesson = state.lesson;
+  if (!lesson || lesson.state === 'ended' || !state.cls) return;
+  const cls = state.cls;
+  followTimer = setTimeout(async () => {
+    let active = null;
+    try {
+      active = (await api('GET', `/classes/${encodeURIComponent(cls.id)}/lesson`)).lesson;
+    } catch {
+      followLesson(); // Urok unreachable for now: ask again later
+      return;
+    }
+    if (state.lesson !== lesson || state.cls !== cls) return; // the page moved on meanwhile
+    if (!active || active.id !== lesson.id) {
+      state.lesson = { ...lesson, state: 'ended' };
+      state.links = null;
+      showMessage('Урок завершён.', 'ok');
+    } else if (active.state !== lesson.state) {
+      state.lesson = active;
+    }
+    render();
+  }, FOLLOW_MS);
+}
+
 async function api(method, path, body) {
   let response;
   try {
@@ -104,6 +134,7 @@ function render() {
   $('lesson-info').textContent = lesson ? formatRange(lesson) : '';
   $('teacher-name').textContent = state.cls ? state.cls.teacher.name : '';
   renderRoster();
+  followLesson();
 }
 
 function renderRoster() {

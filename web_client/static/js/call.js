@@ -18,9 +18,16 @@
 //   quality.js     weak links: our own sign, "audio only", hosts' signs on tiles
 //   speakers.js    who is speaking: ringed tiles, the speaker layout
 //   callchat.js    the chat and recording controls, recording access
+//   controls.js    the control bar at any width: the "⋯" menu, fullscreen
+//   shortcuts.js   keyboard shortcuts and their "?" dialog
+//   hands.js       raised hands for hosts: toast, sound, count
+//   ended.js       the end of the lesson: its screen, chat history, recordings
 
 import { wireChat } from './callchat.js';
 import { wireClassroom } from './classroom.js';
+import { wireControls } from './controls.js';
+import { wireEnded } from './ended.js';
+import { wireHands } from './hands.js';
 import * as i18n from './i18n.js';
 import { wireIceRestart } from './icerestart.js';
 import { fillIcons } from './icons.js';
@@ -32,6 +39,7 @@ import { wireQuality } from './quality.js';
 import { wireRooms } from './rooms.js';
 import { wireScreenShare } from './screenshare.js';
 import { startPrejoin, wireSession } from './session.js';
+import { wireShortcuts } from './shortcuts.js';
 import { wireSpeakers } from './speakers.js';
 import { replaceSubscriber } from './subscriber.js';
 import { wireVideoQuality } from './videoquality.js';
@@ -45,7 +53,7 @@ import { decodeClaims, readToken } from './token.js';
 // them: state, self, isHost, participants, local, pcs, published, tracks,
 // hands, nudges, beeped, settings, permissions, breakout, room, roomName,
 // chat, recording, errors, previewReady, connection, qualities, ws, resume,
-// reconnecting, resumes, speakers, layout, iceRestarts. The page
+// reconnecting, resumes, speakers, layout, iceRestarts, ownLevel, handAlerts. The page
 // itself never goes through window.urok: the modules import the state
 // (docs/architecture.md).
 window.urok = urok;
@@ -66,6 +74,10 @@ async function main() {
   wireQuality();
   wireSpeakers();
   wireVideoQuality();
+  wireControls();
+  wireShortcuts();
+  wireHands();
+  wireEnded();
   wireIceRestart({
     // In the publish queue, with its errors back to the caller (who tries again).
     publisher: () => new Promise((resolve, reject) => {

@@ -5,12 +5,13 @@
 import * as i18n from './i18n.js';
 import { openPanel, renderPeople } from './layout.js';
 import { People } from './people.js';
-import { sendMediaState, updateControls } from './publisher.js';
+import { sendMediaState, setControlLabel, updateControls } from './publisher.js';
 import { RIGHTS, Rights } from './rights.js';
 import { stopScreenShare } from './screenshare.js';
 import {
   $, DEFAULT_PERMISSIONS, isOn, sendAction, urok, views,
 } from './state.js';
+import { renderHostHands } from './hands.js';
 import {
   banner, beep, confirmAction, toast,
 } from './ui.js';
@@ -26,6 +27,7 @@ export function applyHostUi() {
   if (!host && urok.panel === 'rights') openPanel(null);
   if (!host && recording) recording.closeDialog();
   if (recording) recording.render();
+  renderHostHands();
 }
 
 /** participant_updated about ourselves: we may have become (or stopped being) a co-host. */
@@ -53,10 +55,9 @@ export function renderHands() {
   button.setAttribute('aria-pressed', String(raised));
   button.classList.toggle('ctrl-active', raised);
   const label = raised ? 'call.lower_hand' : 'call.raise_hand';
-  const text = button.querySelector('.ctrl-label');
-  text.dataset.i18n = label;
-  text.textContent = i18n.t(label);
-  button.title = i18n.t(label);
+  setControlLabel(button, label);
+  button.title = `${i18n.t(label)} (H)`;
+  renderHostHands();
   renderPeople();
 }
 
@@ -193,6 +194,11 @@ async function hostAction(action, id) {
     case 'deny-all': sendAction({ type: 'deny_all' }); break;
     case 'lower-hand': sendAction({ type: 'lower_hand', participant_id: id }); break;
     case 'lower-all-hands': sendAction({ type: 'lower_all_hands' }); break;
+    case 'give-floor':
+      sendAction({ type: 'give_floor', participant_id: id, floor: true });
+      toast(i18n.t('hands.floor_given', { name: nameOf(id) }));
+      break;
+    case 'take-floor': sendAction({ type: 'give_floor', participant_id: id, floor: false }); break;
     case 'lower-own-hand': sendAction({ type: 'hand', raised: false }); break;
     case 'nudge': {
       sendAction({ type: 'nudge', participant_id: id });

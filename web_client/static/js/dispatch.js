@@ -7,6 +7,7 @@ import { onChatMessage } from './callchat.js';
 import {
   enforcePermissions, onCallSettings, onMuted, onNudged, onSelfUpdated, onWaitingList, renderHands,
 } from './classroom.js';
+import { announceHands } from './hands.js';
 import * as i18n from './i18n.js';
 import {
   relayout, renderPeople, renderScreens, upsertParticipant,
@@ -64,6 +65,7 @@ export function routeMessages(sig) {
   sig.on('hands', (msg) => {
     urok.hands = Array.isArray(msg.queue) ? msg.queue : [];
     renderHands();
+    announceHands();
   });
   sig.on('waiting_list', (msg) => onWaitingList(Array.isArray(msg.waiting) ? msg.waiting : []));
   sig.on('nudged', (msg) => onNudged(msg));

@@ -31,6 +31,9 @@ const PATHS = {
   play: '<path d="M8 5.5v13l10.5-6.5z"/>',
   // Two bars of four: a weak signal.
   'signal-weak': '<path d="M4 20v-3M9 20v-7" fill="none"/><path d="M14 20v-11M19 20V5" fill="none" opacity="0.3"/>',
+  fullscreen: '<path d="M4 9V4h5M15 4h5v5M20 15v5h-5M9 20H4v-5" fill="none"/>',
+  'fullscreen-exit': '<path d="M9 4v5H4M20 9h-5V4M15 20v-5h5M4 15h5v5" fill="none"/>',
+  keyboard: '<rect x="2" y="6" width="20" height="12" rx="2" fill="none"/><path d="M6 10h.5M10 10h.5M14 10h.5M18 10h.5M7 14h10" fill="none"/>',
   lock: '<rect x="5" y="11" width="14" height="10" rx="2" fill="none"/><path d="M8 11V7a4 4 0 0 1 8 0v4" fill="none"/>',
 };
 

@@ -63,8 +63,9 @@ const screenTiles = new Map(); // participant id -> ScreenTile
 /** Big screen + filmstrip while anyone (we included) shares; the grid otherwise. */
 export function renderScreens() {
   if (urok.state !== 'in-call' || !urok.self) return;
+  // Our own screen is not shown back to us (a mirror in a mirror): the presenting bar
+  // says we share it (publisher.js updateControls).
   const sharing = new Map(); // id -> track
-  if (urok.local.screen && urok.local.screen.readyState === 'live') sharing.set(urok.self.id, urok.local.screen);
   for (const [id, track] of urok.remoteScreens) {
     const tile = urok.tiles.get(id);
     if (tile && tile.participant.screen && track) sharing.set(id, track);

@@ -10,9 +10,15 @@ import { closeDialog } from './ui.js';
 // What "retry" on an error message does (back to the pre-join screen). Set by
 // call.js: the session module that does it needs this module, not the reverse.
 let restart = () => {};
+// What a lesson_ended refusal shows (ended.js: the end screen, not an error).
+let lessonEnded = null;
 
 export function onRestart(fn) {
   restart = fn;
+}
+
+export function onLessonEnded(fn) {
+  lessonEnded = fn;
 }
 
 /** The page's state, also as data-state on #app (the stylesheet and tests look at it). */
@@ -35,6 +41,7 @@ export function errorText(code, message = '') {
 
 export function showMessage({ title, text, details = '', iconName = 'info', action = null }) {
   closeDialog();
+  $('ended-extra').hidden = true; // the end screen's own part (ended.js)
   $('message-title').textContent = title;
   $('message-text').textContent = text;
   $('message-details').textContent = details;
@@ -50,6 +57,10 @@ export function showMessage({ title, text, details = '', iconName = 'info', acti
 }
 
 export function showFatal(code, message) {
+  if (code === 'lesson_ended' && lessonEnded) {
+    lessonEnded();
+    return;
+  }
   setState('error');
   if (code === 'token_invalid') forgetToken();
   urok.errors.push({ code, message });

@@ -132,7 +132,16 @@ export class People {
         const name = el('span', 'person-name', p === self ? `${p.name} (${i18n.t('call.you')})` : p.name);
         li.append(order, name);
         if (isHost && p !== self) {
-          li.append(button(i18n.t('people.lower_hand'), 'lower-hand', { id }));
+          const acts = el('div', 'person-actions');
+          acts.append(
+            button(i18n.t('people.give_floor'), 'give-floor', {
+              id, kind: 'primary', title: i18n.t('people.give_floor_title', { name: p.name }),
+            }),
+            button(i18n.t('people.lower_hand'), 'lower-hand', {
+              id, title: i18n.t('people.lower_hand_title', { name: p.name }),
+            }),
+          );
+          li.append(acts);
         } else if (p === self) {
           li.append(button(i18n.t('call.lower_hand'), 'lower-own-hand', { id }));
         }
@@ -262,6 +271,7 @@ export class People {
       menu.append(b);
     };
     item(i18n.t('people.nudge'), 'nudge', { iconName: 'bell' });
+    if (p.floor) item(i18n.t('people.take_floor'), 'take-floor', { iconName: 'mic-off' });
     item(i18n.t('people.mute_audio'), 'mute-audio', { iconName: 'mic-off', disabled: p.audio === false });
     item(i18n.t('people.mute_video'), 'mute-video', { iconName: 'camera-off', disabled: p.video === false });
     if (p.screen) item(i18n.t('people.mute_screen'), 'mute-screen', { iconName: 'screen-off' });

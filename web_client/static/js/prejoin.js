@@ -64,7 +64,7 @@ async function refreshInfo() {
   }
   if (urok.info.lesson.state === 'ended') {
     stopPreview();
-    showFatal('lesson_ended');
+    showFatal('lesson_ended'); // the end screen (ended.js), not an error
     return;
   }
   urok.canJoin = Boolean(urok.info.can_join);

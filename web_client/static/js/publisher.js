@@ -9,6 +9,7 @@ import { renderPeople } from './layout.js';
 import { watchConnection } from './icerestart.js';
 import { capture, iceGatheringComplete, screenShareSupported } from './media.js';
 import { errorText } from './page.js';
+import { watchOwnLevel } from './speakers.js';
 import {
   $, allowed, isOn, urok,
 } from './state.js';
@@ -147,6 +148,7 @@ async function acquireTrack(kind) {
   urok.local.stream.addTrack(track);
   urok.local[kind] = track;
   if (kind === 'video') urok.tiles.get(urok.self.id).setTrack('video', track);
+  if (kind === 'audio') watchOwnLevel();
   await enqueuePublish(async () => {
     if (!urok.pcs.publisher) {
       createPublisher();
@@ -208,11 +210,20 @@ export function takeMediaStateRef(ref) {
   return true;
 }
 
-/** The microphone, camera and screen buttons: on, off, or locked by the host. */
+/** Set a control's visible label (also its accessible name) to the catalog's `key`. */
+export function setControlLabel(button, key) {
+  const label = button.querySelector('.ctrl-label');
+  if (label.dataset.i18n === key) return;
+  label.dataset.i18n = key;
+  label.textContent = i18n.t(key);
+}
+
+/** The microphone, camera and screen buttons: on, off, or locked by the host. Their
+ * labels say the state ("Микрофон выключен"), the tooltip what a press does. */
 export function updateControls() {
-  for (const [kind, id, name, iconOn, iconOff] of [
-    ['audio', 'toggle-mic', 'mic', 'mic', 'mic-off'],
-    ['video', 'toggle-camera', 'camera', 'camera', 'camera-off'],
+  for (const [kind, id, name, iconOn, iconOff, key] of [
+    ['audio', 'toggle-mic', 'mic', 'mic', 'mic-off', 'M'],
+    ['video', 'toggle-camera', 'camera', 'camera', 'camera-off', 'V'],
   ]) {
     const on = isOn(kind);
     const locked = !on && !allowed(kind);
@@ -224,7 +235,8 @@ export function updateControls() {
     button.dataset.permitted = String(allowed(kind));
     button.title = locked
       ? i18n.t(`call.${name}_not_permitted`)
-      : i18n.t(on ? `call.${name}_turn_off` : `call.${name}_turn_on`);
+      : `${i18n.t(on ? `call.${name}_turn_off` : `call.${name}_turn_on`)} (${key})`;
+    setControlLabel(button, `call.${name}_${on ? 'on' : 'off'}`);
     setIcon(button.querySelector('.icon-slot'), on ? iconOn : iconOff);
   }
   const sharing = Boolean(urok.local.screen);
@@ -235,11 +247,14 @@ export function updateControls() {
   screenButton.classList.toggle('ctrl-locked', !sharing && !screenAllowed);
   screenButton.disabled = !sharing && !screenAllowed;
   screenButton.dataset.permitted = String(allowed('screen'));
-  if (sharing) screenButton.title = i18n.t('call.screen_stop');
+  if (sharing) screenButton.title = `${i18n.t('call.screen_stop')} (S)`;
   else if (!screenShareSupported()) screenButton.title = i18n.t('call.screen_unsupported');
   else if (!screenAllowed) screenButton.title = i18n.t('call.screen_not_permitted');
-  else screenButton.title = i18n.t('call.screen_start');
+  else screenButton.title = `${i18n.t('call.screen_start')} (S)`;
+  setControlLabel(screenButton, sharing ? 'call.screen_label_stop' : 'call.screen_label');
   setIcon(screenButton.querySelector('.icon-slot'), sharing ? 'screen-off' : 'screen');
+  // The presenter's own "you are presenting — stop" bar (no mirror of the screen itself).
+  $('presenting-bar').hidden = !sharing || urok.state !== 'in-call';
 }
 
 export function wirePublisher() {

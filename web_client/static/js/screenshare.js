@@ -96,4 +96,5 @@ export function stopScreenShare({ announce = true } = {}) {
 
 export function wireScreenShare() {
   $('toggle-screen').addEventListener('click', () => toggleScreenShare());
+  $('presenting-stop').addEventListener('click', () => stopScreenShare());
 }

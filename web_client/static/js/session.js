@@ -8,6 +8,8 @@ import {
   applyHostUi, renderHands, renderWaiting,
 } from './classroom.js';
 import { routeMessages } from './dispatch.js';
+import { showEnded } from './ended.js';
+import { resetHands } from './hands.js';
 import * as i18n from './i18n.js';
 import {
   clearTiles, openPanel, relayout, renderScreens, upsertParticipant,
@@ -26,6 +28,7 @@ import { resetQuality } from './quality.js';
 import { applyResumed, reconnect, stopReconnecting } from './reconnect.js';
 import { applyBreakout, onBreakout, resetRooms } from './rooms.js';
 import { Signalling, SignallingError } from './signalling.js';
+import { stopWatchingOwnLevel, watchOwnLevel } from './speakers.js';
 import {
   $, DEFAULT_PERMISSIONS, isOn, langOverride, lessonId, sendAction, urok, views,
 } from './state.js';
@@ -222,16 +225,12 @@ function onCallEnded(msg) {
     });
     return;
   }
-  setState('ended');
-  let text = i18n.t('ended.text');
-  if (msg.reason === 'ended_by_host') {
-    text = i18n.t(wasHost ? 'ended.text_by_you' : 'ended.text_by_host');
-  } else if (msg.reason === 'time_over') {
-    text = i18n.t('ended.text_time_over');
-  } else if (msg.reason === 'server_shutdown') {
-    text = i18n.t('ended.text_server');
+  if (msg.reason === 'server_shutdown') {
+    setState('ended');
+    showMessage({ title: i18n.t('ended.title'), text: i18n.t('ended.text_server'), iconName: 'info' });
+    return;
   }
-  showMessage({ title: i18n.t('ended.title'), text, iconName: 'check' });
+  showEnded(msg.reason === 'ended_by_host' && wasHost ? 'ended_by_you' : msg.reason);
 }
 
 /** In the call (joined, or admitted from the waiting room): the call screen and our media. */
@@ -242,6 +241,7 @@ async function onJoined(joined) {
   urok.iceServers = Array.isArray(joined.ice_servers) ? joined.ice_servers : [];
   urok.joining = false;
   urok.hands = Array.isArray(joined.hands) ? joined.hands : [];
+  resetHands();
   urok.settings = joined.settings || null;
   urok.permissions = { ...DEFAULT_PERMISSIONS, ...(joined.permissions || {}) };
   urok.waiting = Array.isArray(joined.waiting) ? joined.waiting : [];
@@ -268,6 +268,7 @@ async function onJoined(joined) {
   urok.tiles.set(urok.self.id, selfTile);
   $('grid').prepend(selfTile.el);
   selfTile.setTrack('video', urok.local.video);
+  watchOwnLevel();
   for (const participant of joined.participants || []) upsertParticipant(participant);
   views.chat.reset(Array.isArray(joined.chat) ? joined.chat : []);
   for (const message of joined.chat || []) {
@@ -335,6 +336,7 @@ function teardown() {
   resetQuality();
   resetSubscriber();
   resetPublisher();
+  stopWatchingOwnLevel();
   clearTiles();
   $('sound-blocked').hidden = true;
   $('waiting-preview').srcObject = null;
@@ -379,8 +381,7 @@ async function onLeaveClicked() {
     endTimer = setTimeout(() => {
       if (urok.state !== 'in-call') return;
       teardown();
-      setState('ended');
-      showMessage({ title: i18n.t('ended.title'), text: i18n.t('ended.text_by_you'), iconName: 'check' });
+      showEnded('ended_by_you');
     }, 8000);
   }
 }

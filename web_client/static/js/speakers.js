@@ -5,9 +5,38 @@
 
 import * as i18n from './i18n.js';
 import { relayout } from './layout.js';
+import { levelMeter } from './media.js';
 import { $, urok } from './state.js';
 
 let featured = null; // the participant id shown large in the speaker layout
+let stopOwnLevel = () => {};
+
+/**
+ * The level of our own microphone on our tile (an AnalyserNode on the local track:
+ * no round trip to the server), 0 while muted. Again whenever the track changes.
+ */
+export function watchOwnLevel() {
+  stopOwnLevel();
+  stopOwnLevel = () => {};
+  urok.ownLevel = 0;
+  const track = urok.local.audio;
+  const tile = urok.self && urok.tiles.get(urok.self.id);
+  if (!tile) return;
+  tile.setLevel(0);
+  if (!track) return;
+  stopOwnLevel = levelMeter(new MediaStream([track]), (level) => {
+    const shown = track.enabled && track.readyState === 'live' ? level : 0;
+    urok.ownLevel = shown;
+    tile.setLevel(shown);
+  });
+}
+
+/** Leaving: the meter stops with the call. */
+export function stopWatchingOwnLevel() {
+  stopOwnLevel();
+  stopOwnLevel = () => {};
+  urok.ownLevel = 0;
+}
 
 /** An active_speakers message: the people speaking now, loudest first. */
 export function onActiveSpeakers(msg) {

@@ -59,6 +59,7 @@ export const urok = {
   prefs: { audioId: '', videoId: '' },
   errors: [],
   hands: [], // participant ids with a raised hand, in the order raised
+  handAlerts: [], // hosts: the raised hands announced ({id, name, at, sound: whether it chimed})
   waiting: [], // hosts: who is in the waiting room
   settings: null, // the call's settings (waiting room, guests, permissions per role)
   permissions: { ...DEFAULT_PERMISSIONS }, // what this person may do now
@@ -80,6 +81,7 @@ export const urok = {
   levels: {}, // hosts: participant id -> good, weak or bad (protocol 1.4), when told
   // Who speaks now, loudest first (docs/protocol.md "active_speakers"): [{id, level}].
   speakers: [],
+  ownLevel: 0, // our own microphone's level on our tile (speakers.js), 0 while muted
   layout: 'grid', // grid | speaker (the speaker large, everyone else small)
   get participants() {
     const out = {};

@@ -32,6 +32,7 @@ export class Tile {
     this.el = document.createElement('div');
     this.el.className = 'tile' + (self ? ' tile-self' : '');
     this.el.dataset.participantId = participant.id;
+    this.el.setAttribute('role', 'group'); // named by update(): the person's name
     this.el.innerHTML = `
       <video class="tile-video" autoplay playsinline muted></video>
       <div class="tile-placeholder"><span class="avatar"></span></div>
@@ -46,7 +47,11 @@ export class Tile {
         <span class="tile-speaking-note sr-only" hidden></span>
       </div>`;
     this.video = this.el.querySelector('video');
-    if (self) this.video.classList.add('mirrored');
+    if (self) {
+      this.video.classList.add('mirrored');
+      // Our own microphone's level (speakers.js watchOwnLevel), for the eye only.
+      this.el.insertAdjacentHTML('beforeend', '<div class="tile-level" aria-hidden="true"><span class="tile-level-fill"></span></div>');
+    }
     this.audio = null;
     if (!self) {
       this.audio = document.createElement('audio');
@@ -65,7 +70,10 @@ export class Tile {
     Object.assign(this.participant, participant);
     const p = this.participant;
     const name = p.name || '…';
-    this.el.querySelector('.tile-name').textContent = this.self ? `${name} (${t('call.you')})` : name;
+    const shown = this.self ? `${name} (${t('call.you')})` : name;
+    this.el.querySelector('.tile-name').textContent = shown;
+    this.el.querySelector('.tile-name').title = shown;
+    this.el.setAttribute('aria-label', shown);
     this.el.querySelector('.avatar').textContent = initials(p.name);
     const muted = this.el.querySelector('.tile-muted');
     muted.hidden = p.audio !== false;
@@ -122,6 +130,16 @@ export class Tile {
     const note = this.el.querySelector('.tile-speaking-note');
     note.hidden = !on;
     note.textContent = on ? `, ${t('call.speaking')}` : '';
+  }
+
+  /** Our own tile: the microphone's level now, 0..1. */
+  setLevel(level) {
+    const meter = this.el.querySelector('.tile-level');
+    if (!meter) return;
+    const rounded = Math.round(level * 20) / 20;
+    if (meter.dataset.level === String(rounded)) return;
+    meter.dataset.level = String(rounded);
+    meter.style.setProperty('--level', String(rounded));
   }
 
   /** Draw the eye to this tile for a few seconds (a nudge). */
@@ -190,6 +208,7 @@ export class ScreenTile {
     this.el = document.createElement('div');
     this.el.className = 'tile tile-screen-share';
     this.el.dataset.screenOf = participantId;
+    this.el.setAttribute('role', 'group');
     this.el.innerHTML = `
       <video class="tile-video" autoplay playsinline muted></video>
       <p class="tile-paused" hidden></p>
@@ -212,9 +231,9 @@ export class ScreenTile {
 
   setName(name) {
     this.name = name;
-    this.el.querySelector('.tile-name').textContent = this.self
-      ? t('screen.yours')
-      : t('screen.of', { name: name || '…' });
+    const shown = this.self ? t('screen.yours') : t('screen.of', { name: name || '…' });
+    this.el.querySelector('.tile-name').textContent = shown;
+    this.el.setAttribute('aria-label', shown);
   }
 
   setTrack(track) {
@@ -240,9 +259,13 @@ export function layoutGrid(grid, stage, { filmstrip = false } = {}) {
   if (!n) return;
   const gap = 10;
   if (filmstrip) {
+    // One row under the shared screen: as many tiles as fit the stage's width (a side
+    // panel open makes it narrower), smaller down to 128 px wide; more scroll.
     const h = Math.max(72, Math.min(140, Math.floor(stage.clientHeight * 0.2)));
-    grid.style.setProperty('--tile-w', `${Math.floor((h * 16) / 9)}px`);
-    grid.style.setProperty('--tile-h', `${h}px`);
+    const fit = Math.floor((stage.clientWidth - 2 * gap - gap * (n - 1)) / n);
+    const w = Math.max(128, Math.min(Math.floor((h * 16) / 9), fit));
+    grid.style.setProperty('--tile-w', `${w}px`);
+    grid.style.setProperty('--tile-h', `${Math.min(h, Math.floor((w * 9) / 16))}px`);
     return;
   }
   const width = stage.clientWidth - 2 * gap;
