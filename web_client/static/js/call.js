@@ -18,6 +18,8 @@
 //   quality.js     weak links: our own sign, "audio only", hosts' signs on tiles
 //   speakers.js    who is speaking: ringed tiles, the speaker layout
 //   callchat.js    the chat and recording controls, recording access
+//   polls.js       polls: asking, the open polls' cards, answering, results
+//   prejoinmedia.js the pre-join toggles, speaker choice, the host's join rules
 
 import { wireChat } from './callchat.js';
 import { wireClassroom } from './classroom.js';
@@ -26,6 +28,7 @@ import { wireIceRestart } from './icerestart.js';
 import { fillIcons } from './icons.js';
 import { wireLayout } from './layout.js';
 import { onRestart, showFatal } from './page.js';
+import { wirePolls } from './polls.js';
 import { wirePrejoin } from './prejoin.js';
 import { enqueuePublish, replacePublisher, wirePublisher } from './publisher.js';
 import { wireQuality } from './quality.js';
@@ -45,7 +48,7 @@ import { decodeClaims, readToken } from './token.js';
 // them: state, self, isHost, participants, local, pcs, published, tracks,
 // hands, nudges, beeped, settings, permissions, breakout, room, roomName,
 // chat, recording, errors, previewReady, connection, qualities, ws, resume,
-// reconnecting, resumes, speakers, layout, iceRestarts. The page
+// reconnecting, resumes, speakers, layout, iceRestarts, polls, prejoin. The page
 // itself never goes through window.urok: the modules import the state
 // (docs/architecture.md).
 window.urok = urok;
@@ -62,6 +65,7 @@ async function main() {
   wireLayout();
   wireChat();
   wireClassroom();
+  wirePolls();
   wireRooms();
   wireQuality();
   wireSpeakers();
