@@ -100,13 +100,18 @@ async def test_a_poll_round(server: LiveServer) -> None:
         await olga.send({**answer, "choices": [0]})
         assert (await live)["polls"][0]["results"] == {"counts": [1, 1], "voters": 2}
 
+        # A pupil made a co-host sees what hosts see, names included.
+        promoted = ivan.wait_for(polls_where(lambda p: "names" in p[0]["results"]))
+        await teacher.send({"type": "set_cohost", "participant_id": ivan.id, "cohost": True})
+        assert (await promoted)["polls"][0]["results"]["names"] == [["Имя s-2"], ["Имя s-1"]]
+
         # Closed: a card in everyone's chat and in the history; the poll is gone.
         cards = [
             b.wait_for(lambda m: m["type"] == "chat_message" and m["message"]["kind"] == "poll")
             for b in (teacher, ivan, olga)
         ]
         emptied = olga.wait_for(polls_where(lambda p: p == []))
-        await expect_error(ivan, {"type": "poll_close", "poll_id": poll["id"]}, "not_host")
+        await expect_error(olga, {"type": "poll_close", "poll_id": poll["id"]}, "not_host")
         await teacher.send({"type": "poll_close", "poll_id": poll["id"]})
         for waiter in cards:
             card = (await waiter)["message"]

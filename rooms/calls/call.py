@@ -171,8 +171,11 @@ class Call(CallCore):
 
     async def set_cohost(self, host: Participant, participant_id: str, cohost: bool) -> None:
         await self.moderation.set_cohost(host, participant_id, cohost)
+        target = self.target(participant_id)
         if cohost:
-            await self.links.tell_host(self.target(participant_id))
+            await self.links.tell_host(target)
+        if await self.polls.open_in(target.room):  # a host sees results (and names)
+            await self.polls.send_state(target)
 
     # ------------------------------------------------------------------ weak links
 
