@@ -178,9 +178,11 @@ async def test_a_poll_belongs_to_its_breakout_room() -> None:
             card = inside.wait_for(
                 lambda m: m["type"] == "chat_message" and m["message"]["kind"] == "poll"
             )
+            gone = inside.wait_for(polls_where(lambda p: p == []))
             await teacher.send({"type": "breakout_close", "countdown_seconds": 0})
             message = (await card)["message"]
             assert message["room"] == "r1" and message["data"]["counts"] == [1, 1]
+            await gone  # and its card left the page
             # Nothing of it reached the main room.
             assert not any(m["type"] == "polls" and m["polls"] for m in outside.messages)
             assert not any(

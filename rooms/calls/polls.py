@@ -144,11 +144,16 @@ class PollControl:
         """Close the open polls of these rooms (None: every room), their results kept in
         the chat: breakout rooms that close, the call that ends."""
         call = self.call
+        closed = set()
         for poll in await call.store.polls(call.id):
             if poll.open and (rooms is None or poll.room in rooms):
                 message = await self._close(poll)
+                closed.add(poll.room)
                 if not call.ended:
                     await call.post_chat(message)
+        if not call.ended:
+            for room in closed:  # their cards leave the pages (people are still there)
+                await self.send_room(room)
 
     async def stop(self) -> None:
         tasks, self._pending = list(self._pending.values()), {}
