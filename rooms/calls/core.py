@@ -182,9 +182,10 @@ class CallCore:
             await safe_send(old, {"type": "call_ended", "reason": "replaced"})
             await self.leave(old)
             await old.disconnect()
-        record = ParticipantRecord("p_" + secrets.token_hex(5), user_id, name, role)
+        host = role is Role.TEACHER
+        record = ParticipantRecord("p_" + secrets.token_hex(5), user_id, name, role, host)
         participant = Participant(
-            record=replace(record, host=role is Role.TEACHER),
+            record=record,
             send=send,
             disconnect=disconnect,
             jti=jti,
