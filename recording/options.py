@@ -45,7 +45,9 @@ class RecordingOptions:
     # Wall-clock allowance for packets to reach the recorder before a frame is composed.
     input_lag_s: float = 0.12
     # Audio is mixed this far behind real time so late packets still find their place.
-    audio_delay_s: float = 0.25
+    # A file has no latency to keep: this absorbs home-link jitter and a busy server's
+    # stalls (a sender that catches up after 0.2-0.4 s), which would otherwise be gaps.
+    audio_delay_s: float = 0.6
     # Beyond this lag behind real time, frames are skipped (not composed) to catch up.
     max_behind_s: float = 3.0
     # Packets waiting in the parent before new ones are dropped (a few seconds of a full class).
@@ -90,6 +92,12 @@ class RecordingOptions:
         need(0.001 <= self.flush_interval_s <= 0.5, "flush_interval_s: 0.001..0.5")
         need(0 <= self.thumbnail_width <= 3840, "thumbnail_width: 0 (none)..3840")
         need(0 <= self.niceness <= 19, "niceness: 0..19")
+
+    @property
+    def audio_late_tolerance_s(self) -> float:
+        """How far behind its arrival time a packet may still be placed by its timestamp:
+        all of the delay but a little, so a late packet still lands ahead of the read head."""
+        return max(0.6 * self.audio_delay_s, self.audio_delay_s - 0.05)
 
     @property
     def gop_frames(self) -> int:

@@ -125,7 +125,7 @@ class RecordingSession:
                     spec.codec,
                     self.mixer,
                     self.timeline,
-                    late_tolerance_s=self.options.audio_delay_s * 0.6,
+                    late_tolerance_s=self.options.audio_late_tolerance_s,
                 )
         except UnsupportedCodec:
             self._notify(("warning", f"source {spec.source_id}: unsupported {spec.codec.mime}"))

@@ -21,6 +21,11 @@ if [ "$mode" = test ]; then
   # Emulated home links in the tests (bench/links.py): random loss, counters.
   have_cmd nft || need_pkgs+=(nftables)
   have_cmd unshare || need_pkgs+=(util-linux)
+  # The reverse proxy of docs/deploy/nginx.conf, run by tests/browser/test_deploy_nginx.py
+  # (the package's system service is not needed: the test starts its own nginx).
+  [ -x /usr/sbin/nginx ] || need_pkgs+=(nginx)
+  # systemd-analyze verify checks docs/deploy/urok.service (tests/test_deploy_files.py).
+  have_cmd systemd-analyze || need_pkgs+=(systemd)
 fi
 
 if [ "${#need_pkgs[@]}" -gt 0 ]; then

@@ -1,24 +1,23 @@
 """aiortc cannot forward RTP without decoding it. This module swaps the class of the
 receivers and senders of *our* peer connections (never anyone else's) for:
-- ForwardingReceiver: keeps aiortc's receive-side RTCP (reports, REMB, NACKs, RTX)
-  and hands each RTP packet, still encoded, to a sink; simulcast layers by RID
-  (sfu/simulcast.py) on a connection demultiplexed by MID (MidRtpRouter).
-- ForwardingSender: no track, no encoder. Our Consumer sends through it and gets
-  the subscriber's NACK, PLI/FIR and reports; REMB and reports also go to its
-  `feedback` (sfu/bandwidth.py).
-Also: the recorder's jitter buffer hook, a fix of aiortc's bandwidth estimator.
-Every private name used is in PINNED_INTERNALS (tests/test_aiortc_hooks.py checks
-the list is complete and each exists). ICE is in sfu/ice.py.
+- ForwardingReceiver: keeps aiortc's receive-side RTCP (reports, REMB, NACKs, RTX) and
+  hands each RTP packet, still encoded, to a sink; simulcast layers by RID.
+- ForwardingSender: no track, no encoder; our Consumer sends through it and gets the
+  subscriber's NACK, PLI/FIR, reports and REMB.
+Also: the recorder's jitter buffer hook, a fix of aiortc's bandwidth estimator, ICE host
+sockets in a port range. Every private name used is in PINNED_INTERNALS
+(tests/test_aiortc_hooks.py checks). ICE is in sfu/ice.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 import aioice
 import aioice.ice
@@ -27,6 +26,7 @@ from aiortc import (
     RTCCertificate,
     RTCIceGatherer,
     RTCIceTransport,
+    RTCPeerConnection,
     RTCRtpReceiver,
     RTCRtpSender,
 )
@@ -49,7 +49,6 @@ from aiortc.rtp import (
     RTCP_RTPFB_NACK,
     AnyRtcpPacket,
     RtcpPsfbPacket,
-    RtcpReceiverInfo,
     RtcpRrPacket,
     RtcpRtpfbPacket,
     RtcpSrPacket,
@@ -59,8 +58,10 @@ from aiortc.rtp import (
 )
 
 from sfu.bandwidth import SenderFeedback, abs_send_time_id
+from sfu.forwarding_types import RtpSink, SenderSource, SendRtp, SrSink
 from sfu.ice import restrict_host_addresses as restrict_host_addresses  # re-exported
 from sfu.ice import rtc_configuration as rtc_configuration  # re-exported: bench/bot.py
+from sfu.media_ports import HostGathering
 from sfu.simulcast import MidRtpRouter, RidDemux
 
 logger = logging.getLogger(__name__)
@@ -69,10 +70,6 @@ PINNED_AIORTC = "1.16.0"
 PINNED_AIOICE = "0.13.0"
 
 # --------------------------------------------------------------------------- receiver
-
-
-RtpSink = Callable[[RtpPacket, RTCRtpCodecParameters], Awaitable[None]]
-SrSink = Callable[[RtcpSrPacket], None]
 
 
 def _mangled(obj: object, owner: type, name: str) -> Any:
@@ -224,20 +221,6 @@ _estimates_never_from_zero()
 # --------------------------------------------------------------------------- sender
 
 
-class SenderSource(Protocol):
-    """What a ForwardingSender needs from whoever feeds it (our Consumer)."""
-
-    def on_sender_started(self, codecs: list[RTCRtpCodecParameters]) -> None: ...
-
-    async def on_nack(self, lost: list[int]) -> None: ...
-
-    async def on_keyframe_request(self) -> None: ...
-
-    def on_receiver_reports(self, reports: list[RtcpReceiverInfo]) -> None: ...
-
-    def sender_report(self) -> RtcpSrPacket | None: ...
-
-
 class ForwardingSender(RTCRtpSender):
     """An RTCRtpSender without a track or encoder; its source sends RTP through it."""
 
@@ -378,6 +361,24 @@ class FastRtpPath:
         return True
 
 
+def gather_hosts_with(pc: RTCPeerConnection, gather_hosts: HostGathering) -> None:
+    """Before each setLocalDescription: `pc`'s ICE host sockets made by `gather_hosts`
+    (a port range, sfu/media_ports.py), not by aioice; relayed candidates still are."""
+    for dtls in {t.sender.transport for t in pc.getTransceivers()} - {None}:
+        ice = dtls.transport._connection
+        if not isinstance(ice.get_component_candidates, functools.partial):
+            ice.get_component_candidates = functools.partial(_hosts_first, ice, gather_hosts)  # type: ignore[method-assign]
+
+
+async def _hosts_first(
+    connection: Any, gather: HostGathering, component: int, addresses: list[str], timeout: int = 5
+) -> list[Any]:
+    protocols, others = await gather(connection, component, addresses)
+    connection._protocols += protocols
+    relayed = await aioice.Connection.get_component_candidates(connection, component, [], timeout)
+    return [p.local_candidate for p in protocols] + others + relayed
+
+
 # --------------------------------------------------------------------------- jitter buffer
 
 
@@ -402,9 +403,6 @@ def _jitter_buffer_joins_packet_data() -> bool:
 
 
 # --------------------------------------------------------------------------- pinned
-
-
-SendRtp = Callable[[bytes], Coroutine[Any, Any, None]]
 
 
 def sender_ssrc(sender: RTCRtpSender) -> int:
@@ -436,6 +434,7 @@ PINNED_INTERNALS: tuple[tuple[type, str], ...] = (
     (RTCDtlsTransport, "_tx_srtp"),
     (RTCIceTransport, "_connection"),
     (aioice.ice.Connection, "_nominated"),
+    (aioice.ice.Connection, "_protocols"),
     (RTCRtpReceiver, "_enabled"),
     (RTCRtpReceiver, "_handle_rtp_packet"),
     (RTCRtpReceiver, "_handle_rtcp_packet"),

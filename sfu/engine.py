@@ -10,6 +10,7 @@ from aiortc import RTCConfiguration
 from sfu.aiortc_hooks import restrict_host_addresses
 from sfu.audio_slots import SlotSettings
 from sfu.ice import rtc_configuration
+from sfu.media_ports import MediaPorts
 from sfu.pacer import PacerSettings
 from sfu.producer import KEYFRAME_INTERVAL
 from sfu.retransmit import RetransmitSettings
@@ -28,13 +29,16 @@ class MediaEngine:
         pacing: PacerSettings | None = None,
         retransmission: RetransmitSettings | None = None,
         audio_slots: SlotSettings | None = None,
+        media_ports: MediaPorts | None = None,
     ) -> None:
         """Media on `listen_addresses` only, using exactly `ice_servers` (STUN/TURN).
 
         A publisher is asked for a keyframe at most once per `keyframe_interval` s.
-        With `audio_slots`, every router bounds each subscriber's audio (sfu/audio_slots.py)."""
+        With `audio_slots`, every router bounds each subscriber's audio (sfu/audio_slots.py).
+        With `media_ports`, every ICE host socket is bound in that UDP range."""
         self.audio_slots = audio_slots
         self.ice_servers = [dict(s) for s in ice_servers]
+        self.media_ports = media_ports
         restrict_host_addresses(listen_addresses)
         self._options = TransportOptions(
             configuration_factory=self._configuration,
@@ -43,6 +47,7 @@ class MediaEngine:
             keyframe_interval=keyframe_interval,
             pacing=pacing or PacerSettings(),
             retransmission=retransmission or RetransmitSettings(),
+            media_ports=media_ports,
         )
         self.routers: dict[str, Router] = {}
         # What closed transports forwarded (see sfu/stats.py).

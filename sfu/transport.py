@@ -19,11 +19,12 @@ from typing import Any
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 
-from sfu.aiortc_hooks import ForwardingReceiver, ForwardingSender
+from sfu.aiortc_hooks import ForwardingReceiver, ForwardingSender, gather_hosts_with
 from sfu.audio_sdp import publisher_answer, red_accepted, red_codecs_offered, subscriber_offer
 from sfu.bandwidth import BandwidthEstimator
 from sfu.consumer import Consumer
 from sfu.ice import announce_address
+from sfu.media_ports import MediaPorts
 from sfu.pacer import Pacer, PacerSettings
 from sfu.producer import KEYFRAME_INTERVAL, Producer
 from sfu.retransmit import RetransmitBudget, RetransmitSettings
@@ -57,6 +58,8 @@ class TransportOptions:
     # (sfu/retransmit.py).
     pacing: PacerSettings = field(default_factory=PacerSettings)
     retransmission: RetransmitSettings = field(default_factory=RetransmitSettings)
+    # ICE host sockets in this UDP port range (sfu/media_ports.py); None: any port.
+    media_ports: MediaPorts | None = None
 
 
 def _check_sdp(sdp: str) -> None:
@@ -76,6 +79,11 @@ class WebRtcTransport:
         self.options = options
         self.pc = RTCPeerConnection(options.configuration_factory())
         self._closed = False
+
+    def _gather_in_port_range(self) -> None:
+        # Before each setLocalDescription: the transceivers' transports exist by then.
+        if self.options.media_ports is not None:
+            gather_hosts_with(self.pc, self.options.media_ports.gather_hosts)
 
     def _local_sdp(self) -> str:
         sdp = self.pc.localDescription.sdp
@@ -134,6 +142,7 @@ class PublisherTransport(WebRtcTransport):
         try:
             answer = await self.pc.createAnswer()
             answer_sdp = publisher_answer(answer.sdp, red)
+            self._gather_in_port_range()
             await self.pc.setLocalDescription(RTCSessionDescription(answer_sdp, "answer"))
         except Exception as exc:
             raise SdpError(f"cannot answer offer: {exc}") from exc
@@ -266,6 +275,9 @@ class SubscriberTransport(WebRtcTransport):
         self._reserved.add(consumer)
         if consumer.ready and consumer.producer is not None:
             self._negotiated_slots.add(consumer)
+        # Same m-sections, but the next offer's description labels it a slot: the
+        # page then plays it on its own, not on the tile of whoever spoke in it first.
+        self.request_negotiation()
 
     def fill_audio_slot(
         self, consumer: Consumer, producer: Producer | None, replay: float = 0.0
@@ -383,6 +395,7 @@ class SubscriberTransport(WebRtcTransport):
                 async with self.options.offer_slots:
                     offer = await self.pc.createOffer()
                     offer_sdp = distinct_rtx_payload_types(subscriber_offer(offer.sdp))
+                    self._gather_in_port_range()
                     await self.pc.setLocalDescription(RTCSessionDescription(offer_sdp, "offer"))
                 tracks = self.tracks()
                 self._offered = [(c, c.producer) for c in tracks.values()]

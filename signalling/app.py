@@ -21,6 +21,7 @@ from rooms.store import DEFAULT_RETENTION_SECONDS
 from rooms.store_factory import create_store
 from sfu.audio_slots import SlotSettings
 from sfu.engine import MediaEngine
+from sfu.media_ports import MediaPorts
 from signalling import (
     adhoc,
     api,
@@ -191,6 +192,7 @@ def _create_media(settings: Settings) -> MediaEngine:
         ice_servers=[server.to_json() for server in settings.ice.servers],
         keyframe_interval=media.keyframe_interval_s,
         audio_slots=SlotSettings(slots=media.audio_slots) if media.audio_slots else None,
+        media_ports=MediaPorts(*media.udp_ports) if media.udp_ports else None,
     )
 
 

@@ -80,6 +80,9 @@ class Settings:
     resume_grace_seconds: int = 20
     # The call page keeps trying to reconnect this long before it says the link is lost.
     reconnect_seconds: int = 60
+    # On SIGTERM/SIGINT the node drains (signalling/drain.py: people told to come back,
+    # recordings finished and posted) for at most this long before it stops.
+    drain_seconds: int = 25
     # The demo journal page at / (off in production).
     demo_journal: bool = True
     default_language: str = "ru"
@@ -142,6 +145,7 @@ KNOWN_KEYS = frozenset(
         "chat_history_days",
         "resume_grace_seconds",
         "reconnect_seconds",
+        "drain_seconds",
         "demo_journal",
         "default_language",
         "data_dir",
@@ -183,6 +187,7 @@ def settings_from_mapping(data: dict[str, Any], base: Settings | None = None) ->
         ("chat_history_days", 365),
         ("resume_grace_seconds", 3600),
         ("reconnect_seconds", 3600),
+        ("drain_seconds", 3600),
         ("max_ws_message_bytes", 16 * 1024 * 1024),
     ):
         if key in data:
@@ -272,6 +277,8 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
             overrides["media"] = {"audio_slots": int(env["UROK_MEDIA_AUDIO_SLOTS"])}
         except ValueError as exc:
             raise ConfigError("UROK_MEDIA_AUDIO_SLOTS must be an integer") from exc
+    if "UROK_MEDIA_UDP_PORTS" in env:  # e.g. 40000-40999
+        overrides.setdefault("media", {})["udp_ports"] = env["UROK_MEDIA_UDP_PORTS"]
     overrides.update(_operator_env(env))
     if overrides:
         settings = settings_from_mapping(overrides, settings)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from signalling.config_ports import parse_udp_ports
+
 
 class ConfigError(ValueError):
     """The configuration file or environment holds something unusable."""
@@ -67,12 +69,15 @@ class MediaSettings:
     # Bounded audio (sfu/audio_slots.py): in a room with more microphones than this
     # (plus the hosts'), each person receives the loudest this many and the hosts';
     # 0 (the default): everyone receives every microphone, however large the call.
-    # Off by default until the call page plays slot tracks (it plays audio by the
-    # offer's labels, and a slot's label is whoever it carried when last offered).
+    # The call page plays slots (offers label them); off by default until the load
+    # benches and their tests are measured with it (they count every microphone).
     audio_slots: int = 0
+    # The UDP port range (first, last) of every media socket (ICE host candidates;
+    # signalling/config_ports.py); None: any port the system gives.
+    udp_ports: tuple[int, int] | None = None
 
 
-KNOWN_MEDIA_KEYS = frozenset({"keyframe_interval_s", "audio_slots"})
+KNOWN_MEDIA_KEYS = frozenset({"keyframe_interval_s", "audio_slots", "udp_ports"})
 
 
 def _media(value: Any, base: MediaSettings) -> MediaSettings:
@@ -94,6 +99,11 @@ def _media(value: Any, base: MediaSettings) -> MediaSettings:
         if isinstance(slots, bool) or not isinstance(slots, int) or not 0 <= slots <= 32:
             raise ConfigError("media.audio_slots must be a whole number from 0 to 32")
         changes["audio_slots"] = slots
+    if "udp_ports" in value:
+        try:
+            changes["udp_ports"] = parse_udp_ports(value["udp_ports"])
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     return replace(base, **changes)
 
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -44,8 +45,9 @@ from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
 from signalling.config import LimitSettings, Settings
+from signalling.drain import drain
 from signalling.frame_budget import FrameBudgets
-from signalling.ratelimit import budget_address, client_key
+from signalling.ratelimit import budget_address, client_key, trusted_proxy
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +83,12 @@ class ConnectionGuard:
             settings.http_requests_per_address_per_second,
         )
 
-    def admit(self, key: str) -> bool:
+    def admit(self, key: str, address: str | None = None) -> bool:
+        """Count one more connection of `key` (from `address`), unless over the cap."""
         cap = self.settings.max_connections_per_ip
-        if cap and self.open[key] >= cap:
+        # A trusted reverse proxy carries every client's connections: capping it would
+        # cap the node (the proxy can cap per client: nginx's limit_conn).
+        if cap and self.open[key] >= cap and not trusted_proxy(address or key, self.settings):
             return False
         self.open[key] += 1
         return True
@@ -130,7 +135,7 @@ class _GuardedProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and peer:
             key = client_key(str(peer[0]))
-            if not self._guard.admit(key):
+            if not self._guard.admit(key, str(peer[0])):
                 COUNTERS["connections_refused"] += 1
                 transport.write(_REFUSAL)
                 transport.close()
@@ -405,6 +410,27 @@ class MalformedRequestLog(logging.Filter):
         return False
 
 
+async def _until_signal(app: web.Application, drain_seconds: float) -> None:
+    """Wait for SIGINT/SIGTERM, then drain; a second signal stops the drain."""
+    loop = asyncio.get_running_loop()
+    signals = asyncio.Queue[int]()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(number, signals.put_nowait, number)
+    try:
+        received = await signals.get()
+        log.info("%s: draining for at most %.0f s", signal.Signals(received).name, drain_seconds)
+        draining = asyncio.ensure_future(drain(app, drain_seconds))
+        again = asyncio.ensure_future(signals.get())
+        await asyncio.wait((draining, again), return_when=asyncio.FIRST_COMPLETED)
+        for task in (draining, again):
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await draining
+    finally:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(number)
+
+
 def quiet_malformed_requests(interval: float) -> MalformedRequestLog | None:
     """Install (or retune) the filter on "aiohttp.server"; interval 0 removes it."""
     logger = logging.getLogger("aiohttp.server")
@@ -424,18 +450,20 @@ def quiet_malformed_requests(interval: float) -> MalformedRequestLog | None:
 
 
 def run(app: web.Application, settings: Settings, **runner_options: Any) -> None:
-    """Serve `app` on settings.host:port until SIGINT/SIGTERM, as web.run_app would
-    (same keep-alive timeout, signal handling and shutdown), through a GuardedSite."""
+    """Serve `app` on settings.host:port through a GuardedSite until SIGINT/SIGTERM
+    (same keep-alive timeout and shutdown as web.run_app); then drain (signalling/
+    drain.py: people told to come back, recordings posted) for at most
+    `drain_seconds` before the cleanup. A second signal cuts the drain short."""
 
     async def serve() -> None:
-        runner = web.AppRunner(app, handle_signals=True, keepalive_timeout=75.0, **runner_options)
+        runner = web.AppRunner(app, handle_signals=False, keepalive_timeout=75.0, **runner_options)
         await runner.setup()
         try:
             site = GuardedSite(
                 runner, settings.host, settings.port, ConnectionGuard(settings.limits)
             )
             await site.start()
-            await asyncio.Event().wait()  # until a signal ends the loop
+            await _until_signal(app, settings.drain_seconds)
         finally:
             await runner.cleanup()
 

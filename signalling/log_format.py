@@ -26,9 +26,7 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 def log_as(call_id: str, participant_id: str, user_id: str) -> None:
     """From here on, this task's (and its new tasks') lines are about this participant."""
-    connection_ids.set(
-        {"call_id": call_id, "participant_id": participant_id, "user_id": user_id}
-    )
+    connection_ids.set({"call_id": call_id, "participant_id": participant_id, "user_id": user_id})
 
 
 class JsonFormatter(logging.Formatter):

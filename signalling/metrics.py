@@ -97,6 +97,12 @@ class NodeCollector(Collector):
                 family.add_metric([kind], count)
             yield family
         yield from _forwarding(engine.totals())
+        exhausted = _counter(
+            "urok_media_ports_exhausted",
+            "Media connections refused: no free UDP port left in [media] udp_ports.",
+        )
+        exhausted.add_metric([], engine.media_ports.exhausted if engine.media_ports else 0)
+        yield exhausted
 
     def _signalling(self) -> Iterator[Metric]:
         counts = self.app[WS_COUNTS]

@@ -191,6 +191,15 @@ class Limits:
         return any(ip in network for network in self.trusted_proxies)
 
 
+def trusted_proxy(address: str, settings: LimitSettings) -> bool:
+    """Whether `address` (an IP address) is one of `settings.trusted_proxies`."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies)
+
+
 def join_rate_limited(retry_after: float, ref: str | None = None) -> ProtocolError:
     seconds = whole_seconds(retry_after)
     return ProtocolError(

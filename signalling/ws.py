@@ -13,7 +13,7 @@ from rooms.admission import Door, Refused
 from rooms.calls import Call, CallEnded, CallError, Participant
 from sfu.transport import NegotiationError, SdpError
 from signalling.access import admitted_lesson
-from signalling.keys import CALLS, LESSONS, MEDIA, NODE, SETTINGS, TOKENS, WS_COUNTS
+from signalling.keys import CALLS, HEALTH, LESSONS, MEDIA, NODE, SETTINGS, TOKENS, WS_COUNTS
 from signalling.log_format import log_as
 from signalling.protocol import MAX_UNJOINED_BYTES, ProtocolError, parse_message
 from signalling.ratelimit import LIMITS, budget_address, join_rate_limited
@@ -102,6 +102,9 @@ class Session:
         if message["type"] == "ping":
             await self.send({"type": "pong", **_ref(message)})
             return True
+        if self.app[HEALTH].draining:  # signalling/drain.py: the page tries again later
+            await self.error("restarting", "the server is restarting: try again", message.get("id"))
+            return False
         try:
             if message["type"] == "resume":
                 await resume(self, message)

@@ -157,6 +157,17 @@ async def test_a_listener_hears_the_speaker_in_its_slots_and_never_itself() -> N
             teacher_mic = call.participants[teacher.id].producers["microphone"]
             (pinned,) = [c for c in audio if c.producer is teacher_mic]
             assert pinned not in slots
+            # The page is told which m-sections are slots (they name nobody: the voice
+            # changes with no new offer) and whose the pinned one is.
+            offer = [m for m in listener.messages if m["type"] == "subscribe_offer"][-1]
+            audio_mids = {m: t for m, t in offer["tracks"].items() if t["kind"] == "audio"}
+            slot_mids = [m for m, t in audio_mids.items() if t.get("slot") is True]
+            assert len(slot_mids) == SLOTS
+            assert all("participant_id" not in audio_mids[m] for m in slot_mids)
+            others = [t for m, t in audio_mids.items() if m not in slot_mids]
+            assert others == [
+                {"participant_id": teacher.id, "kind": "audio", "source": "microphone"}
+            ]
             # From the server's first packet to a decoded tone: the onset tick (100 ms),
             # the client's jitter buffer and 200 ms of samples; generous for the machine.
             assert took < 1.5 and took_second < 1.5, (took, took_second)

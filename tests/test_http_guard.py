@@ -192,6 +192,24 @@ async def test_connections_per_address_are_capped() -> None:
             other.close()
 
 
+async def test_a_trusted_proxy_is_not_capped_its_clients_elsewhere_are() -> None:
+    # Behind nginx every pupil's connection comes from the proxy's address.
+    async with server_with(max_connections_per_ip=2, trusted_proxies=("127.0.0.1",)) as server:
+        held = [await connect(server) for _ in range(4)]
+        for reader, writer in held:
+            writer.write(GET)
+            assert (await response(reader))[0] == 200
+        untrusted = [
+            await asyncio.open_connection(
+                "127.0.0.1", server.settings.port, local_addr=("127.0.0.2", 0)
+            )
+            for _ in range(3)
+        ]
+        assert (await response(untrusted[-1][0]))[0] == 429
+        for _, writer in held + untrusted:
+            writer.close()
+
+
 async def test_no_cap_when_off() -> None:
     async with server_with(max_connections_per_ip=0) as server:
         held = [await connect(server) for _ in range(20)]

@@ -138,6 +138,21 @@ def test_audio_reanchors_after_a_pause() -> None:
     assert (level[22:98] < 800).all()
 
 
+def test_a_sender_that_stalls_and_catches_up_leaves_no_gap() -> None:
+    # A busy server or a home link holds packets back 0.4 s, then they come in a burst
+    # (the sender catches up): the recording keeps them on their timestamps, no silence.
+    options = RecordingOptions()
+    mixer = AudioMixer(RATE, 1)
+    source = AudioSource(
+        "mic", OPUS, mixer, Timeline(0.0, RATE), late_tolerance_s=options.audio_late_tolerance_s
+    )
+    for p in audio_packets("mic", 440, duration_s=1.0):
+        source.push(parse(p.data), max(p.at, 0.6) if p.at >= 0.2 else p.at)
+    assert source.stats.reanchors == 0
+    level = loudness(mixer.read_until(2 * RATE)[:, 0])
+    assert (level[2:98] > 3000).all()  # 0.02 .. 0.98 s: the tone, unbroken
+
+
 def make_session(tmp_path: Path, events: list) -> RecordingSession:
     options = RecordingOptions(width=320, height=180, thumbnail_width=0)
     return RecordingSession(tmp_path / "s.mp4", options, 0.0, events.append)

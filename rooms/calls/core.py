@@ -17,6 +17,7 @@ from typing import Any
 
 from breakout.model import MAX_ROOMS, BreakoutState
 from rooms.calls.errors import CallEnded, CallError
+from rooms.calls.offer_tracks import describe_tracks
 from rooms.calls.participant import Disconnect, Participant, PresenceObserver, Send, safe_send
 from rooms.calls.privacy import shown
 from rooms.chat import ChatLimits, ProfanityFilter
@@ -287,16 +288,8 @@ class CallCore:
     ) -> None:
         if self.ended or self.participants.get(participant.id) is not participant:
             return  # the call ended, or they left, while the offer was being made
-        described = {}
-        for mid, consumer in tracks.items():
-            producer = consumer.producer
-            if producer is None:
-                continue
-            described[mid] = {
-                "participant_id": producer.app_data["participant_id"],
-                "kind": producer.kind,
-                "source": producer.app_data["source"],
-            }
+        slots = participant.subscriber.audio_slots if participant.subscriber else []
+        described = describe_tracks(tracks, slots)
         participant.pending_offer = {"type": "subscribe_offer", "sdp": sdp, "tracks": described}
         await participant.send(participant.pending_offer)
 

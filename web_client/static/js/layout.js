@@ -7,6 +7,7 @@ import {
   $, currentRoom, pausedReason, plannedRoomOf, roomOfParticipant, urok, views,
 } from './state.js';
 import { applySink } from './prejoinmedia.js';
+import { resumeSlots } from './slotaudio.js';
 import { ScreenTile, Tile, layoutGrid } from './tiles.js';
 import { updateVideoQualities } from './videoquality.js';
 
@@ -197,6 +198,7 @@ export function wireLayout() {
   $('enable-sound').addEventListener('click', () => {
     $('sound-blocked').hidden = true;
     for (const tile of urok.tiles.values()) tile.playAudio();
+    resumeSlots();
   });
   // tiles.js says so when the browser refused to play a participant's sound.
   document.addEventListener('urok:sound-blocked', () => {

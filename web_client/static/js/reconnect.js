@@ -22,8 +22,9 @@ import { banner } from './ui.js';
 const DELAYS_MS = [0, 300, 1200, 2700, 4800];
 const EVERY_MS = 7000;
 const DEFAULT_TOTAL_S = 60;
-// Codes worth another try: the server was not reached, or did not answer.
-const TRANSIENT = new Set(['connection_failed', 'timeout', 'rate_limited']);
+// Codes worth another try: the server was not reached, did not answer, or is
+// restarting (docs/protocol.md "restarting").
+const TRANSIENT = new Set(['connection_failed', 'timeout', 'rate_limited', 'restarting']);
 
 /** How long to wait before try number `attempt` (0-based). */
 export function delayFor(attempt) {
@@ -60,7 +61,7 @@ export function stopReconnecting() {
 export async function reconnect({ open, resumed, failed }) {
   if (urok.reconnecting || !urok.resume) return;
   urok.reconnecting = true;
-  banner(i18n.t('reconnect.banner'), {
+  banner(i18n.t(urok.serverRestarting ? 'reconnect.restarting' : 'reconnect.banner'), {
     kind: 'info', key: 'reconnect', iconName: 'info', timeoutMs: 0,
   });
   const started = Date.now();
@@ -84,6 +85,7 @@ export async function reconnect({ open, resumed, failed }) {
         return;
       }
       stopReconnecting();
+      urok.serverRestarting = false;
       urok.resumes += 1;
       await resumed(sig, reply);
       return;

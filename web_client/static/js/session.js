@@ -148,6 +148,8 @@ function watchSession(sig) {
     showMessage({ title: i18n.t('removed.title'), text: i18n.t('removed.text'), iconName: 'warning' });
   });
   sig.on('call_ended', (msg) => onCallEnded(msg));
+  // The node is stopping and closes the connection next: come back, no error.
+  sig.on('restarting', () => { urok.serverRestarting = true; });
   sig.onclose = () => connectionDropped(sig);
 }
 

@@ -39,6 +39,7 @@ export const urok = {
   // and the resumes so far, and the last chat sequence number seen.
   resume: null,
   reconnecting: false,
+  serverRestarting: false, // told `restarting`: the node is stopping, we come back
   reconnectAttempts: 0,
   resumes: 0,
   lastChatSeq: 0,

@@ -1,11 +1,13 @@
 // Receiving everyone else's media on the subscriber peer connection
 // (docs/protocol.md "subscribe_offer"): the server offers, we answer, and
-// each receiver track goes to the tile (or screen share) of its participant.
+// each receiver track goes to the tile (or screen share) of its participant;
+// audio slots (a large call's loudest few) play on their own (slotaudio.js).
 
 import * as i18n from './i18n.js';
 import { renderScreens, upsertParticipant } from './layout.js';
 import { watchConnection } from './icerestart.js';
 import { iceGatheringComplete } from './media.js';
+import { playSlots, stopSlots } from './slotaudio.js';
 import { urok } from './state.js';
 import { toast } from './ui.js';
 import { forgetVideoQualities } from './videoquality.js';
@@ -51,6 +53,7 @@ export function replaceSubscriber(sig) {
 /** Leaving: the next call starts with an empty queue. */
 export function resetSubscriber() {
   subscriberQueue = Promise.resolve();
+  stopSlots();
 }
 
 async function onSubscribeOffer(sig, msg) {
@@ -78,8 +81,13 @@ function applyTracks() {
   if (!pc) return;
   const wanted = new Map();
   const screens = new Map();
+  const slots = new Map();
   for (const transceiver of pc.getTransceivers()) {
     const info = transceiver.mid !== null ? urok.tracks[transceiver.mid] : undefined;
+    if (info && info.slot === true && info.kind === 'audio') {
+      slots.set(transceiver.mid, transceiver.receiver.track);
+      continue;
+    }
     if (!info || !info.participant_id) continue;
     const entry = wanted.get(info.participant_id) || { audio: null, video: null };
     const track = transceiver.receiver.track;
@@ -103,4 +111,5 @@ function applyTracks() {
   }
   urok.remoteScreens = screens;
   renderScreens();
+  playSlots(slots);
 }

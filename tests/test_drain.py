@@ -1,0 +1,123 @@
+"""A node's orderly stop (signalling/drain.py): everyone told to come back, the running
+recording finished and posted before they go, joins refused meanwhile; and
+`urok serve` does it on SIGTERM, then exits by itself."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, cast
+
+import aiohttp
+from aiohttp import web
+
+from bench.bot import Bot, BotError
+from bench.media import PatternVideoTrack, ToneAudioTrack
+from signalling.drain import drain
+from signalling.keys import HEALTH
+from tests.live import LiveServer, free_port, running_server, wait_healthy
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def types_before_close(bot: Bot) -> list[str]:
+    return [m["type"] for m in bot.messages]
+
+
+def recording_ready(message: dict[str, Any]) -> bool:
+    return (
+        message["type"] == "chat_message"
+        and message["message"]["data"].get("event") == "recording_ready"
+    )
+
+
+async def test_draining_tells_everyone_and_posts_the_recording_first(tmp_path: Path) -> None:
+    async with running_server(data_dir=tmp_path) as server:
+        lesson = await server.create_lesson()
+        teacher = Bot(server.base_url, await server.token(lesson, "t-1", "Анна", "teacher"))
+        pupil = Bot(server.base_url, await server.token(lesson, "s-1", "Ученик 1", "student"))
+        late = Bot(server.base_url, await server.token(lesson, "s-2", "Ученик 2", "student"))
+        try:
+            await teacher.connect()
+            await teacher.publish(
+                [(ToneAudioTrack(440), "microphone"), (PatternVideoTrack((200, 0, 0)), "camera")]
+            )
+            await pupil.connect()
+            started = await teacher.request(
+                {"type": "recording_start"}, lambda m: m["type"] == "recording"
+            )
+            assert started["recording"] is not None
+            await asyncio.sleep(1.5)
+
+            began = time.monotonic()
+            await drain(server.app, 20)
+            took = time.monotonic() - began
+            for bot in (teacher, pupil):
+                await asyncio.wait_for(bot.closed_by_server.wait(), 5)
+                seen = types_before_close(bot)
+                assert "restarting" in seen and "call_ended" not in seen, seen
+                # The recording was posted while they were still there to see it.
+                ready = [m for m in bot.messages if recording_ready(m)]
+                assert len(ready) == 1, seen
+                assert seen.index("restarting") < bot.messages.index(ready[0])
+            assert took < 20
+            assert server.app[HEALTH].draining
+            async with server.http.get(server.base_url + "/readyz") as response:
+                assert response.status == 503
+                assert "draining" in (await response.json())["problems"]
+
+            # A join while draining: a clear, retryable error, and the connection closes.
+            try:
+                await late.connect()
+            except BotError as exc:
+                assert "restarting" in str(exc)
+            else:
+                raise AssertionError("a join while draining was accepted")
+            await asyncio.wait_for(late.closed_by_server.wait(), 5)
+        finally:
+            for bot in (teacher, pupil, late):
+                await bot.close()
+
+
+async def test_serve_drains_on_sigterm_and_exits(tmp_path: Path) -> None:
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "signalling.cli",
+        "serve",
+        "--port",
+        str(port),
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "UROK_DATA_DIR": str(tmp_path)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    bot: Bot | None = None
+    try:
+        async with aiohttp.ClientSession() as http:
+            await wait_healthy(http, base)
+            # The API is the same over HTTP whatever process serves it.
+            remote = LiveServer(base, cast(web.Application, None), cast(Any, None), http)
+            lesson = await remote.create_lesson()
+            bot = Bot(base, await remote.token(lesson, "s-1", "Ученик 1", "student"))
+            await bot.connect()
+            process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(bot.closed_by_server.wait(), 10)
+            assert "restarting" in types_before_close(bot)
+            assert "call_ended" not in types_before_close(bot)
+        code = await asyncio.wait_for(process.wait(), 30)
+        output = (await process.stdout.read()).decode() if process.stdout else ""
+        assert code == 0, output
+        assert "Traceback" not in output, output
+    finally:
+        if bot is not None:
+            await bot.close()
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
