@@ -50,6 +50,9 @@ EXPECTED_ERRORS = {
     "chat_rate_limited",
     "breakout_closed",
     "unknown_poll",
+    "unknown_participant",
+    "no_connection",
+    "rate_limited",
 }
 # Classroom control that only hosts may use: the fuzzed student gets not_host.
 HOST_ONLY = {
@@ -371,6 +374,15 @@ def expect(frame: Frame) -> Expected:
         return Expected({"error:breakout_closed"}, ref)  # the student is in the main room
     if kind == "poll_answer":
         return Expected({"error:unknown_poll"}, ref)  # no poll is ever asked: hosts only
+    if kind == "video_quality":
+        return Expected({"error:unknown_participant"}, ref)  # alone: nobody else to ask of
+    if kind == "ice_restart":
+        # A new connection (the subscriber's always exists, the publisher's once a
+        # publish went through), one per 2 s.
+        replies = {"ice_restarted", "error:rate_limited"}
+        if message["connection"] == "publisher":
+            replies |= {"error:no_connection", "error:bad_sdp", "error:not_permitted"}
+        return Expected(replies, ref)
     if kind == "chat_send":
         return Expected(
             {"chat_message", "error:chat_empty", "error:chat_too_long", "error:chat_rate_limited"},
@@ -457,7 +469,7 @@ class Fuzz:
                 assert got[len("error:") :] in EXPECTED_ERRORS, reply
                 assert isinstance(reply["message"], str) and reply["message"]
             # Replies to the sender carry its id; broadcasts carry none.
-            direct = got.startswith("error:") or got in ("pong", "publish_answer")
+            direct = got.startswith("error:") or got in ("pong", "publish_answer", "ice_restarted")
             assert reply.get("ref") == (expected.ref if direct else None), (frame, reply)
             assert await self.recv(ws) == {"type": "pong", "ref": probe}, frame
         self.dirty = False
