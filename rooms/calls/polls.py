@@ -82,13 +82,15 @@ class PollControl:
     async def answer(self, participant: Participant, poll_id: str, choices: list[int]) -> None:
         call = self.call
         call.require_admitted(participant)
-        poll = await self._poll_here(participant, poll_id)
-        picked = _rules(lambda: checked_choices(poll, choices))
-        answer = PollAnswer(participant.user_id, participant.name, picked, now())
-        if not await call.store.answer_poll(call.id, poll.id, answer):
-            raise CallError(
-                "already_answered", "you have answered this poll already; an answer is final"
-            )
+        # Under the lock: an answer is either counted in the closing card or refused.
+        async with call.locked():
+            poll = await self._poll_here(participant, poll_id)
+            picked = _rules(lambda: checked_choices(poll, choices))
+            answer = PollAnswer(participant.user_id, participant.name, picked, now())
+            if not await call.store.answer_poll(call.id, poll.id, answer):
+                raise CallError(
+                    "already_answered", "you have answered this poll already; an answer is final"
+                )
         await self.send_state(participant)
         self._results_soon(poll.room)
 
