@@ -40,10 +40,20 @@ def default_permissions() -> dict[Role, Permissions]:
     return {role: Permissions() for role in CONFIGURABLE_ROLES}
 
 
+# The host's switches of a call besides the rights (set_call_settings, the journal's PATCH).
+SETTING_FLAGS = ("waiting_room", "guests_allowed", "privacy_mode", "join_muted", "join_camera_off")
+
+
 @dataclass(frozen=True)
 class CallSettings:
     waiting_room: bool = False
     guests_allowed: bool = False
+    # Pupils see only the hosts and shared screens: nobody but a host is sent the
+    # camera of someone who is not a host (rooms/calls/privacy.py).
+    privacy_mode: bool = False
+    # Pupils (everyone but hosts) enter with their microphone / camera off.
+    join_muted: bool = False
+    join_camera_off: bool = False
     permissions: dict[Role, Permissions] = field(default_factory=default_permissions)
 
     def permissions_for(self, role: Role, host: bool) -> Permissions:
@@ -51,13 +61,21 @@ class CallSettings:
             return HOST_PERMISSIONS
         return self.permissions.get(role, Permissions())
 
+    def start_media(self, role: Role, host: bool) -> dict[str, bool]:
+        """A person's microphone and camera on entry: on where permitted, unless the host
+        has pupils (everyone but hosts) join muted or with the camera off."""
+        permissions, pupil = self.permissions_for(role, host), not (host or role is Role.TEACHER)
+        return {
+            "audio": permissions.unmute and not (pupil and self.join_muted),
+            "video": permissions.video and not (pupil and self.join_camera_off),
+        }
+
     def with_permissions(self, role: Role, permissions: Permissions) -> CallSettings:
         return replace(self, permissions={**self.permissions, role: permissions})
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "waiting_room": self.waiting_room,
-            "guests_allowed": self.guests_allowed,
+            **{flag: getattr(self, flag) for flag in SETTING_FLAGS},
             "permissions": {r.value: p.to_json() for r, p in self.permissions.items()},
         }
 
@@ -66,11 +84,8 @@ class CallSettings:
         permissions = default_permissions()
         for role, value in data.get("permissions", {}).items():
             permissions[Role(role)] = Permissions.from_json(value)
-        return cls(
-            waiting_room=bool(data.get("waiting_room", False)),
-            guests_allowed=bool(data.get("guests_allowed", False)),
-            permissions=permissions,
-        )
+        flags = {flag: bool(data.get(flag, False)) for flag in SETTING_FLAGS}
+        return cls(**flags, permissions=permissions)
 
 
 @dataclass(frozen=True)

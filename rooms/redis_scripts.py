@@ -192,3 +192,16 @@ follow(KEYS[3], KEYS[1], KEYS[2])
 return n
 """
 )
+
+# One answer per voter: KEYS: the poll's answers hash, deadline.  ARGV: voter, JSON.
+# Returns 1 when kept, 0 when the voter had answered already (nothing changes).
+ANSWER_POLL = (
+    FOLLOW
+    + """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+  return 0
+end
+follow(KEYS[2], KEYS[1])
+return 1
+"""
+)

@@ -24,6 +24,7 @@ from rooms.model import (
     ParticipantRecord,
     RecordingRecord,
 )
+from rooms.polls import PollAnswer, PollRecord
 from rooms.ratelimit import RateLimiter
 from rooms.vocabulary import Lesson, LessonConflict, LessonState, Role
 
@@ -151,6 +152,25 @@ class Store(ABC):
     async def chat_history(self, call_id: str, limit: int = 500) -> list[ChatMessage]:
         """The last `limit` messages, oldest first."""
 
+    # --- polls (rooms/polls.py)
+
+    @abstractmethod
+    async def put_poll(self, call_id: str, poll: PollRecord) -> None:
+        """Add or replace a poll of the call (by poll.id); listed in the order asked."""
+
+    @abstractmethod
+    async def polls(self, call_id: str) -> list[PollRecord]:
+        """Every poll asked in the call, open and closed, in the order asked."""
+
+    @abstractmethod
+    async def answer_poll(self, call_id: str, poll_id: str, answer: PollAnswer) -> bool:
+        """Keep `answer` unless its voter answered this poll already (then False and
+        nothing changes). Atomic: of concurrent answers by one voter, one is kept."""
+
+    @abstractmethod
+    async def poll_answers(self, call_id: str, poll_id: str) -> list[PollAnswer]:
+        """The poll's answers, in the order given."""
+
     # --- attendance
 
     @abstractmethod
@@ -218,6 +238,8 @@ class MemoryStore(Store):
         self._waiting: dict[str, dict[str, ParticipantRecord]] = {}
         self._hands: dict[str, list[str]] = {}
         self._chat: dict[str, list[ChatMessage]] = {}
+        self._polls: dict[str, dict[str, PollRecord]] = {}
+        self._poll_answers: dict[str, dict[str, dict[str, PollAnswer]]] = {}
         self._attendance: dict[str, dict[str, AttendanceRecord]] = {}
         self._expiry: dict[str, asyncio.TimerHandle] = {}
         self._recordings: dict[str, RecordingRecord] = {}
@@ -359,6 +381,22 @@ class MemoryStore(Store):
     async def chat_history(self, call_id: str, limit: int = 500) -> list[ChatMessage]:
         return list(self._chat.get(call_id, [])[-limit:]) if limit > 0 else []
 
+    async def put_poll(self, call_id: str, poll: PollRecord) -> None:
+        self._polls.setdefault(call_id, {})[poll.id] = poll
+
+    async def polls(self, call_id: str) -> list[PollRecord]:
+        return list(self._polls.get(call_id, {}).values())
+
+    async def answer_poll(self, call_id: str, poll_id: str, answer: PollAnswer) -> bool:
+        answers = self._poll_answers.setdefault(call_id, {}).setdefault(poll_id, {})
+        if answer.voter in answers:
+            return False
+        answers[answer.voter] = answer
+        return True
+
+    async def poll_answers(self, call_id: str, poll_id: str) -> list[PollAnswer]:
+        return list(self._poll_answers.get(call_id, {}).get(poll_id, {}).values())
+
     async def record_join(
         self, call_id: str, user_id: str, name: str, role: str, at: datetime
     ) -> None:
@@ -410,6 +448,8 @@ class MemoryStore(Store):
             self._waiting,
             self._hands,
             self._chat,
+            self._polls,
+            self._poll_answers,
             self._attendance,
         ):
             table.pop(call_id, None)

@@ -1,8 +1,7 @@
 """The Redis store: lessons and call state shared by several server nodes.
 
-Same contract as rooms.store.MemoryStore (tests/test_store_contract.py runs
-one suite against both), through redis.asyncio (redis-py >= 5). Everything
-is JSON made by the records' to_json / from_json.
+Same contract as rooms.store.MemoryStore (tests/test_store_contract.py runs one suite
+against both), through redis.asyncio (redis-py >= 5), in JSON of the records' to_json.
 
 Keys (all under `prefix`, default "urok:"; ids and names inside keys are
 percent-encoded, so a ':' in an id can never make two keys collide):
@@ -32,10 +31,10 @@ percent-encoded, so a ':' in an id can never make two keys collide):
     call:<id>:chat:seq                INCR counter giving message ids 1, 2, 3, ...
     call:<id>:attendance              hash: user id -> AttendanceRecord JSON
     call:<id>:attendance:order        sorted set: user id, score = first-join order
+    call:<id>:polls..., call:<id>:poll:...   polls: rooms/store_redis_polls.py
 
 Atomicity: every write is one Lua script (rooms/redis_scripts.py) or one command.
 The client decodes responses (str), which redis-py's types cannot know: hence casts.
-
 Lifetime: see expire_call, and the scripts' FOLLOW (rooms/redis_scripts.py).
 """
 
@@ -46,7 +45,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 from urllib.parse import quote
 
 import redis.asyncio as aioredis
@@ -61,6 +60,8 @@ from rooms.model import (
     RecordingRecord,
 )
 from rooms.store import Store, check_update
+from rooms.store_redis_polls import RedisPolls
+from rooms.store_redis_polls import dumps as _dumps
 from rooms.vocabulary import Lesson, LessonConflict, LessonState, Role
 
 DEFAULT_PREFIX = "urok:"
@@ -68,15 +69,11 @@ DEFAULT_PREFIX = "urok:"
 MAX_ATTEMPTS = 100
 
 
-def _dumps(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-
-
 def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
 
-class RedisStore(Store):
+class RedisStore(RedisPolls, Store):
     """Lessons and call state in Redis, shared by every node using the same server and prefix.
 
     `client` (for tests, or to share a pool) takes precedence over `url`; it
@@ -108,10 +105,10 @@ class RedisStore(Store):
         self._lower_hand = register(scripts.LOWER_HAND)
         self._append_chat = register(scripts.APPEND_CHAT)
         self._rate_hit = register(scripts.RATE_HIT)
+        self._register_polls()
 
     @property
-    def redis(self) -> aioredis.Redis:
-        """The client (tests inspect keys and TTLs through it)."""
+    def redis(self) -> aioredis.Redis:  # tests inspect keys and TTLs through it
         return self._redis
 
     @property
@@ -154,6 +151,8 @@ class RedisStore(Store):
                 "attendance",
                 "attendance:order",
                 "breakout",
+                "polls",
+                "polls:order",
             )
         ]
 
@@ -492,7 +491,8 @@ class RedisStore(Store):
         # front; the script only expires it if it still points at this lesson.
         active = self._active_key(lesson.integration, lesson.group_id) if lesson else deadline
         await self._expire_call(
-            keys=[deadline, self._lesson_key(call_id), active, *self.call_keys(call_id)],
+            keys=[deadline, self._lesson_key(call_id), active, *self.call_keys(call_id)]
+            + await self.poll_answer_keys(call_id),
             args=[at, call_id],
         )
 

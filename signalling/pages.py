@@ -135,10 +135,14 @@ async def call_info(request: web.Request) -> web.Response:
         can_join = True
     except Refused:
         can_join = False
+    # How the person will enter: the host may have pupils join muted / camera off.
+    settings = await request.app[LESSONS].store.get_settings(lesson.id)
+    start = settings.start_media(claims.role, host=False)
     body = {
         "lesson": {**lesson.public(), "state": lesson.state.value},
         "you": {"name": claims.name, "role": claims.role.value},
         "can_join": can_join,
+        "join": {"audio": start["audio"], "video": start["video"]},
     }
     return web.json_response(body, headers={"Cache-Control": "no-store"})
 

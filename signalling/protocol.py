@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rooms.model import SETTING_FLAGS
 from signalling.schema_check import SchemaCheck
 
 # aiortc's SDP takes ~1.2 KB per audio and ~1.8 KB per video m-section: room for
@@ -156,9 +157,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         ["role", "permissions"],
     ),
     "set_call_settings": _message(
-        "set_call_settings",
-        {"waiting_room": {"type": "boolean"}, "guests_allowed": {"type": "boolean"}},
-        [],
+        "set_call_settings", {flag: {"type": "boolean"} for flag in SETTING_FLAGS}, []
     ),
     "chat_send": _message("chat_send", {"text": {"type": "string", "maxLength": 4000}}, ["text"]),
     "end_call": _message("end_call", {}, []),
@@ -229,6 +228,40 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     ),
     "breakout_help": _message("breakout_help", {}, []),
     "breakout_return": _message("breakout_return", {}, []),
+    # Polls (docs/protocol.md "Polls"): the strings are cleaned and bounded again by
+    # rooms/polls.py (a question of 300 characters, answers of 100 after cleaning).
+    "poll_create": _message(
+        "poll_create",
+        {
+            "question": {"type": "string", "maxLength": 1000},
+            "options": {
+                "type": "array",
+                "minItems": 2,
+                "maxItems": 10,
+                "items": {"type": "string", "maxLength": 400},
+            },
+            "multiple": {"type": "boolean"},
+            "anonymous": {"type": "boolean"},
+        },
+        ["question", "options"],
+    ),
+    "poll_answer": _message(
+        "poll_answer",
+        {
+            "poll_id": _PID,
+            "choices": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 10,
+                "items": {"type": "integer", "minimum": 0, "maximum": 9},
+            },
+        },
+        ["poll_id", "choices"],
+    ),
+    "poll_share": _message(
+        "poll_share", {"poll_id": _PID, "shared": {"type": "boolean"}}, ["poll_id", "shared"]
+    ),
+    "poll_close": _message("poll_close", {"poll_id": _PID}, ["poll_id"]),
     "leave": _message("leave", {}, []),
     "ping": _message("ping", {}, []),
 }

@@ -12,6 +12,7 @@ from typing import Any
 
 from rooms.calls import Call, Participant
 from rooms.lessons import Role
+from rooms.model import SETTING_FLAGS
 
 # What the Call method returns is not the connection's business (replies go out as events).
 Action = Callable[[Call, Participant, dict[str, Any]], Awaitable[object]]
@@ -33,7 +34,7 @@ ACTIONS: dict[str, Action] = {
     "give_floor": lambda c, p, m: c.give_floor(p, m["participant_id"], m.get("floor", True)),
     "set_permissions": lambda c, p, m: c.set_permissions(p, Role(m["role"]), m["permissions"]),
     "set_call_settings": lambda c, p, m: c.set_call_settings(
-        p, m.get("waiting_room"), m.get("guests_allowed")
+        p, {k: v for k, v in m.items() if k in SETTING_FLAGS}
     ),
     "audio_only": lambda c, p, m: c.set_audio_only(p, m["enabled"]),
     "video_quality": lambda c, p, m: c.set_video_quality(
@@ -42,6 +43,12 @@ ACTIONS: dict[str, Action] = {
     "chat_send": lambda c, p, m: c.chat_send(p, m["text"]),
     "recording_start": lambda c, p, m: c.recording_start(p, m.get("title"), m.get("visibility")),
     "recording_stop": lambda c, p, m: c.recording_stop(p),
+    "poll_create": lambda c, p, m: c.poll_create(
+        p, m["question"], m["options"], m.get("multiple", False), m.get("anonymous", False)
+    ),
+    "poll_answer": lambda c, p, m: c.poll_answer(p, m["poll_id"], m["choices"]),
+    "poll_share": lambda c, p, m: c.poll_share(p, m["poll_id"], m["shared"]),
+    "poll_close": lambda c, p, m: c.poll_close(p, m["poll_id"]),
     "breakout_configure": lambda c, p, m: c.breakout_configure(p, m["count"], m.get("names")),
     "breakout_assign": lambda c, p, m: c.breakout_assign(p, m["assignments"]),
     "breakout_assign_random": lambda c, p, m: c.breakout_assign_random(

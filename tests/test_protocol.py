@@ -55,7 +55,13 @@ VALID: dict[str, dict[str, Any]] = {
         "role": "student",
         "permissions": {"screen": True, "chat": False},
     },
-    "set_call_settings": {"type": "set_call_settings", "waiting_room": True},
+    "set_call_settings": {
+        "type": "set_call_settings",
+        "waiting_room": True,
+        "privacy_mode": True,
+        "join_muted": False,
+        "join_camera_off": True,
+    },
     "chat_send": {"type": "chat_send", "text": "Здравствуйте!"},
     "end_call": {"type": "end_call"},
     # weak links
@@ -84,6 +90,16 @@ VALID: dict[str, dict[str, Any]] = {
         "visibility": ["teacher", "student"],
     },
     "recording_stop": {"type": "recording_stop"},
+    "poll_create": {
+        "type": "poll_create",
+        "question": "Сколько будет 2+2?",
+        "options": ["3", "4"],
+        "multiple": False,
+        "anonymous": True,
+    },
+    "poll_answer": {"type": "poll_answer", "poll_id": "poll_1a2b", "choices": [1]},
+    "poll_share": {"type": "poll_share", "poll_id": "poll_1a2b", "shared": True},
+    "poll_close": {"type": "poll_close", "poll_id": "poll_1a2b"},
 }
 
 CLASSROOM_INVALID = [
@@ -141,6 +157,17 @@ CLASSROOM_INVALID = [
     {"type": "recording_start", "visibility": ["student", "student"]},
     {"type": "recording_start", "visibility": "student"},
     {"type": "recording_stop", "now": True},
+    {"type": "set_call_settings", "privacy_mode": 1},
+    {"type": "poll_create", "question": "?", "options": ["один"]},
+    {"type": "poll_create", "question": "?", "options": ["а"] * 11},
+    {"type": "poll_create", "question": "?", "options": ["а", 2]},
+    {"type": "poll_create", "options": ["а", "б"]},
+    {"type": "poll_answer", "poll_id": "poll_1", "choices": []},
+    {"type": "poll_answer", "poll_id": "poll_1", "choices": [-1]},
+    {"type": "poll_answer", "poll_id": "poll_1", "choices": [10]},
+    {"type": "poll_answer", "poll_id": "poll_1", "choices": [0] * 11},
+    {"type": "poll_share", "poll_id": "poll_1"},
+    {"type": "poll_close", "poll_id": ""},
 ]
 
 

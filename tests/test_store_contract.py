@@ -26,6 +26,7 @@ from rooms.model import (
     RecordingRecord,
     RecordingStatus,
 )
+from rooms.polls import PollAnswer, PollRecord
 from rooms.store import MemoryStore, Store
 from rooms.store_factory import create_store
 from rooms.store_redis import RedisStore
@@ -501,6 +502,49 @@ async def test_concurrent_chat_ids_unique_and_increasing(store: Store, nodes: No
     assert sorted(m.text for m in history) == sorted(str(i) for i in range(40))
 
 
+# --- polls
+
+
+def poll(poll_id: str, room: str = "") -> PollRecord:
+    return PollRecord(
+        poll_id, room, "Сколько будет 2+2?", ("3", "4"), False, True, "p1", "t1", "Анна",
+        "teacher", T0,
+    )  # fmt: skip
+
+
+async def test_polls_in_the_order_asked_and_replaced_in_place(store: Store) -> None:
+    assert await store.polls("c") == []
+    first, second = poll("poll_1"), poll("poll_2", room="r1")
+    await store.put_poll("c", first)
+    await store.put_poll("c", second)
+    closed = first.closed(T0 + timedelta(minutes=1))
+    await store.put_poll("c", closed)
+    assert await store.polls("c") == [closed, second]
+    assert await store.polls("other") == []
+
+
+async def test_one_answer_per_voter_even_at_once_from_several_nodes(
+    store: Store, nodes: Nodes
+) -> None:
+    await store.put_poll("c", poll("poll_1"))
+    stores = await nodes(3)
+    tries = [
+        PollAnswer(f"u{i % 4}", f"Имя {i}", (i % 2,), T0 + timedelta(seconds=i)) for i in range(12)
+    ]
+    kept = await asyncio.gather(
+        *(stores[i % 3].answer_poll("c", "poll_1", a) for i, a in enumerate(tries))
+    )
+    assert sum(kept) == 4  # one per voter
+    answers = await store.poll_answers("c", "poll_1")
+    assert sorted(a.voter for a in answers) == ["u0", "u1", "u2", "u3"]
+    assert [a.at for a in answers] == sorted(a.at for a in answers)  # the order given
+    assert all(a in tries for a in answers)
+    # A second answer changes nothing; other polls and calls are apart.
+    assert not await store.answer_poll("c", "poll_1", PollAnswer("u0", "x", (1, 0), T0))
+    assert await store.answer_poll("c", "poll_2", PollAnswer("u0", "x", (1,), T0))
+    assert await store.poll_answers("other", "poll_1") == []
+
+
 # --- attendance
 
 
@@ -546,6 +590,8 @@ async def fill(store: Store, call_id: str) -> None:
     await store.append_chat(call_id, text("привет " + call_id))
     await store.record_join(call_id, "up1", "Аня", "student", T0)
     await store.set_breakout(call_id, BreakoutState().configure([call_id]))
+    await store.put_poll(call_id, poll("poll_1"))
+    await store.answer_poll(call_id, "poll_1", PollAnswer("up1", "Аня", (1,), T0))
 
 
 async def assert_filled(store: Store, call_id: str) -> None:
@@ -557,6 +603,8 @@ async def assert_filled(store: Store, call_id: str) -> None:
     assert [r.user_id for r in await store.attendance(call_id)] == ["up1"]
     breakout = await store.get_breakout(call_id)
     assert breakout is not None and [r.name for r in breakout.rooms] == [call_id]
+    assert [p.id for p in await store.polls(call_id)] == ["poll_1"]
+    assert [a.voter for a in await store.poll_answers(call_id, "poll_1")] == ["up1"]
 
 
 async def assert_empty(store: Store, call_id: str) -> None:
@@ -568,6 +616,8 @@ async def assert_empty(store: Store, call_id: str) -> None:
     assert await store.chat_history(call_id) == []
     assert await store.attendance(call_id) == []
     assert await store.get_breakout(call_id) is None
+    assert await store.polls(call_id) == []
+    assert await store.poll_answers(call_id, "poll_1") == []
 
 
 async def test_calls_are_isolated(store: Store) -> None:

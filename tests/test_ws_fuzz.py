@@ -49,6 +49,10 @@ EXPECTED_ERRORS = {
     "chat_too_long",
     "chat_rate_limited",
     "breakout_closed",
+    "unknown_poll",
+    "unknown_participant",
+    "no_connection",
+    "rate_limited",
 }
 # Classroom control that only hosts may use: the fuzzed student gets not_host.
 HOST_ONLY = {
@@ -76,6 +80,9 @@ HOST_ONLY = {
     "breakout_close",
     "recording_start",
     "recording_stop",
+    "poll_create",
+    "poll_share",
+    "poll_close",
 }
 
 # A real aiortc offer (one audio m-section), candidates left out, to mutate.
@@ -175,6 +182,16 @@ GOOD: dict[str, st.SearchStrategy[Any]] = {
     ),
     "waiting_room": st.booleans(),
     "guests_allowed": st.booleans(),
+    "privacy_mode": st.booleans(),
+    "join_muted": st.booleans(),
+    "join_camera_off": st.booleans(),
+    "question": st.text(max_size=40),
+    "options": st.lists(st.text(max_size=10), min_size=1, max_size=11),
+    "multiple": st.booleans(),
+    "anonymous": st.booleans(),
+    "poll_id": st.text(min_size=1, max_size=12),
+    "choices": st.lists(st.integers(-1, 11), max_size=11),
+    "shared": st.booleans(),
     "text": st.text(max_size=60),
     "count": st.integers(0, 60),
     "names": st.lists(st.text(max_size=10), max_size=3),
@@ -282,6 +299,8 @@ EVERY_REPLY = [
     Frame("joined", "{"),
     Frame("fresh", b"\x00"),
     Frame("joined", "x" * (MAX + 1)),
+    Frame("joined", json.dumps({"type": "poll_answer", "poll_id": "poll_x", "choices": [0]})),
+    Frame("joined", json.dumps({"type": "poll_create", "question": "?", "options": ["а", "б"]})),
 ]
 
 
@@ -353,6 +372,17 @@ def expect(frame: Frame) -> Expected:
         return Expected({"connection_quality"}, None)  # the answer: the state, always
     if kind in ("breakout_help", "breakout_return"):
         return Expected({"error:breakout_closed"}, ref)  # the student is in the main room
+    if kind == "poll_answer":
+        return Expected({"error:unknown_poll"}, ref)  # no poll is ever asked: hosts only
+    if kind == "video_quality":
+        return Expected({"error:unknown_participant"}, ref)  # alone: nobody else to ask of
+    if kind == "ice_restart":
+        # A new connection (the subscriber's always exists, the publisher's once a
+        # publish went through), one per 2 s.
+        replies = {"ice_restarted", "error:rate_limited"}
+        if message["connection"] == "publisher":
+            replies |= {"error:no_connection", "error:bad_sdp", "error:not_permitted"}
+        return Expected(replies, ref)
     if kind == "chat_send":
         return Expected(
             {"chat_message", "error:chat_empty", "error:chat_too_long", "error:chat_rate_limited"},
@@ -439,7 +469,7 @@ class Fuzz:
                 assert got[len("error:") :] in EXPECTED_ERRORS, reply
                 assert isinstance(reply["message"], str) and reply["message"]
             # Replies to the sender carry its id; broadcasts carry none.
-            direct = got.startswith("error:") or got in ("pong", "publish_answer")
+            direct = got.startswith("error:") or got in ("pong", "publish_answer", "ice_restarted")
             assert reply.get("ref") == (expected.ref if direct else None), (frame, reply)
             assert await self.recv(ws) == {"type": "pong", "ref": probe}, frame
         self.dirty = False
@@ -503,6 +533,8 @@ async def test_random_frames_get_one_reply_each(monkeypatch: pytest.MonkeyPatch)
             "error:unknown_type",
             "error:bad_json",
             "error:too_large",
+            "error:unknown_poll",
+            "error:not_host",
         }, fuzz.seen
 
         # Both connections are still open and in step.

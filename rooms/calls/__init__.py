@@ -11,6 +11,8 @@ producers) lives in memory here. The package's files, one concern each:
   the lock and of `participants` / `waiting`; ChatPolicy
 - moderation.py: hands, waiting room, mute / remove / co-host, permissions, settings
 - chat_control.py: a person's chat message
+- polls.py: polls (ask, answer once, results, close into a chat card)
+- privacy.py: privacy mode's rule (pupils' cameras reach hosts only)
 - recording_control.py: recording the main room
 - breakout_control.py: breakout rooms
 - weak_links.py: each person's downlink judged, videos held back, "audio only";

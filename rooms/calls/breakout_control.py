@@ -8,7 +8,7 @@ people's media between rooms (`move`: renegotiation, no new connections).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from breakout.model import BreakoutError, BreakoutState
 from rooms.calls.chat_control import checked_text, post_text
@@ -16,10 +16,14 @@ from rooms.calls.core import CallCore, now
 from rooms.calls.errors import CallError
 from rooms.calls.participant import Participant
 
+# Called with the rooms' ids, under the call's lock, before everyone comes back.
+BeforeClose = Callable[[set[str]], Awaitable[None]]
+
 
 class BreakoutControl:
-    def __init__(self, call: CallCore) -> None:
+    def __init__(self, call: CallCore, before_close: BeforeClose | None = None) -> None:
         self.call = call
+        self._before_close = before_close  # what ends with the rooms (their polls)
         self._closing: asyncio.Task[None] | None = None  # the close countdown, if running
 
     async def _state(self) -> BreakoutState:
@@ -141,7 +145,10 @@ class BreakoutControl:
         await asyncio.sleep(countdown)
         call = self.call
         async with call.locked():
-            state = (await self._state()).close()
+            current = await self._state()
+            if self._before_close is not None:
+                await self._before_close({room.id for room in current.rooms})
+            state = current.close()
             # A host's place in a room was a visit: it does not outlive the rooms.
             visits = {p.user_id: None for p in call.participants.values() if p.host}
             state = state.assign({u: r for u, r in visits.items() if u in state.assignments})

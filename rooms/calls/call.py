@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from breakout.model import BreakoutState
 from rooms.calls.audio_slots import AudioSlots
 from rooms.calls.breakout_control import BreakoutControl
 from rooms.calls.chat_control import ChatControl
@@ -22,6 +23,7 @@ from rooms.calls.core import CallCore, ChatPolicy
 from rooms.calls.ice_restart import IceRestarts
 from rooms.calls.moderation import Moderation
 from rooms.calls.participant import Disconnect, Participant, PresenceObserver, Send
+from rooms.calls.polls import PollControl
 from rooms.calls.recording_control import RecordingControl
 from rooms.calls.resume import OnExpired, Resumption
 from rooms.calls.speakers import ActiveSpeakers
@@ -51,7 +53,9 @@ class Call(CallCore):
         self.moderation = Moderation(self)
         self.chat_control = ChatControl(self)
         self.recording = RecordingControl(self, recordings)
-        self.breakout = BreakoutControl(self)
+        self.polls = PollControl(self)
+        # A breakout room's open polls close with it, their results in its chat.
+        self.breakout = BreakoutControl(self, before_close=self.polls.close_in_rooms)
         self.links = WeakLinks(self)
         self.resumption = Resumption(self)
         self.speakers = ActiveSpeakers(self)
@@ -73,6 +77,8 @@ class Call(CallCore):
     async def let_in(self, participant: Participant) -> None:
         """The core's entry, and the links and speakers watched while anybody is here."""
         await super().let_in(participant)
+        if await self.polls.open_in(participant.room):
+            await self.polls.send_state(participant)
         self.links.watch()
         self.speakers.watch()
         self.audio_slots.watch()
@@ -98,6 +104,15 @@ class Call(CallCore):
         details: dict[str, Any],
     ) -> None:
         await self.resumption.resume(participant, send, disconnect, last_chat_seq, details)
+        if participant.admitted and await self.polls.open_in(participant.room):
+            await self.polls.send_state(participant)
+
+    async def send_breakout(self, participant: Participant, state: BreakoutState) -> None:
+        """The breakout state, and the polls of the room the person is in now (a move
+        takes them to another room's polls)."""
+        await super().send_breakout(participant, state)
+        if await self.polls.open_in(None, any_room=True):
+            await self.polls.send_state(participant)
 
     # ------------------------------------------------------------------ ending
 
@@ -109,7 +124,9 @@ class Call(CallCore):
         await self.links.stop()
         await self.speakers.stop()
         await self.audio_slots.stop()
+        await self.polls.stop()
         await self.let_everyone_go(reason)
+        await self.polls.close_in_rooms(None)  # their results stay in the chat history
         await self.finish_recordings()
         await self.close_rooms()
 
@@ -157,8 +174,11 @@ class Call(CallCore):
 
     async def set_cohost(self, host: Participant, participant_id: str, cohost: bool) -> None:
         await self.moderation.set_cohost(host, participant_id, cohost)
+        target = self.target(participant_id)
         if cohost:
-            await self.links.tell_host(self.target(participant_id))
+            await self.links.tell_host(target)
+        if await self.polls.open_in(target.room):  # a host sees results (and names)
+            await self.polls.send_state(target)
 
     # ------------------------------------------------------------------ weak links
 
@@ -175,16 +195,12 @@ class Call(CallCore):
     ) -> None:
         await self.moderation.set_permissions(host, role, changes)
 
-    async def set_call_settings(
-        self, host: Participant, waiting_room: bool | None, guests_allowed: bool | None
-    ) -> None:
-        await self.moderation.set_call_settings(host, waiting_room, guests_allowed)
+    async def set_call_settings(self, host: Participant, changes: dict[str, bool]) -> None:
+        await self.moderation.set_call_settings(host, changes)
 
-    async def change_settings(
-        self, waiting_room: bool | None = None, guests_allowed: bool | None = None
-    ) -> CallSettings:
+    async def change_settings(self, **changes: bool) -> CallSettings:
         """The journal's switch (no host check); a host's goes through set_call_settings."""
-        return await self.moderation.change_settings(waiting_room, guests_allowed)
+        return await self.moderation.change_settings(changes)
 
     # ------------------------------------------------------------------ chat, recording
 
@@ -201,6 +217,22 @@ class Call(CallCore):
 
     async def recording_stop(self, host: Participant) -> None:
         await self.recording.stop(host)
+
+    # ------------------------------------------------------------------ polls
+
+    async def poll_create(
+        self, host: Participant, question: str, options: list[str], multiple: bool, anonymous: bool
+    ) -> None:
+        await self.polls.create(host, question, options, multiple, anonymous)
+
+    async def poll_answer(self, participant: Participant, poll_id: str, choices: list[int]) -> None:
+        await self.polls.answer(participant, poll_id, choices)
+
+    async def poll_share(self, host: Participant, poll_id: str, shared: bool) -> None:
+        await self.polls.share(host, poll_id, shared)
+
+    async def poll_close(self, host: Participant, poll_id: str) -> None:
+        await self.polls.close(host, poll_id)
 
     # ------------------------------------------------------------------ breakout rooms
 

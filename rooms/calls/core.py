@@ -18,13 +18,8 @@ from typing import Any
 from breakout.model import MAX_ROOMS, BreakoutState
 from rooms.calls.errors import CallEnded, CallError
 from rooms.calls.offer_tracks import describe_tracks
-from rooms.calls.participant import (
-    Disconnect,
-    Participant,
-    PresenceObserver,
-    Send,
-    safe_send,
-)
+from rooms.calls.participant import Disconnect, Participant, PresenceObserver, Send, safe_send
+from rooms.calls.privacy import shown
 from rooms.chat import ChatLimits, ProfanityFilter
 from rooms.chat import system_message as chat_system_message
 from rooms.model import CallSettings, ChatMessage, ParticipantRecord, Permissions
@@ -33,6 +28,7 @@ from rooms.store import DEFAULT_RETENTION_SECONDS, Store
 from rooms.vocabulary import Lesson, Role
 from sfu.consumer import Consumer
 from sfu.engine import MediaEngine
+from sfu.producer import Producer
 from sfu.router import Router
 
 logger = logging.getLogger(__name__)
@@ -75,6 +71,7 @@ class CallCore:
         self.participants: dict[str, Participant] = {}  # admitted, on this node
         self.waiting: dict[str, Participant] = {}  # in the waiting room, on this node
         self.ended = False
+        self.privacy_mode = False  # the setting's copy (rooms/calls/privacy.py), read per consumer
         self._recorder: CallRecorder | None = None  # taps the main room while it records
         # Serialises state changes of this call (joins, admissions, moderation).
         self._lock = asyncio.Lock()
@@ -186,14 +183,10 @@ class CallCore:
             await safe_send(old, {"type": "call_ended", "reason": "replaced"})
             await self.leave(old)
             await old.disconnect()
+        host = role is Role.TEACHER
+        record = ParticipantRecord("p_" + secrets.token_hex(5), user_id, name, role, host)
         participant = Participant(
-            record=ParticipantRecord(
-                id="p_" + secrets.token_hex(5),
-                user_id=user_id,
-                name=name,
-                role=role,
-                host=role is Role.TEACHER,
-            ),
+            record=record,
             send=send,
             disconnect=disconnect,
             jti=jti,
@@ -239,10 +232,10 @@ class CallCore:
         """Let a person in: media rights, their room, the joined message, everyone told."""
         participant.admitted = True
         # Start with what the person may switch on; their media_state follows.
-        permissions = await self.permissions_of(participant)
-        participant.record = replace(
-            participant.record, audio=permissions.unmute, video=permissions.video
-        )
+        settings = await self.settings()
+        self.privacy_mode = settings.privacy_mode
+        start = settings.start_media(participant.role, participant.host)
+        participant.record = participant.record.with_media(start)
         self.participants[participant.id] = participant
         # Back to their breakout room, if rooms are open and they have one.
         breakout = await self.store.get_breakout(self.id)
@@ -337,8 +330,8 @@ class CallCore:
         router = self.router_of(participant.room)
         for producer in producers:
             for other in self.in_room(participant.room):
-                if other is not participant and (sub := other.receiving) is not None:
-                    router.consume(sub, producer)
+                if other is not participant:
+                    self.forward(router, other, producer)
         self.sync_recording()
         return answer
 
@@ -423,11 +416,17 @@ class CallCore:
     def subscribe_in_room(self, participant: Participant) -> None:
         """Subscribe `participant` to everyone else in their room."""
         router = self.router_of(participant.room)
-        if (sub := participant.receiving) is None:
-            return
         for producer in router.producers:
             if producer.app_data.get("participant_id") != participant.id:
-                router.consume(sub, producer)
+                self.forward(router, participant, producer)
+
+    def forward(self, router: Router, viewer: Participant, producer: Producer) -> None:
+        """Send `producer` to `viewer` unless privacy mode keeps it from them (every
+        subscription of the call is made here; sending it again is a no-op)."""
+        owner = self.participants.get(producer.app_data.get("participant_id", ""))
+        sub = viewer.receiving
+        if sub is not None and shown(self.privacy_mode, viewer, owner, producer):
+            router.consume(sub, producer)
 
     def move(self, participant: Participant, room: str | None) -> None:
         """Move a person's media to another room: renegotiation, no new connections."""
@@ -440,9 +439,9 @@ class CallCore:
         participant.room = room
         self.subscribe_in_room(participant)
         for other in self.in_room(room):
-            if other is not participant and (sub := other.receiving) is not None:
+            if other is not participant:
                 for producer in participant.producers.values():
-                    new.consume(sub, producer)
+                    self.forward(new, other, producer)
         self.sync_recording()
 
     async def close_room_routers(self) -> None:
@@ -471,10 +470,9 @@ class CallCore:
         self._tell_presence("left", participant, at)
         self.sync_recording()
         router = self.router_of(participant.room)
-        if participant.publisher is not None:
-            await router.close_transport(participant.publisher)
-        if participant.subscriber is not None:
-            await router.close_transport(participant.subscriber)
+        for transport in (participant.publisher, participant.subscriber):
+            if transport is not None:
+                await router.close_transport(transport)
         if not self.ended:  # after call_ended, nobody needs to hear who left
             queue = await self.store.hands(self.id)
             if participant.id in queue:

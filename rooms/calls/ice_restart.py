@@ -81,8 +81,8 @@ class IceRestarts:
                 router.switch_producer(previous, producer)
             else:
                 for other in self.core.in_room(participant.room):
-                    if other is not participant and (sub := other.receiving) is not None:
-                        router.consume(sub, producer)
+                    if other is not participant:
+                        self.core.forward(router, other, producer)
         await router.close_transport(old)  # whatever still forwarded the old producers stops
         await self.core.apply_media(participant)
         self.core.sync_recording()

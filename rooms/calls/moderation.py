@@ -17,7 +17,8 @@ from typing import Any
 from rooms.calls.core import FLAG_PERMISSION, CallCore, now
 from rooms.calls.errors import CallError
 from rooms.calls.participant import Participant, safe_send
-from rooms.model import CONFIGURABLE_ROLES, CallSettings
+from rooms.calls.privacy import shown
+from rooms.model import CONFIGURABLE_ROLES, SETTING_FLAGS, CallSettings
 from rooms.store import DEFAULT_RETENTION_SECONDS
 from rooms.vocabulary import Role
 
@@ -142,6 +143,8 @@ class Moderation:
         if target.role is Role.TEACHER:
             raise CallError("not_permitted", "the teacher is always the host")
         target.record = replace(target.record, cohost=cohost, host=cohost)
+        if call.privacy_mode:  # a host sees pupils' cameras, and is seen by them
+            self.apply_privacy()
         await call.announce_update(target)
         await self._send_settings(target, await call.settings())
         if cohost:
@@ -178,32 +181,49 @@ class Moderation:
                     await self._switch_off(target, flag, host)
         await self._broadcast_settings(settings)
 
-    async def set_call_settings(
-        self, host: Participant, waiting_room: bool | None, guests_allowed: bool | None
-    ) -> None:
+    async def set_call_settings(self, host: Participant, changes: dict[str, bool]) -> None:
         self.call.require_host(host)
-        await self.change_settings(waiting_room, guests_allowed)
+        await self.change_settings(changes)
 
-    async def change_settings(
-        self, waiting_room: bool | None = None, guests_allowed: bool | None = None
-    ) -> CallSettings:
-        """Switch the waiting room and guests (None: unchanged); everyone in the call hears.
+    async def change_settings(self, changes: dict[str, bool]) -> CallSettings:
+        """Switch the call's settings (SETTING_FLAGS; those left out are unchanged);
+        everyone in the call hears.
 
-        Turning the waiting room off lets in whoever was waiting. A host's switch
-        (set_call_settings) and the journal's (PATCH /api/v1/calls/{id}) both come here.
+        Turning the waiting room off lets in whoever was waiting; privacy mode adds or
+        removes the consumers it concerns at once. A host's switch (set_call_settings)
+        and the journal's (PATCH /api/v1/calls/{id}) both come here.
         """
         call = self.call
-        settings = await call.settings()
-        if waiting_room is not None:
-            settings = replace(settings, waiting_room=waiting_room)
-        if guests_allowed is not None:
-            settings = replace(settings, guests_allowed=guests_allowed)
+        unknown = set(changes) - set(SETTING_FLAGS)
+        if unknown:
+            raise ValueError(f"not call settings: {sorted(unknown)}")
+        settings = CallSettings.from_json({**(await call.settings()).to_json(), **changes})
         await call.store.set_settings(call.id, settings)
         await self._broadcast_settings(settings)
-        if waiting_room is False and call.waiting:
+        if settings.privacy_mode != call.privacy_mode:
+            call.privacy_mode = settings.privacy_mode
+            self.apply_privacy()
+        if changes.get("waiting_room") is False and call.waiting:
             # No waiting room any more: whoever was waiting comes in.
             await self._admit_waiting(None)
         return settings
+
+    def apply_privacy(self) -> None:
+        """Make the consumers that exist follow privacy mode and who is a host now:
+        what it keeps from a person stops (renegotiated away), what it allows starts."""
+        call = self.call
+        for viewer in list(call.participants.values()):
+            sub = viewer.receiving
+            if sub is None:
+                continue
+            for consumer in sub.consumers:
+                producer = consumer.producer
+                if producer is None or producer.kind != "video":
+                    continue
+                owner = call.participants.get(producer.app_data.get("participant_id", ""))
+                if not shown(call.privacy_mode, viewer, owner, producer):
+                    sub.stop_consuming(producer)
+            call.subscribe_in_room(viewer)
 
     async def _send_settings(self, participant: Participant, settings: CallSettings) -> None:
         await safe_send(

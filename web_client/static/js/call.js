@@ -22,6 +22,8 @@
 //   shortcuts.js   keyboard shortcuts and their "?" dialog
 //   hands.js       raised hands for hosts: toast, sound, count
 //   ended.js       the end of the lesson: its screen, chat history, recordings
+//   polls.js       polls: asking, the open polls' cards, answering, results
+//   prejoinmedia.js the pre-join toggles, speaker choice, the host's join rules
 
 import { wireChat } from './callchat.js';
 import { wireClassroom } from './classroom.js';
@@ -33,6 +35,7 @@ import { wireIceRestart } from './icerestart.js';
 import { fillIcons } from './icons.js';
 import { wireLayout } from './layout.js';
 import { onRestart, showFatal } from './page.js';
+import { wirePolls } from './polls.js';
 import { wirePrejoin } from './prejoin.js';
 import { enqueuePublish, replacePublisher, wirePublisher } from './publisher.js';
 import { wireQuality } from './quality.js';
@@ -53,7 +56,8 @@ import { decodeClaims, readToken } from './token.js';
 // them: state, self, isHost, participants, local, pcs, published, tracks,
 // hands, nudges, beeped, settings, permissions, breakout, room, roomName,
 // chat, recording, errors, previewReady, connection, qualities, ws, resume,
-// reconnecting, resumes, speakers, layout, iceRestarts, ownLevel, handAlerts. The page
+// reconnecting, resumes, speakers, layout, iceRestarts, ownLevel, handAlerts, polls,
+// prejoin. The page
 // itself never goes through window.urok: the modules import the state
 // (docs/architecture.md).
 window.urok = urok;
@@ -70,6 +74,7 @@ async function main() {
   wireLayout();
   wireChat();
   wireClassroom();
+  wirePolls();
   wireRooms();
   wireQuality();
   wireSpeakers();

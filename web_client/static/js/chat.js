@@ -1,6 +1,7 @@
 // The call chat panel: history, new messages, sending with Enter, inline errors, unread count.
 
 import * as i18n from './i18n.js';
+import { pollCard } from './pollcard.js';
 import { recordingCard, updateRecordingCard } from './recording.js';
 import { formatTime } from './ui.js';
 
@@ -100,7 +101,7 @@ export class Chat {
   }
 
   isOwn(message) {
-    return Boolean(message.kind !== 'system' && message.author_id && message.author_id === this.selfId());
+    return Boolean(message.kind === 'text' && message.author_id && message.author_id === this.selfId());
   }
 
   /** Start over with the history `joined` carried (oldest first). */
@@ -154,6 +155,7 @@ export class Chat {
     const li = document.createElement('li');
     li.dataset.id = message.id || '';
     if (isRecordingReady(message)) return recordingCard(message, this.recordingLinks);
+    if (message.kind === 'poll') return pollCard(message);
     if (message.kind === 'system') {
       li.className = 'chat-msg chat-system';
       li.dataset.event = (message.data && message.data.event) || '';

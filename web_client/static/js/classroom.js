@@ -3,6 +3,7 @@
 // grants, and the host's actions from the people and rights panels.
 
 import * as i18n from './i18n.js';
+import { applyPollsHostUi } from './polls.js';
 import { openPanel, renderPeople } from './layout.js';
 import { People } from './people.js';
 import { sendMediaState, setControlLabel, updateControls } from './publisher.js';
@@ -28,6 +29,7 @@ export function applyHostUi() {
   if (!host && recording) recording.closeDialog();
   if (recording) recording.render();
   renderHostHands();
+  applyPollsHostUi();
 }
 
 /** participant_updated about ourselves: we may have become (or stopped being) a co-host. */

@@ -13,6 +13,7 @@ import {
   relayout, renderPeople, renderScreens, upsertParticipant,
 } from './layout.js';
 import { errorText } from './page.js';
+import { onPolls } from './polls.js';
 import { takeMediaStateRef } from './publisher.js';
 import { forgetQuality, onConnectionQuality } from './quality.js';
 import { onBreakout } from './rooms.js';
@@ -79,6 +80,7 @@ export function routeMessages(sig) {
     if (urok.ws === sig) onActiveSpeakers(msg);
   });
   sig.on('chat_message', (msg) => onChatMessage(msg));
+  sig.on('polls', (msg) => onPolls(msg));
   sig.on('recording', (msg) => {
     if (urok.ws !== sig || !views.recording) return;
     views.recording.set(msg.recording || null, { reason: msg.reason || null });

@@ -6,6 +6,7 @@ import * as i18n from './i18n.js';
 import {
   $, currentRoom, pausedReason, plannedRoomOf, roomOfParticipant, urok, views,
 } from './state.js';
+import { applySink } from './prejoinmedia.js';
 import { resumeSlots } from './slotaudio.js';
 import { ScreenTile, Tile, layoutGrid } from './tiles.js';
 import { updateVideoQualities } from './videoquality.js';
@@ -27,6 +28,7 @@ export function upsertParticipant(participant) {
     placeTile(tile);
   } else {
     tile = new Tile(participant);
+    applySink(tile.audio); // the speakers chosen before joining
     urok.tiles.set(participant.id, tile);
     $('grid').append(tile.el);
     tile.setHand(urok.hands.indexOf(participant.id));

@@ -1,6 +1,7 @@
 // The pre-join screen: the lesson's title and time, whether it can be joined
 // yet (asked again every few seconds until it can), the camera preview with
-// a microphone meter, the device choice and the two join buttons.
+// a microphone meter, the device choice and the two join buttons; its toggles,
+// speakers and the host's join rules are prejoinmedia.js's.
 
 import * as i18n from './i18n.js';
 import {
@@ -9,6 +10,9 @@ import {
 import {
   formatWhen, setState, show, showFatal,
 } from './page.js';
+import {
+  applyChoices, applyJoinRules, fillSpeakers, wirePrejoinMedia,
+} from './prejoinmedia.js';
 import { SignallingError } from './signalling.js';
 import { $, lessonId, urok } from './state.js';
 import { joinToken } from './token.js';
@@ -70,6 +74,7 @@ async function refreshInfo() {
   urok.canJoin = Boolean(urok.info.can_join);
   $('not-started').hidden = urok.canJoin;
   renderLessonHeader();
+  applyJoinRules(urok.info);
   updateJoinButtons();
   if (!urok.canJoin && urok.state === 'prejoin') infoTimer = setTimeout(refreshInfo, INFO_POLL_MS);
 }
@@ -133,9 +138,12 @@ async function startPreview() {
   $('preview-off').hidden = Boolean(urok.local.video);
   stopMeter = levelMeter(stream, (level) => {
     $('mic-meter').style.setProperty('--level', String(level));
+    urok.prejoin.level = level;
   });
+  applyChoices();
   setNotice(mediaNotice(urok.local.problems));
   await fillDeviceSelects();
+  await fillSpeakers();
   urok.previewReady = true;
   updateJoinButtons();
 }
@@ -186,6 +194,7 @@ export async function openPrejoin() {
 
 /** Another camera or microphone chosen: a new preview with it. */
 export function wirePrejoin() {
+  wirePrejoinMedia();
   $('camera-select').addEventListener('change', (event) => {
     urok.prefs.videoId = event.target.value;
     startPreview();

@@ -1,11 +1,12 @@
-// The host's "access rights" panel: call settings (waiting room, guests) and
+// The host's "access rights" panel: call settings (waiting room, guests, privacy
+// mode, pupils joining muted / camera off) and
 // what students, parents and guests may do.
 
 import * as i18n from './i18n.js';
 
 export const ROLES = ['student', 'parent', 'guest'];
 export const RIGHTS = ['unmute', 'video', 'screen', 'chat'];
-const SETTINGS = ['waiting_room', 'guests_allowed'];
+const SETTINGS = ['waiting_room', 'guests_allowed', 'privacy_mode', 'join_muted', 'join_camera_off'];
 
 function el(tag, className = '', text = null) {
   const node = document.createElement(tag);

@@ -24,6 +24,7 @@ import {
   createPublisher, enqueuePublish, negotiatePublisher, resetPublisher, sendMediaState,
   updateControls,
 } from './publisher.js';
+import { resetPolls } from './polls.js';
 import { resetQuality } from './quality.js';
 import { applyResumed, reconnect, stopReconnecting } from './reconnect.js';
 import { applyBreakout, onBreakout, resetRooms } from './rooms.js';
@@ -254,7 +255,9 @@ async function onJoined(joined) {
     views.rights.build();
     views.breakoutPanel.build();
   }
-  // What the host does not allow stays off from the start.
+  // What the host does not allow, or has pupils join without, stays off from the start.
+  if (joined.self && joined.self.audio === false && urok.local.audio) urok.local.audio.enabled = false;
+  if (joined.self && joined.self.video === false && urok.local.video) urok.local.video.enabled = false;
   if (!urok.permissions.unmute && urok.local.audio) urok.local.audio.enabled = false;
   if (!urok.permissions.video && urok.local.video) urok.local.video.enabled = false;
   setState('in-call');
@@ -331,6 +334,7 @@ function teardown() {
   urok.hands = [];
   urok.waiting = [];
   urok.breakout = null;
+  resetPolls();
   urok.room = null;
   resetRooms();
   resetQuality();

@@ -4,6 +4,8 @@
 // speaker's tile may go while the slot plays on): each plays in an <audio>
 // element of its own for as long as the offers have it.
 
+import { applySink } from './prejoinmedia.js';
+
 const players = new Map(); // mid -> HTMLAudioElement
 let box = null;
 
@@ -35,6 +37,7 @@ export function playSlots(tracks) {
       element = document.createElement('audio');
       element.autoplay = true;
       element.dataset.mid = mid;
+      applySink(element); // the speakers chosen before joining
       box.append(element);
       players.set(mid, element);
     }

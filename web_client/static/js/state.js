@@ -57,6 +57,12 @@ export const urok = {
   tiles: new Map(), // participant id -> Tile (self included)
   local: { stream: null, audio: null, video: null, screen: null, problems: {} },
   prefs: { audioId: '', videoId: '' },
+  // The pre-join screen's choices (prejoinmedia.js): microphone and camera on, the
+  // meter's level, what the host has pupils join without, the speakers, test sounds.
+  prejoin: {
+    mic: true, camera: true, level: 0, forcedMuted: false, forcedCameraOff: false, speakerId: '', tested: 0,
+  },
+  polls: [], // the open polls of our room, as the server shows them to us (polls.js)
   errors: [],
   hands: [], // participant ids with a raised hand, in the order raised
   handAlerts: [], // hosts: the raised hands announced ({id, name, at, sound: whether it chimed})
