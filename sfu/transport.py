@@ -404,7 +404,13 @@ class SubscriberTransport(WebRtcTransport):
                     for s in self._slots
                     if s.consumer in self._reserved and s.transceiver.mid is not None
                 ]
-                await self._send_offer(self._local_sdp(), tracks)
+                # Every slot's m-section is named, an empty one too (it may carry
+                # someone before the next offer).
+                named = dict(tracks)
+                for slot in self._slots:
+                    if slot.consumer in self._offered_slots and slot.transceiver.mid is not None:
+                        named[slot.transceiver.mid] = slot.consumer
+                await self._send_offer(self._local_sdp(), named)
             except Exception:
                 negotiation.outstanding = False
                 if self.closed or self.pc.connectionState in ("closed", "failed"):
