@@ -141,6 +141,15 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         {"participant_id": _PID, "cohost": {"type": "boolean"}},
         ["participant_id", "cohost"],
     ),
+    # The host's spotlight for everyone in the room (docs/protocol.md "spotlight"); null: off.
+    "spotlight": _message(
+        "spotlight",
+        {
+            "participant_id": {"anyOf": [_PID, {"type": "null"}]},
+            "source": {"enum": ["camera", "screen"]},
+        },
+        ["participant_id"],
+    ),
     "set_permissions": _message(
         "set_permissions",
         {

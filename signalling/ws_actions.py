@@ -36,6 +36,7 @@ ACTIONS: dict[str, Action] = {
     "set_call_settings": lambda c, p, m: c.set_call_settings(
         p, {k: v for k, v in m.items() if k in SETTING_FLAGS}
     ),
+    "spotlight": lambda c, p, m: c.spotlight(p, m["participant_id"], m.get("source", "camera")),
     "audio_only": lambda c, p, m: c.set_audio_only(p, m["enabled"]),
     "video_quality": lambda c, p, m: c.set_video_quality(
         p, m["participant_id"], m["source"], m["quality"]

@@ -100,6 +100,7 @@ VALID: dict[str, dict[str, Any]] = {
     "poll_answer": {"type": "poll_answer", "poll_id": "poll_1a2b", "choices": [1]},
     "poll_share": {"type": "poll_share", "poll_id": "poll_1a2b", "shared": True},
     "poll_close": {"type": "poll_close", "poll_id": "poll_1a2b"},
+    "spotlight": {"type": "spotlight", "participant_id": "p_1a2b", "source": "screen"},
 }
 
 CLASSROOM_INVALID = [
@@ -168,6 +169,9 @@ CLASSROOM_INVALID = [
     {"type": "poll_answer", "poll_id": "poll_1", "choices": [0] * 11},
     {"type": "poll_share", "poll_id": "poll_1"},
     {"type": "poll_close", "poll_id": ""},
+    {"type": "spotlight"},
+    {"type": "spotlight", "participant_id": ""},
+    {"type": "spotlight", "participant_id": None, "source": "microphone"},
 ]
 
 

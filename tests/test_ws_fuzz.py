@@ -83,6 +83,7 @@ HOST_ONLY = {
     "poll_create",
     "poll_share",
     "poll_close",
+    "spotlight",
 }
 
 # A real aiortc offer (one audio m-section), candidates left out, to mutate.
@@ -171,7 +172,7 @@ GOOD: dict[str, st.SearchStrategy[Any]] = {
     "audio": st.booleans(),
     "video": st.booleans(),
     "screen": st.booleans(),
-    "participant_id": st.text(min_size=1, max_size=12),
+    "participant_id": st.text(min_size=1, max_size=12) | st.none(),
     "raised": st.booleans(),
     "enabled": st.booleans(),
     "kind": st.sampled_from(["audio", "video", "screen"]),
@@ -301,6 +302,7 @@ EVERY_REPLY = [
     Frame("joined", "x" * (MAX + 1)),
     Frame("joined", json.dumps({"type": "poll_answer", "poll_id": "poll_x", "choices": [0]})),
     Frame("joined", json.dumps({"type": "poll_create", "question": "?", "options": ["а", "б"]})),
+    Frame("joined", json.dumps({"type": "spotlight", "participant_id": None})),
 ]
 
 

@@ -27,6 +27,7 @@ from rooms.calls.polls import PollControl
 from rooms.calls.recording_control import RecordingControl
 from rooms.calls.resume import OnExpired, Resumption
 from rooms.calls.speakers import ActiveSpeakers
+from rooms.calls.spotlight import Spotlights
 from rooms.calls.video_quality import set_video_quality
 from rooms.calls.weak_links import WeakLinks
 from rooms.model import CallSettings, ChatMessage
@@ -61,6 +62,7 @@ class Call(CallCore):
         self.speakers = ActiveSpeakers(self)
         self.audio_slots = AudioSlots(self)
         self.ice_restarts = IceRestarts(self)
+        self.spotlights = Spotlights(self)
 
     # ------------------------------------------------------------------ broken media paths
 
@@ -84,6 +86,19 @@ class Call(CallCore):
         self.audio_slots.watch()
         if participant.host:
             await self.links.tell_host(participant)
+
+    async def joined_message(self, p: Participant, chat: list[ChatMessage] | None = None) -> dict:
+        """The core's `joined` (also the body of `resumed`), with the room's spotlight."""
+        joined = await super().joined_message(p, chat)
+        joined["spotlight"] = self.spotlights.told(p)
+        return joined
+
+    async def leave(self, participant: Participant, at: datetime | None = None) -> None:
+        """The core's leave; a spotlight on the leaver goes out with them."""
+        present = participant.id in self.participants
+        await super().leave(participant, at)
+        if present:
+            await self.spotlights.after_leave(participant)
 
     # ------------------------------------------------------------------ dropped connections
 
@@ -113,6 +128,9 @@ class Call(CallCore):
         await super().send_breakout(participant, state)
         if await self.polls.open_in(None, any_room=True):
             await self.polls.send_state(participant)
+        # A move: the spotlight of the new room; one on a person who left a room goes.
+        self.spotlights.follow_people()
+        await self.spotlights.tell(participant)
 
     # ------------------------------------------------------------------ ending
 
@@ -179,6 +197,9 @@ class Call(CallCore):
             await self.links.tell_host(target)
         if await self.polls.open_in(target.room):  # a host sees results (and names)
             await self.polls.send_state(target)
+
+    async def spotlight(self, host: Participant, participant_id: str | None, source: str) -> None:
+        await self.spotlights.set(host, participant_id, source)
 
     # ------------------------------------------------------------------ weak links
 
