@@ -17,6 +17,8 @@
 //   rooms.js       breakout rooms as this page lives them
 //   quality.js     weak links: our own sign, "audio only", hosts' signs on tiles
 //   speakers.js    who is speaking: ringed tiles, the speaker layout
+//   spotlight.js   pin a tile for oneself, the host's spotlight for everyone
+//   minimise.js    the call as a small floating view, and back
 //   callchat.js    the chat and recording controls, recording access
 //   controls.js    the control bar at any width: the "⋯" menu, fullscreen
 //   shortcuts.js   keyboard shortcuts and their "?" dialog
@@ -42,8 +44,10 @@ import { wireQuality } from './quality.js';
 import { wireRooms } from './rooms.js';
 import { wireScreenShare } from './screenshare.js';
 import { startPrejoin, wireSession } from './session.js';
+import { wireMinimise } from './minimise.js';
 import { wireShortcuts } from './shortcuts.js';
 import { wireSpeakers } from './speakers.js';
+import { wireSpotlight } from './spotlight.js';
 import { replaceSubscriber } from './subscriber.js';
 import { wireVideoQuality } from './videoquality.js';
 import {
@@ -57,7 +61,7 @@ import { decodeClaims, readToken } from './token.js';
 // hands, nudges, beeped, settings, permissions, breakout, room, roomName,
 // chat, recording, errors, previewReady, connection, qualities, ws, resume,
 // reconnecting, resumes, speakers, layout, iceRestarts, ownLevel, handAlerts, polls,
-// prejoin. The page
+// prejoin, pin, spotlight, focus, minimised. The page
 // itself never goes through window.urok: the modules import the state
 // (docs/architecture.md).
 window.urok = urok;
@@ -78,6 +82,8 @@ async function main() {
   wireRooms();
   wireQuality();
   wireSpeakers();
+  wireSpotlight();
+  wireMinimise();
   wireVideoQuality();
   wireControls();
   wireShortcuts();

@@ -18,6 +18,7 @@ import { takeMediaStateRef } from './publisher.js';
 import { forgetQuality, onConnectionQuality } from './quality.js';
 import { onBreakout } from './rooms.js';
 import { forgetSpeaker, onActiveSpeakers, renderSpeaking } from './speakers.js';
+import { onSpotlight } from './spotlight.js';
 import { urok, views } from './state.js';
 import { queueSubscribeOffer } from './subscriber.js';
 import { toast } from './ui.js';
@@ -78,6 +79,9 @@ export function routeMessages(sig) {
   });
   sig.on('active_speakers', (msg) => {
     if (urok.ws === sig) onActiveSpeakers(msg);
+  });
+  sig.on('spotlight', (msg) => {
+    if (urok.ws === sig) onSpotlight(msg);
   });
   sig.on('chat_message', (msg) => onChatMessage(msg));
   sig.on('polls', (msg) => onPolls(msg));

@@ -34,6 +34,10 @@ const PATHS = {
   fullscreen: '<path d="M4 9V4h5M15 4h5v5M20 15v5h-5M9 20H4v-5" fill="none"/>',
   'fullscreen-exit': '<path d="M9 4v5H4M20 9h-5V4M15 20v-5h5M4 15h5v5" fill="none"/>',
   keyboard: '<rect x="2" y="6" width="20" height="12" rx="2" fill="none"/><path d="M6 10h.5M10 10h.5M14 10h.5M18 10h.5M7 14h10" fill="none"/>',
+  pin: '<path d="M9 3h6l-1 6 3 3v2H7v-2l3-3z" fill="none"/><path d="M12 14v7" fill="none"/>',
+  spotlight: '<path d="M12 3l2.6 5.5 6 .8-4.4 4.1 1.1 5.9L12 16.4l-5.3 2.9 1.1-5.9L3.4 9.3l6-.8z" fill="none"/>',
+  minimise: '<rect x="3" y="4" width="18" height="16" rx="2" fill="none"/><rect x="12" y="12" width="7" height="6" rx="1"/>',
+  expand: '<path d="M14 4h6v6M20 4l-7 7M10 20H4v-6M4 20l7-7" fill="none"/>',
   lock: '<rect x="5" y="11" width="14" height="10" rx="2" fill="none"/><path d="M8 11V7a4 4 0 0 1 8 0v4" fill="none"/>',
 };
 

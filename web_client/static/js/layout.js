@@ -2,10 +2,12 @@
 // share with a filmstrip, and the side panels (chat, breakout, people, rights).
 
 import { roomName } from './breakout.js';
+import { stageFocus } from './focus.js';
 import * as i18n from './i18n.js';
 import {
   $, currentRoom, pausedReason, plannedRoomOf, roomOfParticipant, urok, views,
 } from './state.js';
+import { renderMini } from './minimise.js';
 import { applySink } from './prejoinmedia.js';
 import { resumeSlots } from './slotaudio.js';
 import { ScreenTile, Tile, layoutGrid } from './tiles.js';
@@ -56,6 +58,7 @@ export function relayout() {
   const stage = $('stage').classList;
   layoutGrid($('grid'), $('stage'), { filmstrip: stage.contains('presenting') || stage.contains('speaker-view') });
   updateVideoQualities();
+  renderMini();
 }
 
 // ---------------------------------------------------------------- screen shares
@@ -80,9 +83,19 @@ export function renderScreens() {
       screenTiles.delete(id);
     }
   }
-  const main = urok.pinnedScreen && sharing.has(urok.pinnedScreen)
+  // A pinned or spotlighted tile (focus.js) is the big one: a screen, or a camera
+  // taking the screen's place on the stage (the screens go to the filmstrip).
+  const focus = stageFocus();
+  const focusCamera = focus && focus.source === 'camera' && sharing.size ? urok.tiles.get(focus.id) : null;
+  let main = urok.pinnedScreen && sharing.has(urok.pinnedScreen)
     ? urok.pinnedScreen
     : urok.screenOrder[urok.screenOrder.length - 1];
+  if (focus && focus.source === 'screen' && sharing.has(focus.id)) main = focus.id;
+  if (focusCamera) main = null;
+  for (const el of [...$('screen-stage').children]) {
+    if (!el.classList.contains('tile-screen-share') && (!focusCamera || el !== focusCamera.el)) $('grid').append(el);
+  }
+  if (focusCamera && focusCamera.el.parentElement !== $('screen-stage')) $('screen-stage').replaceChildren(focusCamera.el);
   for (const [id, track] of sharing) {
     let tile = screenTiles.get(id);
     const name = id === urok.self.id ? urok.self.name : urok.tiles.get(id).participant.name;

@@ -13,6 +13,7 @@ import {
   relayout, renderPeople, renderScreens, upsertParticipant,
 } from './layout.js';
 import { forgetQuality } from './quality.js';
+import { applySpotlight } from './spotlight.js';
 import { urok, views } from './state.js';
 import { joinToken } from './token.js';
 import { banner } from './ui.js';
@@ -133,4 +134,5 @@ export function applyResumed(msg) {
   renderWaiting();
   renderScreens();
   renderPeople();
+  applySpotlight(msg.spotlight || null, { announce: true });
 }

@@ -29,7 +29,9 @@ import { resetQuality } from './quality.js';
 import { applyResumed, reconnect, stopReconnecting } from './reconnect.js';
 import { applyBreakout, onBreakout, resetRooms } from './rooms.js';
 import { Signalling, SignallingError } from './signalling.js';
+import { resetMinimise } from './minimise.js';
 import { stopWatchingOwnLevel, watchOwnLevel } from './speakers.js';
+import { applySpotlight, resetSpotlight } from './spotlight.js';
 import {
   $, DEFAULT_PERMISSIONS, isOn, langOverride, lessonId, sendAction, urok, views,
 } from './state.js';
@@ -292,6 +294,7 @@ async function onJoined(joined) {
   }
   applyBreakout();
   renderScreens();
+  applySpotlight(joined.spotlight || null);
   startPing();
   sendMediaState();
   if (urok.local.audio || urok.local.video) {
@@ -341,6 +344,8 @@ function teardown() {
   resetSubscriber();
   resetPublisher();
   stopWatchingOwnLevel();
+  resetSpotlight();
+  resetMinimise();
   clearTiles();
   $('sound-blocked').hidden = true;
   $('waiting-preview').srcObject = null;

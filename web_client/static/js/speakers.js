@@ -3,6 +3,7 @@
 // everyone else small. The server never lists a muted person; a tile whose
 // person we know to be muted is not ringed either, even before the next update.
 
+import { stageFocus } from './focus.js';
 import * as i18n from './i18n.js';
 import { relayout } from './layout.js';
 import { levelMeter } from './media.js';
@@ -47,13 +48,14 @@ export function onActiveSpeakers(msg) {
   renderSpeaking();
 }
 
-/** Ring the tiles of who speaks now (and re-pick the large tile of the speaker layout). */
+/** Ring the tiles of who speaks now, and re-pick the large tile (the speaker layout's,
+ * or a pinned or spotlighted camera's). */
 export function renderSpeaking() {
   const speaking = new Set(urok.speakers.map((s) => s.id));
   for (const [id, tile] of urok.tiles) {
     tile.setSpeaking(speaking.has(id) && tile.participant.audio !== false);
   }
-  if (urok.layout === 'speaker') feature();
+  feature();
 }
 
 /** Someone left or the call ended: they speak no more. */
@@ -80,10 +82,14 @@ function pickFeatured() {
 }
 
 function feature() {
-  const chosen = urok.layout === 'speaker' ? pickFeatured() : null;
-  featured = chosen;
+  // A pinned or spotlighted camera (focus.js) is large in any layout, in the speaker's place.
+  const focus = stageFocus();
+  const focused = focus && focus.source === 'camera' ? focus.id : null;
+  const speakerView = urok.layout === 'speaker' || Boolean(focused);
+  const chosen = focused || (speakerView ? pickFeatured() : null);
+  if (!focused) featured = chosen;
   for (const [id, tile] of urok.tiles) tile.el.classList.toggle('tile-featured', id === chosen);
-  $('stage').classList.toggle('speaker-view', urok.layout === 'speaker' && Boolean(chosen));
+  $('stage').classList.toggle('speaker-view', speakerView && Boolean(chosen));
   relayout();
 }
 

@@ -89,6 +89,12 @@ export const urok = {
   speakers: [],
   ownLevel: 0, // our own microphone's level on our tile (speakers.js), 0 while muted
   layout: 'grid', // grid | speaker (the speaker large, everyone else small)
+  // The large tile by choice (spotlight.js, focus.js): our own pin, the host's spotlight for
+  // the room ({participant_id, source, by}), the one shown for them now ({id, source}).
+  pin: null,
+  spotlight: null,
+  focus: null,
+  minimised: false, // the call as a small floating view (minimise.js)
   get participants() {
     const out = {};
     for (const [id, tile] of this.tiles) out[id] = { ...tile.participant };

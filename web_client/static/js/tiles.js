@@ -1,4 +1,5 @@
-// Participant tiles: video (or a name placeholder), name label, muted / host marks.
+// Participant tiles: video (or a name placeholder), name label, muted / host marks,
+// the pin and spotlight buttons (spotlight.js gives them their labels and work).
 
 import { icon } from './icons.js';
 import { t } from './i18n.js';
@@ -39,6 +40,11 @@ export class Tile {
       <div class="tile-hand" hidden>${icon('hand')}<b class="tile-hand-order"></b></div>
       <div class="tile-weak" hidden>${icon('signal-weak')}<span class="tile-weak-text"></span></div>
       <p class="tile-paused" hidden></p>
+      <div class="tile-actions">
+        <button type="button" class="tile-action" data-action="pin">${icon('pin')}</button>
+        <button type="button" class="tile-action" data-action="spotlight" hidden>${icon('spotlight')}</button>
+      </div>
+      <span class="tile-focus-badge" hidden></span>
       <div class="tile-label">
         <span class="tile-screen" hidden>${icon('screen')}</span>
         <span class="tile-muted" hidden>${icon('mic-off')}</span>
@@ -212,6 +218,11 @@ export class ScreenTile {
     this.el.innerHTML = `
       <video class="tile-video" autoplay playsinline muted></video>
       <p class="tile-paused" hidden></p>
+      <div class="tile-actions">
+        <button type="button" class="tile-action" data-action="pin">${icon('pin')}</button>
+        <button type="button" class="tile-action" data-action="spotlight" hidden>${icon('spotlight')}</button>
+      </div>
+      <span class="tile-focus-badge" hidden></span>
       <div class="tile-label"><span class="tile-screen">${icon('screen')}</span><span class="tile-name"></span></div>`;
     this.video = this.el.querySelector('video');
     this.pausedReason = null;
