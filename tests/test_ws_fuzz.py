@@ -67,6 +67,7 @@ HOST_ONLY = {
     "mute_all",
     "remove",
     "set_cohost",
+    "give_floor",
     "set_permissions",
     "set_call_settings",
     "end_call",
@@ -177,6 +178,7 @@ GOOD: dict[str, st.SearchStrategy[Any]] = {
     "enabled": st.booleans(),
     "kind": st.sampled_from(["audio", "video", "screen"]),
     "cohost": st.booleans(),
+    "floor": st.booleans(),
     "role": st.sampled_from(["student", "parent", "guest"]),
     "permissions": st.dictionaries(
         st.sampled_from(["unmute", "video", "screen", "chat"]), st.booleans(), min_size=1
