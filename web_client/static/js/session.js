@@ -165,7 +165,7 @@ function connectionDropped(sig) {
     return;
   }
   clearInterval(pingTimer); // the call screen stays; the resume starts it again
-  reconnect({ open: openSignalling, resumed: onResumed, failed: showLost });
+  reconnect({ open: openSignalling, resumed: onResumed, failed: onReconnectFailed });
 }
 
 /** A new connection to the server, wired like the first. */
@@ -174,6 +174,28 @@ function openSignalling() {
   routeMessages(sig);
   watchSession(sig);
   return sig;
+}
+
+/** Coming back did not work: after a server restart that kept no session, join
+ * afresh as before, without asking; otherwise say the connection is lost. */
+function onReconnectFailed(code) {
+  if (code === 'resume_failed' && urok.serverRestarting) {
+    rejoinAfterRestart().catch((error) => {
+      console.error('urok: joining again after the restart failed', error);
+      showLost();
+    });
+    return;
+  }
+  showLost();
+}
+
+/** The node restarted (docs/protocol.md "restarting"): a new join with the same
+ * choice of camera; the pre-join screen shows only for a moment. */
+async function rejoinAfterRestart() {
+  const withVideo = Boolean(urok.local.video);
+  urok.serverRestarting = false;
+  await startPrejoin();
+  if (urok.state === 'prejoin' && urok.canJoin && urok.previewReady) await join(withVideo);
 }
 
 function showLost() {
