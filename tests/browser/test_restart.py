@@ -10,9 +10,7 @@ afresh by itself, without anyone clicking, and the lesson's chat is there.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from pathlib import Path
 from typing import cast
 
@@ -23,29 +21,10 @@ from aiohttp import web
 from bench.bot import Bot
 from signalling.config import Settings
 from tests.browser.harness import Server, chromium, join_call, new_page, playwright
-from tests.live import free_port, wait_healthy
+from tests.live import free_port, serve_process, wait_healthy
 from tests.redis_server import redis_server
 
 pytestmark = pytest.mark.browser
-
-ROOT = Path(__file__).resolve().parent.parent.parent
-
-
-async def start_node(port: int, redis_url: str, data_dir: Path) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "signalling.cli",
-        "serve",
-        "--port",
-        str(port),
-        "--redis-url",
-        redis_url,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "UROK_DATA_DIR": str(data_dir)},
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
 
 
 async def test_a_restarted_node_takes_the_page_back_without_a_click(tmp_path: Path) -> None:
@@ -55,7 +34,7 @@ async def test_a_restarted_node_takes_the_page_back_without_a_click(tmp_path: Pa
     teacher: Bot | None = None
     async with redis_server() as redis_url, aiohttp.ClientSession() as http, playwright() as pw:
         try:
-            processes.append(await start_node(port, redis_url, tmp_path))
+            processes.append(await serve_process(port, "--redis-url", redis_url, data_dir=tmp_path))
             await wait_healthy(http, base, 60)
             # The node runs the embedded defaults: the demo journal's key is Settings()'s.
             server = Server(base, cast(web.Application, None), Settings(), http)
@@ -79,7 +58,9 @@ async def test_a_restarted_node_takes_the_page_back_without_a_click(tmp_path: Pa
                 await teacher.close()
                 teacher = None
 
-                processes.append(await start_node(port, redis_url, tmp_path))
+                processes.append(
+                    await serve_process(port, "--redis-url", redis_url, data_dir=tmp_path)
+                )
                 await page.wait_for_function(
                     "(old) => window.urok.state === 'in-call' && window.urok.self"
                     " && window.urok.self.id !== old",
