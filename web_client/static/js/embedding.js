@@ -46,8 +46,15 @@ function framed() {
 
 // ---------------------------------------------------------------- events out
 
+let early = []; // events before the parent's origin was known (e.g. a lesson found ended)
+let parentRefused = false; // the browser named a parent origin that is not allowed
+
 function post(name, data = {}) {
-  if (!framed() || !embed.parentOrigin) return;
+  if (!framed()) return;
+  if (!embed.parentOrigin) {
+    if (!parentRefused && early.length < MAX_QUEUED) early.push([name, data]);
+    return;
+  }
   embed.events += 1;
   window.parent.postMessage({ urok: 'event', version: VERSION, name, data }, embed.parentOrigin);
 }
@@ -69,6 +76,9 @@ function announceReady() {
     state: urok.state,
     you: { name: urok.claims.name || '', role: urok.claims.role || '' },
   });
+  const before = early;
+  early = [];
+  for (const [name, data] of before) post(name, data);
 }
 
 const LEFT_REASONS = {
@@ -298,11 +308,13 @@ async function learnAllowedOrigins() {
     embed.parentOrigin = parent;
     announceReady();
   } else if (parent) {
-    embed.allowed = []; // a parent not allowed: nothing it says is taken
+    embed.allowed = []; // a parent not allowed: nothing it says is taken, nothing told
+    parentRefused = true;
+    early = [];
   }
-  const early = queued;
+  const waiting = queued;
   queued = [];
-  for (const event of early) accept(event);
+  for (const event of waiting) accept(event);
 }
 
 /** Listen for commands at once; learn who may send them (needs the join token). */
