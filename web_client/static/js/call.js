@@ -59,7 +59,7 @@ import { decodeClaims, readToken } from './token.js';
 // hands, nudges, beeped, settings, permissions, breakout, room, roomName,
 // chat, recording, errors, previewReady, connection, qualities, ws, resume,
 // reconnecting, resumes, speakers, layout, iceRestarts, ownLevel, handAlerts, polls,
-// prejoin, embed. The page
+// prejoin. The page
 // itself never goes through window.urok: the modules import the state
 // (docs/architecture.md).
 window.urok = urok;

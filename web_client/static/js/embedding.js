@@ -31,6 +31,7 @@ const embed = {
   ignoredOrigins: {}, // origin -> how many
   events: 0, // events posted
 };
+// Also a test hook: window.urok.embed (tests/browser/test_embedding.py reads it).
 urok.embed = embed;
 
 let queued = [];
@@ -233,7 +234,7 @@ function run(name, args) {
   const entry = Object.prototype.hasOwnProperty.call(COMMANDS, name) ? COMMANDS[name] : null;
   let error = null;
   if (!entry) error = 'unknown_command';
-  else if (urok.state !== 'in-call') error = 'not_in_call';
+  else if (urok.state !== 'in-call' && !(name === 'hangUp' && urok.state === 'waiting')) error = 'not_in_call';
   else if (entry[0] && !urok.isHost) error = 'not_host';
   else error = entry[1](args && typeof args === 'object' ? args : {});
   if (error) {
