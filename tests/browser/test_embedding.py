@@ -2,11 +2,12 @@
 
 A journal page served by this test at another loopback address (127.0.0.2) embeds the
 teacher's call through /embed.js: its commands work (the microphone off as the server
-sees it, the chat opened, hang up), its events arrive (ready, joined, a bot joining and
-raising a hand, left, lesson ended). A page at a third address (127.0.0.3), allowed to
-frame the call page by another integration but not named by the lesson's, embeds a
-pupil's call and posts commands into it: they are ignored, counted, and the pupil's
-microphone stays on; that page hears no event.
+sees it, "mute all" muting a bot, the chat opened, hang up, end for everyone), its events
+arrive (ready, joined, the bot joining, raising a hand and leaving, left, lesson ended).
+A frame from a third address (127.0.0.3) beside the call posts into it: ignored. A page
+there, allowed to frame the call page by another integration but not named by the
+lesson's, embeds a pupil's call and posts commands into it: they are ignored, counted,
+and the pupil's microphone stays on; that page hears no event.
 """
 
 from __future__ import annotations
@@ -37,7 +38,15 @@ JOURNAL_PAGE = """<!doctype html>
     container: 'slot', url: {url}, lang: 'ru', height: '640px', width: '1000px',
     onEvent: (name, data) => window.events.push({{ name, data }}),
   }});
+  window.addSibling = (src) => document.body.append(
+    Object.assign(document.createElement('iframe'), {{ src }}));
 </script></body></html>
+"""
+
+# Another origin's frame beside the call (an advert, a widget) posting into it.
+SIBLING_PAGE = """<!doctype html><meta charset="utf-8"><script>
+  parent.frames[0].postMessage({ urok: 'command', name: 'toggleMic', args: {} }, '*');
+</script>
 """
 
 # A page the lesson's integration does not name: a bare iframe, commands posted to '*'.
@@ -151,6 +160,12 @@ async def test_a_journal_in_another_origin_drives_the_call_and_a_foreign_one_can
                 await bot.send({"type": "hand", "raised": True})
                 hand = await event(page, "handRaised", f"d.id === {json.dumps(bot.id)}")
                 assert hand["name"] == "Мария" and hand["queue"] == [bot.id]
+                # The host's "mute all" through the journal: the server mutes the pupil.
+                assert call.participants[bot.id].record.audio is True
+                muted = bot.wait_for(lambda m: m["type"] == "muted" and m["kind"] == "audio")
+                await page.evaluate("() => window.call.muteAll()")
+                await muted
+                assert call.participants[bot.id].record.audio is False
             finally:
                 await bot.close()
             gone = await event(page, "participantLeft", f"d.id === {json.dumps(bot.id)}")
@@ -159,6 +174,12 @@ async def test_a_journal_in_another_origin_drives_the_call_and_a_foreign_one_can
             # Commands: the microphone off as the server sees it, the chat opened.
             await page.evaluate("() => window.call.toggleMic()")
             await until(lambda: call.participants[teacher_id].record.audio is False)
+            # A frame of another origin beside the call cannot switch it back on.
+            pages["sibling"] = SIBLING_PAGE
+            await page.evaluate(f"() => window.addSibling('{foreign}/sibling')")
+            await frame.wait_for_function("() => window.urok.embed.ignored === 1")
+            assert await frame.evaluate("() => window.urok.embed.ignoredOrigins") == {foreign: 1}
+            assert await frame.evaluate("() => window.urok.local.audio.enabled") is False
             await page.evaluate("() => window.call.openChat()")
             await frame.wait_for_function("() => window.urok.panel === 'chat'")
             assert await frame.locator("#panel-chat").is_visible()
@@ -201,4 +222,4 @@ async def test_a_journal_in_another_origin_drives_the_call_and_a_foreign_one_can
             assert ended["reason"] == "ended_by_host"
             names = await page.evaluate("() => window.events.map((e) => e.name)")
             assert names.count("ready") == 1 and "error" in names
-            assert await frame.evaluate("() => window.urok.embed.ignored") == 0
+            assert await frame.evaluate("() => window.urok.embed.ignored") == 1
