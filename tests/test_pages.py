@@ -207,6 +207,7 @@ async def test_static_files_are_served_with_their_types(
         ("/static/i18n/ru.json", ("application/json",)),
         ("/static/i18n/en.json", ("application/json",)),
         ("/static/call.html", ("text/html",)),
+        ("/embed.js", ("text/javascript", "application/javascript")),
     ):
         resp = await client.get(path)
         assert resp.status == 200, path
