@@ -57,7 +57,12 @@
       global.addEventListener('message', this.receive);
       // Browsers that do not name the parent's origin to the page learn it from our hello.
       this.helloTries = 0;
-      this.iframe.addEventListener('load', () => this.sayHello());
+      this.iframe.addEventListener('load', () => {
+        // A new document in the frame (first load, a reload): greet it afresh.
+        this.isReady = false;
+        this.helloTries = 0;
+        this.sayHello();
+      });
       this.iframe.src = target.href;
       parent.replaceChildren(this.iframe);
     }
