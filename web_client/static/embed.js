@@ -44,7 +44,8 @@
       this.origin = target.origin;
       this.listeners = new Map();
       this.onEvent = typeof onEvent === 'function' ? onEvent : null;
-      this.isReady = false;
+      this.isReady = false; // a page in the frame has said 'ready'
+      this.readySinceLoad = false;
       this.iframe = document.createElement('iframe');
       this.iframe.allow = ALLOW;
       this.iframe.allowFullscreen = true;
@@ -59,7 +60,7 @@
       this.helloTries = 0;
       this.iframe.addEventListener('load', () => {
         // A new document in the frame (first load, a reload): greet it afresh.
-        this.isReady = false;
+        this.readySinceLoad = false;
         this.helloTries = 0;
         this.sayHello();
       });
@@ -69,9 +70,12 @@
 
     sayHello() {
       clearTimeout(this.helloTimer);
-      if (this.isReady || !this.iframe || this.helloTries >= HELLO_TRIES) return;
+      if (this.readySinceLoad || !this.iframe || this.helloTries >= HELLO_TRIES) return;
       this.helloTries += 1;
       this.command('hello');
+      // Where the browser names the parent's origin to the page (ancestorOrigins),
+      // the page needs no greeting: one is enough. Elsewhere, until it is ready.
+      if ('ancestorOrigins' in global.location) return;
       this.helloTimer = setTimeout(() => this.sayHello(), HELLO_EVERY_MS);
     }
 
@@ -80,7 +84,10 @@
       if (event.origin !== this.origin) return;
       const data = event.data;
       if (!data || data.urok !== 'event' || typeof data.name !== 'string') return;
-      if (data.name === 'ready') this.isReady = true;
+      if (data.name === 'ready') {
+        this.isReady = true;
+        this.readySinceLoad = true;
+      }
       const payload = data.data && typeof data.data === 'object' ? data.data : {};
       if (this.onEvent) this.onEvent(data.name, payload);
       for (const fn of this.listeners.get(data.name) || []) fn(payload);
