@@ -371,7 +371,8 @@ function teardown() {
   stopPreview();
 }
 
-function leave() {
+/** Leave the call (the lesson goes on); also the journal's "hangUp" (embedding.js). */
+export function leave() {
   if (urok.ws) urok.ws.send({ type: 'leave' });
   teardown();
   setState('left');
@@ -400,16 +401,23 @@ async function onLeaveClicked() {
   });
   if (choice === 'leave') {
     leave();
-  } else if (choice === 'end' && urok.ws) {
-    sendAction({ type: 'end_call' });
-    // call_ended follows; should it not, do not leave the host hanging.
-    clearTimeout(endTimer);
-    endTimer = setTimeout(() => {
-      if (urok.state !== 'in-call') return;
-      teardown();
-      showEnded('ended_by_you');
-    }, 8000);
+  } else if (choice === 'end') {
+    endForEveryone();
   }
+}
+
+/** A host ends the lesson for everyone (also the journal's "endLesson", embedding.js). */
+export function endForEveryone() {
+  if (!urok.ws || !urok.isHost) return false;
+  sendAction({ type: 'end_call' });
+  // call_ended follows; should it not, do not leave the host hanging.
+  clearTimeout(endTimer);
+  endTimer = setTimeout(() => {
+    if (urok.state !== 'in-call') return;
+    teardown();
+    showEnded('ended_by_you');
+  }, 8000);
+  return true;
 }
 
 /** The join and leave buttons; closing the tab says goodbye to the server. */
