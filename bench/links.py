@@ -48,6 +48,14 @@ def _run(argv: list[str], stdin: str | None = None) -> str:
     return done.stdout
 
 
+def _disable_ipv6(device: str, netns: str | None) -> None:
+    knob = f"/proc/sys/net/ipv6/conf/{device}/disable_ipv6"
+    if netns is None:
+        Path(knob).write_text("1\n")
+    else:  # /proc/sys/net is the reading process's namespace's
+        _run(["ip", "netns", "exec", netns, "sh", "-c", f"echo 1 > {knob}"])
+
+
 class LinkError(RuntimeError):
     """A namespace, link or rule could not be set up (not root? tool missing?)."""
 
@@ -183,6 +191,11 @@ class Host:
         _run(["ip", "netns", "add", self.name])
         veth = ["type", "veth", "peer", "name", self.inner_device, "netns", self.name]
         _run(["ip", "link", "add", self.outer_device, *veth])
+        # IPv4 only: an IPv6 link-local address would appear a second after the link is
+        # up (duplicate address detection), and a browser that starts meanwhile takes
+        # that for a network change and fails its page loads (ERR_NETWORK_CHANGED).
+        _disable_ipv6(self.outer_device, None)
+        _disable_ipv6(self.inner_device, self.name)
         _run(["ip", "addr", "add", f"{self.gateway}/24", "dev", self.outer_device])
         _run(["ip", "link", "set", self.outer_device, "up"])
         _run(["ip", "-n", self.name, "addr", "add", f"{self.address}/24", "dev", self.inner_device])

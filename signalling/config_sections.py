@@ -68,10 +68,9 @@ class MediaSettings:
     keyframe_interval_s: float = 1.0
     # Bounded audio (sfu/audio_slots.py): in a room with more microphones than this
     # (plus the hosts'), each person receives the loudest this many and the hosts';
-    # 0 (the default): everyone receives every microphone, however large the call.
-    # The call page plays slots (offers label them); off by default until the load
-    # benches and their tests are measured with it (they count every microphone).
-    audio_slots: int = 0
+    # smaller rooms are as without it. 0: everyone receives every microphone,
+    # however large the call (one m-section per microphone).
+    audio_slots: int = 6
     # The UDP port range (first, last) of every media socket (ICE host candidates;
     # signalling/config_ports.py); None: any port the system gives.
     udp_ports: tuple[int, int] | None = None

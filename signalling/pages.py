@@ -87,6 +87,20 @@ def permissions_policy(settings: Settings) -> str:
     )
 
 
+def embed_origins(settings: Settings, integration_key: str | None) -> list[str]:
+    """The origins whose pages may drive the call page of a lesson of this integration
+    over postMessage (docs/embedding.md): its exact configured origins; wildcards and
+    anything not an origin are left out (postMessage needs an exact target)."""
+    integration = settings.integration(integration_key) if integration_key else None
+    if integration is None:
+        return []
+    return [
+        origin.rstrip("/")
+        for origin in integration.origins
+        if _ORIGIN.match(origin.rstrip("/")) and "*" not in origin
+    ]
+
+
 def _page_headers(csp: str, permissions: str) -> dict[str, str]:
     return {
         "Content-Security-Policy": csp,
@@ -143,6 +157,7 @@ async def call_info(request: web.Request) -> web.Response:
         "you": {"name": claims.name, "role": claims.role.value},
         "can_join": can_join,
         "join": {"audio": start["audio"], "video": start["video"]},
+        "embed": {"origins": embed_origins(request.app[SETTINGS], lesson.integration)},
     }
     return web.json_response(body, headers={"Cache-Control": "no-store"})
 
@@ -177,6 +192,18 @@ async def call_chat(request: web.Request) -> web.Response:
     )
 
 
+async def embed_script(request: web.Request) -> web.StreamResponse:
+    """The journal's embedding script (docs/embedding.md), for pages of any origin."""
+    headers = {
+        "Cache-Control": "no-cache",
+        "X-Content-Type-Options": "nosniff",
+        # Loadable as a module or under COEP from the journal's own origin.
+        "Access-Control-Allow-Origin": "*",
+        "Cross-Origin-Resource-Policy": "cross-origin",
+    }
+    return web.FileResponse(STATIC_DIR / "embed.js", headers=headers)
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"}, headers={"Cache-Control": "no-store"})
 
@@ -208,5 +235,6 @@ def setup(app: web.Application) -> None:
     router.add_get(f"/call/{{lesson_id:{_LESSON_ID}}}", call_page, name="call_page")
     router.add_get(f"/call/{{lesson_id:{_LESSON_ID}}}/info", call_info, name="call_info")
     router.add_get(f"/call/{{lesson_id:{_LESSON_ID}}}/chat", call_chat, name="call_chat")
+    router.add_get("/embed.js", embed_script, name="embed_script")
     router.add_get("/healthz", healthz, name="healthz")
     router.add_static("/static/", STATIC_DIR, name="static", append_version=False)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import sys
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,6 +26,27 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def serve_process(
+    port: int, *args: str, data_dir: Path | None = None, output: bool = False
+) -> asyncio.subprocess.Process:
+    """`urok serve --port PORT ARGS...` as a process of its own, as an operator runs it;
+    `output`: its stdout and stderr on one pipe (else discarded)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if data_dir is not None:
+        env["UROK_DATA_DIR"] = str(data_dir)
+    sink = asyncio.subprocess.PIPE if output else asyncio.subprocess.DEVNULL
+    return await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "signalling.cli", "serve", "--port", str(port), *args),
+        cwd=ROOT,
+        env=env,
+        stdout=sink,
+        stderr=asyncio.subprocess.STDOUT if output else sink,
+    )
 
 
 async def wait_healthy(http: aiohttp.ClientSession, base: str, timeout: float = 30.0) -> None:
@@ -90,9 +113,7 @@ class LiveServer:
 
 
 @asynccontextmanager
-async def running_server(
-    host: str = "127.0.0.1", **overrides: Any
-) -> AsyncIterator[LiveServer]:
+async def running_server(host: str = "127.0.0.1", **overrides: Any) -> AsyncIterator[LiveServer]:
     """The app on a free port of `host` (loopback, or the server side of a test link of
     bench/links.py); its data directory (recordings) is a fresh temporary one, removed
     afterwards, unless `data_dir` is given. Media is gathered on loopback and on `host`."""

@@ -14,7 +14,7 @@ import pytest
 from signalling.cli import main
 from signalling.config import Settings
 from signalling.tokens import TokenService
-from tests.live import free_port
+from tests.live import free_port, serve_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,18 +52,7 @@ def test_bad_config_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 async def test_serve_runs_with_embedded_defaults_and_the_demo_journal() -> None:
     port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "signalling.cli",
-        "serve",
-        "--port",
-        str(port),
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    process = await serve_process(port, output=True)
     try:
         base = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as http:

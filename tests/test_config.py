@@ -360,12 +360,15 @@ async def test_media_keyframe_floor_reaches_the_media_engine(tmp_path: Path) -> 
     assert router.options.keyframe_interval == 2.5
 
 
-async def test_audio_slots_bound_every_router_when_set(tmp_path: Path) -> None:
+async def test_audio_slots_bound_every_router_unless_off(tmp_path: Path) -> None:
     from signalling.app import create_app
     from signalling.keys import MEDIA
 
-    assert load_settings(env={}).media.audio_slots == 0
-    assert create_app(load_settings(env={}))[MEDIA].create_router().audio_slots is None
+    assert load_settings(env={}).media.audio_slots == 6
+    router = create_app(load_settings(env={}))[MEDIA].create_router()
+    assert router.audio_slots is not None and router.audio_slots.settings.slots == 6
+    off = load_settings(write(tmp_path, "[media]\naudio_slots = 0\n"), env={})
+    assert create_app(off)[MEDIA].create_router().audio_slots is None
     settings = load_settings(write(tmp_path, "[media]\naudio_slots = 4\n"), env={})
     router = create_app(settings)[MEDIA].create_router()
     assert router.audio_slots is not None and router.audio_slots.settings.slots == 4

@@ -5,9 +5,7 @@ recording finished and posted before they go, joins refused meanwhile; and
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -19,9 +17,7 @@ from bench.bot import Bot, BotError
 from bench.media import PatternVideoTrack, ToneAudioTrack
 from signalling.drain import drain
 from signalling.keys import HEALTH
-from tests.live import LiveServer, free_port, running_server, wait_healthy
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.live import LiveServer, free_port, running_server, serve_process, wait_healthy
 
 
 def types_before_close(bot: Bot) -> list[str]:
@@ -85,18 +81,7 @@ async def test_draining_tells_everyone_and_posts_the_recording_first(tmp_path: P
 
 async def test_serve_drains_on_sigterm_and_exits(tmp_path: Path) -> None:
     port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "signalling.cli",
-        "serve",
-        "--port",
-        str(port),
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "UROK_DATA_DIR": str(tmp_path)},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
+    process = await serve_process(port, data_dir=tmp_path, output=True)
     base = f"http://127.0.0.1:{port}"
     bot: Bot | None = None
     try:

@@ -819,6 +819,9 @@ async def test_routes_outside_the_api_answer_as_the_spec_says() -> None:
         )
         await call("GET", static, 404, path="/static/js/missing.js")
         await call("GET", static, 403, path="/static/js")
+        headers = await call("GET", "/embed.js", 200)
+        assert headers["Access-Control-Allow-Origin"] == "*"
+        await call("GET", "/embed.js", 304, headers={"If-None-Match": headers["ETag"]})
 
         # The demo journal: its page and files.
         headers = await call("GET", "/", 200)

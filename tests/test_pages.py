@@ -129,6 +129,25 @@ async def test_call_page_can_be_embedded_by_configured_journals(
     assert policy == f"camera={allow}, microphone={allow}, display-capture={allow}"
 
 
+def test_embed_origins_are_the_lessons_integrations_exact_origins() -> None:
+    """The call page drives postMessage only with these (docs/embedding.md): one
+    integration's, never another's, never a wildcard or a directive."""
+    settings = Settings(
+        integrations=(
+            Integration(
+                key_id="demo",
+                secret=DEMO_SECRET,
+                origins=(JOURNAL + "/", "https://*.example.ru", "https://x.example; a", "'self'"),
+            ),
+            Integration(key_id="diary", secret="diary-secret-0123456789", origins=(DIARY,)),
+        )
+    )
+    assert pages.embed_origins(settings, "demo") == [JOURNAL]
+    assert pages.embed_origins(settings, "diary") == [DIARY]
+    assert pages.embed_origins(settings, "missing") == []
+    assert pages.embed_origins(settings, None) == []
+
+
 async def test_a_malformed_origin_cannot_inject_csp_directives(
     client_for: Callable[..., Awaitable[TestClient]],
 ) -> None:
@@ -188,6 +207,7 @@ async def test_static_files_are_served_with_their_types(
         ("/static/i18n/ru.json", ("application/json",)),
         ("/static/i18n/en.json", ("application/json",)),
         ("/static/call.html", ("text/html",)),
+        ("/embed.js", ("text/javascript", "application/javascript")),
     ):
         resp = await client.get(path)
         assert resp.status == 200, path
@@ -323,6 +343,7 @@ async def test_call_info_needs_the_lessons_own_token(
     assert info["lesson"]["state"] == "created"
     assert info["you"] == {"name": "s-1", "role": "student"}
     assert info["can_join"] is False  # not open yet
+    assert info["embed"] == {"origins": []}  # the test's integration names none
     resp = await client.get(url, headers={"Authorization": f"Bearer {teacher}"})
     assert (await resp.json())["can_join"] is True
     await client.post(f"/api/v1/lessons/{lesson['id']}/open", headers=headers)

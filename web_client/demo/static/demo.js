@@ -12,6 +12,11 @@ const STATUS = {
 
 const state = { classes: [], cls: null, lesson: null, links: null };
 
+// The call in this page's frame, driven through Urok's /embed.js (docs/embedding.md),
+// and what its events say of the lesson: people in the call, recording or not.
+let call = null;
+const live = { inCall: false, participants: 0, recording: false };
+
 // While a lesson is open here, ask Urok every few seconds whether it still runs: the
 // teacher may end it inside the call ("Завершить для всех"), or its time may run out.
 const FOLLOW_MS = 3000;
@@ -119,11 +124,28 @@ function formatRange(lesson) {
   return `${lesson.title}: ${date.format(start)}, ${time.format(start)}–${time.format(new Date(lesson.ends_at))}`;
 }
 
+function plural(n, one, few, many) {
+  const rem10 = n % 10;
+  const rem100 = n % 100;
+  if (rem10 === 1 && rem100 !== 11) return one;
+  if (rem10 >= 2 && rem10 <= 4 && (rem100 < 10 || rem100 >= 20)) return few;
+  return many;
+}
+
+/** "идёт · 12 участников · запись" while the frame's call tells us so. */
+function statusLabel(status, label) {
+  if (status !== 'open' || !live.inCall) return label;
+  const n = live.participants;
+  const parts = [label, `${n} ${plural(n, 'участник', 'участника', 'участников')}`];
+  if (live.recording) parts.push('запись');
+  return parts.join(' · ');
+}
+
 function render() {
   const lesson = state.lesson;
   const status = lesson ? lesson.state : 'none';
   const [label, cls] = STATUS[status] || STATUS.none;
-  $('lesson-status').textContent = label;
+  $('lesson-status').textContent = statusLabel(status, label);
   $('lesson-status').className = `badge ${cls}`;
   const active = lesson && lesson.state !== 'ended';
   $('create').hidden = Boolean(active);
@@ -288,18 +310,51 @@ async function endLesson() {
   render();
 }
 
+/** What the call in our frame tells us (docs/embedding.md "Events"). */
+function onCallEvent(name, data) {
+  switch (name) {
+    case 'joined':
+      live.inCall = true;
+      live.participants = data.participants || 1;
+      live.recording = Boolean(data.recording);
+      break;
+    case 'participantJoined':
+    case 'participantLeft':
+      live.participants = data.participants;
+      break;
+    case 'recordingStarted': live.recording = true; break;
+    case 'recordingStopped': live.recording = false; break;
+    case 'left':
+      live.inCall = false;
+      break;
+    case 'lessonEnded':
+      live.inCall = false;
+      if (state.lesson && state.lesson.state !== 'ended') {
+        state.lesson = { ...state.lesson, state: 'ended' };
+        state.links = null;
+        showMessage('Урок завершён.', 'ok');
+      }
+      break;
+    default:
+      return;
+  }
+  render();
+}
+
 function showFrame(url) {
-  const frame = document.createElement('iframe');
-  frame.src = url;
-  frame.allow = 'camera; microphone; display-capture; autoplay; fullscreen';
-  frame.title = 'Дистанционный урок';
-  frame.id = 'call-frame';
-  $('frame-slot').replaceChildren(frame);
+  closeFrame();
+  call = new window.UrokCall({
+    container: $('frame-slot'), url, title: 'Дистанционный урок', onEvent: onCallEvent,
+  });
+  call.iframe.id = 'call-frame';
   $('call-panel').hidden = false;
   $('call-panel').scrollIntoView({ behavior: 'smooth', block: 'start' });
 }
 
 function closeFrame() {
+  if (call) call.dispose();
+  call = null;
+  Object.assign(live, { inCall: false, participants: 0, recording: false });
   $('frame-slot').replaceChildren();
   $('call-panel').hidden = true;
 }

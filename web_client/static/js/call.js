@@ -26,10 +26,12 @@
 //   ended.js       the end of the lesson: its screen, chat history, recordings
 //   polls.js       polls: asking, the open polls' cards, answering, results
 //   prejoinmedia.js the pre-join toggles, speaker choice, the host's join rules
+//   embedding.js   the journal's embedding API: commands in, events out (postMessage)
 
 import { wireChat } from './callchat.js';
 import { wireClassroom } from './classroom.js';
 import { wireControls } from './controls.js';
+import { startEmbedding, wireEmbedding } from './embedding.js';
 import { wireEnded } from './ended.js';
 import { wireHands } from './hands.js';
 import * as i18n from './i18n.js';
@@ -89,6 +91,7 @@ async function main() {
   wireShortcuts();
   wireHands();
   wireEnded();
+  wireEmbedding();
   wireIceRestart({
     // In the publish queue, with its errors back to the caller (who tries again).
     publisher: () => new Promise((resolve, reject) => {
@@ -102,6 +105,7 @@ async function main() {
     return;
   }
   urok.claims = decodeClaims(token);
+  startEmbedding();
   await startPrejoin();
 }
 

@@ -6,7 +6,7 @@
 import * as i18n from './i18n.js';
 import { openPanel } from './layout.js';
 import { $, urok } from './state.js';
-import { toast } from './ui.js';
+import { toast, tones } from './ui.js';
 
 const SOUND_KEY = 'urok.handSound';
 let known = new Set(); // hands already announced
@@ -23,29 +23,7 @@ function soundOn() {
 
 /** A soft two-note chime, quieter than a nudge's. Returns false when no sound could play. */
 function chime() {
-  const Ctx = window.AudioContext || window.webkitAudioContext;
-  if (!Ctx) return false;
-  try {
-    chime.ctx = chime.ctx || new Ctx();
-    const ctx = chime.ctx;
-    if (ctx.state === 'suspended') ctx.resume().catch(() => {});
-    const start = ctx.currentTime + 0.02;
-    for (const [offset, freq] of [[0, 660], [0.16, 880]]) {
-      const osc = ctx.createOscillator();
-      const gain = ctx.createGain();
-      osc.type = 'sine';
-      osc.frequency.value = freq;
-      gain.gain.setValueAtTime(0.0001, start + offset);
-      gain.gain.exponentialRampToValueAtTime(0.08, start + offset + 0.03);
-      gain.gain.exponentialRampToValueAtTime(0.0001, start + offset + 0.3);
-      osc.connect(gain).connect(ctx.destination);
-      osc.start(start + offset);
-      osc.stop(start + offset + 0.32);
-    }
-    return true;
-  } catch {
-    return false;
-  }
+  return tones([[0, 660], [0.16, 880]], { volume: 0.08, length: 0.3 });
 }
 
 /** The hands queue changed (hands message, join): hosts hear of each newly raised hand. */

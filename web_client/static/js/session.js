@@ -167,7 +167,7 @@ function connectionDropped(sig) {
     return;
   }
   clearInterval(pingTimer); // the call screen stays; the resume starts it again
-  reconnect({ open: openSignalling, resumed: onResumed, failed: showLost });
+  reconnect({ open: openSignalling, resumed: onResumed, failed: onReconnectFailed });
 }
 
 /** A new connection to the server, wired like the first. */
@@ -176,6 +176,28 @@ function openSignalling() {
   routeMessages(sig);
   watchSession(sig);
   return sig;
+}
+
+/** Coming back did not work: after a server restart that kept no session, join
+ * afresh as before, without asking; otherwise say the connection is lost. */
+function onReconnectFailed(code) {
+  if (code === 'resume_failed' && urok.serverRestarting) {
+    rejoinAfterRestart().catch((error) => {
+      console.error('urok: joining again after the restart failed', error);
+      showLost();
+    });
+    return;
+  }
+  showLost();
+}
+
+/** The node restarted (docs/protocol.md "restarting"): a new join with the same
+ * choice of camera; the pre-join screen shows only for a moment. */
+async function rejoinAfterRestart() {
+  const withVideo = Boolean(urok.local.video);
+  urok.serverRestarting = false;
+  await startPrejoin();
+  if (urok.state === 'prejoin' && urok.canJoin && urok.previewReady) await join(withVideo);
 }
 
 function showLost() {
@@ -354,7 +376,8 @@ function teardown() {
   stopPreview();
 }
 
-function leave() {
+/** Leave the call (the lesson goes on); also the journal's "hangUp" (embedding.js). */
+export function leave() {
   if (urok.ws) urok.ws.send({ type: 'leave' });
   teardown();
   setState('left');
@@ -383,16 +406,23 @@ async function onLeaveClicked() {
   });
   if (choice === 'leave') {
     leave();
-  } else if (choice === 'end' && urok.ws) {
-    sendAction({ type: 'end_call' });
-    // call_ended follows; should it not, do not leave the host hanging.
-    clearTimeout(endTimer);
-    endTimer = setTimeout(() => {
-      if (urok.state !== 'in-call') return;
-      teardown();
-      showEnded('ended_by_you');
-    }, 8000);
+  } else if (choice === 'end') {
+    endForEveryone();
   }
+}
+
+/** A host ends the lesson for everyone (also the journal's "endLesson", embedding.js). */
+export function endForEveryone() {
+  if (!urok.ws || !urok.isHost) return false;
+  sendAction({ type: 'end_call' });
+  // call_ended follows; should it not, do not leave the host hanging.
+  clearTimeout(endTimer);
+  endTimer = setTimeout(() => {
+    if (urok.state !== 'in-call') return;
+    teardown();
+    showEnded('ended_by_you');
+  }, 8000);
+  return true;
 }
 
 /** The join and leave buttons; closing the tab says goodbye to the server. */

@@ -7,6 +7,13 @@ export class SignallingError extends Error {
   }
 }
 
+// Whoever watches every server message after it was handled (embedding.js): fn(message, sig).
+const taps = [];
+
+export function tapMessages(fn) {
+  taps.push(fn);
+}
+
 export class Signalling {
   constructor(url = Signalling.defaultUrl()) {
     this.url = url;
@@ -78,6 +85,17 @@ export class Signalling {
       return;
     }
     if (!message || typeof message.type !== 'string') return;
+    this.route(message);
+    for (const tap of taps) {
+      try {
+        tap(message, this);
+      } catch (error) {
+        console.warn('urok: message tap failed', error);
+      }
+    }
+  }
+
+  route(message) {
     if (message.ref && this.pending.has(message.ref)) {
       const waiter = this.pending.get(message.ref);
       if (message.type === 'error' || waiter.types.includes(message.type)) {

@@ -119,8 +119,11 @@ export async function confirmAction({ title, text = '', confirmLabel, danger = f
 
 let audioContext = null;
 
-/** Two short tones (a nudge). Returns false when the browser gives no sound. */
-export function beep() {
+/**
+ * Short sine tones, [offset s, frequency Hz] each, at `volume` for `length` s.
+ * Returns false when the browser gives no sound.
+ */
+export function tones(notes, { volume, length }) {
   const Ctx = window.AudioContext || window.webkitAudioContext;
   if (!Ctx) return false;
   try {
@@ -128,22 +131,27 @@ export function beep() {
     const ctx = audioContext;
     if (ctx.state === 'suspended') ctx.resume().catch(() => {});
     const start = ctx.currentTime + 0.02;
-    for (const [offset, freq] of [[0, 880], [0.22, 1175]]) {
+    for (const [offset, freq] of notes) {
       const osc = ctx.createOscillator();
       const gain = ctx.createGain();
       osc.type = 'sine';
       osc.frequency.value = freq;
       gain.gain.setValueAtTime(0.0001, start + offset);
-      gain.gain.exponentialRampToValueAtTime(0.25, start + offset + 0.02);
-      gain.gain.exponentialRampToValueAtTime(0.0001, start + offset + 0.18);
+      gain.gain.exponentialRampToValueAtTime(volume, start + offset + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, start + offset + length);
       osc.connect(gain).connect(ctx.destination);
       osc.start(start + offset);
-      osc.stop(start + offset + 0.2);
+      osc.stop(start + offset + length + 0.02);
     }
     return true;
   } catch {
     return false;
   }
+}
+
+/** Two short tones (a nudge). Returns false when the browser gives no sound. */
+export function beep() {
+  return tones([[0, 880], [0.22, 1175]], { volume: 0.25, length: 0.18 });
 }
 
 /** "09:41" in the page's language. */
