@@ -192,7 +192,8 @@ async def test_every_media_socket_of_a_lesson_of_ten_bots_is_in_the_range(tmp_pa
     first = free_port_block(size)
     last = first + size - 1
     config = tmp_path / "urok.toml"
-    config.write_text(f'[media]\nudp_ports = "{first}-{last}"\n')
+    # Everyone hears everyone (no audio slots): every connection must carry media.
+    config.write_text(f'[media]\nudp_ports = "{first}-{last}"\naudio_slots = 0\n')
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     process = await _serve(config, port, tmp_path / "data")

@@ -188,7 +188,9 @@ async def test_join_replies_joined_as_documented() -> None:
             "recording",
             "limits",
             "resume",
+            "spotlight",
         }
+        assert joined["spotlight"] is None
         resume = joined["resume"]
         assert set(resume) == {"session", "grace_s", "retry_s"}
         assert resume["session"].startswith("s_") and len(resume["session"]) >= 32
