@@ -493,3 +493,14 @@ async def test_giving_the_floor_lets_one_pupil_speak_in_one_step(
     finally:
         await a.close()
         await b.close()
+
+
+async def open_one_room(teacher: Bot, pupil: Bot) -> None:
+    """Breakout rooms open with one room, "r1", and only `pupil` in it."""
+    await teacher.request({"type": "breakout_configure", "count": 1}, of_type("breakout"))
+    await teacher.request(
+        {"type": "breakout_assign", "assignments": {pupil.id: "r1"}}, of_type("breakout")
+    )
+    moved = pupil.wait_for(lambda m: m["type"] == "breakout" and m["room"] == "r1")
+    await teacher.send({"type": "breakout_open"})
+    await moved

@@ -11,7 +11,7 @@ import pytest
 from rooms.polls import MAX_OPEN_POLLS_PER_ROOM
 from tests.live import LiveServer, running_server
 from tests.redis_server import redis_url_fixture  # noqa: F401  (the redis_url fixture)
-from tests.test_classroom import expect_error, join, of_type
+from tests.test_classroom import expect_error, join, of_type, open_one_room
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -147,13 +147,7 @@ async def test_a_poll_belongs_to_its_breakout_room() -> None:
         teacher = await join(server, lesson, "t-1", "teacher")
         inside, outside = await join(server, lesson, "s-1"), await join(server, lesson, "s-2")
         try:
-            await teacher.request({"type": "breakout_configure", "count": 1}, of_type("breakout"))
-            await teacher.request(
-                {"type": "breakout_assign", "assignments": {inside.id: "r1"}}, of_type("breakout")
-            )
-            moved = inside.wait_for(lambda m: m["type"] == "breakout" and m["room"] == "r1")
-            await teacher.send({"type": "breakout_open"})
-            await moved
+            await open_one_room(teacher, inside)
             await teacher.request(
                 {"type": "breakout_visit", "room_id": "r1"},
                 lambda m: m["type"] == "breakout" and m["room"] == "r1",

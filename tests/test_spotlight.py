@@ -10,7 +10,7 @@ from typing import Any
 from bench.bot import Bot
 from bench.media import PatternVideoTrack
 from tests.live import running_server
-from tests.test_classroom import expect_error, join, of_type
+from tests.test_classroom import expect_error, join, open_one_room
 
 
 def spot_on(participant_id: str | None, source: str = "camera") -> Any:
@@ -106,13 +106,7 @@ async def test_one_spotlight_per_breakout_room() -> None:
         teacher = await join(server, lesson, "t-1", "teacher")
         inside, outside = await join(server, lesson, "s-1"), await join(server, lesson, "s-2")
         try:
-            await teacher.request({"type": "breakout_configure", "count": 1}, of_type("breakout"))
-            await teacher.request(
-                {"type": "breakout_assign", "assignments": {inside.id: "r1"}}, of_type("breakout")
-            )
-            moved = inside.wait_for(lambda m: m["type"] == "breakout" and m["room"] == "r1")
-            await teacher.send({"type": "breakout_open"})
-            await moved
+            await open_one_room(teacher, inside)
             # From the main room the host cannot spotlight someone in another room.
             await expect_error(
                 teacher, {"type": "spotlight", "participant_id": inside.id}, "unknown_participant"
