@@ -74,7 +74,8 @@ def _pings(port: int) -> bool:
         return False
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Terminate a test's server process; kill it if it does not go within 10 s."""
     if process.poll() is None:
         process.terminate()
         try:
@@ -113,12 +114,12 @@ def redis_server_sync() -> Iterator[str]:
                     time.sleep(0.05)
                 else:
                     last_error = log_path.read_text(errors="replace")[-2000:]
-                    _stop(process)
+                    stop_process(process)
                     continue
                 yield f"redis://127.0.0.1:{port}/0"
                 return
             finally:
-                _stop(process)
+                stop_process(process)
         raise RedisServerError(f"redis-server ({binary}) did not start:\n{last_error}")
 
 

@@ -27,6 +27,7 @@ from typing import Any
 from aioice.turn import create_turn_endpoint
 
 from tests.certificates import self_signed
+from tests.redis_server import stop_process
 
 START_TIMEOUT = 10.0
 REALM = "urok.test"
@@ -124,16 +125,6 @@ def _command(
     return command
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 # A coturn configuration file made by the caller for (port, its directory): the log
 # must go to <directory>/turn.log.
 ConfigFile = Callable[[int, Path], str]
@@ -182,7 +173,7 @@ def turn_server_sync(
                 yield TurnServer("127.0.0.1", port, log, tls_port)
                 return
             finally:
-                _stop(process)
+                stop_process(process)
         tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
         raise TurnServerError(f"turnserver ({binary}) did not start:\n{tail}")
 
