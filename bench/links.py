@@ -11,8 +11,9 @@ This kernel has no netem, so a link is built from what it has:
   counters of what the server sent towards the host, measured before the
   shaping, i.e. what the server put on that link.
 
-Only addresses inside 10.77.0.0/16 on these veth pairs are used; nothing leaves
-the machine. Run as root inside a namespace of its own (the test suite runs in
+Only addresses inside 10.77.0.0/16 on these veth pairs are used (10.(77+N).0.0/16
+with `UROK_LINKS_BLOCK=N`: parallel test workers share one namespace, so each takes
+its own block); nothing leaves the machine. Run as root inside a namespace of its own (the test suite runs in
 `unshare -n`). Namespace and table names carry the process id, so parallel runs
 do not collide.
 
@@ -39,6 +40,14 @@ from types import TracebackType
 # Burst of the token bucket: a few full-size packets, so the rate holds at
 # millisecond scale (a large burst would let a keyframe through unshaped).
 _MIN_BURST_BYTES = 4 * 1514
+
+
+def _network() -> str:
+    """The first two octets of this process's test-host addresses."""
+    block = os.environ.get("UROK_LINKS_BLOCK", "0")
+    if not block.isdigit() or int(block) > 99:
+        raise LinkError(f"UROK_LINKS_BLOCK must be a number from 0 to 99, not {block!r}")
+    return f"10.{77 + int(block)}"
 
 
 def _run(argv: list[str], stdin: str | None = None) -> str:
@@ -182,8 +191,8 @@ class Host:
         self.name = f"{bed.prefix}h{index}"
         self.outer_device = f"{bed.prefix}h{index}o"  # server side of the veth pair
         self.inner_device = f"{bed.prefix}h{index}i"
-        self.gateway = f"10.77.{index}.1"
-        self.address = f"10.77.{index}.2"
+        self.gateway = f"{bed.network}.{index}.1"
+        self.address = f"{bed.network}.{index}.2"
         self.spec = LinkSpec()
         self.table = _Table(bed.table.name, netns=self.name)
 
@@ -281,6 +290,7 @@ class Testbed:
             if shutil.which(tool) is None:
                 raise LinkError(f"{tool} not found (apt-get install iproute2 nftables)")
         self.prefix = f"u{os.getpid() % 100000}"
+        self.network = _network()
         self.table = _Table(f"urok_{os.getpid()}", netns=None)
         self.hosts: list[Host] = []
         self.directory = Path(tempfile.mkdtemp(prefix="urok-links-"))

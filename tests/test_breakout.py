@@ -58,8 +58,9 @@ async def class_of_four() -> Any:
 async def test_rooms_isolate_media_and_closing_brings_everyone_back(class_of_four: Any) -> None:
     _server, _lesson, teacher, (a, b, c) = class_of_four
     for bot in (a, b, c):
-        # Set-up, not what is measured: four VP8 encoders start on a shared machine.
-        await settle(lambda bot=bot: grows(teacher, bot, 0.3), timeout=30.0)
+        # Set-up, not what is measured: four VP8 encoders start on a shared machine; a
+        # whole second per look, as a starved process may send audio slower than real time.
+        await settle(lambda bot=bot: grows(teacher, bot, 1.0), timeout=30.0)
 
     reply = await teacher.request(
         {"type": "breakout_configure", "count": 2, "names": ["Ромашки", ""]}, of_type("breakout")

@@ -14,7 +14,7 @@ import pytest
 from signalling.cli import main
 from signalling.config import Settings
 from signalling.tokens import TokenService
-from tests.live import free_port, serve_process
+from tests.live import free_port, serve_process, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,15 +56,7 @@ async def test_serve_runs_with_embedded_defaults_and_the_demo_journal() -> None:
     try:
         base = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as http:
-            for _ in range(100):
-                try:
-                    async with http.get(base + "/healthz") as response:
-                        assert response.status == 200
-                        break
-                except aiohttp.ClientConnectionError:
-                    await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("server did not come up")
+            await wait_healthy(http, base)
             async with http.get(base + "/") as response:
                 assert response.status == 200
                 assert "text/html" in response.headers["Content-Type"]

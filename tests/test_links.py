@@ -116,7 +116,7 @@ def test_executable_runs_on_the_host() -> None:
         wrapper = host.executable("/usr/sbin/ip")
         shown = subprocess.run([str(wrapper), "-o", "addr"], capture_output=True, text=True)
     assert host.address in shown.stdout
-    assert "10.77." in shown.stdout and host.gateway not in shown.stdout
+    assert host.gateway not in shown.stdout
 
 
 def test_the_udp_path_is_cut_whole_or_for_old_server_ports_only() -> None:

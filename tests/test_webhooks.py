@@ -387,7 +387,9 @@ async def test_timeouts_and_connection_errors_are_retried(
     journal: Journal, integration: Integration
 ) -> None:
     journal.script.extend(["hang"])
-    policy = RetryPolicy(max_attempts=3, base_delay=0.01, jitter=0.0, timeout=0.3)
+    # The backoff (0.1 s) is the margin for when the journal saw the first attempt: its
+    # clock for the timeout started a little earlier, at the sender.
+    policy = RetryPolicy(max_attempts=3, base_delay=0.1, jitter=0.0, timeout=0.3)
     sender = WebhookSender(policy=policy)
     await sender.start()
     with socket.socket() as s:
