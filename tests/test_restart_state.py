@@ -7,6 +7,7 @@ else gets none of it, and nobody gets it once its time to live has passed."""
 from __future__ import annotations
 
 import asyncio
+import secrets
 import signal
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,11 @@ from tests.live import LiveServer, free_port, running_server, serve_process, wai
 from tests.redis_server import redis_server, redis_url_fixture  # noqa: F401  (redis_url)
 
 PUPILS = {"s-1": "Аня", "s-2": "Борис", "s-3": "Вика"}
+
+
+def a_class() -> str:
+    """A class of its own: the tests share one Redis, a class one active lesson."""
+    return "c-" + secrets.token_hex(4)
 
 
 def of_type(kind: str) -> Any:
@@ -149,7 +155,7 @@ async def test_nobody_gets_it_after_its_time_to_live(redis_url: str, short_margi
     store = RedisStore(redis_url)
     try:
         async with running_server(**options) as server:
-            lesson = await server.create_lesson()
+            lesson = await server.create_lesson(group_id=a_class())
             token = await server.token(lesson, "s-1", "Аня", "student")
             teacher = await joined(
                 server.base_url, await server.token(lesson, "t-1", "А", "teacher")
@@ -174,3 +180,34 @@ async def test_nobody_gets_it_after_its_time_to_live(redis_url: str, short_margi
             await late.close()
     finally:
         await store.close()
+
+
+async def test_a_close_countdown_goes_on_after_the_restart(redis_url: str) -> None:
+    """Breakout rooms closing in a few seconds when the node restarts still close; the
+    pupil's room is kept for next time."""
+    options: dict[str, Any] = {"redis_url": redis_url, "resume_grace_seconds": 30}
+    async with running_server(**options) as server:
+        lesson = await server.create_lesson(group_id=a_class())
+        token = await server.token(lesson, "s-1", "Аня", "student")
+        teacher = await joined(server.base_url, await server.token(lesson, "t-1", "А", "teacher"))
+        pupil = await joined(server.base_url, token)
+        breakout = of_type("breakout")
+        await teacher.request({"type": "breakout_configure", "count": 1}, breakout)
+        await teacher.request(
+            {"type": "breakout_assign", "assignments": {pupil.id: "r1"}}, breakout
+        )
+        await teacher.request({"type": "breakout_open"}, breakout)
+        closing = {"type": "breakout_close", "countdown_seconds": 3}
+        assert (await teacher.request(closing, breakout))["state"]["closing_at"]
+        await drain(server.app, 5)
+        for bot in (teacher, pupil):
+            await bot.close()
+    async with running_server(**options) as server:
+        back = Bot(server.base_url, token, receive=False)
+        closed = back.wait_for(lambda m: m["type"] == "breakout" and not m["state"]["opened"], 20)
+        try:
+            await back.connect()
+            final = await closed
+            assert final["room"] is None and final["state"]["assignments"]["s-1"] == "r1"
+        finally:
+            await back.close()

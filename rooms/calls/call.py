@@ -91,7 +91,10 @@ class Call(CallCore):
         await self.restarts.after_let_in(participant)
 
     async def restore_after_restart(self, participant: Participant) -> bool:
-        return await self.restarts.restore(participant)
+        returning = await self.restarts.restore(participant)
+        if returning:
+            await self.breakout.resume_countdown()
+        return returning
 
     async def suspend_for_restart(self, ttl_seconds: int) -> int:
         """The node drains to restart: keep what people had for their return (restart.py)."""

@@ -3,13 +3,15 @@
 Most of a call's state is in the store already as it changes: the participant
 records (co-host, microphone and camera as the host left them), the raised hands
 (by participant id, in raise order), settings and permissions by role, breakout
-rooms (by user id), polls, the chat. What only this node knew is which participant
-id a person had (the hands name it, other pages' tiles too) and the floor a host
-gave them, and the spotlight. `suspend` writes that per person when the node drains
-(signalling/drain.py), with a time to live of the resume grace plus a margin for
-the restart; `restore` gives it back when the same person (same lesson, the token's
-user id and role) joins again: same participant id, so their hand is still theirs
-and in its place, co-host and host mutes kept, the floor, past the waiting room.
+rooms (by user id, with a close countdown's deadline: Call counts it down again
+when the first person is back), polls, the chat. What only this node knew is
+which participant id a person had (the hands name it, other pages' tiles too),
+the floor a host gave them, and the spotlight. `suspend` writes that per person
+when the node drains (signalling/drain.py), with a time to live of the resume
+grace plus a margin for the restart; `restore` gives it back when the same
+person (same lesson, the token's user id and role) joins again: the same
+participant id, so their hand is still theirs and in its place, co-host and host
+mutes kept, the floor, past the waiting room.
 
 Why at the drain and not as it changes: a SIGTERM'd node always drains, and the
 few node-local things would otherwise cost a store write on every change for an
