@@ -11,10 +11,12 @@ nodes or a restarted node must see does.
 from __future__ import annotations
 
 import asyncio
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from breakout.model import BreakoutState
 from rooms.model import (
@@ -33,6 +35,9 @@ DEFAULT_RETENTION_SECONDS = 30 * 86400
 
 
 class Store(ABC):
+    # Whether what is stored outlives this process (a restarted node reads it back).
+    durable = False
+
     # --- lessons (and ad-hoc calls)
 
     @abstractmethod
@@ -202,6 +207,19 @@ class Store(ABC):
     async def delete_recording(self, recording_id: str) -> RecordingRecord | None:
         """Forget a recording's record; the record it was, or None if there was none."""
 
+    # --- a person's state across this node's restart (rooms/calls/restart.py)
+
+    @abstractmethod
+    async def put_restart_state(
+        self, call_id: str, user_id: str, state: dict[str, Any], ttl_seconds: float
+    ) -> None:
+        """Keep `state` (JSON-able) for the person's return, for `ttl_seconds`."""
+
+    @abstractmethod
+    async def take_restart_state(self, call_id: str, user_id: str) -> dict[str, Any] | None:
+        """The state kept for the person, forgotten as it is read; None when none is
+        left (never kept, taken already, or expired)."""
+
     # --- lifetime
 
     @abstractmethod
@@ -243,6 +261,7 @@ class MemoryStore(Store):
         self._attendance: dict[str, dict[str, AttendanceRecord]] = {}
         self._expiry: dict[str, asyncio.TimerHandle] = {}
         self._recordings: dict[str, RecordingRecord] = {}
+        self._restart: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
 
     # Copies go in and out, so callers never share mutable state with the store
     # (as with Redis, where everything is serialised).
@@ -426,6 +445,16 @@ class MemoryStore(Store):
 
     async def delete_recording(self, recording_id: str) -> RecordingRecord | None:
         return self._recordings.pop(recording_id, None)
+
+    async def put_restart_state(
+        self, call_id: str, user_id: str, state: dict[str, Any], ttl_seconds: float
+    ) -> None:
+        until = asyncio.get_running_loop().time() + ttl_seconds
+        self._restart[(call_id, user_id)] = (until, json.loads(json.dumps(state)))
+
+    async def take_restart_state(self, call_id: str, user_id: str) -> dict[str, Any] | None:
+        until, state = self._restart.pop((call_id, user_id), (0.0, None))
+        return state if asyncio.get_running_loop().time() < until else None
 
     async def expire_call(self, call_id: str, after_seconds: int) -> None:
         old = self._expiry.pop(call_id, None)

@@ -31,7 +31,7 @@ percent-encoded, so a ':' in an id can never make two keys collide):
     call:<id>:chat:seq                INCR counter giving message ids 1, 2, 3, ...
     call:<id>:attendance              hash: user id -> AttendanceRecord JSON
     call:<id>:attendance:order        sorted set: user id, score = first-join order
-    call:<id>:polls..., call:<id>:poll:...   polls: rooms/store_redis_polls.py
+    call:<id>:polls..., :poll:..., :restart:...  rooms/store_redis_polls.py, _restart.py
 
 Atomicity: every write is one Lua script (rooms/redis_scripts.py) or one command.
 The client decodes responses (str), which redis-py's types cannot know: hence casts.
@@ -60,8 +60,8 @@ from rooms.model import (
     RecordingRecord,
 )
 from rooms.store import Store, check_update
-from rooms.store_redis_polls import RedisPolls
 from rooms.store_redis_polls import dumps as _dumps
+from rooms.store_redis_restart import RedisRestartState
 from rooms.vocabulary import Lesson, LessonConflict, LessonState, Role
 
 DEFAULT_PREFIX = "urok:"
@@ -73,7 +73,7 @@ def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
 
-class RedisStore(RedisPolls, Store):
+class RedisStore(RedisRestartState, Store):
     """Lessons and call state in Redis, shared by every node using the same server and prefix.
 
     `client` (for tests, or to share a pool) takes precedence over `url`; it

@@ -6,13 +6,14 @@
 2. Everyone in a call, admitted or waiting, gets `restarting`: the page shows
    "reconnecting" instead of an error and comes back by itself.
 3. Running recordings are stopped and finished; each is posted into its call's
-   chat (and to the journal) while people are still there to see it.
+   chat (and to the journal) while people are still there to see it. With a
+   durable store, what only this node knows of each person is written there.
 4. Everyone is let go; then the app's cleanup flushes the webhooks and ends the
    calls. All of it within `drain_seconds`.
 
-What a restart costs: with the memory store, the calls' state (the page then
-joins afresh); with Redis, lessons, chat history, hands and settings are kept
-(docs/operations.md).
+What a restart costs: with the memory store, everything (lessons included: the
+page's fresh join is refused); with Redis, the page joins afresh and each person
+takes back what they had (rooms/calls/restart.py; docs/operations.md).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import logging
 from aiohttp import web
 
 from rooms.calls.participant import safe_send
-from signalling.keys import CALLS, HEALTH
+from rooms.calls.restart import RESTART_MARGIN_S
+from signalling.keys import CALLS, HEALTH, SETTINGS, STORE
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,10 @@ async def drain(app: web.Application, deadline_s: float) -> None:
             await asyncio.gather(*(call.finish_recordings() for call in calls))
     except TimeoutError:
         logger.warning("draining: recordings not finished within %.0f s", deadline_s)
+    if app[STORE].durable:  # people who come back take back what they had (restart.py)
+        ttl = app[SETTINGS].resume_grace_seconds + RESTART_MARGIN_S
+        kept = sum([await call.suspend_for_restart(ttl) for call in calls])
+        logger.info("draining: what %d people had kept for %d s", kept, ttl)
     for call in calls:
         for person in [*call.participants.values(), *call.waiting.values()]:
             await person.disconnect()

@@ -444,6 +444,19 @@ async def test_waiting_room_in_arrival_order(store: Store) -> None:
 # --- raised hands
 
 
+async def test_restart_state_goes_to_its_person_once_until_it_expires(store: Store) -> None:
+    """What a person had before a node's restart (rooms/calls/restart.py)."""
+    state = {"record": {"id": "p_1", "cohost": True}, "floor": True, "spotlight": None}
+    await store.put_restart_state("c", "u:1/ё", state, 60)
+    assert await store.take_restart_state("c", "u-2") is None  # another person's
+    assert await store.take_restart_state("d", "u:1/ё") is None  # another call's
+    assert await store.take_restart_state("c", "u:1/ё") == state
+    assert await store.take_restart_state("c", "u:1/ё") is None  # taken once
+    await store.put_restart_state("c", "u-3", state, 0.05)
+    await asyncio.sleep(0.15)  # past the time to live (50 ms)
+    assert await store.take_restart_state("c", "u-3") is None
+
+
 async def test_hands_in_raise_order_without_duplicates(store: Store) -> None:
     assert await store.hands("c") == []
     assert await store.raise_hand("c", "a") == ["a"]

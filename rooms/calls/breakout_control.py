@@ -141,6 +141,14 @@ class BreakoutControl:
             self._closing.cancel()
         self._closing = asyncio.ensure_future(self._close_after(countdown))
 
+    async def resume_countdown(self) -> None:
+        """A close countdown the store says is running that no one here counts (this node
+        restarted during it, rooms/calls/restart.py): count down what is left of it."""
+        state = await self.call.store.get_breakout(self.call.id)
+        if self._closing is None and state and state.opened and state.closing_at:
+            left = max(0.0, (state.closing_at - now()).total_seconds())
+            self._closing = asyncio.ensure_future(self._close_after(left))
+
     async def _close_after(self, countdown: float) -> None:
         await asyncio.sleep(countdown)
         call = self.call

@@ -25,6 +25,7 @@ from rooms.calls.moderation import Moderation
 from rooms.calls.participant import Disconnect, Participant, PresenceObserver, Send
 from rooms.calls.polls import PollControl
 from rooms.calls.recording_control import RecordingControl
+from rooms.calls.restart import Restarts
 from rooms.calls.resume import OnExpired, Resumption
 from rooms.calls.speakers import ActiveSpeakers
 from rooms.calls.spotlight import Spotlights
@@ -63,6 +64,7 @@ class Call(CallCore):
         self.audio_slots = AudioSlots(self)
         self.ice_restarts = IceRestarts(self)
         self.spotlights = Spotlights(self)
+        self.restarts = Restarts(self, self.spotlights)
 
     # ------------------------------------------------------------------ broken media paths
 
@@ -86,6 +88,17 @@ class Call(CallCore):
         self.audio_slots.watch()
         if participant.host:
             await self.links.tell_host(participant)
+        await self.restarts.after_let_in(participant)
+
+    async def restore_after_restart(self, participant: Participant) -> bool:
+        returning = await self.restarts.restore(participant)
+        if returning:
+            await self.breakout.resume_countdown()
+        return returning
+
+    async def suspend_for_restart(self, ttl_seconds: int) -> int:
+        """The node drains to restart: keep what people had for their return (restart.py)."""
+        return await self.restarts.suspend(ttl_seconds)
 
     async def joined_message(self, p: Participant, chat: list[ChatMessage] | None = None) -> dict:
         """The core's `joined` (also the body of `resumed`), with the room's spotlight."""
@@ -144,7 +157,8 @@ class Call(CallCore):
         await self.audio_slots.stop()
         await self.polls.stop()
         await self.let_everyone_go(reason)
-        await self.polls.close_in_rooms(None)  # their results stay in the chat history
+        if not self.restarts.suspended:  # else they stay open for after the restart
+            await self.polls.close_in_rooms(None)  # their results stay in the chat history
         await self.finish_recordings()
         await self.close_rooms()
 

@@ -193,12 +193,17 @@ class CallCore:
             token_expires_at=token_expires_at,
             joined_extra=joined_extra or {},
         )
+        returning = await self.restore_after_restart(participant)
         settings = await self.settings()
-        if settings.waiting_room and not participant.host:
+        if settings.waiting_room and not participant.host and not returning:
             await self._wait(participant)
         else:
             await self.let_in(participant)
         return participant
+
+    async def restore_after_restart(self, participant: Participant) -> bool:
+        """True for a person admitted before this node restarted (Call: restart.py)."""
+        return False
 
     async def _wait(self, participant: Participant) -> None:
         self.waiting[participant.id] = participant
@@ -235,7 +240,9 @@ class CallCore:
         settings = await self.settings()
         self.privacy_mode = settings.privacy_mode
         start = settings.start_media(participant.role, participant.host)
-        participant.record = participant.record.with_media(start)
+        record = participant.record  # off stays off (one muted before a restart)
+        kept = {flag: on and getattr(record, flag) for flag, on in start.items()}
+        participant.record = record.with_media(kept)
         self.participants[participant.id] = participant
         # Back to their breakout room, if rooms are open and they have one.
         breakout = await self.store.get_breakout(self.id)

@@ -39,6 +39,10 @@ class Spotlights:
         self._told[participant.id] = spot
         return spot
 
+    def put(self, room: str | None, spot: Spot) -> None:
+        """A room's spotlight as it was before a restart (rooms/calls/restart.py)."""
+        self._by_room[_room_key(room)] = spot
+
     async def set(self, host: Participant, participant_id: str | None, source: str) -> None:
         """Spotlight a person of the host's room (their camera or screen), or nobody (None)."""
         call = self.call

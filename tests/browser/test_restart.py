@@ -4,7 +4,8 @@
 that wrote in the chat. SIGTERM: the page is told `restarting`, the node
 drains and exits. The same node starts again on the same port and Redis: the
 page's resume finds no session (it lived in the old process), so it joins
-afresh by itself, without anyone clicking, and the lesson's chat is there.
+afresh by itself, without anyone clicking, as the same participant with its
+hand still up, and the lesson's chat is there.
 """
 
 from __future__ import annotations
@@ -51,6 +52,15 @@ async def test_a_restarted_node_takes_the_page_back_without_a_click(tmp_path: Pa
                     timeout=10000,
                 )
                 first_id = await page.evaluate("window.urok.self.id")
+                await page.click("#toggle-hand")
+                # urok.hands is the server's list, replaced by every joined.
+                hand_up = (
+                    "() => window.urok.hands.includes(window.urok.self.id)"
+                    " && document.getElementById('toggle-hand')"
+                    ".getAttribute('aria-pressed') === 'true'"
+                )
+                await page.wait_for_function(hand_up, timeout=10000)
+                await page.evaluate("window.connectionBeforeRestart = window.urok.ws")
 
                 processes[0].send_signal(signal.SIGTERM)
                 assert await asyncio.wait_for(processes[0].wait(), 40) == 0
@@ -62,11 +72,13 @@ async def test_a_restarted_node_takes_the_page_back_without_a_click(tmp_path: Pa
                     await serve_process(port, "--redis-url", redis_url, data_dir=tmp_path)
                 )
                 await page.wait_for_function(
-                    "(old) => window.urok.state === 'in-call' && window.urok.self"
-                    " && window.urok.self.id !== old",
-                    arg=first_id,
+                    "() => window.urok.state === 'in-call' && window.urok.ws"
+                    " && window.urok.ws !== window.connectionBeforeRestart",
                     timeout=60000,
                 )
+                # A new join, yet the same participant (rooms/calls/restart.py).
+                assert await page.evaluate("window.urok.self.id") == first_id
+                await page.wait_for_function(hand_up, timeout=10000)  # its hand still up
                 # The lesson's chat came back from Redis with the new join.
                 await page.wait_for_function(
                     "() => document.getElementById('chat-list').textContent.includes('дроби')",
