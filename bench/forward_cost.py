@@ -1,4 +1,5 @@
-"""The Python cost of forwarding one packet to one subscriber, with and without abs-send-time.
+"""The Python cost of forwarding one packet to one subscriber, with and without abs-send-time,
+and with and without timing the forwarding latency.
 
     python -m bench.forward_cost [--packets 5000] [--passes 200]
 
@@ -9,6 +10,11 @@ abs-send-time (a 20-byte header, stamped) and one that did not (12 bytes), are
 timed in alternating passes; the best pass of each is reported, in µs per
 packet. SRTP and the socket, ~25 µs of the ~28 µs per packet of the whole path
 (docs/performance.md), are the same for both.
+
+A third consumer, "12-byte header, not timed", is like the first one but with the
+latency sample switched off (sfu/latency.py: `SAMPLE_MASK` -1, so the per-packet
+test never picks a packet): the ratio of the two is what timing one packet in
+SAMPLE_EVERY costs (the `&` test itself stays in both; it is a few ns).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import asyncio
 import time
 
 from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc.rtcdtlstransport import RtpRouter
 from aiortc.rtcrtpparameters import (
     RTCRtpCodecParameters,
     RTCRtpHeaderExtensionParameters,
@@ -25,9 +32,11 @@ from aiortc.rtcrtpparameters import (
     RTCRtpSendParameters,
 )
 
+import sfu.consumer
 from sfu.aiortc_hooks import ForwardingReceiver, ForwardingSender
 from sfu.bandwidth import ABS_SEND_TIME_URI
 from sfu.consumer import Consumer
+from sfu.latency import SAMPLE_EVERY, SAMPLE_MASK
 from sfu.pacer import Pacer, PacerSettings
 from sfu.producer import CachedPacket, Producer
 
@@ -39,6 +48,9 @@ class _Wire:
 
     state = "connected"
     _stats_id = "bench"
+
+    def __init__(self) -> None:
+        self._rtp_router = RtpRouter()  # the receiver registers its RTX SSRCs with it
 
     def _register_rtp_sender(self, *_: object) -> None: ...
 
@@ -71,11 +83,15 @@ async def _consumer(producer: Producer, abs_send_time: bool) -> Consumer:
     return consumer
 
 
-def _pass(consumer: Consumer, entries: list[CachedPacket]) -> float:
-    started = time.perf_counter()
-    for entry in entries:
-        consumer.forward(entry, time.monotonic())
-    return (time.perf_counter() - started) / len(entries) * 1e6
+def _pass(consumer: Consumer, entries: list[CachedPacket], timed: bool = True) -> float:
+    sfu.consumer.SAMPLE_MASK = SAMPLE_MASK if timed else -1  # -1: `packets_sent & -1` never 0
+    try:
+        started = time.perf_counter()
+        for entry in entries:
+            consumer.forward(entry, time.monotonic())
+        return (time.perf_counter() - started) / len(entries) * 1e6
+    finally:
+        sfu.consumer.SAMPLE_MASK = SAMPLE_MASK
 
 
 async def measure(packets: int, passes: int) -> dict[str, float]:
@@ -83,18 +99,23 @@ async def measure(packets: int, passes: int) -> dict[str, float]:
     await receiver.receive(RTCRtpReceiveParameters(codecs=[_VP8], muxId="0"))
     producer = Producer("pr", "video", receiver, {})
     plain, stamped = await _consumer(producer, False), await _consumer(producer, True)
+    untimed = await _consumer(producer, False)  # its own: a consumer drops a repeated seq
     payload = b"\x00\x00" + bytes(1100)
-    best = {"12-byte header": float("inf"), "abs-send-time": float("inf")}
+    kinds = [
+        ("12-byte header", plain, True),
+        ("abs-send-time", stamped, True),
+        ("12-byte header, not timed", untimed, False),
+    ]
+    best = {name: float("inf") for name, _, _ in kinds}
     for n in range(passes):
         entries = [
             CachedPacket((n * packets + i) % 65536, i * 3000, i % 5 == 0, payload, _VP8, 0.0)
             for i in range(packets)
         ]
-        for name, consumer in (("12-byte header", plain), ("abs-send-time", stamped))[
-            :: 1 if n % 2 else -1
-        ]:
-            best[name] = min(best[name], _pass(consumer, entries))
+        for name, consumer, timed in kinds[n % 3 :] + kinds[: n % 3]:  # each goes first in turn
+            best[name] = min(best[name], _pass(consumer, entries, timed))
     assert plain._fast.sent and stamped._fast.sent, "nothing forwarded"  # type: ignore[union-attr]
+    assert stamped.pacer.latency.count == stamped.packets_sent // SAMPLE_EVERY, "not sampled"
     return best
 
 
@@ -107,6 +128,11 @@ def main() -> None:
     for name, us in best.items():
         print(f"{name}: {us:.3f} µs per packet (best of {args.passes} passes)")
     print(f"difference: {best['abs-send-time'] - best['12-byte header']:+.3f} µs per packet")
+    untimed = best["12-byte header, not timed"]
+    print(
+        f"latency timed (1 in {SAMPLE_EVERY}) / not timed: "
+        f"{best['12-byte header'] / untimed:.3f} ({best['12-byte header'] - untimed:+.3f} µs)"
+    )
 
 
 if __name__ == "__main__":

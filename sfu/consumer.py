@@ -22,17 +22,13 @@ from aiortc.rtp import RtcpReceiverInfo, RtcpSenderInfo, RtcpSrPacket
 
 from sfu.aiortc_hooks import FastRtpPath, ForwardingSender
 from sfu.keyframes import starts_keyframe
+from sfu.latency import SAMPLE_MASK
 from sfu.layer_select import ASK, FORWARD, SWITCHED, ConsumerLayers, LayerSelector
 from sfu.link import LinkCounters, LinkReport, LinkStats
 from sfu.pacer import AUDIO, RETRANSMISSION, VIDEO, Pacer
 from sfu.producer import CachedPacket, Producer
 from sfu.red_forwarding import audio_packet, handles
-from sfu.retransmit import (
-    BEFORE_KEYFRAME,
-    NOT_CACHED,
-    RetransmitBudget,
-    RetransmitLimiter,
-)
+from sfu.retransmit import BEFORE_KEYFRAME, NOT_CACHED, RetransmitBudget, RetransmitLimiter
 from sfu.rtp_header import (
     AST_UNITS,
     RTP_HEADER,
@@ -253,11 +249,9 @@ class Consumer:
         return True
 
     def forward(self, entry: CachedPacket, now: float) -> Coroutine[Any, Any, None] | None:
-        """Send one packet of the producer; a coroutine to await when it could not go at once.
-
-        The common case sends synchronously (FastRtpPath), so fanning a packet
-        out to many subscribers costs no coroutine per subscriber.
-        """
+        """Send one packet of the producer (`now`: when it arrived); a coroutine to await
+        when it could not go at once. The common case sends synchronously (FastRtpPath):
+        fanning a packet out to many subscribers costs no coroutine per subscriber."""
         if self.paused or not (self.ready and self.sender.started):
             return None
         selector = self.layers.selector
@@ -310,8 +304,10 @@ class Consumer:
             self.fast_sent += 1
             self.packets_sent += 1
             self.bytes_sent += len(entry.payload)
+            if not self.packets_sent & SAMPLE_MASK:  # timed: one in SAMPLE_EVERY (sfu/latency.py)
+                self.pacer.latency.observe(time.monotonic() - now)
             return None
-        return self.transmit(data, priority)
+        return self.transmit(data, priority, now)
 
     def _audio_with_red(self, entry: CachedPacket) -> tuple[int | None, CachedPacket]:
         """Audio with RED on either side (sfu/red_forwarding.py)."""
@@ -322,33 +318,37 @@ class Consumer:
         codecs = self.sender.negotiated_codecs
         return audio_packet(entry, codecs, self.red_payload_type, age, producer.cached)
 
-    def transmit(self, data: bytes, priority: int) -> Coroutine[Any, Any, None] | None:
-        """Send a packet now (the pacer has let it go); a coroutine when aiortc's own
-        path must take it."""
+    def transmit(
+        self, data: bytes, priority: int, arrived: float | None = None
+    ) -> Coroutine[Any, Any, None] | None:
+        """Send a packet now (the pacer has let it go; `arrived`: when it reached the
+        SFU, for the latency samples); a coroutine when aiortc's own path must take it."""
         if self._fast is None:
             self._fast = self.sender.fast_path()
         if self._ast_element is not None:  # abs-send-time is the time it goes
             data = stamped(data, self._ast_element, time.monotonic())
         if self._fast is not None and self._fast.send(data):
             self.fast_sent += 1
-            self._count(data, priority)
+            self._count(data, priority, arrived)
             return None
-        return self._send_slow(data, priority)
+        return self._send_slow(data, priority, arrived)
 
-    async def _send_slow(self, data: bytes, priority: int) -> None:
+    async def _send_slow(self, data: bytes, priority: int, arrived: float | None) -> None:
         try:
             await self.sender.send_rtp(data)
         except ConnectionError:
             return
-        self._count(data, priority)
+        self._count(data, priority, arrived)
 
-    def _count(self, data: bytes, priority: int) -> None:
+    def _count(self, data: bytes, priority: int, arrived: float | None) -> None:
         if priority == RETRANSMISSION:
             self._stats.retransmitted += 1
             self._stats.retransmitted_bytes += len(data)
         else:
             self.packets_sent += 1
             self.bytes_sent += len(data) - self._header_size
+            if arrived is not None and not self.packets_sent & SAMPLE_MASK:
+                self.pacer.latency.observe(time.monotonic() - arrived)
 
     def paced_video_dropped(self, count: int) -> None:
         """The pacer dropped `count` of our packets: the picture is broken until a keyframe."""

@@ -43,6 +43,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sfu.latency import LatencyBuckets
+
 logger = logging.getLogger(__name__)
 
 AUDIO, RETRANSMISSION, VIDEO = 0, 1, 2
@@ -53,8 +55,11 @@ RATE_WINDOW = 0.5
 class PacedSink(Protocol):
     """Whoever queues packets in a pacer (sfu.consumer.Consumer)."""
 
-    def transmit(self, data: bytes, priority: int) -> Coroutine[Any, Any, None] | None:
-        """Send one packet now; a coroutine to run when it could not go synchronously."""
+    def transmit(
+        self, data: bytes, priority: int, arrived: float | None = None
+    ) -> Coroutine[Any, Any, None] | None:
+        """Send one packet now (`arrived`: when it was queued, for media when it reached
+        the SFU: sfu/latency.py); a coroutine to run when it could not go synchronously."""
         ...
 
     def paced_video_dropped(self, count: int) -> None:
@@ -132,6 +137,8 @@ class Pacer:
         self.dropped_video = 0
         self.dropped_retransmissions = 0
         self.longest_wait = 0.0  # seconds, of a packet that was sent
+        # Sampled forwarding latency of this subscriber's consumers (sfu/latency.py).
+        self.latency = LatencyBuckets()
 
     @property
     def pacing_bps(self) -> float:
@@ -245,7 +252,7 @@ class Pacer:
 
     def _transmit(self, item: _Queued) -> None:
         try:
-            pending = item.sink.transmit(item.data, item.priority)
+            pending = item.sink.transmit(item.data, item.priority, item.enqueued_at)
         except Exception:  # one broken stream must not stop the subscriber's others
             logger.exception("paced send failed")
             return

@@ -9,8 +9,9 @@ closes), so every total only grows, as a Prometheus counter must.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
+from sfu.latency import LatencyBuckets
 from sfu.transport import PublisherTransport, SubscriberTransport, WebRtcTransport
 
 
@@ -28,8 +29,11 @@ class ForwardingTotals:
     keyframe_requests_sent: int = 0  # PLIs we sent to publishers
     receiver_reported_lost: int = 0  # cumulative loss in subscribers' receiver reports
     paced_drops: int = 0  # video packets the pacer dropped
+    # Sampled arrival-to-send times of forwarded packets (sfu/latency.py).
+    forward_latency: LatencyBuckets = field(default_factory=LatencyBuckets)
 
     def add(self, other: ForwardingTotals) -> None:
+        """Sum `other` into this one (a new LatencyBuckets, never the live one of a pacer)."""
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
@@ -74,6 +78,7 @@ def transport_totals(transport: WebRtcTransport) -> ForwardingTotals:
         plis_received=plis,
         receiver_reported_lost=lost,
         paced_drops=dropped,
+        forward_latency=transport.pacer.latency,
     )
 
 

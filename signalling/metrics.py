@@ -3,7 +3,8 @@
 Each app has its own CollectorRegistry (tests run many apps in one process).
 `NodeCollector` reads the counters the media plane, the calls, the recorder,
 the webhooks and the WebSockets keep anyway, at scrape time: forwarding a
-packet does no work for metrics. Names follow the field (LiveKit's
+packet does no Prometheus call (the latency histogram is bucket counts the media
+plane fills for one packet in 16, sfu/latency.py). Names follow the field (LiveKit's
 `livekit_*`, Jitsi's `jitsi_jvb_*`): `urok_` prefix, `_total` counters,
 seconds and bytes; labels are bounded (role, kind, direction, message type,
 error code) and never name a person or a call.
@@ -20,10 +21,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.exposition import choose_encoder
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from rooms.vocabulary import Role
+from sfu.latency import SAMPLE_EVERY, LatencyBuckets
 from sfu.stats import ForwardingTotals
 from sfu.transport import PublisherTransport, SubscriberTransport
 from signalling.keys import CALLS, HEALTH, MEDIA, RECORDINGS, SETTINGS, WEBHOOKS, WS_COUNTS
@@ -199,6 +207,18 @@ def _forwarding(totals: ForwardingTotals) -> Iterator[Metric]:
         ("urok_pacer_dropped_packets", "paced_drops", "Video packets the pacer dropped."),
     ):
         yield CounterMetricFamily(name, doc, get(field))
+    yield _latency(totals.forward_latency)
+
+
+def _latency(latency: LatencyBuckets) -> Metric:
+    """Bucket counts the media plane kept (sfu/latency.py), read at scrape time."""
+    return HistogramMetricFamily(
+        "urok_forward_latency_seconds",
+        "From a media packet's arrival at the SFU to its send to a subscriber (after the "
+        f"pacer), one packet in {SAMPLE_EVERY} per subscriber timed.",
+        buckets=[(floatToGoString(bound), count) for bound, count in latency.cumulative()],
+        sum_value=latency.total_seconds,
+    )
 
 
 def _authorised(request: web.Request, token: str | None) -> bool:

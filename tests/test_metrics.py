@@ -5,6 +5,7 @@ without the token reads them."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -58,6 +59,17 @@ async def until(
             return samples
         assert time.monotonic() < deadline, "metrics never reached the expected values"
         await asyncio.sleep(0.2)
+
+
+def latency(samples: Samples) -> tuple[list[tuple[float, float]], float, float]:
+    """urok_forward_latency_seconds: its cumulative (le, count) buckets in order, count, sum."""
+    name = "urok_forward_latency_seconds"
+    buckets = sorted(
+        (float(dict(labels)["le"]), count)
+        for (sample, labels), count in samples.items()
+        if sample == name + "_bucket"
+    )
+    return buckets, value(samples, name + "_count"), value(samples, name + "_sum")
 
 
 def people(samples: Samples) -> dict[str, float]:
@@ -120,6 +132,21 @@ async def test_counters_follow_a_real_call() -> None:
                 later, "urok_media_packets_total", direction="incoming"
             )
 
+            # Forwarding latency (sfu/latency.py): one packet in 16 per subscriber is timed,
+            # the histogram grows with what goes out, and on loopback a packet leaves the
+            # SFU within milliseconds of arriving.
+            counted, timed = latency(first)[1], latency(later)[1]
+            assert timed > counted, "no forwarded packet was timed"
+            outgoing = value(later, "urok_media_packets_total", direction="outgoing")
+            # Each of the 6 consumers times exactly one in 16 of the packets it sent.
+            assert outgoing / 16 - 6 <= timed <= outgoing / 16, (timed, outgoing)
+            buckets, _, total = latency(later)
+            print(f"forwarding latency: {timed:.0f} timed, mean {total / timed * 1e3:.2f} ms")
+            assert [le for le, _ in buckets][-1] == float("inf") and buckets[-1][1] == timed
+            assert all(a[1] <= b[1] for a, b in itertools.pairwise(buckets))
+            assert total / timed < 0.05, f"mean forwarding latency {total / timed * 1000:.1f} ms"
+            assert dict(buckets)[0.01] > timed / 2  # most packets within 10 ms
+
             # Joining video subscribers asked the publisher for a keyframe (a PLI out).
             assert value(later, "urok_pli_total", direction="outgoing") >= 1
 
@@ -169,6 +196,7 @@ async def test_counters_follow_a_real_call() -> None:
         # The call is over: every transport retired, still counted.
         after = await until(server, lambda s: value(s, "urok_calls") == 0)
         assert value(after, "urok_media_packets_total", direction="outgoing") >= sent
+        assert latency(after)[1] >= latency(resumed)[1] > 0  # retired pacers' samples kept
         assert value(after, "urok_producers", kind="audio") == 0
 
 

@@ -59,7 +59,9 @@ class Sink:
         self.sent: list[tuple[float, bytes, int]] = []
         self.dropped = 0
 
-    def transmit(self, data: bytes, priority: int) -> Coroutine[Any, Any, None] | None:
+    def transmit(
+        self, data: bytes, priority: int, arrived: float | None = None
+    ) -> Coroutine[Any, Any, None] | None:
         self.sent.append((self.clock.now, data, priority))
         return None
 
