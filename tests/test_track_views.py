@@ -184,7 +184,9 @@ async def test_save_data_keeps_audio_and_the_screen_or_one_video(media: BenchMed
 
         async def downlink(seconds: float = 2.0) -> tuple[float, dict[str, int], int, int]:
             """bit/s to the watcher, camera packets, screen packets sent, audio packets."""
-            await asyncio.sleep(0.5)  # what was in flight, and the keyframe of what is back
+            # What was in flight; a video given back waits for its next keyframe (the
+            # clip has one every 2 s: these bots cannot answer a keyframe request).
+            await asyncio.sleep(0.5)
             start, before = time.monotonic(), camera_packets()
             screen_before = screen_consumer.packets_sent
             audio_before = watcher.packet_counts[(teacher.id, "audio")]
@@ -227,7 +229,7 @@ async def test_save_data_keeps_audio_and_the_screen_or_one_video(media: BenchMed
             await until(lambda: screen.id in subscriber.held, 5, "the screen held back")
             bps, flow, screen_sent, audio = await downlink()
             print(f"one video {bps / 1e3:.0f} kbit/s")
-            assert flow[first] > 30 and flow[teacher.id] <= 2 and flow[pupils[1].id] <= 2
+            assert flow[first] > 10 and flow[teacher.id] <= 2 and flow[pupils[1].id] <= 2
             assert screen_sent <= 2 and audio > 50
             assert bps < SAVE_DATA_LIMIT_BPS
 
@@ -237,7 +239,7 @@ async def test_save_data_keeps_audio_and_the_screen_or_one_video(media: BenchMed
             )
             assert reply["paused"] == []
             _, flow, screen_sent, _ = await downlink()
-            assert min(flow.values()) > 20 and screen_sent > 20
+            assert min(flow.values()) > 10 and screen_sent > 20
         finally:
             for bot in (watcher, *pupils, teacher):
                 await bot.close()
