@@ -72,9 +72,13 @@ class TrackViews:
         self.viewers: dict[str, Viewer] = {}  # by participant id
 
     def _viewer(self, participant: Participant) -> Viewer:
-        for gone in set(self.viewers) - set(self.call.participants):
+        present = self.call.participants
+        for gone in set(self.viewers) - set(present):
             del self.viewers[gone]
-        return self.viewers.setdefault(participant.id, Viewer())
+        viewer = self.viewers.setdefault(participant.id, Viewer())
+        viewer.hidden = {key for key in viewer.hidden if key[0] in present}
+        viewer.sizes = {key: size for key, size in viewer.sizes.items() if key[0] in present}
+        return viewer
 
     def set_views(self, participant: Participant, views: Iterable[dict[str, Any]]) -> None:
         """What the page shows now (a `track_view` message's `views`)."""
@@ -156,9 +160,10 @@ class TrackViews:
         spot = self._spotlight(room)
         if spot is not None:
             for source in (spot["source"], "camera"):
-                if (spot["participant_id"], source) in videos:
-                    return (spot["participant_id"], source)
-        screens = [key for key in videos if key[1] == "screen"]
+                key = (spot["participant_id"], source)
+                if key in videos and not self._paused(key):
+                    return key
+        screens = [key for key in videos if key[1] == "screen" and not self._paused(key)]
         if screens:
             return min(screens, key=self._host_first)
         for speaker in self._speaking(room):
