@@ -161,6 +161,7 @@ async def test_save_data_keeps_audio_and_the_screen_or_one_video(media: BenchMed
                 (PreEncodedTrack(media.video), "screen"),
             ]
         )
+        await teacher.send({"type": "media_state", "audio": True, "video": True, "screen": True})
         for pupil in pupils:
             await pupil.publish([(PreEncodedTrack(media.video), "camera")])
         received: list[tuple[float, int]] = []
@@ -201,7 +202,14 @@ async def test_save_data_keeps_audio_and_the_screen_or_one_video(media: BenchMed
             )
 
         try:
-            await until(lambda: all(n > 30 for n in camera_packets().values()), 20, "every camera")
+            await until(
+                lambda: (
+                    all(n > 30 for n in camera_packets().values())
+                    and screen_consumer.packets_sent > 30
+                ),
+                20,
+                "every camera and the screen",
+            )
             everything, _, _, _ = await downlink()
 
             reply = await watcher.request(
