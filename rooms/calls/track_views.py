@@ -62,6 +62,7 @@ class Viewer:
     sizes: dict[VideoKey, tuple[int, int]] = field(default_factory=dict)
     save_data: str = "off"
     layers: dict[str, int | None] = field(default_factory=dict)  # told the SFU, by producer
+    layers_told_to: object = None  # the subscriber transport they were told (a new one: again)
 
 
 class TrackViews:
@@ -118,6 +119,8 @@ class TrackViews:
         if subscriber is None or viewer is None:
             return
         capped = viewer.save_data != "off"
+        if viewer.layers_told_to is not subscriber:  # a replaced connection (ICE restart)
+            viewer.layers, viewer.layers_told_to = {}, subscriber
         wanted: dict[str, int | None] = {}
         for key, producer in self._videos(participant).items():
             size = viewer.sizes.get(key)
