@@ -47,7 +47,8 @@ def test_the_smallest_layer_that_covers_the_size() -> None:
     assert layer_for_size(3, 320, 180) == 1
     assert layer_for_size(3, 500, 200) == 2
     assert layer_for_size(3, 1920, 1080) == 2  # larger than any: the top one
-    assert layer_for_size(2, 300, 160) == 1  # two layers: 320x180 and 640x360
+    assert layer_for_size(2, 300, 160) == 0  # two layers: 320x180 and 640x360
+    assert layer_for_size(2, 400, 160) == 1
     assert layer_for_size(1, 1920, 1080) == 0
 
 
