@@ -186,8 +186,9 @@ async def test_save_data_keeps_audio_and_the_screen_or_one_video(media: BenchMed
         def camera_packets() -> dict[str, int]:
             return {who: sent(who, "camera") for who in cameras}
 
-        async def downlink(seconds: float = 2.0) -> tuple[float, dict[str, int], int, int]:
-            """bit/s to the watcher, camera packets, screen packets sent, audio packets."""
+        async def downlink(seconds: float = 4.0) -> tuple[float, dict[str, int], int, int]:
+            """bit/s to the watcher, camera packets, screen packets sent, audio packets
+            (over two loops of the clip: its keyframe every 2 s is a third of its bytes)."""
             # What was in flight; a video given back waits for its next keyframe (the
             # clip has one every 2 s: these bots cannot answer a keyframe request).
             await asyncio.sleep(0.5)
@@ -220,12 +221,12 @@ async def test_save_data_keeps_audio_and_the_screen_or_one_video(media: BenchMed
                 {"type": "save_data", "mode": "audio_screen"},
                 lambda m: m["type"] == "connection_quality",
             )
-            assert reply["save_data"] == "audio_screen" and reply["quality"] == "good"
+            assert reply["save_data"] == "audio_screen"
             assert paused_ids(reply) == set(cameras)  # shown as paused, not as frozen
             bps, flow, screen_sent, audio = await downlink()
             print(f"everything {everything / 1e3:.0f} kbit/s, audio + screen {bps / 1e3:.0f}")
-            assert max(flow.values()) <= 2 and screen_sent > 30 and audio > 50
-            assert bps < SAVE_DATA_LIMIT_BPS < everything
+            assert max(flow.values()) <= 2 and screen_sent > 30 and audio > 50, (flow, audio)
+            assert bps < SAVE_DATA_LIMIT_BPS < everything, (bps, everything)
 
             # One video: the shared screen comes first...
             reply = await watcher.request(
@@ -233,8 +234,8 @@ async def test_save_data_keeps_audio_and_the_screen_or_one_video(media: BenchMed
                 lambda m: m["type"] == "connection_quality" and m["save_data"] == "one_video",
             )
             bps, flow, screen_sent, audio = await downlink()
-            assert max(flow.values()) <= 2 and screen_sent > 30 and audio > 50
-            assert bps < SAVE_DATA_LIMIT_BPS
+            assert max(flow.values()) <= 2 and screen_sent > 30 and audio > 50, (flow, audio)
+            assert bps < SAVE_DATA_LIMIT_BPS, bps
             # ... but the host's spotlight wins: that camera only.
             first = pupils[0].id
             await teacher.send({"type": "spotlight", "participant_id": first, "source": "camera"})
@@ -243,17 +244,17 @@ async def test_save_data_keeps_audio_and_the_screen_or_one_video(media: BenchMed
             await until(lambda: screen.id in subscriber.held, 5, "the screen held back")
             bps, flow, screen_sent, audio = await downlink()
             print(f"one video {bps / 1e3:.0f} kbit/s")
-            assert flow[first] > 10 and flow[teacher.id] <= 2 and flow[pupils[1].id] <= 2
-            assert screen_sent <= 2 and audio > 50
-            assert bps < SAVE_DATA_LIMIT_BPS
+            assert flow[first] > 10 and flow[teacher.id] <= 2 and flow[pupils[1].id] <= 2, flow
+            assert screen_sent <= 2 and audio > 50, (screen_sent, audio)
+            assert bps < SAVE_DATA_LIMIT_BPS, bps
 
             reply = await watcher.request(
                 {"type": "save_data", "mode": "off"},
                 lambda m: m["type"] == "connection_quality" and m["save_data"] == "off",
             )
             assert reply["paused"] == []
-            _, flow, screen_sent, _ = await downlink()
-            assert min(flow.values()) > 10 and screen_sent > 20
+            _, flow, screen_sent, _ = await downlink(2.0)
+            assert min(flow.values()) > 10 and screen_sent > 20, (flow, screen_sent)
         finally:
             for bot in (watcher, *pupils, teacher):
                 await bot.close()
