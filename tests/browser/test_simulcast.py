@@ -141,7 +141,9 @@ async def test_a_viewer_switches_between_the_layers_of_a_chromium_camera() -> No
             # The student's page tells the size its tile of the teacher is shown at
             # (web_client/static/js/videoquality.js): a narrow window, then a wide one.
             decoded = []
-            for viewport in ((240, 400), (1280, 800)):
+            # 180 px: the tile is under 160x90 device pixels (q); 1280: over 320x180 (f,
+            # or h while Chromium's estimate holds f back).
+            for viewport in ((180, 400), (1280, 800)):
                 await student.set_viewport_size({"width": viewport[0], "height": viewport[1]})
                 decoded.append(await eventually(decoding, 30, f"the layer at {viewport}"))
             print("decoded (layer, width), narrow and wide:", decoded)
