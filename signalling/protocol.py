@@ -118,6 +118,34 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
         ["participant_id", "source", "quality"],
     ),
+    # Adaptive subscription (docs/protocol.md "Track views"): what the page shows of
+    # each video, in one frame per relayout; sizes in device pixels.
+    "track_view": _message(
+        "track_view",
+        {
+            "views": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 128,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "participant_id": _PID,
+                        "source": {"enum": ["camera", "screen"]},
+                        "visible": {"type": "boolean"},
+                        "width": {"type": "integer", "minimum": 0, "maximum": 16384},
+                        "height": {"type": "integer", "minimum": 0, "maximum": 16384},
+                    },
+                    "required": ["participant_id", "source", "visible"],
+                    "additionalProperties": False,
+                },
+            }
+        },
+        ["views"],
+    ),
+    "save_data": _message(
+        "save_data", {"mode": {"enum": ["off", "audio_screen", "one_video"]}}, ["mode"]
+    ),
     "hand": _message("hand", {"raised": {"type": "boolean"}}, ["raised"]),
     "lower_hand": _message("lower_hand", {"participant_id": _PID}, ["participant_id"]),
     "lower_all_hands": _message("lower_all_hands", {}, []),

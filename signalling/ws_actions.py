@@ -41,6 +41,8 @@ ACTIONS: dict[str, Action] = {
     "video_quality": lambda c, p, m: c.set_video_quality(
         p, m["participant_id"], m["source"], m["quality"]
     ),
+    "track_view": lambda c, p, m: c.set_track_views(p, m["views"]),
+    "save_data": lambda c, p, m: c.set_save_data(p, m["mode"]),
     "chat_send": lambda c, p, m: c.chat_send(p, m["text"]),
     "recording_start": lambda c, p, m: c.recording_start(p, m.get("title"), m.get("visibility")),
     "recording_stop": lambda c, p, m: c.recording_stop(p),

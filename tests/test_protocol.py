@@ -72,6 +72,20 @@ VALID: dict[str, dict[str, Any]] = {
         "source": "camera",
         "quality": "low",
     },
+    "track_view": {
+        "type": "track_view",
+        "views": [
+            {
+                "participant_id": "p_x5",
+                "source": "camera",
+                "visible": True,
+                "width": 320,
+                "height": 180,
+            },
+            {"participant_id": "p_x6", "source": "screen", "visible": False},
+        ],
+    },
+    "save_data": {"type": "save_data", "mode": "one_video"},
     # breakout rooms
     "breakout_configure": {"type": "breakout_configure", "count": 3, "names": ["Ромашки"]},
     "breakout_assign": {"type": "breakout_assign", "assignments": {"p_1": "r1", "p_2": None}},
@@ -122,6 +136,34 @@ CLASSROOM_INVALID = [
     {"type": "video_quality", "participant_id": "p_x5", "source": "camera", "quality": "ultra"},
     {"type": "video_quality", "participant_id": "p_x5", "source": "microphone", "quality": "low"},
     {"type": "video_quality", "participant_id": "p_x5", "source": "camera", "quality": 2},
+    {"type": "track_view", "views": []},
+    {"type": "track_view", "views": [{"participant_id": "p_x5", "source": "camera"}]},
+    {"type": "track_view", "views": [{"participant_id": "p", "source": "mic", "visible": True}]},
+    {"type": "track_view", "views": [{"participant_id": "p", "source": "camera", "visible": 1}]},
+    {
+        "type": "track_view",
+        "views": [{"participant_id": "p", "source": "camera", "visible": True, "width": -1}],
+    },
+    {
+        "type": "track_view",
+        "views": [{"participant_id": "p", "source": "camera", "visible": True, "height": 16385}],
+    },
+    {
+        "type": "track_view",
+        "views": [{"participant_id": "p", "source": "camera", "visible": True, "width": 1.5}],
+    },
+    {"type": "track_view", "views": [{"participant_id": "", "source": "camera", "visible": True}]},
+    {
+        "type": "track_view",
+        "views": [{"participant_id": "p", "source": "camera", "visible": True, "x": 1}],
+    },
+    {
+        "type": "track_view",
+        "views": [{"participant_id": "p", "source": "camera", "visible": False}] * 129,
+    },
+    {"type": "save_data"},
+    {"type": "save_data", "mode": "max"},
+    {"type": "save_data", "mode": True},
     {"type": "audio_only"},
     {"type": "audio_only", "enabled": "yes"},
     {"type": "audio_only", "enabled": True, "video": False},

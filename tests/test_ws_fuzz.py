@@ -160,6 +160,18 @@ GOOD: dict[str, st.SearchStrategy[Any]] = {
     "connection": st.sampled_from(["publisher", "subscriber"]),
     "source": st.sampled_from(["camera", "screen"]),
     "quality": st.sampled_from(["low", "medium", "high"]),
+    "views": st.lists(
+        st.fixed_dictionaries(
+            {
+                "participant_id": st.text(min_size=1, max_size=12),
+                "source": st.sampled_from(["camera", "screen"]),
+                "visible": st.booleans(),
+            },
+            optional={"width": st.integers(-1, 4000), "height": st.integers(0, 20000)},
+        ),
+        max_size=3,
+    ),
+    "mode": st.sampled_from(["off", "audio_screen", "one_video", "max"]),
     "sdp": st.text(min_size=1, max_size=80) | st.just("v=0\r\n") | mutated_offers(),
     "tracks": st.lists(
         st.fixed_dictionaries(
@@ -372,13 +384,13 @@ def expect(frame: Frame) -> Expected:
         return Expected({"error:no_offer"}, ref)  # alone in the call: never an offer
     if kind == "hand":
         return Expected({"hands"}, None)
-    if kind == "audio_only":
+    if kind in ("audio_only", "save_data"):
         return Expected({"connection_quality"}, None)  # the answer: the state, always
     if kind in ("breakout_help", "breakout_return"):
         return Expected({"error:breakout_closed"}, ref)  # the student is in the main room
     if kind == "poll_answer":
         return Expected({"error:unknown_poll"}, ref)  # no poll is ever asked: hosts only
-    if kind == "video_quality":
+    if kind in ("video_quality", "track_view"):
         return Expected({"error:unknown_participant"}, ref)  # alone: nobody else to ask of
     if kind == "ice_restart":
         # A new connection (the subscriber's always exists, the publisher's once a

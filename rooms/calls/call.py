@@ -29,6 +29,7 @@ from rooms.calls.restart import Restarts
 from rooms.calls.resume import OnExpired, Resumption
 from rooms.calls.speakers import ActiveSpeakers
 from rooms.calls.spotlight import Spotlights
+from rooms.calls.track_views import TrackViews
 from rooms.calls.video_quality import set_video_quality
 from rooms.calls.weak_links import WeakLinks
 from rooms.model import CallSettings, ChatMessage
@@ -65,6 +66,8 @@ class Call(CallCore):
         self.ice_restarts = IceRestarts(self)
         self.spotlights = Spotlights(self)
         self.restarts = Restarts(self, self.spotlights)
+        self.views = TrackViews(self, self.spotlights.of_room, self.speakers.speaking)
+        self.links.views = self.views
 
     # ------------------------------------------------------------------ broken media paths
 
@@ -224,6 +227,16 @@ class Call(CallCore):
         self, participant: Participant, participant_id: str, source: str, quality: str
     ) -> None:
         set_video_quality(self, participant, participant_id, source, quality)
+
+    async def set_track_views(self, participant: Participant, views: list[dict[str, Any]]) -> None:
+        try:
+            self.views.set_views(participant, views)
+        finally:  # a view of somebody gone is refused, the others count
+            await self.links.refresh(participant)
+
+    async def set_save_data(self, participant: Participant, mode: str) -> None:
+        self.views.set_save_data(participant, mode)
+        await self.links.refresh(participant, answer=True)
 
     async def set_permissions(
         self, host: Participant, role: Role, changes: dict[str, bool]

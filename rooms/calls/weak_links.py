@@ -40,6 +40,7 @@ from rooms.calls.core import CallCore
 from rooms.calls.downlink import DownlinkSampler
 from rooms.calls.participant import Participant, safe_send
 from rooms.calls.ticker import CallTicker
+from rooms.calls.track_views import TrackViews
 from rooms.calls.video_rates import VideoRates
 from rooms.hold_back import EstimateFit, FitSettings, HoldPlanner, HoldSettings
 from rooms.link_quality import LinkJudge, Quality, QualityThresholds
@@ -96,6 +97,9 @@ class WeakLinks:
         self.rates = VideoRates()  # of every video forwarded, measured each round
         self.interval = interval
         self.links: dict[str, SubscriberLink] = {}  # by participant id
+        # What each page does not show, and "save data" (rooms/calls/track_views.py):
+        # held back too, through the one hold set per person that this class owns.
+        self.views: TrackViews | None = None
         self._ticker = CallTicker(call, interval, self.sample_all, "judging the links")
 
     # ------------------------------------------------------------------ the watch
@@ -140,8 +144,10 @@ class WeakLinks:
                 (len(link.planner.held), len(link.fit.held)),
             )
         if not link.audio_only:
-            sending = self._video_order(subscriber, active_only=True)
-            present = self._video_order(subscriber)
+            # Videos withheld by choice are neither held back nor given back here.
+            withheld = self._withheld(participant)
+            sending = self._video_order(subscriber, True, withheld)
+            present = self._video_order(subscriber, False, withheld)
             weak_for, clean_for = link.judge.weak_for(now), link.judge.clean_for(now)
             link.planner.step(now, weak_for, clean_for, sending, present=present)
             videos = [(producer, self.rates.bps(producer)) for producer in sending]
@@ -150,8 +156,23 @@ class WeakLinks:
             # Paced by the estimate only while the link is known to be short: a
             # receiver short of CPU says far too little (see CONGESTED_AFTER).
             subscriber.pace_by_estimate(congested or bool(link.fit.held))
-        self._apply(link, subscriber)
+        self._apply(link, subscriber, participant)
         await self._tell(participant, link)
+
+    async def refresh(self, participant: Participant, answer: bool = False) -> None:
+        """The person's views or "save data" changed: hold back accordingly, tell."""
+        if participant.subscriber is None:
+            return
+        link = self._link(participant)
+        self._apply(link, participant.subscriber, participant)
+        await self._tell(participant, link, answer)
+        self.watch()
+
+    def _withheld(self, participant: Participant) -> set[str]:
+        if self.views is None:
+            return set()
+        self.views.apply_layers(participant)
+        return self.views.hidden(participant) | self.views.saved(participant)
 
     def _link(self, participant: Participant) -> SubscriberLink:
         link = self.links.get(participant.id)
@@ -166,7 +187,12 @@ class WeakLinks:
 
     # ------------------------------------------------------------------ holding back
 
-    def _video_order(self, subscriber: SubscriberTransport, active_only: bool = False) -> list[str]:
+    def _video_order(
+        self,
+        subscriber: SubscriberTransport,
+        active_only: bool = False,
+        leave_out: Collection[str] = (),
+    ) -> list[str]:
         """The videos forwarded to this subscriber, least important first (producer ids).
 
         active_only: without cameras that are off (holding them back saves nothing)."""
@@ -174,6 +200,8 @@ class WeakLinks:
         for index, consumer in enumerate(subscriber.consumers):
             producer = consumer.producer
             if producer is None or consumer.kind != "video" or (active_only and producer.paused):
+                continue
+            if producer.id in leave_out:
                 continue
             owner = self.call.participants.get(producer.app_data.get("participant_id", ""))
             if producer.app_data.get("source") == "screen":
@@ -183,11 +211,12 @@ class WeakLinks:
             ranked.append((rank, index, producer.id))
         return [producer_id for _, _, producer_id in sorted(ranked)]
 
-    def _apply(self, link: SubscriberLink, subscriber: SubscriberTransport) -> None:
-        held: Collection[str] = link.held
-        if link.audio_only:
-            held = self._video_order(subscriber)
-        if set(held) != subscriber.held:
+    def _apply(
+        self, link: SubscriberLink, subscriber: SubscriberTransport, participant: Participant
+    ) -> None:
+        held = set(self._video_order(subscriber)) if link.audio_only else set(link.held)
+        held |= self._withheld(participant)
+        if held != subscriber.held:
             subscriber.hold(held)
 
     async def set_audio_only(self, participant: Participant, enabled: bool) -> None:
@@ -204,7 +233,7 @@ class WeakLinks:
             # Back from audio only on a weak link: the videos come back one by one.
             link.planner.hold_all(self._video_order(subscriber, active_only=True), time.monotonic())
         link.audio_only = enabled
-        self._apply(link, subscriber)
+        self._apply(link, subscriber, participant)
         await self._tell(participant, link, answer=True)
         self.watch()
 
@@ -215,8 +244,8 @@ class WeakLinks:
     ) -> None:
         """Tell the person what changed (always, with `answer`), and the hosts a new quality."""
         subscriber = participant.subscriber
-        paused = _described(subscriber) if subscriber is not None else []
-        message = _own_message(participant, link, paused)
+        paused = _described(subscriber, self._paused(link, participant)) if subscriber else []
+        message = _own_message(participant, link, paused, self._save_data(participant))
         if answer or message != link.told:
             link.told = message
             await safe_send(participant, message)
@@ -228,6 +257,19 @@ class WeakLinks:
             await asyncio.gather(
                 *(safe_send(host, {**brief, **_levels(quality)}) for host in hosts)
             )
+
+    def _paused(self, link: SubscriberLink, participant: Participant) -> set[str]:
+        """What the person is told is held back: not the videos their page hides."""
+        subscriber = participant.subscriber
+        if subscriber is None:
+            return set()
+        if link.audio_only:
+            return set(subscriber.held)
+        saved = self.views.saved(participant) if self.views is not None else set()
+        return (set(link.held) | saved) & subscriber.held
+
+    def _save_data(self, participant: Participant) -> str:
+        return self.views.save_data(participant) if self.views is not None else "off"
 
     async def tell_host(self, host: Participant) -> None:
         """A host who just joined (or became one) learns who is not "good" now."""
@@ -244,7 +286,10 @@ class WeakLinks:
 
 
 def _own_message(
-    participant: Participant, link: SubscriberLink, paused: list[dict[str, str]]
+    participant: Participant,
+    link: SubscriberLink,
+    paused: list[dict[str, str]],
+    save_data: str = "off",
 ) -> dict[str, Any]:
     return {
         "type": "connection_quality",
@@ -252,6 +297,7 @@ def _own_message(
         **_levels(link.quality),
         "paused": paused,
         "audio_only": link.audio_only,
+        "save_data": save_data,
     }
 
 
@@ -263,9 +309,8 @@ def _levels(quality: Quality) -> dict[str, str]:
     }
 
 
-def _described(subscriber: SubscriberTransport) -> list[dict[str, str]]:
+def _described(subscriber: SubscriberTransport, held: Collection[str]) -> list[dict[str, str]]:
     """Whose video each held-back stream is, as the page names tiles."""
-    held = subscriber.held
     described = [
         {
             "participant_id": str(producer.app_data.get("participant_id", "")),

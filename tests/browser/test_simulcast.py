@@ -2,9 +2,9 @@
 
 The teacher's page publishes its camera as three VP8 encodings (q/h/f); the
 server's answer accepts them and its producer sees three layers. The student's
-window is made narrow, then wide: its page asks for `low`, then `high`
-(`video_quality`, by the size of the tile), and the size it decodes follows,
-without a new connection.
+window is made narrow, then wide: its page tells the size of the tile
+(`track_view`), the server forwards the smallest layer that covers it, and the
+size the page decodes follows, without a new connection.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Page
 
+from rooms.calls.track_views import layer_for_size
 from signalling.keys import CALLS
 from tests.browser.harness import (
     chromium,
@@ -112,32 +113,41 @@ async def test_a_viewer_switches_between_the_layers_of_a_chromium_camera() -> No
             print("layers:", [(r.rid, r.bitrate, r.packets) for r in producer.layer_reports()])
             print("sizes:", sizes)
             assert sorted(sizes["all"]) == ["f", "h", "q"]
-            low = sizes["q"]["width"]
+            student_self = call.participants[(await student.evaluate("window.urok.self"))["id"]]
+            assert student_self.subscriber is not None
+            [consumer] = [c for c in student_self.subscriber.consumers if c.producer is producer]
 
-            async def decoding(quality: str) -> Any:
-                sent = await sent_layers(teacher)
-                if not sent:
+            async def decoding() -> Any:
+                """(layer, width) once the student decodes the layer that covers the size
+                its page told for the teacher's tile (`track_view`)."""
+                view = await student.evaluate("(k) => window.urok.views[k]", f"{teacher_id}|camera")
+                if not view or not view["visible"]:
                     return None
-                # low: q; high: the largest layer Chromium is sending now.
-                width = low if quality == "low" else max(v["width"] for v in sent["flowing"])
+                layer = layer_for_size(3, view["width"], view["height"])
+                sent = await sent_layers(teacher)
+                if not sent or consumer.layers.preferred != layer:
+                    return None
+                # The top layer: the largest one Chromium is sending now.
+                rid = "qhf"[layer]
+                width = (
+                    sizes[rid]["width"] if layer < 2 else max(v["width"] for v in sent["flowing"])
+                )
                 before = await decoded_width(student, teacher_id)
                 await asyncio.sleep(0.5)
                 now = await decoded_width(student, teacher_id)
                 ok = before and now and now["width"] == width and now["frames"] > before["frames"]
-                return (width, now) if ok else None
+                return (layer, width) if ok else None
 
-            # The student's page asks for the size its tile of the teacher is shown at
+            # The student's page tells the size its tile of the teacher is shown at
             # (web_client/static/js/videoquality.js): a narrow window, then a wide one.
-            widths = []
-            for quality, viewport in (("low", (360, 400)), ("high", (1280, 800))):
+            decoded = []
+            # 180 px: the tile is under 160x90 device pixels (q); 1280: over 320x180 (f,
+            # or h while Chromium's estimate holds f back).
+            for viewport in ((180, 400), (1280, 800)):
                 await student.set_viewport_size({"width": viewport[0], "height": viewport[1]})
-                width, _ = await eventually(lambda q=quality: decoding(q), 30, quality)
-                widths.append(width)
-            print("decoded widths (low, high):", widths)
-            assert widths[0] == low < widths[1]
-            student_self = call.participants[(await student.evaluate("window.urok.self"))["id"]]
-            assert student_self.subscriber is not None
-            [consumer] = [c for c in student_self.subscriber.consumers if c.producer is producer]
+                decoded.append(await eventually(decoding, 30, f"the layer at {viewport}"))
+            print("decoded (layer, width), narrow and wide:", decoded)
+            assert decoded[0][0] < decoded[1][0] and decoded[0][1] < decoded[1][1]
+            assert decoded[1][0] == 2
             # Wants f, forwards the best layer sent: h or f, reached at keyframes.
-            assert consumer.layers.preferred == 2
             assert consumer.layers.layer in (1, 2) and consumer.layers.switches >= 2

@@ -43,7 +43,8 @@ export function fitControls() {
   const more = $('controls-more');
   const hadFocus = menu().contains(document.activeElement) ? document.activeElement : null;
   for (const id of secondary()) restore(id);
-  more.hidden = true;
+  // The menu's own items ("save data") keep "⋯" in the bar whatever the width.
+  more.hidden = ![...menu().children].some((el) => el.dataset.permanent !== undefined && !el.hidden);
   box.classList.remove('controls-compact', 'controls-tight');
   if (overflows(box)) box.classList.add('controls-compact');
   if (overflows(box)) {

@@ -18,6 +18,7 @@ import { takeMediaStateRef } from './publisher.js';
 import { forgetQuality, onConnectionQuality } from './quality.js';
 import { onBreakout } from './rooms.js';
 import { forgetSpeaker, onActiveSpeakers, renderSpeaking } from './speakers.js';
+import { takeViewRef } from './videoquality.js';
 import { onSpotlight } from './spotlight.js';
 import { urok, views } from './state.js';
 import { queueSubscribeOffer } from './subscriber.js';
@@ -101,6 +102,8 @@ function onServerError(msg) {
   console.warn('urok: server error', msg.code, msg.message);
   if (views.chat && views.chat.handleError(msg.ref, msg.code, msg.message)) return;
   if (views.recording && views.recording.handleError(msg.ref, msg.code, msg.message)) return;
+  // A view of somebody who has just left: the server took the others.
+  if (takeViewRef(msg.ref)) return;
   if (takeMediaStateRef(msg.ref)) {
     if (msg.code === 'not_permitted') {
       // The server kept something off: follow what it says.

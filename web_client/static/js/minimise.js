@@ -7,6 +7,7 @@ import { stageFocus } from './focus.js';
 import { setIcon } from './icons.js';
 import * as i18n from './i18n.js';
 import { $, urok } from './state.js';
+import { scheduleViews } from './videoquality.js';
 
 /** The tile element the small view shows. */
 function miniTile() {
@@ -37,6 +38,7 @@ export function setMinimised(on) {
   $('screen-call').classList.toggle('minimised', urok.minimised);
   $('mini-bar').hidden = !urok.minimised;
   renderMini();
+  scheduleViews(); // the tiles the small view leaves out are not shown: not sent either
   const focusTo = urok.minimised ? $('mini-expand') : $('toggle-minimise');
   if (focusTo && document.activeElement && document.activeElement !== document.body) focusTo.focus();
 }

@@ -5,6 +5,7 @@
 
 import * as i18n from './i18n.js';
 import { renderScreens } from './layout.js';
+import { renderSaveData } from './videoquality.js';
 import {
   $, pausedReason, sendAction, urok,
 } from './state.js';
@@ -25,7 +26,9 @@ export function onConnectionQuality(msg) {
       level,
       paused: Array.isArray(msg.paused) ? msg.paused : [],
       audioOnly: Boolean(msg.audio_only),
+      saveData: typeof msg.save_data === 'string' ? msg.save_data : 'off',
     };
+    renderSaveData(urok.connection.saveData);
     renderOwnLink();
     applyPaused();
     return;
@@ -72,8 +75,9 @@ function renderOwnLink() {
 /** Leaving: our next call starts with a good link and every video. */
 export function resetQuality() {
   urok.connection = {
-    quality: 'good', level: 'good', paused: [], audioOnly: false,
+    quality: 'good', level: 'good', paused: [], audioOnly: false, saveData: 'off',
   };
+  renderSaveData('off');
   urok.qualities = {};
   urok.levels = {};
   $('link-notice').hidden = true;

@@ -81,8 +81,10 @@ export const urok = {
   // Our own link (docs/protocol.md "connection_quality"): its quality, the videos the
   // server holds back for us ([{participant_id, source}]) and whether we chose audio only.
   connection: {
-    quality: 'good', level: 'good', paused: [], audioOnly: false,
+    quality: 'good', level: 'good', paused: [], audioOnly: false, saveData: 'off',
   },
+  saveData: 'off', // "save data" as the server last said (off, audio_screen, one_video)
+  views: {}, // what the server was told of each remote video, by `${id}|${source}` (videoquality.js)
   qualities: {}, // hosts: participant id -> the quality of their link, when told
   levels: {}, // hosts: participant id -> good, weak or bad (protocol 1.4), when told
   // Who speaks now, loudest first (docs/protocol.md "active_speakers"): [{id, level}].
@@ -159,7 +161,8 @@ export function pausedReason(participantId, source) {
   const own = urok.connection;
   const held = own.paused.some((p) => p.participant_id === participantId && p.source === source);
   if (!held) return null;
-  return own.audioOnly ? 'audio_only' : 'weak';
+  if (own.audioOnly) return 'audio_only';
+  return own.saveData && own.saveData !== 'off' ? 'save_data' : 'weak';
 }
 
 // ---------------------------------------------------------------- who is in which breakout room

@@ -20,6 +20,7 @@ function hue(text) {
 /** What a tile says instead of a video the server holds back for us. */
 function pausedText(reason) {
   if (reason === 'audio_only') return t('quality.paused_audio_only');
+  if (reason === 'save_data') return t('quality.paused_save_data');
   return reason ? t('quality.paused_weak') : '';
 }
 
