@@ -13,9 +13,9 @@ This kernel has no netem, so a link is built from what it has:
 
 Only addresses inside 10.77.0.0/16 on these veth pairs are used (10.(77+N).0.0/16
 with `UROK_LINKS_BLOCK=N`: parallel test workers share one namespace, so each takes
-its own block); nothing leaves the machine. Run as root inside a namespace of its own (the test suite runs in
-`unshare -n`). Namespace and table names carry the process id, so parallel runs
-do not collide.
+its own block); nothing leaves the machine. Run as root inside a namespace of its
+own (the test suite runs in `unshare -n`). Namespace and table names carry the
+process id, so parallel runs do not collide.
 
     with Testbed() as bed:
         pupil = bed.add_host(LinkSpec(rate_kbit=1500, queue_ms=100, loss_percent=3))
