@@ -1,10 +1,12 @@
 """Suite-wide set-up.
 
 The whole-suite run (scripts/test.sh) runs two pytest processes side by side: the
-modules named here, which measure rates, frame rates, spectra, loss or timing in real
-time, at normal priority one after another; everything else beside them at a lower
-priority (`nice`), so that it cannot starve a measurement. Both processes share one
-network namespace, so each takes its own block of test-host addresses (bench/links.py).
+browser tests and the modules named here, which measure rates, frame rates, spectra,
+loss or timing in real time, at normal priority one after another; everything else
+(Python only: bots, the protocol, unit tests) beside them at a lower priority
+(`nice`), so that it cannot starve a measurement or a browser. Both processes share
+one network namespace, so each takes its own block of test-host addresses
+(bench/links.py).
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ REALTIME_MODULES = frozenset(
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     root = config.rootpath
     for item in items:
-        if item.path.relative_to(root).as_posix() in REALTIME_MODULES:
+        path = item.path.relative_to(root).as_posix()
+        if path in REALTIME_MODULES:
             item.add_marker(pytest.mark.realtime)
+        if path.startswith("tests/browser/"):
+            item.add_marker(pytest.mark.browser)
 
