@@ -31,6 +31,7 @@ REALTIME_MODULES = frozenset(
         "tests/test_bench_first_frame.py",
         "tests/test_bench_slot_video.py",
         "tests/test_bounded_work.py",
+        "tests/test_breakout.py",
         "tests/test_call_recording.py",
         "tests/test_frame_budget.py",
         "tests/test_health.py",

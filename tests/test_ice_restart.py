@@ -7,11 +7,8 @@ the other subscribers see the same stream go on (no renegotiation)."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
@@ -20,31 +17,16 @@ from bench.bot import Bot, BotError
 from bench.media import PatternVideoTrack, ToneAudioTrack
 from signalling.keys import CALLS
 from tests.live import LiveServer, running_server
+from tests.nft_drop import dropping
 
 GREEN = (30, 200, 30)
 BLUE = (30, 30, 220)
-TABLE = f"urok_icerestart_{os.getpid()}"
 
 
-@contextmanager
-def udp_ports_cut(ports: set[int]) -> Iterator[None]:
-    """Drop every UDP packet to or from these local ports (loopback: both directions
-    pass the input hook, where a drop looks like a lost packet, not a send error)."""
-    assert ports
+def udp_ports_cut(ports: set[int]) -> AbstractContextManager[None]:
+    """Drop every UDP packet to or from these local ports."""
     listed = ", ".join(str(p) for p in sorted(ports))
-    script = "\n".join(
-        [
-            f"add table inet {TABLE}",
-            f"add chain inet {TABLE} in {{ type filter hook input priority 0; }}",
-            f"add rule inet {TABLE} in udp dport {{ {listed} }} drop",
-            f"add rule inet {TABLE} in udp sport {{ {listed} }} drop",
-        ]
-    )
-    subprocess.run(["nft", "-f", "-"], input=script + "\n", text=True, check=True)
-    try:
-        yield
-    finally:
-        subprocess.run(["nft", "delete", "table", "inet", TABLE], check=False)
+    return dropping("icerestart", [f"udp dport {{ {listed} }}", f"udp sport {{ {listed} }}"])
 
 
 async def bot(server: LiveServer, lesson: str, user: str, role: str = "student") -> Bot:

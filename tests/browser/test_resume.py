@@ -10,8 +10,8 @@ import asyncio
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from urllib.parse import urlsplit
 
 import pytest
@@ -21,9 +21,9 @@ from bench.bot import Bot
 from bench.media import PatternVideoTrack, ToneAudioTrack
 from signalling.keys import CALLS, STORE
 from tests.browser.harness import Server, chromium, join_call, new_page, playwright, running_server
+from tests.nft_drop import dropping
 
 pytestmark = pytest.mark.browser
-TABLE = f"urok_ws_cut_{os.getpid()}"  # parallel runs share the network namespace
 
 # Every screen the page shows and every state it passes through, from now on.
 WATCH_JS = """() => {
@@ -132,26 +132,18 @@ def browser_ports(server_port: int) -> set[int]:
     }
 
 
-@contextmanager
-def tcp_cut(client_ports: set[int], server_port: int) -> Iterator[None]:
+def tcp_cut(client_ports: set[int], server_port: int) -> AbstractContextManager[None]:
     """Drop every packet of these connections to the server, and every new connection
-    to it: a blip on the client's link (nothing is closed or refused; loopback: both
-    directions pass the input hook)."""
+    to it: a blip on the client's link (nothing is closed or refused)."""
     ports = ", ".join(str(p) for p in sorted(client_ports))
-    script = "\n".join(
+    return dropping(
+        "ws_cut",
         [
-            f"add table inet {TABLE}",
-            f"add chain inet {TABLE} in {{ type filter hook input priority 0; }}",
-            f"add rule inet {TABLE} in tcp sport {{ {ports} }} tcp dport {server_port} drop",
-            f"add rule inet {TABLE} in tcp sport {server_port} tcp dport {{ {ports} }} drop",
-            f"add rule inet {TABLE} in tcp dport {server_port} tcp flags & (syn | ack) == syn drop",
-        ]
+            f"tcp sport {{ {ports} }} tcp dport {server_port}",
+            f"tcp sport {server_port} tcp dport {{ {ports} }}",
+            f"tcp dport {server_port} tcp flags & (syn | ack) == syn",
+        ],
     )
-    subprocess.run(["nft", "-f", "-"], input=script + "\n", text=True, check=True)
-    try:
-        yield
-    finally:
-        subprocess.run(["nft", "delete", "table", "inet", TABLE], check=False)
 
 
 async def packets_dropped_for_3_s(
