@@ -59,7 +59,7 @@ def of_type(kind: str) -> Any:
     return lambda m: m["type"] == kind
 
 
-async def packets_grow(bot: Bot, source: str, kind: str, by: int = 20, within: float = 10) -> None:
+async def packets_grow(bot: Bot, source: str, kind: str, by: int = 20, within: float = 30) -> None:
     """`bot` receives at least `by` more packets of `source`'s `kind` within `within` s."""
     start = bot.packet_counts[(source, kind)]
     deadline = time.monotonic() + within
