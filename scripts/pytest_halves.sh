@@ -27,7 +27,7 @@ UROK_LINKS_BLOCK=1 UROK_CHROMIUM="$browser" setpriv --bounding-set=-sys_nice --i
   nice -n 10 "${pytest[@]}" -m "not realtime and not browser" >"$log" 2>&1 &
 rest=$!
 echo "== browsers and real-time measurements (the rest runs beside them; its output follows)"
-"${pytest[@]}" -m "realtime or browser"
+"${pytest[@]}" -m "realtime or browser" --durations=30
 realtime=$?
 wait "$rest"
 others=$?
