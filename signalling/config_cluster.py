@@ -26,6 +26,10 @@ class ClusterSettings:
     # A lesson placed on a node but not yet joined there stays placed this long.
     placement_lease_seconds: float = 60.0
     limits: NodeLimits = field(default_factory=NodeLimits)
+    # Signs what one node tells another (a relayed client's address, signalling/relay_auth.py);
+    # or UROK_CLUSTER_SECRET. Unset: derived from the integrations' secrets, which every
+    # node of a cluster shares anyway.
+    secret: str = field(default="", repr=False)
 
 
 KNOWN_CLUSTER_KEYS = frozenset(
@@ -39,8 +43,10 @@ KNOWN_CLUSTER_KEYS = frozenset(
         "max_cpu",
         "max_streams",
         "max_lessons",
+        "secret",
     }
 )
+MIN_SECRET_LENGTH = 16
 _URL = re.compile(r"^https?://[^/\s]+(/\S*)?$")
 
 
@@ -63,6 +69,10 @@ def _strings(table: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(table[key], str) or not _URL.match(table[key]):
                 raise ConfigError(f"cluster.{key} must be an http:// or https:// URL")
             changes[key] = table[key]
+    if "secret" in table:
+        if not isinstance(table["secret"], str) or len(table["secret"]) < MIN_SECRET_LENGTH:
+            raise ConfigError(f"cluster.secret must be a string of {MIN_SECRET_LENGTH}+ characters")
+        changes["secret"] = table["secret"]
     return changes
 
 

@@ -117,6 +117,14 @@ class NodeCollector(Collector):
         yield GaugeMetricFamily(
             "urok_websocket_connections", "Open call WebSockets.", counts.connections
         )
+        yield GaugeMetricFamily(
+            "urok_websocket_relayed",
+            "Open call WebSockets relayed to their lesson's node.",
+            counts.relayed,
+        )
+        relays = _counter("urok_websocket_relays", "Call WebSockets relayed to another node.")
+        relays.add_metric([], counts.relays)
+        yield relays
         messages = _counter(
             "urok_websocket_messages_received",
             "Call WebSocket messages received and parsed, by type (unknown: other).",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,9 +19,12 @@ from signalling.keys import CALLS, HEALTH, LESSONS, NODE, SETTINGS, TOKENS, WS_C
 from signalling.log_format import log_as
 from signalling.protocol import MAX_UNJOINED_BYTES, ProtocolError, parse_message
 from signalling.ratelimit import LIMITS, budget_address, join_rate_limited
+from signalling.relay_auth import cluster_key, relayed_client
 from signalling.tokens import TokenError
 from signalling.turn import client_ice_servers
 from signalling.ws_actions import ACTIONS
+from signalling.ws_relay import relay_if_elsewhere
+from signalling.ws_relay import setup as setup_relay
 from signalling.ws_resume import RESUME_FAILED, resume
 
 logger = logging.getLogger(__name__)
@@ -40,12 +44,16 @@ class Session:
         self.call: Call | None = None
         self.participant: Participant | None = None
         self._send_lock = asyncio.Lock()
-        self.peer = request.remote
+        # Relayed from another node (signalling/ws_relay.py): the client's own address;
+        # such a connection is served here, never relayed again (no loops between nodes).
+        relayed_for = relayed_client(request.headers, cluster_key(self.app[SETTINGS]), time.time())
+        self.peer = relayed_for or request.remote
+        self.may_relay = relayed_for is None
         self._frames = request.app[LIMITS].frames.connection()
         self._address = budget_address(self.peer, request.app[LIMITS].settings)
         self._counts = request.app[WS_COUNTS]
 
-    async def _pace(self) -> None:
+    async def pace(self) -> None:
         """Wait, past this connection's (and address's) frame budget (frame_budget.py)."""
         wait = self.app[LIMITS].frames.wait(self._address, self._frames)
         if wait > 0:
@@ -58,6 +66,11 @@ class Session:
             self._counts.error(message.get("code", ""))
         async with self._send_lock:
             await self.ws.send_json(message)
+
+    async def send_text(self, data: str) -> None:
+        """A frame as it is (a relayed one), in turn with send()'s."""
+        async with self._send_lock:
+            await self.ws.send_str(data)
 
     async def close(self) -> None:
         await self.ws.close()
@@ -78,7 +91,7 @@ class Session:
                 return
             if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
                 return
-            await self._pace()
+            await self.pace()
             if msg.type != WSMsgType.TEXT:
                 await self.error("bad_json", "send JSON text frames")
                 continue
@@ -86,7 +99,7 @@ class Session:
             if not await self._handle_before_join(msg.data, max_bytes):
                 return
         async for msg in self.ws:
-            await self._pace()
+            await self.pace()
             if msg.type == WSMsgType.TEXT:
                 await self._handle(msg.data, settings.max_ws_message_bytes)
             elif msg.type == WSMsgType.BINARY:
@@ -107,6 +120,8 @@ class Session:
         if self.app[HEALTH].draining:  # signalling/drain.py: the page tries again later
             await self.error("restarting", "the server is restarting: try again", message.get("id"))
             return False
+        if self.may_relay and await relay_if_elsewhere(self, message, data):
+            return False  # relayed to the lesson's node, and over
         try:
             if message["type"] == "resume":
                 await resume(self, message)
@@ -326,3 +341,4 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
 
 def setup(app: web.Application) -> None:
     app.router.add_get("/ws", websocket_handler)
+    setup_relay(app)

@@ -21,6 +21,8 @@ class WsCounters:
         self.resumes = 0  # participants taken over by a new connection
         self.resumes_refused = 0
         self.ice_restarts = {"publisher": 0, "subscriber": 0}  # media connections replaced
+        self.relays = 0  # connections relayed to the lesson's node (signalling/ws_relay.py)
+        self.relayed = 0  # of which open now
 
     def message(self, kind: object) -> None:
         key = kind if isinstance(kind, str) and kind in self.messages else OTHER

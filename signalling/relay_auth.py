@@ -1,0 +1,64 @@
+"""The node-to-node credential of a relayed WebSocket: whose connection it really is.
+
+A node relaying a client's WebSocket to the lesson's node (signalling/ws_relay.py)
+connects from its own address; the owning node must still limit and log by the
+client's. The relay sends the client's address in RELAYED_FOR with, in RELAY_AUTH,
+`<unix time>.<HMAC-SHA256(key, time + "\\n" + address)>`. The owner believes the
+address only when the MAC is right and the time within MAX_SKEW_SECONDS of its own
+clock (a captured header is worthless a minute later); anything else is ignored and
+the connection counts as the relaying peer's, as any other.
+
+The key: `[cluster] secret` (or UROK_CLUSTER_SECRET) when set, else derived from the
+integrations' secrets — every node of a cluster has the same ones to check join
+tokens, and they are as secret as anything the node knows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+from collections.abc import Mapping
+
+from signalling.config import Settings
+
+RELAYED_FOR = "X-Urok-Relayed-For"
+RELAY_AUTH = "X-Urok-Relay-Auth"
+MAX_SKEW_SECONDS = 60
+
+
+def cluster_key(settings: Settings) -> bytes:
+    """The key nodes of this cluster sign with (see the module docstring)."""
+    material = settings.cluster.secret or "\n".join(
+        f"{integration.key_id}\n{integration.secret}"
+        for integration in sorted(settings.integrations, key=lambda i: i.key_id)
+    )
+    # Domain-separated: the key is not an integration secret itself.
+    return hmac.new(b"urok-cluster-relay", material.encode(), hashlib.sha256).digest()
+
+
+def _mac(key: bytes, stamp: str, address: str) -> str:
+    return hmac.new(key, f"{stamp}\n{address}".encode(), hashlib.sha256).hexdigest()
+
+
+def relay_headers(key: bytes, address: str, now: float) -> dict[str, str]:
+    """The headers a relaying node sends for a client at `address`."""
+    stamp = str(int(now))
+    return {RELAYED_FOR: address, RELAY_AUTH: f"{stamp}.{_mac(key, stamp, address)}"}
+
+
+def relayed_client(headers: Mapping[str, str], key: bytes, now: float) -> str | None:
+    """The client address a relaying node vouches for in `headers`, or None (no relay
+    headers, a wrong or stale credential, not an IP address)."""
+    address, auth = headers.get(RELAYED_FOR), headers.get(RELAY_AUTH)
+    if address is None or auth is None:
+        return None
+    stamp, _, mac = auth.partition(".")
+    if not stamp.isdigit() or len(stamp) > 12 or abs(now - int(stamp)) > MAX_SKEW_SECONDS:
+        return None
+    if not hmac.compare_digest(mac, _mac(key, stamp, address)):
+        return None
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return None
