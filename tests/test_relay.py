@@ -4,15 +4,18 @@ real sockets. Whichever node a bot's WebSocket reaches, everyone is in one call 
 lesson's node: participants, chat, hands, settings and media both ways, the relayed
 bot's media connections made by the owning node; a bad token costs no node-to-node
 connection; a resume through another node finds its session; only a node-to-node
-credential makes the owner believe a relayed client address."""
+credential makes the owner believe a relayed client address; an owner that cannot be
+reached or dies (a `urok serve` process, SIGKILL) sends the page back to its retries."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from bench.bot import Bot
@@ -23,7 +26,7 @@ from signalling.config_sections import LimitSettings
 from signalling.keys import CALLS, MEDIA, NODE, WS_COUNTS
 from signalling.ratelimit import LIMITS
 from signalling.relay_auth import cluster_key, relay_headers
-from tests.live import LiveServer, free_port, running_server
+from tests.live import LiveServer, free_port, running_server, serve_process, wait_healthy
 from tests.redis_server import redis_server
 
 WAIT = 30.0  # every wait: the non-real-time half of the suite is starved on CI
@@ -136,6 +139,45 @@ async def test_bots_on_two_nodes_are_in_one_call() -> None:
         finally:
             await pupil.close()
             await teacher.close()
+
+
+async def test_the_owner_dying_closes_the_relayed_socket(tmp_path: Path) -> None:
+    """A `urok serve` process owns the lesson and is killed: the WebSocket relayed to it
+    closes as "going away" (the page's resume takes it from there)."""
+    config = tmp_path / "doomed.toml"
+    config.write_text(
+        f'[cluster]\nnode_id = "doomed"\nheartbeat_seconds = {BEAT}\n'
+        f"stale_after_seconds = {STALE}\n"
+    )
+    port = free_port()
+    async with redis_server() as url:
+        args = ("--config", str(config), "--redis-url", url)
+        process = await serve_process(port, *args, data_dir=tmp_path / "data")
+        try:
+            async with running_server(redis_url=url, cluster=cluster("n2")) as other:
+                await wait_healthy(other.http, f"http://127.0.0.1:{port}", WAIT)
+                lesson = await other.create_lesson()
+                placement = other.app[NODE].placement
+                assert await placement.claim(lesson, "doomed", STALE) == "doomed"
+                teacher_token = await other.token(lesson, "t-1", "Анна Петровна", "teacher")
+                teacher = await joined_bot(f"http://127.0.0.1:{port}", teacher_token)
+                pupil = await joined_bot(
+                    other.base_url, await other.token(lesson, "s-1", "Ученик", "student")
+                )
+                try:
+                    assert other.app[WS_COUNTS].relayed == 1 and teacher.id in pupil.participants
+                    process.send_signal(signal.SIGKILL)
+                    async with asyncio.timeout(WAIT):
+                        await pupil.closed_by_server.wait()
+                    assert pupil.ws is not None and pupil.ws.close_code == 1001
+                    await eventually(lambda: other.app[WS_COUNTS].relayed == 0, "relay gone")
+                finally:
+                    await pupil.close()
+                    await teacher.close()
+        finally:
+            if process.returncode is None:
+                process.kill()
+            await process.wait()
 
 
 def said(text: str) -> Callable[[dict[str, Any]], bool]:
