@@ -4,7 +4,9 @@
    lessons pass it by) and joins and resumes are refused with `restarting`, an
    error the call page retries with its backoff.
 2. Everyone in a call, admitted or waiting, gets `restarting`: the page shows
-   "reconnecting" instead of an error and comes back by itself.
+   "reconnecting" instead of an error and comes back by itself. Connections
+   relayed to another node's call (ws_relay.py) get it too and are let go at
+   once: they resume there through another node.
 3. Running recordings are stopped and finished; each is posted into its call's
    chat (and to the journal) while people are still there to see it. With a
    durable store, what only this node knows of each person is written there.
@@ -26,6 +28,7 @@ from aiohttp import web
 from rooms.calls.participant import safe_send
 from rooms.calls.restart import RESTART_MARGIN_S
 from signalling.keys import CALLS, HEALTH, SETTINGS, STORE
+from signalling.ws_relay import let_go as let_relays_go
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +45,7 @@ async def drain(app: web.Application, deadline_s: float) -> None:
     notice = {"type": "restarting", "retry_after_ms": RETRY_AFTER_MS}
     everyone = [p for call in calls for p in (*call.participants.values(), *call.waiting.values())]
     await asyncio.gather(*(safe_send(p, notice) for p in everyone))
+    relayed = await let_relays_go(app, notice)  # their calls are on other nodes
     try:
         async with asyncio.timeout(deadline_s):
             await asyncio.gather(*(call.finish_recordings() for call in calls))
@@ -54,4 +58,4 @@ async def drain(app: web.Application, deadline_s: float) -> None:
     for call in calls:
         for person in [*call.participants.values(), *call.waiting.values()]:
             await person.disconnect()
-    logger.info("drained: %d people told to come back", len(everyone))
+    logger.info("drained: %d people told to come back", len(everyone) + relayed)

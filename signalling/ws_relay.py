@@ -68,6 +68,10 @@ class Client(Protocol):
     async def pace(self) -> None: ...
 
 
+# The connections this node relays now (a draining node lets them go: `let_go`).
+RELAYS: web.AppKey[set[Client]] = web.AppKey("relays")
+
+
 async def relay_if_elsewhere(client: Client, message: dict[str, Any], data: str) -> bool:
     """If `message` (a join or resume, `data` as it came) is for a lesson on another
     live node, relay this connection there until either side closes: True, the
@@ -121,11 +125,13 @@ async def _relay(client: Client, target: NodeRecord, data: str, ref: str | None)
         async with _owner_socket(client, target) as owner:
             counts.relays += 1
             counts.relayed += 1
+            client.app[RELAYS].add(client)
             try:
                 await owner.send_str(data)
                 await _pipe(client, owner)
             finally:
                 counts.relayed -= 1
+                client.app[RELAYS].discard(client)
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         logger.warning("cannot reach node %s at %s: %s", target.id, target.internal_url, exc)
         # The page tries again (docs/protocol.md "restarting"); by then the node
@@ -213,6 +219,21 @@ def _sendable(code: int | None, otherwise: int) -> int:
     return otherwise
 
 
+async def let_go(app: web.Application, notice: dict[str, Any]) -> int:
+    """A draining node (signalling/drain.py) tells each relayed connection `notice` and
+    closes it at once: the page comes back through another node and resumes on the
+    lesson's, which holds the person meanwhile. How many there were."""
+    relays: list[Client] = [*app[RELAYS]]
+
+    async def close(client: Client) -> None:
+        with contextlib.suppress(ConnectionError):
+            await client.send(notice)
+        await client.ws.close(code=GOING_AWAY)
+
+    await asyncio.gather(*(close(client) for client in relays))
+    return len(relays)
+
+
 async def relay_http(app: web.Application) -> AsyncIterator[None]:
     """One client session for every relayed connection (no cap on connections: each
     relayed WebSocket holds one for its life)."""
@@ -222,4 +243,6 @@ async def relay_http(app: web.Application) -> AsyncIterator[None]:
 
 
 def setup(app: web.Application) -> None:
+    relays: set[Client] = set()
+    app[RELAYS] = relays
     app.cleanup_ctx.append(relay_http)

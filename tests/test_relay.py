@@ -5,7 +5,8 @@ lesson's node: participants, chat, hands, settings and media both ways, the rela
 bot's media connections made by the owning node; a bad token costs no node-to-node
 connection; a resume through another node finds its session; only a node-to-node
 credential makes the owner believe a relayed client address; an owner that cannot be
-reached or dies (a `urok serve` process, SIGKILL) sends the page back to its retries."""
+reached or dies (a `urok serve` process, SIGKILL), or a relaying node that drains, sends
+the page back to its retries."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from bench.media import PatternVideoTrack
 from rooms.placement import NodeRecord
 from signalling.config_cluster import ClusterSettings
 from signalling.config_sections import LimitSettings
+from signalling.drain import drain
 from signalling.keys import CALLS, MEDIA, NODE, WS_COUNTS
 from signalling.ratelimit import LIMITS
 from signalling.relay_auth import cluster_key, relay_headers
@@ -241,6 +243,16 @@ async def test_resume_through_another_node_and_the_relay_credential() -> None:
             heard = pupil.wait_for(said("с возвращением"), WAIT)
             await teacher.send({"type": "chat_send", "text": "с возвращением"})
             await heard
+            # n2 drains: the relayed page is told and let go at once (to come back through
+            # another node); n1 holds the pupil meanwhile.
+            told = pupil.wait_for(lambda m: m["type"] == "restarting", WAIT)
+            await drain(other.app, WAIT)
+            await told
+            async with asyncio.timeout(WAIT):
+                await pupil.closed_by_server.wait()
+            assert pupil.ws is not None and pupil.ws.close_code == 1001
+            await eventually(lambda: other.app[WS_COUNTS].relayed == 0, "the relay closed")
+            assert pupil.id in owner.app[CALLS].calls[lesson].participants
         finally:
             await pupil.close()
             await teacher.close()
