@@ -95,16 +95,18 @@ def _as_worker(args: argparse.Namespace, settings: Settings) -> tuple[Settings, 
     shared port, its internal listener. Anything else: as it is."""
     if args.worker is None:
         return settings, {}
+    from signalling.node import default_node_id
     from signalling.serving import drain_when_orphaned, listen
     from signalling.worker_settings import internal_address, internal_url, worker_settings
 
+    base = args.node_id_base or settings.cluster.node_id or default_node_id()
     host, port = internal_address(settings, args.worker)
     try:
         internal = listen(host, port)
     except OSError as exc:
         raise OSError(exc.errno, f"{exc.strerror or exc} (internal address {host}:{port})") from exc
     announced = internal_url(settings, host, internal.getsockname()[1])
-    settings = worker_settings(settings, args.worker, args.workers, args.node_id_base, announced)
+    settings = worker_settings(settings, args.worker, args.workers, base, announced)
     drain_when_orphaned(os.getppid())
     return settings, {"reuse_port": True, "internal": internal}
 
