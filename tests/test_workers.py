@@ -26,6 +26,7 @@ from rooms.store_redis import DEFAULT_PREFIX
 from signalling.cli import main
 from signalling.config import ConfigError, Settings, settings_from_mapping
 from signalling.worker_settings import check_workers, media_slice, worker_settings
+from signalling.workers import Supervisor
 from tests.live import free_port, wait_healthy
 from tests.redis_server import redis_server
 
@@ -219,3 +220,16 @@ def test_each_worker_gets_its_own_ports_id_and_recordings() -> None:
     with pytest.raises(ConfigError, match="include the public port"):
         check_workers(settings_from_mapping({"port": 9465}, base), 2, "school-a")
     check_workers(Settings(), 1, "alone")  # one process: nothing to check
+
+
+def test_a_worker_that_keeps_dying_stops_the_parent_with_a_failure(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    failing = [sys.executable, "-c", "raise SystemExit(3)"]
+    supervisor = Supervisor(lambda index: failing, 1, env=dict(os.environ), stop_seconds=30)
+    supervisor.restarts_per_minute = 2
+    with caplog.at_level("INFO", logger="signalling.workers"):
+        assert supervisor.run() == 1
+    started = [r for r in caplog.records if "worker 0 started" in r.getMessage()]
+    assert len(started) == 3  # the first start and two restarts
+    assert "its 2 restarts in a minute are used up" in caplog.text
