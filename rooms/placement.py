@@ -59,6 +59,8 @@ class NodeRecord:
     load: NodeLoad = field(default_factory=NodeLoad)
     limits: NodeLimits = field(default_factory=NodeLimits)
     draining: bool = False
+    # Its media sockets' UDP port range (first, last); None: any port.
+    media_ports: tuple[int, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,7 +76,12 @@ class NodeRecord:
             load=NodeLoad(**data.get("load", {})),
             limits=NodeLimits(**data.get("limits", {})),
             draining=bool(data.get("draining", False)),
+            media_ports=_port_range(data.get("media_ports")),
         )
+
+
+def _port_range(value: Any) -> tuple[int, int] | None:
+    return (int(value[0]), int(value[1])) if value else None
 
 
 def load_score(record: NodeRecord, lessons: int) -> float:
