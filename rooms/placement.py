@@ -23,6 +23,7 @@ ties go to the smaller node id.
 from __future__ import annotations
 
 import re
+import secrets
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -145,6 +146,11 @@ class Placement(ABC):
     async def holder(self, lesson_id: str) -> str | None:
         """The node whose lease on the lesson runs (alive or not yet noticed dead)."""
 
+    @abstractmethod
+    async def shared_secret(self) -> bytes:
+        """A random secret every node of this placement reads alike (the first to ask
+        makes it): signs node-to-node requests when no cluster.secret is configured."""
+
 
 class LocalPlacement(Placement):
     """One process, no Redis: this node is the only one and holds every lesson."""
@@ -152,6 +158,7 @@ class LocalPlacement(Placement):
     def __init__(self) -> None:
         self.record: NodeRecord | None = None
         self.held: set[str] = set()
+        self._secret = secrets.token_bytes(32)
 
     def _this(self) -> str | None:
         return self.record.id if self.record is not None else None
@@ -189,3 +196,6 @@ class LocalPlacement(Placement):
 
     async def holder(self, lesson_id: str) -> str | None:
         return self._this() if lesson_id in self.held else None
+
+    async def shared_secret(self) -> bytes:
+        return self._secret

@@ -301,7 +301,8 @@ def _with_turn_secret(data: dict[str, Any], env: dict[str, str]) -> dict[str, An
 
 
 def _operator_env(env: dict[str, str]) -> dict[str, Any]:
-    """UROK_METRICS_TOKEN, UROK_METRICS_PORT and UROK_LOG_FORMAT (a secret stays out of files)."""
+    """UROK_METRICS_TOKEN, UROK_METRICS_PORT, UROK_LOG_FORMAT and UROK_CLUSTER_SECRET (a
+    secret stays out of files)."""
     out: dict[str, Any] = {}
     metrics: dict[str, Any] = {}
     if "UROK_METRICS_TOKEN" in env:
@@ -315,4 +316,6 @@ def _operator_env(env: dict[str, str]) -> dict[str, Any]:
         out["metrics"] = metrics
     if "UROK_LOG_FORMAT" in env:
         out["log"] = {"format": env["UROK_LOG_FORMAT"]}
+    if "UROK_CLUSTER_SECRET" in env:
+        out["cluster"] = {"secret": env["UROK_CLUSTER_SECRET"]}
     return out
