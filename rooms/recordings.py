@@ -143,13 +143,14 @@ class RecordingLibrary:
         if not self.directory.is_dir():
             return 0, recovered
         loaded = 0
+        alive: dict[str, bool] = {}  # node id -> alive, asked once per node
         for sidecar in sorted(self.directory.glob("rec_*.json")):
             try:
                 record = RecordingRecord.from_json(json.loads(sidecar.read_text("utf-8")))
             except (OSError, ValueError, KeyError, TypeError):
                 logger.warning("skipping unreadable recording record %s", sidecar)
                 continue
-            if await self._another_live_node(record):
+            if await self._another_live_node(record, alive):
                 continue  # a shared directory: that node lists it (and finishes it)
             # Written here, maybe under an earlier id (a node's id may change at a restart).
             record = replace(record, node=self.node_id or record.node)
@@ -161,10 +162,13 @@ class RecordingLibrary:
             loaded += 1
         return loaded, recovered
 
-    async def _another_live_node(self, record: RecordingRecord) -> bool:
-        if not record.node or record.node == self.node_id or self.node_alive is None:
+    async def _another_live_node(self, record: RecordingRecord, alive: dict[str, bool]) -> bool:
+        node = record.node
+        if not node or node == self.node_id or self.node_alive is None:
             return False
-        return await self.node_alive(record.node)
+        if node not in alive:
+            alive[node] = await self.node_alive(node)
+        return alive[node]
 
     def _interrupted(self, record: RecordingRecord) -> RecordingRecord:
         from recording.writer import probe_duration  # PyAV: only on this rare path

@@ -14,12 +14,13 @@ from typing import Any
 import pytest
 
 from bench.bot import Bot
-from signalling.config import DEMO_SECRET, load_settings, settings_from_mapping
+from rooms.placement import NodeRecord
+from signalling.config import DEMO_SECRET, RecordingSettings, load_settings, settings_from_mapping
 from signalling.config_cluster import ClusterSettings
 from signalling.config_sections import ConfigError
-from signalling.keys import RECORDINGS
+from signalling.keys import NODE, RECORDINGS
 from signalling.recording_nodes import EXPIRES_HEADER, NODE_LINK, SIGNATURE_HEADER, sign
-from tests.live import LiveServer, running_server
+from tests.live import LiveServer, free_port, running_server
 from tests.redis_server import redis_server
 from tests.test_call_recording import fetch, is_recording_ready
 from tests.test_openapi import add_recording
@@ -157,6 +158,13 @@ async def test_a_recording_is_served_deleted_and_missed_across_nodes(tmp_path: P
         ) as response:
             assert response.status == 503
         assert (a_dir / "recordings" / record.file).read_bytes() == content
+        # Killed rather than stopped, and not yet noticed: its record is there, nobody answers.
+        closed = f"http://127.0.0.1:{free_port()}"
+        ghost = NodeRecord("rec-a", closed, closed, "127.0.0.1", "test")
+        await b.app[NODE].placement.register(ghost, 30)
+        status, headers, _ = await fetch(b, f"/recordings/{recording_id}/file", token=student)
+        assert status == 503 and "Retry-After" in headers
+        await b.app[NODE].placement.deregister("rec-a")
 
         # A comes back (under a new id, as a restarted node may): so does the recording.
         async with running_server(redis_url=url, cluster=cluster("rec-a2"), data_dir=a_dir):
@@ -164,6 +172,29 @@ async def test_a_recording_is_served_deleted_and_missed_across_nodes(tmp_path: P
             assert record is not None and record.node == "rec-a2"
             status, _, body = await fetch(b, f"/recordings/{recording_id}/file", token=student)
             assert status == 200 and body == content
+
+
+async def test_a_shared_recordings_directory_is_served_by_any_node_alone(tmp_path: Path) -> None:
+    shared = RecordingSettings(directory=tmp_path / "shared")
+    async with redis_server() as url:
+        async with running_server(redis_url=url, cluster=cluster("sh-a"), recording=shared) as a:
+            lesson = await a.create_lesson()
+            student = await a.token(lesson, "s-1", "Ученик 1", "student")
+            record = await add_recording(a.app[RECORDINGS].library, lesson, "demo")
+        content = (tmp_path / "shared" / record.file).read_bytes()
+        # A is gone: B finds the file in the directory they share and serves it itself.
+        async with running_server(redis_url=url, cluster=cluster("sh-b"), recording=shared) as b:
+            url_path = f"/recordings/{record.id}/file"
+            status, _, body = await fetch(b, url_path, token=student)
+            assert status == 200 and body == content
+            status, _, body = await fetch(b, url_path, token=student, headers={"Range": "bytes=7-"})
+            assert status == 206 and body == content[7:]
+            async with b.http.delete(
+                f"{b.base_url}/api/v1/recordings/{record.id}",
+                headers={"Authorization": f"Bearer {DEMO_SECRET}"},
+            ) as response:
+                assert response.status == 204
+            assert list((tmp_path / "shared").glob(f"{record.id}.*")) == []
 
 
 def test_the_cluster_secret_setting() -> None:
