@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -60,6 +61,7 @@ _RETURNED = (
 )
 # What the owner may answer that the client should see as it is (anything else: 503).
 _PASSED_STATUSES = frozenset({200, 206, 304, 404, 410, 412, 416})
+_EXPIRES = re.compile(r"^[0-9]{1,12}$")
 _CONTENT_TYPES: dict[Kind, str] = {"file": "video/mp4", "thumbnail": "image/jpeg"}
 
 
@@ -121,15 +123,17 @@ class NodeLink:
     async def check(self, request: web.Request) -> None:
         """A request another node signed, not yet expired; else 403."""
         expires = request.headers.get(EXPIRES_HEADER, "")
-        signature = request.headers.get(SIGNATURE_HEADER, "")
+        signature = request.headers.get(SIGNATURE_HEADER, "").encode("utf-8", "replace")
         now = time.time()
         if (
-            not expires.isdigit()
+            not _EXPIRES.match(expires)
             # A credential lasts a minute: one dated further ahead was not made by a node.
             or not now <= int(expires) <= now + 2 * CREDENTIAL_SECONDS
             or not hmac.compare_digest(
                 signature,
-                sign(await self.secret(request.app), request.method, request.path, int(expires)),
+                sign(
+                    await self.secret(request.app), request.method, request.path, int(expires)
+                ).encode(),
             )
         ):
             raise HttpError(

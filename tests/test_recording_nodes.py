@@ -80,7 +80,7 @@ async def forged_requests_are_refused(a: LiveServer, recording_id: str) -> None:
     secret = await a.app[NODE_LINK].secret(a.app)
     expires = int(time.time()) + 30
 
-    def signed(signature: str, at: int = expires) -> dict[str, str]:
+    def signed(signature: str, at: int | str = expires) -> dict[str, str]:
         return {EXPIRES_HEADER: str(at), SIGNATURE_HEADER: signature}
 
     other_path = f"/internal/recordings/{recording_id}/thumbnail"
@@ -88,6 +88,8 @@ async def forged_requests_are_refused(a: LiveServer, recording_id: str) -> None:
     for headers in (
         {},
         signed("0" * 64),
+        signed("é" * 64),
+        signed("0" * 64, "9" * 5000),
         signed(sign(b"a secret some other cluster has, 32b", "GET", path, expires)),
         signed(sign(secret, "GET", other_path, expires)),  # signed for another path
         signed(sign(secret, "DELETE", path, expires)),  # for another method
