@@ -237,7 +237,8 @@ async def _internal_record(request: web.Request) -> RecordingRecord:
     await request.app[NODE_LINK].check(request)
     record = await request.app[RECORDINGS].library.get(request.match_info["recording_id"])
     if record is None:
-        raise HttpError(404, "recording_not_found", "There is no such recording.").http_exception()
+        error = HttpError(404, "recording_not_found", "There is no such recording.", NO_STORE)
+        raise error.http_exception()
     return record
 
 
