@@ -47,6 +47,7 @@ SIGNATURE_HEADER = "X-Urok-Node-Signature"
 CREDENTIAL_SECONDS = 60
 RETRY_AFTER_SECONDS = 30
 CHUNK_BYTES = 64 * 1024
+RELAYED_AT_ONCE = 400
 _FORWARDED = ("Range", "If-Range", "If-Modified-Since", "If-None-Match")
 _RETURNED = (
     "Content-Type",
@@ -108,7 +109,12 @@ class NodeLink:
         if self._session is None:
             # No total timeout: a long download is fine as long as bytes keep coming.
             timeout = aiohttp.ClientTimeout(total=None, connect=5, sock_read=30)
-            self._session = aiohttp.ClientSession(timeout=timeout, auto_decompress=False)
+            # Downloads relayed at once (a class watching), under the owner's cap on
+            # connections from one address (limits.max_connections_per_ip, 500).
+            connector = aiohttp.TCPConnector(limit=RELAYED_AT_ONCE)
+            self._session = aiohttp.ClientSession(
+                timeout=timeout, connector=connector, auto_decompress=False
+            )
         return self._session
 
     async def close(self) -> None:

@@ -73,6 +73,9 @@ async def downloads_match(b: LiveServer, recording_id: str, token: str, content:
     assert status == 206 and body == content[-500:]
     status, _, _ = await fetch(b, url, token=token, headers={"Range": f"bytes={len(content)}-"})
     assert status == 416
+    async with b.http.head(f"{b.base_url}{url}?token={token}") as response:
+        assert response.status == 200
+        assert response.headers["Content-Length"] == str(len(content))
 
 
 async def internal_status(server: LiveServer, path: str, headers: dict[str, str]) -> int:
