@@ -261,6 +261,8 @@ class RecordingRecord:
     # False when the recorder died and the file holds what was written until then.
     complete: bool = True
     error: str | None = None
+    # The node whose recordings directory holds the file ("": this node's, as before nodes).
+    node: str = ""
 
     def visible_to(self, role: Role) -> bool:
         return role in self.visibility and role in RECORDING_VIEWER_ROLES

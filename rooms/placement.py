@@ -23,6 +23,7 @@ ties go to the smaller node id.
 from __future__ import annotations
 
 import re
+import secrets
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -59,6 +60,8 @@ class NodeRecord:
     load: NodeLoad = field(default_factory=NodeLoad)
     limits: NodeLimits = field(default_factory=NodeLimits)
     draining: bool = False
+    # Its media sockets' UDP port range (first, last); None: any port.
+    media_ports: tuple[int, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,7 +77,12 @@ class NodeRecord:
             load=NodeLoad(**data.get("load", {})),
             limits=NodeLimits(**data.get("limits", {})),
             draining=bool(data.get("draining", False)),
+            media_ports=_port_range(data.get("media_ports")),
         )
+
+
+def _port_range(value: Any) -> tuple[int, int] | None:
+    return (int(value[0]), int(value[1])) if value else None
 
 
 def load_score(record: NodeRecord, lessons: int) -> float:
@@ -138,6 +146,11 @@ class Placement(ABC):
     async def holder(self, lesson_id: str) -> str | None:
         """The node whose lease on the lesson runs (alive or not yet noticed dead)."""
 
+    @abstractmethod
+    async def shared_secret(self) -> bytes:
+        """A random secret every node of this placement reads alike (the first to ask
+        makes it): signs node-to-node requests when no cluster.secret is configured."""
+
 
 class LocalPlacement(Placement):
     """One process, no Redis: this node is the only one and holds every lesson."""
@@ -145,6 +158,7 @@ class LocalPlacement(Placement):
     def __init__(self) -> None:
         self.record: NodeRecord | None = None
         self.held: set[str] = set()
+        self._secret = secrets.token_bytes(32)
 
     def _this(self) -> str | None:
         return self.record.id if self.record is not None else None
@@ -182,3 +196,6 @@ class LocalPlacement(Placement):
 
     async def holder(self, lesson_id: str) -> str | None:
         return self._this() if lesson_id in self.held else None
+
+    async def shared_secret(self) -> bytes:
+        return self._secret

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from typing import cast
 from urllib.parse import quote
 
@@ -106,3 +107,9 @@ class RedisPlacement(Placement):
 
     async def holder(self, lesson_id: str) -> str | None:
         return cast(str | None, await self._redis.get(self._lesson_key(lesson_id)))
+
+    async def shared_secret(self) -> bytes:
+        key = self._prefix + "node-secret"
+        # Made once by whichever node asks first; never expires (a restart keeps it).
+        await self._redis.set(key, secrets.token_hex(32), nx=True)
+        return bytes.fromhex(cast(str, await self._redis.get(key)))

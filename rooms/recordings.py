@@ -17,7 +17,7 @@ import secrets
 import shutil
 import struct
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,9 +60,14 @@ def new_recording_id() -> str:
 class RecordingLibrary:
     """Finished and running recordings of this node: files, sidecar records, the store."""
 
-    def __init__(self, directory: Path, store: Store) -> None:
+    def __init__(self, directory: Path, store: Store, node_id: str = "") -> None:
         self.directory = Path(directory)
         self.store = store
+        # Stamped on every record saved here: the node other nodes fetch the file from.
+        self.node_id = node_id
+        # Whether a node is alive (set by the server from its node records): at start-up
+        # a sidecar of another live node (a shared directory) is that node's to list.
+        self.node_alive: Callable[[str], Awaitable[bool]] | None = None
 
     def path(self, name: str) -> Path:
         """A file of the library by its stored name (never outside the directory)."""
@@ -70,11 +75,17 @@ class RecordingLibrary:
             raise ValueError(f"not a library file name: {name!r}")
         return self.directory / name
 
+    def holds(self, record: RecordingRecord) -> bool:
+        """Its sidecar is in this directory (written here, or a directory nodes share)."""
+        return self._sidecar(record.id).is_file()
+
     def _sidecar(self, recording_id: str) -> Path:
         return self.directory / f"{recording_id}.json"
 
     async def save(self, record: RecordingRecord) -> None:
         """The sidecar first (atomically replaced), then the store."""
+        if self.node_id:
+            record = replace(record, node=self.node_id)
         await asyncio.to_thread(self._write_sidecar, record)
         await self.store.put_recording(record)
 
@@ -122,7 +133,8 @@ class RecordingLibrary:
     async def load(self) -> tuple[int, list[RecordingRecord]]:
         """At start-up: put every sidecar's record into the store.
 
-        A record still "recording" or "processing" was cut short by the previous run of
+        A sidecar of another live node (a shared directory) is left to that node. A
+        record still "recording" or "processing" was cut short by the previous run of
         this node (a crash, a kill): its file holds what was written up to the last
         fragment, so it is listed as ready (not complete) with the duration read from it.
         Returns how many records were loaded, and those that were cut short.
@@ -131,12 +143,17 @@ class RecordingLibrary:
         if not self.directory.is_dir():
             return 0, recovered
         loaded = 0
+        alive: dict[str, bool] = {}  # node id -> alive, asked once per node
         for sidecar in sorted(self.directory.glob("rec_*.json")):
             try:
                 record = RecordingRecord.from_json(json.loads(sidecar.read_text("utf-8")))
             except (OSError, ValueError, KeyError, TypeError):
                 logger.warning("skipping unreadable recording record %s", sidecar)
                 continue
+            if await self._another_live_node(record, alive):
+                continue  # a shared directory: that node lists it (and finishes it)
+            # Written here, maybe under an earlier id (a node's id may change at a restart).
+            record = replace(record, node=self.node_id or record.node)
             if record.status in (RecordingStatus.RECORDING, RecordingStatus.PROCESSING):
                 record = await asyncio.to_thread(self._interrupted, record)
                 await asyncio.to_thread(self._write_sidecar, record)
@@ -144,6 +161,14 @@ class RecordingLibrary:
             await self.store.put_recording(record)
             loaded += 1
         return loaded, recovered
+
+    async def _another_live_node(self, record: RecordingRecord, alive: dict[str, bool]) -> bool:
+        node = record.node
+        if not node or node == self.node_id or self.node_alive is None:
+            return False
+        if node not in alive:
+            alive[node] = await self.node_alive(node)
+        return alive[node]
 
     def _interrupted(self, record: RecordingRecord) -> RecordingRecord:
         from recording.writer import probe_duration  # PyAV: only on this rare path

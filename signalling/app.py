@@ -32,6 +32,7 @@ from signalling import (
     nodes_api,
     pages,
     ratelimit,
+    recording_nodes,
     recordings,
     webhook_payloads,
     webhooks,
@@ -228,6 +229,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[HEALTH] = Health()
     app[WS_COUNTS] = WsCounters(SCHEMAS)
     app[NODE] = nodes_api.create_agent(app)
+    recording_nodes.connect_library(app)
     # When the lesson ends (journal, host, time), its call ends for everyone in it.
     app[LESSONS].on_ended.append(app[CALLS].end_for_lesson)
     # The call's state (chat, attendance) stays readable for a while, then expires.

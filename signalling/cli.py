@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from rooms.lessons import Role
 from signalling.config import ConfigError, Settings, load_settings, settings_from_mapping
@@ -38,11 +40,13 @@ def _overrides(args: argparse.Namespace) -> dict[str, object]:
 def _serve(args: argparse.Namespace) -> int:
     from signalling.access_log import RedactingAccessLogger
     from signalling.app import create_app
-    from signalling.http_guard import run
     from signalling.log_format import configure_logging
+    from signalling.serving import run
 
     settings = load_settings(args.config)
     settings = _public_url_follows_port(settings_from_mapping(_overrides(args), settings))
+    if args.workers > 1 and args.worker is None:
+        return _supervise(args, settings)
     configure_logging(settings.log)
     if settings.demo_journal and settings.host not in ("127.0.0.1", "::1", "localhost"):
         # The demo journal acts as the demo integration without credentials.
@@ -51,18 +55,15 @@ def _serve(args: argparse.Namespace) -> int:
             "create and end demo lessons; set demo_journal = false in production",
             settings.host,
         )
-
-    def announce() -> None:
-        media = ", ".join(settings.ice.addresses)
-        print(f"Urok: {settings.public_url}/  (media on {media})", flush=True)
-
     # web.run_app, with the connection limits and header timeout (signalling/http_guard.py).
     try:
+        settings, options = _as_worker(args, settings)
         run(
             create_app(settings),
             settings,
-            on_listening=announce,
+            on_listening=lambda: _announce(settings, args.worker),
             access_log_class=RedactingAccessLogger,
+            **options,
         )
     except OSError as exc:
         # A busy port or an address this machine lacks: one line, no traceback.
@@ -73,6 +74,77 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"urok: start-up failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _announce(settings: Settings, worker: int | None) -> None:
+    media = ", ".join(settings.ice.addresses)
+    if worker is None:
+        print(f"Urok: {settings.public_url}/  (media on {media})", flush=True)
+        return
+    ports = settings.media.udp_ports
+    udp = f" UDP {ports[0]}-{ports[1]}" if ports else ""
+    print(
+        f"Urok worker {worker}: node {settings.cluster.node_id}, internal "
+        f"{settings.cluster.internal_url}, media on {media}{udp}",
+        flush=True,
+    )
+
+
+def _as_worker(args: argparse.Namespace, settings: Settings) -> tuple[Settings, dict[str, Any]]:
+    """A worker of `--workers N` (signalling/worker_settings.py): its own settings, the
+    shared port, its internal listener. Anything else: as it is."""
+    if args.worker is None:
+        return settings, {}
+    from signalling.node import default_node_id
+    from signalling.serving import drain_when_orphaned, listen
+    from signalling.worker_settings import internal_address, internal_url, worker_settings
+
+    base = args.node_id_base or settings.cluster.node_id or default_node_id()
+    host, port = internal_address(settings, args.worker)
+    try:
+        internal = listen(host, port)
+    except OSError as exc:
+        raise OSError(exc.errno, f"{exc.strerror or exc} (internal address {host}:{port})") from exc
+    announced = internal_url(settings, host, internal.getsockname()[1])
+    settings = worker_settings(settings, args.worker, args.workers, base, announced)
+    drain_when_orphaned(os.getppid())
+    return settings, {"reuse_port": True, "internal": internal}
+
+
+def _supervise(args: argparse.Namespace, settings: Settings) -> int:
+    """The parent of `--workers N` (signalling/workers.py)."""
+    from signalling.log_format import configure_logging
+    from signalling.node import default_node_id
+    from signalling.worker_settings import check_workers
+    from signalling.workers import (
+        STOP_MARGIN_SECONDS,
+        Supervisor,
+        probe_port,
+        worker_command,
+        worker_env,
+    )
+
+    base = settings.cluster.node_id or default_node_id()
+    check_workers(settings, args.workers, base)
+    configure_logging(settings.log)
+    try:
+        probe_port(settings.host, settings.port)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        print(f"urok: cannot listen on {settings.host}:{settings.port}: {reason}", file=sys.stderr)
+        return 1
+    print(
+        f"Urok: {settings.public_url}/  ({args.workers} workers on {settings.host}:"
+        f"{settings.port}, nodes {base}-w0 to -w{args.workers - 1})",
+        flush=True,
+    )
+    supervisor = Supervisor(
+        lambda index: worker_command(args.argv, index, base),
+        args.workers,
+        env=worker_env(),
+        stop_seconds=settings.drain_seconds + STOP_MARGIN_SECONDS,
+    )
+    return supervisor.run()
 
 
 def _public_url_follows_port(settings: Settings) -> Settings:
@@ -165,7 +237,29 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="reverse proxy address or network whose X-Forwarded-For is believed "
         "(repeatable; default: limits.trusted_proxies, else none)",
     )
+    serve.add_argument(
+        "--workers",
+        type=_worker_count,
+        default=1,
+        help="node processes on this machine, sharing the port, each on a core of its own "
+        "(needs Redis; docs/operations.md says how many; default: 1, this process alone)",
+    )
+    # A worker's own part, given by the parent of --workers N (signalling/workers.py).
+    serve.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--node-id-base", help=argparse.SUPPRESS)
     serve.set_defaults(func=_serve)
+
+
+def _worker_count(text: str) -> int:
+    from signalling.worker_settings import MAX_WORKERS
+
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= count <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"{count} is not from 1 to {MAX_WORKERS}")
+    return count
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         # would refuse options such as --publishers).
         return _bench(argparse.Namespace(rest=argv[1:]))
     args = parser.parse_args(argv)
+    args.argv = argv  # the workers of --workers N run the same command line
     try:
         return int(args.func(args))
     except ConfigError as exc:

@@ -26,10 +26,10 @@ class ClusterSettings:
     # A lesson placed on a node but not yet joined there stays placed this long.
     placement_lease_seconds: float = 60.0
     limits: NodeLimits = field(default_factory=NodeLimits)
-    # Signs what one node tells another (a relayed client's address, signalling/relay_auth.py);
-    # or UROK_CLUSTER_SECRET. Unset: derived from the integrations' secrets, which every
-    # node of a cluster shares anyway.
-    secret: str = field(default="", repr=False)
+    # Signs node-to-node requests (a recording's file fetched from the node holding it;
+    # signalling/recording_nodes.py); or UROK_CLUSTER_SECRET. Empty: a random secret the
+    # nodes share through Redis.
+    secret: str = ""
 
 
 KNOWN_CLUSTER_KEYS = frozenset(
@@ -46,7 +46,7 @@ KNOWN_CLUSTER_KEYS = frozenset(
         "secret",
     }
 )
-MIN_SECRET_LENGTH = 16
+MIN_SECRET_BYTES = 32
 _URL = re.compile(r"^https?://[^/\s]+(/\S*)?$")
 
 
@@ -64,15 +64,18 @@ def _strings(table: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(table["node_id"], str) or not NODE_ID_PATTERN.match(table["node_id"]):
             raise ConfigError("cluster.node_id must be 1 to 100 of A-Z a-z 0-9 . _ -")
         changes["node_id"] = table["node_id"]
+    if "secret" in table:
+        secret = table["secret"]
+        if not isinstance(secret, str) or len(secret.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(
+                f"cluster.secret must be a string of at least {MIN_SECRET_BYTES} bytes"
+            )
+        changes["secret"] = secret
     for key in ("node_url", "internal_url"):
         if key in table:
             if not isinstance(table[key], str) or not _URL.match(table[key]):
                 raise ConfigError(f"cluster.{key} must be an http:// or https:// URL")
             changes[key] = table[key]
-    if "secret" in table:
-        if not isinstance(table["secret"], str) or len(table["secret"]) < MIN_SECRET_LENGTH:
-            raise ConfigError(f"cluster.secret must be a string of {MIN_SECRET_LENGTH}+ characters")
-        changes["secret"] = table["secret"]
     return changes
 
 

@@ -32,9 +32,8 @@ What is counted is in COUNTERS (process-wide; there is no metrics endpoint).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
+import socket
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -45,7 +44,6 @@ from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
 from signalling.config import LimitSettings, Settings
-from signalling.drain import drain
 from signalling.frame_budget import FrameBudgets
 from signalling.ratelimit import budget_address, client_key, trusted_proxy
 
@@ -306,11 +304,16 @@ class GuardedSite(web.BaseSite):
         guard: ConnectionGuard,
         *,
         backlog: int = 128,
+        reuse_port: bool = False,
+        sock: socket.socket | None = None,
     ) -> None:
         super().__init__(runner, backlog=backlog)
         self.host = host
         self.port = port
         self.guard = guard
+        # Several processes on one port (`--workers`), or a socket bound beforehand.
+        self.reuse_port = reuse_port
+        self.sock = sock
 
     @property
     def name(self) -> str:
@@ -321,8 +324,13 @@ class GuardedSite(web.BaseSite):
         quiet_malformed_requests(self.guard.settings.bad_request_log_seconds)
         server = self._runner.server
         assert server is not None
-        self._server = await asyncio.get_running_loop().create_server(
-            self.guard.protocol_factory(server), self.host, self.port, backlog=self._backlog
+        factory = self.guard.protocol_factory(server)
+        loop = asyncio.get_running_loop()
+        if self.sock is not None:
+            self._server = await loop.create_server(factory, sock=self.sock, backlog=self._backlog)
+            return
+        self._server = await loop.create_server(
+            factory, self.host, self.port, backlog=self._backlog, reuse_port=self.reuse_port or None
         )
 
 
@@ -410,27 +418,6 @@ class MalformedRequestLog(logging.Filter):
         return False
 
 
-async def _until_signal(app: web.Application, drain_seconds: float) -> None:
-    """Wait for SIGINT/SIGTERM, then drain; a second signal stops the drain."""
-    loop = asyncio.get_running_loop()
-    signals = asyncio.Queue[int]()
-    for number in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(number, signals.put_nowait, number)
-    try:
-        received = await signals.get()
-        log.info("%s: draining for at most %.0f s", signal.Signals(received).name, drain_seconds)
-        draining = asyncio.ensure_future(drain(app, drain_seconds))
-        again = asyncio.ensure_future(signals.get())
-        await asyncio.wait((draining, again), return_when=asyncio.FIRST_COMPLETED)
-        for task in (draining, again):
-            task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await draining
-    finally:
-        for number in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(number)
-
-
 def quiet_malformed_requests(interval: float) -> MalformedRequestLog | None:
     """Install (or retune) the filter on "aiohttp.server"; interval 0 removes it."""
     logger = logging.getLogger("aiohttp.server")
@@ -444,55 +431,3 @@ def quiet_malformed_requests(interval: float) -> MalformedRequestLog | None:
         logger.addFilter(current)
     current.interval = interval
     return current
-
-
-# ------------------------------------------------------------------ running the server
-
-
-def run(
-    app: web.Application,
-    settings: Settings,
-    on_listening: Callable[[], None] | None = None,
-    **runner_options: Any,
-) -> None:
-    """Serve `app` on settings.host:port through a GuardedSite until SIGINT/SIGTERM
-    (same keep-alive timeout and shutdown as web.run_app); then drain (signalling/
-    drain.py: people told to come back, recordings posted) for at most
-    `drain_seconds` before the cleanup. A second signal cuts the drain short.
-    `on_listening` runs once the socket is bound (so a busy port says nothing else)."""
-
-    async def serve() -> None:
-        runner = web.AppRunner(app, handle_signals=False, keepalive_timeout=75.0, **runner_options)
-        await runner.setup()
-        try:
-            site = GuardedSite(
-                runner, settings.host, settings.port, ConnectionGuard(settings.limits)
-            )
-            await site.start()
-            if on_listening is not None:
-                on_listening()
-            await _until_signal(app, settings.drain_seconds)
-        finally:
-            await runner.cleanup()
-
-    loop = asyncio.new_event_loop()
-    task = loop.create_task(serve())
-    try:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(task)
-    except (web.GracefulExit, KeyboardInterrupt):
-        pass
-    finally:
-        try:
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    loop.run_until_complete(task)
-        finally:
-            leftover = [t for t in asyncio.all_tasks(loop) if not t.done()]
-            for t in leftover:
-                t.cancel()
-            if leftover:
-                loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()

@@ -55,6 +55,7 @@ def own_record(settings: Settings, node_id: str) -> NodeRecord:
         media_address=media_address,
         version=VERSION,
         limits=cluster.limits,
+        media_ports=settings.media.udp_ports,
     )
 
 

@@ -7,7 +7,9 @@ with a school profile: never guests), while their token is valid or expired for 
 than `chat_history_days`, and not revoked. The journal uses its integration secret on
 the /api/v1/ routes.
 
-Files are served with HTTP Range support (206 Partial Content), so a player can seek.
+Files are served with HTTP Range support (206 Partial Content), so a player can seek,
+by any node: one that has not the file streams it from the node that wrote it
+(signalling/recording_nodes.py).
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from aiohttp import web
 from rooms.admission import Door, Refused
 from rooms.lessons import LessonNotFound, Role
 from rooms.model import RecordingRecord, RecordingStatus
+from signalling import recording_nodes
 from signalling.access import admitted_lesson, bearer_token, history_claims
 from signalling.api import ApiError, _integration
 from signalling.errors import NO_STORE, HttpError
 from signalling.keys import LESSONS, RECORDINGS, SETTINGS
+from signalling.recording_nodes import Kind
 from signalling.tokens import JoinClaims, TokenError
 
 _RECORDING_ID = r"rec_[0-9a-f]{16}"
@@ -98,33 +102,28 @@ async def _visible_recording(request: web.Request) -> RecordingRecord:
     return record
 
 
-def _file_response(path: Any, content_type: str, filename: str | None) -> web.FileResponse:
-    headers = {
-        "Content-Type": content_type,
-        "Cache-Control": "private, no-store",
-        "X-Content-Type-Options": "nosniff",
-    }
-    if filename is not None:
-        headers["Content-Disposition"] = f'inline; filename="{filename}"'
-    return web.FileResponse(path, headers=headers)
+async def _served(request: web.Request, record: RecordingRecord, kind: Kind) -> web.StreamResponse:
+    """The file here or from its node (signalling/recording_nodes.py); 410/404 if none."""
+    try:
+        response = await recording_nodes.serve(request, record, kind)
+    except HttpError as exc:
+        raise exc.http_exception() from None
+    if response is not None:
+        return response
+    if kind == "file":
+        raise _error(410, "recording_gone", "The file of this recording is no longer there.")
+    raise _error(404, "no_thumbnail", "This recording has no thumbnail.")
 
 
 async def recording_file(request: web.Request) -> web.StreamResponse:
-    record = await _visible_recording(request)
-    path = request.app[RECORDINGS].library.path(record.file)
-    if not path.is_file():
-        raise _error(410, "recording_gone", "The file of this recording is no longer there.")
-    return _file_response(path, "video/mp4", record.file)
+    return await _served(request, await _visible_recording(request), "file")
 
 
 async def recording_thumbnail(request: web.Request) -> web.StreamResponse:
     record = await _visible_recording(request)
     if not record.thumbnail:
         raise _error(404, "no_thumbnail", "This recording has no thumbnail.")
-    path = request.app[RECORDINGS].library.path(record.thumbnail)
-    if not path.is_file():
-        raise _error(404, "no_thumbnail", "This recording has no thumbnail.")
-    return _file_response(path, "image/jpeg", None)
+    return await _served(request, record, "thumbnail")
 
 
 async def call_recordings(request: web.Request) -> web.Response:
@@ -169,10 +168,10 @@ async def api_recording_file(request: web.Request) -> web.StreamResponse:
         raise ApiError(404, "recording_not_found", "There is no such recording.")
     if record.status != RecordingStatus.READY:
         raise ApiError(409, "recording_not_ready", "This recording is not ready.")
-    path = request.app[RECORDINGS].library.path(record.file)
-    if not path.is_file():
+    response = await recording_nodes.serve(request, record, "file")
+    if response is None:
         raise ApiError(410, "recording_gone", "The file of this recording is no longer there.")
-    return _file_response(path, "video/mp4", record.file)
+    return response
 
 
 async def api_delete_recording(request: web.Request) -> web.Response:
@@ -187,7 +186,10 @@ async def api_delete_recording(request: web.Request) -> web.Response:
         raise ApiError(
             409, "recording_not_ready", "This recording is still running or being finished."
         )
-    await library.delete(record)
+    if recording_nodes.held_elsewhere(request.app, record) and not library.holds(record):
+        await recording_nodes.delete_at_owner(request.app, record)
+    else:
+        await library.delete(record)
     return web.Response(status=204, headers=NO_STORE)
 
 
@@ -215,3 +217,4 @@ def setup(app: web.Application) -> None:
         name="api_recording_file",
         allow_head=False,
     )
+    recording_nodes.setup(app, _RECORDING_ID)

@@ -8,9 +8,9 @@ address only when the MAC is right and the time within MAX_SKEW_SECONDS of its o
 clock (a captured header is worthless a minute later); anything else is ignored and
 the connection counts as the relaying peer's, as any other.
 
-The key: `[cluster] secret` (or UROK_CLUSTER_SECRET) when set, else derived from the
-integrations' secrets — every node of a cluster has the same ones to check join
-tokens, and they are as secret as anything the node knows.
+The key is derived from the cluster secret that signs the other node-to-node
+requests (signalling/recording_nodes.py: `cluster.secret`, or a random one the nodes
+share through Redis), fetched only for a connection that carries the header.
 """
 
 from __future__ import annotations
@@ -18,23 +18,26 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import logging
+import time
 from collections.abc import Mapping
 
-from signalling.config import Settings
+from aiohttp import web
+
+from signalling.recording_nodes import NODE_LINK
+
+logger = logging.getLogger(__name__)
 
 RELAYED_FOR = "X-Urok-Relayed-For"
 RELAY_AUTH = "X-Urok-Relay-Auth"
 MAX_SKEW_SECONDS = 60
 
 
-def cluster_key(settings: Settings) -> bytes:
-    """The key nodes of this cluster sign with (see the module docstring)."""
-    material = settings.cluster.secret or "\n".join(
-        f"{integration.key_id}\n{integration.secret}"
-        for integration in sorted(settings.integrations, key=lambda i: i.key_id)
-    )
-    # Domain-separated: the key is not an integration secret itself.
-    return hmac.new(b"urok-cluster-relay", material.encode(), hashlib.sha256).digest()
+async def relay_key(app: web.Application) -> bytes:
+    """The key relayed addresses are signed with: the cluster secret's, for this use only
+    (a recording request's signature is never a relay credential, nor the reverse)."""
+    secret = await app[NODE_LINK].secret(app)
+    return hmac.new(secret, b"urok-ws-relay", hashlib.sha256).digest()
 
 
 def _mac(key: bytes, stamp: str, address: str) -> str:
@@ -62,3 +65,15 @@ def relayed_client(headers: Mapping[str, str], key: bytes, now: float) -> str | 
         return str(ipaddress.ip_address(address))
     except ValueError:
         return None
+
+
+async def relayed_peer(request: web.Request) -> str | None:
+    """The client address a relaying node vouches for in `request`, if it carries one."""
+    if RELAYED_FOR not in request.headers:
+        return None
+    try:
+        key = await relay_key(request.app)
+    except Exception as exc:  # Redis away: the connection is the TCP peer's
+        logger.warning("cannot check a relayed address: %s", exc)
+        return None
+    return relayed_client(request.headers, key, time.time())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +18,7 @@ from signalling.keys import CALLS, HEALTH, LESSONS, NODE, SETTINGS, TOKENS, WS_C
 from signalling.log_format import log_as
 from signalling.protocol import MAX_UNJOINED_BYTES, ProtocolError, parse_message
 from signalling.ratelimit import LIMITS, budget_address, join_rate_limited
-from signalling.relay_auth import cluster_key, relayed_client
+from signalling.relay_auth import relayed_peer
 from signalling.tokens import TokenError
 from signalling.turn import client_ice_servers
 from signalling.ws_actions import ACTIONS
@@ -38,7 +37,9 @@ UNJOINED_TYPES = frozenset({"join", "resume", "ping"})
 class Session:
     """One WebSocket connection, before and after it joins a call."""
 
-    def __init__(self, request: web.Request, ws: web.WebSocketResponse) -> None:
+    def __init__(
+        self, request: web.Request, ws: web.WebSocketResponse, relayed_for: str | None = None
+    ) -> None:
         self.app = request.app
         self.ws = ws
         self.call: Call | None = None
@@ -46,7 +47,6 @@ class Session:
         self._send_lock = asyncio.Lock()
         # Relayed from another node (signalling/ws_relay.py): the client's own address;
         # such a connection is served here, never relayed again (no loops between nodes).
-        relayed_for = relayed_client(request.headers, cluster_key(self.app[SETTINGS]), time.time())
         self.peer = relayed_for or request.remote
         self.may_relay = relayed_for is None
         self._frames = request.app[LIMITS].frames.connection()
@@ -326,7 +326,7 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     # below that and keeps the connection.
     ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=settings.max_ws_message_bytes * 4)
     await ws.prepare(request)
-    session = Session(request, ws)
+    session = Session(request, ws, await relayed_peer(request))
     counts = request.app[WS_COUNTS]
     counts.connections += 1
     try:

@@ -38,7 +38,7 @@ from signalling.access import admitted_lesson
 from signalling.keys import CALLS, NODE, SETTINGS, TOKENS, WS_COUNTS
 from signalling.protocol import ProtocolError, parse_message
 from signalling.ratelimit import LIMITS, client_key
-from signalling.relay_auth import cluster_key, relay_headers
+from signalling.relay_auth import relay_headers, relay_key
 from signalling.tokens import TokenError
 
 logger = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ async def _owner_socket(
     client: Client, target: NodeRecord
 ) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
     app = client.app
-    headers = relay_headers(cluster_key(app[SETTINGS]), client.peer or "", time.time())
+    headers = relay_headers(await relay_key(app), client.peer or "", time.time())
     async with asyncio.timeout(CONNECT_TIMEOUT):
         owner = await app[RELAY_HTTP].ws_connect(
             target.internal_url.rstrip("/") + "/ws",

@@ -394,6 +394,3 @@ def test_cluster_section_as_in_the_readme(tmp_path: Path) -> None:
     limits = cluster.limits
     assert (limits.max_cpu, limits.max_streams, limits.max_lessons) == (0.8, 2000, 200)
     assert load_settings(None, env={}).cluster.node_id is None
-    assert cluster.secret == "" and "secret" not in repr(cluster)
-    secret = "s" * 32  # a secret stays out of files: UROK_CLUSTER_SECRET
-    assert load_settings(None, env={"UROK_CLUSTER_SECRET": secret}).cluster.secret == secret

@@ -36,6 +36,7 @@ from signalling.config import DEMO_KEY_ID, Integration, Settings
 from signalling.config_ops import MetricsSettings
 from signalling.keys import HEALTH, NODE, RECORDINGS, SETTINGS, STORE, TOKENS
 from signalling.node import NodeAgent
+from signalling.recording_nodes import EXPIRES_HEADER, NODE_LINK, SIGNATURE_HEADER, sign
 from tests.api_support import (
     KEY_A,
     PUBLIC_URL,
@@ -757,6 +758,43 @@ async def test_routes_outside_the_api_answer_as_the_spec_says() -> None:
         assert body["error"]["code"] == "recording_gone"
         body = await call("GET", still, 404, path=f"/recordings/{bare.id}/thumbnail?token={pupil}")
         assert body["error"]["code"] == "no_thumbnail"
+        # Held by another node that is down (with several nodes): 503, try again later.
+        elsewhere = await add_recording(library, lid, DEMO_KEY_ID)
+        for name in (elsewhere.file, elsewhere.thumbnail or ""):
+            library.path(name).unlink()
+        await library.store.put_recording(replace(elsewhere, node="a-node-that-is-down"))
+        for template in (video, still):
+            path = template.replace("{recording_id}", elsewhere.id)
+            body = await call("GET", template, 503, path=path, headers=bearer(pupil))
+            assert body["error"]["code"] == "recording_node_unavailable"
+
+        # What other nodes ask: only with this node's signature.
+        secret = await server.app[NODE_LINK].secret(server.app)
+
+        def signed(method: str, path: str, **extra: str) -> dict[str, str]:
+            expires = int(datetime.now(UTC).timestamp()) + 60
+            signature = sign(secret, method, path, expires)
+            return {EXPIRES_HEADER: str(expires), SIGNATURE_HEADER: signature, **extra}
+
+        internal = "/internal/recordings/{recording_id}/{kind}"
+        for kind in ("file", "thumbnail"):
+            path = f"/internal/recordings/{shown.id}/{kind}"
+            await call("GET", internal, 200, path=path, headers=signed("GET", path))
+            part = signed("GET", path, Range="bytes=0-9")
+            await call("GET", internal, 206, path=path, headers=part)
+            beyond = signed("GET", path, Range="bytes=100000000-")
+            await call("GET", internal, 416, path=path, headers=beyond)
+            await call("GET", internal, 403, path=path)
+        path = f"/internal/recordings/{gone.id}/file"
+        await call("GET", internal, 410, path=path, headers=signed("GET", path))
+        path = "/internal/recordings/rec_0000000000000000/file"
+        await call("GET", internal, 404, path=path, headers=signed("GET", path))
+        delete_internal = "/internal/recordings/{recording_id}"
+        path = f"/internal/recordings/{gone.id}"
+        await call("DELETE", delete_internal, 403, path=path)
+        await call("DELETE", delete_internal, 204, path=path, headers=signed("DELETE", path))
+        await call("DELETE", delete_internal, 404, path=path, headers=signed("DELETE", path))
+        assert await library.get(gone.id) is None
         # The chat's recording_ready event (for every room) as the chat history shows it.
         event = system_message("recording_ready", {"recording_id": shown.id}, now)
         await server.app[STORE].append_chat(lid, replace(event, room="*"))

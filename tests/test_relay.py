@@ -27,7 +27,7 @@ from signalling.config_sections import LimitSettings
 from signalling.drain import drain
 from signalling.keys import CALLS, MEDIA, NODE, WS_COUNTS
 from signalling.ratelimit import LIMITS
-from signalling.relay_auth import cluster_key, relay_headers
+from signalling.relay_auth import relay_headers, relay_key
 from tests.live import LiveServer, free_port, running_server, serve_process, wait_healthy
 from tests.redis_server import redis_server
 
@@ -278,12 +278,12 @@ async def _relayed_address_needs_the_credential(owner: LiveServer) -> None:
     the cluster key, and against the TCP peer when the credential is forged."""
     limits = owner.app[LIMITS].join_ip
     bad = {"type": "join", "token": "not-a-token"}
-    vouched = relay_headers(cluster_key(owner.settings), "203.0.113.9", time.time())
+    vouched = relay_headers(await relay_key(owner.app), "203.0.113.9", time.time())
     assert (await raw_join(owner, bad, vouched))["code"] == "token_invalid"
     assert limits.retry_after("203.0.113.9") is not None
     assert limits.retry_after("127.0.0.1") is None
     forged = relay_headers(b"not the cluster key", "198.51.100.7", time.time())
-    stale = relay_headers(cluster_key(owner.settings), "198.51.100.8", time.time() - 300)
+    stale = relay_headers(await relay_key(owner.app), "198.51.100.8", time.time() - 300)
     assert (await raw_join(owner, bad, forged))["code"] == "token_invalid"
     assert limits.retry_after("198.51.100.7") is None
     assert limits.retry_after("127.0.0.1") is not None  # counted as the TCP peer's
