@@ -20,6 +20,8 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
+from bench.bot import Bot
+from bench.media import PatternVideoTrack
 from rooms.placement import NodeRecord
 from rooms.placement_redis import RedisPlacement
 from rooms.store_redis import DEFAULT_PREFIX
@@ -27,10 +29,11 @@ from signalling.cli import main
 from signalling.config import ConfigError, Settings, settings_from_mapping
 from signalling.worker_settings import check_workers, media_slice, worker_settings
 from signalling.workers import Supervisor
-from tests.live import free_port, wait_healthy
+from tests.live import free_port, running_server, wait_healthy
 from tests.redis_server import redis_server
 
 ROOT = Path(__file__).resolve().parent.parent
+GREEN, BLUE = (30, 200, 30), (30, 30, 220)
 START_SECONDS = 60.0  # two workers importing the media stack on a starved machine
 CONFIG = """
 [cluster]
@@ -123,6 +126,7 @@ async def test_two_workers_are_two_nodes_on_one_port(tmp_path: Path) -> None:
                 await wait_healthy(http, f"http://127.0.0.1:{port}", timeout=START_SECONDS)
                 await eventually(both_registered, START_SECONDS, "two node records")
                 await _check_records(http, records, port)
+                await _bots_on_two_workers_are_in_one_call(url, placement, records)
                 await _killed_worker_comes_back(http, placement, log)
                 internals = [r.internal_url for r in await placement.nodes()]
                 process.send_signal(signal.SIGTERM)
@@ -157,6 +161,52 @@ async def _check_records(
     # Both workers listen on the public port (SO_REUSEPORT), and it answers.
     assert listening_sockets(port) == 2
     assert await answers(http, f"http://127.0.0.1:{port}")
+
+
+async def _bots_on_two_workers_are_in_one_call(
+    url: str, placement: RedisPlacement, records: dict[str, NodeRecord]
+) -> None:
+    """A lesson held by worker 0: a pupil whose WebSocket reaches worker 1 is relayed there,
+    in one call with the teacher on worker 0 (chat and video both ways)."""
+    one, two = records["school-a-w0"], records["school-a-w1"]
+    # An app beside the workers on the same Redis: the journal's side (lessons, tokens).
+    async with running_server(redis_url=url) as journal:
+        lesson = await journal.create_lesson()
+        assert await placement.claim(lesson, one.id, 60) == one.id
+        teacher = Bot(
+            one.internal_url, await journal.token(lesson, "t-1", "Анна", "teacher"), decode=False
+        )
+        pupil = Bot(
+            two.internal_url, await journal.token(lesson, "s-1", "Иван", "student"), decode=False
+        )
+        try:
+            await teacher.connect(timeout=START_SECONDS)
+            await pupil.connect(timeout=START_SECONDS)
+            assert teacher.id in pupil.participants
+
+            async def teacher_sees_pupil() -> bool:
+                return pupil.id in teacher.participants
+
+            await eventually(teacher_sees_pupil, START_SECONDS, "the pupil at the teacher")
+            heard = teacher.wait_for(
+                lambda m: m["type"] == "chat_message" and m["message"]["text"] == "привет",
+                START_SECONDS,
+            )
+            await pupil.send({"type": "chat_send", "text": "привет"})
+            await heard
+            await teacher.publish([(PatternVideoTrack(GREEN), "camera")])
+            await pupil.publish([(PatternVideoTrack(BLUE), "camera")])
+
+            async def video_both_ways() -> bool:
+                return (
+                    pupil.packet_counts[(teacher.id, "video")] > 20
+                    and teacher.packet_counts[(pupil.id, "video")] > 20
+                )
+
+            await eventually(video_both_ways, START_SECONDS, "video between the workers")
+        finally:
+            await pupil.close()
+            await teacher.close()
 
 
 async def _killed_worker_comes_back(
