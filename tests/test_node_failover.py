@@ -2,7 +2,8 @@
 WebSockets reach it through another node; it is killed with SIGKILL. Once its record
 has run out (stale), the lesson is placed on the survivor at the next join, the bots
 join again there by themselves (as the page does) and are back in media within 10 s;
-the lesson's chat comes back from Redis; nobody is told the call ended."""
+each person has their participant id back (raised hands in order, a co-host), and the
+lesson's chat, from Redis; nobody is told the call ended."""
 
 from __future__ import annotations
 
@@ -82,6 +83,17 @@ async def test_a_killed_nodes_lesson_comes_back_on_the_survivor(tmp_path: Path) 
                 said = bots[0].wait_for(lambda m: m["type"] == "chat_message", WAIT)
                 await bots[1].send({"type": "chat_send", "text": "до сбоя"})
                 await said
+                # Two hands up, in order; the teacher makes a pupil co-host.
+                raised = [bots[3].id, bots[2].id]
+                hands = bots[0].wait_for(lambda m: m["type"] == "hands" and m["queue"] == raised)
+                for bot in (bots[3], bots[2]):
+                    await bot.send({"type": "hand", "raised": True})
+                await hands
+                await bots[0].request(
+                    {"type": "set_cohost", "participant_id": bots[4].id, "cohost": True},
+                    lambda m: m["type"] == "participant_updated",
+                )
+                ids = [bot.id for bot in bots]
 
                 process.send_signal(signal.SIGKILL)
                 killed_at = time.monotonic()
@@ -105,9 +117,14 @@ async def test_a_killed_nodes_lesson_comes_back_on_the_survivor(tmp_path: Path) 
                 assert back_s < STALE + BACK_IN_MEDIA_S, back_s
 
                 assert await placement.holder(lesson) == "survivor"
+                # Each person has their participant id back: the hands are theirs, in
+                # order; the co-host is one still.
+                assert [bot.id for bot in bots] == ids
                 for bot in bots:
                     assert bot.joined is not None
                     assert [m["text"] for m in bot.joined["chat"]] == ["до сбоя"]
+                    assert bot.joined["hands"] == raised
+                assert bots[4].joined is not None and bots[4].joined["self"]["cohost"] is True
                 for bot in old + bots:
                     assert not [m for m in bot.messages if m["type"] == "call_ended"]
                 # Gone before the survivor stops (it would wait for their sockets).

@@ -15,7 +15,10 @@ mutes kept, the floor, past the waiting room.
 
 Why at the drain and not as it changes: a SIGTERM'd node always drains, and the
 few node-local things would otherwise cost a store write on every change for an
-event that happens once a deploy; a killed node (SIGKILL, a crash) loses them.
+event that happens once a deploy. A killed node (SIGKILL, a crash) loses the floor
+and the spotlight; the call, started again on another node (or this one), lets each
+person take back their participant record as the store still has it (`_adopt`:
+the same id, so the raised hands, co-host and host mutes are theirs again).
 Why on the join and not on `resume`: the peer connections died with the process,
 so the page must set its media up afresh, which its fresh join after a restart
 (web_client/static/js/session.js rejoinAfterRestart) already does; the same
@@ -46,6 +49,7 @@ class Restarts:
         self.spotlights = spotlights
         self.suspended = False  # the node drains for a restart: the call is kept as it is
         self._spots: dict[str, Spot] = {}  # participant id -> their spotlight, until let in
+        self._orphaned: dict[str, ParticipantRecord] | None = None  # see _orphans
 
     async def suspend(self, ttl_seconds: int) -> int:
         """Keep every admitted person's node-local state in the store for `ttl_seconds`;
@@ -66,9 +70,10 @@ class Restarts:
         """`participant` joins: if they were in the call before this node restarted,
         they take back what they had; True if so (then they skip the waiting room)."""
         call = self.call
+        orphan = (await self._orphans()).pop(participant.user_id, None)
         state = await call.store.take_restart_state(call.id, participant.user_id)
         if state is None:
-            return False
+            return self._adopt(participant, orphan)
         try:
             old = ParticipantRecord.from_json(state["record"])
         except (KeyError, TypeError, ValueError):
@@ -84,6 +89,26 @@ class Restarts:
         await self._continue_presence(participant)
         logger.info("%s back in %s after the restart as %s", old.user_id, call.id, old.id)
         return True
+
+    async def _orphans(self) -> dict[str, ParticipantRecord]:
+        """The store's people of this call when it first started on this node: left by a
+        node that died without a drain (SIGKILL, a crash) or stopped, by user id."""
+        if self._orphaned is None:
+            records = await self.call.store.participants(self.call.id)
+            present = self.call.participants
+            self._orphaned = {r.user_id: r for r in records if r.id not in present}
+        return self._orphaned
+
+    def _adopt(self, participant: Participant, orphan: ParticipantRecord | None) -> bool:
+        """A person whose node died takes back their participant id (their raised hand,
+        in its place, names it), co-host and host mutes; the floor and a spotlight were
+        the dead node's only. Not past the waiting room: False."""
+        call = self.call
+        if orphan is None or orphan.role is not participant.role or orphan.id in call.participants:
+            return False
+        participant.record = replace(orphan, name=participant.name, screen=False)
+        logger.info("%s back in %s after a lost node as %s", orphan.user_id, call.id, orphan.id)
+        return False
 
     async def _continue_presence(self, participant: Participant) -> None:
         """Attendance: the stretch of presence the restart cut goes on from that moment,
