@@ -17,7 +17,7 @@ from bench.bot import Bot, BotError
 from bench.media import PatternVideoTrack, ToneAudioTrack
 from signalling.keys import CALLS
 from tests.live import LiveServer, running_server
-from tests.nft_drop import dropping
+from bench.nft_drop import dropping
 
 GREEN = (30, 200, 30)
 BLUE = (30, 30, 220)

@@ -21,7 +21,7 @@ from bench.bot import Bot
 from bench.media import PatternVideoTrack, ToneAudioTrack
 from signalling.keys import CALLS, STORE
 from tests.browser.harness import Server, chromium, join_call, new_page, playwright, running_server
-from tests.nft_drop import dropping
+from bench.nft_drop import dropping
 
 pytestmark = pytest.mark.browser
 

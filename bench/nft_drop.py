@@ -1,4 +1,4 @@
-"""Packets dropped on purpose with nftables in the tests' own network namespace: a cut
+"""Packets dropped on purpose with nftables in the network namespace of a test or bench: a cut
 path, as after a network change or during a blip on a pupil's link."""
 
 from __future__ import annotations
