@@ -198,6 +198,9 @@ class ClusterProcess:
         records = await self.nodes()
         if len(records) != self.workers or len(self.worker_pids()) != self.workers:
             return False
+        # A worker's first beats carry its start-up's CPU: placement would find it full.
+        if any(r.load.cpu_share >= r.limits.max_cpu / 2 for r in records):
+            return False
         urls = [self.public_url, *(record.internal_url for record in records)]
         try:
             for url in urls:
@@ -212,12 +215,16 @@ class ClusterProcess:
         """This cluster's live node records (by id)."""
         with contextlib.suppress(aioredis.ConnectionError, OSError):
             records = await self.placement.nodes()
-            return [r for r in records if r.id.startswith(self.node_id_base + "-w")]
+            ours = (self.node_id_base, self.node_id_base + "-w")
+            return [r for r in records if r.id == ours[0] or r.id.startswith(ours[1])]
         return []
 
     def worker_pids(self) -> dict[str, int]:
-        """Node id -> pid of each running worker (the parent's children, by `--worker I`)."""
+        """Node id -> pid of each running worker (the parent's children, by `--worker I`;
+        with one worker, the process itself: `--workers 1` is one process, no parent)."""
         assert self.process is not None
+        if self.workers == 1:
+            return {self.node_id_base: self.process.pid} if self.running else {}
         pids: dict[str, int] = {}
         for pid in child_pids(self.process.pid):
             argv = _cmdline(pid).split(b"\0")
@@ -240,7 +247,7 @@ class ClusterProcess:
 
     async def stop(self) -> None:
         """SIGTERM to the parent (it stops its workers); kill whatever is left after 40 s."""
-        pids = list(self.worker_pids().values()) if self.running else []
+        pids = list(self.worker_pids().values()) if self.running and self.workers > 1 else []
         if self.process is not None:
             await _stop(self.process, 40.0)
         for pid in pids:  # a worker that outlived its parent's own kill (and is still ours)

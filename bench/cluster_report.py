@@ -132,11 +132,17 @@ def _num(value: float | None, fmt: str) -> str:
     return "n/a" if value is None else format(value, fmt)
 
 
+def _short(node_id: str) -> str:
+    """`w<i>` of a worker's node id; one process (`--workers 1`) has no suffix."""
+    suffix = node_id.rsplit("-", 1)[-1]
+    return suffix if suffix.startswith("w") else "single"
+
+
 def _node_rows(run: dict[str, Any]) -> list[str]:
     rows = []
     for node in run["nodes"]:
         rows.append(
-            f"| {run['workers']} | {node['node_id'].rsplit('-', 1)[-1]} | {node['lessons']} "
+            f"| {run['workers']} | {_short(node['node_id'])} | {node['lessons']} "
             f"| {node['calls']} | {node['participants']} | {node['streams']} "
             f"({node['record_streams']}) | {node['cores']:.2f} "
             f"| {_num(node['streams_per_core'], '.0f')} "
