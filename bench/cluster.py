@@ -48,6 +48,7 @@ from bench.cli import publish_report, run_main, run_reported
 from bench.cluster_processes import ClusterProcess, Scrape, redis_server
 from bench.cluster_report import NodeFigures, RunReport, format_report, report_json
 from bench.load import machine_info
+from bench.measure import LoopLag, percentile
 from bench.preencoded import BenchMedia, PreEncodedTrack, prepare_media
 from bench.server import Journal, ServerError, cpu_seconds, machine_busy_seconds
 from sfu.aiortc_hooks import restrict_host_addresses
@@ -195,6 +196,7 @@ class Snapshot:
     machine_cpu: float | None
     frames_sent: int  # by all publishers x their receivers
     frames_received: int
+    packets_received: int  # by all bots, every kind
 
 
 def _bench_cpu() -> float:
@@ -221,11 +223,17 @@ async def snapshot(
         machine_cpu=machine_busy_seconds(),
         frames_sent=sum(t.frames_sent * receivers[m.lesson_id] for m in members for t in m.tracks),
         frames_received=sum(m.frames_received for m in members),
+        packets_received=sum(sum(m.bot.packet_counts.values()) for m in members),
     )
 
 
 def figures(
-    workers: int, lessons: list[Lesson], before: Snapshot, after: Snapshot, streams: dict[str, int]
+    workers: int,
+    lessons: list[Lesson],
+    before: Snapshot,
+    after: Snapshot,
+    streams: dict[str, int],
+    lag: LoopLag,
 ) -> RunReport:
     wall = after.at - before.at
     nodes = []
@@ -261,7 +269,13 @@ def figures(
         bench_cores=(after.bench_cpu - before.bench_cpu) / wall,
         machine_cores=machine,
         frames_delivered=(after.frames_received - before.frames_received) / sent if sent else None,
+        received_per_second=(after.packets_received - before.packets_received) / wall,
+        bench_loop_lag_p99_ms=_ms(percentile(lag.between(before.at, after.at), 99)),
     )
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000
 
 
 async def _leave(lessons: list[Lesson]) -> None:
@@ -290,11 +304,14 @@ async def measure_cluster(
             await wait_for_media(lessons, options.setup_timeout)
             _say(options, f"[{cluster.workers}] media flows; warm-up {options.warmup:g} s")
             await asyncio.sleep(options.warmup)
+            lag = LoopLag()
+            lag.start()
             before = await snapshot(http, cluster, lessons)
             await asyncio.sleep(options.seconds)
             after = await snapshot(http, cluster, lessons)
+            await lag.stop()
             streams = {record.id: record.load.streams for record in await cluster.nodes()}
-            report = figures(cluster.workers, lessons, before, after, streams)
+            report = figures(cluster.workers, lessons, before, after, streams, lag)
             report.holders = {
                 lesson.id: await cluster.placement.holder(lesson.id) for lesson in lessons
             }

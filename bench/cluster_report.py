@@ -13,7 +13,8 @@ Definitions (docs/performance.md, "Cluster: one machine, 1 and 2 workers"):
   on the same machine take part of (the report shows the bench's and the
   machine's cores next to it);
 - frames delivered: marker-bit packets the bots received / frames their peers
-  sent x receivers, in the window: did the machine keep up.
+  sent x receivers, in the window, and received pkt/s next to forwarded pkt/s:
+  did the machine keep up (the bench's event loop lag says whether the bots did).
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class RunReport:
     bench_cores: float
     machine_cores: float | None
     frames_delivered: float | None
+    received_per_second: float  # packets the bots received, every kind
+    bench_loop_lag_p99_ms: float | None
     holders: dict[str, str | None] = field(default_factory=dict)  # lesson -> lease holder
 
     @property
@@ -168,9 +171,9 @@ def format_report(data: dict[str, Any]) -> str:
     out += [
         "",
         "| workers | streams | server cores | streams/core | busiest worker "
-        "| streams at 1 core for the busiest | forwarded pkt/s | frames delivered "
-        "| bench cores | machine cores |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| streams at 1 core for the busiest | forwarded pkt/s | received pkt/s "
+        "| frames delivered | bench cores (loop lag p99) | machine cores |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for run in data["runs"]:
         delivered = run["frames_delivered"]
@@ -178,9 +181,10 @@ def format_report(data: dict[str, Any]) -> str:
             f"| {run['workers']} | {run['streams']} | {run['server_cores']:.2f} "
             f"| {_num(run['streams_per_core'], '.0f')} | {run['busiest_worker_cores']:.2f} "
             f"| {_num(run['streams_at_full_busiest'], '.0f')} "
-            f"| {run['forwarded_per_second']:.0f} "
+            f"| {run['forwarded_per_second']:.0f} | {run['received_per_second']:.0f} "
             f"| {'n/a' if delivered is None else f'{100 * delivered:.1f} %'} "
-            f"| {run['bench_cores']:.2f} | {_num(run['machine_cores'], '.2f')} |"
+            f"| {run['bench_cores']:.2f} ({_num(run['bench_loop_lag_p99_ms'], '.0f')} ms) "
+            f"| {_num(run['machine_cores'], '.2f')} |"
         )
     for row in data["scaling"]:
         out.append(

@@ -45,6 +45,7 @@ async def test_lessons_are_placed_once_and_forwarded_on_one_and_two_workers(
         assert sum(node["lessons"] for node in nodes.values()) == 2
         assert run["streams"] == 2 * STREAMS_PER_LESSON
         assert run["frames_delivered"] is not None and run["frames_delivered"] > 0
+        assert run["received_per_second"] > 0
         assert run["streams_per_core"] is not None and run["streams_per_core"] > 0
     [scaling] = report["scaling"]
     assert (scaling["workers"], scaling["against"]) == (2, 1)
