@@ -70,7 +70,7 @@ class Options:
     per_lesson: int = 4
     seconds: float = 20.0
     warmup: float = 3.0
-    setup_timeout: float = 120.0
+    setup_timeout: float = 60.0
     width: int = 320
     height: int = 180
     fps: int = 15
@@ -218,7 +218,8 @@ async def snapshot(
         at=time.monotonic(),
         scrapes=scrapes,
         cpu={node: cpu_seconds(pid) for node, pid in pids.items()},
-        supervisor_cpu=cpu_seconds(cluster.process.pid),
+        # With one worker the process is the node itself: no supervisor apart.
+        supervisor_cpu=cpu_seconds(cluster.process.pid) if cluster.workers > 1 else 0.0,
         bench_cpu=_bench_cpu(),
         machine_cpu=machine_busy_seconds(),
         frames_sent=sum(t.frames_sent * receivers[m.lesson_id] for m in members for t in m.tracks),
@@ -388,7 +389,7 @@ def parse_args(argv: list[str]) -> Options:
     parser.add_argument("--per-lesson", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=3.0)
-    parser.add_argument("--setup-timeout", type=float, default=120.0)
+    parser.add_argument("--setup-timeout", type=float, default=60.0)
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--height", type=int, default=180)
     parser.add_argument("--fps", type=int, default=15)
