@@ -1,0 +1,435 @@
+"""Cluster bench: M lessons of K participants on `urok serve --workers N`, for several N in one run.
+
+    python -m bench.cluster --workers 1,2 --lessons 8 --per-lesson 4 --seconds 20 [--json FILE]
+
+For each worker count the bench starts a real redis-server and a real
+`urok serve --workers N` on loopback (bench/cluster_processes.py), creates M
+lessons through the journal API on the public port, and asks each lesson's
+node (GET /api/v1/lessons/{id}/node: the lesson is placed by load there).
+Then K bots per lesson (bench/bot.py, pre-encoded Opus + small VP8, counting
+instead of decoding) join and publish. The relay of a WebSocket that lands on
+another worker is not there yet, so each bot connects to the lesson's own
+worker directly, at the `internal_url` of its node record in Redis: behind one
+public URL the relay will do this. Once every bot receives every other bot's
+audio and video, and after a warm-up, the bench measures for `--seconds`:
+
+- per node: lessons placed there (the node API's answers), calls and
+  forwarded streams (its GET /metrics: urok_calls, urok_consumers), packets
+  in and out (urok_media_packets_total), CPU time of the worker process
+  (/proc/<pid>/stat; pids are the parent's children, by their `--worker I`);
+- the aggregate: streams, server cores (the workers' CPU seconds per wall
+  second), streams per core (= streams / server cores), forwarded packets/s,
+  frames delivered (marker-bit packets the bots received / frames their peers
+  sent x receivers), and the bench's and the machine's CPU.
+
+The scaling table compares every worker count with the first (a 1,2 run: 2
+workers against 1, measured in the same run with the same bots and media).
+Everything is bounded: setup by `--setup-timeout`, the window by `--seconds`;
+the processes are stopped on exit, Ctrl-C, SIGTERM and errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.bot import Bot
+from bench.cli import publish_report, run_main, run_reported
+from bench.cluster_processes import ClusterProcess, Scrape, redis_server
+from bench.cluster_report import NodeFigures, RunReport, format_report, report_json
+from bench.load import machine_info
+from bench.measure import LoopLag, percentile
+from bench.preencoded import BenchMedia, PreEncodedTrack, prepare_media
+from bench.server import Journal, ServerError, cpu_seconds, machine_busy_seconds
+from sfu.aiortc_hooks import restrict_host_addresses
+from signalling.config import DEMO_SECRET
+
+JOIN_CONCURRENCY = 6
+MAX_WORKERS = 8
+MAX_BOTS = 400
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+@dataclass
+class Options:
+    workers: tuple[int, ...] = (1, 2)
+    lessons: int = 8
+    per_lesson: int = 4
+    seconds: float = 20.0
+    warmup: float = 3.0
+    setup_timeout: float = 60.0
+    width: int = 320
+    height: int = 180
+    fps: int = 15
+    video_kbps: int = 150
+    json_path: str | None = None
+    quiet: bool = False
+
+    @property
+    def streams(self) -> int:
+        """Forwarded streams when everybody receives everybody else's audio and video."""
+        return self.lessons * self.per_lesson * (self.per_lesson - 1) * 2
+
+
+def _say(options: Options, message: str) -> None:
+    if not options.quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+class CountedTrack(PreEncodedTrack):
+    """A PreEncodedTrack that tells how many frames (av.Packets) it has handed out."""
+
+    @property
+    def frames_sent(self) -> int:
+        return self._index
+
+
+@dataclass
+class Member:
+    """One bot in a lesson: its tracks and the frames (marker-bit packets) it received."""
+
+    lesson_id: str
+    bot: Bot
+    tracks: list[CountedTrack] = field(default_factory=list)
+    frames_received: int = 0
+
+    def on_packet(self, _participant_id: str, packet: Any, _now: float) -> None:
+        if packet.marker:
+            self.frames_received += 1
+
+
+@dataclass
+class Lesson:
+    id: str
+    node_id: str
+    internal_url: str
+    members: list[Member] = field(default_factory=list)
+
+
+async def place_lessons(
+    journal: Journal, cluster: ClusterProcess, options: Options
+) -> list[Lesson]:
+    """Create the lessons, place each through the node API, find its worker's address."""
+    records = {record.id: record for record in await cluster.nodes()}
+    lessons: list[Lesson] = []
+    for number in range(options.lessons):
+        students = [f"l{number}-s{i}" for i in range(1, options.per_lesson)]
+        lesson_id = await journal.create_lesson(f"l{number}-t", students)
+        answer = await journal.call("GET", f"/api/v1/lessons/{lesson_id}/node")
+        node_id = answer["node"]["id"]
+        if node_id not in records:
+            raise BenchError(f"lesson {lesson_id} placed on {node_id}, not a worker of the run")
+        lessons.append(Lesson(lesson_id, node_id, records[node_id].internal_url))
+    return lessons
+
+
+async def join_lessons(
+    journal: Journal, lessons: list[Lesson], media: BenchMedia, options: Options
+) -> None:
+    """K bots per lesson, each connected to its lesson's worker; each publishes at once."""
+    limit = asyncio.Semaphore(JOIN_CONCURRENCY)
+
+    async def join(lesson: Lesson, user_id: str, role: str) -> None:
+        async with limit:
+            token = await journal.token(lesson.id, user_id, role)
+            member = Member(lesson.id, Bot(lesson.internal_url, token, decode=False))
+            member.bot.on_packet = member.on_packet
+            lesson.members.append(member)  # before connecting: cleanup must see it
+            await member.bot.connect(timeout=options.setup_timeout)
+            member.tracks = [CountedTrack(media.audio), CountedTrack(media.video)]
+            await member.bot.publish(
+                [(member.tracks[0], "microphone"), (member.tracks[1], "camera")],
+                timeout=options.setup_timeout,
+            )
+
+    async def join_lesson(number: int, lesson: Lesson) -> None:
+        await join(lesson, f"l{number}-t", "teacher")
+        for i in range(1, options.per_lesson):
+            await join(lesson, f"l{number}-s{i}", "student")
+
+    await asyncio.gather(*(join_lesson(n, lesson) for n, lesson in enumerate(lessons)))
+
+
+def missing_media(lessons: list[Lesson]) -> list[tuple[str, str, str]]:
+    """(receiver, publisher, kind) of every stream no packet arrived on yet."""
+    missing = []
+    for lesson in lessons:
+        for receiver in lesson.members:
+            for publisher in lesson.members:
+                if publisher is receiver or publisher.bot.joined is None:
+                    continue
+                for kind in ("audio", "video"):
+                    if receiver.bot.packet_counts.get((publisher.bot.id, kind), 0) == 0:
+                        missing.append((receiver.bot.id, publisher.bot.id, kind))
+    return missing
+
+
+async def wait_for_media(lessons: list[Lesson], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while missing := missing_media(lessons):
+        if time.monotonic() > deadline:
+            raise BenchError(f"{len(missing)} streams without media after {timeout:.0f} s, "
+                             f"e.g. {missing[:3]}")  # fmt: skip
+        await asyncio.sleep(0.1)
+
+
+@dataclass
+class Snapshot:
+    at: float
+    scrapes: dict[str, Scrape]
+    cpu: dict[str, float]
+    supervisor_cpu: float
+    bench_cpu: float
+    machine_cpu: float | None
+    frames_sent: int  # by all publishers x their receivers
+    frames_received: int
+    packets_received: int  # by all bots, every kind
+
+
+def _bench_cpu() -> float:
+    """This process's CPU seconds: the bots'."""
+    times = os.times()
+    return times.user + times.system
+
+
+async def snapshot(
+    http: aiohttp.ClientSession, cluster: ClusterProcess, lessons: list[Lesson]
+) -> Snapshot:
+    pids = cluster.worker_pids()
+    records = {record.id: record for record in await cluster.nodes()}
+    scrapes = {n: await cluster.scrape(http, r.internal_url) for n, r in records.items()}
+    members = [m for lesson in lessons for m in lesson.members]
+    receivers = {lesson.id: len(lesson.members) - 1 for lesson in lessons}
+    assert cluster.process is not None
+    return Snapshot(
+        at=time.monotonic(),
+        scrapes=scrapes,
+        cpu={node: cpu_seconds(pid) for node, pid in pids.items()},
+        # With one worker the process is the node itself: no supervisor apart.
+        supervisor_cpu=cpu_seconds(cluster.process.pid) if cluster.workers > 1 else 0.0,
+        bench_cpu=_bench_cpu(),
+        machine_cpu=machine_busy_seconds(),
+        frames_sent=sum(t.frames_sent * receivers[m.lesson_id] for m in members for t in m.tracks),
+        frames_received=sum(m.frames_received for m in members),
+        packets_received=sum(sum(m.bot.packet_counts.values()) for m in members),
+    )
+
+
+def figures(
+    workers: int,
+    lessons: list[Lesson],
+    before: Snapshot,
+    after: Snapshot,
+    streams: dict[str, int],
+    lag: LoopLag,
+) -> RunReport:
+    wall = after.at - before.at
+    nodes = []
+    for node_id in sorted(after.scrapes):
+        start, end = before.scrapes[node_id], after.scrapes[node_id]
+        cpu = after.cpu[node_id] - before.cpu[node_id]
+        nodes.append(
+            NodeFigures(
+                node_id=node_id,
+                lessons=sum(1 for lesson in lessons if lesson.node_id == node_id),
+                calls=end.calls,
+                participants=end.participants,
+                streams=end.streams,
+                record_streams=streams.get(node_id, 0),
+                cores=cpu / wall,
+                packets_in_per_second=(end.packets_in - start.packets_in) / wall,
+                packets_out_per_second=(end.packets_out - start.packets_out) / wall,
+                forwarded_packets=end.packets_out - start.packets_out,
+            )
+        )
+    sent = after.frames_sent - before.frames_sent
+    machine = (
+        None
+        if after.machine_cpu is None or before.machine_cpu is None
+        else (after.machine_cpu - before.machine_cpu) / wall
+    )
+    return RunReport(
+        workers=workers,
+        seconds=wall,
+        placement={lesson.id: lesson.node_id for lesson in lessons},
+        nodes=nodes,
+        supervisor_cores=(after.supervisor_cpu - before.supervisor_cpu) / wall,
+        bench_cores=(after.bench_cpu - before.bench_cpu) / wall,
+        machine_cores=machine,
+        frames_delivered=(after.frames_received - before.frames_received) / sent if sent else None,
+        received_per_second=(after.packets_received - before.packets_received) / wall,
+        bench_loop_lag_p99_ms=_ms(percentile(lag.between(before.at, after.at), 99)),
+    )
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000
+
+
+async def _leave(lessons: list[Lesson]) -> None:
+    async def leave(member: Member) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(member.bot.leave(), 15)
+
+    await asyncio.gather(*(leave(m) for lesson in lessons for m in lesson.members))
+
+
+async def measure_cluster(
+    cluster: ClusterProcess, media: BenchMedia, options: Options
+) -> RunReport:
+    """Lessons, bots, media, the window: on a cluster that is up."""
+    lessons: list[Lesson] = []
+    async with aiohttp.ClientSession() as http:
+        journal = Journal(cluster.public_url, DEMO_SECRET, http)
+        try:
+            lessons = await place_lessons(journal, cluster, options)
+            _say(options, f"[{cluster.workers}] placed: " + ", ".join(
+                f"{node}: {sum(1 for lesson in lessons if lesson.node_id == node)}"
+                for node in sorted({lesson.node_id for lesson in lessons})
+            ))  # fmt: skip
+            await asyncio.wait_for(join_lessons(journal, lessons, media, options),
+                                   options.setup_timeout)  # fmt: skip
+            await wait_for_media(lessons, options.setup_timeout)
+            _say(options, f"[{cluster.workers}] media flows; warm-up {options.warmup:g} s")
+            await asyncio.sleep(options.warmup)
+            lag = LoopLag()
+            lag.start()
+            before = await snapshot(http, cluster, lessons)
+            await asyncio.sleep(options.seconds)
+            after = await snapshot(http, cluster, lessons)
+            await lag.stop()
+            streams = {record.id: record.load.streams for record in await cluster.nodes()}
+            report = figures(cluster.workers, lessons, before, after, streams, lag)
+            report.holders = {
+                lesson.id: await cluster.placement.holder(lesson.id) for lesson in lessons
+            }
+            return report
+        finally:
+            await _leave(lessons)
+
+
+async def run_workers(
+    workers: int, media: BenchMedia, options: Options, workdir: Path
+) -> RunReport:
+    async with redis_server(workdir / f"redis-{workers}") as redis_url:
+        cluster = ClusterProcess(workers, redis_url, workdir, max_lessons=options.lessons)
+        try:
+            _say(options, f"[{workers}] starting urok serve --workers {workers}")
+            await cluster.start(options.setup_timeout)
+            report = await measure_cluster(cluster, media, options)
+            if not cluster.running:
+                raise ServerError(f"urok serve exited during the run:\n{cluster.log_tail()}")
+            return report
+        except (BenchError, ServerError) as exc:
+            raise BenchError(f"[{workers} workers] {exc}\nlog tail:\n{cluster.log_tail()}") from exc
+        finally:
+            await cluster.stop()
+
+
+async def run_bench(options: Options) -> dict[str, Any]:
+    restrict_host_addresses(["127.0.0.1"])
+    # Short clips that loop: nothing here matches payloads, so they may repeat.
+    media = await asyncio.to_thread(
+        prepare_media,
+        audio_seconds=4.0,
+        width=options.width,
+        height=options.height,
+        fps=options.fps,
+        video_seconds=2.0,
+        video_bitrate=options.video_kbps * 1000,
+    )
+    _say(options, f"media: {media.describe()}")
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="urok-cluster-bench-") as tmp:
+        for workers in options.workers:
+            runs.append(await run_workers(workers, media, options, Path(tmp)))
+    return report_json(options_json(options), media.describe(), machine_info(), runs)
+
+
+def options_json(options: Options) -> dict[str, Any]:
+    return {
+        "workers": list(options.workers),
+        "lessons": options.lessons,
+        "per_lesson": options.per_lesson,
+        "seconds": options.seconds,
+        "warmup": options.warmup,
+        "expected_streams": options.streams,
+    }
+
+
+def _worker_counts(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: worker counts, e.g. 1,2") from None
+    if not counts or any(not 1 <= count <= MAX_WORKERS for count in counts):
+        raise argparse.ArgumentTypeError(f"worker counts are from 1 to {MAX_WORKERS}")
+    return counts
+
+
+def parse_args(argv: list[str]) -> Options:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.cluster", description=__doc__.split("\n", 1)[0]
+    )
+    parser.add_argument("--workers", type=_worker_counts, default=(1, 2))
+    parser.add_argument("--lessons", type=int, default=8)
+    parser.add_argument("--per-lesson", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--setup-timeout", type=float, default=60.0)
+    parser.add_argument("--width", type=int, default=320)
+    parser.add_argument("--height", type=int, default=180)
+    parser.add_argument("--fps", type=int, default=15)
+    parser.add_argument("--video-kbps", type=int, default=150)
+    parser.add_argument("--json", dest="json_path")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    if not 1 <= args.lessons or not 2 <= args.per_lesson:
+        parser.error("--lessons must be at least 1 and --per-lesson at least 2")
+    if args.lessons * args.per_lesson > MAX_BOTS:
+        parser.error(f"at most {MAX_BOTS} bots (lessons x per-lesson)")
+    if not 0 < args.seconds <= 300 or not 0 < args.setup_timeout <= 600:
+        parser.error("--seconds must be in (0, 300] and --setup-timeout in (0, 600]")
+    return Options(
+        workers=args.workers,
+        lessons=args.lessons,
+        per_lesson=args.per_lesson,
+        seconds=args.seconds,
+        warmup=max(0.0, args.warmup),
+        setup_timeout=args.setup_timeout,
+        width=args.width,
+        height=args.height,
+        fps=args.fps,
+        video_kbps=args.video_kbps,
+        json_path=args.json_path,
+        quiet=args.quiet,
+    )
+
+
+async def main(argv: list[str] | None = None) -> int:
+    try:
+        options = parse_args(sys.argv[1:] if argv is None else argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    result = await run_reported(lambda: run_bench(options), "cluster bench", (BenchError,))
+    if isinstance(result, int):
+        return result
+    await publish_report(format_report(result), result, options.json_path)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
