@@ -15,9 +15,9 @@ import pytest
 
 from bench.bot import Bot, BotError
 from bench.media import PatternVideoTrack, ToneAudioTrack
+from bench.nft_drop import dropping
 from signalling.keys import CALLS
 from tests.live import LiveServer, running_server
-from bench.nft_drop import dropping
 
 GREEN = (30, 200, 30)
 BLUE = (30, 30, 220)

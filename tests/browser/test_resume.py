@@ -19,9 +19,9 @@ from playwright.async_api import Page
 
 from bench.bot import Bot
 from bench.media import PatternVideoTrack, ToneAudioTrack
+from bench.nft_drop import dropping
 from signalling.keys import CALLS, STORE
 from tests.browser.harness import Server, chromium, join_call, new_page, playwright, running_server
-from bench.nft_drop import dropping
 
 pytestmark = pytest.mark.browser
 
