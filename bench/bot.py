@@ -272,9 +272,11 @@ class Bot:
             info = self.track_info.get(mid)
             if info is None:
                 return
-            self.packet_counts[(info["participant_id"], info["kind"])] += 1
+            # An audio slot names nobody (docs/protocol.md "audio slots"): counted by mid.
+            source = info.get("participant_id") or f"slot:{mid}"
+            self.packet_counts[(source, info["kind"])] += 1
             if self.on_packet is not None:
-                self.on_packet(info["participant_id"], packet, time.monotonic())
+                self.on_packet(source, packet, time.monotonic())
 
         return count
 

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiortc import RTCPeerConnection
 
 from bench.bot import Bot
 from bench.nft_drop import dropping
@@ -74,20 +73,9 @@ def _percentile(values: list[float], p: int) -> float | None:
     return round(values[min(len(values) - 1, int(len(values) * p / 100))], 3)
 
 
-def udp_ports(*connections: RTCPeerConnection | None) -> set[int]:
-    """The local UDP ports of these peer connections' ICE candidates (public aiortc API)."""
-    ports: set[int] = set()
-    for pc in connections:
-        for transceiver in pc.getTransceivers() if pc is not None else []:
-            transport = transceiver.sender.transport or transceiver.receiver.transport
-            if transport is not None:
-                ports.update(c.port for c in transport.transport.iceGatherer.getLocalCandidates())
-    return ports
-
-
 async def blip(bot: Bot, teacher_id: str, seconds: float, report: Report, n: int) -> None:
     """`bot` loses its network for `seconds`, then resumes; what it took is reported."""
-    ports = sorted(udp_ports(bot.publisher, bot.subscriber))
+    ports = sorted(Bot.udp_ports(bot.publisher) | Bot.udp_ports(bot.subscriber))
     matches = [f"udp sport {{ {', '.join(map(str, ports))} }}"] if ports else []
     matches += [f"udp dport {{ {', '.join(map(str, ports))} }}"] if ports else []
     report.blips += 1
