@@ -1,7 +1,7 @@
-"""The chaos bench (bench/chaos.py), small: a real server process, five bots, pupils cut
-off by nftables two at a time for a few seconds. Every blip ends in a resume with media
-back, no chat message is missed or doubled, nobody is announced as leaving or coming,
-and nothing gets through a cut (the cut is real)."""
+"""The chaos bench (bench/chaos.py), small: a real server process, nine bots (past the
+audio slots), pupils cut off by nftables two at a time for a few seconds. Every blip
+ends in a resume with media back, no chat message is missed or doubled, nobody is
+announced as leaving or coming, and nothing gets through a cut (the cut is real)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 async def test_a_short_chaos_run_loses_nobody_and_nothing() -> None:
     process = await asyncio.create_subprocess_exec(
         *(sys.executable, "-m", "bench.chaos", "--json", "--seed", "7"),
-        *("--people", "5", "--seconds", "8", "--concurrent", "2"),
+        # Nine: more microphones than audio slots (6 + the host), so slots are in play.
+        *("--people", "9", "--seconds", "8", "--concurrent", "2"),
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
