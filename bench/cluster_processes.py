@@ -28,7 +28,14 @@ import aiohttp
 import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.server import REPO_ROOT, ServerError, _die_with_parent, child_pids, free_port
+from bench.server import (
+    REPO_ROOT,
+    ServerError,
+    _die_with_parent,
+    child_pids,
+    free_port,
+    stop_process,
+)
 from bench.server import server_env as bench_env
 from rooms.placement import NodeRecord
 from rooms.placement_redis import RedisPlacement
@@ -52,19 +59,6 @@ def find_redis_server() -> str:
         "redis-server not found: the cluster bench needs a real one "
         "(apt-get install redis-server, or point UROK_REDIS_SERVER at the binary)"
     )
-
-
-async def _stop(process: asyncio.subprocess.Process, timeout: float) -> None:
-    if process.returncode is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        process.send_signal(signal.SIGTERM)
-    try:
-        await asyncio.wait_for(process.wait(), timeout)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await process.wait()
 
 
 @asynccontextmanager
@@ -98,7 +92,7 @@ async def redis_server(workdir: Path, timeout: float = 15.0) -> AsyncIterator[st
             await client.aclose()
         yield url
     finally:
-        await _stop(process, 10.0)
+        await stop_process(process, 10.0)
 
 
 @dataclass(frozen=True)
@@ -249,7 +243,7 @@ class ClusterProcess:
         """SIGTERM to the parent (it stops its workers); kill whatever is left after 40 s."""
         pids = list(self.worker_pids().values()) if self.running and self.workers > 1 else []
         if self.process is not None:
-            await _stop(self.process, 40.0)
+            await stop_process(self.process, 40.0)
         for pid in pids:  # a worker that outlived its parent's own kill (and is still ours)
             if self.node_id_base.encode() in _cmdline(pid):
                 with contextlib.suppress(ProcessLookupError):

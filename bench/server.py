@@ -204,17 +204,22 @@ class ServerProcess:
         return "\n".join(text.splitlines()[-lines:])
 
     async def stop(self, timeout: float = 10.0) -> None:
-        process = self.process
-        if process is None or process.returncode is not None:
-            return
+        if self.process is not None:
+            await stop_process(self.process, timeout)
+
+
+async def stop_process(process: asyncio.subprocess.Process, timeout: float) -> None:
+    """SIGTERM (a server drains and exits), SIGKILL if it has not within `timeout`."""
+    if process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), timeout)
+    except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGTERM)  # aiohttp shuts down gracefully on SIGTERM
-        try:
-            await asyncio.wait_for(process.wait(), timeout)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
+            process.kill()
+        await process.wait()
 
 
 @dataclass

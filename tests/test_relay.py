@@ -290,3 +290,69 @@ async def _relayed_address_needs_the_credential(owner: LiveServer) -> None:
     # Signed with the key but too old: also the TCP peer's, which is over its limit now.
     assert (await raw_join(owner, bad, stale))["code"] == "rate_limited"
     assert limits.retry_after("198.51.100.8") is None
+
+
+async def test_breakout_rooms_and_a_recording_run_by_a_relayed_teacher() -> None:
+    """The teacher's WebSocket is on the other node: the rooms they open and the
+    recording they make are the lesson's node's, and reach the pupils there."""
+    async with two_nodes() as (owner, other):
+        lesson = await owner.create_lesson()
+        assert await owner.app[NODE].claim(lesson) == "n1"
+        teacher = await joined_bot(
+            other.base_url, await other.token(lesson, "t-1", "Анна Петровна", "teacher")
+        )
+        pupils = [
+            await joined_bot(owner.base_url, await owner.token(lesson, u, u, "student"))
+            for u in ("s-1", "s-2")
+        ]
+        try:
+            assert other.app[WS_COUNTS].relayed == 1
+            await teacher.publish([(PatternVideoTrack(GREEN, 160, 120, 15), "camera")], WAIT)
+            await packets_grow(pupils[0], teacher.id)
+            await teacher.request(
+                {"type": "breakout_configure", "count": 2}, lambda m: m["type"] == "breakout", WAIT
+            )
+            assignments = {pupils[0].id: "r1", pupils[1].id: "r2"}
+            await teacher.request(
+                {"type": "breakout_assign", "assignments": assignments},
+                lambda m: m["type"] == "breakout",
+                WAIT,
+            )
+            moved = [
+                pupil.wait_for(lambda m, r=room: m["type"] == "breakout" and m["room"] == r, WAIT)
+                for pupil, room in zip(pupils, ("r1", "r2"), strict=True)
+            ]
+            await teacher.send({"type": "breakout_open", "minutes": 10})
+            for waiter in moved:
+                assert (await waiter)["state"]["opened"] is True
+            back = pupils[0].wait_for(
+                lambda m: m["type"] == "breakout" and not m["state"]["opened"], WAIT
+            )
+            await teacher.send({"type": "breakout_close", "countdown_seconds": 0})
+            assert (await back)["room"] is None
+
+            ready = pupils[1].wait_for(
+                lambda m: (
+                    m["type"] == "chat_message"
+                    and m["message"]["data"].get("event") == "recording_ready"
+                ),
+                60,
+            )
+            started = await teacher.request(
+                {"type": "recording_start"}, lambda m: m["type"] == "recording", WAIT
+            )
+            recording = started["recording"]
+            assert recording is not None and owner.app[CALLS].calls[lesson].recorder is not None
+            await asyncio.sleep(2)
+            await teacher.request(
+                {"type": "recording_stop"}, lambda m: m["type"] == "recording", WAIT
+            )
+            data = (await ready)["message"]["data"]
+            assert data["recording_id"] == recording["id"] and data["complete"] is True
+            # Written on the lesson's node, none on the relaying node.
+            assert (owner.settings.recordings_dir / f"{recording['id']}.mp4").stat().st_size > 0
+            assert not list(other.settings.recordings_dir.glob("*.mp4"))
+        finally:
+            for pupil in pupils:
+                await pupil.close()
+            await teacher.close()
