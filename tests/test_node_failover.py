@@ -71,7 +71,7 @@ async def test_a_killed_nodes_lesson_comes_back_on_the_survivor(tmp_path: Path) 
                 await wait_healthy(survivor.http, f"http://127.0.0.1:{port}", WAIT)
                 lesson = await survivor.create_lesson()
                 placement = survivor.app[NODE].placement
-                assert await placement.claim(lesson, "doomed", STALE) == "doomed"
+                assert await placement.claim(lesson, "doomed", 60) == "doomed"
                 tokens = [await survivor.token(lesson, u, f"Имя {u}", r) for u, r in PEOPLE]
                 # Everyone's WebSocket reaches the survivor, relayed to the doomed node.
                 set_up = time.monotonic() + WAIT

@@ -81,7 +81,7 @@ async def test_nodes_register_see_each_other_and_go() -> None:
         # there first: a join on a node for a lesson placed elsewhere is relayed there,
         # tests/test_relay.py.)
         lesson = await one.create_lesson()
-        assert await one.app[NODE].claim(lesson) == "n1"
+        assert await one.app[NODE].placement.claim(lesson, "n1", 60) == "n1"
         bot = Bot(one.base_url, await one.token(lesson, "t-1", "Анна Петровна", "teacher"))
         await bot.connect()
         try:
@@ -130,7 +130,7 @@ async def test_placed_by_load_and_concurrent_requests_agree() -> None:
         one = servers[0]
         # n1 runs a call: one lesson held, a quarter of its limit.
         busy = await one.create_lesson(group_id="busy")
-        assert await one.app[NODE].claim(busy) == "n1"
+        assert await one.app[NODE].placement.claim(busy, "n1", 60) == "n1"
         bot = Bot(one.base_url, await one.token(busy, "t-1", "Анна Петровна", "teacher"))
         await bot.connect()
         try:

@@ -104,7 +104,7 @@ async def raw_join(
 async def test_bots_on_two_nodes_are_in_one_call() -> None:
     async with two_nodes() as (owner, other):
         lesson = await owner.create_lesson()
-        assert await owner.app[NODE].claim(lesson) == "n1"
+        assert await owner.app[NODE].placement.claim(lesson, "n1", 60) == "n1"
         teacher = await joined_bot(
             owner.base_url, await owner.token(lesson, "t-1", "Анна Петровна", "teacher")
         )
@@ -225,7 +225,7 @@ async def test_resume_through_another_node_and_the_relay_credential() -> None:
     async with two_nodes(resume_grace_seconds=30, limits=limits) as (owner, other):
         await _unreachable_owner_means_try_again(other)
         lesson = await owner.create_lesson()
-        assert await owner.app[NODE].claim(lesson) == "n1"
+        assert await owner.app[NODE].placement.claim(lesson, "n1", 60) == "n1"
         teacher = await joined_bot(
             owner.base_url, await owner.token(lesson, "t-1", "Анна Петровна", "teacher")
         )
@@ -297,7 +297,7 @@ async def test_breakout_rooms_and_a_recording_run_by_a_relayed_teacher() -> None
     recording they make are the lesson's node's, and reach the pupils there."""
     async with two_nodes() as (owner, other):
         lesson = await owner.create_lesson()
-        assert await owner.app[NODE].claim(lesson) == "n1"
+        assert await owner.app[NODE].placement.claim(lesson, "n1", 60) == "n1"
         teacher = await joined_bot(
             other.base_url, await other.token(lesson, "t-1", "Анна Петровна", "teacher")
         )

@@ -40,7 +40,8 @@ async def test_pages_on_two_nodes_are_in_one_call_and_decode_each_other() -> Non
         playwright() as pw,
     ):
         lesson = await owner.create_lesson()
-        assert await owner.app[NODE].claim(lesson["id"]) == "n1"
+        # Placed for a minute (as GET /node places it): the pages take seconds to join.
+        assert await owner.app[NODE].placement.claim(lesson["id"], "n1", 60) == "n1"
         teacher_url = await owner.join_url(lesson["id"], "t-1", "Анна Петровна", "teacher")
         pupil_url = await other.join_url(lesson["id"], "s-1", "Иван Иванов", "student")
         assert pupil_url.startswith(other.base_url + "/")  # the page is the second node's
