@@ -22,9 +22,10 @@ def of_type(kind: str) -> Any:
 async def counting(server: LiveServer, lesson: str, user: str, role: str = "student") -> Bot:
     bot = Bot(server.base_url, await server.token(lesson, user, f"Имя {user}", role), decode=False)
     await bot.connect()
-    await bot.publish(
-        [(ToneAudioTrack(300 + len(user) * 50), "microphone"), (PatternVideoTrack(RED), "camera")]
-    )
+    # A small camera: four bots encode in this process beside the server, and one that
+    # falls behind sends too little for the windows below.
+    camera = PatternVideoTrack(RED, 160, 120, 30)
+    await bot.publish([(ToneAudioTrack(300 + len(user) * 50), "microphone"), (camera, "camera")])
     return bot
 
 
