@@ -73,7 +73,8 @@ class Restarts:
         orphan = (await self._orphans()).pop(participant.user_id, None)
         state = await call.store.take_restart_state(call.id, participant.user_id)
         if state is None:
-            return self._adopt(participant, orphan)
+            self._adopt(participant, orphan)
+            return False  # an adopted record does not skip the waiting room
         try:
             old = ParticipantRecord.from_json(state["record"])
         except (KeyError, TypeError, ValueError):
@@ -99,16 +100,15 @@ class Restarts:
             self._orphaned = {r.user_id: r for r in records if r.id not in present}
         return self._orphaned
 
-    def _adopt(self, participant: Participant, orphan: ParticipantRecord | None) -> bool:
+    def _adopt(self, participant: Participant, orphan: ParticipantRecord | None) -> None:
         """A person whose node died takes back their participant id (their raised hand,
         in its place, names it), co-host and host mutes; the floor and a spotlight were
-        the dead node's only. Not past the waiting room: False."""
+        the dead node's only."""
         call = self.call
         if orphan is None or orphan.role is not participant.role or orphan.id in call.participants:
-            return False
+            return
         participant.record = replace(orphan, name=participant.name, screen=False)
         logger.info("%s back in %s after a lost node as %s", orphan.user_id, call.id, orphan.id)
-        return False
 
     async def _continue_presence(self, participant: Participant) -> None:
         """Attendance: the stretch of presence the restart cut goes on from that moment,
