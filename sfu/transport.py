@@ -96,8 +96,11 @@ class WebRtcTransport:
     @property
     def closed(self) -> bool:
         # aiortc closes a peer connection by itself when its DTLS ends (ICE
-        # consent expired): that one must not be offered new media either.
-        return self._closed or self.pc.connectionState == "closed"
+        # consent expired), a moment after: from the DTLS end on, the connection
+        # takes no new media (aiortc refuses a new m-section on it).
+        if self._closed or self.pc.connectionState in ("closed", "failed"):
+            return True
+        return any(t.sender.transport.state == "closed" for t in self.pc.getTransceivers())
 
     async def close(self) -> None:
         if self._closed:

@@ -5,6 +5,8 @@ Real peer connections on both sides (clients are plain aiortc ones, on loopback)
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from sfu.transport import NegotiationError, PublisherTransport, SdpError, SubscriberTransport
@@ -135,6 +137,51 @@ async def test_a_connection_aiortc_closed_by_itself_is_closed_to_new_media() -> 
         assert subscriber.closed
         with pytest.raises(RuntimeError):
             subscriber.consume(producer)
+    finally:
+        await subscriber.close()
+        await publisher.close()
+        await client.pc.close()
+        await pub_pc.close()
+
+
+async def test_a_connection_whose_dtls_ended_is_closed_before_aiortc_closes_it() -> None:
+    # Between its DTLS end and aiortc's own close (a task it schedules), aiortc
+    # refuses a new m-section with InvalidStateError: a publish in a big call hit
+    # that window and failed for the publisher (internal_error).
+    publisher = PublisherTransport(transport_options())
+    pub_pc, (producer,) = await publish_from_client(publisher, ["video"])
+    client = SubscribingClient()
+    subscriber = SubscriberTransport(transport_options(), client.send_offer)
+    try:
+        subscriber.consume(producer)
+        await client.answer(subscriber)
+        for _ in range(200):  # connected within 10 s
+            if subscriber.pc.connectionState == "connected":
+                break
+            await asyncio.sleep(0.05)
+        (transceiver,) = subscriber.pc.getTransceivers()
+        dtls = transceiver.sender.transport
+        assert dtls.state == "connected"
+        seen: list[tuple[str, bool, str]] = []
+
+        def at_dtls_end() -> None:  # runs right after aiortc's own listener
+            if dtls.state == "closed":
+                try:
+                    subscriber.consume(producer)
+                    refused = "accepted"
+                except RuntimeError:
+                    refused = "RuntimeError"
+                seen.append((subscriber.pc.connectionState, subscriber.closed, refused))
+
+        dtls.on("statechange", at_dtls_end)
+        await dtls.stop()
+        for _ in range(100):
+            if seen:
+                break
+            await asyncio.sleep(0.05)
+        ((state, closed, refused),) = seen
+        assert state != "closed"  # aiortc has not closed the connection yet
+        assert closed and refused == "RuntimeError"
     finally:
         await subscriber.close()
         await publisher.close()
