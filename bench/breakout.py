@@ -57,6 +57,7 @@ import contextlib
 import itertools
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -114,6 +115,7 @@ class Options:
     publish: str = "audio"  # audio | video | both
     publishers: int | None = None  # students that publish; None: all
     main_every: int = 20
+    room_every: int = 1  # in the rooms (after the open): every Nth packet/frame
     timeout: float = 30.0
     settle: float = 1.0
     warmup: float = 2.0
@@ -129,6 +131,8 @@ class Options:
     profile_seconds: float = 10.0
     profile_phase: str = "open"  # from the open on, or "rooms": once they have settled
     quiet: bool = False
+    # The server's `[media] audio_slots`; None: its default (bounded audio on).
+    audio_slots: int | None = None
 
     @property
     def students(self) -> int:
@@ -163,16 +167,25 @@ class _Switch:
 class RoomTrack(PreEncodedTrack):
     """A PreEncodedTrack that tags its payloads and sends sparsely until its switch flips."""
 
-    def __init__(self, clip: EncodedClip, tag: bytes, switch: _Switch, every: int) -> None:
+    def __init__(
+        self, clip: EncodedClip, tag: bytes, switch: _Switch, every: int, loud_every: int = 1
+    ) -> None:
         super().__init__(clip)
         self.tag = tag
         self.switch = switch
         self.every = max(1, every)
+        self.loud_every = max(1, loud_every)
 
     async def recv(self) -> av.Packet:
         if self._start is None:
             self._start = time.monotonic()
-        if not self.switch.loud.is_set() and self.every > 1:
+        if self.switch.loud.is_set() and self.loud_every > 1:
+            kept = -(-self._index // self.loud_every) * self.loud_every
+            delay = self._start + kept * self._clip.period - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self._index = kept
+        elif not self.switch.loud.is_set() and self.every > 1:
             # Skip to the next kept packet, but wake at once when the switch flips.
             kept = -(-self._index // self.every) * self.every
             delay = self._start + kept * self._clip.period - time.monotonic()
@@ -264,7 +277,12 @@ class _Bot(Bot):
             Offer(
                 started,
                 time.monotonic(),
-                frozenset((t["participant_id"], t["kind"]) for t in message["tracks"].values()),
+                # An audio slot names nobody (docs/protocol.md "Audio slots").
+                frozenset(
+                    (t["participant_id"], t["kind"])
+                    for t in message["tracks"].values()
+                    if t.get("participant_id")
+                ),
                 sdp.count("\nm=") + sdp.startswith("m="),
                 len(sdp),
             )
@@ -356,9 +374,12 @@ class Member:
         return [o for o in self.bot.offers if o.started >= t0]
 
     def labels_right_at(self, t0: float) -> float | None:
-        """When the bot answered the first offer from which on all label its room exactly."""
+        """When the bot answered the first offer from which on all label its room exactly
+        (t0: the offers it had already did, and none came after)."""
+        assert self.bot is not None
+        before = [o for o in self.bot.offers if o.started < t0]
         offers = self.offers_after(t0)
-        at = None
+        at = t0 if before and before[-1].tracks == self.expected_tracks else None
         for offer in offers:
             if offer.tracks == self.expected_tracks:
                 at = offer.answered if at is None else at
@@ -431,6 +452,9 @@ class Report:
     missing: list[str]
     warnings: list[str]
     profile: str | None = None
+    # The server's own event loop: the longest it woke up late over the last 5 s,
+    # read just after the observation (GET /metrics; None if unavailable).
+    server_loop_lag_ms: float | None = None
 
     @property
     def server_cores(self) -> float | None:
@@ -564,13 +588,18 @@ async def _join(member: Member, journal: Journal, lesson_id: str, base_url: str,
     await member.bot.connect()
 
 
-async def _publish(member: Member, media: BenchMedia, index: int, every: int) -> None:
+async def _publish(
+    member: Member, media: BenchMedia, index: int, every: int, room_every: int = 1
+) -> None:
     bot = member.bot
     assert bot is not None
     member.switch = _Switch()
     clips = {"audio": media.audio, "video": media.video}
     tag = index.to_bytes(2, "big")
-    tracks = [(RoomTrack(clips[k], tag, member.switch, every), SOURCES[k]) for k in member.kinds]
+    tracks = [
+        (RoomTrack(clips[k], tag, member.switch, every, room_every), SOURCES[k])
+        for k in member.kinds
+    ]
     await bot.publish(tracks)  # type: ignore[arg-type]
     assert bot.publisher is not None
     _RegistryLog(bot.id, member.ledger.registry).install(bot.publisher)
@@ -590,20 +619,43 @@ def _errors(members: list[Member]) -> list[str]:
 
 
 def _missing_main_room(members: list[Member]) -> list[tuple[str, str, str]]:
-    publishers = [(m.id, kind) for m in members if m.bot is not None for kind in m.kinds]
-    return [
-        (m.user_id, pid, kind)
-        for m in members
-        if m.bot is not None
-        for pid, kind in publishers
-        if pid != m.id and m.bot.packet_counts.get((pid, kind), 0) == 0
-    ]
+    """(receiver, publisher, kind) not received yet. A bot whose offers carry audio
+    slots (docs/protocol.md "Audio slots") hears the students through them, by the
+    loudest, not each one: it waits for the teacher's audio (a host's is its own
+    m-section) and every video only."""
+    bots = [(m.user_id, m.bot, m.kinds) for m in members if m.bot is not None]
+    host = bots[0][1].id if bots else None
+    publishers = [(bot.id, kind) for _, bot, kinds in bots for kind in kinds]
+    unslotted = [(pid, kind) for pid, kind in publishers if kind != "audio" or pid == host]
+    missing = []
+    for user_id, bot, _ in bots:
+        slotted = any(info.get("slot") for info in bot.track_info.values())
+        counts, own = bot.packet_counts, bot.id
+        for pid, kind in unslotted if slotted else publishers:
+            if pid != own and counts.get((pid, kind), 0) == 0:
+                missing.append((user_id, pid, kind))
+    return missing
+
+
+def _describe_missing(missing: list[tuple[str, str, str]]) -> str:
+    receivers = {r for r, _, _ in missing}
+    return f"{len(missing)} (receiver, publisher, kind) missing at {len(receivers)} receivers; " + (
+        ", ".join(f"{r} <- {p} {k}" for r, p, k in missing[:3])
+    )
 
 
 async def _until(
-    check: Callable[[], bool], members: list[Member], what: str, interval: float = 0.1
+    check: Callable[[], bool],
+    members: list[Member],
+    what: str,
+    interval: float = 0.1,
+    progress: Callable[[], str] | None = None,
 ) -> None:
+    said = time.monotonic()
     while not check():
+        if progress is not None and time.monotonic() - said >= 10:
+            said = time.monotonic()
+            print(f"  still {what}: {progress()}", flush=True)
         errors = _errors(members)
         if errors:
             raise BenchError(
@@ -631,7 +683,7 @@ async def _setup(
         async with limit:
             await _join(member, journal, lesson_id, base_url, role)
             if member.kinds:
-                await _publish(member, media, index, options.main_every)
+                await _publish(member, media, index, options.main_every, options.room_every)
 
     await join(teacher, "teacher", 0)
     publishing = [(i, m) for i, m in enumerate(members) if m.kinds and m is not teacher]
@@ -642,7 +694,13 @@ async def _setup(
     await asyncio.gather(*(join(m, "student", 0) for m in silent))
     _say(options, f"{len(members)} joined; waiting until everybody receives every publisher")
     try:
-        await _until(lambda: not _missing_main_room(members), members, "setting up")
+        await _until(
+            lambda: not _missing_main_room(members),
+            members,
+            "setting up",
+            interval=0.5,
+            progress=lambda: _describe_missing(_missing_main_room(members)),
+        )
     except asyncio.CancelledError:
         missing = _missing_main_room(members)
         _say(options, f"still missing media for {len(missing)} (receiver, publisher, kind)")
@@ -738,6 +796,24 @@ async def _observe(members: list[Member], options: Options, t0: float) -> tuple[
         await asyncio.sleep(SAMPLE_INTERVAL)
 
 
+METRICS_TOKEN = secrets.token_urlsafe(16)
+LAG_METRIC = "urok_event_loop_lag_recent_max_seconds"
+
+
+async def _server_loop_lag(http: aiohttp.ClientSession, base_url: str) -> float | None:
+    try:
+        async with http.get(
+            f"{base_url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+        ) as response:
+            text = await response.text()
+    except aiohttp.ClientError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(LAG_METRIC + " "):
+            return float(line.split()[1])
+    return None
+
+
 async def run_scenario(
     base_url: str, pid: int, media: BenchMedia, options: Options, server: ServerProcess
 ) -> Report:
@@ -785,6 +861,7 @@ async def run_scenario(
             await teacher.bot.send({"type": "breakout_open"})
             isolated, overall = await _observe(members, options, t0)
             observed = time.monotonic() - t0
+            server_lag = await _server_loop_lag(http, base_url)
             for m in members:
                 m.observing = False
             # Rooms as they stay: what the server spends once the moves are done.
@@ -869,6 +946,7 @@ async def run_scenario(
         rooms_bench_cores=rooms.cores(rooms.bench),
         witness_gap_before_ms=_ms(witness.max_gap(warmed, t0)),
         witness_gap_ms=_ms(witness.max_gap(t0, t_end)),
+        server_loop_lag_ms=_ms(server_lag),
         missing=[] if isolated else _missing(members, t0),
         warnings=[],
         profile=profile_text,
@@ -1016,11 +1094,11 @@ async def run_bench(options: Options) -> Report:
     )
     _say(options, f"media: {media.describe()}")
     with tempfile.TemporaryDirectory(prefix="urok-breakout-") as tmp:
-        # Everybody waits to receive every publisher before the open: every microphone
-        # forwarded, as before audio slots (sfu/audio_slots.py) existed.
-        server = ServerProcess(
-            "signalling.cli", Path(tmp) / "server.log", env={"UROK_MEDIA_AUDIO_SLOTS": "0"}
-        )
+        slots = options.audio_slots
+        env = {"UROK_METRICS_TOKEN": METRICS_TOKEN}
+        if slots is not None:
+            env["UROK_MEDIA_AUDIO_SLOTS"] = str(slots)
+        server = ServerProcess("signalling.cli", Path(tmp) / "server.log", env=env)
         try:
             _say(options, f"starting the server on {server.base_url}")
             await server.start()
@@ -1075,7 +1153,10 @@ def format_report(report: Report) -> str:
         f"machine: {machine['cpus']} CPUs ({machine['cpu_model']}), Python {machine['python']}, "
         f"aiortc {machine['aiortc']}",
         f"publishing: the teacher (audio) and {report.publishers - 1} students ({o.publish}); "
-        f"every {o.main_every}th packet/frame in the main room, all of them from the open",
+        f"every {o.main_every}th packet/frame in the main room, "
+        + ("all of them" if o.room_every == 1 else f"every {o.room_every}th")
+        + " from the open",
+        f"audio slots: {'the server default' if o.audio_slots is None else o.audio_slots}",
         f"main room before the open: {report.main_room_tracks} tracks, "
         f"{report.main_room_streams} forwarded streams; set up in {report.setup_seconds:.1f} s "
         f"with {report.setup_offers} subscribe offers",
@@ -1121,6 +1202,8 @@ def format_report(report: Report) -> str:
         f"{report.m_sections_after_open_max} m-sections, {report.offer_bytes_after_open_max} bytes",
         f"another lesson on the server (audio, 20 ms packets): largest gap "
         f"{_s(report.witness_gap_ms)} ms (before the open: {_s(report.witness_gap_before_ms)} ms)",
+        f"the server's event loop over the last 5 s: woke up at most "
+        f"{_s(report.server_loop_lag_ms)} ms late (timer every 0.25 s)",
         f"main room before the open: server {_s(report.warmup_server_cores)} cores, "
         f"bench {_s(report.warmup_bench_cores)} cores, other processes "
         f"{_s(report.warmup_others_cores)} cores; in the rooms afterwards: server "
@@ -1170,6 +1253,13 @@ def parse_args(argv: list[str]) -> Options:
         help="in the main room students send every Nth packet/frame (default 20)",
     )
     parser.add_argument(
+        "--room-every",
+        type=int,
+        default=1,
+        help="in the rooms (from the open on) every Nth packet/frame (default 1: all); "
+        "more than 1 when the bench process cannot carry everybody at full rate",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=30.0, help="seconds after the open to give up (30)"
     )
     parser.add_argument(
@@ -1198,6 +1288,12 @@ def parse_args(argv: list[str]) -> Options:
         help="profile from the open on, or in the rooms once isolated (for --after seconds)",
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    parser.add_argument(
+        "--audio-slots",
+        type=int,
+        help="the server's [media] audio_slots (default: its own, 6; 0: every microphone "
+        "forwarded to everyone, as before bounded audio)",
+    )
     args = parser.parse_args(argv)
     options = Options(
         rooms=args.rooms,
@@ -1205,6 +1301,7 @@ def parse_args(argv: list[str]) -> Options:
         publish=args.publish,
         publishers=args.publishers,
         main_every=args.main_every,
+        room_every=args.room_every,
         timeout=args.timeout,
         settle=args.settle,
         warmup=args.warmup,
@@ -1220,6 +1317,7 @@ def parse_args(argv: list[str]) -> Options:
         profile_seconds=args.profile_seconds,
         profile_phase=args.profile_phase,
         quiet=args.quiet,
+        audio_slots=args.audio_slots,
     )
     problems = []
     if not 1 <= options.rooms <= 50:
@@ -1228,8 +1326,8 @@ def parse_args(argv: list[str]) -> Options:
         problems.append(f"--per-room must be at least 1, and rooms x per-room at most {MAX_ROSTER}")
     if options.publishers is not None and not 0 <= options.publishers <= options.students:
         problems.append("--publishers must be 0..rooms x per-room")
-    if not 1 <= options.main_every <= 1000:
-        problems.append("--main-every must be 1..1000")
+    if not 1 <= options.main_every <= 1000 or not 1 <= options.room_every <= 1000:
+        problems.append("--main-every and --room-every must be 1..1000")
     if not 1 <= options.timeout <= 300 or not 0 <= options.settle <= 30:
         problems.append("--timeout must be 1..300 and --settle 0..30")
     if not 0 <= options.after <= 60:
@@ -1240,6 +1338,8 @@ def parse_args(argv: list[str]) -> Options:
         problems.append("video size must be within 16x16..1920x1080")
     if not 1 <= options.fps <= 60 or not 50 <= options.video_kbps <= 5000:
         problems.append("--fps must be 1..60 and --video-kbps 50..5000")
+    if options.audio_slots is not None and not 0 <= options.audio_slots <= 50:
+        problems.append("--audio-slots must be 0..50")
     if problems:
         parser.error("; ".join(problems))
     return options

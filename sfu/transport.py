@@ -31,6 +31,7 @@ from sfu.retransmit import RetransmitBudget, RetransmitSettings
 from sfu.rtx_sdp import distinct_rtx_payload_types
 from sfu.simulcast import RidDemux
 from sfu.simulcast_sdp import simulcast_answer, simulcast_offered
+from sfu.turns import Turns
 
 logger = logging.getLogger(__name__)
 
@@ -48,10 +49,10 @@ class TransportOptions:
     configuration_factory: Callable[[], RTCConfiguration]
     listen_addresses: tuple[str, ...]
     announced_address: str | None = None
-    # Offers being built at once on this node. Building one is a few ms of
-    # CPU with no real await inside; when a whole class moves (breakout rooms)
-    # a few at a time lets forwarding run in between instead of stalling.
-    offer_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
+    # This node's SDP work (offers, answers, publishers' offers), one step per
+    # pass of the event loop (sfu/turns.py): when a whole class renegotiates
+    # (breakout rooms) forwarding runs between the steps instead of stalling.
+    sdp_turns: Turns = field(default_factory=Turns)
     # A publisher is asked for a keyframe at most once per this many seconds.
     keyframe_interval: float = KEYFRAME_INTERVAL
     # Sending to each subscriber: pacing (sfu/pacer.py), retransmission limits
@@ -121,6 +122,12 @@ class PublisherTransport(WebRtcTransport):
         if self.closed:
             raise SdpError("transport closed")
         _check_sdp(sdp)
+        await self.options.sdp_turns.take()
+        return await self._answer_offer(sdp, app_data_by_mid)
+
+    async def _answer_offer(
+        self, sdp: str, app_data_by_mid: dict[str, dict[str, Any]]
+    ) -> tuple[str, list[Producer]]:
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         except Exception as exc:  # aiortc raises many types for bad SDP
@@ -395,11 +402,11 @@ class SubscriberTransport(WebRtcTransport):
             negotiation.wanted = False
             negotiation.outstanding = True
             try:
-                async with self.options.offer_slots:
-                    offer = await self.pc.createOffer()
-                    offer_sdp = distinct_rtx_payload_types(subscriber_offer(offer.sdp))
-                    self._gather_in_port_range()
-                    await self.pc.setLocalDescription(RTCSessionDescription(offer_sdp, "offer"))
+                await self.options.sdp_turns.take()
+                offer = await self.pc.createOffer()
+                offer_sdp = distinct_rtx_payload_types(subscriber_offer(offer.sdp))
+                self._gather_in_port_range()
+                await self.pc.setLocalDescription(RTCSessionDescription(offer_sdp, "offer"))
                 tracks = self.tracks()
                 self._offered = [(c, c.producer) for c in tracks.values()]
                 self._offered_slots = [
@@ -426,6 +433,7 @@ class SubscriberTransport(WebRtcTransport):
             raise NegotiationError("no offer is waiting for an answer")
         _check_sdp(sdp)
         try:
+            await self.options.sdp_turns.take()
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         except Exception as exc:
             raise SdpError(f"cannot apply answer: {exc}") from exc
