@@ -116,6 +116,9 @@ class Options:
     publishers: int | None = None  # students that publish; None: all
     main_every: int = 20
     room_every: int = 1  # in the rooms (after the open): every Nth packet/frame
+    # Students who also publish a camera, sent at its full rate in the main room too
+    # (a large call with a few cameras on), one per room first.
+    cameras: int = 0
     timeout: float = 30.0
     settle: float = 1.0
     warmup: float = 2.0
@@ -325,6 +328,8 @@ class Member:
     switch: _Switch | None = None
     told: float | None = None  # when the bot heard that the rooms were open
     observing: bool = True  # off at the end of observation (leaving is not measured)
+    camera_on: bool = False  # publishes a camera at its full rate in the main room
+    warm_bytes: int = 0  # RTP payload bytes received during the warm-up (main room)
 
     @property
     def id(self) -> str:
@@ -337,6 +342,7 @@ class Member:
         ledger, opened = self.ledger, self.opened_at
         if opened is None:
             if ledger.warm_from is not None:
+                self.warm_bytes += len(packet.payload)
                 info = ledger.registry.get(hash(packet.payload))
                 if info is not None and info is not AMBIGUOUS:
                     ledger.transit_warm.append(now - info[1])
@@ -455,6 +461,8 @@ class Report:
     # The server's own event loop: the longest it woke up late over the last 5 s,
     # read just after the observation (GET /metrics; None if unavailable).
     server_loop_lag_ms: float | None = None
+    # RTP payload kbit/s each bot received in the main room (warm-up): p50, max.
+    main_room_downlink_kbps: tuple[float | None, float | None] = (None, None)
 
     @property
     def server_cores(self) -> float | None:
@@ -579,6 +587,9 @@ def plan(options: Options) -> list[Member]:
     order = sorted(range(len(students)), key=lambda i: (i % options.per_room, i))
     for i in order[: options.publisher_count]:
         students[i].kinds = options.kinds
+    for i in order[: options.cameras]:
+        students[i].kinds = tuple(dict.fromkeys((*students[i].kinds, "video")))
+        students[i].camera_on = True
     return [teacher, *students]
 
 
@@ -596,8 +607,12 @@ async def _publish(
     member.switch = _Switch()
     clips = {"audio": media.audio, "video": media.video}
     tag = index.to_bytes(2, "big")
+
+    def sparse(kind: str) -> int:  # a camera that is on sends every frame
+        return 1 if kind == "video" and member.camera_on else every
+
     tracks = [
-        (RoomTrack(clips[k], tag, member.switch, every, room_every), SOURCES[k])
+        (RoomTrack(clips[k], tag, member.switch, sparse(k), room_every), SOURCES[k])
         for k in member.kinds
     ]
     await bot.publish(tracks)  # type: ignore[arg-type]
@@ -796,6 +811,21 @@ async def _observe(members: list[Member], options: Options, t0: float) -> tuple[
         await asyncio.sleep(SAMPLE_INTERVAL)
 
 
+def _main_room_streams(members: list[Member], t0: float) -> int:
+    """The m-sections of each bot's last offer before the open, summed: the streams
+    the main room forwards (with audio slots, fewer than its tracks x people)."""
+    total = 0
+    for m in members:
+        before = [o for o in m.bot.offers if o.started < t0] if m.bot is not None else []
+        total += before[-1].m_sections if before else 0
+    return total
+
+
+def _downlink_kbps(members: list[Member], seconds: float) -> tuple[float | None, float | None]:
+    rates = [8 * m.warm_bytes / seconds / 1000 for m in members] if seconds > 0 else []
+    return percentile(rates, 50), max(rates, default=None)
+
+
 METRICS_TOKEN = secrets.token_urlsafe(16)
 LAG_METRIC = "urok_event_loop_lag_recent_max_seconds"
 
@@ -916,7 +946,8 @@ async def run_scenario(
         participants=participants,
         publishers=len(publishers),
         main_room_tracks=tracks,
-        main_room_streams=tracks * (participants - 1),
+        main_room_streams=_main_room_streams(members, t0),
+        main_room_downlink_kbps=_downlink_kbps(members, t0 - warmed),
         setup_seconds=setup_seconds,
         setup_offers=setup_offers,
         isolated=isolated,
@@ -1156,7 +1187,8 @@ def format_report(report: Report) -> str:
         f"every {o.main_every}th packet/frame in the main room, "
         + ("all of them" if o.room_every == 1 else f"every {o.room_every}th")
         + " from the open",
-        f"audio slots: {'the server default' if o.audio_slots is None else o.audio_slots}",
+        f"cameras on in the main room: {o.cameras}; audio slots: "
+        f"{'the server default' if o.audio_slots is None else o.audio_slots}",
         f"main room before the open: {report.main_room_tracks} tracks, "
         f"{report.main_room_streams} forwarded streams; set up in {report.setup_seconds:.1f} s "
         f"with {report.setup_offers} subscribe offers",
@@ -1208,6 +1240,9 @@ def format_report(report: Report) -> str:
         f"bench {_s(report.warmup_bench_cores)} cores, other processes "
         f"{_s(report.warmup_others_cores)} cores; in the rooms afterwards: server "
         f"{_s(report.rooms_server_cores)} cores, bench {_s(report.rooms_bench_cores)} cores",
+        f"each bot received in the main room (RTP payloads): p50 "
+        f"{_s(report.main_room_downlink_kbps[0])} kbit/s, max "
+        f"{_s(report.main_room_downlink_kbps[1])} kbit/s",
         "packet transit publisher -> server -> receiver (ms, p50/p99/max): before the open "
         + "/".join(_s(v) for v in report.transit_warm_ms)
         + ", after it "
@@ -1289,6 +1324,12 @@ def parse_args(argv: list[str]) -> Options:
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     parser.add_argument(
+        "--cameras",
+        type=int,
+        default=0,
+        help="students who also publish a camera at its full rate in the main room",
+    )
+    parser.add_argument(
         "--audio-slots",
         type=int,
         help="the server's [media] audio_slots (default: its own, 6; 0: every microphone "
@@ -1318,6 +1359,7 @@ def parse_args(argv: list[str]) -> Options:
         profile_phase=args.profile_phase,
         quiet=args.quiet,
         audio_slots=args.audio_slots,
+        cameras=args.cameras,
     )
     problems = []
     if not 1 <= options.rooms <= 50:
@@ -1338,6 +1380,8 @@ def parse_args(argv: list[str]) -> Options:
         problems.append("video size must be within 16x16..1920x1080")
     if not 1 <= options.fps <= 60 or not 50 <= options.video_kbps <= 5000:
         problems.append("--fps must be 1..60 and --video-kbps 50..5000")
+    if not 0 <= options.cameras <= options.students:
+        problems.append("--cameras must be 0..rooms x per-room")
     if options.audio_slots is not None and not 0 <= options.audio_slots <= 50:
         problems.append("--audio-slots must be 0..50")
     if problems:

@@ -17,6 +17,7 @@ from sfu.retransmit import RetransmitSettings
 from sfu.router import Router
 from sfu.stats import ForwardingTotals, node_totals
 from sfu.transport import TransportOptions
+from sfu.turns import Turns
 
 
 class MediaEngine:
@@ -57,6 +58,12 @@ class MediaEngine:
         # What closed transports forwarded (see sfu/stats.py).
         self.retired = ForwardingTotals()
         self._closing: set[Router] = set()  # still counted live until their transports retire
+
+    @property
+    def turns(self) -> Turns:
+        """The node's heavy synchronous steps, one per pass of the loop (sfu/turns.py):
+        SDP work, and whatever the app does for a whole class at once."""
+        return self._options.sdp_turns
 
     def _configuration(self) -> RTCConfiguration:
         if self._ice_servers_factory is not None:

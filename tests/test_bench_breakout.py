@@ -49,3 +49,25 @@ async def test_small_class_reaches_isolation(tmp_path: Path) -> None:
     assert report["leaked_packets"] == 0
     assert report["server_cpu"] is not None and report["server_cpu"] >= 0
     assert report["missing"] == []
+
+
+async def test_a_call_larger_than_its_audio_slots_sets_up_and_splits(tmp_path: Path) -> None:
+    """Ten microphones on 3 slots (+ the teacher's, a host): the main room is set up
+    through the slots (each bot's offer is bounded), the rooms of three get one
+    m-section per roommate again, and nothing crosses rooms."""
+    out = tmp_path / "report.json"
+    code = await main([
+        "--rooms", "3", "--per-room", "3", "--audio-slots", "3", "--timeout", "15",
+        "--settle", "0.5", "--warmup", "1", "--setup-timeout", "40", "--json", str(out), "--quiet",
+    ])  # fmt: skip
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["isolated"] is True and report["missing"] == []
+    assert report["main_room_tracks"] == 10
+    # Each of the 10 bots: 3 slots + the teacher's (the teacher: 3 slots), not 9 each.
+    assert report["main_room_streams"] <= 10 * 4 < 10 * 9
+    assert report["leaked_packets"] == 0
+    assert report["m_sections_after_open_max"] <= 4
+    assert report["server_loop_lag_ms"] is not None
+    low, high = report["main_room_downlink_kbps"]
+    assert low is not None and high is not None and 0 < low <= high

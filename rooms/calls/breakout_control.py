@@ -29,15 +29,36 @@ class BreakoutControl:
     async def _state(self) -> BreakoutState:
         return await self.call.store.get_breakout(self.call.id) or BreakoutState()
 
+    async def _take_turn(self) -> None:
+        # A move or a notice is a little CPU, but for 150 people at once it was a
+        # stall of every lesson on the node: one person per pass of the event loop.
+        if self.call.media is not None:
+            await self.call.media.turns.take()
+
     async def _save(self, state: BreakoutState) -> None:
         call = self.call
         await call.store.set_breakout(call.id, state)
-        await asyncio.gather(*(call.send_breakout(p, state) for p in call.participants.values()))
+
+        async def tell(participant: Participant) -> None:
+            await self._take_turn()
+            await call.send_breakout(participant, state)
+
+        await asyncio.gather(*(tell(p) for p in list(call.participants.values())))
 
     async def _apply_rooms(self, state: BreakoutState) -> None:
-        """Put everybody present where `state` says they belong."""
-        for participant in list(self.call.participants.values()):
-            self.call.move(participant, state.room_of(participant.user_id))
+        """Put everybody present where `state` says they belong, a room at a time
+        (the people of one room in one step: each of them gets one offer with all
+        their roommates, not one per roommate as they arrive)."""
+        moves: dict[str | None, list[Participant]] = {}
+        for participant in self.call.participants.values():
+            room = state.room_of(participant.user_id)
+            if participant.room != room:
+                moves.setdefault(room, []).append(participant)
+        for room, people in moves.items():
+            await self._take_turn()
+            for participant in people:
+                if participant.id in self.call.participants:  # not gone meanwhile
+                    self.call.move(participant, room)
 
     async def configure(self, host: Participant, count: int, names: list[str] | None) -> None:
         self.call.require_host(host)
