@@ -1,10 +1,10 @@
 """Bounded audio at the call page: a slot plays on its own, whoever speaks in it.
 
-`[media] audio_slots = 1`: with the teacher's microphone (pinned) and three
-pupils' the router bounds audio, and the page (a pupil) gets one slot m-section
-besides the teacher's. The page must play what the slot carries, measured with
-Web Audio on the page; when the pupil who spoke in it leaves (their tile goes)
-and another starts, the slot plays on with the new voice, no new offer needed.
+`[media] audio_slots = 1`: in a class of 30 with every microphone on (the
+teacher's pinned: a host), the page (a pupil) gets one slot m-section besides
+the teacher's. The page must play what the slot carries, measured with Web
+Audio on the page; when the pupil who spoke in it leaves (their tile goes) and
+another starts, the slot plays on with the new voice, no new offer needed.
 """
 
 from __future__ import annotations
@@ -70,12 +70,13 @@ async def pitch_heard(page, frequency: float, timeout: float) -> list:
 async def test_the_page_plays_its_audio_slot_whoever_speaks_in_it() -> None:
     media = replace(MediaSettings(), audio_slots=1)
     async with running_server(media=media) as server, playwright() as pw:
-        roster = [{"id": f"s-{i}", "name": f"Ученик {i}", "role": "student"} for i in range(1, 10)]
+        roster = [{"id": f"s-{i}", "name": f"Ученик {i}", "role": "student"} for i in range(1, 35)]
         lesson = (await server.create_lesson(roster=roster))["id"]
         bots: list[Bot] = []
 
-        async def bot(user: str, role: str, track) -> Bot:
-            made = Bot(server.base_url, await server.token(lesson, user, user, role))
+        async def bot(user: str, role: str, track, receive: bool = True) -> Bot:
+            token = await server.token(lesson, user, user, role)
+            made = Bot(server.base_url, token, receive=receive)
             bots.append(made)
             await made.connect()
             await made.publish([(track, "microphone")])
@@ -84,6 +85,10 @@ async def test_the_page_plays_its_audio_slot_whoever_speaks_in_it() -> None:
         try:
             await bot("t-1", "teacher", SilentAudioTrack())
             await bot("s-1", "student", SilentAudioTrack())
+            # A class of 30 with every microphone on: 25 more silent pupils.
+            await asyncio.gather(
+                *(bot(f"s-{i}", "student", SilentAudioTrack(), False) for i in range(10, 35))
+            )
             first = await bot("s-2", "student", ToneAudioTrack(FIRST))
             async with chromium(
                 pw, extra_args=("--autoplay-policy=no-user-gesture-required",)
