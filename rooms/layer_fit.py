@@ -94,6 +94,7 @@ class LayerFit:
         present: Collection[str] | None = None,
         congested: bool = True,
         clean_for: float = 0.0,
+        carried_bps: float | None = None,
     ) -> bool:
         """Update `held` and `caps`; True when either changed. `videos`: those that
         may be planned, least important first (those sending); `present`: every
@@ -102,12 +103,18 @@ class LayerFit:
         `congested`: the link's reports say it is weak now; an estimate below the
         videos steps nothing down without that (a receiver short of CPU reports
         a low estimate on a link that is fine). `clean_for`: how long they have
-        said it is clean; that long past `resume_after` is room too."""
+        said it is clean; that long past `resume_after` is room too. `carried_bps`:
+        what the link delivered of the video by its receiver reports (what was sent
+        less what they say was lost), when they say much was lost: going over it,
+        the step down takes as many steps as it takes to fit it at once (a link
+        that loses half of what it gets freezes every video until then; unlike an
+        estimate, loss measured is no opinion)."""
         settings = self.settings
         changed = self._forget_gone([v.producer_id for v in videos] if present is None else present)
         forwarded = sum(video.bps(self.layer(video)) for video in videos)
         budget = float("inf") if estimate_bps is None else estimate_bps
-        over = forwarded > budget / settings.overuse_ratio and congested
+        carried = float("inf") if carried_bps is None else carried_bps
+        over = forwarded > min(budget, carried) / settings.overuse_ratio and congested
         upward = self._step_up_candidate(videos, budget - forwarded)
         room = upward is not None and (
             forwarded + upward[1] <= budget or budget >= settings.probe_ratio * forwarded
@@ -121,7 +128,7 @@ class LayerFit:
         if self._changed_at is not None and now - self._changed_at < settings.settle_seconds:
             return changed
         if self._over_since is not None and now - self._over_since >= settings.over_for:
-            return self._step_down(now, videos) or changed
+            return self._step_down(now, videos, carried / settings.overuse_ratio) or changed
         since_change = now - self._changed_at if self._changed_at is not None else clean_for
         clean = upward is not None and min(clean_for, since_change) >= self.resume_after
         if upward is not None and (
@@ -178,20 +185,32 @@ class LayerFit:
         else:
             self.caps[producer_id] = layer
 
-    def _step_down(self, now: float, videos: Sequence[FitVideo]) -> bool:
-        lower = next((v for v in videos if self.layer(v) > 0), None)
-        if lower is not None:
-            self.caps[lower.producer_id] = self.layer(lower) - 1
-        else:
-            free = next((v.producer_id for v in videos if v.producer_id not in self.held), None)
-            if free is None:
-                return False
-            self.held.append(free)
+    def _step_down(self, now: float, videos: Sequence[FitVideo], carried: float) -> bool:
+        """One step down; more while what is forwarded is over `carried` (what the
+        link's reports say arrived, as the over-use test counts it)."""
+        stepped = False
+        while self._one_step_down(videos):
+            stepped = True
+            if sum(video.bps(self.layer(video)) for video in videos) <= carried:
+                break
+        if not stepped:
+            return False
         if self._resumed_at is not None and now - self._resumed_at <= self.settings.probe_window:
             self.resume_after = min(2 * self.resume_after, self.settings.max_resume_after)
         self._resumed_at = None
         self._changed_at = now
         self._over_since = self._room_since = None
+        return True
+
+    def _one_step_down(self, videos: Sequence[FitVideo]) -> bool:
+        lower = next((v for v in videos if self.layer(v) > 0), None)
+        if lower is not None:
+            self.caps[lower.producer_id] = self.layer(lower) - 1
+            return True
+        free = next((v.producer_id for v in videos if v.producer_id not in self.held), None)
+        if free is None:
+            return False
+        self.held.append(free)
         return True
 
     def release_all(self) -> None:

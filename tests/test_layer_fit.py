@@ -188,3 +188,34 @@ def test_when_the_link_frees_up_every_layer_climbs_back() -> None:
         if t == 59:
             assert HELD in plan(fit)
     assert plan(fit) == (2, 2, 2, 0)
+
+
+def test_a_step_up_that_fits_is_taken_when_the_most_important_does_not() -> None:
+    big = [*VIDEOS[:2], FitVideo("teacher", (150e3, 900e3, 1500e3), 2), VIDEOS[3]]
+    fit = LayerFit(FAST)
+    for t in range(18):  # six steps down: every simulcast video at its lowest, 1.25 Mbit/s
+        fit.step(float(t), 0.1e6, big)
+    assert [fit.layer(v) for v in big] == [0, 0, 0, 0] and fit.held == []
+    # 0.4 of room: the teacher's next layer (+0.75) does not fit, a pupil's (+0.3) does.
+    for t in range(18, 30):
+        fit.step(float(t), 1.65e6, big, congested=False)
+    assert [fit.layer(v) for v in big] == [0, 1, 0, 0]
+    # With room for it, the teacher's comes first.
+    for t in range(30, 40):
+        fit.step(float(t), 2.4e6, big, congested=False)
+    assert [fit.layer(v) for v in big] == [0, 1, 1, 0]
+
+
+def test_a_link_that_loses_much_of_what_it_gets_is_cut_to_what_arrived_at_once() -> None:
+    whole = [FitVideo(f"pupil-{n}", (300e3,), 0) for n in range(8)]
+    fit = LayerFit(FitSettings(over_for=1.5))
+    # 2.4 Mbit/s sent, 55 % lost: 1.08 arrived, i.e. 1.27 the link carried (/ 0.85).
+    fit.step(0.0, 2.0e6, whole, carried_bps=1.08e6)
+    assert fit.held == []
+    assert fit.step(1.5, 2.0e6, whole, carried_bps=1.08e6) is True
+    assert len(fit.held) == 4  # four at once, not one
+    # Without a measured loss the estimate alone steps one at a time, as before.
+    fit = LayerFit(FitSettings(over_for=1.5))
+    fit.step(0.0, 0.9e6, whole)
+    fit.step(1.5, 0.9e6, whole)
+    assert len(fit.held) == 1

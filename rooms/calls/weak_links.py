@@ -46,7 +46,7 @@ from rooms.calls.track_views import TrackViews
 from rooms.calls.video_rates import VideoRates
 from rooms.hold_back import HoldPlanner, HoldSettings
 from rooms.layer_fit import FitSettings, FitVideo, LayerFit
-from rooms.link_quality import LinkJudge, Quality, QualityThresholds
+from rooms.link_quality import DownlinkSample, LinkJudge, Quality, QualityThresholds
 from sfu.transport import SubscriberTransport
 
 logger = logging.getLogger(__name__)
@@ -57,6 +57,9 @@ SAMPLE_SECONDS = 1.0
 # on a link that is fine (measured: Chromium, two videos held back at 50 Mbit/s on
 # a saturated machine; aiortc, 24 kbit/s for a loopback stream of some 100).
 CONGESTED_AFTER = 1.0
+# Loss at least this share of what was sent: what the link carried (sent less lost) is
+# what the estimate's plan may cut to at once (rooms/layer_fit.py `carried_bps`).
+CARRIED_AFTER_LOSS = 0.1
 # Least important first: what a weak link stops getting first.
 RANK_PUPIL_CAMERA, RANK_HOST_CAMERA, RANK_SCREEN = 0, 1, 2
 
@@ -155,7 +158,8 @@ class WeakLinks:
             link.planner.step(now, weak_for, clean_for, sending, present=present)
             videos = self._fit_videos(participant, subscriber, sending, now)
             congested = weak_for >= CONGESTED_AFTER
-            link.fit.step(now, estimate, videos, present, congested, clean_for)
+            carried = _carried(sample, videos, link.fit)
+            link.fit.step(now, estimate, videos, present, congested, clean_for, carried)
             # Paced by the estimate only while the link is known to be short: a
             # receiver short of CPU says far too little (see CONGESTED_AFTER).
             subscriber.pace_by_estimate(congested or bool(link.fit.held))
@@ -309,6 +313,17 @@ class WeakLinks:
                         **_levels(link.told_hosts),
                     },
                 )
+
+
+def _carried(sample: DownlinkSample | None, videos: list[FitVideo], fit: LayerFit) -> float | None:
+    """What the link delivered of the videos the plan forwards, by the share of packets
+    its reports say were lost, when that is a good share (else None: nothing measured
+    to hold the plan to). The plan's own figures, not what the pacer sent: a pacer
+    window is not the reports' interval."""
+    loss = sample.loss if sample is not None else None
+    if loss is None or loss < CARRIED_AFTER_LOSS:
+        return None
+    return sum(video.bps(fit.layer(video)) for video in videos) * (1 - loss)
 
 
 def _own_message(
