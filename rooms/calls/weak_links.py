@@ -242,8 +242,10 @@ class WeakLinks:
     def _apply(
         self, link: SubscriberLink, subscriber: SubscriberTransport, participant: Participant
     ) -> None:
-        everything = self._video_order(participant, subscriber)
-        held = set(everything) if link.audio_only else set(link.held)
+        if link.audio_only:
+            held = set(self._video_order(participant, subscriber))
+        else:
+            held = set(link.held)
         held |= self._withheld(participant, link.fit.caps)
         if held != subscriber.held:
             subscriber.hold(held)
