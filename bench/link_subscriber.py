@@ -12,6 +12,10 @@ one a line, and answers each with one JSON line on stdout:
   received and lost per its receivers' RTP sequence accounting (getStats()
   inbound-rtp, summed over streams; a packet that came back as RTX counts as
   received), frames decoded, and streams;
+- `tracks`: {mid: {"kind", "frames", "last", "gaps": [[from, to], ...]}} per track:
+  frames decoded, when the last one came and every gap of more than
+  GAP_SECONDS between two frames (times are CLOCK_MONOTONIC, which every
+  process on the machine shares: a test sets them against what the server did);
 - `leave` (or end of input): leaves the call and exits.
 
 The first line it writes is {"joined": <participant id>}.
@@ -23,7 +27,9 @@ import asyncio
 import contextlib
 import json
 import sys
+import time
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiortc import MediaStreamTrack, RTCRtpReceiver
@@ -31,6 +37,23 @@ from aiortc.mediastreams import MediaStreamError
 
 from bench.bot import Bot
 from sfu.aiortc_hooks import inbound_streams
+
+# A gap between two frames longer than this is a freeze (as in the issue's test bed).
+GAP_SECONDS = 1.0
+
+
+@dataclass
+class TrackFrames:
+    kind: str
+    frames: int = 0
+    last: float | None = None
+    gaps: list[tuple[float, float]] = field(default_factory=list)
+
+    def frame(self, now: float) -> None:
+        if self.last is not None and now - self.last > GAP_SECONDS:
+            self.gaps.append((self.last, now))
+        self.frames += 1
+        self.last = now
 
 
 class DecodingSubscriber:
@@ -40,6 +63,7 @@ class DecodingSubscriber:
         self.bot = Bot(base_url, token, decode=True)
         self.frames: Counter[str] = Counter()  # kind -> frames decoded
         self._readers: dict[int, asyncio.Task[None]] = {}
+        self.tracks: dict[str, TrackFrames] = {}  # by the mid of the track's m-section
         self._watcher: asyncio.Task[None] | None = None
 
     async def start(self) -> str:
@@ -55,14 +79,18 @@ class DecodingSubscriber:
                 for transceiver in pc.getTransceivers():
                     track = transceiver.receiver.track
                     if track is not None and id(track) not in self._readers:
-                        self._readers[id(track)] = asyncio.ensure_future(self._read(track))
+                        counted = self.tracks.setdefault(
+                            transceiver.mid or str(id(track)), TrackFrames(track.kind)
+                        )
+                        self._readers[id(track)] = asyncio.ensure_future(self._read(track, counted))
             await asyncio.sleep(0.2)
 
-    async def _read(self, track: MediaStreamTrack) -> None:
+    async def _read(self, track: MediaStreamTrack, counted: TrackFrames) -> None:
         with contextlib.suppress(MediaStreamError):
             while True:
                 await track.recv()
                 self.frames[track.kind] += 1
+                counted.frame(time.monotonic())
 
     async def stats(self) -> dict[str, Any]:
         out: dict[str, dict[str, int]] = {
@@ -115,6 +143,9 @@ async def serve(base_url: str, token: str) -> None:
             line = (await reader.readline()).decode().strip()
             if line == "stats":
                 print(json.dumps(await subscriber.stats()), flush=True)
+            elif line == "tracks":
+                tracks = {mid: vars(t) for mid, t in subscriber.tracks.items()}
+                print(json.dumps(tracks), flush=True)
             elif line in ("leave", ""):
                 return
     finally:

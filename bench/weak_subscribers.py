@@ -43,8 +43,16 @@ class BotSubscriber:
     participant_id: str
 
     async def stats(self) -> dict[str, dict[str, float]]:
+        return await self._ask(b"stats\n")
+
+    async def tracks(self) -> dict[str, dict[str, Any]]:
+        """Per track (by mid): kind, frames, the last frame's and each gap's times
+        (bench/link_subscriber.py `tracks`)."""
+        return await self._ask(b"tracks\n")
+
+    async def _ask(self, command: bytes) -> dict[str, Any]:
         assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(b"stats\n")
+        self.process.stdin.write(command)
         await self.process.stdin.drain()
         line = await self.process.stdout.readline()
         if not line:

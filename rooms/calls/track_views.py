@@ -22,7 +22,7 @@ unknown is ignored: they may just have left).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +63,9 @@ class Viewer:
     save_data: str = "off"
     layers: dict[str, int | None] = field(default_factory=dict)  # told the SFU, by producer
     layers_told_to: object = None  # the subscriber transport they were told (a new one: again)
+    # Layers the person's bandwidth estimate allows, below the wanted ones (by producer id,
+    # rooms/layer_fit.py through rooms/calls/weak_links.py).
+    caps: dict[str, int] = field(default_factory=dict)
 
 
 class TrackViews:
@@ -111,26 +114,52 @@ class TrackViews:
         viewer = self.viewers.get(participant.id)
         return viewer.save_data if viewer is not None else "off"
 
-    def apply_layers(self, participant: Participant) -> None:
+    def apply_layers(self, participant: Participant, caps: Mapping[str, int] | None = None) -> None:
         """Each video in the layer that covers the size it is shown at (capped in save
-        data); only what changed is passed on (this runs every second, from the links)."""
+        data, and by `caps`: what the link's estimate allows, kept until the next caps);
+        only what changed is passed on (this runs every second, from the links)."""
         subscriber = participant.subscriber
         viewer = self.viewers.get(participant.id)
+        if caps is not None and (viewer is not None or caps):
+            viewer = self._viewer(participant)
+            viewer.caps = dict(caps)
         if subscriber is None or viewer is None:
             return
-        capped = viewer.save_data != "off"
         if viewer.layers_told_to is not subscriber:  # a replaced connection (ICE restart)
             viewer.layers, viewer.layers_told_to = {}, subscriber
         wanted: dict[str, int | None] = {}
         for key, producer in self._videos(participant).items():
-            size = viewer.sizes.get(key)
-            layer = None if size is None else layer_for_size(producer.layer_count, *size)
-            if capped:
-                layer = SAVE_DATA_TOP_LAYER if layer is None else min(layer, SAVE_DATA_TOP_LAYER)
+            layer = self._wanted(viewer, key, producer)
+            cap = viewer.caps.get(producer.id)
+            if cap is not None and (layer is None or cap < layer):
+                layer = cap
             wanted[producer.id] = layer
             if viewer.layers.get(producer.id, _UNSET) != layer:
                 subscriber.prefer_layer(producer.id, layer)
         viewer.layers = wanted
+
+    def _wanted(self, viewer: Viewer, key: VideoKey, producer: Producer) -> int | None:
+        """The layer the page's size asks for (None: the top), capped in save data."""
+        size = viewer.sizes.get(key)
+        layer = None if size is None else layer_for_size(producer.layer_count, *size)
+        if viewer.save_data != "off":
+            layer = SAVE_DATA_TOP_LAYER if layer is None else min(layer, SAVE_DATA_TOP_LAYER)
+        return layer
+
+    def wanted_layers(self, participant: Participant) -> dict[str, int]:
+        """The layer each video's tile asks for, by producer id (the top when untold)."""
+        viewer = self.viewers.get(participant.id) or Viewer()
+        wanted = {}
+        for key, producer in self._videos(participant).items():
+            layer = self._wanted(viewer, key, producer)
+            top = producer.layer_count - 1
+            wanted[producer.id] = top if layer is None else min(layer, top)
+        return wanted
+
+    def spotlit(self, room: str | None) -> str | None:
+        """The participant whose video a room (None: the main one) has in the spotlight."""
+        spot = self._spotlight(room)
+        return None if spot is None else str(spot["participant_id"])
 
     def _videos(self, participant: Participant) -> dict[VideoKey, Producer]:
         """The videos of the others in this person's room, by person and source."""

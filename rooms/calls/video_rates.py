@@ -5,12 +5,17 @@ gets with the SFU's estimate of that subscriber's link, and must know a held
 video's bitrate too: so it is measured where the video arrives (the
 producer's cumulative counts), once per sample, smoothed over a few samples
 (a keyframe every few seconds makes one second's figure jump).
+
+A simulcast producer's layers are measured each on its own (what the
+publisher sends of each, sfu/layers.py counters), for `LayerFit`
+(rooms/layer_fit.py): what stepping a subscriber down or up a layer changes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sfu.layer_select import best_layer
 from sfu.producer import Producer
 
 # Each packet's RTP header on the subscriber's side (12 bytes, 8 of abs-send-time):
@@ -37,19 +42,44 @@ class VideoRates:
         """Measure these producers (the rest are forgotten)."""
         seen, self._seen = self._seen, {}
         for producer in producers:
-            count = _Seen(now, producer.bytes_received, producer.packets_received)
-            before = seen.get(producer.id)
-            if before is not None and now > before.at:
-                packets = count.packets - before.packets
-                bps = (count.bytes - before.bytes + HEADER_BYTES * packets) * 8 / (now - before.at)
-                if before.bps is not None:
-                    bps = SMOOTHING * before.bps + (1 - SMOOTHING) * bps
-                count.bps = bps
-            elif before is not None:
-                count = before
-            self._seen[producer.id] = count
+            total, packets = producer.bytes_received, producer.packets_received
+            self._measure(seen, producer.id, total, packets, now)
+            if producer.layer_count > 1:
+                for layer in producer.layers:
+                    key = _layer_key(producer.id, layer.index)
+                    self._measure(seen, key, layer.bytes, layer.packets, now)
+
+    def _measure(
+        self, seen: dict[str, _Seen], key: str, total: int, packets: int, now: float
+    ) -> None:
+        count = _Seen(now, total, packets)
+        before = seen.get(key)
+        if before is not None and now > before.at:
+            sent = count.packets - before.packets
+            bps = (count.bytes - before.bytes + HEADER_BYTES * sent) * 8 / (now - before.at)
+            if before.bps is not None:
+                bps = SMOOTHING * before.bps + (1 - SMOOTHING) * bps
+            count.bps = bps
+        elif before is not None:
+            count = before
+        self._seen[key] = count
 
     def bps(self, producer_id: str) -> float:
         """The producer's bitrate (0 until measured twice)."""
         seen = self._seen.get(producer_id)
         return seen.bps or 0.0 if seen is not None else 0.0
+
+    def layer_bps(self, producer: Producer, now: float) -> tuple[float, ...]:
+        """What forwarding each layer of the producer costs, smallest first (one
+        figure without simulcast): a layer the publisher does not send now costs
+        what the SFU forwards instead (sfu/layer_select.py `best_layer`)."""
+        if producer.layer_count <= 1:
+            return (self.bps(producer.id),)
+        return tuple(
+            self.bps(_layer_key(producer.id, best_layer(producer.layers, layer.index, now)))
+            for layer in producer.layers
+        )
+
+
+def _layer_key(producer_id: str, layer: int) -> str:
+    return f"{producer_id}#{layer}"

@@ -2,9 +2,11 @@
 
 Besides the judge of loss below, the SFU's bandwidth estimate of each person's
 link (sfu/bandwidth.py: their REMB, else their reports' loss) is compared with
-the bitrates of the videos they get (rooms/calls/video_rates.py): their
-`EstimateFit` (rooms/hold_back.py) holds back the least important ones while
-the sum does not fit, and gives them back one at a time, with hold times.
+the bitrates of the videos they get (rooms/calls/video_rates.py, per simulcast
+layer): their `LayerFit` (rooms/layer_fit.py) steps the least important ones down
+a layer, then holds them back, while the sum does not fit, and steps them back
+up one at a time, with hold times. The layers it allows cap the ones the page's
+tile sizes ask for (rooms/calls/track_views.py).
 
 Once a second, for each person in the call, `WeakLinks` takes a sample of
 their subscriber connection (rooms/calls/downlink.py: loss on their link
@@ -42,8 +44,9 @@ from rooms.calls.participant import Participant, safe_send
 from rooms.calls.ticker import CallTicker
 from rooms.calls.track_views import TrackViews
 from rooms.calls.video_rates import VideoRates
-from rooms.hold_back import EstimateFit, FitSettings, HoldPlanner, HoldSettings
-from rooms.link_quality import LinkJudge, Quality, QualityThresholds
+from rooms.hold_back import HoldPlanner, HoldSettings
+from rooms.layer_fit import FitSettings, FitVideo, LayerFit
+from rooms.link_quality import DownlinkSample, LinkJudge, Quality, QualityThresholds
 from sfu.transport import SubscriberTransport
 
 logger = logging.getLogger(__name__)
@@ -54,6 +57,9 @@ SAMPLE_SECONDS = 1.0
 # on a link that is fine (measured: Chromium, two videos held back at 50 Mbit/s on
 # a saturated machine; aiortc, 24 kbit/s for a loopback stream of some 100).
 CONGESTED_AFTER = 1.0
+# Loss at least this share of what was sent: what the link carried (sent less lost) is
+# what the estimate's plan may cut to at once (rooms/layer_fit.py `carried_bps`).
+CARRIED_AFTER_LOSS = 0.1
 # Least important first: what a weak link stops getting first.
 RANK_PUPIL_CAMERA, RANK_HOST_CAMERA, RANK_SCREEN = 0, 1, 2
 
@@ -64,7 +70,7 @@ class SubscriberLink:
 
     judge: LinkJudge
     planner: HoldPlanner
-    fit: EstimateFit = field(default_factory=EstimateFit)  # by the SFU's bandwidth estimate
+    fit: LayerFit = field(default_factory=LayerFit)  # by the SFU's bandwidth estimate
     audio_only: bool = False
     sampler: DownlinkSampler = field(default_factory=DownlinkSampler)
     told: dict[str, Any] | None = None  # the last message the person got
@@ -146,13 +152,14 @@ class WeakLinks:
         if not link.audio_only:
             # Videos withheld by choice are neither held back nor given back here.
             withheld = self._withheld(participant)
-            sending = self._video_order(subscriber, True, withheld)
-            present = self._video_order(subscriber, False, withheld)
+            sending = self._video_order(participant, subscriber, True, withheld)
+            present = self._video_order(participant, subscriber, False, withheld)
             weak_for, clean_for = link.judge.weak_for(now), link.judge.clean_for(now)
             link.planner.step(now, weak_for, clean_for, sending, present=present)
-            videos = [(producer, self.rates.bps(producer)) for producer in sending]
+            videos = self._fit_videos(participant, subscriber, sending, now)
             congested = weak_for >= CONGESTED_AFTER
-            link.fit.step(now, estimate, videos, present, congested, clean_for)
+            carried = _carried(sample, videos, link.fit)
+            link.fit.step(now, estimate, videos, present, congested, clean_for, carried)
             # Paced by the estimate only while the link is known to be short: a
             # receiver short of CPU says far too little (see CONGESTED_AFTER).
             subscriber.pace_by_estimate(congested or bool(link.fit.held))
@@ -168,17 +175,35 @@ class WeakLinks:
         await self._tell(participant, link, answer)
         self.watch()
 
-    def _withheld(self, participant: Participant) -> set[str]:
+    def _fit_videos(
+        self,
+        participant: Participant,
+        subscriber: SubscriberTransport,
+        order: list[str],
+        now: float,
+    ) -> list[FitVideo]:
+        """`order`'s videos with what each layer costs and the layer its tile wants."""
+        producers = {c.producer.id: c.producer for c in subscriber.consumers if c.producer}
+        wanted = self.views.wanted_layers(participant) if self.views is not None else {}
+        return [
+            FitVideo(
+                pid, self.rates.layer_bps(producer, now), wanted.get(pid, producer.layer_count - 1)
+            )
+            for pid in order
+            if (producer := producers.get(pid)) is not None
+        ]
+
+    def _withheld(self, participant: Participant, caps: dict[str, int] | None = None) -> set[str]:
         if self.views is None:
             return set()
-        self.views.apply_layers(participant)
+        self.views.apply_layers(participant, caps)
         return self.views.hidden(participant) | self.views.saved(participant)
 
     def _link(self, participant: Participant) -> SubscriberLink:
         link = self.links.get(participant.id)
         if link is None:
             link = SubscriberLink(
-                LinkJudge(self.thresholds), HoldPlanner(self.hold), EstimateFit(self.fit)
+                LinkJudge(self.thresholds), HoldPlanner(self.hold), LayerFit(self.fit)
             )
             # Nobody is told they are fine until something was otherwise.
             link.told = _own_message(participant, link, [])
@@ -189,6 +214,7 @@ class WeakLinks:
 
     def _video_order(
         self,
+        participant: Participant,
         subscriber: SubscriberTransport,
         active_only: bool = False,
         leave_out: Collection[str] = (),
@@ -197,6 +223,7 @@ class WeakLinks:
 
         active_only: without cameras that are off (holding them back saves nothing)."""
         ranked = []
+        spotlit = self.views.spotlit(participant.room) if self.views is not None else None
         for index, consumer in enumerate(subscriber.consumers):
             producer = consumer.producer
             if producer is None or consumer.kind != "video" or (active_only and producer.paused):
@@ -207,15 +234,19 @@ class WeakLinks:
             if producer.app_data.get("source") == "screen":
                 rank = RANK_SCREEN
             else:
-                rank = RANK_HOST_CAMERA if owner is not None and owner.host else RANK_PUPIL_CAMERA
+                host = owner is not None and (owner.host or owner.id == spotlit)
+                rank = RANK_HOST_CAMERA if host else RANK_PUPIL_CAMERA
             ranked.append((rank, index, producer.id))
         return [producer_id for _, _, producer_id in sorted(ranked)]
 
     def _apply(
         self, link: SubscriberLink, subscriber: SubscriberTransport, participant: Participant
     ) -> None:
-        held = set(self._video_order(subscriber)) if link.audio_only else set(link.held)
-        held |= self._withheld(participant)
+        if link.audio_only:
+            held = set(self._video_order(participant, subscriber))
+        else:
+            held = set(link.held)
+        held |= self._withheld(participant, link.fit.caps)
         if held != subscriber.held:
             subscriber.hold(held)
 
@@ -231,7 +262,8 @@ class WeakLinks:
             link.fit.release_all()
         elif link.audio_only and link.judge.quality is not Quality.GOOD:
             # Back from audio only on a weak link: the videos come back one by one.
-            link.planner.hold_all(self._video_order(subscriber, active_only=True), time.monotonic())
+            sending = self._video_order(participant, subscriber, active_only=True)
+            link.planner.hold_all(sending, time.monotonic())
         link.audio_only = enabled
         self._apply(link, subscriber, participant)
         await self._tell(participant, link, answer=True)
@@ -283,6 +315,17 @@ class WeakLinks:
                         **_levels(link.told_hosts),
                     },
                 )
+
+
+def _carried(sample: DownlinkSample | None, videos: list[FitVideo], fit: LayerFit) -> float | None:
+    """What the link delivered of the videos the plan forwards, by the share of packets
+    its reports say were lost, when that is a good share (else None: nothing measured
+    to hold the plan to). The plan's own figures, not what the pacer sent: a pacer
+    window is not the reports' interval."""
+    loss = sample.loss if sample is not None else None
+    if loss is None or loss < CARRIED_AFTER_LOSS:
+        return None
+    return sum(video.bps(fit.layer(video)) for video in videos) * (1 - loss)
 
 
 def _own_message(

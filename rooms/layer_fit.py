@@ -1,0 +1,222 @@
+"""What a subscriber is sent so that it fits the bandwidth estimate of its link:
+simulcast layers stepped down first, whole videos held back last. A pure plan.
+
+Each video (least important first: the caller orders pupils' cameras, then
+hosts' and the spotlight's, then shared screens; audio is never planned) has
+the layer its tile's size asks for (`FitVideo.wanted`, the top layer of a video
+without simulcast is 0) and the measured bitrate of each of its layers. The
+plan caps some videos below that layer (`caps`) and holds some back whole
+(`held`).
+
+When what is forwarded is over what the link carried (as `EstimateFit` judges
+it, rooms/hold_back.py), one step a time, `settle_seconds` apart: the least
+important video above its lowest layer steps down one layer (a layer switch is
+keyframe-gated in the SFU, sfu/layer_select.py); only when every forwarded
+video is at its lowest layer (or has no layers) is the least important held
+back whole. When the estimate has room for the next step up for
+`resume_after` (or the link's reports have been clean that long), the most
+important video below its wanted layer steps up one layer, or the last held
+back comes back (at its lowest layer); when that one does not fit the estimate
+but a less important step does, that one is taken (the estimate's room is used,
+not left idle behind a step too big for it). A step up undone within `probe_window`
+doubles the next wait (up to `max_resume_after`); one that lasts resets it. So
+an estimate between two sums of layers settles on the lower one, probing the
+higher ever more rarely.
+
+With videos of one layer each this is exactly `EstimateFit` (which is built on it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    over_for: float = 1.5  # the videos' sum above the estimate this long: step down
+    settle_seconds: float = 3.0  # after a change, the estimate catches up before the next
+    resume_after: float = 5.0  # the estimate has room for the next step up this long: take it
+    max_resume_after: float = 60.0
+    probe_window: float = 10.0  # stepped down within this of a step up: it was too early
+    # An estimate this many times what is forwarded is not held down by the link
+    # (receive-side estimators allow at most 1.5 times what arrives): room to try one more.
+    probe_ratio: float = 1.3
+    # On over-use a receive-side estimator says 0.85 of what arrived: what the link
+    # carried is the estimate / this, and only videos above that are "over".
+    overuse_ratio: float = 0.85
+
+
+@dataclass(frozen=True)
+class FitVideo:
+    """One video a subscriber may get: producer id, measured bit/s of each layer
+    (smallest first; one entry without simulcast) and the layer its tile wants."""
+
+    producer_id: str
+    layer_bps: tuple[float, ...]
+    wanted: int = 0
+
+    @property
+    def top(self) -> int:
+        return max(0, min(self.wanted, len(self.layer_bps) - 1))
+
+    def bps(self, layer: int) -> float:
+        return 0.0 if layer < 0 or not self.layer_bps else self.layer_bps[layer]
+
+
+HELD = -1  # the layer of a held-back video
+
+
+class LayerFit:
+    """One subscriber's plan, decided once a sample (`step`)."""
+
+    def __init__(self, settings: FitSettings | None = None) -> None:
+        self.settings = settings or FitSettings()
+        self.held: list[str] = []  # in the order they were held back
+        self.caps: dict[str, int] = {}  # a layer below the wanted one, by producer id
+        self.resume_after = self.settings.resume_after
+        self._over_since: float | None = None
+        self._room_since: float | None = None
+        self._changed_at: float | None = None
+        self._resumed_at: float | None = None
+
+    def layer(self, video: FitVideo) -> int:
+        """The layer the plan forwards of `video` (HELD: none)."""
+        if video.producer_id in self.held:
+            return HELD
+        return min(video.top, self.caps.get(video.producer_id, video.top))
+
+    def step(
+        self,
+        now: float,
+        estimate_bps: float | None,
+        videos: Sequence[FitVideo],
+        present: Collection[str] | None = None,
+        congested: bool = True,
+        clean_for: float = 0.0,
+        carried_bps: float | None = None,
+    ) -> bool:
+        """Update `held` and `caps`; True when either changed. `videos`: those that
+        may be planned, least important first (those sending); `present`: every
+        video the subscriber has (default: `videos`' ids), a plan for one gone is
+        forgotten. An unknown estimate (None) has room for everything.
+        `congested`: the link's reports say it is weak now; an estimate below the
+        videos steps nothing down without that (a receiver short of CPU reports
+        a low estimate on a link that is fine). `clean_for`: how long they have
+        said it is clean; that long past `resume_after` is room too. `carried_bps`:
+        what the link delivered of the video by its receiver reports (what was sent
+        less what they say was lost), when they say much was lost: going over it,
+        the step down takes as many steps as it takes to fit it at once (a link
+        that loses half of what it gets freezes every video until then; unlike an
+        estimate, loss measured is no opinion)."""
+        settings = self.settings
+        changed = self._forget_gone([v.producer_id for v in videos] if present is None else present)
+        forwarded = sum(video.bps(self.layer(video)) for video in videos)
+        budget = float("inf") if estimate_bps is None else estimate_bps
+        carried = float("inf") if carried_bps is None else carried_bps
+        over = forwarded > min(budget, carried) / settings.overuse_ratio and congested
+        upward = self._step_up_candidate(videos, budget - forwarded)
+        room = upward is not None and (
+            forwarded + upward[1] <= budget or budget >= settings.probe_ratio * forwarded
+        )
+        self._over_since = _since(self._over_since, now) if over else None
+        self._room_since = _since(self._room_since, now) if room else None
+        resumed = self._resumed_at
+        if resumed is not None and now - resumed > settings.probe_window:
+            self.resume_after = settings.resume_after  # the last step up held
+            self._resumed_at = None
+        if self._changed_at is not None and now - self._changed_at < settings.settle_seconds:
+            return changed
+        if self._over_since is not None and now - self._over_since >= settings.over_for:
+            return self._step_down(now, videos, carried / settings.overuse_ratio) or changed
+        since_change = now - self._changed_at if self._changed_at is not None else clean_for
+        clean = upward is not None and min(clean_for, since_change) >= self.resume_after
+        if upward is not None and (
+            clean or (self._room_since is not None and now - self._room_since >= self.resume_after)
+        ):
+            self._step_up(upward[0], videos)
+            self._changed_at = self._resumed_at = now
+            self._room_since = None
+            return True
+        return changed
+
+    def _forget_gone(self, present: Collection[str]) -> bool:
+        kept = [producer for producer in self.held if producer in present]
+        caps = {producer: cap for producer, cap in self.caps.items() if producer in present}
+        changed = kept != self.held or caps != self.caps
+        self.held, self.caps = kept, caps
+        return changed
+
+    def _step_up_candidate(
+        self, videos: Sequence[FitVideo], room: float
+    ) -> tuple[str, float] | None:
+        """The next step up and what it adds: the most important one that fits in
+        `room`, else the most important one (a probe). A step is the last video
+        held back coming back (one not sending counts as the most important: it
+        costs nothing), or a video below its wanted layer going up one."""
+        rank = {video.producer_id: index for index, video in enumerate(videos)}
+        steps: list[tuple[int, str, float]] = []
+        if self.held:
+            last = self.held[-1]
+            held = next((v for v in videos if v.producer_id == last), None)
+            steps.append((rank.get(last, len(videos)), last, held.bps(0) if held else 0.0))
+        for video in videos:
+            layer = self.layer(video)
+            if layer != HELD and layer < video.top:
+                added = video.bps(layer + 1) - video.bps(layer)
+                steps.append((rank[video.producer_id], video.producer_id, added))
+        if not steps:
+            return None
+        fitting = [step for step in steps if step[2] <= room]
+        _, producer, added = max(fitting or steps)
+        return producer, added
+
+    def _step_up(self, producer_id: str, videos: Sequence[FitVideo]) -> None:
+        if self.held and self.held[-1] == producer_id:
+            self.held.pop()
+            video = next((v for v in videos if v.producer_id == producer_id), None)
+            if video is not None and video.top > 0:
+                self.caps[producer_id] = 0  # back at its lowest layer; up from there
+            return
+        video = next(v for v in videos if v.producer_id == producer_id)
+        layer = self.layer(video) + 1
+        if layer >= len(video.layer_bps) - 1:
+            del self.caps[producer_id]  # at its top: a tile that grows gets more at once
+        else:
+            self.caps[producer_id] = layer
+
+    def _step_down(self, now: float, videos: Sequence[FitVideo], carried: float) -> bool:
+        """One step down; more while what is forwarded is over `carried` (what the
+        link's reports say arrived, as the over-use test counts it)."""
+        stepped = False
+        while self._one_step_down(videos):
+            stepped = True
+            if sum(video.bps(self.layer(video)) for video in videos) <= carried:
+                break
+        if not stepped:
+            return False
+        if self._resumed_at is not None and now - self._resumed_at <= self.settings.probe_window:
+            self.resume_after = min(2 * self.resume_after, self.settings.max_resume_after)
+        self._resumed_at = None
+        self._changed_at = now
+        self._over_since = self._room_since = None
+        return True
+
+    def _one_step_down(self, videos: Sequence[FitVideo]) -> bool:
+        lower = next((v for v in videos if self.layer(v) > 0), None)
+        if lower is not None:
+            self.caps[lower.producer_id] = self.layer(lower) - 1
+            return True
+        free = next((v.producer_id for v in videos if v.producer_id not in self.held), None)
+        if free is None:
+            return False
+        self.held.append(free)
+        return True
+
+    def release_all(self) -> None:
+        self.held = []
+        self.caps = {}
+
+
+def _since(started: float | None, now: float) -> float:
+    return now if started is None else started
