@@ -3,7 +3,8 @@ WebSockets reach it through another node; it is killed with SIGKILL. Once its re
 has run out (stale), the lesson is placed on the survivor at the next join, the bots
 join again there by themselves (as the page does) and are back in media within 10 s;
 each person has their participant id back (raised hands in order, a co-host), and the
-lesson's chat, from Redis; nobody is told the call ended."""
+lesson's chat, from Redis; nobody is told the call ended, and when the lesson ends the
+journal hears it once, with everyone's attendance."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from signalling.config_cluster import ClusterSettings
 from signalling.keys import NODE
 from tests.live import free_port, running_server, serve_process, wait_healthy
 from tests.redis_server import redis_server
+from tests.test_journal_webhooks import journal_endpoint
 
 WAIT = 60.0  # every set-up wait (a starved machine)
 BEAT, STALE = 0.5, 3.0
@@ -51,15 +53,17 @@ async def everyone_hears_everyone(bots: list[Bot], deadline: float) -> None:
 
 
 async def test_a_killed_nodes_lesson_comes_back_on_the_survivor(tmp_path: Path) -> None:
-    config = tmp_path / "doomed.toml"
-    config.write_text(
-        f'[cluster]\nnode_id = "doomed"\nheartbeat_seconds = {BEAT}\n'
-        f"stale_after_seconds = {STALE}\n"
-    )
     media = prepare_media(audio_seconds=2, video_seconds=0.2, width=160, height=120)
     port = free_port()
     bots: list[Bot] = []
-    async with redis_server() as url:
+    async with redis_server() as url, journal_endpoint() as (journal, integration):
+        config = tmp_path / "doomed.toml"
+        config.write_text(  # the same journal, its webhooks to the same endpoint
+            f'[cluster]\nnode_id = "doomed"\nheartbeat_seconds = {BEAT}\n'
+            f"stale_after_seconds = {STALE}\n\n[[integrations]]\n"
+            f'key_id = "{integration.key_id}"\nsecret = "{integration.secret}"\n'
+            f'name = "{integration.name}"\nwebhook_url = "{integration.webhook_url}"\n'
+        )
         process = await serve_process(
             port, "--config", str(config), "--redis-url", url, data_dir=tmp_path / "data"
         )
@@ -67,7 +71,9 @@ async def test_a_killed_nodes_lesson_comes_back_on_the_survivor(tmp_path: Path) 
             node_id="survivor", heartbeat_seconds=BEAT, stale_after_seconds=STALE
         )
         try:
-            async with running_server(redis_url=url, cluster=survivor_settings) as survivor:
+            async with running_server(
+                redis_url=url, cluster=survivor_settings, integrations=(integration,)
+            ) as survivor:
                 await wait_healthy(survivor.http, f"http://127.0.0.1:{port}", WAIT)
                 lesson = await survivor.create_lesson()
                 placement = survivor.app[NODE].placement
@@ -127,6 +133,15 @@ async def test_a_killed_nodes_lesson_comes_back_on_the_survivor(tmp_path: Path) 
                 assert bots[4].joined is not None and bots[4].joined["self"]["cohost"] is True
                 for bot in old + bots:
                     assert not [m for m in bot.messages if m["type"] == "call_ended"]
+                # The lesson ends: the journal hears it once (no "ended" of the dead
+                # node's call), and everyone was present.
+                status, _ = await survivor.api("DELETE", f"/api/v1/lessons/{lesson}")
+                assert status == 200
+                (ended,) = await journal.wait("lesson.ended", timeout=WAIT)
+                await asyncio.sleep(1.0)  # a second one would follow within this
+                assert len([e for e in journal.events if e["event"] == "lesson.ended"]) == 1
+                present = {a["user_id"]: a["joined"] for a in ended["data"]["attendance"]}
+                assert all(present[user] for user, _ in PEOPLE), present
                 # Gone before the survivor stops (it would wait for their sockets).
                 for bot in bots:
                     await bot.close()
