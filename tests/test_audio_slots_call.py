@@ -1,6 +1,6 @@
 """Bounded audio slots in a real call: aiortc bots over loopback, `[media] audio_slots = 3`.
 
-Seven microphones: the teacher's (silent, pinned: a host), four silent pupils, a
+Forty microphones: the teacher's (silent, pinned: a host), 36 silent pupils, a
 listener who talks all along (its own tone must never come back to it), and two
 speakers who take turns. The listener decodes what it receives; each tone's
 frequency says whose voice it is, whatever the m-section's label says (a slot's
@@ -106,17 +106,22 @@ async def test_a_listener_hears_the_speaker_in_its_slots_and_never_itself() -> N
     async with running_server(media=media) as server:
         lesson = await server.create_lesson()
         teacher = await join(server, lesson, "t-1", "teacher", receive=False)
-        pupils = [await join(server, lesson, f"s-{i}", receive=False) for i in range(1, 5)]
-        listener = await join(server, lesson, "s-5")
-        first = await join(server, lesson, "s-6", receive=False)
-        second = await join(server, lesson, "s-7", receive=False)
+        pupils = list(
+            await asyncio.gather(
+                *(join(server, lesson, f"s-{i}", receive=False) for i in range(1, 37))
+            )
+        )
+        listener = await join(server, lesson, "s-37")
+        first = await join(server, lesson, "s-38", receive=False)
+        second = await join(server, lesson, "s-39", receive=False)
         bots = [teacher, *pupils, listener, first, second]
         ears = Ears(listener)
         try:
-            for bot in (teacher, *pupils):
-                await bot.publish([(SilentAudioTrack(), "microphone")])
+            await asyncio.gather(
+                *(bot.publish([(SilentAudioTrack(), "microphone")]) for bot in (teacher, *pupils))
+            )
             await listener.publish([(ToneAudioTrack(OWN), "microphone")])
-            await asyncio.sleep(1.5)  # 6 microphones: more than 3 slots + the teacher's
+            await asyncio.sleep(1.5)  # 38 microphones: more than 3 slots + the teacher's
 
             call = server.app[CALLS].get(lesson)
             assert call is not None
