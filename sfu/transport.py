@@ -17,7 +17,13 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCDtlsTransport,
+    RTCPeerConnection,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
 
 from sfu.aiortc_hooks import ForwardingReceiver, ForwardingSender, gather_hosts_with
 from sfu.audio_sdp import publisher_answer, red_accepted, red_codecs_offered, subscriber_offer
@@ -80,6 +86,8 @@ class WebRtcTransport:
         self.options = options
         self.pc = RTCPeerConnection(options.configuration_factory())
         self._closed = False
+        # Read often (every forward, every slot tick): kept, not looked up each time.
+        self._dtls: RTCDtlsTransport | None = None
 
     def _gather_in_port_range(self) -> None:
         # Before each setLocalDescription: the transceivers' transports exist by then.
@@ -101,7 +109,12 @@ class WebRtcTransport:
         # takes no new media (aiortc refuses a new m-section on it).
         if self._closed or self.pc.connectionState in ("closed", "failed"):
             return True
-        return any(t.sender.transport.state == "closed" for t in self.pc.getTransceivers())
+        if self._dtls is None:  # one DTLS transport for every m-section (BUNDLE)
+            transceivers = self.pc.getTransceivers()
+            if not transceivers:
+                return False
+            self._dtls = transceivers[0].sender.transport
+        return self._dtls.state == "closed"
 
     async def close(self) -> None:
         if self._closed:
