@@ -1,0 +1,343 @@
+"""A full class (issue 11): `python -m bench.full_class` (in a network namespace with only
+loopback up, like the other benches).
+
+    python -m bench.full_class --people 31 --receivers 6 --seconds 8 --json out.json
+
+One `urok serve` process (its CPU read from /proc, its forwarded packets from
+GET /metrics). `--people` aiortc bots (the first the teacher) each publish a
+camera and a microphone, in phases one after the other on the same server:
+
+- **grid**: every camera as browser simulcast (bench/simulcast_publisher.py:
+  160x90 / 320x180 / 640x360 at ~150 / 450 / 1200 kbit/s), every subscriber
+  sends the `track_view`s of a 1280x720 page in speaker layout: the teacher's
+  tile 640x360, every pupil's 160x90 (29 of them fit around it; the teacher's
+  own page shows the 30 pupils at 160x90);
+- **audio_screen** and **one_video**: the same class, the receivers in `save_data`;
+- **single**: a new lesson, every camera one 640x360 stream (today's non-simulcast
+  camera, the top layer's clip), the same views;
+- **upkeep**: a new lesson, everybody's publisher and subscriber connections up and
+  nothing sent (no frame ever: `IdleVideoTrack` / `IdleAudioTrack`); the server's CPU
+  against the empty server measured at the start, per participant.
+
+The microphones: the teacher talks (a tone), every pupil is silent as Opus DTX
+sends it (bench.media.SilentAudioTrack, a frame every 400 ms).
+
+Only `--receivers` pupils answer their subscriber offers and count what arrives
+(bytes and packets, no decoding; the resolution of each VP8 keyframe, read from
+its header, says which layer came). The others receive nothing: 31 receivers
+would need more CPU than the bench has beside the server on a small machine
+(every received packet costs aiortc more than the server's forwarding of it).
+So the server's figures are those of 31 publishers and `--receivers`
+subscribers; `full_class_estimate` scales its forwarding CPU per packet to 31.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.bot import Bot
+from bench.cluster_processes import parse_metrics
+from bench.full_class_report import Receiver, Report, Window, print_report
+from bench.media import SilentAudioTrack, ToneAudioTrack
+from bench.server import Journal, ServerProcess, cpu_seconds
+from bench.simulcast_publisher import (
+    LAYERS_SIMULCAST,
+    LAYERS_SINGLE,
+    IdleAudioTrack,
+    IdleVideoTrack,
+    LayerClip,
+    LayeredCamera,
+    encode_layers,
+)
+from sfu.aiortc_hooks import restrict_host_addresses
+from signalling.config import DEMO_SECRET
+
+WAIT_S = 30.0
+TEACHER_TILE = (640, 360)
+
+
+class Class:
+    """One lesson's bots: joined, publishing, the receivers counting."""
+
+    def __init__(
+        self,
+        server: ServerProcess,
+        journal: Journal,
+        args: argparse.Namespace,
+        everyone_subscribes: bool = False,
+    ) -> None:
+        self.server, self.journal, self.args = server, journal, args
+        # Upkeep: every subscriber connection up (nothing flows on them to cost the bench).
+        self.everyone_subscribes = everyone_subscribes
+        self.bots: list[Bot] = []
+        self.cameras: list[LayeredCamera] = []
+        self.receivers: list[Receiver] = []
+        self.lesson = ""
+
+    def receiving(self, index: int) -> bool:
+        return index >= self.args.people - self.args.receivers
+
+    async def join(self) -> None:
+        ids = [f"p-{i}" for i in range(self.args.people)]
+        self.lesson = await self.journal.create_lesson(ids[0], ids[1:])
+        for index, user in enumerate(ids):
+            receiver = Receiver(index) if self.receiving(index) else None
+            role = "teacher" if index == 0 else "student"
+            bot = Bot(
+                self.server.base_url,
+                await self.journal.token(self.lesson, user, role),
+                decode=False,
+                receive=receiver is not None or self.everyone_subscribes,
+                on_packet=receiver.observe if receiver is not None else None,
+            )
+            self.bots.append(bot)
+            if receiver is not None:
+                self.receivers.append(receiver)
+        await _batched([bot.connect(timeout=WAIT_S) for bot in self.bots])
+
+    async def publish(self, layers: tuple[LayerClip, ...], send: bool = True) -> None:
+        """Everybody's camera (of `layers`) and microphone; not `send`: no frame, ever."""
+        jobs = []
+        for index, bot in enumerate(self.bots):
+            camera = LayeredCamera(layers)
+            bot.munge_offer = camera.munge
+            self.cameras.append(camera)
+            audio: Any
+            if not send:
+                audio = IdleAudioTrack()
+            else:
+                audio = ToneAudioTrack(440) if index == 0 else SilentAudioTrack(dtx=True)
+            jobs.append(bot.publish([(IdleVideoTrack(), "camera"), (audio, "microphone")], WAIT_S))
+        await _batched(jobs)
+        for camera, bot in zip(self.cameras, self.bots, strict=True):
+            if send:
+                camera.start(bot.publisher)
+
+    async def send_views(self) -> None:
+        teacher = self.bots[0].id
+        for bot in self.bots:
+            views = []
+            for other in self.bots:
+                if other is bot:
+                    continue
+                width, height = TEACHER_TILE if other.id == teacher else self.args.pupil_tile
+                views.append(
+                    {
+                        "participant_id": other.id,
+                        "source": "camera",
+                        "visible": True,
+                        "width": width,
+                        "height": height,
+                    }
+                )
+            await bot.send({"type": "track_view", "views": views})
+
+    async def save_data(self, mode: str) -> None:
+        for index, bot in enumerate(self.bots):
+            if self.receiving(index):
+                await bot.request(
+                    {"type": "save_data", "mode": mode},
+                    lambda m: m["type"] == "connection_quality",
+                    WAIT_S,
+                )
+
+    async def until_receiving(self) -> None:
+        """Every receiver has media from every other participant (its subscriber is up)."""
+        deadline = time.monotonic() + WAIT_S
+        want = self.args.people - 1
+        while any(len(r.sources) < want for r in self.receivers):
+            if time.monotonic() > deadline:
+                counts = [len(r.sources) for r in self.receivers]
+                raise RuntimeError(f"receivers did not get everybody within {WAIT_S} s: {counts}")
+            await asyncio.sleep(0.2)
+
+    async def close(self) -> None:
+        for camera in self.cameras:
+            await camera.stop()
+        await _batched([bot.close() for bot in self.bots])
+        if self.lesson:
+            await self.journal.end_lesson(self.lesson)
+
+
+async def _batched(jobs: Sequence[Awaitable[Any]], size: int = 8) -> list[Any]:
+    """Run `jobs` a few at a time (a burst of 31 joins only makes everyone slower)."""
+    out: list[Any] = []
+    for start in range(0, len(jobs), size):
+        out.extend(await asyncio.gather(*jobs[start : start + size]))
+    return out
+
+
+class Meter:
+    """The server's CPU and forwarded packets over a window, and what the receivers got."""
+
+    def __init__(self, server: ServerProcess, http: aiohttp.ClientSession, token: str) -> None:
+        self.server, self.http, self.token = server, http, token
+
+    async def packets(self) -> tuple[int, int]:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        async with self.http.get(self.server.base_url + "/metrics", headers=headers) as response:
+            scrape = parse_metrics(await response.text())
+        return scrape.packets_in, scrape.packets_out
+
+    async def window(
+        self, name: str, seconds: float, receivers: list[Receiver], people: int
+    ) -> Window:
+        for receiver in receivers:
+            receiver.reset()
+        cpu, (p_in, p_out) = cpu_seconds(self.server.pid), await self.packets()
+        started = time.monotonic()
+        await asyncio.sleep(seconds)
+        elapsed = time.monotonic() - started
+        cpu = cpu_seconds(self.server.pid) - cpu
+        p_in2, p_out2 = await self.packets()
+        return Window(
+            name,
+            people,
+            len(receivers),
+            server_cores=cpu / elapsed,
+            packets_in_per_s=(p_in2 - p_in) / elapsed,
+            packets_out_per_s=(p_out2 - p_out) / elapsed,
+            downlink_kbps=[r.bytes * 8 / 1000 / elapsed for r in receivers],
+            packets_per_s=[r.packets / elapsed for r in receivers],
+            sizes=_sizes_seen(receivers),
+        )
+
+
+def _sizes_seen(receivers: list[Receiver]) -> dict[str, list[str]]:
+    """The resolutions the receivers got from the teacher and from the pupils."""
+    teacher: set[str] = set()
+    pupils: set[str] = set()
+    for receiver in receivers:
+        for source, sizes in receiver.sizes.items():
+            (teacher if source == receiver.teacher_id else pupils).update(sizes)
+    return {"teacher": sorted(teacher), "pupils": sorted(pupils)}
+
+
+async def run_media_phases(
+    server: ServerProcess,
+    journal: Journal,
+    meter: Meter,
+    args: argparse.Namespace,
+    simulcast: tuple[LayerClip, ...],
+) -> list[Window]:
+    windows = []
+    single = tuple(clip for clip in simulcast if clip.spec in LAYERS_SINGLE)
+    phases = ((simulcast, ("grid", "audio_screen", "one_video")), (single, ("single",)))
+    for layers, names in phases:
+        lesson = Class(server, journal, args)
+        try:
+            await lesson.join()
+            await lesson.publish(layers)
+            for receiver in lesson.receivers:
+                receiver.teacher_id = lesson.bots[0].id
+            await lesson.send_views()
+            await lesson.until_receiving()
+            for name in names:
+                if name in ("audio_screen", "one_video"):
+                    await lesson.save_data(name)
+                await asyncio.sleep(args.warmup)
+                window = await meter.window(name, args.seconds, lesson.receivers, args.people)
+                windows.append(window)
+        finally:
+            await lesson.close()
+    return windows
+
+
+async def run_upkeep(
+    server: ServerProcess,
+    journal: Journal,
+    meter: Meter,
+    args: argparse.Namespace,
+    simulcast: tuple[LayerClip, ...],
+) -> Window:
+    lesson = Class(server, journal, args, everyone_subscribes=True)
+    try:
+        await lesson.join()
+        await lesson.publish(simulcast, send=False)
+        await until_connected(lesson)
+        await asyncio.sleep(args.warmup)
+        return await meter.window("upkeep", args.idle_seconds, [], args.people)
+    finally:
+        await lesson.close()
+
+
+async def until_connected(lesson: Class) -> None:
+    """Every publisher connection, and the answered subscriber ones, connected."""
+    deadline = time.monotonic() + WAIT_S
+
+    def up() -> bool:
+        pcs = [bot.publisher for bot in lesson.bots]
+        pcs += [bot.subscriber for bot in lesson.bots if bot.receive]
+        return all(pc is not None and pc.connectionState == "connected" for pc in pcs)
+
+    while not up():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"connections not up within {WAIT_S} s")
+        await asyncio.sleep(0.2)
+
+
+async def run(args: argparse.Namespace) -> Report:
+    restrict_host_addresses(["127.0.0.1"])  # the bots' candidates: aioice leaves loopback out
+    encode_started = time.monotonic()
+    simulcast = encode_layers(LAYERS_SIMULCAST, args.fps, args.clip_seconds)
+    args.encode_seconds = round(time.monotonic() - encode_started, 1)
+    args.layer_kbps = [round(layer.clip.bitrate / 1000) for layer in simulcast]
+    token = secrets.token_hex(16)
+    with tempfile.TemporaryDirectory() as tmp:
+        server = ServerProcess(
+            "signalling.cli", Path(tmp) / "server.log", env={"UROK_METRICS_TOKEN": token}
+        )
+        await server.start()
+        try:
+            async with aiohttp.ClientSession() as http:
+                journal = Journal(server.base_url, DEMO_SECRET, http)
+                meter = Meter(server, http, token)
+                await asyncio.sleep(args.warmup)
+                empty = await meter.window("empty", args.idle_seconds, [], 0)
+                windows = [empty]
+                windows += await run_media_phases(server, journal, meter, args, simulcast)
+                windows.append(await run_upkeep(server, journal, meter, args, simulcast))
+        except BaseException:
+            print(server.log_tail())
+            raise
+        finally:
+            await server.stop()
+    return Report(vars(args), windows)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    width, height = text.lower().split("x")
+    return int(width), int(height)
+
+
+def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> Report:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--people", type=int, default=31)
+    parser.add_argument("--receivers", type=int, default=6, help="pupils that receive")
+    parser.add_argument("--seconds", type=float, default=8.0, help="each media window")
+    parser.add_argument("--idle-seconds", type=float, default=20.0, help="upkeep windows")
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--fps", type=int, default=30)
+    parser.add_argument("--clip-seconds", type=float, default=2.0)
+    parser.add_argument("--pupil-tile", type=parse_size, default=(160, 90), help="WxH")
+    parser.add_argument("--json", type=Path, help="also write the report here")
+    args = parser.parse_args(argv)
+    report = asyncio.run(run(args))
+    print_report(report, out)
+    if args.json is not None:
+        args.json.write_text(json.dumps(report.summary(), indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""What bench/full_class.py measures and prints: receivers' counts, windows, the report."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from aiortc.rtp import RtpPacket
+
+RTP_HEADER = 12  # counted with each payload: what the subscriber's RTP stack receives
+# The issue's targets (issue 11, "Bench and the targets").
+TARGET_CLASS_CORES = 0.5
+TARGET_GRID_KBPS = 2500
+TARGET_SAVE_DATA_KBPS = 600
+TARGET_UPKEEP_SHARE = 0.001  # of a core per participant
+
+
+def vp8_keyframe_size(payload: bytes) -> str | None:
+    """ "WxH" of a VP8 keyframe's first packet (RFC 7741 descriptor, then the frame
+    header of RFC 6386 9.1), else None. Reads a few bytes: no decoding."""
+    first = payload[0]
+    if not first & 0x10 or first & 0x07:  # not the start of partition 0
+        return None
+    at = 1
+    if first & 0x80:  # X: an extension byte follows
+        ext = payload[1]
+        at = 2
+        if ext & 0x80:  # I: picture id, 7 or 15 bits
+            at += 2 if payload[at] & 0x80 else 1
+        at += 1 if ext & 0x40 else 0  # L: tl0picidx
+        at += 1 if ext & 0x30 else 0  # T or K
+    frame = payload[at : at + 10]
+    if len(frame) < 10 or frame[0] & 0x01 or frame[3:6] != b"\x9d\x01\x2a":
+        return None  # an interframe (P bit set), or not VP8 at all (an Opus packet)
+    width = int.from_bytes(frame[6:8], "little") & 0x3FFF
+    height = int.from_bytes(frame[8:10], "little") & 0x3FFF
+    return f"{width}x{height}"
+
+
+class Receiver:
+    """One receiving pupil's counts (reset per window) and whom it has heard from."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.teacher_id = ""
+        self.sources: set[str] = set()
+        self.bytes = 0
+        self.packets = 0
+        self.sizes: dict[str, set[str]] = defaultdict(set)
+
+    def reset(self) -> None:
+        self.bytes = self.packets = 0
+        self.sizes.clear()
+
+    def observe(self, source: str, packet: RtpPacket, at: float) -> None:
+        payload = packet.payload
+        self.bytes += len(payload) + RTP_HEADER
+        self.packets += 1
+        self.sources.add(source)
+        if payload and payload[0] & 0x10:
+            size = vp8_keyframe_size(payload)
+            if size is not None:
+                self.sizes[source].add(size)
+
+
+@dataclass
+class Window:
+    name: str
+    people: int
+    receivers: int
+    server_cores: float = 0.0
+    packets_in_per_s: float = 0.0  # media packets the server received (GET /metrics)
+    packets_out_per_s: float = 0.0  # and forwarded
+    downlink_kbps: list[float] = field(default_factory=list)  # per receiver
+    packets_per_s: list[float] = field(default_factory=list)  # per receiver
+    sizes: dict[str, list[str]] = field(default_factory=dict)  # VP8 keyframes seen
+
+    @property
+    def median_kbps(self) -> float:
+        return statistics.median(self.downlink_kbps) if self.downlink_kbps else 0.0
+
+    @property
+    def max_kbps(self) -> float:
+        return max(self.downlink_kbps, default=0.0)
+
+    def summary(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["downlink_kbps_median"] = round(self.median_kbps, 1)
+        data["downlink_kbps_max"] = round(self.max_kbps, 1)
+        data["downlink_kbps"] = [round(v, 1) for v in self.downlink_kbps]
+        data["packets_per_s"] = [round(v, 1) for v in self.packets_per_s]
+        for key in ("server_cores", "packets_in_per_s", "packets_out_per_s"):
+            data[key] = round(data[key], 4 if key == "server_cores" else 1)
+        return data
+
+
+@dataclass
+class Report:
+    settings: dict[str, Any]
+    windows: list[Window]
+
+    def window(self, name: str) -> Window:
+        return next(w for w in self.windows if w.name == name)
+
+    def figures(self) -> dict[str, Any]:
+        """Ratios between phases and the targets."""
+        empty, grid, single = self.window("empty"), self.window("grid"), self.window("single")
+        audio_screen, one_video = self.window("audio_screen"), self.window("one_video")
+        upkeep = self.window("upkeep")
+        people, receivers = grid.people, grid.receivers
+        per_participant = (upkeep.server_cores - empty.server_cores) / max(upkeep.people, 1)
+        save_max = max(audio_screen.max_kbps, one_video.max_kbps)
+        return {
+            "grid_over_single": {
+                "server_cores": _ratio(grid.server_cores, single.server_cores),
+                "downlink_median": _ratio(grid.median_kbps, single.median_kbps),
+                "packets_forwarded": _ratio(grid.packets_out_per_s, single.packets_out_per_s),
+            },
+            "save_data_over_grid": {
+                "audio_screen": _ratio(audio_screen.median_kbps, grid.median_kbps),
+                "one_video": _ratio(one_video.median_kbps, grid.median_kbps),
+            },
+            # Everything scaled with the subscribers: an upper bound for all 31 receiving.
+            "grid_cores_all_receiving_upper_bound": round(
+                grid.server_cores * people / max(receivers, 1), 3
+            ),
+            "upkeep_core_share_per_participant": round(per_participant, 5),
+            "targets": {
+                "class_cores_under_0.5_measured": grid.server_cores < TARGET_CLASS_CORES,
+                "grid_downlink_under_2.5_mbit": grid.max_kbps < TARGET_GRID_KBPS,
+                "save_data_under_0.6_mbit": save_max < TARGET_SAVE_DATA_KBPS,
+                "upkeep_under_0.1_percent": per_participant < TARGET_UPKEEP_SHARE,
+            },
+        }
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "settings": {k: v for k, v in self.settings.items() if k != "json"},
+            "windows": [w.summary() for w in self.windows],
+            "figures": self.figures(),
+        }
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 3) if b else None
+
+
+def print_report(report: Report, out: Callable[[str], None] = print) -> None:
+    s = report.settings
+    out(
+        f"{s['people']} people (1 teacher), {s['receivers']} receiving pupils; camera layers "
+        f"{s.get('layer_kbps')} kbit/s at {s['fps']} fps (encoded in {s.get('encode_seconds')} s);"
+        f" pupil tiles {s['pupil_tile'][0]}x{s['pupil_tile'][1]}, teacher 640x360"
+    )
+    for w in report.windows:
+        line = f"{w.name:>12}: server {w.server_cores:.3f} cores"
+        line += f", in {w.packets_in_per_s:.0f} / out {w.packets_out_per_s:.0f} packets/s"
+        if w.downlink_kbps:
+            line += (
+                f"; per receiver {w.median_kbps:.0f} kbit/s median, {w.max_kbps:.0f} max,"
+                f" {statistics.median(w.packets_per_s):.0f} packets/s; sizes {w.sizes}"
+            )
+        out(line)
+    figures = report.figures()
+    for key in ("grid_over_single", "save_data_over_grid"):
+        out(f"{key}: {figures[key]}")
+    out(
+        "grid, all receiving (linear upper bound): "
+        f"{figures['grid_cores_all_receiving_upper_bound']} cores; upkeep per participant: "
+        f"{figures['upkeep_core_share_per_participant']:.3%} of a core"
+    )
+    out(f"targets met: {figures['targets']}")
