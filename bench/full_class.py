@@ -302,11 +302,13 @@ async def run(args: argparse.Namespace) -> Report:
             async with aiohttp.ClientSession() as http:
                 journal = Journal(server.base_url, DEMO_SECRET, http)
                 meter = Meter(server, http, token)
-                await asyncio.sleep(args.warmup)
-                empty = await meter.window("empty", args.idle_seconds, [], 0)
-                windows = [empty]
+                windows = []
+                if not args.no_upkeep:
+                    await asyncio.sleep(args.warmup)
+                    windows.append(await meter.window("empty", args.idle_seconds, [], 0))
                 windows += await run_media_phases(server, journal, meter, args, simulcast)
-                windows.append(await run_upkeep(server, journal, meter, args, simulcast))
+                if not args.no_upkeep:
+                    windows.append(await run_upkeep(server, journal, meter, args, simulcast))
         except BaseException:
             print(server.log_tail())
             raise
@@ -330,6 +332,7 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> R
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--clip-seconds", type=float, default=2.0)
     parser.add_argument("--pupil-tile", type=parse_size, default=(160, 90), help="WxH")
+    parser.add_argument("--no-upkeep", action="store_true", help="media phases only")
     parser.add_argument("--json", type=Path, help="also write the report here")
     args = parser.parse_args(argv)
     report = asyncio.run(run(args))

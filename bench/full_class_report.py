@@ -103,7 +103,8 @@ class Report:
     windows: list[Window]
 
     def window(self, name: str) -> Window:
-        return next(w for w in self.windows if w.name == name)
+        """The window of that name (an empty one when it was not measured: --no-upkeep)."""
+        return next((w for w in self.windows if w.name == name), Window(name, 0, 0))
 
     def figures(self) -> dict[str, Any]:
         """Ratios between phases and the targets."""
@@ -111,7 +112,9 @@ class Report:
         audio_screen, one_video = self.window("audio_screen"), self.window("one_video")
         upkeep = self.window("upkeep")
         people, receivers = grid.people, grid.receivers
-        per_participant = (upkeep.server_cores - empty.server_cores) / max(upkeep.people, 1)
+        per_participant = (
+            (upkeep.server_cores - empty.server_cores) / upkeep.people if upkeep.people else None
+        )
         save_max = max(audio_screen.max_kbps, one_video.max_kbps)
         return {
             "grid_over_single": {
@@ -127,12 +130,16 @@ class Report:
             "grid_cores_all_receiving_upper_bound": round(
                 grid.server_cores * people / max(receivers, 1), 3
             ),
-            "upkeep_core_share_per_participant": round(per_participant, 5),
+            "upkeep_core_share_per_participant": (
+                round(per_participant, 5) if per_participant is not None else None
+            ),
             "targets": {
                 "class_cores_under_0.5_measured": grid.server_cores < TARGET_CLASS_CORES,
                 "grid_downlink_under_2.5_mbit": grid.max_kbps < TARGET_GRID_KBPS,
                 "save_data_under_0.6_mbit": save_max < TARGET_SAVE_DATA_KBPS,
-                "upkeep_under_0.1_percent": per_participant < TARGET_UPKEEP_SHARE,
+                "upkeep_under_0.1_percent": (
+                    per_participant < TARGET_UPKEEP_SHARE if per_participant is not None else None
+                ),
             },
         }
 
@@ -167,9 +174,10 @@ def print_report(report: Report, out: Callable[[str], None] = print) -> None:
     figures = report.figures()
     for key in ("grid_over_single", "save_data_over_grid"):
         out(f"{key}: {figures[key]}")
+    upkeep = figures["upkeep_core_share_per_participant"]
     out(
         "grid, all receiving (linear upper bound): "
         f"{figures['grid_cores_all_receiving_upper_bound']} cores; upkeep per participant: "
-        f"{figures['upkeep_core_share_per_participant']:.3%} of a core"
+        + (f"{upkeep:.3%} of a core" if upkeep is not None else "not measured")
     )
     out(f"targets met: {figures['targets']}")
