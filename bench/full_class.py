@@ -45,6 +45,7 @@ from typing import Any
 
 import aiohttp
 
+from bench import profile
 from bench.bot import Bot
 from bench.cluster_processes import parse_metrics
 from bench.full_class_report import Receiver, Report, Window, print_report
@@ -58,6 +59,7 @@ from bench.simulcast_publisher import (
     LayerClip,
     LayeredCamera,
     encode_layers,
+    packets_per_second,
 )
 from sfu.aiortc_hooks import restrict_host_addresses
 from signalling.config import DEMO_SECRET
@@ -195,9 +197,10 @@ class Meter:
         for receiver in receivers:
             receiver.reset()
         cpu, (p_in, p_out) = cpu_seconds(self.server.pid), await self.packets()
-        started = time.monotonic()
+        started, bench_cpu = time.monotonic(), time.process_time()
         await asyncio.sleep(seconds)
         elapsed = time.monotonic() - started
+        bench_cpu = time.process_time() - bench_cpu
         cpu = cpu_seconds(self.server.pid) - cpu
         p_in2, p_out2 = await self.packets()
         return Window(
@@ -205,6 +208,7 @@ class Meter:
             people,
             len(receivers),
             server_cores=cpu / elapsed,
+            bench_cores=bench_cpu / elapsed,
             packets_in_per_s=(p_in2 - p_in) / elapsed,
             packets_out_per_s=(p_out2 - p_out) / elapsed,
             downlink_kbps=[r.bytes * 8 / 1000 / elapsed for r in receivers],
@@ -247,6 +251,7 @@ async def run_media_phases(
                     await lesson.save_data(name)
                 await asyncio.sleep(args.warmup)
                 window = await meter.window(name, args.seconds, lesson.receivers, args.people)
+                window.video_in_expected_per_s = args.people * sum(map(packets_per_second, layers))
                 windows.append(window)
         finally:
             await lesson.close()
@@ -266,7 +271,16 @@ async def run_upkeep(
         await lesson.publish(simulcast, send=False)
         await until_connected(lesson)
         await asyncio.sleep(args.warmup)
-        return await meter.window("upkeep", args.idle_seconds, [], args.people)
+        if args.profile_upkeep is None:
+            return await meter.window("upkeep", args.idle_seconds, [], args.people)
+        # py-spy for exactly the window (its sampling costs the server a little CPU)
+        recording = asyncio.ensure_future(
+            profile.record(server.pid, args.idle_seconds, args.profile_upkeep)
+        )
+        window = await meter.window("upkeep", args.idle_seconds, [], args.people)
+        await recording
+        print(profile.summarize(args.profile_upkeep))
+        return window
     finally:
         await lesson.close()
 
@@ -333,6 +347,9 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> R
     parser.add_argument("--clip-seconds", type=float, default=2.0)
     parser.add_argument("--pupil-tile", type=parse_size, default=(160, 90), help="WxH")
     parser.add_argument("--no-upkeep", action="store_true", help="media phases only")
+    parser.add_argument(
+        "--profile-upkeep", type=Path, help="py-spy the server in the upkeep window, to FILE"
+    )
     parser.add_argument("--json", type=Path, help="also write the report here")
     args = parser.parse_args(argv)
     report = asyncio.run(run(args))

@@ -72,8 +72,11 @@ class Window:
     people: int
     receivers: int
     server_cores: float = 0.0
+    bench_cores: float = 0.0  # the bots' own process (its share decides if they keep up)
     packets_in_per_s: float = 0.0  # media packets the server received (GET /metrics)
     packets_out_per_s: float = 0.0  # and forwarded
+    # The cameras' packets a second if every bot kept up (less came in: the bench starved)
+    video_in_expected_per_s: float = 0.0
     downlink_kbps: list[float] = field(default_factory=list)  # per receiver
     packets_per_s: list[float] = field(default_factory=list)  # per receiver
     sizes: dict[str, list[str]] = field(default_factory=dict)  # VP8 keyframes seen
@@ -92,8 +95,9 @@ class Window:
         data["downlink_kbps_max"] = round(self.max_kbps, 1)
         data["downlink_kbps"] = [round(v, 1) for v in self.downlink_kbps]
         data["packets_per_s"] = [round(v, 1) for v in self.packets_per_s]
-        for key in ("server_cores", "packets_in_per_s", "packets_out_per_s"):
-            data[key] = round(data[key], 4 if key == "server_cores" else 1)
+        rates = ("packets_in_per_s", "packets_out_per_s", "video_in_expected_per_s")
+        for key in ("server_cores", "bench_cores", *rates):
+            data[key] = round(data[key], 4 if key.endswith("cores") else 1)
         return data
 
 
@@ -163,8 +167,10 @@ def print_report(report: Report, out: Callable[[str], None] = print) -> None:
         f" pupil tiles {s['pupil_tile'][0]}x{s['pupil_tile'][1]}, teacher 640x360"
     )
     for w in report.windows:
-        line = f"{w.name:>12}: server {w.server_cores:.3f} cores"
+        line = f"{w.name:>12}: server {w.server_cores:.3f} cores (bench {w.bench_cores:.2f})"
         line += f", in {w.packets_in_per_s:.0f} / out {w.packets_out_per_s:.0f} packets/s"
+        if w.video_in_expected_per_s:
+            line += f" (cameras should send {w.video_in_expected_per_s:.0f})"
         if w.downlink_kbps:
             line += (
                 f"; per receiver {w.median_kbps:.0f} kbit/s median, {w.max_kbps:.0f} max,"

@@ -10,11 +10,14 @@ wire, on an aiortc connection:
   track never yields a frame (`IdleVideoTrack`), so aiortc's own sender sends
   no RTP on it;
 - `LayeredSender` sends each layer's pre-encoded VP8 clip itself, as its own SSRC
-  with its own sequence numbers, timestamps and picture ids, carrying the MID
-  and RID header extensions for the first `RID_SECONDS` and on every keyframe
-  (a browser stops once it sees receiver reports), through the connection's
-  DTLS transport: its send function is taken with the public hook
-  `sfu.aiortc_hooks.wrap_send_rtp`, which is left sending as before.
+  with its own sequence numbers, timestamps and picture ids (RFC 7741 payload
+  descriptor with a 15-bit picture id, as aiortc's packetizer writes it),
+  carrying the MID and RID header extensions for the first `RID_SECONDS` and on
+  every keyframe (a browser stops once it sees receiver reports), through the
+  connection's DTLS transport: its send function is taken with the public hook
+  `sfu.aiortc_hooks.wrap_send_rtp` (and left sending as before); once connected,
+  `sfu.aiortc_hooks.FastRtpPath` (SRTP, then the socket) as the server's
+  forwarding does.
 
 Keyframes: each clip has one every `KEYFRAME_INTERVAL` s. The server's PLIs are
 not answered early (aiortc routes RTCP of SSRCs it did not announce nowhere a
@@ -28,28 +31,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fractions
 import random
 import re
+import struct
 import time
 from dataclasses import dataclass
 
 import av
 from aiortc import MediaStreamTrack, RTCPeerConnection
-from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.rtcdtlstransport import RTCDtlsTransport
-from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
-from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
 from bench.preencoded import EncodedClip, encode_video
-from sfu.aiortc_hooks import wrap_send_rtp
+from sfu.aiortc_hooks import FastRtpPath, wrap_send_rtp
 from sfu.forwarding_types import SendRtp
 from sfu.simulcast_sdp import REPAIRED_RID_URI, RID_URI
 
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 KEYFRAME_INTERVAL = 1.0
 RID_SECONDS = 2.0
-_VIDEO_TIME_BASE = fractions.Fraction(1, 90000)
 
 
 @dataclass(frozen=True)
@@ -88,6 +87,11 @@ def encode_layers(
         )
         for spec in layers
     )
+
+
+def packets_per_second(layer: LayerClip) -> float:
+    """The RTP packets a second the layer's clip makes (`LayeredSender` sends them all)."""
+    return sum(len(vp8_chunks(frame)) for frame in layer.clip.packets) / layer.clip.seconds
 
 
 class IdleVideoTrack(MediaStreamTrack):
@@ -151,41 +155,61 @@ def munge_offer(sdp: str, rids: tuple[str, ...]) -> tuple[str, OfferShape]:
     raise ValueError("the offer has no video m-section")
 
 
-class _Layer:
-    """One layer's RTP state: its SSRC, numbering and VP8 picture ids."""
+# Payload bytes of one VP8 packet after the descriptor (aiortc's packetizer uses 1300 in
+# all; a browser about 1200).
+VP8_CHUNK = 1200
 
-    def __init__(self, layer: LayerClip, rid: str | None) -> None:
+
+def vp8_chunks(frame: bytes) -> tuple[bytes, ...]:
+    """A VP8 frame cut into packet payloads, the descriptor left for `_Layer` (RFC 7741)."""
+    return tuple(frame[at : at + VP8_CHUNK] for at in range(0, len(frame), VP8_CHUNK)) or (b"",)
+
+
+def one_byte_extensions(elements: list[tuple[int, bytes]]) -> bytes:
+    """An RTP header extension block of the one-byte form (RFC 8285), padded."""
+    body = b"".join(bytes([ext_id << 4 | len(value) - 1]) + value for ext_id, value in elements)
+    body += b"\0" * (-len(body) % 4)
+    return struct.pack("!HH", 0xBEDE, len(body) // 4) + body
+
+
+class _Layer:
+    """One layer's RTP: its SSRC, numbering and VP8 picture ids, packets built by hand
+    (the bench sends thousands a second beside the server: RtpPacket.serialize and
+    aiortc's send chain cost several times more)."""
+
+    def __init__(self, layer: LayerClip, payload_type: int, tags: bytes) -> None:
         self.clip = layer.clip
-        self.rid = rid
+        self.frames = [vp8_chunks(frame) for frame in layer.clip.packets]
+        self.payload_type = payload_type
+        self.tags = tags  # the MID and RID extension block
         self.ssrc = random.getrandbits(32) or 1
         self.seq = random.getrandbits(16)
         self.timestamp = random.getrandbits(32)
-        self.vp8 = Vp8Encoder()  # only its packetizer is used: pack() keeps picture ids going
+        self.picture_id = random.getrandbits(15)  # continuous across the clip's loops
         self.ticks = round(self.clip.period * 90000)
 
-    def packets(self, frame: int, payload_type: int, mid: str, tag: bool) -> list[RtpPacket]:
+    def packets(self, frame: int, tag: bool) -> list[bytes]:
         """One frame's packets; with `tag` (or a keyframe) carrying the MID and RID."""
-        count = len(self.clip.packets)
-        data = self.clip.packets[frame % count]
-        encoded = av.Packet(data)
-        encoded.pts, encoded.time_base = 0, _VIDEO_TIME_BASE  # pack() converts it; unused
-        payloads, _ = self.vp8.pack(encoded)
-        tag = tag or self.clip.keyframes[frame % count]
+        index = frame % len(self.frames)
+        chunks = self.frames[index]
+        tag = tag or self.clip.keyframes[index]
+        timestamp = (self.timestamp + frame * self.ticks) & 0xFFFFFFFF
+        picture = struct.pack("!BH", 0x80, 0x8000 | self.picture_id)  # I bit, 15-bit id
+        self.picture_id = (self.picture_id + 1) & 0x7FFF
         out = []
-        for i, payload in enumerate(payloads):
-            packet = RtpPacket(
-                payload_type=payload_type,
-                marker=int(i == len(payloads) - 1),
-                sequence_number=self.seq,
-                timestamp=(self.timestamp + frame * self.ticks) % (1 << 32),
-                ssrc=self.ssrc,
-                payload=payload,
+        last = len(chunks) - 1
+        for i, chunk in enumerate(chunks):
+            header = struct.pack(
+                "!BBHII",
+                0x90 if tag else 0x80,  # version 2, X when extensions follow
+                (0x80 if i == last else 0) | self.payload_type,
+                self.seq,
+                timestamp,
+                self.ssrc,
             )
-            self.seq = (self.seq + 1) % (1 << 16)
-            out.append(packet)
-        for packet in out if tag else ():
-            packet.extensions.mid = mid
-            packet.extensions.rtp_stream_id = self.rid
+            self.seq = (self.seq + 1) & 0xFFFF
+            start = b"\x90" if i == 0 else b"\x80"  # X, and S on a frame's first packet
+            out.append(header + (self.tags if tag else b"") + start + picture + chunk)
         return out
 
 
@@ -204,14 +228,16 @@ class LayeredSender:
             return original
 
         wrap_send_rtp(transport, keep)
-        self._shape = shape
+        # The socket directly once connected (what the server's forwarding does), else
+        # aiortc's own send.
+        self._fast = FastRtpPath.for_transport(transport)
         simulcast = len(layers) > 1
-        self.layers = [_Layer(layer, layer.spec.rid if simulcast else None) for layer in layers]
-        self._extensions = HeaderExtensionsMap()
-        exts = [RTCRtpHeaderExtensionParameters(id=shape.mid_extension, uri=MID_URI)]
-        if simulcast:
-            exts.append(RTCRtpHeaderExtensionParameters(id=shape.rid_extension, uri=RID_URI))
-        self._extensions.configure(RTCRtpParameters(headerExtensions=exts))
+        self.layers = []
+        for layer in layers:
+            elements = [(shape.mid_extension, shape.mid.encode())]
+            if simulcast:
+                elements.append((shape.rid_extension, layer.spec.rid.encode()))
+            self.layers.append(_Layer(layer, shape.payload_type, one_byte_extensions(elements)))
         self._task: asyncio.Task[None] | None = None
         self.packets_sent = 0
 
@@ -229,8 +255,9 @@ class LayeredSender:
             if self._transport.state in ("closed", "failed"):
                 return
             await asyncio.sleep(0.05)
-        assert self._send is not None
-        period, shape = self.layers[0].clip.period, self._shape
+        send, fast = self._send, self._fast
+        assert send is not None
+        period = self.layers[0].clip.period
         started = time.monotonic()
         frame = 0
         while True:
@@ -239,11 +266,12 @@ class LayeredSender:
                 await asyncio.sleep(delay)
             tag = frame * period < RID_SECONDS
             for layer in self.layers:
-                for packet in layer.packets(frame, shape.payload_type, shape.mid, tag):
-                    try:
-                        await self._send(packet.serialize(self._extensions))
-                    except ConnectionError:
-                        return  # the connection closed under us
+                for data in layer.packets(frame, tag):
+                    if fast is None or not fast.send(data):
+                        try:
+                            await send(data)
+                        except ConnectionError:
+                            return  # the connection closed under us
                     self.packets_sent += 1
             frame += 1
 
