@@ -47,6 +47,7 @@ class Receiver:
         self.index = index
         self.teacher_id = ""
         self.sources: set[str] = set()
+        self.heard: set[str] = set()  # in this window (audio slots count by mid)
         self.bytes = 0
         self.packets = 0
         self.sizes: dict[str, set[str]] = defaultdict(set)
@@ -54,12 +55,14 @@ class Receiver:
     def reset(self) -> None:
         self.bytes = self.packets = 0
         self.sizes.clear()
+        self.heard.clear()
 
     def observe(self, source: str, packet: RtpPacket, at: float) -> None:
         payload = packet.payload
         self.bytes += len(payload) + RTP_HEADER
         self.packets += 1
         self.sources.add(source)
+        self.heard.add(source)
         if payload and payload[0] & 0x10:
             size = vp8_keyframe_size(payload)
             if size is not None:
@@ -80,6 +83,7 @@ class Window:
     downlink_kbps: list[float] = field(default_factory=list)  # per receiver
     packets_per_s: list[float] = field(default_factory=list)  # per receiver
     sizes: dict[str, list[str]] = field(default_factory=dict)  # VP8 keyframes seen
+    heard_min: int = 0  # the fewest sources a receiver got packets from in the window
 
     @property
     def median_kbps(self) -> float:
@@ -174,7 +178,8 @@ def print_report(report: Report, out: Callable[[str], None] = print) -> None:
         if w.downlink_kbps:
             line += (
                 f"; per receiver {w.median_kbps:.0f} kbit/s median, {w.max_kbps:.0f} max,"
-                f" {statistics.median(w.packets_per_s):.0f} packets/s; sizes {w.sizes}"
+                f" {statistics.median(w.packets_per_s):.0f} packets/s, from >= {w.heard_min}"
+                f" sources; sizes {w.sizes}"
             )
         out(line)
     figures = report.figures()

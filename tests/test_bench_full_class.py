@@ -21,7 +21,7 @@ async def test_a_tiny_full_class_gets_the_layers_it_views() -> None:
         out = Path(tmp) / "report.json"
         process = await asyncio.create_subprocess_exec(
             *(sys.executable, "-m", "bench.full_class", "--json", str(out), "--no-upkeep"),
-            *("--people", "4", "--receivers", "2", "--seconds", "2.5", "--warmup", "1.5"),
+            *("--people", "4", "--receivers", "2", "--seconds", "3", "--warmup", "1.5"),
             *("--clip-seconds", "1"),
             cwd=ROOT,
             stdout=asyncio.subprocess.PIPE,
@@ -44,4 +44,3 @@ async def test_a_tiny_full_class_gets_the_layers_it_views() -> None:
     assert grid["downlink_kbps_max"] < 0.75 * single["downlink_kbps_median"], (grid, single)
     for save in (audio_screen, one_video):
         assert 0 < save["downlink_kbps_max"] < 0.6 * grid["downlink_kbps_median"], (save, grid)
-        assert save["downlink_kbps_max"] < 600, save
