@@ -126,6 +126,9 @@ class Class:
             jobs.append(bot.publish([(IdleVideoTrack(), "camera"), (audio, "microphone")], WAIT_S))
         await _batched(jobs)
 
+    def frames_skipped(self) -> int:
+        return sum(c.sender.frames_skipped for c in self.cameras if c.sender is not None)
+
     def start_cameras(self) -> None:
         for camera, bot in zip(self.cameras, self.bots, strict=True):
             camera.start(bot.publisher)
@@ -287,7 +290,9 @@ async def run_media_phases(
                 if name in ("audio_screen", "one_video"):
                     await lesson.save_data(name)
                 await asyncio.sleep(args.warmup)
+                skipped = lesson.frames_skipped()
                 window = await meter.window(name, args.seconds, lesson.receivers, args.people)
+                window.camera_frames_skipped = lesson.frames_skipped() - skipped
                 window.video_in_expected_per_s = args.people * sum(map(packets_per_second, layers))
                 windows.append(window)
         finally:

@@ -80,6 +80,7 @@ class Window:
     packets_out_per_s: float = 0.0  # and forwarded
     # The cameras' packets a second if every bot kept up (less came in: the bench starved)
     video_in_expected_per_s: float = 0.0
+    camera_frames_skipped: int = 0  # by all cameras in the window: the bench fell behind
     downlink_kbps: list[float] = field(default_factory=list)  # per receiver
     packets_per_s: list[float] = field(default_factory=list)  # per receiver
     sizes: dict[str, list[str]] = field(default_factory=dict)  # VP8 keyframes seen
@@ -174,7 +175,10 @@ def print_report(report: Report, out: Callable[[str], None] = print) -> None:
         line = f"{w.name:>12}: server {w.server_cores:.3f} cores (bench {w.bench_cores:.2f})"
         line += f", in {w.packets_in_per_s:.0f} / out {w.packets_out_per_s:.0f} packets/s"
         if w.video_in_expected_per_s:
-            line += f" (cameras should send {w.video_in_expected_per_s:.0f})"
+            line += (
+                f" (cameras should send {w.video_in_expected_per_s:.0f}; frames skipped"
+                f" {w.camera_frames_skipped})"
+            )
         if w.downlink_kbps:
             line += (
                 f"; per receiver {w.median_kbps:.0f} kbit/s median, {w.max_kbps:.0f} max,"

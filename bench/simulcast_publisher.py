@@ -49,6 +49,7 @@ from sfu.simulcast_sdp import REPAIRED_RID_URI, RID_URI
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 KEYFRAME_INTERVAL = 1.0
 RID_SECONDS = 2.0
+MAX_LAG = 0.1  # seconds a camera may fall behind before it skips frames
 
 
 @dataclass(frozen=True)
@@ -240,6 +241,7 @@ class LayeredSender:
             self.layers.append(_Layer(layer, shape.payload_type, one_byte_extensions(elements)))
         self._task: asyncio.Task[None] | None = None
         self.packets_sent = 0
+        self.frames_skipped = 0  # frames not sent because the bench fell behind
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -258,15 +260,22 @@ class LayeredSender:
         send, fast = self._send, self._fast
         assert send is not None
         period = self.layers[0].clip.period
+        # Each camera starts at its own point of the clip: a class of cameras does not
+        # send all its keyframes in the same millisecond.
+        offset = random.randrange(len(self.layers[0].frames))
         started = time.monotonic()
         frame = 0
         while True:
-            delay = started + frame * period - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            late = time.monotonic() - (started + frame * period)
+            if late > MAX_LAG:  # the bench fell behind: skip frames as an encoder would,
+                skipped = int(late / period)  # rather than send a burst of old ones
+                frame += skipped
+                self.frames_skipped += skipped
+            # Always yield: the bots' WebSockets and receivers share this event loop.
+            await asyncio.sleep(max(0.0, started + frame * period - time.monotonic()))
             tag = frame * period < RID_SECONDS
             for layer in self.layers:
-                for data in layer.packets(frame, tag):
+                for data in layer.packets(frame + offset, tag):
                     if fast is None or not fast.send(data):
                         try:
                             await send(data)
