@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench import profile
 from bench.bot import Bot
@@ -125,6 +126,20 @@ class Class:
                 audio = PreEncodedTrack(self.voice) if index == 0 else SilentAudioTrack(dtx=True)
             jobs.append(bot.publish([(IdleVideoTrack(), "camera"), (audio, "microphone")], WAIT_S))
         await _batched(jobs)
+
+    def held_back(self) -> int:
+        """The most videos the server held back from one receiver (its last
+        `connection_quality` about itself: a weak downlink, or save data)."""
+        most = 0
+        for index, bot in enumerate(self.bots):
+            told = [
+                m
+                for m in bot.messages
+                if m["type"] == "connection_quality" and m.get("participant_id") == bot.id
+            ]
+            if self.receiving(index) and told:
+                most = max(most, len(told[-1].get("paused", [])))
+        return most
 
     def frames_skipped(self) -> int:
         return sum(c.sender.frames_skipped for c in self.cameras if c.sender is not None)
@@ -222,24 +237,32 @@ class Meter:
     def __init__(self, server: ServerProcess, http: aiohttp.ClientSession, token: str) -> None:
         self.server, self.http, self.token = server, http, token
 
-    async def packets(self) -> tuple[int, int]:
+    async def packets(self) -> tuple[int, int, int]:
+        """Media packets the server received, forwarded, and its pacers dropped."""
         headers = {"Authorization": f"Bearer {self.token}"}
         async with self.http.get(self.server.base_url + "/metrics", headers=headers) as response:
-            scrape = parse_metrics(await response.text())
-        return scrape.packets_in, scrape.packets_out
+            text = await response.text()
+        scrape = parse_metrics(text)
+        dropped = sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "urok_pacer_dropped_packets_total"
+        )
+        return scrape.packets_in, scrape.packets_out, int(dropped)
 
     async def window(
         self, name: str, seconds: float, receivers: list[Receiver], people: int
     ) -> Window:
         for receiver in receivers:
             receiver.reset()
-        cpu, (p_in, p_out) = cpu_seconds(self.server.pid), await self.packets()
+        cpu, (p_in, p_out, dropped) = cpu_seconds(self.server.pid), await self.packets()
         started, bench_cpu = time.monotonic(), time.process_time()
         await asyncio.sleep(seconds)
         elapsed = time.monotonic() - started
         bench_cpu = time.process_time() - bench_cpu
         cpu = cpu_seconds(self.server.pid) - cpu
-        p_in2, p_out2 = await self.packets()
+        p_in2, p_out2, dropped2 = await self.packets()
         return Window(
             name,
             people,
@@ -248,6 +271,7 @@ class Meter:
             bench_cores=bench_cpu / elapsed,
             packets_in_per_s=(p_in2 - p_in) / elapsed,
             packets_out_per_s=(p_out2 - p_out) / elapsed,
+            paced_drops_per_s=(dropped2 - dropped) / elapsed,
             downlink_kbps=[r.bytes * 8 / 1000 / elapsed for r in receivers],
             packets_per_s=[r.packets / elapsed for r in receivers],
             sizes=_sizes_seen(receivers),
@@ -293,6 +317,7 @@ async def run_media_phases(
                 skipped = lesson.frames_skipped()
                 window = await meter.window(name, args.seconds, lesson.receivers, args.people)
                 window.camera_frames_skipped = lesson.frames_skipped() - skipped
+                window.held_back_max = lesson.held_back()
                 window.video_in_expected_per_s = args.people * sum(map(packets_per_second, layers))
                 windows.append(window)
         finally:

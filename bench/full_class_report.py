@@ -78,9 +78,12 @@ class Window:
     bench_cores: float = 0.0  # the bots' own process (its share decides if they keep up)
     packets_in_per_s: float = 0.0  # media packets the server received (GET /metrics)
     packets_out_per_s: float = 0.0  # and forwarded
+    # video packets the server's pacers dropped: over a subscriber's bandwidth estimate
+    paced_drops_per_s: float = 0.0
     # The cameras' packets a second if every bot kept up (less came in: the bench starved)
     video_in_expected_per_s: float = 0.0
     camera_frames_skipped: int = 0  # by all cameras in the window: the bench fell behind
+    held_back_max: int = 0  # videos the server held back from a receiver (connection_quality)
     downlink_kbps: list[float] = field(default_factory=list)  # per receiver
     packets_per_s: list[float] = field(default_factory=list)  # per receiver
     sizes: dict[str, list[str]] = field(default_factory=dict)  # VP8 keyframes seen
@@ -100,7 +103,12 @@ class Window:
         data["downlink_kbps_max"] = round(self.max_kbps, 1)
         data["downlink_kbps"] = [round(v, 1) for v in self.downlink_kbps]
         data["packets_per_s"] = [round(v, 1) for v in self.packets_per_s]
-        rates = ("packets_in_per_s", "packets_out_per_s", "video_in_expected_per_s")
+        rates = (
+            "packets_in_per_s",
+            "packets_out_per_s",
+            "paced_drops_per_s",
+            "video_in_expected_per_s",
+        )
         for key in ("server_cores", "bench_cores", *rates):
             data[key] = round(data[key], 4 if key.endswith("cores") else 1)
         return data
@@ -174,6 +182,7 @@ def print_report(report: Report, out: Callable[[str], None] = print) -> None:
     for w in report.windows:
         line = f"{w.name:>12}: server {w.server_cores:.3f} cores (bench {w.bench_cores:.2f})"
         line += f", in {w.packets_in_per_s:.0f} / out {w.packets_out_per_s:.0f} packets/s"
+        line += f" (paced drops {w.paced_drops_per_s:.0f}/s)"
         if w.video_in_expected_per_s:
             line += (
                 f" (cameras should send {w.video_in_expected_per_s:.0f}; frames skipped"
@@ -183,7 +192,7 @@ def print_report(report: Report, out: Callable[[str], None] = print) -> None:
             line += (
                 f"; per receiver {w.median_kbps:.0f} kbit/s median, {w.max_kbps:.0f} max,"
                 f" {statistics.median(w.packets_per_s):.0f} packets/s, from >= {w.heard_min}"
-                f" sources; sizes {w.sizes}"
+                f" sources; sizes {w.sizes}; held back <= {w.held_back_max}"
             )
         out(line)
     figures = report.figures()
