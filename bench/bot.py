@@ -51,6 +51,8 @@ class Bot:
         # (a publisher that costs the machine no receiving).
         self.receive = receive
         self.on_packet = on_packet
+        # Rewrites the publisher offer before it is sent (bench/simulcast_publisher.py).
+        self.munge_offer: Callable[[str], str] | None = None
         self.session: aiohttp.ClientSession | None = None
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.joined: dict[str, Any] | None = None
@@ -202,8 +204,11 @@ class Bot:
             {"mid": t.mid, "source": source}
             for t, (_, source) in zip(pc.getTransceivers(), self._published, strict=True)
         ]
+        sdp = pc.localDescription.sdp
+        if self.munge_offer is not None:
+            sdp = self.munge_offer(sdp)
         waiter = self.wait_for(lambda m: m["type"] in (reply_type, "error"), timeout)
-        await self.send({**message, "sdp": pc.localDescription.sdp, "tracks": sources})
+        await self.send({**message, "sdp": sdp, "tracks": sources})
         reply = await waiter
         if reply["type"] == "error":
             await pc.close()

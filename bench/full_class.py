@@ -1,0 +1,430 @@
+"""A full class (issue 11): `python -m bench.full_class` (in a network namespace with only
+loopback up, like the other benches).
+
+    python -m bench.full_class --people 31 --receivers 6 --seconds 8 --json out.json
+
+One `urok serve` process (its CPU read from /proc, its forwarded packets from
+GET /metrics). `--people` aiortc bots (the first the teacher) each publish a
+camera and a microphone, in phases one after the other on the same server:
+
+- **grid**: every camera as browser simulcast (bench/simulcast_publisher.py:
+  160x90 / 320x180 / 640x360 at ~150 / 450 / 1200 kbit/s), every subscriber
+  sends the `track_view`s of a 1280x720 page in speaker layout: the teacher's
+  tile 640x360, every pupil's 160x90 (29 of them fit around it; the teacher's
+  own page shows the 30 pupils at 160x90);
+- **audio_screen** and **one_video**: the same class, the receivers in `save_data`;
+- **single**: a new lesson, every camera one 640x360 stream (today's non-simulcast
+  camera, the top layer's clip), the same views;
+- **upkeep**: a new lesson, everybody's publisher and subscriber connections up and
+  nothing sent (no frame ever: `IdleVideoTrack` / `IdleAudioTrack`); the server's CPU
+  against the empty server measured at the start, per participant.
+
+The microphones: the teacher talks (pre-encoded Opus at 32 kbit/s), every pupil
+is silent as Opus DTX sends it (bench.media.SilentAudioTrack, a frame every 400 ms).
+
+Only `--receivers` pupils answer their subscriber offers and count what arrives
+(bytes and packets, no decoding; the resolution of each VP8 keyframe, read from
+its header, says which layer came). The others receive nothing: 31 receivers
+would need more CPU than the bench has beside the server on a small machine
+(every received packet costs aiortc more than the server's forwarding of it).
+So the server's figures are those of 31 publishers and `--receivers`
+subscribers; `full_class_estimate` scales its forwarding CPU per packet to 31.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import secrets
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench import profile
+from bench.bot import Bot
+from bench.cluster_processes import parse_metrics
+from bench.full_class_report import Receiver, Report, Window, print_report
+from bench.media import SilentAudioTrack
+from bench.preencoded import EncodedClip, PreEncodedTrack, encode_audio
+from bench.server import Journal, ServerProcess, cpu_seconds
+from bench.simulcast_publisher import (
+    LAYERS_SIMULCAST,
+    LAYERS_SINGLE,
+    IdleAudioTrack,
+    IdleVideoTrack,
+    LayerClip,
+    LayeredCamera,
+    encode_layers,
+    packets_per_second,
+)
+from sfu.aiortc_hooks import restrict_host_addresses
+from signalling.config import DEMO_SECRET
+
+WAIT_S = 30.0
+TEACHER_TILE = (640, 360)
+VOICE_BITRATE = 32_000  # Chromium's default for Opus voice
+
+
+class Class:
+    """One lesson's bots: joined, publishing, the receivers counting."""
+
+    def __init__(
+        self,
+        server: ServerProcess,
+        journal: Journal,
+        args: argparse.Namespace,
+        everyone_subscribes: bool = False,
+    ) -> None:
+        self.server, self.journal, self.args = server, journal, args
+        # Upkeep: every subscriber connection up (nothing flows on them to cost the bench).
+        self.everyone_subscribes = everyone_subscribes
+        self.bots: list[Bot] = []
+        self.cameras: list[LayeredCamera] = []
+        self.receivers: list[Receiver] = []
+        self.lesson = ""
+        self.voice = _voice()
+
+    def receiving(self, index: int) -> bool:
+        return index >= self.args.people - self.args.receivers
+
+    async def join(self) -> None:
+        ids = [f"p-{i}" for i in range(self.args.people)]
+        self.lesson = await self.journal.create_lesson(ids[0], ids[1:])
+        for index, user in enumerate(ids):
+            receiver = Receiver(index) if self.receiving(index) else None
+            role = "teacher" if index == 0 else "student"
+            bot = Bot(
+                self.server.base_url,
+                await self.journal.token(self.lesson, user, role),
+                decode=False,
+                receive=receiver is not None or self.everyone_subscribes,
+                on_packet=receiver.observe if receiver is not None else None,
+            )
+            self.bots.append(bot)
+            if receiver is not None:
+                self.receivers.append(receiver)
+        await _batched([bot.connect(timeout=WAIT_S) for bot in self.bots])
+
+    async def publish(self, layers: tuple[LayerClip, ...], send: bool = True) -> None:
+        """Everybody's camera (of `layers`, not sending yet: `start_cameras`) and
+        microphone; not `send`: a microphone that never sends either."""
+        jobs = []
+        for index, bot in enumerate(self.bots):
+            camera = LayeredCamera(layers)
+            bot.munge_offer = camera.munge
+            self.cameras.append(camera)
+            audio: Any
+            if not send:
+                audio = IdleAudioTrack()
+            else:
+                audio = PreEncodedTrack(self.voice) if index == 0 else SilentAudioTrack(dtx=True)
+            jobs.append(bot.publish([(IdleVideoTrack(), "camera"), (audio, "microphone")], WAIT_S))
+        await _batched(jobs)
+
+    def held_back(self) -> int:
+        """The most videos the server held back from one receiver (its last
+        `connection_quality` about itself: a weak downlink, or save data)."""
+        most = 0
+        for index, bot in enumerate(self.bots):
+            told = [
+                m
+                for m in bot.messages
+                if m["type"] == "connection_quality" and m.get("participant_id") == bot.id
+            ]
+            if self.receiving(index) and told:
+                most = max(most, len(told[-1].get("paused", [])))
+        return most
+
+    def frames_skipped(self) -> int:
+        return sum(c.sender.frames_skipped for c in self.cameras if c.sender is not None)
+
+    def start_cameras(self) -> None:
+        for camera, bot in zip(self.cameras, self.bots, strict=True):
+            camera.start(bot.publisher)
+
+    async def send_views(self) -> None:
+        teacher = self.bots[0].id
+        for bot in self.bots:
+            views = []
+            for other in self.bots:
+                if other is bot:
+                    continue
+                width, height = TEACHER_TILE if other.id == teacher else self.args.pupil_tile
+                views.append(
+                    {
+                        "participant_id": other.id,
+                        "source": "camera",
+                        "visible": True,
+                        "width": width,
+                        "height": height,
+                    }
+                )
+            await bot.send({"type": "track_view", "views": views})
+
+    async def save_data(self, mode: str) -> None:
+        for index, bot in enumerate(self.bots):
+            if self.receiving(index):
+                await bot.request(
+                    {"type": "save_data", "mode": mode},
+                    lambda m: m["type"] == "connection_quality",
+                    WAIT_S,
+                )
+
+    async def until_subscribed(self) -> None:
+        """Every receiver's subscriber connection carries every other camera (negotiated
+        before the cameras start: 31 renegotiations beside 6,000 packets/s starve)."""
+        deadline = time.monotonic() + 2 * WAIT_S
+        want = self.args.people - 1
+
+        def cameras(bot: Bot) -> int:
+            return sum(1 for t in bot.track_info.values() if t.get("source") == "camera")
+
+        receiving = [b for i, b in enumerate(self.bots) if self.receiving(i)]
+        while any(cameras(bot) < want for bot in receiving):
+            if time.monotonic() > deadline:
+                counts = [cameras(bot) for bot in receiving]
+                raise RuntimeError(f"receivers not offered every camera in time: {counts}")
+            await asyncio.sleep(0.2)
+
+    async def until_receiving(self) -> None:
+        """Every receiver has media from every other participant (else a warning: the
+        windows say how many each heard)."""
+        deadline = time.monotonic() + WAIT_S
+        want = self.args.people - 1
+        while any(len(r.sources) < want for r in self.receivers):
+            if time.monotonic() > deadline:
+                counts = [len(r.sources) for r in self.receivers]
+                print(f"warning: receivers heard {counts} of {want} people after {WAIT_S} s")
+                return
+            await asyncio.sleep(0.2)
+
+    async def close(self) -> None:
+        for camera in self.cameras:
+            await camera.stop()
+        await _batched([bot.close() for bot in self.bots])
+        if self.lesson:
+            await self.journal.end_lesson(self.lesson)
+
+
+_VOICE: list[EncodedClip] = []
+
+
+def _voice() -> EncodedClip:
+    """The teacher's microphone: Opus at a browser's voice rate (aiortc's own encoder
+    sends 96 kbit/s), 10 s looped; encoded once."""
+    if not _VOICE:
+        _VOICE.append(encode_audio(10.0, bitrate=VOICE_BITRATE))
+    return _VOICE[0]
+
+
+async def _batched(jobs: Sequence[Awaitable[Any]], size: int = 8) -> list[Any]:
+    """Run `jobs` a few at a time (a burst of 31 joins only makes everyone slower)."""
+    out: list[Any] = []
+    for start in range(0, len(jobs), size):
+        out.extend(await asyncio.gather(*jobs[start : start + size]))
+    return out
+
+
+class Meter:
+    """The server's CPU and forwarded packets over a window, and what the receivers got."""
+
+    def __init__(self, server: ServerProcess, http: aiohttp.ClientSession, token: str) -> None:
+        self.server, self.http, self.token = server, http, token
+
+    async def packets(self) -> tuple[int, int, int]:
+        """Media packets the server received, forwarded, and its pacers dropped."""
+        headers = {"Authorization": f"Bearer {self.token}"}
+        async with self.http.get(self.server.base_url + "/metrics", headers=headers) as response:
+            text = await response.text()
+        scrape = parse_metrics(text)
+        dropped = sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "urok_pacer_dropped_packets_total"
+        )
+        return scrape.packets_in, scrape.packets_out, int(dropped)
+
+    async def window(
+        self, name: str, seconds: float, receivers: list[Receiver], people: int
+    ) -> Window:
+        for receiver in receivers:
+            receiver.reset()
+        cpu, (p_in, p_out, dropped) = cpu_seconds(self.server.pid), await self.packets()
+        started, bench_cpu = time.monotonic(), time.process_time()
+        await asyncio.sleep(seconds)
+        elapsed = time.monotonic() - started
+        bench_cpu = time.process_time() - bench_cpu
+        cpu = cpu_seconds(self.server.pid) - cpu
+        p_in2, p_out2, dropped2 = await self.packets()
+        return Window(
+            name,
+            people,
+            len(receivers),
+            server_cores=cpu / elapsed,
+            bench_cores=bench_cpu / elapsed,
+            packets_in_per_s=(p_in2 - p_in) / elapsed,
+            packets_out_per_s=(p_out2 - p_out) / elapsed,
+            paced_drops_per_s=(dropped2 - dropped) / elapsed,
+            downlink_kbps=[r.bytes * 8 / 1000 / elapsed for r in receivers],
+            packets_per_s=[r.packets / elapsed for r in receivers],
+            sizes=_sizes_seen(receivers),
+            heard_min=min((len(r.heard) for r in receivers), default=0),
+        )
+
+
+def _sizes_seen(receivers: list[Receiver]) -> dict[str, list[str]]:
+    """The resolutions the receivers got from the teacher and from the pupils."""
+    teacher: set[str] = set()
+    pupils: set[str] = set()
+    for receiver in receivers:
+        for source, sizes in receiver.sizes.items():
+            (teacher if source == receiver.teacher_id else pupils).update(sizes)
+    return {"teacher": sorted(teacher), "pupils": sorted(pupils)}
+
+
+async def run_media_phases(
+    server: ServerProcess,
+    journal: Journal,
+    meter: Meter,
+    args: argparse.Namespace,
+    simulcast: tuple[LayerClip, ...],
+) -> list[Window]:
+    windows = []
+    single = tuple(clip for clip in simulcast if clip.spec in LAYERS_SINGLE)
+    phases = ((simulcast, ("grid", "audio_screen", "one_video")), (single, ("single",)))
+    for layers, names in phases:
+        lesson = Class(server, journal, args)
+        try:
+            await lesson.join()
+            await lesson.publish(layers)
+            for receiver in lesson.receivers:
+                receiver.teacher_id = lesson.bots[0].id
+            await lesson.until_subscribed()
+            await lesson.send_views()
+            lesson.start_cameras()
+            await lesson.until_receiving()
+            for name in names:
+                if name in ("audio_screen", "one_video"):
+                    await lesson.save_data(name)
+                await asyncio.sleep(args.warmup)
+                skipped = lesson.frames_skipped()
+                window = await meter.window(name, args.seconds, lesson.receivers, args.people)
+                window.camera_frames_skipped = lesson.frames_skipped() - skipped
+                window.held_back_max = lesson.held_back()
+                window.video_in_expected_per_s = args.people * sum(map(packets_per_second, layers))
+                windows.append(window)
+        finally:
+            await lesson.close()
+    return windows
+
+
+async def run_upkeep(
+    server: ServerProcess,
+    journal: Journal,
+    meter: Meter,
+    args: argparse.Namespace,
+    simulcast: tuple[LayerClip, ...],
+) -> Window:
+    lesson = Class(server, journal, args, everyone_subscribes=True)
+    try:
+        await lesson.join()
+        await lesson.publish(simulcast, send=False)
+        await until_connected(lesson)
+        await asyncio.sleep(args.warmup)
+        if args.profile_upkeep is None:
+            return await meter.window("upkeep", args.idle_seconds, [], args.people)
+        # py-spy for exactly the window (its sampling costs the server a little CPU)
+        recording = asyncio.ensure_future(
+            profile.record(server.pid, args.idle_seconds, args.profile_upkeep)
+        )
+        window = await meter.window("upkeep", args.idle_seconds, [], args.people)
+        await recording
+        print(profile.summarize(args.profile_upkeep))
+        return window
+    finally:
+        await lesson.close()
+
+
+async def until_connected(lesson: Class) -> None:
+    """Every publisher connection, and the answered subscriber ones, connected."""
+    deadline = time.monotonic() + WAIT_S
+
+    def up() -> bool:
+        pcs = [bot.publisher for bot in lesson.bots]
+        pcs += [bot.subscriber for bot in lesson.bots if bot.receive]
+        return all(pc is not None and pc.connectionState == "connected" for pc in pcs)
+
+    while not up():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"connections not up within {WAIT_S} s")
+        await asyncio.sleep(0.2)
+
+
+async def run(args: argparse.Namespace) -> Report:
+    restrict_host_addresses(["127.0.0.1"])  # the bots' candidates: aioice leaves loopback out
+    encode_started = time.monotonic()
+    simulcast = encode_layers(LAYERS_SIMULCAST, args.fps, args.clip_seconds)
+    args.encode_seconds = round(time.monotonic() - encode_started, 1)
+    args.layer_kbps = [round(layer.clip.bitrate / 1000) for layer in simulcast]
+    token = secrets.token_hex(16)
+    with tempfile.TemporaryDirectory() as tmp:
+        server = ServerProcess(
+            "signalling.cli", Path(tmp) / "server.log", env={"UROK_METRICS_TOKEN": token}
+        )
+        await server.start()
+        try:
+            async with aiohttp.ClientSession() as http:
+                journal = Journal(server.base_url, DEMO_SECRET, http)
+                meter = Meter(server, http, token)
+                windows = []
+                if not args.no_upkeep:
+                    await asyncio.sleep(args.warmup)
+                    windows.append(await meter.window("empty", args.idle_seconds, [], 0))
+                windows += await run_media_phases(server, journal, meter, args, simulcast)
+                if not args.no_upkeep:
+                    windows.append(await run_upkeep(server, journal, meter, args, simulcast))
+        except BaseException:
+            print(server.log_tail())
+            raise
+        finally:
+            await server.stop()
+    return Report(vars(args), windows)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    width, height = text.lower().split("x")
+    return int(width), int(height)
+
+
+def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> Report:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--people", type=int, default=31)
+    parser.add_argument("--receivers", type=int, default=6, help="pupils that receive")
+    parser.add_argument("--seconds", type=float, default=8.0, help="each media window")
+    parser.add_argument("--idle-seconds", type=float, default=20.0, help="upkeep windows")
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--fps", type=int, default=30)
+    parser.add_argument("--clip-seconds", type=float, default=2.0)
+    parser.add_argument("--pupil-tile", type=parse_size, default=(160, 90), help="WxH")
+    parser.add_argument("--no-upkeep", action="store_true", help="media phases only")
+    parser.add_argument(
+        "--profile-upkeep", type=Path, help="py-spy the server in the upkeep window, to FILE"
+    )
+    parser.add_argument("--json", type=Path, help="also write the report here")
+    args = parser.parse_args(argv)
+    report = asyncio.run(run(args))
+    print_report(report, out)
+    if args.json is not None:
+        args.json.write_text(json.dumps(report.summary(), indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""The full-class bench (bench/full_class.py), tiny: a real server process, four aiortc
+bots publishing simulcast cameras as browsers do (three VP8 layers, rids q/h/f), two of
+them receiving. What arrives says which layer the server forwarded (each VP8 keyframe's
+size): the three layers reach the server and each is chosen where it should be; grid
+views make a pupil receive less than the same class without simulcast, and save data
+less than the grid."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def test_a_tiny_full_class_gets_the_layers_it_views() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "report.json"
+        process = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "bench.full_class", "--json", str(out), "--no-upkeep"),
+            *("--people", "4", "--receivers", "2", "--seconds", "3", "--warmup", "2"),
+            *("--clip-seconds", "1"),
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 180)
+        assert process.returncode == 0, (stdout + stderr).decode(errors="replace")[-3000:]
+        report = json.loads(out.read_text())
+    windows = {w["name"]: w for w in report["windows"]}
+    grid, single = windows["grid"], windows["single"]
+    audio_screen, one_video = windows["audio_screen"], windows["one_video"]
+    # Each layer is forwarded where the views and modes want it: all three reached the server.
+    assert grid["sizes"] == {"teacher": ["640x360"], "pupils": ["160x90"]}, grid
+    assert one_video["sizes"] == {"teacher": ["320x180"], "pupils": []}, one_video
+    # One 640x360 stream per camera (the server's pacers hold these receivers to their
+    # estimates and may drop a keyframe's first packet: whose keyframe shows varies).
+    assert set(single["sizes"]["teacher"] + single["sizes"]["pupils"]) == {"640x360"}, single
+    assert audio_screen["sizes"] == {"teacher": [], "pupils": []}, audio_screen
+    # Three layers come in per camera, one goes out per view.
+    assert grid["packets_in_per_s"] > 1.3 * single["packets_in_per_s"], (grid, single)
+    # Two of the three cameras a pupil sees are small: well under the single stream.
+    assert grid["downlink_kbps_max"] < 0.75 * single["downlink_kbps_median"], (grid, single)
+    for save in (audio_screen, one_video):
+        assert 0 < save["downlink_kbps_max"] < 0.6 * grid["downlink_kbps_median"], (save, grid)
