@@ -14,16 +14,18 @@ with no gap over a second after the first 5 s (a gap while that video was held
 back is a pause, not a freeze); once the link is lifted to 20 Mbit/s, every
 held video comes back within 15 s.
 
-Opt-in for now (UROK_LINK_SCENARIO=1): on the shared 2-core machine the
-subscriber bot and this process run short of CPU, their reports then show
-loss and a REMB of 20-300 kbit/s whatever the link, and it fails (figures in
-docs/performance.md).
+A scenario, not (yet) part of the suite: its file name is not collected by
+`pytest tests`; run it by name (`pytest tests/scenario_subscriber_bandwidth.py`).
+It does not pass yet: on the shared 2-core machine the link's queue drops
+keyframe bursts (audio loss over 1 % in 5 of 7 runs), videos freeze, and held
+videos come back one per 5-6 s, not within 15 s (figures in
+docs/performance.md "A subscriber on a 1 Mbit/s link"). It moves to
+tests/test_*.py when it passes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 
 import pytest
@@ -111,11 +113,6 @@ async def publish_all(server: LiveServer, lesson: str, media: BenchMedia) -> lis
     return bots
 
 
-@pytest.mark.skipif(
-    not os.environ.get("UROK_LINK_SCENARIO"),
-    reason="opt-in (UROK_LINK_SCENARIO=1): does not pass yet on the shared 2-core machine, "
-    "see docs/performance.md 'A subscriber on a 1 Mbit/s link'",
-)
 @pytest.mark.timeout(120)
 async def test_a_1_mbit_subscriber_keeps_audio_and_video_and_gets_it_all_back(
     media: BenchMedia,
