@@ -3,6 +3,7 @@
 
 import { roomName } from './breakout.js';
 import { stageFocus } from './focus.js';
+import { paginate, wireGridPages } from './gridpages.js';
 import * as i18n from './i18n.js';
 import {
   $, currentRoom, pausedReason, plannedRoomOf, roomOfParticipant, urok, views,
@@ -56,7 +57,9 @@ export function relayout() {
   }
   // A shared screen or the speaker layout: everyone else small, in one row.
   const stage = $('stage').classList;
-  layoutGrid($('grid'), $('stage'), { filmstrip: stage.contains('presenting') || stage.contains('speaker-view') });
+  const filmstrip = stage.contains('presenting') || stage.contains('speaker-view');
+  paginate(filmstrip);
+  layoutGrid($('grid'), $('stage'), { filmstrip });
   updateVideoQualities();
   renderMini();
 }
@@ -219,4 +222,5 @@ export function wireLayout() {
     if (urok.state === 'in-call') $('sound-blocked').hidden = false;
   });
   new ResizeObserver(() => relayout()).observe($('stage'));
+  wireGridPages(relayout);
 }

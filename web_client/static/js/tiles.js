@@ -265,9 +265,10 @@ export class ScreenTile {
 /** Lay tiles out as large as possible for the stage size (16:9 tiles); in
  * filmstrip mode (someone shares a screen) they are small, in one row. */
 export function layoutGrid(grid, stage, { filmstrip = false } = {}) {
-  // Tiles of people in other breakout rooms are hidden and take no place.
+  // Tiles of people in other breakout rooms are hidden, of other grid pages off the
+  // page (gridpages.js): neither takes a place.
   let n = 0;
-  for (const child of grid.children) if (!child.hidden) n += 1;
+  for (const child of grid.children) if (!child.hidden && !child.hasAttribute('data-off-page')) n += 1;
   if (!n) return;
   const gap = 10;
   if (filmstrip) {
