@@ -12,10 +12,8 @@ sockets in a port range. Every private name used is in PINNED_INTERNALS
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
-import random
 from collections.abc import Callable
 from typing import Any
 
@@ -62,6 +60,7 @@ from sfu.forwarding_types import RtpSink, SenderSource, SendRtp, SrSink
 from sfu.ice import restrict_host_addresses as restrict_host_addresses  # re-exported
 from sfu.ice import rtc_configuration as rtc_configuration  # re-exported: bench/bot.py
 from sfu.media_ports import HostGathering
+from sfu.report_clock import report_clock
 from sfu.simulcast import MidRtpRouter, RidDemux
 
 logger = logging.getLogger(__name__)
@@ -229,7 +228,6 @@ class ForwardingSender(RTCRtpSender):
     started: bool
     negotiated_codecs: list[RTCRtpCodecParameters]
     abs_send_time_id: int | None  # the extension's id in the subscriber's answer, if any
-    _forward_rtcp_task: asyncio.Task[None] | None
 
     @classmethod
     def adopt(cls, sender: RTCRtpSender) -> ForwardingSender:
@@ -243,7 +241,6 @@ class ForwardingSender(RTCRtpSender):
         sender.feedback = sender.abs_send_time_id = None
         sender.started = False
         sender.negotiated_codecs = []
-        sender._forward_rtcp_task = None
         return sender
 
     @property
@@ -272,7 +269,7 @@ class ForwardingSender(RTCRtpSender):
         self.negotiated_codecs = list(parameters.codecs)
         self.abs_send_time_id = abs_send_time_id(parameters.headerExtensions)
         self.transport._register_rtp_sender(self, parameters)
-        self._forward_rtcp_task = asyncio.ensure_future(self._run_sender_reports())
+        report_clock().add(self)
         if self.source is not None:
             self.source.on_sender_started(self.negotiated_codecs)
 
@@ -281,9 +278,7 @@ class ForwardingSender(RTCRtpSender):
             return
         self.started = False
         self.transport._unregister_rtp_sender(self)
-        if self._forward_rtcp_task is not None:
-            self._forward_rtcp_task.cancel()
-            self._forward_rtcp_task = None
+        report_clock().remove(self)
 
     async def _handle_rtcp_packet(self, packet: AnyRtcpPacket) -> None:
         source = self.source
@@ -304,14 +299,11 @@ class ForwardingSender(RTCRtpSender):
         else:
             await super()._handle_rtcp_packet(packet)
 
-    async def _run_sender_reports(self) -> None:
-        # Sender reports let the subscriber line up audio and video.
-        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-            while True:
-                await asyncio.sleep(0.5 + random.random())
-                report = self.source.sender_report() if self.source is not None else None
-                if report is not None:
-                    await self.send_rtp(bytes(report))
+    async def send_sender_report(self) -> None:
+        # Sender reports let the subscriber line up audio and video (sfu/report_clock.py).
+        report = self.source.sender_report() if self.started and self.source else None
+        if report is not None:
+            await self.send_rtp(bytes(report))
 
 
 # --------------------------------------------------------------------------- fast send

@@ -24,7 +24,7 @@ from sfu.ice import rtc_configuration
 
 ROOT = Path(__file__).resolve().parents[1]
 # Private names that sfu/aiortc_hooks.py defines itself (not aiortc's or aioice's).
-OWN_PRIVATE_NAMES = {"_forward_rtcp_task", "_run_sender_reports", "_send_remb"} | set(
+OWN_PRIVATE_NAMES = {"_send_remb"} | set(
     FastRtpPath.__slots__
 )
 

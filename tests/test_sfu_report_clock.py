@@ -1,0 +1,115 @@
+"""sfu/report_clock.py: one timer for every forwarding sender's reports in a loop.
+
+The clock alone with senders that count their reports, then real forwarding
+senders and consumers (tests/sfu_support.py's wire records what they send).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import pytest
+from aiortc.rtp import RtcpSrPacket
+
+from sfu import report_clock as clock_module
+from sfu.report_clock import BUCKETS, TICK_S, ReportClock, report_clock
+from tests.sfu_support import WireRecorder, make_consumer, make_producer, publish, rtp
+
+PERIOD_S = BUCKETS * TICK_S
+FAST_TICK_S = 0.05  # the clock alone runs faster than in service: a shorter test
+FAST_PERIOD_S = BUCKETS * FAST_TICK_S
+
+
+@pytest.fixture
+def fast_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(clock_module, "TICK_S", FAST_TICK_S)
+
+
+class Counting:
+    """A sender that counts its reports (and fails on demand)."""
+
+    def __init__(self, fail: type[Exception] | None = None) -> None:
+        self.times: list[float] = []
+        self.fail = fail
+
+    async def send_sender_report(self) -> None:
+        self.times.append(asyncio.get_running_loop().time())
+        if self.fail is not None:
+            raise self.fail("gone")
+
+
+async def test_every_sender_reports_once_a_period_spread_over_the_ticks(fast_clock: None) -> None:
+    clock = ReportClock()
+    senders = [Counting() for _ in range(200)]
+    for sender in senders:
+        clock.add(sender)
+    await asyncio.sleep(3 * FAST_PERIOD_S + FAST_TICK_S / 2)
+    for sender in senders:
+        assert len(sender.times) in (2, 3)  # 3, or 2 when this tick came late
+        gaps = [b - a for a, b in zip(sender.times, sender.times[1:], strict=False)]
+        assert all(abs(gap - FAST_PERIOD_S) < 0.5 * FAST_PERIOD_S for gap in gaps)
+    # Spread: no tick carries the reports of most senders (each bucket ~20 of 200).
+    ticks = Counter(round(sender.times[0] / FAST_TICK_S) for sender in senders)
+    assert len(ticks) >= BUCKETS // 2 and max(ticks.values()) < 60
+    for sender in senders:
+        clock.remove(sender)
+    assert not clock.running and len(clock) == 0
+
+
+async def test_a_removed_sender_stops_and_an_empty_clock_has_no_timer(fast_clock: None) -> None:
+    clock = ReportClock()
+    kept, removed = Counting(), Counting()
+    clock.add(kept)
+    clock.add(removed)
+    clock.add(kept)  # twice is once
+    assert len(clock) == 2 and clock.running
+    clock.remove(removed)
+    clock.remove(removed)
+    await asyncio.sleep(2 * FAST_PERIOD_S + FAST_TICK_S)
+    assert removed.times == [] and len(kept.times) in (1, 2)
+    clock.remove(kept)
+    assert not clock.running
+    clock.add(kept)  # a new sender starts it again
+    assert clock.running
+    clock.remove(kept)
+
+
+async def test_a_failing_sender_does_not_stop_the_others(fast_clock: None) -> None:
+    clock = ReportClock()
+    closing, broken, fine = Counting(ConnectionError), Counting(ValueError), Counting()
+    for sender in (closing, broken, fine):
+        clock.add(sender)
+    await asyncio.sleep(3 * FAST_PERIOD_S + FAST_TICK_S)
+    # Each reported again after the failures of the round before (3, or 2 if late).
+    assert all(len(s.times) >= 2 for s in (closing, broken, fine))
+    for sender in (closing, broken, fine):
+        clock.remove(sender)
+
+
+async def test_forwarding_senders_report_through_one_clock_and_stop_with_their_sender() -> None:
+    wires = [WireRecorder() for _ in range(3)]
+    producer, receiver = await make_producer(WireRecorder())
+    consumers = [await make_consumer(wire) for wire in wires]
+    silent = await make_consumer(WireRecorder())  # nothing sent: nothing to report
+    for consumer in consumers:
+        consumer.attach(producer)
+    clock = report_clock()
+    assert len(clock) == 4 and clock.running
+    assert clock is clock_module.report_clock()  # one per loop
+    await publish(receiver, rtp(1, 90000))
+    await asyncio.sleep(PERIOD_S + TICK_S)
+    for wire, consumer in zip(wires, consumers, strict=True):
+        reports = [p for p in wire.rtcp() if isinstance(p, RtcpSrPacket)]
+        assert reports and {r.ssrc for r in reports} == {consumer.ssrc}
+        assert reports[0].sender_info.packet_count == 1
+    assert silent.sender.transport.sent == []  # type: ignore[attr-defined]
+    await consumers[0].sender.stop()
+    stopped, going_on = len(wires[0].sent), len(wires[1].rtcp())
+    await asyncio.sleep(PERIOD_S + TICK_S)
+    assert len(wires[0].sent) == stopped  # stopped: no more reports
+    assert len(wires[1].rtcp()) > going_on  # the others go on
+    for consumer in [*consumers[1:], silent]:
+        await consumer.sender.stop()
+    await receiver.stop()
+    assert not clock.running
