@@ -43,11 +43,15 @@ def colour_mask(image: np.ndarray, colour: tuple[int, int, int], tolerance: int 
     return (np.abs(image.astype(np.int16) - colour) <= tolerance).all(axis=2)
 
 
-def spectrum_peak(samples: np.ndarray, rate: int, frequency: float) -> tuple[float, float]:
-    """(peak near `frequency`, median of the spectrum) of a stretch of audio."""
+def spectrum_peak(
+    samples: np.ndarray, rate: int, frequency: float, around: float | None = None
+) -> tuple[float, float]:
+    """(peak near `frequency`, median of the spectrum) of a stretch of audio; with
+    `around`, the median of the spectrum within `around` Hz of `frequency` only."""
     spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
     freqs = np.fft.rfftfreq(len(samples), 1 / rate)
-    return float(spectrum[np.abs(freqs - frequency) < 4].max()), float(np.median(spectrum))
+    near = spectrum if around is None else spectrum[np.abs(freqs - frequency) < around]
+    return float(spectrum[np.abs(freqs - frequency) < 4].max()), float(np.median(near))
 
 
 async def fetch(
@@ -241,8 +245,11 @@ async def test_host_records_the_call_and_everyone_gets_the_file(tmp_path: Path) 
             for tone in (TEACHER_TONE, STUDENT_TONE):
                 peak, floor = spectrum_peak(middle, rate, tone)
                 assert peak > 100 * floor, tone
-            peak, floor = spectrum_peak(middle, rate, 1700)
-            assert peak < 20 * floor  # nothing where no tone was sent
+            # Nothing where no tone was sent: no peak over the spectrum around it (a
+            # hole from a bot that fell behind, beside the server on a loaded machine,
+            # spreads some of the tones' energy there, peak and neighbours alike).
+            peak, floor = spectrum_peak(middle, rate, 1700, around=300)
+            assert peak < 20 * floor
 
             # Nothing was decoded on the forwarding path; the recording is not running now.
             call = server.app[CALLS].get(lesson)

@@ -125,6 +125,9 @@ async def test_a_recording_is_served_deleted_and_missed_across_nodes(tmp_path: P
         lesson = await a.create_lesson()
         teacher = await a.token(lesson, "t-1", "Анна Петровна", "teacher")
         student = await a.token(lesson, "s-1", "Ученик 1", "student")
+        # Placed on A with a lease, as GET /node places it (by load it may go to B: the
+        # join would then be relayed there and B would record).
+        assert await a.app[NODE].placement.claim(lesson, "rec-a", 60) == "rec-a"
         recording_id = await record_on(a, lesson, teacher)
         record = await b.app[RECORDINGS].library.get(recording_id)
         assert record is not None and record.node == "rec-a"
