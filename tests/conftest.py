@@ -58,4 +58,3 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.realtime)
         if path.startswith("tests/browser/"):
             item.add_marker(pytest.mark.browser)
-

@@ -24,9 +24,7 @@ from sfu.ice import rtc_configuration
 
 ROOT = Path(__file__).resolve().parents[1]
 # Private names that sfu/aiortc_hooks.py defines itself (not aiortc's or aioice's).
-OWN_PRIVATE_NAMES = {"_send_remb"} | set(
-    FastRtpPath.__slots__
-)
+OWN_PRIVATE_NAMES = {"_send_remb"} | set(FastRtpPath.__slots__)
 
 
 def _private_names(node: ast.AST) -> set[str]:

@@ -30,6 +30,7 @@ async def class_of_four(server: LiveServer, lesson: str) -> list[Bot]:
         await bot.connect()
         await bot.publish([(ToneAudioTrack(440), "microphone"), (PatternVideoTrack(RED), "camera")])
         bots.append(bot)
+
     # Everyone's subscriptions settled: each receives the other three's two tracks.
     def settled(bot: Bot) -> bool:
         offers = [m for m in bot.messages if m["type"] == "subscribe_offer"]

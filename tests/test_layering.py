@@ -126,9 +126,7 @@ def test_layers_only_look_down(name: str) -> None:
     assert others <= ALLOWED[layer], f"{name} imports {sorted(others - ALLOWED[layer])}"
 
 
-@pytest.mark.parametrize(
-    "name", sorted(n for n in MODULES if n.split(".")[0] in SERVER_PACKAGES)
-)
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if n.split(".")[0] in SERVER_PACKAGES))
 def test_server_modules_and_functions_are_small(name: str) -> None:
     text = MODULES[name].read_text("utf-8")
     lines = len(text.splitlines())

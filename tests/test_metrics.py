@@ -105,8 +105,10 @@ async def test_counters_follow_a_real_call() -> None:
             # Who is there: the gauges say it, by role and kind.
             samples = await until(
                 server,
-                lambda s: value(s, "urok_consumers", kind="audio") == 4
-                and value(s, "urok_consumers", kind="video") == 2,
+                lambda s: (
+                    value(s, "urok_consumers", kind="audio") == 4
+                    and value(s, "urok_consumers", kind="video") == 2
+                ),
             )
             assert value(samples, "urok_calls") == 1
             assert people(samples) == {"teacher": 1, "student": 2, "parent": 0, "guest": 0}
@@ -119,8 +121,10 @@ async def test_counters_follow_a_real_call() -> None:
             first = samples
             later = await until(
                 server,
-                lambda s: value(s, "urok_media_packets_total", direction="outgoing")
-                > value(first, "urok_media_packets_total", direction="outgoing") + 100,
+                lambda s: (
+                    value(s, "urok_media_packets_total", direction="outgoing")
+                    > value(first, "urok_media_packets_total", direction="outgoing") + 100
+                ),
             )
             for name in ("urok_media_packets_total", "urok_media_bytes_total"):
                 for direction in ("incoming", "outgoing"):
