@@ -8,10 +8,12 @@ GET /metrics). `--people` aiortc bots (the first the teacher) each publish a
 camera and a microphone, in phases one after the other on the same server:
 
 - **grid**: every camera as browser simulcast (bench/simulcast_publisher.py:
-  160x90 / 320x180 / 640x360 at ~150 / 450 / 1200 kbit/s), every subscriber
+  160x90 / 320x180 / 640x360 at ~90 / 160 / 450 kbit/s), every subscriber
   sends the `track_view`s of a 1280x720 page in speaker layout: the teacher's
   tile 640x360, every pupil's 160x90 (29 of them fit around it; the teacher's
-  own page shows the 30 pupils at 160x90);
+  own page shows the 30 pupils at 160x90); with `--page-tiles N`, the call page's
+  grid pages instead: N tiles of a 1280x720 page (16: 4x4 of 320x180), yourself
+  and the teacher first, the others' cameras reported invisible;
 - **audio_screen** and **one_video**: the same class, the receivers in `save_data`;
 - **single**: a new lesson, every camera one 640x360 stream (today's non-simulcast
   camera, the top layer's clip), the same views;
@@ -36,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import secrets
 import tempfile
 import time
@@ -68,6 +71,10 @@ from signalling.config import DEMO_SECRET
 
 WAIT_S = 30.0
 TEACHER_TILE = (640, 360)
+# `--page-tiles N`: the call page's grid pages (web_client/static/js/gridpages.js): N
+# tiles of a 1280x720 page (16: 4x4 of 320x180), yourself and the teacher first; the
+# other pages' cameras are reported invisible and not sent.
+PAGE = (1280, 720)
 VOICE_BITRATE = 32_000  # Chromium's default for Opus voice
 
 
@@ -149,23 +156,33 @@ class Class:
             camera.start(bot.publisher)
 
     async def send_views(self) -> None:
-        teacher = self.bots[0].id
         for bot in self.bots:
             views = []
-            for other in self.bots:
-                if other is bot:
-                    continue
-                width, height = TEACHER_TILE if other.id == teacher else self.args.pupil_tile
+            others = [other for other in self.bots if other is not bot]
+            for place, other in enumerate(others):
+                width, height, visible = self.tile(place)
                 views.append(
                     {
                         "participant_id": other.id,
                         "source": "camera",
-                        "visible": True,
+                        "visible": visible,
                         "width": width,
                         "height": height,
                     }
                 )
             await bot.send({"type": "track_view", "views": views})
+
+    def tile(self, place: int) -> tuple[int, int, bool]:
+        """The tile of the `place`-th other person (0: the teacher, or for the teacher the
+        first pupil): speaker layout, or with `--page-tiles` the first grid page."""
+        tiles = self.args.page_tiles
+        if not tiles:
+            width, height = TEACHER_TILE if place == 0 else self.args.pupil_tile
+            return width, height, True
+        columns = math.ceil(math.sqrt(tiles))
+        rows = math.ceil(tiles / columns)
+        # Yourself are the first tile of the page: `tiles - 1` others fit.
+        return PAGE[0] // columns, PAGE[1] // rows, place < tiles - 1
 
     async def save_data(self, mode: str) -> None:
         for index, bot in enumerate(self.bots):
@@ -413,6 +430,9 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> R
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--clip-seconds", type=float, default=2.0)
     parser.add_argument("--pupil-tile", type=parse_size, default=(160, 90), help="WxH")
+    parser.add_argument(
+        "--page-tiles", type=int, default=0, help="grid pages of N tiles (0: speaker layout)"
+    )
     parser.add_argument("--no-upkeep", action="store_true", help="media phases only")
     parser.add_argument(
         "--profile-upkeep", type=Path, help="py-spy the server in the upkeep window, to FILE"

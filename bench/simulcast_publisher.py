@@ -62,9 +62,9 @@ class LayerSpec:
 
 # The call page's camera (docs/protocol.md "Video quality"), smallest first.
 LAYERS_SIMULCAST = (
-    LayerSpec("q", 160, 90, 150_000),
-    LayerSpec("h", 320, 180, 450_000),
-    LayerSpec("f", 640, 360, 1_200_000),
+    LayerSpec("q", 160, 90, 90_000),
+    LayerSpec("h", 320, 180, 160_000),
+    LayerSpec("f", 640, 360, 450_000),
 )
 LAYERS_SINGLE = (LAYERS_SIMULCAST[-1],)
 

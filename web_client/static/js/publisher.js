@@ -48,12 +48,14 @@ export function createPublisher() {
 }
 
 // Smallest first: the server takes this order as its layer order (low, medium, high).
-// Of the 640x360 capture (media.js): 160x90, 320x180 and 640x360; the browser
-// sends the larger ones as its bandwidth estimate allows.
+// Of the 640x360 capture (media.js): 160x90, 320x180 and 640x360, at LiveKit's
+// rates for those sizes (its VideoPresets h90, h180, h360), so that a page of 16
+// tiles of 320x180 costs a pupil ~2.4 Mbit/s; the browser sends the larger ones as
+// its bandwidth estimate allows.
 const CAMERA_LAYERS = [
-  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 },
-  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 450000 },
-  { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1200000 },
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 90000, maxFramerate: 15 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 160000, maxFramerate: 20 },
+  { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 450000 },
 ];
 
 export function addPublishedTrack(track, source) {
