@@ -43,6 +43,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from yarl import URL
 
+from signalling.cluster_peers import ClusterPeers
 from signalling.config import LimitSettings, Settings
 from signalling.frame_budget import FrameBudgets
 from signalling.ratelimit import budget_address, client_key, trusted_proxy
@@ -70,8 +71,11 @@ _HEADERS, _BODY, _IDLE = "headers", "body", "idle"
 class ConnectionGuard:
     """Open connections per client address, and the settings every connection follows."""
 
-    def __init__(self, settings: LimitSettings | None = None) -> None:
+    def __init__(
+        self, settings: LimitSettings | None = None, peers: ClusterPeers | None = None
+    ) -> None:
         self.settings = settings = settings or LimitSettings()
+        self.peers = peers  # the cluster's nodes: they relay many clients each
         self.open: Counter[str] = Counter()
         # Requests are paced like WebSocket frames (frame_budget.py): past the
         # budget a connection is read later, so a flood slows its sender.
@@ -86,7 +90,12 @@ class ConnectionGuard:
         cap = self.settings.max_connections_per_ip
         # A trusted reverse proxy carries every client's connections: capping it would
         # cap the node (the proxy can cap per client: nginx's limit_conn).
-        if cap and self.open[key] >= cap and not trusted_proxy(address or key, self.settings):
+        if (
+            cap
+            and self.open[key] >= cap
+            and not trusted_proxy(address or key, self.settings)
+            and not (self.peers is not None and key in self.peers)
+        ):
             return False
         self.open[key] += 1
         return True

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from rooms.placement import NodeLoad, NodeRecord, Placement
+from signalling.cluster_peers import ClusterPeers
 from signalling.config import Settings
 
 logger = logging.getLogger(__name__)
@@ -93,8 +94,13 @@ class NodeAgent:
         self._running = running  # ids of the lessons whose call runs here
         self._cpu = CpuShare()
         self.held: set[str] = set()
+        self.peers = ClusterPeers()  # the live nodes' addresses, for the connection cap
         self._halted = asyncio.Event()
         self._failing = False
+
+    @property
+    def internal_url(self) -> str:
+        return self._base.internal_url
 
     def record(self) -> NodeRecord:
         load = replace(self._measure(), cpu_share=self._cpu.read())
@@ -104,6 +110,7 @@ class NodeAgent:
         """Refresh the record, renew the leases of calls running here, release the others."""
         cluster = self.settings.cluster
         await self.placement.register(self.record(), cluster.stale_after_seconds)
+        self.peers.update(r for r in await self.placement.nodes() if r.id != self.id)
         running = sorted(set(self._running()))
         lost = await self.placement.renew(self.id, running, cluster.stale_after_seconds)
         for lesson_id in self.held.intersection(lost):

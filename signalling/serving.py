@@ -24,6 +24,7 @@ from aiohttp import web
 from signalling.config import Settings
 from signalling.drain import drain
 from signalling.http_guard import ConnectionGuard, GuardedSite
+from signalling.keys import NODE
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def run(
         runner = web.AppRunner(app, handle_signals=False, keepalive_timeout=75.0, **runner_options)
         await runner.setup()
         try:
-            guard = ConnectionGuard(settings.limits)
+            guard = ConnectionGuard(settings.limits, app[NODE].peers if NODE in app else None)
             host, port = settings.host, settings.port
             await GuardedSite(runner, host, port, guard, reuse_port=reuse_port).start()
             if internal is not None:

@@ -35,6 +35,7 @@ from aiohttp import WSMsgType, web
 from rooms.admission import Door, Refused
 from rooms.placement import LocalPlacement, NodeRecord
 from signalling.access import admitted_lesson
+from signalling.cluster_peers import relay_source
 from signalling.keys import CALLS, NODE, SETTINGS, TOKENS, WS_COUNTS
 from signalling.protocol import ProtocolError, parse_message
 from signalling.ratelimit import LIMITS, client_key
@@ -237,7 +238,12 @@ async def let_go(app: web.Application, notice: dict[str, Any]) -> int:
 async def relay_http(app: web.Application) -> AsyncIterator[None]:
     """One client session for every relayed connection (no cap on connections: each
     relayed WebSocket holds one for its life)."""
-    app[RELAY_HTTP] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    # From this node's internal address (cluster_peers.py: the owner's connection cap
+    # knows it as a node's, not as one client with hundreds of connections).
+    source = relay_source(app[NODE].internal_url) if NODE in app else None
+    local_addr = (source, 0) if source is not None else None
+    connector = aiohttp.TCPConnector(limit=0, local_addr=local_addr)
+    app[RELAY_HTTP] = aiohttp.ClientSession(connector=connector)
     yield
     await app[RELAY_HTTP].close()
 

@@ -20,6 +20,7 @@ from aiohttp import web
 from signalling.app import create_app
 from signalling.config import DEMO_SECRET, IceSettings, Settings
 from signalling.http_guard import ConnectionGuard, GuardedSite
+from signalling.keys import NODE
 
 
 def free_port() -> int:
@@ -129,6 +130,7 @@ async def running_server(host: str = "127.0.0.1", **overrides: Any) -> AsyncIter
     overrides.setdefault("resume_grace_seconds", 0)
     settings = replace(
         Settings(),
+        host=host,  # where it listens: its internal address too (node records)
         port=port,
         public_url=f"http://{host}:{port}",
         **overrides,
@@ -138,7 +140,8 @@ async def running_server(host: str = "127.0.0.1", **overrides: Any) -> AsyncIter
         runner = web.AppRunner(app)
         await runner.setup()
         # As `urok serve` makes it: behind the connection cap and header timeout.
-        site = GuardedSite(runner, host, port, ConnectionGuard(settings.limits))
+        peers = app[NODE].peers if NODE in app else None
+        site = GuardedSite(runner, host, port, ConnectionGuard(settings.limits, peers))
         await site.start()
         try:
             async with aiohttp.ClientSession() as http:
