@@ -7,29 +7,16 @@ less than the grid."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import sys
-import tempfile
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.bench_run import bench_report
 
 
 async def test_a_tiny_full_class_gets_the_layers_it_views() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "report.json"
-        process = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "bench.full_class", "--json", str(out), "--no-upkeep"),
-            *("--people", "4", "--receivers", "2", "--seconds", "3", "--warmup", "2"),
-            *("--clip-seconds", "1"),
-            cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        stdout, stderr = await asyncio.wait_for(process.communicate(), 180)
-        assert process.returncode == 0, (stdout + stderr).decode(errors="replace")[-3000:]
-        report = json.loads(out.read_text())
+    report = await bench_report(
+        "bench.full_class",
+        *("--no-upkeep", "--people", "4", "--receivers", "2", "--seconds", "3"),
+        *("--warmup", "2", "--clip-seconds", "1"),
+        timeout=180,
+    )
     windows = {w["name"]: w for w in report["windows"]}
     grid, single = windows["grid"], windows["single"]
     audio_screen, one_video = windows["audio_screen"], windows["one_video"]

@@ -4,32 +4,19 @@ Both layer sets of the run reach the page; the old, larger layers cost it more."
 
 from __future__ import annotations
 
-import asyncio
-import json
-import sys
-import tempfile
-from pathlib import Path
-
 import pytest
+
+from tests.bench_run import bench_report
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 async def test_a_tiny_class_grid_page_is_measured_for_both_layer_sets() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "report.json"
-        process = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "bench.grid_page", "--json", str(out)),
-            *("--people", "5", "--seconds", "3", "--warmup", "1", "--clip-seconds", "1"),
-            cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        stdout, stderr = await asyncio.wait_for(process.communicate(), 240)
-        assert process.returncode == 0, (stdout + stderr).decode(errors="replace")[-3000:]
-        report = json.loads(out.read_text())
+    report = await bench_report(
+        "bench.grid_page",
+        *("--people", "5", "--seconds", "3", "--warmup", "1", "--clip-seconds", "1"),
+        timeout=240,
+    )
     before, now = report["windows"]
     assert (before["layers"], now["layers"]) == ("before", "now")
     for window in (before, now):
