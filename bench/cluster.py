@@ -30,7 +30,6 @@ the processes are stopped on exit, Ctrl-C, SIGTERM and errors.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
@@ -45,8 +44,10 @@ import aiohttp
 
 from bench.bot import Bot
 from bench.cli import publish_report, run_main, run_reported
+from bench.cluster_options import Options, options_json, parse_args
 from bench.cluster_processes import ClusterProcess, Scrape, redis_server
 from bench.cluster_report import NodeFigures, RunReport, format_report, report_json
+from bench.cluster_sinks import SinkError, check_nft, packets_sent, sinking, sunk_packets
 from bench.load import machine_info
 from bench.measure import LoopLag, percentile
 from bench.preencoded import BenchMedia, PreEncodedTrack, prepare_media
@@ -55,33 +56,10 @@ from sfu.aiortc_hooks import restrict_host_addresses
 from signalling.config import DEMO_SECRET
 
 JOIN_CONCURRENCY = 6
-MAX_WORKERS = 8
-MAX_BOTS = 400
 
 
 class BenchError(RuntimeError):
     pass
-
-
-@dataclass
-class Options:
-    workers: tuple[int, ...] = (1, 2)
-    lessons: int = 8
-    per_lesson: int = 4
-    seconds: float = 20.0
-    warmup: float = 3.0
-    setup_timeout: float = 60.0
-    width: int = 320
-    height: int = 180
-    fps: int = 15
-    video_kbps: int = 150
-    json_path: str | None = None
-    quiet: bool = False
-
-    @property
-    def streams(self) -> int:
-        """Forwarded streams when everybody receives everybody else's audio and video."""
-        return self.lessons * self.per_lesson * (self.per_lesson - 1) * 2
 
 
 def _say(options: Options, message: str) -> None:
@@ -99,10 +77,12 @@ class CountedTrack(PreEncodedTrack):
 
 @dataclass
 class Member:
-    """One bot in a lesson: its tracks and the frames (marker-bit packets) it received."""
+    """One bot in a lesson: its tracks and the frames (marker-bit packets) it received.
+    `counts`: it processes what it receives (a watcher); with --sinks the others do not."""
 
     lesson_id: str
     bot: Bot
+    counts: bool = True
     tracks: list[CountedTrack] = field(default_factory=list)
     frames_received: int = 0
 
@@ -142,13 +122,16 @@ async def join_lessons(
     """K bots per lesson, each connected to its lesson's worker; each publishes at once."""
     limit = asyncio.Semaphore(JOIN_CONCURRENCY)
 
-    async def join(lesson: Lesson, user_id: str, role: str) -> None:
+    async def join(lesson: Lesson, user_id: str, role: str, index: int) -> None:
         async with limit:
             token = await journal.token(lesson.id, user_id, role)
-            member = Member(lesson.id, Bot(lesson.internal_url, token, decode=False))
+            bot = Bot(lesson.internal_url, token, decode=False)
+            member = Member(lesson.id, bot, counts=options.counts(index))
             member.bot.on_packet = member.on_packet
             lesson.members.append(member)  # before connecting: cleanup must see it
             await member.bot.connect(timeout=options.setup_timeout)
+            if not options.publishes(index):
+                return
             member.tracks = [CountedTrack(media.audio), CountedTrack(media.video)]
             await member.bot.publish(
                 [(member.tracks[0], "microphone"), (member.tracks[1], "camera")],
@@ -156,9 +139,9 @@ async def join_lessons(
             )
 
     async def join_lesson(number: int, lesson: Lesson) -> None:
-        await join(lesson, f"l{number}-t", "teacher")
+        await join(lesson, f"l{number}-t", "teacher", 0)
         for i in range(1, options.per_lesson):
-            await join(lesson, f"l{number}-s{i}", "student")
+            await join(lesson, f"l{number}-s{i}", "student", i)
 
     await asyncio.gather(*(join_lesson(n, lesson) for n, lesson in enumerate(lessons)))
 
@@ -169,7 +152,7 @@ def missing_media(lessons: list[Lesson]) -> list[tuple[str, str, str]]:
     for lesson in lessons:
         for receiver in lesson.members:
             for publisher in lesson.members:
-                if publisher is receiver or publisher.bot.joined is None:
+                if publisher is receiver or not publisher.tracks:
                     continue
                 for kind in ("audio", "video"):
                     if receiver.bot.packet_counts.get((publisher.bot.id, kind), 0) == 0:
@@ -194,9 +177,21 @@ class Snapshot:
     supervisor_cpu: float
     bench_cpu: float
     machine_cpu: float | None
-    frames_sent: int  # by all publishers x their receivers
-    frames_received: int
+    frames_sent: int  # by all publishers x their receivers that count (watchers)
+    frames_received: int  # by the bots that count
     packets_received: int  # by all bots, every kind
+    packets_sent: int  # RTP by the publishers (aiortc's stats)
+    sunk: int  # media packets to the sinks, dropped by nftables
+
+
+def _frames_sent(lesson: Lesson) -> int:
+    """Frames the lesson's publishers sent x those of their receivers that count."""
+    counting = [m for m in lesson.members if m.counts]
+    return sum(
+        track.frames_sent * sum(1 for r in counting if r is not m)
+        for m in lesson.members
+        for track in m.tracks
+    )
 
 
 def _bench_cpu() -> float:
@@ -206,13 +201,13 @@ def _bench_cpu() -> float:
 
 
 async def snapshot(
-    http: aiohttp.ClientSession, cluster: ClusterProcess, lessons: list[Lesson]
+    http: aiohttp.ClientSession, cluster: ClusterProcess, lessons: list[Lesson], sinks: bool
 ) -> Snapshot:
     pids = cluster.worker_pids()
     records = {record.id: record for record in await cluster.nodes()}
     scrapes = {n: await cluster.scrape(http, r.internal_url) for n, r in records.items()}
     members = [m for lesson in lessons for m in lesson.members]
-    receivers = {lesson.id: len(lesson.members) - 1 for lesson in lessons}
+    sent = await packets_sent([m.bot for m in members if m.tracks])
     assert cluster.process is not None
     return Snapshot(
         at=time.monotonic(),
@@ -222,13 +217,16 @@ async def snapshot(
         supervisor_cpu=cpu_seconds(cluster.process.pid) if cluster.workers > 1 else 0.0,
         bench_cpu=_bench_cpu(),
         machine_cpu=machine_busy_seconds(),
-        frames_sent=sum(t.frames_sent * receivers[m.lesson_id] for m in members for t in m.tracks),
-        frames_received=sum(m.frames_received for m in members),
+        frames_sent=sum(_frames_sent(lesson) for lesson in lessons),
+        frames_received=sum(m.frames_received for m in members if m.counts),
         packets_received=sum(sum(m.bot.packet_counts.values()) for m in members),
+        packets_sent=sent,
+        sunk=sunk_packets() if sinks else 0,
     )
 
 
 def figures(
+    options: Options,
     workers: int,
     lessons: list[Lesson],
     before: Snapshot,
@@ -272,6 +270,9 @@ def figures(
         frames_delivered=(after.frames_received - before.frames_received) / sent if sent else None,
         received_per_second=(after.packets_received - before.packets_received) / wall,
         bench_loop_lag_p99_ms=_ms(percentile(lag.between(before.at, after.at), 99)),
+        fan_out=options.fan_out,
+        offered_per_second=(after.packets_sent - before.packets_sent) / wall,
+        sunk_per_second=(after.sunk - before.sunk) / wall,
     )
 
 
@@ -285,6 +286,22 @@ async def _leave(lessons: list[Lesson]) -> None:
             await asyncio.wait_for(member.bot.leave(), 15)
 
     await asyncio.gather(*(leave(m) for lesson in lessons for m in lesson.members))
+
+
+async def window(
+    http: aiohttp.ClientSession, cluster: ClusterProcess, lessons: list[Lesson], options: Options
+) -> RunReport:
+    """The measured window: a snapshot before and after `options.seconds`."""
+    lag = LoopLag()
+    lag.start()
+    before = await snapshot(http, cluster, lessons, options.sinks)
+    await asyncio.sleep(options.seconds)
+    after = await snapshot(http, cluster, lessons, options.sinks)
+    await lag.stop()
+    streams = {record.id: record.load.streams for record in await cluster.nodes()}
+    report = figures(options, cluster.workers, lessons, before, after, streams, lag)
+    report.holders = {lesson.id: await cluster.placement.holder(lesson.id) for lesson in lessons}
+    return report
 
 
 async def measure_cluster(
@@ -303,20 +320,12 @@ async def measure_cluster(
             await asyncio.wait_for(join_lessons(journal, lessons, media, options),
                                    options.setup_timeout)  # fmt: skip
             await wait_for_media(lessons, options.setup_timeout)
-            _say(options, f"[{cluster.workers}] media flows; warm-up {options.warmup:g} s")
-            await asyncio.sleep(options.warmup)
-            lag = LoopLag()
-            lag.start()
-            before = await snapshot(http, cluster, lessons)
-            await asyncio.sleep(options.seconds)
-            after = await snapshot(http, cluster, lessons)
-            await lag.stop()
-            streams = {record.id: record.load.streams for record in await cluster.nodes()}
-            report = figures(cluster.workers, lessons, before, after, streams, lag)
-            report.holders = {
-                lesson.id: await cluster.placement.holder(lesson.id) for lesson in lessons
-            }
-            return report
+            sinks = [m.bot for lesson in lessons for m in lesson.members if not m.counts]
+            with sinking(sinks):
+                _say(options, f"[{cluster.workers}] media flows ({len(sinks)} sinks); "
+                              f"warm-up {options.warmup:g} s")  # fmt: skip
+                await asyncio.sleep(options.warmup)
+                return await window(http, cluster, lessons, options)
         finally:
             await _leave(lessons)
 
@@ -340,6 +349,8 @@ async def run_workers(
 
 
 async def run_bench(options: Options) -> dict[str, Any]:
+    if options.sinks:
+        check_nft()
     restrict_host_addresses(["127.0.0.1"])
     # Short clips that loop: nothing here matches payloads, so they may repeat.
     media = await asyncio.to_thread(
@@ -359,72 +370,14 @@ async def run_bench(options: Options) -> dict[str, Any]:
     return report_json(options_json(options), media.describe(), machine_info(), runs)
 
 
-def options_json(options: Options) -> dict[str, Any]:
-    return {
-        "workers": list(options.workers),
-        "lessons": options.lessons,
-        "per_lesson": options.per_lesson,
-        "seconds": options.seconds,
-        "warmup": options.warmup,
-        "expected_streams": options.streams,
-    }
-
-
-def _worker_counts(text: str) -> tuple[int, ...]:
-    try:
-        counts = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: worker counts, e.g. 1,2") from None
-    if not counts or any(not 1 <= count <= MAX_WORKERS for count in counts):
-        raise argparse.ArgumentTypeError(f"worker counts are from 1 to {MAX_WORKERS}")
-    return counts
-
-
-def parse_args(argv: list[str]) -> Options:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.cluster", description=__doc__.split("\n", 1)[0]
-    )
-    parser.add_argument("--workers", type=_worker_counts, default=(1, 2))
-    parser.add_argument("--lessons", type=int, default=8)
-    parser.add_argument("--per-lesson", type=int, default=4)
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--warmup", type=float, default=3.0)
-    parser.add_argument("--setup-timeout", type=float, default=60.0)
-    parser.add_argument("--width", type=int, default=320)
-    parser.add_argument("--height", type=int, default=180)
-    parser.add_argument("--fps", type=int, default=15)
-    parser.add_argument("--video-kbps", type=int, default=150)
-    parser.add_argument("--json", dest="json_path")
-    parser.add_argument("--quiet", action="store_true")
-    args = parser.parse_args(argv)
-    if not 1 <= args.lessons or not 2 <= args.per_lesson:
-        parser.error("--lessons must be at least 1 and --per-lesson at least 2")
-    if args.lessons * args.per_lesson > MAX_BOTS:
-        parser.error(f"at most {MAX_BOTS} bots (lessons x per-lesson)")
-    if not 0 < args.seconds <= 300 or not 0 < args.setup_timeout <= 600:
-        parser.error("--seconds must be in (0, 300] and --setup-timeout in (0, 600]")
-    return Options(
-        workers=args.workers,
-        lessons=args.lessons,
-        per_lesson=args.per_lesson,
-        seconds=args.seconds,
-        warmup=max(0.0, args.warmup),
-        setup_timeout=args.setup_timeout,
-        width=args.width,
-        height=args.height,
-        fps=args.fps,
-        video_kbps=args.video_kbps,
-        json_path=args.json_path,
-        quiet=args.quiet,
-    )
-
-
 async def main(argv: list[str] | None = None) -> int:
     try:
-        options = parse_args(sys.argv[1:] if argv is None else argv)
+        options = parse_args(sys.argv[1:] if argv is None else argv, __doc__.split("\n", 1)[0])
     except SystemExit as exc:
         return int(exc.code or 0)
-    result = await run_reported(lambda: run_bench(options), "cluster bench", (BenchError,))
+    result = await run_reported(
+        lambda: run_bench(options), "cluster bench", (BenchError, SinkError)
+    )
     if isinstance(result, int):
         return result
     await publish_report(format_report(result), result, options.json_path)
