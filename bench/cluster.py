@@ -47,7 +47,14 @@ from bench.cli import publish_report, run_main, run_reported
 from bench.cluster_options import Options, options_json, parse_args
 from bench.cluster_processes import ClusterProcess, Scrape, redis_server
 from bench.cluster_report import NodeFigures, RunReport, format_report, report_json
-from bench.cluster_sinks import SinkError, check_nft, packets_sent, sinking, sunk_packets
+from bench.cluster_sinks import (
+    SinkError,
+    Sinks,
+    check_nft,
+    packets_sent,
+    sinking,
+    sunk_packets,
+)
 from bench.load import machine_info
 from bench.measure import LoopLag, percentile
 from bench.preencoded import BenchMedia, PreEncodedTrack, prepare_media
@@ -83,6 +90,7 @@ class Member:
     lesson_id: str
     bot: Bot
     counts: bool = True
+    sunk: bool = False  # its media is dropped now
     tracks: list[CountedTrack] = field(default_factory=list)
     frames_received: int = 0
 
@@ -146,18 +154,41 @@ async def join_lessons(
     await asyncio.gather(*(join_lesson(n, lesson) for n, lesson in enumerate(lessons)))
 
 
+def _missing(lesson: Lesson, receiver: Member) -> list[tuple[str, str, str]]:
+    """(receiver, publisher, kind) of every stream to `receiver` no packet arrived on yet."""
+    missing = []
+    for publisher in lesson.members:
+        if publisher is receiver or not publisher.tracks:
+            continue
+        for kind in ("audio", "video"):
+            if receiver.bot.packet_counts.get((publisher.bot.id, kind), 0) == 0:
+                missing.append((receiver.bot.id, publisher.bot.id, kind))
+    return missing
+
+
 def missing_media(lessons: list[Lesson]) -> list[tuple[str, str, str]]:
     """(receiver, publisher, kind) of every stream no packet arrived on yet."""
-    missing = []
-    for lesson in lessons:
-        for receiver in lesson.members:
-            for publisher in lesson.members:
-                if publisher is receiver or not publisher.tracks:
+    return [item for lesson in lessons for m in lesson.members for item in _missing(lesson, m)]
+
+
+async def sink_when_served(lessons: list[Lesson], sinks: Sinks, options: Options) -> None:
+    """Each sink, once every publisher of its lesson is in and it has received each one's
+    audio and video, gets its media dropped from then on; returns when all have."""
+    sinks_in_all = (options.per_lesson - options.watchers) * len(lessons)
+    while len(sinks.bots) < sinks_in_all:
+        ready = []
+        for lesson in lessons:
+            if sum(1 for m in lesson.members if m.tracks) < options.publishers_per_lesson:
+                continue
+            for member in lesson.members:
+                if member.counts or member.sunk or member.bot.joined is None:
                     continue
-                for kind in ("audio", "video"):
-                    if receiver.bot.packet_counts.get((publisher.bot.id, kind), 0) == 0:
-                        missing.append((receiver.bot.id, publisher.bot.id, kind))
-    return missing
+                if not _missing(lesson, member):
+                    ready.append(member)
+        sinks.add([member.bot for member in ready])
+        for member in ready:
+            member.sunk = True
+        await asyncio.sleep(0.2)
 
 
 async def wait_for_media(lessons: list[Lesson], timeout: float) -> None:
@@ -304,6 +335,27 @@ async def window(
     return report
 
 
+async def join_with_sinks(
+    journal: Journal, lessons: list[Lesson], media: BenchMedia, options: Options,
+    sinks: Sinks | None,
+) -> None:  # fmt: skip
+    """Join everybody and wait until all media flows; the sinks' is dropped as it does."""
+    sinker = None
+    if sinks is not None:
+        sinker = asyncio.create_task(sink_when_served(lessons, sinks, options))
+    try:
+        await asyncio.wait_for(join_lessons(journal, lessons, media, options),
+                               options.setup_timeout)  # fmt: skip
+        await wait_for_media(lessons, options.setup_timeout)
+        if sinker is not None:
+            await asyncio.wait_for(asyncio.shield(sinker), options.setup_timeout)
+    finally:
+        if sinker is not None:
+            sinker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sinker
+
+
 async def measure_cluster(
     cluster: ClusterProcess, media: BenchMedia, options: Options
 ) -> RunReport:
@@ -317,12 +369,10 @@ async def measure_cluster(
                 f"{node}: {sum(1 for lesson in lessons if lesson.node_id == node)}"
                 for node in sorted({lesson.node_id for lesson in lessons})
             ))  # fmt: skip
-            await asyncio.wait_for(join_lessons(journal, lessons, media, options),
-                                   options.setup_timeout)  # fmt: skip
-            await wait_for_media(lessons, options.setup_timeout)
-            sinks = [m.bot for lesson in lessons for m in lesson.members if not m.counts]
-            with sinking(sinks):
-                _say(options, f"[{cluster.workers}] media flows ({len(sinks)} sinks); "
+            with sinking() if options.sinks else contextlib.nullcontext() as sinks:
+                await join_with_sinks(journal, lessons, media, options, sinks)
+                _say(options, f"[{cluster.workers}] media flows "
+                              f"({len(sinks.bots) if sinks else 0} sinks); "
                               f"warm-up {options.warmup:g} s")  # fmt: skip
                 await asyncio.sleep(options.warmup)
                 return await window(http, cluster, lessons, options)

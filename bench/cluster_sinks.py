@@ -7,8 +7,10 @@ parsing in Python per packet) cost about what the server does, so with the
 server and the bots on the same two cores the bench runs out of CPU before
 the server (docs/performance.md, "Cluster: one machine, 1 and 2 workers").
 
-With `--sinks`, once every bot receives every publisher's media, nftables
-drops on arrival the RTP sent to every bot but a few "watchers" per lesson:
+With `--sinks`, nftables drops on arrival the RTP sent to every bot but a few
+"watchers" per lesson, each sink from the moment it has received the first
+packets of every publisher's audio and video (so that the joins do not have
+the bench receive the whole load before the drop starts):
 the server still encrypts and sends every packet (its `sendto` goes through
 the loopback path up to the input hook), but no bot process wakes up for it.
 What is dropped is only media (first byte 128-191: RTP version 2) that is not
@@ -27,15 +29,16 @@ its own (`unshare -n sh -c 'ip link set lo up && exec python -m bench.cluster ..
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from bench.bot import Bot
-from bench.nft_drop import dropped_packets, dropping
+from bench.nft_drop import dropped_packets
 
-TABLE = "sinks"
+TABLE = "sinks"  # bench/nft_drop.py's naming: urok_<name>_<pid>
 # RTP version 2 (top bits 10), and not RTCP (packet types 192-223 in the second byte).
 MEDIA_ONLY = "@th,64,8 & 0xc0 == 0x80 @th,72,8 != 192-223"
 
@@ -58,10 +61,8 @@ def check_nft() -> None:
         )
 
 
-def sink_match(ports: Sequence[int]) -> str:
-    """The nft match of the media (not RTCP, STUN or DTLS) sent to these UDP ports."""
-    listed = ", ".join(str(port) for port in sorted(ports))
-    return f"udp dport {{ {listed} }} {MEDIA_ONLY} counter"
+def _nft(script: list[str]) -> None:
+    subprocess.run(["nft", "-f", "-"], input="\n".join(script) + "\n", text=True, check=True)
 
 
 def subscriber_ports(bots: Sequence[Bot]) -> set[int]:
@@ -75,14 +76,35 @@ def subscriber_ports(bots: Sequence[Bot]) -> set[int]:
     return ports
 
 
+class Sinks:
+    """The drop rule, on a set of UDP ports that grows as sinks are added."""
+
+    def __init__(self) -> None:
+        self.table = f"urok_{TABLE}_{os.getpid()}"
+        self.bots: list[Bot] = []
+
+    def add(self, bots: Sequence[Bot]) -> None:
+        """From now on the media sent to `bots` is dropped on arrival."""
+        if bots:
+            listed = ", ".join(str(port) for port in sorted(subscriber_ports(bots)))
+            _nft([f"add element inet {self.table} ports {{ {listed} }}"])
+            self.bots.extend(bots)
+
+
 @contextmanager
-def sinking(bots: Sequence[Bot]) -> Iterator[None]:
-    """While inside, the media sent to `bots` is dropped on arrival (nothing if none)."""
-    if not bots:
-        yield
-        return
-    with dropping(TABLE, [sink_match(sorted(subscriber_ports(bots)))]):
-        yield
+def sinking() -> Iterator[Sinks]:
+    """The table of the drop rule (its port set empty at first), removed on the way out."""
+    sinks = Sinks()
+    _nft([
+        f"add table inet {sinks.table}",
+        f"add set inet {sinks.table} ports {{ type inet_service; }}",
+        f"add chain inet {sinks.table} in {{ type filter hook input priority 0; }}",
+        f"add rule inet {sinks.table} in udp dport @ports {MEDIA_ONLY} counter drop",
+    ])  # fmt: skip
+    try:
+        yield sinks
+    finally:
+        subprocess.run(["nft", "delete", "table", "inet", sinks.table], check=False)
 
 
 def sunk_packets() -> int:
