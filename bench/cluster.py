@@ -167,28 +167,33 @@ def _missing(lesson: Lesson, receiver: Member) -> list[tuple[str, str, str]]:
 
 
 def missing_media(lessons: list[Lesson]) -> list[tuple[str, str, str]]:
-    """(receiver, publisher, kind) of every stream no packet arrived on yet."""
-    return [item for lesson in lessons for m in lesson.members for item in _missing(lesson, m)]
+    """(receiver, publisher, kind) of every stream to a bot that counts (all of them but
+    the sinks) no packet arrived on yet."""
+    return [
+        item
+        for lesson in lessons
+        for m in lesson.members
+        if m.counts
+        for item in _missing(lesson, m)
+    ]
 
 
-async def sink_when_served(lessons: list[Lesson], sinks: Sinks, options: Options) -> None:
-    """Each sink, once every publisher of its lesson is in and it has received each one's
-    audio and video, gets its media dropped from then on; returns when all have."""
+async def sink_on_join(lessons: list[Lesson], sinks: Sinks, options: Options) -> None:
+    """Each sink gets the media sent to it dropped from the moment its subscriber
+    connection has a port (the bench never receives the whole load, not even while
+    joining); returns when all have."""
     sinks_in_all = (options.per_lesson - options.watchers) * len(lessons)
     while len(sinks.bots) < sinks_in_all:
-        ready = []
-        for lesson in lessons:
-            if sum(1 for m in lesson.members if m.tracks) < options.publishers_per_lesson:
-                continue
-            for member in lesson.members:
-                if member.counts or member.sunk or member.bot.joined is None:
-                    continue
-                if not _missing(lesson, member):
-                    ready.append(member)
+        ready = [
+            member
+            for lesson in lessons
+            for member in lesson.members
+            if not member.counts and not member.sunk and Bot.udp_ports(member.bot.subscriber)
+        ]
         sinks.add([member.bot for member in ready])
         for member in ready:
             member.sunk = True
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.1)
 
 
 async def wait_for_media(lessons: list[Lesson], timeout: float) -> None:
@@ -329,6 +334,10 @@ async def window(
     await asyncio.sleep(options.seconds)
     after = await snapshot(http, cluster, lessons, options.sinks)
     await lag.stop()
+    closed = [m.bot.id for lesson in lessons for m in lesson.members
+              if m.tracks and m.bot.publisher and m.bot.publisher.connectionState != "connected"]
+    if closed:  # e.g. ICE consent lost while the machine starved the bench or the server
+        raise BenchError(f"{len(closed)} publishers' connections closed in the window: {closed[:3]}")
     streams = {record.id: record.load.streams for record in await cluster.nodes()}
     report = figures(options, cluster.workers, lessons, before, after, streams, lag)
     report.holders = {lesson.id: await cluster.placement.holder(lesson.id) for lesson in lessons}
@@ -342,7 +351,7 @@ async def join_with_sinks(
     """Join everybody and wait until all media flows; the sinks' is dropped as it does."""
     sinker = None
     if sinks is not None:
-        sinker = asyncio.create_task(sink_when_served(lessons, sinks, options))
+        sinker = asyncio.create_task(sink_on_join(lessons, sinks, options))
     try:
         await asyncio.wait_for(join_lessons(journal, lessons, media, options),
                                options.setup_timeout)  # fmt: skip
@@ -389,6 +398,9 @@ async def run_workers(
             _say(options, f"[{workers}] starting urok serve --workers {workers}")
             await cluster.start(options.setup_timeout)
             report = await measure_cluster(cluster, media, options)
+            _say(options, f"[{workers}] forwarded {report.forwarded_per_second:.0f} pkt/s "
+                 f"(x{report.fan_out_ratio or 0:.3f} the fan-out of what was read), cores "
+                 + ", ".join(f"{node.cores:.2f}" for node in report.nodes))  # fmt: skip
             if not cluster.running:
                 raise ServerError(f"urok serve exited during the run:\n{cluster.log_tail()}")
             return report
