@@ -334,10 +334,16 @@ async def window(
     await asyncio.sleep(options.seconds)
     after = await snapshot(http, cluster, lessons, options.sinks)
     await lag.stop()
-    closed = [m.bot.id for lesson in lessons for m in lesson.members
-              if m.tracks and m.bot.publisher and m.bot.publisher.connectionState != "connected"]
+    closed = [
+        m.bot.id
+        for lesson in lessons
+        for m in lesson.members
+        if m.tracks and m.bot.publisher and m.bot.publisher.connectionState != "connected"
+    ]
     if closed:  # e.g. ICE consent lost while the machine starved the bench or the server
-        raise BenchError(f"{len(closed)} publishers' connections closed in the window: {closed[:3]}")
+        raise BenchError(
+            f"{len(closed)} publishers' connections closed in the window: {closed[:3]}"
+        )
     streams = {record.id: record.load.streams for record in await cluster.nodes()}
     report = figures(options, cluster.workers, lessons, before, after, streams, lag)
     report.holders = {lesson.id: await cluster.placement.holder(lesson.id) for lesson in lessons}
