@@ -36,7 +36,7 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -434,7 +434,13 @@ async def run_bench(options: Options) -> dict[str, Any]:
     runs = []
     with tempfile.TemporaryDirectory(prefix="urok-cluster-bench-") as tmp:
         for workers in options.workers:
-            runs.append(await run_workers(workers, media, options, Path(tmp)))
+            # --per-worker: the load grows with the workers (M lessons per worker).
+            run = (
+                replace(options, lessons=options.lessons * workers)
+                if options.per_worker
+                else options
+            )
+            runs.append(await run_workers(workers, media, run, Path(tmp)))
     return report_json(options_json(options), media.describe(), machine_info(), runs)
 
 

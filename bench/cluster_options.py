@@ -28,6 +28,7 @@ class Options:
     publishers: int | None = None  # per lesson; None: everybody
     sinks: bool = False
     watchers: int = 1  # per lesson, with sinks
+    per_worker: bool = False  # --lessons per worker: the load grows with the workers
     seconds: float = 20.0
     warmup: float = 3.0
     setup_timeout: float = 60.0
@@ -49,7 +50,8 @@ class Options:
 
     @property
     def streams(self) -> int:
-        """Forwarded streams when everybody receives every publisher's audio and video."""
+        """Forwarded streams when everybody receives every publisher's audio and video
+        (with --per-worker: for one worker)."""
         return self.lessons * self.publishers_per_lesson * self.fan_out * 2
 
     def publishes(self, index: int) -> bool:
@@ -83,6 +85,11 @@ def _parser(description: str) -> argparse.ArgumentParser:
         "root in a network namespace of its own, e.g. unshare -n)",
     )  # fmt: skip
     parser.add_argument("--watchers-per-lesson", type=int, default=1)
+    parser.add_argument(
+        "--per-worker", action="store_true",
+        help="--lessons per worker: N workers get N times the lessons (default: the same "
+        "lessons for every worker count)",
+    )  # fmt: skip
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--setup-timeout", type=float, default=60.0)
@@ -100,7 +107,7 @@ def parse_args(argv: list[str], description: str) -> Options:
     args = parser.parse_args(argv)
     if not 1 <= args.lessons or not 2 <= args.per_lesson:
         parser.error("--lessons must be at least 1 and --per-lesson at least 2")
-    if args.lessons * args.per_lesson > MAX_BOTS:
+    if args.lessons * args.per_lesson * (max(args.workers) if args.per_worker else 1) > MAX_BOTS:
         parser.error(f"at most {MAX_BOTS} bots (lessons x per-lesson)")
     if args.publishers is not None and not 1 <= args.publishers <= args.per_lesson:
         parser.error("--publishers must be from 1 to --per-lesson")
@@ -116,6 +123,7 @@ def parse_args(argv: list[str], description: str) -> Options:
         publishers=args.publishers,
         sinks=args.sinks,
         watchers=args.watchers_per_lesson,
+        per_worker=args.per_worker,
         seconds=args.seconds,
         warmup=max(0.0, args.warmup),
         setup_timeout=args.setup_timeout,
@@ -136,6 +144,7 @@ def options_json(options: Options) -> dict[str, Any]:
         "publishers_per_lesson": options.publishers_per_lesson,
         "sinks": options.sinks,
         "watchers_per_lesson": options.watchers if options.sinks else None,
+        "per_worker": options.per_worker,
         "fan_out": options.fan_out,
         "seconds": options.seconds,
         "warmup": options.warmup,

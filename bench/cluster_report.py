@@ -180,8 +180,10 @@ def format_report(data: dict[str, Any]) -> str:
     options, machine = data["options"], data["machine"]
     watchers = options.get("watchers_per_lesson")
     sinks = f", {watchers} watching, the others sinks" if options.get("sinks") else ""
+    per_worker = " per worker" if options.get("per_worker") else ""
     out = [
-        f"cluster bench: {options['lessons']} lessons x {options['per_lesson']} participants "
+        f"cluster bench: {options['lessons']} lessons{per_worker} x {options['per_lesson']} "
+        "participants "
         f"({options.get('publishers_per_lesson', options['per_lesson'])} publishing{sinks}"
         f"; {options['expected_streams']} streams), window {options['seconds']:g} s, "
         f"workers {','.join(map(str, options['workers']))}",
