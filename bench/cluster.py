@@ -22,6 +22,12 @@ audio and video, and after a warm-up, the bench measures for `--seconds`:
   frames delivered (marker-bit packets the bots received / frames their peers
   sent x receivers), and the bench's and the machine's CPU.
 
+With `--publishers P` only the first P bots of a lesson publish; with `--sinks`
+the media sent to all but `--watchers-per-lesson` bots per lesson is dropped by
+nftables on arrival (bench/cluster_sinks.py: the server does all its work, the
+bench is spared receiving it; run as root in a network namespace of its own);
+with `--per-worker` N workers get N times `--lessons` (bench/cluster_options.py).
+
 The scaling table compares every worker count with the first (a 1,2 run: 2
 workers against 1, measured in the same run with the same bots and media).
 Everything is bounded: setup by `--setup-timeout`, the window by `--seconds`;

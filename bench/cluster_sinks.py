@@ -8,9 +8,8 @@ server and the bots on the same two cores the bench runs out of CPU before
 the server (docs/performance.md, "Cluster: one machine, 1 and 2 workers").
 
 With `--sinks`, nftables drops on arrival the RTP sent to every bot but a few
-"watchers" per lesson, each sink from the moment it has received the first
-packets of every publisher's audio and video (so that the joins do not have
-the bench receive the whole load before the drop starts):
+"watchers" per lesson, each "sink" from the moment its subscriber connection
+has a port (so that the joins never have the bench receive the whole load):
 the server still encrypts and sends every packet (its `sendto` goes through
 the loopback path up to the input hook), but no bot process wakes up for it.
 What is dropped is only media (first byte 128-191: RTP version 2) that is not
@@ -20,8 +19,10 @@ server's sender reports still arrive. The sinks' receivers then report no new
 packets (no loss either), which the server's weak-link watch reads as "too
 little to tell", not as a weak link: the report shows forwarded packets
 against what the fan-out predicts (packets in x receivers) to prove nothing
-was held back. The watchers process and count what they receive, frames
-included, to show the forwarding is real.
+was held back, and the rule's counter against what it forwarded shows the
+sinks' share did leave the server. The watchers process and count what they
+receive, frames included, to show the forwarding is real; the bench waits for
+the watchers' media only.
 
 The rule lives in the bench's network namespace: run it as root in one of
 its own (`unshare -n sh -c 'ip link set lo up && exec python -m bench.cluster ...'`).
