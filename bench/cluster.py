@@ -202,12 +202,24 @@ async def sink_on_join(lessons: list[Lesson], sinks: Sinks, options: Options) ->
         await asyncio.sleep(0.1)
 
 
+def closed_publishers(lessons: list[Lesson]) -> list[str]:
+    """Publishers whose publisher connection is no longer connected (e.g. ICE consent lost
+    while the machine starved the bench or the server)."""
+    return [
+        m.bot.id
+        for lesson in lessons
+        for m in lesson.members
+        if m.tracks and m.bot.publisher and m.bot.publisher.connectionState != "connected"
+    ]
+
+
 async def wait_for_media(lessons: list[Lesson], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while missing := missing_media(lessons):
         if time.monotonic() > deadline:
             raise BenchError(f"{len(missing)} streams without media after {timeout:.0f} s, "
-                             f"e.g. {missing[:3]}")  # fmt: skip
+                             f"e.g. {missing[:3]}; publishers' connections not connected: "
+                             f"{closed_publishers(lessons)}")  # fmt: skip
         await asyncio.sleep(0.1)
 
 
@@ -340,13 +352,7 @@ async def window(
     await asyncio.sleep(options.seconds)
     after = await snapshot(http, cluster, lessons, options.sinks)
     await lag.stop()
-    closed = [
-        m.bot.id
-        for lesson in lessons
-        for m in lesson.members
-        if m.tracks and m.bot.publisher and m.bot.publisher.connectionState != "connected"
-    ]
-    if closed:  # e.g. ICE consent lost while the machine starved the bench or the server
+    if closed := closed_publishers(lessons):
         raise BenchError(
             f"{len(closed)} publishers' connections closed in the window: {closed[:3]}"
         )
