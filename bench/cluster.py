@@ -22,6 +22,12 @@ audio and video, and after a warm-up, the bench measures for `--seconds`:
   frames delivered (marker-bit packets the bots received / frames their peers
   sent x receivers), and the bench's and the machine's CPU.
 
+With `--publishers P` only the first P bots of a lesson publish; with `--sinks`
+the media sent to all but `--watchers-per-lesson` bots per lesson is dropped by
+nftables on arrival (bench/cluster_sinks.py: the server does all its work, the
+bench is spared receiving it; run as root in a network namespace of its own);
+with `--per-worker` N workers get N times `--lessons` (bench/cluster_options.py).
+
 The scaling table compares every worker count with the first (a 1,2 run: 2
 workers against 1, measured in the same run with the same bots and media).
 Everything is bounded: setup by `--setup-timeout`, the window by `--seconds`;
@@ -30,14 +36,13 @@ the processes are stopped on exit, Ctrl-C, SIGTERM and errors.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import os
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +50,17 @@ import aiohttp
 
 from bench.bot import Bot
 from bench.cli import publish_report, run_main, run_reported
+from bench.cluster_options import Options, options_json, parse_args
 from bench.cluster_processes import ClusterProcess, Scrape, redis_server
 from bench.cluster_report import NodeFigures, RunReport, format_report, report_json
+from bench.cluster_sinks import (
+    SinkError,
+    Sinks,
+    check_nft,
+    packets_sent,
+    sinking,
+    sunk_packets,
+)
 from bench.load import machine_info
 from bench.measure import LoopLag, percentile
 from bench.preencoded import BenchMedia, PreEncodedTrack, prepare_media
@@ -55,33 +69,10 @@ from sfu.aiortc_hooks import restrict_host_addresses
 from signalling.config import DEMO_SECRET
 
 JOIN_CONCURRENCY = 6
-MAX_WORKERS = 8
-MAX_BOTS = 400
 
 
 class BenchError(RuntimeError):
     pass
-
-
-@dataclass
-class Options:
-    workers: tuple[int, ...] = (1, 2)
-    lessons: int = 8
-    per_lesson: int = 4
-    seconds: float = 20.0
-    warmup: float = 3.0
-    setup_timeout: float = 60.0
-    width: int = 320
-    height: int = 180
-    fps: int = 15
-    video_kbps: int = 150
-    json_path: str | None = None
-    quiet: bool = False
-
-    @property
-    def streams(self) -> int:
-        """Forwarded streams when everybody receives everybody else's audio and video."""
-        return self.lessons * self.per_lesson * (self.per_lesson - 1) * 2
 
 
 def _say(options: Options, message: str) -> None:
@@ -99,10 +90,13 @@ class CountedTrack(PreEncodedTrack):
 
 @dataclass
 class Member:
-    """One bot in a lesson: its tracks and the frames (marker-bit packets) it received."""
+    """One bot in a lesson: its tracks and the frames (marker-bit packets) it received.
+    `counts`: it processes what it receives (a watcher); with --sinks the others do not."""
 
     lesson_id: str
     bot: Bot
+    counts: bool = True
+    sunk: bool = False  # its media is dropped now
     tracks: list[CountedTrack] = field(default_factory=list)
     frames_received: int = 0
 
@@ -142,13 +136,16 @@ async def join_lessons(
     """K bots per lesson, each connected to its lesson's worker; each publishes at once."""
     limit = asyncio.Semaphore(JOIN_CONCURRENCY)
 
-    async def join(lesson: Lesson, user_id: str, role: str) -> None:
+    async def join(lesson: Lesson, user_id: str, role: str, index: int) -> None:
         async with limit:
             token = await journal.token(lesson.id, user_id, role)
-            member = Member(lesson.id, Bot(lesson.internal_url, token, decode=False))
+            bot = Bot(lesson.internal_url, token, decode=False)
+            member = Member(lesson.id, bot, counts=options.counts(index))
             member.bot.on_packet = member.on_packet
             lesson.members.append(member)  # before connecting: cleanup must see it
             await member.bot.connect(timeout=options.setup_timeout)
+            if not options.publishes(index):
+                return
             member.tracks = [CountedTrack(media.audio), CountedTrack(media.video)]
             await member.bot.publish(
                 [(member.tracks[0], "microphone"), (member.tracks[1], "camera")],
@@ -156,25 +153,64 @@ async def join_lessons(
             )
 
     async def join_lesson(number: int, lesson: Lesson) -> None:
-        await join(lesson, f"l{number}-t", "teacher")
+        await join(lesson, f"l{number}-t", "teacher", 0)
         for i in range(1, options.per_lesson):
-            await join(lesson, f"l{number}-s{i}", "student")
+            await join(lesson, f"l{number}-s{i}", "student", i)
 
     await asyncio.gather(*(join_lesson(n, lesson) for n, lesson in enumerate(lessons)))
 
 
-def missing_media(lessons: list[Lesson]) -> list[tuple[str, str, str]]:
-    """(receiver, publisher, kind) of every stream no packet arrived on yet."""
+def _missing(lesson: Lesson, receiver: Member) -> list[tuple[str, str, str]]:
+    """(receiver, publisher, kind) of every stream to `receiver` no packet arrived on yet."""
     missing = []
-    for lesson in lessons:
-        for receiver in lesson.members:
-            for publisher in lesson.members:
-                if publisher is receiver or publisher.bot.joined is None:
-                    continue
-                for kind in ("audio", "video"):
-                    if receiver.bot.packet_counts.get((publisher.bot.id, kind), 0) == 0:
-                        missing.append((receiver.bot.id, publisher.bot.id, kind))
+    for publisher in lesson.members:
+        if publisher is receiver or not publisher.tracks:
+            continue
+        for kind in ("audio", "video"):
+            if receiver.bot.packet_counts.get((publisher.bot.id, kind), 0) == 0:
+                missing.append((receiver.bot.id, publisher.bot.id, kind))
     return missing
+
+
+def missing_media(lessons: list[Lesson]) -> list[tuple[str, str, str]]:
+    """(receiver, publisher, kind) of every stream to a bot that counts (all of them but
+    the sinks) no packet arrived on yet."""
+    return [
+        item
+        for lesson in lessons
+        for m in lesson.members
+        if m.counts
+        for item in _missing(lesson, m)
+    ]
+
+
+async def sink_on_join(lessons: list[Lesson], sinks: Sinks, options: Options) -> None:
+    """Each sink gets the media sent to it dropped from the moment its subscriber
+    connection has a port (the bench never receives the whole load, not even while
+    joining); returns when all have."""
+    sinks_in_all = (options.per_lesson - options.watchers) * len(lessons)
+    while len(sinks.bots) < sinks_in_all:
+        ready = [
+            member
+            for lesson in lessons
+            for member in lesson.members
+            if not member.counts and not member.sunk and Bot.udp_ports(member.bot.subscriber)
+        ]
+        sinks.add([member.bot for member in ready])
+        for member in ready:
+            member.sunk = True
+        await asyncio.sleep(0.1)
+
+
+def closed_publishers(lessons: list[Lesson]) -> list[str]:
+    """Publishers whose publisher connection is no longer connected (e.g. ICE consent lost
+    while the machine starved the bench or the server)."""
+    return [
+        m.bot.id
+        for lesson in lessons
+        for m in lesson.members
+        if m.tracks and m.bot.publisher and m.bot.publisher.connectionState != "connected"
+    ]
 
 
 async def wait_for_media(lessons: list[Lesson], timeout: float) -> None:
@@ -182,7 +218,8 @@ async def wait_for_media(lessons: list[Lesson], timeout: float) -> None:
     while missing := missing_media(lessons):
         if time.monotonic() > deadline:
             raise BenchError(f"{len(missing)} streams without media after {timeout:.0f} s, "
-                             f"e.g. {missing[:3]}")  # fmt: skip
+                             f"e.g. {missing[:3]}; publishers' connections not connected: "
+                             f"{closed_publishers(lessons)}")  # fmt: skip
         await asyncio.sleep(0.1)
 
 
@@ -194,9 +231,21 @@ class Snapshot:
     supervisor_cpu: float
     bench_cpu: float
     machine_cpu: float | None
-    frames_sent: int  # by all publishers x their receivers
-    frames_received: int
+    frames_sent: int  # by all publishers x their receivers that count (watchers)
+    frames_received: int  # by the bots that count
     packets_received: int  # by all bots, every kind
+    packets_sent: int  # RTP by the publishers (aiortc's stats)
+    sunk: int  # media packets to the sinks, dropped by nftables
+
+
+def _frames_sent(lesson: Lesson) -> int:
+    """Frames the lesson's publishers sent x those of their receivers that count."""
+    counting = [m for m in lesson.members if m.counts]
+    return sum(
+        track.frames_sent * sum(1 for r in counting if r is not m)
+        for m in lesson.members
+        for track in m.tracks
+    )
 
 
 def _bench_cpu() -> float:
@@ -206,13 +255,13 @@ def _bench_cpu() -> float:
 
 
 async def snapshot(
-    http: aiohttp.ClientSession, cluster: ClusterProcess, lessons: list[Lesson]
+    http: aiohttp.ClientSession, cluster: ClusterProcess, lessons: list[Lesson], sinks: bool
 ) -> Snapshot:
     pids = cluster.worker_pids()
     records = {record.id: record for record in await cluster.nodes()}
     scrapes = {n: await cluster.scrape(http, r.internal_url) for n, r in records.items()}
     members = [m for lesson in lessons for m in lesson.members]
-    receivers = {lesson.id: len(lesson.members) - 1 for lesson in lessons}
+    sent = await packets_sent([m.bot for m in members if m.tracks])
     assert cluster.process is not None
     return Snapshot(
         at=time.monotonic(),
@@ -222,13 +271,16 @@ async def snapshot(
         supervisor_cpu=cpu_seconds(cluster.process.pid) if cluster.workers > 1 else 0.0,
         bench_cpu=_bench_cpu(),
         machine_cpu=machine_busy_seconds(),
-        frames_sent=sum(t.frames_sent * receivers[m.lesson_id] for m in members for t in m.tracks),
-        frames_received=sum(m.frames_received for m in members),
+        frames_sent=sum(_frames_sent(lesson) for lesson in lessons),
+        frames_received=sum(m.frames_received for m in members if m.counts),
         packets_received=sum(sum(m.bot.packet_counts.values()) for m in members),
+        packets_sent=sent,
+        sunk=sunk_packets() if sinks else 0,
     )
 
 
 def figures(
+    options: Options,
     workers: int,
     lessons: list[Lesson],
     before: Snapshot,
@@ -272,6 +324,9 @@ def figures(
         frames_delivered=(after.frames_received - before.frames_received) / sent if sent else None,
         received_per_second=(after.packets_received - before.packets_received) / wall,
         bench_loop_lag_p99_ms=_ms(percentile(lag.between(before.at, after.at), 99)),
+        fan_out=options.fan_out,
+        offered_per_second=(after.packets_sent - before.packets_sent) / wall,
+        sunk_per_second=(after.sunk - before.sunk) / wall,
     )
 
 
@@ -287,6 +342,47 @@ async def _leave(lessons: list[Lesson]) -> None:
     await asyncio.gather(*(leave(m) for lesson in lessons for m in lesson.members))
 
 
+async def window(
+    http: aiohttp.ClientSession, cluster: ClusterProcess, lessons: list[Lesson], options: Options
+) -> RunReport:
+    """The measured window: a snapshot before and after `options.seconds`."""
+    lag = LoopLag()
+    lag.start()
+    before = await snapshot(http, cluster, lessons, options.sinks)
+    await asyncio.sleep(options.seconds)
+    after = await snapshot(http, cluster, lessons, options.sinks)
+    await lag.stop()
+    if closed := closed_publishers(lessons):
+        raise BenchError(
+            f"{len(closed)} publishers' connections closed in the window: {closed[:3]}"
+        )
+    streams = {record.id: record.load.streams for record in await cluster.nodes()}
+    report = figures(options, cluster.workers, lessons, before, after, streams, lag)
+    report.holders = {lesson.id: await cluster.placement.holder(lesson.id) for lesson in lessons}
+    return report
+
+
+async def join_with_sinks(
+    journal: Journal, lessons: list[Lesson], media: BenchMedia, options: Options,
+    sinks: Sinks | None,
+) -> None:  # fmt: skip
+    """Join everybody and wait until all media flows; the sinks' is dropped as it does."""
+    sinker = None
+    if sinks is not None:
+        sinker = asyncio.create_task(sink_on_join(lessons, sinks, options))
+    try:
+        await asyncio.wait_for(join_lessons(journal, lessons, media, options),
+                               options.setup_timeout)  # fmt: skip
+        await wait_for_media(lessons, options.setup_timeout)
+        if sinker is not None:
+            await asyncio.wait_for(asyncio.shield(sinker), options.setup_timeout)
+    finally:
+        if sinker is not None:
+            sinker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sinker
+
+
 async def measure_cluster(
     cluster: ClusterProcess, media: BenchMedia, options: Options
 ) -> RunReport:
@@ -300,23 +396,13 @@ async def measure_cluster(
                 f"{node}: {sum(1 for lesson in lessons if lesson.node_id == node)}"
                 for node in sorted({lesson.node_id for lesson in lessons})
             ))  # fmt: skip
-            await asyncio.wait_for(join_lessons(journal, lessons, media, options),
-                                   options.setup_timeout)  # fmt: skip
-            await wait_for_media(lessons, options.setup_timeout)
-            _say(options, f"[{cluster.workers}] media flows; warm-up {options.warmup:g} s")
-            await asyncio.sleep(options.warmup)
-            lag = LoopLag()
-            lag.start()
-            before = await snapshot(http, cluster, lessons)
-            await asyncio.sleep(options.seconds)
-            after = await snapshot(http, cluster, lessons)
-            await lag.stop()
-            streams = {record.id: record.load.streams for record in await cluster.nodes()}
-            report = figures(cluster.workers, lessons, before, after, streams, lag)
-            report.holders = {
-                lesson.id: await cluster.placement.holder(lesson.id) for lesson in lessons
-            }
-            return report
+            with sinking() if options.sinks else contextlib.nullcontext() as sinks:
+                await join_with_sinks(journal, lessons, media, options, sinks)
+                _say(options, f"[{cluster.workers}] media flows "
+                              f"({len(sinks.bots) if sinks else 0} sinks); "
+                              f"warm-up {options.warmup:g} s")  # fmt: skip
+                await asyncio.sleep(options.warmup)
+                return await window(http, cluster, lessons, options)
         finally:
             await _leave(lessons)
 
@@ -330,6 +416,9 @@ async def run_workers(
             _say(options, f"[{workers}] starting urok serve --workers {workers}")
             await cluster.start(options.setup_timeout)
             report = await measure_cluster(cluster, media, options)
+            _say(options, f"[{workers}] forwarded {report.forwarded_per_second:.0f} pkt/s "
+                 f"(x{report.fan_out_ratio or 0:.3f} the fan-out of what was read), cores "
+                 + ", ".join(f"{node.cores:.2f}" for node in report.nodes))  # fmt: skip
             if not cluster.running:
                 raise ServerError(f"urok serve exited during the run:\n{cluster.log_tail()}")
             return report
@@ -340,6 +429,8 @@ async def run_workers(
 
 
 async def run_bench(options: Options) -> dict[str, Any]:
+    if options.sinks:
+        check_nft()
     restrict_host_addresses(["127.0.0.1"])
     # Short clips that loop: nothing here matches payloads, so they may repeat.
     media = await asyncio.to_thread(
@@ -355,76 +446,24 @@ async def run_bench(options: Options) -> dict[str, Any]:
     runs = []
     with tempfile.TemporaryDirectory(prefix="urok-cluster-bench-") as tmp:
         for workers in options.workers:
-            runs.append(await run_workers(workers, media, options, Path(tmp)))
+            # --per-worker: the load grows with the workers (M lessons per worker).
+            run = (
+                replace(options, lessons=options.lessons * workers)
+                if options.per_worker
+                else options
+            )
+            runs.append(await run_workers(workers, media, run, Path(tmp)))
     return report_json(options_json(options), media.describe(), machine_info(), runs)
-
-
-def options_json(options: Options) -> dict[str, Any]:
-    return {
-        "workers": list(options.workers),
-        "lessons": options.lessons,
-        "per_lesson": options.per_lesson,
-        "seconds": options.seconds,
-        "warmup": options.warmup,
-        "expected_streams": options.streams,
-    }
-
-
-def _worker_counts(text: str) -> tuple[int, ...]:
-    try:
-        counts = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: worker counts, e.g. 1,2") from None
-    if not counts or any(not 1 <= count <= MAX_WORKERS for count in counts):
-        raise argparse.ArgumentTypeError(f"worker counts are from 1 to {MAX_WORKERS}")
-    return counts
-
-
-def parse_args(argv: list[str]) -> Options:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.cluster", description=__doc__.split("\n", 1)[0]
-    )
-    parser.add_argument("--workers", type=_worker_counts, default=(1, 2))
-    parser.add_argument("--lessons", type=int, default=8)
-    parser.add_argument("--per-lesson", type=int, default=4)
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--warmup", type=float, default=3.0)
-    parser.add_argument("--setup-timeout", type=float, default=60.0)
-    parser.add_argument("--width", type=int, default=320)
-    parser.add_argument("--height", type=int, default=180)
-    parser.add_argument("--fps", type=int, default=15)
-    parser.add_argument("--video-kbps", type=int, default=150)
-    parser.add_argument("--json", dest="json_path")
-    parser.add_argument("--quiet", action="store_true")
-    args = parser.parse_args(argv)
-    if not 1 <= args.lessons or not 2 <= args.per_lesson:
-        parser.error("--lessons must be at least 1 and --per-lesson at least 2")
-    if args.lessons * args.per_lesson > MAX_BOTS:
-        parser.error(f"at most {MAX_BOTS} bots (lessons x per-lesson)")
-    if not 0 < args.seconds <= 300 or not 0 < args.setup_timeout <= 600:
-        parser.error("--seconds must be in (0, 300] and --setup-timeout in (0, 600]")
-    return Options(
-        workers=args.workers,
-        lessons=args.lessons,
-        per_lesson=args.per_lesson,
-        seconds=args.seconds,
-        warmup=max(0.0, args.warmup),
-        setup_timeout=args.setup_timeout,
-        width=args.width,
-        height=args.height,
-        fps=args.fps,
-        video_kbps=args.video_kbps,
-        json_path=args.json_path,
-        quiet=args.quiet,
-    )
 
 
 async def main(argv: list[str] | None = None) -> int:
     try:
-        options = parse_args(sys.argv[1:] if argv is None else argv)
+        options = parse_args(sys.argv[1:] if argv is None else argv, __doc__.split("\n", 1)[0])
     except SystemExit as exc:
         return int(exc.code or 0)
-    result = await run_reported(lambda: run_bench(options), "cluster bench", (BenchError,))
+    result = await run_reported(
+        lambda: run_bench(options), "cluster bench", (BenchError, SinkError)
+    )
     if isinstance(result, int):
         return result
     await publish_report(format_report(result), result, options.json_path)

@@ -15,6 +15,12 @@ Definitions (docs/performance.md, "Cluster: one machine, 1 and 2 workers"):
 - frames delivered: marker-bit packets the bots received / frames their peers
   sent x receivers, in the window, and received pkt/s next to forwarded pkt/s:
   did the machine keep up (the bench's event loop lag says whether the bots did).
+  With --sinks only the watchers count frames (bench/cluster_sinks.py);
+- forwarded against the fan-out = forwarded pkt/s / (pkt/s in x receivers per
+  track): 1.0 when every packet the server read went to every receiver, under
+  1 when it held videos back or could not keep up with its own sending;
+  offered pkt/s (what the publishers sent) against pkt/s in says whether it
+  kept up with reading.
 """
 
 from __future__ import annotations
@@ -53,6 +59,9 @@ class RunReport:
     frames_delivered: float | None
     received_per_second: float  # packets the bots received, every kind
     bench_loop_lag_p99_ms: float | None
+    fan_out: int = 0  # receivers of each published track
+    offered_per_second: float = 0.0  # RTP the publishers sent (aiortc's stats)
+    sunk_per_second: float = 0.0  # media to the sinks dropped by nftables
     holders: dict[str, str | None] = field(default_factory=dict)  # lesson -> lease holder
 
     @property
@@ -80,6 +89,16 @@ class RunReport:
     def forwarded_per_second(self) -> float:
         return sum(node.packets_out_per_second for node in self.nodes)
 
+    @property
+    def in_per_second(self) -> float:
+        return sum(node.packets_in_per_second for node in self.nodes)
+
+    @property
+    def fan_out_ratio(self) -> float | None:
+        """Forwarded / (read x receivers per track)."""
+        expected = self.in_per_second * self.fan_out
+        return self.forwarded_per_second / expected if expected > 0 else None
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         for node, figures in zip(data["nodes"], self.nodes, strict=True):
@@ -91,6 +110,8 @@ class RunReport:
             "busiest_worker_cores": self.busiest_worker_cores,
             "streams_at_full_busiest": self.streams_at_full_busiest,
             "forwarded_per_second": self.forwarded_per_second,
+            "in_per_second": self.in_per_second,
+            "fan_out_ratio": self.fan_out_ratio,
         }
         return data
 
@@ -114,6 +135,7 @@ def scaling(runs: list[RunReport]) -> list[dict[str, Any]]:
             ),
             "forwarded_per_second": _ratio(run.forwarded_per_second, base.forwarded_per_second),
             "server_cores": _ratio(run.server_cores, base.server_cores),
+            "busiest_worker_cores": _ratio(run.busiest_worker_cores, base.busiest_worker_cores),
         }
         for run in runs[1:]
     ]
@@ -156,9 +178,14 @@ def _node_rows(run: dict[str, Any]) -> list[str]:
 
 def format_report(data: dict[str, Any]) -> str:
     options, machine = data["options"], data["machine"]
+    watchers = options.get("watchers_per_lesson")
+    sinks = f", {watchers} watching, the others sinks" if options.get("sinks") else ""
+    per_worker = " per worker" if options.get("per_worker") else ""
     out = [
-        f"cluster bench: {options['lessons']} lessons x {options['per_lesson']} participants "
-        f"({options['expected_streams']} streams), window {options['seconds']:g} s, "
+        f"cluster bench: {options['lessons']} lessons{per_worker} x {options['per_lesson']} "
+        "participants "
+        f"({options.get('publishers_per_lesson', options['per_lesson'])} publishing{sinks}"
+        f"; {options['expected_streams']} streams), window {options['seconds']:g} s, "
         f"workers {','.join(map(str, options['workers']))}",
         f"machine: {machine['cpus']} CPUs, {machine['cpu_model']}; media: {data['media']}",
         "",
@@ -186,12 +213,25 @@ def format_report(data: dict[str, Any]) -> str:
             f"| {run['bench_cores']:.2f} ({_num(run['bench_loop_lag_p99_ms'], '.0f')} ms) "
             f"| {_num(run['machine_cores'], '.2f')} |"
         )
+    out += [
+        "",
+        "| workers | offered pkt/s | pkt/s in | forwarded pkt/s | forwarded / (in x "
+        f"{options.get('fan_out', 'n/a')}) | dropped to sinks pkt/s |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for run in data["runs"]:
+        out.append(
+            f"| {run['workers']} | {run['offered_per_second']:.0f} | {run['in_per_second']:.0f} "
+            f"| {run['forwarded_per_second']:.0f} | {_num(run['fan_out_ratio'], '.3f')} "
+            f"| {run['sunk_per_second']:.0f} |"
+        )
     for row in data["scaling"]:
         out.append(
             f"\n{row['workers']} workers against {row['against']}: streams/core "
             f"x{_num(row['streams_per_core'], '.2f')}, streams at one core for the busiest "
             f"worker x{_num(row['streams_at_full_busiest'], '.2f')}, forwarded packets/s "
             f"x{_num(row['forwarded_per_second'], '.2f')}, server cores "
-            f"x{_num(row['server_cores'], '.2f')}"
+            f"x{_num(row['server_cores'], '.2f')}, busiest worker's cores "
+            f"x{_num(row['busiest_worker_cores'], '.2f')}"
         )
     return "\n".join(out)

@@ -3,6 +3,7 @@ path, as after a network change or during a blip on a pupil's link."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -27,3 +28,18 @@ def dropping(name: str, matches: list[str]) -> Iterator[None]:
         yield
     finally:
         subprocess.run(["nft", "delete", "table", "inet", table], check=False)
+
+
+def dropped_packets(name: str) -> int:
+    """Packets dropped so far by the rules of `dropping(name, ...)` in this process that
+    end in `counter` (0 if there are none)."""
+    table = f"urok_{name}_{os.getpid()}"
+    listing = subprocess.run(
+        ["nft", "-j", "list", "table", "inet", table], capture_output=True, text=True, check=True
+    ).stdout
+    total = 0
+    for item in json.loads(listing)["nftables"]:
+        for expression in item.get("rule", {}).get("expr", []):
+            if "counter" in expression:
+                total += int(expression["counter"]["packets"])
+    return total
