@@ -33,9 +33,8 @@ percent-encoded, so a ':' in an id can never make two keys collide):
     call:<id>:attendance:order        sorted set: user id, score = first-join order
     call:<id>:polls..., :poll:..., :restart:...  rooms/store_redis_polls.py, _restart.py
 
-Atomicity: every write is one Lua script (rooms/redis_scripts.py) or one command.
-The client decodes responses (str), which redis-py's types cannot know: hence casts.
-Lifetime: see expire_call, and the scripts' FOLLOW (rooms/redis_scripts.py).
+Atomicity: every write is one Lua script (rooms/redis_scripts.py) or one command. Lifetime:
+expire_call and the scripts' FOLLOW. Responses are str (rooms/redis_client.py): hence casts.
 """
 
 from __future__ import annotations
@@ -59,6 +58,7 @@ from rooms.model import (
     ParticipantRecord,
     RecordingRecord,
 )
+from rooms.redis_client import redis_client
 from rooms.store import Store, check_update
 from rooms.store_redis_polls import dumps as _dumps
 from rooms.store_redis_restart import RedisRestartState
@@ -90,7 +90,7 @@ class RedisStore(RedisRestartState, Store):
         if client is None:
             if url is None:
                 raise ValueError("RedisStore needs a url or a client")
-            client = aioredis.from_url(url, decode_responses=True)
+            client = redis_client(url)
         self._redis: aioredis.Redis = client
         self._prefix = prefix
         register = self._redis.register_script
