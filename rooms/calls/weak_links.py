@@ -47,6 +47,7 @@ from rooms.calls.video_rates import VideoRates
 from rooms.hold_back import HoldPlanner, HoldSettings
 from rooms.layer_fit import FitSettings, FitVideo, LayerFit
 from rooms.link_quality import DownlinkSample, LinkJudge, Quality, QualityThresholds
+from rooms.queue_delay import QueueDelay
 from sfu.transport import SubscriberTransport
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,12 @@ CONGESTED_AFTER = 1.0
 # Loss at least this share of what was sent: what the link carried (sent less lost) is
 # what the estimate's plan may cut to at once (rooms/layer_fit.py `carried_bps`).
 CARRIED_AFTER_LOSS = 0.1
+# While the link's queue grows, what it carries is taken for this share of what is
+# forwarded (the plan then fits under it: rooms/layer_fit.py `carried_margin`).
+QUEUE_CARRIED = 0.95
+# A queue judged growing this many samples in a row holds back (one is enough just
+# after a step up: rooms/queue_delay.py).
+QUEUE_SAMPLES = 2
 # Least important first: what a weak link stops getting first.
 RANK_PUPIL_CAMERA, RANK_HOST_CAMERA, RANK_SCREEN = 0, 1, 2
 
@@ -75,6 +82,8 @@ class SubscriberLink:
     sampler: DownlinkSampler = field(default_factory=DownlinkSampler)
     told: dict[str, Any] | None = None  # the last message the person got
     told_hosts: Quality = Quality.GOOD
+    paced_drops: int = 0  # the pacer's count of dropped video at the last round
+    queue: QueueDelay = field(default_factory=QueueDelay)  # its round trips
 
     @property
     def held(self) -> list[str]:
@@ -159,10 +168,28 @@ class WeakLinks:
             videos = self._fit_videos(participant, subscriber, sending, now)
             congested = weak_for >= CONGESTED_AFTER
             carried = _carried(sample, videos, link.fit)
+            paced = _paced(subscriber, link)
+            if paced is not None:  # the pacer could not send it all: that is congestion
+                congested = True
+                carried = paced if carried is None else min(carried, paced)
+            queue = link.queue
+            if sample is not None:
+                queue.observe(sample.rtt_median, now, sample.rtt_peak)
+            if (queue.building and queue.run >= QUEUE_SAMPLES) or (
+                queue.peaked and link.fit.probing(now)
+            ):
+                # The link's queue grows (a step up it cannot carry, before it loses
+                # anything): back below what is forwarded, and no faster from the pacer.
+                congested = True
+                queued = QUEUE_CARRIED * sum(v.bps(link.fit.layer(v)) for v in videos)
+                carried = queued if carried is None else min(carried, queued)
+                subscriber.bandwidth.on_queue_growing()
             link.fit.step(now, estimate, videos, present, congested, clean_for, carried)
             # Paced by the estimate only while the link is known to be short: a
             # receiver short of CPU says far too little (see CONGESTED_AFTER).
-            subscriber.pace_by_estimate(congested or bool(link.fit.held))
+            subscriber.pace_by_estimate(
+                congested or bool(link.held) or link.judge.quality is not Quality.GOOD
+            )
         self._apply(link, subscriber, participant)
         await self._tell(participant, link)
 
@@ -315,6 +342,16 @@ class WeakLinks:
                         **_levels(link.told_hosts),
                     },
                 )
+
+
+def _paced(subscriber: SubscriberTransport, link: SubscriberLink) -> float | None:
+    """What the pacer sends of the video at most, when it had to drop some since the
+    last round (its queue grew past its limit: more was forwarded than it may send)."""
+    pacer = subscriber.pacer
+    dropped, link.paced_drops = pacer.dropped_video - link.paced_drops, pacer.dropped_video
+    if dropped <= 0 or pacer.estimate_bps is None:
+        return None
+    return pacer.pacing_bps
 
 
 def _carried(sample: DownlinkSample | None, videos: list[FitVideo], fit: LayerFit) -> float | None:
