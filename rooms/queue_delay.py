@@ -31,9 +31,11 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class QueueDelaySettings:
-    threshold: float = 0.010  # seconds of round trip above the floor: a queue of 10 ms
+    # Seconds of round trip above the floor: a queue of 20 ms (a filling one: 50-150 ms;
+    # a server at load 10 delays some reports by 10-20 ms on a link that is fine).
+    threshold: float = 0.020
     # The longest round trip of a sample, just after a step up, is noisier (one late
-    # report): it says so from this far above the floor (a filling queue: 50-150 ms).
+    # report): it says so from this far above the floor.
     peak_threshold: float = 0.030
     floor_seconds: float = 30.0  # the floor is the shortest round trip this long back
 

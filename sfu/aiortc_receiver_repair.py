@@ -63,7 +63,7 @@ class LossRepair:
         self.max_retries = max_retries
         self._asked: dict[int, tuple[float, int]] = {}  # seq: (first missed, times asked)
         self._stuck: tuple[int, float] | None = None  # (the origin at a hole, since)
-        self._pli_at = 0.0
+        self._pli_at = float("-inf")
         self.renacked = 0
         self.skipped = 0
 
