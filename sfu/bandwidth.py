@@ -75,6 +75,7 @@ class EstimatorSettings:
     delivered_windows: int = 3
     # A window without loss raises the bound to at least this many times what was sent.
     clean_headroom: float = 1.2
+    queue_cut: float = 0.15  # at most this share off the bound when the queue grows
 
 
 @dataclass
@@ -136,10 +137,15 @@ class BandwidthEstimator:
 
     def on_queue_growing(self) -> None:
         """The link's queue is growing (its round trip is, as rooms/ judges it): it
-        carries no more than is sent now, whatever the bound had grown to."""
+        carries no more than is sent now, whatever the bound had grown to, but one
+        such judgement takes at most `queue_cut` off (what was sent in the pacer's
+        last half second can be far below what the link carries)."""
         sent = max(self.settings.min_bps, self._sent_bps())
         bound = self.loss_bound_bps
-        self.loss_bound_bps = sent if bound is None else min(bound, sent)
+        if bound is None:
+            self.loss_bound_bps = sent
+        elif sent < bound:
+            self.loss_bound_bps = max(sent, bound * (1 - self.settings.queue_cut))
 
     def forget_stream(self, ssrc: int) -> None:
         self._streams.pop(ssrc, None)

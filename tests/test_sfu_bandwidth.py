@@ -170,6 +170,9 @@ def test_a_growing_queue_holds_the_bound_to_what_is_sent() -> None:
     sent.bps = 900_000
     estimator.on_queue_growing()  # never raises it
     assert estimator.loss_bound_bps == 800_000
+    sent.bps = 100_000  # a quiet half second: 15 % off at most, each time
+    estimator.on_queue_growing()
+    assert estimator.loss_bound_bps == pytest.approx(680_000)
 
 
 def test_with_remb_the_loss_bound_does_not_count() -> None:
