@@ -184,6 +184,11 @@ class LayerFit:
         )
         self._room_since = _since(self._room_since, now) if room else None
 
+    def doubt(self) -> None:
+        """The last step up is not confirmed (its link's queue grows a little): the
+        next waits `resume_after` again, one step."""
+        self._doubted = True
+
     def probing(self, now: float) -> bool:
         """A step up was the last change, within `probe_window`: not yet known to hold."""
         resumed = self._resumed_at

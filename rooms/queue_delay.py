@@ -49,6 +49,7 @@ class QueueDelay:
         self.building = False
         self.run = 0  # samples in a row that said it is building
         self.peaked = False  # the longest round trip of the last sample said so
+        self.rising = False  # half way there: not enough to act on, too much to go on
 
     @property
     def floor(self) -> float | None:
@@ -61,12 +62,13 @@ class QueueDelay:
         while samples and now - samples[0][0] > self.settings.floor_seconds:
             samples.popleft()
         if rtt is None:
-            self.building, self.peaked, self.run = False, False, 0
+            self.building, self.peaked, self.rising, self.run = False, False, False, 0
             return False
         floor = self.floor
         samples.append((now, rtt))
         limit = None if floor is None else floor + self.settings.threshold
         self.building = limit is not None and rtt >= limit
+        self.rising = floor is not None and rtt >= floor + self.settings.threshold / 2
         self.peaked = (
             floor is not None and peak is not None and peak >= floor + self.settings.peak_threshold
         )

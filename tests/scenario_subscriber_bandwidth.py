@@ -67,6 +67,14 @@ class HoldLog:
         """Held at some sample within [start - 0.2, end] (the sampling's slack)."""
         return any(producer in held for at, held in self.samples if start - 0.2 <= at <= end)
 
+    def changes(self, since: float) -> list[tuple[float, int]]:
+        """When how many were held back, from `since` on (seconds after it)."""
+        out: list[tuple[float, int]] = []
+        for at, held in self.samples:
+            if not out or out[-1][1] != len(held):
+                out.append((round(at - since, 1), len(held)))
+        return out
+
     async def stop(self) -> None:
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
@@ -165,7 +173,9 @@ async def scenario(
     print(
         f"on {RATE_KBIT} kbit/s: downlink {downlink_kbit:.0f} kbit/s, audio loss "
         f"{100 * audio_loss:.2f} % of {received2 - received:.0f}, held {len(held)} of "
-        f"{PUBLISHERS}, freezes {frozen}"
+        f"{PUBLISHERS}, freezes (s after the first frame) "
+        f"{[(p, round(a - started, 1), round(b - started, 1)) for p, a, b in frozen]}, "
+        f"held back (s: how many) {holds.changes(started)}"
     )
     assert held, "nothing held back: the link was not the bottleneck"
     assert len(held) < PUBLISHERS, "every video held back"

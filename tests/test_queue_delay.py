@@ -11,7 +11,7 @@ def test_round_trips_well_above_their_floor_say_the_queue_grows() -> None:
     assert queue.observe(0.150, 0.0) is False  # the first: no floor to compare with yet
     assert queue.observe(0.002, 1.0) is False
     assert queue.floor == 0.002
-    assert queue.observe(0.015, 2.0) is False  # 13 ms of queue: not yet
+    assert queue.observe(0.015, 2.0) is False and queue.rising  # 13 ms of queue: not yet
     assert queue.observe(0.030, 3.0) is True and queue.run == 1
     assert queue.observe(0.060, 4.0) is True and queue.run == 2
     assert queue.observe(0.003, 5.0) is False and queue.run == 0  # drained

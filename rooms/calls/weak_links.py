@@ -72,6 +72,11 @@ QUEUE_CARRIED = 0.95
 # after a step up: rooms/queue_delay.py). Three: at load 8 this machine's round trips
 # on a 20 Mbit/s link jumped to 46-62 ms for a second or two now and then.
 QUEUE_SAMPLES = 3
+# Loss this heavy in a sample is congestion at once (the judge waits for two samples).
+HEAVY_LOSS = 0.25
+# Just after a step up, NACKs for more than this share of the video sent undo it (loss
+# the step brought on: the NACKs come at once, the reports' loss a second later).
+PROBE_NACKS = 0.01
 # Least important first: what a weak link stops getting first.
 RANK_PUPIL_CAMERA, RANK_HOST_CAMERA, RANK_SCREEN = 0, 1, 2
 
@@ -171,24 +176,9 @@ class WeakLinks:
             weak_for, clean_for = link.judge.weak_for(now), link.judge.clean_for(now)
             link.planner.step(now, weak_for, clean_for, sending, present=present)
             videos = self._fit_videos(participant, subscriber, sending, now)
-            congested = weak_for >= CONGESTED_AFTER
-            carried = _carried(sample, videos, link.fit)
-            paced = _paced(subscriber, link)
-            if paced is not None:  # the pacer could not send it all: that is congestion
-                congested = True
-                carried = paced if carried is None else min(carried, paced)
-            queue = link.queue
-            if sample is not None:
-                queue.observe(sample.rtt_median, now, sample.rtt_peak)
-            if (queue.building and queue.run >= QUEUE_SAMPLES) or (
-                queue.peaked and link.fit.probing(now)
-            ):
-                # The link's queue grows (a step up it cannot carry, before it loses
-                # anything): back below what is forwarded, and no faster from the pacer.
-                congested = True
-                queued = QUEUE_CARRIED * sum(v.bps(link.fit.layer(v)) for v in videos)
-                carried = queued if carried is None else min(carried, queued)
-                subscriber.bandwidth.on_queue_growing()
+            congested, carried = _measured(
+                link, subscriber, sample, videos, now, weak_for >= CONGESTED_AFTER
+            )
             link.fit.step(now, estimate, videos, present, congested, clean_for, carried)
             # Paced by the estimate only while the link is known to be short: a
             # receiver short of CPU says far too little (see CONGESTED_AFTER).
@@ -347,6 +337,45 @@ class WeakLinks:
                         **_levels(link.told_hosts),
                     },
                 )
+
+
+def _measured(
+    link: SubscriberLink,
+    subscriber: SubscriberTransport,
+    sample: DownlinkSample | None,
+    videos: list[FitVideo],
+    now: float,
+    congested: bool,
+) -> tuple[bool, float | None]:
+    """Whether the link is congested, and what it was measured to carry (None: not
+    measured): heavy loss (at once when a quarter or more: no need to wait for the
+    judge), the pacer's drops, a growing queue, or, just after a step up, any loss."""
+    carried = _carried(sample, videos, link.fit)
+    if carried is not None and sample is not None and (sample.loss or 0.0) >= HEAVY_LOSS:
+        congested = True
+    paced = _paced(subscriber, link)
+    if paced is not None:  # the pacer could not send it all: that is congestion
+        congested = True
+        carried = paced if carried is None else min(carried, paced)
+    queue = link.queue
+    if sample is not None:
+        queue.observe(sample.rtt_median, now, sample.rtt_peak)
+    probing = link.fit.probing(now)
+    if probing and queue.rising:
+        link.fit.doubt()  # no more steps up on top of this one for now
+    lossy = sample is not None and sample.nacked > PROBE_NACKS * max(1, sample.video_sent)
+    if (
+        (queue.building and queue.run >= QUEUE_SAMPLES)
+        or (probing and queue.peaked)
+        or (probing and lossy)
+    ):
+        # The link's queue grows (a step up it cannot carry, before it loses
+        # anything): back below what is forwarded, and no faster from the pacer.
+        congested = True
+        queued = QUEUE_CARRIED * sum(v.bps(link.fit.layer(v)) for v in videos)
+        carried = queued if carried is None else min(carried, queued)
+        subscriber.bandwidth.on_queue_growing()
+    return congested, carried
 
 
 def _paced(subscriber: SubscriberTransport, link: SubscriberLink) -> float | None:
