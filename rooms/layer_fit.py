@@ -45,6 +45,8 @@ class FitSettings:
     # On over-use a receive-side estimator says 0.85 of what arrived: what the link
     # carried is the estimate / this, and only videos above that are "over".
     overuse_ratio: float = 0.85
+    # The most important video is never held back whole (at its lowest layer it stays).
+    keep_most_important: bool = True
     # A cut to what the link carried leaves this share of it to the videos: the rest is
     # for their keyframes, audio and retransmissions (the link's queue is small).
     carried_margin: float = 0.75
@@ -275,7 +277,8 @@ class LayerFit:
             self.caps[lower.producer_id] = self.layer(lower) - 1
             return True
         free = next((v.producer_id for v in videos if v.producer_id not in self.held), None)
-        if free is None or free == videos[-1].producer_id:
+        last = videos[-1].producer_id if self.settings.keep_most_important else None
+        if free is None or free == last:
             return False  # the most important video stays (at its lowest layer)
         self.held.append(free)
         return True
