@@ -5,7 +5,10 @@
 bench/weak_link.py runs it on a test host (bench/links.py), so that everything it
 receives crosses that host's link. It joins with the token, publishes nothing,
 and decodes everything it receives as a client would: aiortc's own receivers
-(jitter buffer, decoder, NACK and PLI on loss). It reads commands on stdin,
+(jitter buffer, decoder, NACK and PLI on loss), which ask again for what is still
+missing and skip a hole they cannot fill to the next keyframe, as a browser does
+(sfu/aiortc_receiver_repair.py; aiortc alone asks once and then holds the video
+back for 512 packets). It reads commands on stdin,
 one a line, and answers each with one JSON line on stdout:
 
 - `stats`: {"audio": {...}, "video": {...}} cumulative since joining: packets
@@ -37,6 +40,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from bench.bot import Bot
 from sfu.aiortc_hooks import inbound_streams
+from sfu.aiortc_receiver_repair import repair_losses
 
 # A gap between two frames longer than this is a freeze (as in the test bed).
 GAP_SECONDS = 1.0
@@ -65,6 +69,7 @@ class DecodingSubscriber:
         self._readers: dict[int, asyncio.Task[None]] = {}
         self.tracks: dict[str, TrackFrames] = {}  # by the mid of the track's m-section
         self._watcher: asyncio.Task[None] | None = None
+        self._repairs: list[asyncio.Future[None]] = []
 
     async def start(self) -> str:
         await self.bot.connect()
@@ -83,6 +88,10 @@ class DecodingSubscriber:
                             transceiver.mid or str(id(track)), TrackFrames(track.kind)
                         )
                         self._readers[id(track)] = asyncio.ensure_future(self._read(track, counted))
+                        if track.kind == "video":  # asks again, skips to keyframes: a browser's
+                            self._repairs.append(
+                                asyncio.ensure_future(repair_losses(transceiver.receiver))
+                            )
             await asyncio.sleep(0.2)
 
     async def _read(self, track: MediaStreamTrack, counted: TrackFrames) -> None:
@@ -106,7 +115,9 @@ class DecodingSubscriber:
         return out
 
     async def close(self) -> None:
-        tasks = [t for t in (self._watcher, *self._readers.values()) if t is not None]
+        tasks = [
+            t for t in (self._watcher, *self._readers.values(), *self._repairs) if t is not None
+        ]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -22,7 +22,7 @@ seconds; a long clean spell resets it.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rooms.layer_fit import FitSettings, FitVideo, LayerFit
 
@@ -126,7 +126,8 @@ class EstimateFit:
     """
 
     def __init__(self, settings: FitSettings | None = None) -> None:
-        self.plan = LayerFit(settings)
+        # Whole videos, every one of which may go (as it always did).
+        self.plan = LayerFit(replace(settings or FitSettings(), keep_most_important=False))
 
     @property
     def settings(self) -> FitSettings:

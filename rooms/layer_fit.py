@@ -45,6 +45,11 @@ class FitSettings:
     # On over-use a receive-side estimator says 0.85 of what arrived: what the link
     # carried is the estimate / this, and only videos above that are "over".
     overuse_ratio: float = 0.85
+    # The most important video is never held back whole (at its lowest layer it stays).
+    keep_most_important: bool = True
+    # A cut to what the link carried leaves this share of it to the videos: the rest is
+    # for their keyframes, audio and retransmissions (the link's queue is small).
+    carried_margin: float = 0.75
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,8 @@ class LayerFit:
         self._room_since: float | None = None
         self._changed_at: float | None = None
         self._resumed_at: float | None = None
+        self._ramp = 1  # steps up the next confirmed step up takes
+        self._doubted = False  # congestion seen since the last step up
 
     def layer(self, video: FitVideo) -> int:
         """The layer the plan forwards of `video` (HELD: none)."""
@@ -97,48 +104,101 @@ class LayerFit:
         carried_bps: float | None = None,
     ) -> bool:
         """Update `held` and `caps`; True when either changed. `videos`: those that
-        may be planned, least important first (those sending); `present`: every
-        video the subscriber has (default: `videos`' ids), a plan for one gone is
-        forgotten. An unknown estimate (None) has room for everything.
-        `congested`: the link's reports say it is weak now; an estimate below the
-        videos steps nothing down without that (a receiver short of CPU reports
-        a low estimate on a link that is fine). `clean_for`: how long they have
-        said it is clean; that long past `resume_after` is room too. `carried_bps`:
-        what the link delivered of the video by its receiver reports (what was sent
-        less what they say was lost), when they say much was lost: going over it,
-        the step down takes as many steps as it takes to fit it at once (a link
-        that loses half of what it gets freezes every video until then; unlike an
-        estimate, loss measured is no opinion)."""
+        may be planned, least important first (those sending); `present`: every video
+        the subscriber has (default: `videos`' ids). An unknown estimate (None) has
+        room for everything. `congested`: the link is weak now (without it a low
+        estimate steps nothing down: a receiver short of CPU says far too little).
+        `clean_for`: how long the link has been clean; that long past `resume_after`
+        is room too. `carried_bps`: what the link carried, measured (loss, a growing
+        queue, the pacer's drops): over it, the plan fits under it at once."""
         settings = self.settings
         changed = self._forget_gone([v.producer_id for v in videos] if present is None else present)
         forwarded = sum(video.bps(self.layer(video)) for video in videos)
         budget = float("inf") if estimate_bps is None else estimate_bps
         carried = float("inf") if carried_bps is None else carried_bps
-        over = forwarded > min(budget, carried) / settings.overuse_ratio and congested
+        over = congested and (forwarded > budget / settings.overuse_ratio or forwarded > carried)
         upward = self._step_up_candidate(videos, budget - forwarded)
-        room = upward is not None and (
-            forwarded + upward[1] <= budget or budget >= settings.probe_ratio * forwarded
-        )
-        self._over_since = _since(self._over_since, now) if over else None
-        self._room_since = _since(self._room_since, now) if room else None
+        self._observe(now, over, forwarded > carried, upward, forwarded, budget)
         resumed = self._resumed_at
         if resumed is not None and now - resumed > settings.probe_window:
             self.resume_after = settings.resume_after  # the last step up held
             self._resumed_at = None
+        if congested:
+            self._doubted = True  # the last step up is not confirmed
+        probing = self._resumed_at is not None and self._resumed_at == self._changed_at
         if self._changed_at is not None and now - self._changed_at < settings.settle_seconds:
-            return changed
+            if not (probing and over and forwarded > carried):  # a step up too many: undo now
+                return changed
         if self._over_since is not None and now - self._over_since >= settings.over_for:
-            return self._step_down(now, videos, carried / settings.overuse_ratio) or changed
+            # One step by the estimate (it may be far too low); to fit at once by loss.
+            fits = carried * settings.carried_margin
+            return self._step_down(now, videos, fits) or changed
+        if upward is None:
+            return changed
+        roomy = self._room_since is not None and now - self._room_since >= self.resume_after
+        steps = self._steps_up(now, clean_for, congested, roomy)
+        if steps == 0:
+            return changed
+        self._step_up(upward[0], videos)
+        for _ in range(steps - 1):  # a ramp: the last step up held
+            more = self._step_up_candidate(videos, 0.0)
+            if more is None:
+                break
+            self._step_up(more[0], videos)
+        while roomy and (more_id := self._fitting_step_up(videos, budget)) is not None:
+            self._step_up(more_id, videos)  # the estimate has room for several: all at once
+        self._changed_at = self._resumed_at = now
+        self._room_since = None
+        self._doubted = False
+        return True
+
+    def _steps_up(self, now: float, clean_for: float, congested: bool, roomy: bool) -> int:
+        """How many steps up to take now (0: none). A step up that has held for
+        `settle_seconds` with the link clean (its queue did not grow, nothing was
+        lost) is followed at once by as many again, then twice as many (`_ramp`:
+        1, 1, 2, 4...): a link that was lifted gets its videos back in a few
+        steps, not one per `resume_after`."""
         since_change = now - self._changed_at if self._changed_at is not None else clean_for
-        clean = upward is not None and min(clean_for, since_change) >= self.resume_after
-        if upward is not None and (
-            clean or (self._room_since is not None and now - self._room_since >= self.resume_after)
-        ):
-            self._step_up(upward[0], videos)
-            self._changed_at = self._resumed_at = now
-            self._room_since = None
-            return True
-        return changed
+        if self._resumed_at is not None and not self._doubted and clean_for >= since_change:
+            steps, self._ramp = self._ramp, 2 * self._ramp
+            return steps
+        if roomy or min(clean_for, since_change) >= self.resume_after:
+            self._ramp = 1  # then 1, 2, 4...: a link just short of one more finds out
+            return 1
+        return 0
+
+    def _observe(
+        self,
+        now: float,
+        over: bool,
+        measured: bool,
+        upward: tuple[str, float] | None,
+        forwarded: float,
+        budget: float,
+    ) -> None:
+        """Since when it has been over, and since when the estimate has had room."""
+        settings = self.settings
+        self._over_since = _since(self._over_since, now) if over else None
+        if over and measured:  # loss or a growing queue, not an opinion: no need to wait
+            self._over_since = now - settings.over_for
+        room = upward is not None and (
+            forwarded + upward[1] <= budget or budget >= settings.probe_ratio * forwarded
+        )
+        self._room_since = _since(self._room_since, now) if room else None
+
+    def doubt(self) -> None:
+        """The last step up is not confirmed (its link's queue grows a little): the
+        next waits `resume_after` again, one step."""
+        self._doubted = True
+
+    def probing(self, now: float) -> bool:
+        """A step up was the last change, within `probe_window`: not yet known to hold."""
+        resumed = self._resumed_at
+        return (
+            resumed is not None
+            and resumed == self._changed_at
+            and now - resumed <= self.settings.probe_window
+        )
 
     def _forget_gone(self, present: Collection[str]) -> bool:
         kept = [producer for producer in self.held if producer in present]
@@ -171,6 +231,14 @@ class LayerFit:
         _, producer, added = max(fitting or steps)
         return producer, added
 
+    def _fitting_step_up(self, videos: Sequence[FitVideo], budget: float) -> str | None:
+        """The next step up when it fits in `budget` with what is forwarded now."""
+        forwarded = sum(video.bps(self.layer(video)) for video in videos)
+        upward = self._step_up_candidate(videos, budget - forwarded)
+        if upward is None or forwarded + upward[1] > budget:
+            return None
+        return upward[0]
+
     def _step_up(self, producer_id: str, videos: Sequence[FitVideo]) -> None:
         if self.held and self.held[-1] == producer_id:
             self.held.pop()
@@ -198,6 +266,7 @@ class LayerFit:
         if self._resumed_at is not None and now - self._resumed_at <= self.settings.probe_window:
             self.resume_after = min(2 * self.resume_after, self.settings.max_resume_after)
         self._resumed_at = None
+        self._ramp = 1
         self._changed_at = now
         self._over_since = self._room_since = None
         return True
@@ -208,8 +277,9 @@ class LayerFit:
             self.caps[lower.producer_id] = self.layer(lower) - 1
             return True
         free = next((v.producer_id for v in videos if v.producer_id not in self.held), None)
-        if free is None:
-            return False
+        last = videos[-1].producer_id if self.settings.keep_most_important else None
+        if free is None or free == last:
+            return False  # the most important video stays (at its lowest layer)
         self.held.append(free)
         return True
 

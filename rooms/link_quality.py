@@ -78,6 +78,10 @@ class DownlinkSample:
     keyframe_requests: int = 0  # PLI/FIR
     video_streams: int = 0  # video streams being forwarded to them now
     rtt: float | None = None  # the longest round trip reported in the interval, seconds
+    # The median of the last round trips measured (not smoothed) of the streams that
+    # reported: every stream crosses the link's one queue (rooms/queue_delay.py).
+    rtt_median: float | None = None
+    rtt_peak: float | None = None  # and the longest of them
 
     @property
     def loss(self) -> float | None:

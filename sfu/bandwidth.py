@@ -70,6 +70,12 @@ class EstimatorSettings:
     loss_bound_headroom: float = 2.0
     loss_bound_slack_bps: float = 500_000
     min_bps: float = 64_000
+    # The bound after heavy loss: the median of what the link delivered in this many of
+    # the last windows with heavy loss.
+    delivered_windows: int = 3
+    # A window without loss raises the bound to at least this many times what was sent.
+    clean_headroom: float = 1.2
+    queue_cut: float = 0.15  # at most this share off the bound when the queue grows
 
 
 @dataclass
@@ -97,6 +103,9 @@ class BandwidthEstimator:
         self.loss = 0.0  # pooled video loss of the last complete window
         self._streams: dict[int, _StreamLoss] = {}
         self._window_start: float | None = None
+        self._delivered: list[float] = []  # in the last windows with heavy loss
+        self._sent_sum = 0.0
+        self._sent_samples = 0
         self._bound_at = 0.0
 
     # ------------------------------------------------------------------ input
@@ -114,6 +123,8 @@ class BandwidthEstimator:
             self._window_start = self._bound_at = now
         elif now - self._window_start >= self.settings.loss_window:
             self._close_window(now)  # this report starts the next one
+        self._sent_sum += self._sent_bps()  # what was sent over the window, sampled
+        self._sent_samples += 1
         stream = self._streams.get(ssrc)
         if stream is None:
             self._streams[ssrc] = _StreamLoss(highest_sequence)
@@ -123,6 +134,18 @@ class BandwidthEstimator:
                 stream.highest_sequence = highest_sequence
                 stream.covered += covered
                 stream.lost += covered * fraction_lost / 256
+
+    def on_queue_growing(self) -> None:
+        """The link's queue is growing (its round trip is, as rooms/ judges it): it
+        carries no more than is sent now, whatever the bound had grown to, but one
+        such judgement takes at most `queue_cut` off (what was sent in the pacer's
+        last half second can be far below what the link carries)."""
+        sent = max(self.settings.min_bps, self._sent_bps())
+        bound = self.loss_bound_bps
+        if bound is None:
+            self.loss_bound_bps = sent
+        elif sent < bound:
+            self.loss_bound_bps = max(sent, bound * (1 - self.settings.queue_cut))
 
     def forget_stream(self, ssrc: int) -> None:
         self._streams.pop(ssrc, None)
@@ -156,6 +179,11 @@ class BandwidthEstimator:
                 remb = None
         return self.loss_bound_bps if remb is None else remb
 
+    def delivered_bps(self, now: float) -> float | None:
+        """What the link's reports say it carries of the video (the loss bound), whether
+        or not a REMB is fresh (None: no heavy loss seen yet)."""
+        return self.loss_bound_bps
+
     # ------------------------------------------------------------------ the loss bound
 
     def _close_window(self, now: float) -> None:
@@ -164,19 +192,30 @@ class BandwidthEstimator:
         for stream in self._streams.values():
             stream.covered, stream.lost = 0, 0.0
         self._window_start = now
+        sent = self._sent_sum / max(1, self._sent_samples)
+        self._sent_sum, self._sent_samples = 0.0, 0
         if covered == 0:
             return
         self.loss = lost / covered
-        self._update_bound(now)
+        self._update_bound(now, sent)
 
-    def _update_bound(self, now: float) -> None:
+    def _update_bound(self, now: float, sent: float) -> None:
+        """`sent`: what was sent over the window the loss is of."""
         settings = self.settings
         elapsed, self._bound_at = now - self._bound_at, now
-        sent = self._sent_bps()
         if self.loss > settings.loss_high:
-            base = sent if self.loss_bound_bps is None else self.loss_bound_bps
-            self.loss_bound_bps = max(settings.min_bps, base * (1 - self.loss / 2))
+            # A link that loses this much is full: what it delivered is what it carries.
+            # The median of the last few such windows: reports lag what is sent, so
+            # one window just after a cut shows the loss of before with the rate of after.
+            self._delivered.append(sent * (1 - self.loss))
+            del self._delivered[: -settings.delivered_windows]
+            median = sorted(self._delivered)[len(self._delivered) // 2]
+            self.loss_bound_bps = max(settings.min_bps, median)
         elif self.loss < settings.loss_low and self.loss_bound_bps is not None:
-            raised = self.loss_bound_bps * (1 + settings.increase_per_second) ** elapsed
+            # Carried without loss: the link has at least that, and may have more.
+            raised = max(
+                self.loss_bound_bps * (1 + settings.increase_per_second) ** elapsed,
+                sent * settings.clean_headroom,
+            )
             ceiling = settings.loss_bound_headroom * sent + settings.loss_bound_slack_bps
             self.loss_bound_bps = max(self.loss_bound_bps, min(raised, ceiling))

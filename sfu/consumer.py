@@ -34,6 +34,7 @@ from sfu.rtp_header import (
     RTP_HEADER,
     RTP_HEADER_AST,
     RTX_OSN,
+    SEQ_TS,
     ast_element,
     header_size,
     rtp_header,
@@ -350,9 +351,12 @@ class Consumer:
             if arrived is not None and not self.packets_sent & SAMPLE_MASK:
                 self.pacer.latency.observe(time.monotonic() - arrived)
 
-    def paced_video_dropped(self, count: int) -> None:
-        """The pacer dropped `count` of our packets: the picture is broken until a keyframe."""
+    def paced_video_dropped(self, count: int, first: bytes) -> None:
+        """The pacer dropped `count` of our packets, from `first` on: the picture is broken
+        until a keyframe, numbered on from the last packet sent (no loss to the subscriber)."""
         self._stats.paced_drops += count
+        seq, ts = SEQ_TS.unpack_from(first, 2)
+        self.rewriter.rewind((seq - 1) % SEQ_MOD, ts)
         self._await_keyframe(starting=False)
         # A congested link's loss: the full floor, not the start-up one.
         self._request_keyframe_soon(starting=False)

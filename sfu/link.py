@@ -62,12 +62,14 @@ class LinkCounters(NamedTuple):
     nacked_not_cached: int  # of those, packets the server never had (the publisher lost them)
     plis_received: int
     rtt: float | None  # the last measured round trip, seconds (None: not yet)
+    rtt_sample: float | None  # the last round trip measured, not smoothed
 
 
 @dataclass
 class LinkStats:
     clock_rate: int
     rtt: float | None = None
+    rtt_sample: float | None = None  # the last one, not smoothed
     fraction_lost: float = 0.0
     packets_lost: int = 0
     highest_sequence: int = 0
@@ -103,6 +105,7 @@ class LinkStats:
         sample = now - sent - report.dlsr / 65536
         if sample < 0:
             return  # the subscriber's delay claim exceeds what passed: not a usable sample
+        self.rtt_sample = sample
         if self.rtt is None:
             self.rtt = sample
         else:
@@ -121,6 +124,7 @@ class LinkStats:
             self.refused.get(not_cached, 0),
             self.plis_received,
             self.rtt,
+            self.rtt_sample,
         )
 
     def report(self, packets_sent: int, bytes_sent: int, held_for_keyframe: int) -> LinkReport:

@@ -62,8 +62,9 @@ class PacedSink(Protocol):
         the SFU: sfu/latency.py); a coroutine to run when it could not go synchronously."""
         ...
 
-    def paced_video_dropped(self, count: int) -> None:
-        """`count` of its queued video packets were dropped: wait for a keyframe."""
+    def paced_video_dropped(self, count: int, first: bytes) -> None:
+        """`count` of its queued video packets were dropped, `first` the oldest (all it
+        had queued: none of them, nor anything after them, was sent): wait for a keyframe."""
         ...
 
 
@@ -97,6 +98,8 @@ class PacerSettings:
     estimate_headroom: float = 2.0
     # ... and never below this: a keyframe (20-30 kB) still leaves within max_queue_delay.
     estimate_floor_bps: float = 1_000_000
+    # What the link delivered caps the rate (`follow`), down to this at the least.
+    delivered_floor_bps: float = 250_000
 
 
 class _Queued:
@@ -123,6 +126,9 @@ class Pacer:
         # The subscriber's video estimate (bps) when known: the rate follows it.
         self._estimate: Callable[[float], float | None] | None = None
         self.estimate_bps: float | None = None
+        # What the link was measured to deliver (bps), when known: video never goes faster.
+        self._delivered: Callable[[float], float | None] | None = None
+        self.delivered_bps: float | None = None
         self._cap = 0.0
         self._set_rate(0.0)
         self._budget = self._cap
@@ -144,17 +150,26 @@ class Pacer:
     def pacing_bps(self) -> float:
         return self._rate * 8
 
-    def follow(self, estimate: Callable[[float], float | None] | None) -> None:
-        """Pace by `estimate(now)` (bps, None: unknown) from the next rate window on;
+    def follow(
+        self,
+        estimate: Callable[[float], float | None] | None,
+        delivered: Callable[[float], float | None] | None = None,
+    ) -> None:
+        """Pace by `estimate(now)` (bps, None: unknown) from the next rate window on,
+        never faster than `delivered(now)` (what the link's reports say it carried, when
+        known: an estimate that jumps does not empty a queue into the link at once);
         `None`: by what was sent, as before."""
         self._estimate = estimate
+        self._delivered = delivered if estimate is not None else None
         if estimate is None:
-            self.estimate_bps = None
+            self.estimate_bps = self.delivered_bps = None
 
     def _set_rate(self, sent_bps: float) -> None:
         settings = self.settings
         estimate = self.estimate_bps
-        if estimate is not None:
+        if self.delivered_bps is not None:  # measured: no headroom, no jumps
+            bps = max(self.delivered_bps, settings.delivered_floor_bps)
+        elif estimate is not None:
             bps = max(estimate * settings.estimate_headroom, settings.estimate_floor_bps)
         else:
             bps = max(settings.factor * sent_bps, settings.floor_bps)
@@ -173,6 +188,8 @@ class Pacer:
         self._window_start = now
         if self._estimate is not None:
             self.estimate_bps = self._estimate(now)
+        if self._delivered is not None:
+            self.delivered_bps = self._delivered(now)
         self._set_rate(self.media_bps + self.retransmission_bps)
 
     def admit(self, size: int, priority: int, now: float) -> bool:
@@ -268,22 +285,22 @@ class Pacer:
             self.dropped_retransmissions += 1
         if not self._video or self._video[0].enqueued_at >= limit:
             return
-        dropped: dict[PacedSink, int] = {}
+        dropped: dict[PacedSink, list[Any]] = {}  # sink: [count, its oldest packet]
         while self._video and self._video[0].enqueued_at < limit:
             item = self._video.popleft()
-            dropped[item.sink] = dropped.get(item.sink, 0) + 1
+            dropped.setdefault(item.sink, [0, item.data])[0] += 1
         # The rest of those streams' queued video is of no use without what went before.
         kept: deque[_Queued] = deque()
         for item in self._video:
             if item.sink in dropped:
-                dropped[item.sink] += 1
+                dropped[item.sink][0] += 1
             else:
                 kept.append(item)
         self._video = kept
         self.queued_bytes = sum(len(i.data) for i in (*self._retransmissions, *kept))
-        for sink, count in dropped.items():
+        for sink, (count, first) in dropped.items():
             self.dropped_video += count
-            sink.paced_video_dropped(count)
+            sink.paced_video_dropped(count, first)
 
     def close(self) -> None:
         if self._timer is not None:

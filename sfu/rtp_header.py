@@ -12,6 +12,7 @@ import struct
 
 RTP_HEADER = struct.Struct("!BBHII")
 RTP_HEADER_AST = struct.Struct("!BBHIIHHI")
+SEQ_TS = struct.Struct("!HI")  # sequence number and timestamp, at offset 2
 RTX_OSN = struct.Struct("!H")  # RFC 4588: the original sequence number, then its payload
 _AST_ELEMENT = struct.Struct("!I")
 _AST_AT = 16  # where the element starts in the packet

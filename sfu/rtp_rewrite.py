@@ -57,6 +57,13 @@ class StreamRewriter:
         """The next packet starts a new source segment (new producer, resume)."""
         self._pending_switch = True
 
+    def rewind(self, last_seq: int, last_ts: int) -> None:
+        """What was numbered after `last_seq` was never sent (the pacer dropped it): the
+        next packet starts a new segment right after `last_seq`, past `last_ts`."""
+        self._last_out_seq = last_seq % SEQ_MOD
+        self._last_out_ts = last_ts % TS_MOD
+        self._pending_switch = True
+
     def rewrite(self, in_seq: int, in_ts: int, now: float) -> tuple[int, int] | None:
         """Return (out_seq, out_ts), or None for a packet older than the segment start."""
         if self._pending_switch:

@@ -356,7 +356,10 @@ class SubscriberTransport(WebRtcTransport):
 
     def pace_by_estimate(self, on: bool) -> None:
         """Pace this subscriber by its bandwidth estimate (on) or by what it was sent."""
-        self.pacer.follow(self.bandwidth.estimate_bps if on else None)
+        if on:
+            self.pacer.follow(self.bandwidth.estimate_bps, self.bandwidth.delivered_bps)
+        else:
+            self.pacer.follow(None)
 
     @property
     def held(self) -> frozenset[str]:

@@ -122,8 +122,12 @@ async def test_the_round_trip_of_a_report_in_the_interval_and_none_without_one()
     await report(consumer, lost=0, lsr=(sender_report.sender_info.ntp_timestamp >> 16) & 0xFFFFFFFF)
     sample = sampler.sample(subscriber, 1.0)
     assert sample is not None and sample.rtt is not None and 0 <= sample.rtt < 0.5
+    # The last round trip measured, not smoothed, for the queue's judge (one stream:
+    # the median and the longest are it).
+    assert sample.rtt_median == sample.rtt_peak == consumer.link_counters.rtt_sample
+    assert sample.rtt_median is not None and 0 <= sample.rtt_median < 0.5
     # No report since: the round trip measured then is not this second's.
     assert consumer.link.rtt is not None
     later = sampler.sample(subscriber, 2.0)
-    assert later is not None and later.rtt is None
+    assert later is not None and later.rtt is None and later.rtt_median is None
     await receiver.stop()

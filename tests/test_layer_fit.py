@@ -51,10 +51,9 @@ def test_layers_step_down_least_important_first_before_anything_is_held() -> Non
         (0, 0, 0, 0),  # every simulcast video at its lowest layer: now whole videos go
         (HELD, 0, 0, 0),
         (HELD, HELD, 0, 0),
-        (HELD, HELD, HELD, 0),
-        (HELD, HELD, HELD, HELD),
+        (HELD, HELD, HELD, 0),  # the most important video stays, at its lowest layer
     ]
-    assert fit.held == ["pupil-a", "pupil-b", "teacher", "screen"]
+    assert len(steps) == 9 and fit.held == ["pupil-a", "pupil-b", "teacher"]
 
 
 def test_it_steps_down_only_as_far_as_the_estimate_needs() -> None:
@@ -65,29 +64,66 @@ def test_it_steps_down_only_as_far_as_the_estimate_needs() -> None:
     assert sum(v.bps(fit.layer(v)) for v in VIDEOS) <= 2.0e6 / 0.85
 
 
-def test_steps_up_come_most_important_first_one_at_a_time() -> None:
+ONE_AT_A_TIME = [
+    (HELD, HELD, HELD, 0),  # the screen first
+    (HELD, HELD, 0, 0),  # the teacher back at its lowest layer
+    (HELD, HELD, 1, 0),  # and up to its tile's size before any pupil comes back
+    (HELD, HELD, 2, 0),
+    (HELD, 0, 2, 0),
+    (HELD, 1, 2, 0),
+    (HELD, 2, 2, 0),
+    (0, 2, 2, 0),
+    (1, 2, 2, 0),
+    (2, 2, 2, 0),
+]
+
+
+def test_an_estimate_with_room_for_everything_brings_it_all_back_at_once() -> None:
     fit = LayerFit(FAST)
     changes(fit, [0.1e6] * 60)
-    t = 60.0
+    assert fit.held == ["pupil-a", "pupil-b", "teacher"]
+    timeline = [(t, plan(fit)) for t in range(60, 200) if fit.step(float(t), 20e6, VIDEOS)]
+    assert [p for _, p in timeline] == [(2, 2, 2, 0)]
+    assert timeline[0][0] - 60 >= 5  # after the estimate had room for resume_after
+
+
+def test_clean_steps_up_come_most_important_first_then_faster_while_they_hold() -> None:
+    fit = LayerFit(FAST)
+    changes(fit, [0.1e6] * 60)
+    # An estimate with no room (a receiver short of CPU), but a clean link: each step up
+    # is a probe; one that held for settle_seconds is followed by 1, 2, 4... more.
     timeline = []
-    for now in range(int(t), int(t) + 200):
-        if fit.step(float(now), 20e6, VIDEOS):
+    for now in range(60, 200):
+        if fit.step(float(now), 0.1e6, VIDEOS, congested=False, clean_for=now):
             timeline.append((now, plan(fit)))
-    assert [p for _, p in timeline] == [
-        (HELD, HELD, HELD, 0),  # the screen first
-        (HELD, HELD, 0, 0),  # the teacher back at its lowest layer
-        (HELD, HELD, 1, 0),  # and up to its tile's size before any pupil comes back
-        (HELD, HELD, 2, 0),
-        (HELD, 0, 2, 0),
-        (HELD, 1, 2, 0),
-        (HELD, 2, 2, 0),
-        (0, 2, 2, 0),
-        (1, 2, 2, 0),
-        (2, 2, 2, 0),
-    ]
+    plans = [p for _, p in timeline]
+    # The screen was never held (the most important video stays): steps of 1, 1, 2, 4, 1.
+    assert plans == [ONE_AT_A_TIME[i] for i in (1, 2, 4, 8, 9)]
     times = [at for at, _ in timeline]
-    assert all(later - earlier >= 5 for earlier, later in itertools.pairwise(times))
+    assert times[0] == 60  # clean, and settled, for longer than resume_after already
+    assert all(later - earlier == 3 for earlier, later in itertools.pairwise(times))
     assert fit.caps == {} and fit.held == []
+
+
+def test_a_step_up_the_link_cannot_carry_is_undone_at_once_and_stops_the_ramp() -> None:
+    whole = [FitVideo(f"pupil-{n}", (300e3,), 0) for n in range(4)]
+    fit = LayerFit(FAST)
+    fit.step(0.0, None, whole, carried_bps=0.85e6)  # measured: cut at once, to 0.64
+    assert fit.held == ["pupil-0", "pupil-1"] and not fit.probing(0.0)
+    for t in range(1, 6):
+        fit.step(float(t), 0.1e6, whole, congested=False, clean_for=t)
+    assert fit.held == ["pupil-0"] and fit.probing(5.0)  # a probe
+    # Its queue grows a second later (within settle_seconds): undone now, not in 3 s.
+    assert fit.step(6.0, 0.1e6, whole, congested=True, clean_for=0, carried_bps=0.85e6)
+    assert fit.held == ["pupil-0", "pupil-1"] and not fit.probing(6.0)
+    assert fit.resume_after == 2 * FAST.resume_after  # the next probe waits longer
+    # The next probe: after the doubled wait, one step (not the ramp it was on).
+    for t in range(7, 17):
+        fit.step(float(t), 0.1e6, whole, congested=False, clean_for=t - 7)
+    assert fit.held == ["pupil-0", "pupil-1"]
+    for t in range(17, 18):
+        fit.step(float(t), 0.1e6, whole, congested=False, clean_for=t - 7)
+    assert fit.held == ["pupil-0"]
 
 
 def test_the_size_a_tile_asks_for_is_never_exceeded() -> None:
@@ -124,7 +160,7 @@ def test_videos_without_layers_are_held_whole_and_never_capped() -> None:
     fit = LayerFit(FAST)
     for t in range(40):
         fit.step(float(t), 0.1e6, whole)
-    assert fit.held == ["pupil-a", "pupil-b", "teacher"] and fit.caps == {}
+    assert fit.held == ["pupil-a", "pupil-b"] and fit.caps == {}  # the teacher stays
     # A mix: the simulcast teacher steps down before the pupils' one-layer videos go.
     mixed = [*whole[:2], FitVideo("teacher", LAYERS, 2)]
     fit = LayerFit(FAST)
@@ -209,11 +245,10 @@ def test_a_step_up_that_fits_is_taken_when_the_most_important_does_not() -> None
 def test_a_link_that_loses_much_of_what_it_gets_is_cut_to_what_arrived_at_once() -> None:
     whole = [FitVideo(f"pupil-{n}", (300e3,), 0) for n in range(8)]
     fit = LayerFit(FitSettings(over_for=1.5))
-    # 2.4 Mbit/s sent, 55 % lost: 1.08 arrived, i.e. 1.27 the link carried (/ 0.85).
-    fit.step(0.0, 2.0e6, whole, carried_bps=1.08e6)
-    assert fit.held == []
-    assert fit.step(1.5, 2.0e6, whole, carried_bps=1.08e6) is True
-    assert len(fit.held) == 4  # four at once, not one
+    # 2.4 Mbit/s sent, 55 % lost: 1.08 arrived. Measured, not an opinion: at once, to
+    # 0.75 of that (the rest for keyframes, audio and retransmissions: 2 x 300 kbit/s).
+    assert fit.step(0.0, 2.0e6, whole, carried_bps=1.08e6) is True
+    assert len(fit.held) == 6  # six at once, not one
     # Without a measured loss the estimate alone steps one at a time, as before.
     fit = LayerFit(FitSettings(over_for=1.5))
     fit.step(0.0, 0.9e6, whole)

@@ -58,6 +58,7 @@ class Sink:
         self.name = name
         self.sent: list[tuple[float, bytes, int]] = []
         self.dropped = 0
+        self.first_dropped: list[bytes] = []  # the oldest packet of each drop
 
     def transmit(
         self, data: bytes, priority: int, arrived: float | None = None
@@ -65,8 +66,9 @@ class Sink:
         self.sent.append((self.clock.now, data, priority))
         return None
 
-    def paced_video_dropped(self, count: int) -> None:
+    def paced_video_dropped(self, count: int, first: bytes) -> None:
         self.dropped += count
+        self.first_dropped.append(first)
 
 
 def offer(pacer: Pacer, sink: Sink, data: bytes, priority: int, now: float) -> None:
@@ -172,6 +174,8 @@ def test_video_that_waited_too_long_is_dropped_and_its_stream_told() -> None:
     assert len(slow.sent) >= sent_by_then and len(other.sent) == 1
     assert pacer.dropped_video == slow.dropped
     assert pacer.queued_bytes == 0 and pacer.longest_wait <= 0.5 + 0.006
+    # It was handed the oldest packet dropped: the first one it did not send.
+    assert slow.first_dropped == [b"s" + bytes([len(slow.sent)]) * 1199]
 
 
 def test_disabled_lets_everything_go_at_once() -> None:
@@ -220,5 +224,9 @@ async def test_a_consumer_waits_for_a_keyframe_after_the_pacer_dropped_its_video
     await publish(receiver, rtp(21, 6000, b"\x10\x00key"))
     await asyncio.sleep(0.05)
     assert [p.payload for p in wire.rtp()[sent:]] == [b"\x10\x00key"]
+    # What was dropped was never sent: the stream goes on from the last sequence number
+    # that was, so the subscriber sees no loss (nor asks for it again) on a clean link.
+    seqs = [p.sequence_number for p in wire.rtp()]
+    assert seqs[sent] == (seqs[sent - 1] + 1) % 65536
     pacer.close()
     await receiver.stop()

@@ -13,6 +13,7 @@ from aiortc.rtp import RtcpSenderInfo, RtcpSrPacket
 
 from sfu.consumer import Consumer
 from sfu.producer import CACHE_SIZE, KEYFRAME_INTERVAL, STARTUP_KEYFRAME_INTERVAL
+from sfu.rtp_header import RTP_HEADER
 from tests.sfu_support import WireRecorder, make_consumer, make_producer, publish, rtp
 
 
@@ -264,7 +265,7 @@ async def test_a_consumer_that_lost_its_picture_to_congestion_asks_at_the_long_f
     await publish(receiver, rtp(1, 0))
     await asyncio.sleep(0.05)
     start = time.monotonic()
-    consumer.paced_video_dropped(3)
+    consumer.paced_video_dropped(3, RTP_HEADER.pack(0x80, 96, 2, 0, consumer.ssrc))
     for seq in range(2, 30):  # delta frames while waiting: retries every KEYFRAME_RETRY
         await publish(receiver, rtp(seq, seq * 3000, payload=b"\x10\x01delta"))
         await asyncio.sleep(0.1)

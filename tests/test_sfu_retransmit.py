@@ -25,6 +25,7 @@ from sfu.retransmit import (
     RetransmitLimiter,
     RetransmitSettings,
 )
+from sfu.rtp_header import RTP_HEADER
 from sfu.transport import PublisherTransport, SubscriberTransport
 from tests.sfu_support import (
     VP8_OUT,
@@ -150,6 +151,11 @@ async def test_retransmissions_go_as_rtx_when_the_subscriber_negotiated_it() -> 
     assert consumer.link.retransmitted == 2
 
 
+def unsent(consumer: Consumer, seq: int) -> bytes:
+    """The header of the packet numbered `seq` the pacer dropped (the first not sent)."""
+    return RTP_HEADER.pack(0x80, 96, seq % 65536, 0, consumer.ssrc)
+
+
 async def test_what_cannot_or_need_not_be_resent_is_counted_by_reason() -> None:
     producer, receiver = await make_producer(WireRecorder())
     wire = WireRecorder()
@@ -162,14 +168,16 @@ async def test_what_cannot_or_need_not_be_resent_is_counted_by_reason() -> None:
     assert consumer.link.retransmissions_refused == {NOT_CACHED: 1}
     # The stream restarts from a keyframe (here: after the pacer dropped video): what
     # came before it is of no use to the subscriber's decoder, before or after it came.
-    consumer.paced_video_dropped(3)
+    consumer.paced_video_dropped(3, unsent(consumer, seqs[-1] + 1))
     await consumer.sender._handle_rtcp_packet(nack(consumer, seqs[1]))
     await publish(receiver, rtp(3, 6000, b"\x10\x00key"), rtp(4, 9000, b"\x00delta"))
     after = [p.sequence_number for p in wire.rtp()]
     wire.sent.clear()
     await consumer.sender._handle_rtcp_packet(nack(consumer, seqs[1], after[0], after[1]))
     assert [p.sequence_number for p in wire.rtp()] == after
-    assert consumer.link.retransmissions_refused == {NOT_CACHED: 1, BEFORE_KEYFRAME: 2}
+    # Before the keyframe came, seqs[1] was of the stream still (before its keyframe);
+    # after it, of a segment that ended: the new one numbers on from the last sent.
+    assert consumer.link.retransmissions_refused == {NOT_CACHED: 2, BEFORE_KEYFRAME: 1}
     assert consumer.link.paced_drops == 3
     await receiver.stop()
 

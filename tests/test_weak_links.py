@@ -159,12 +159,14 @@ async def test_a_lossy_downlink_is_weak_holds_back_pupils_first_and_recovers(
                 audio_before = watcher.packet_counts[(first.id, "audio")]
                 await asyncio.sleep(1)
                 assert watcher.packet_counts[(first.id, "audio")] - audio_before > 20
-            # The pupils' cameras were held back before the teacher's, one at a time.
+            # The pupils' cameras were held back before the teacher's: 20 % measured
+            # loss cuts to what fits under what arrived at once (rooms/layer_fit.py),
+            # here both pupils in one decision; the teacher's went later, by the loss.
             steps = [paused_ids(m) for m in qualities(watcher, watcher.id) if m["paused"]]
             growing = [s for i, s in enumerate(steps) if i == 0 or s != steps[i - 1]]
-            assert len(growing[0]) == 1 and growing[0] <= pupils, growing
-            assert growing[1] == pupils, growing
-            assert teacher.id in growing[2], growing
+            assert growing[0] and growing[0] <= pupils, growing
+            assert pupils in growing and teacher.id in growing[-1], growing
+            assert growing.index(pupils) < len(growing) - 1, growing
 
             # The link recovers: videos come back (the teacher's first), then "good".
             await until(

@@ -46,6 +46,7 @@ class _Counters(NamedTuple):
     highest_sequence: int
     packets_lost: int
     rtt: float | None
+    rtt_sample: float | None
 
     @classmethod
     def of(cls, consumer: Consumer) -> _Counters:
@@ -59,6 +60,7 @@ class _Counters(NamedTuple):
             link.highest_sequence,
             link.packets_lost,
             link.rtt,
+            link.rtt_sample,
         )
 
 
@@ -77,6 +79,7 @@ class _Totals:
     keyframe_requests: int = 0
     video_streams: int = 0
     rtt: float | None = None
+    rtt_samples: list[float] = field(default_factory=list)
 
 
 def _report_window(before: _Counters, now: _Counters) -> tuple[int, int]:
@@ -128,6 +131,8 @@ class DownlinkSampler:
             keyframe_requests=totals.keyframe_requests,
             video_streams=totals.video_streams,
             rtt=totals.rtt,
+            rtt_median=_median(totals.rtt_samples),
+            rtt_peak=max(totals.rtt_samples, default=None),
         )
 
     @staticmethod
@@ -145,3 +150,8 @@ class DownlinkSampler:
             totals.lost += lost
         if now.rtt is not None and now.reports > before.reports:
             totals.rtt = max(totals.rtt or 0.0, now.rtt)
+            totals.rtt_samples.append(now.rtt_sample if now.rtt_sample is not None else now.rtt)
+
+
+def _median(values: list[float]) -> float | None:
+    return sorted(values)[len(values) // 2] if values else None

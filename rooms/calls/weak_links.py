@@ -47,6 +47,7 @@ from rooms.calls.video_rates import VideoRates
 from rooms.hold_back import HoldPlanner, HoldSettings
 from rooms.layer_fit import FitSettings, FitVideo, LayerFit
 from rooms.link_quality import DownlinkSample, LinkJudge, Quality, QualityThresholds
+from rooms.queue_delay import QueueDelay
 from sfu.transport import SubscriberTransport
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,22 @@ CONGESTED_AFTER = 1.0
 # Loss at least this share of what was sent: what the link carried (sent less lost) is
 # what the estimate's plan may cut to at once (rooms/layer_fit.py `carried_bps`).
 CARRIED_AFTER_LOSS = 0.1
+# Of what the reports say arrived, taken for what the link carries: a cut too deep
+# pauses a tile for a few seconds (steps up come back), one too shallow freezes the
+# videos kept (0.85 left three 300 kbit/s videos on 1 Mbit/s in one run of two).
+LOSS_UNDERCOUNT = 0.7
+# While the link's queue grows, what it carries is taken for this share of what is
+# forwarded (the plan then fits under it: rooms/layer_fit.py `carried_margin`).
+QUEUE_CARRIED = 0.95
+# A queue judged growing this many samples in a row holds back (one is enough just
+# after a step up: rooms/queue_delay.py). Three: at load 8 this machine's round trips
+# on a 20 Mbit/s link jumped to 46-62 ms for a second or two now and then.
+QUEUE_SAMPLES = 3
+# Loss this heavy in a sample is congestion at once (the judge waits for two samples).
+HEAVY_LOSS = 0.25
+# Just after a step up, NACKs for more than this share of the video sent undo it (loss
+# the step brought on: the NACKs come at once, the reports' loss a second later).
+PROBE_NACKS = 0.01
 # Least important first: what a weak link stops getting first.
 RANK_PUPIL_CAMERA, RANK_HOST_CAMERA, RANK_SCREEN = 0, 1, 2
 
@@ -75,6 +92,8 @@ class SubscriberLink:
     sampler: DownlinkSampler = field(default_factory=DownlinkSampler)
     told: dict[str, Any] | None = None  # the last message the person got
     told_hosts: Quality = Quality.GOOD
+    paced_drops: int = 0  # the pacer's count of dropped video at the last round
+    queue: QueueDelay = field(default_factory=QueueDelay)  # its round trips
 
     @property
     def held(self) -> list[str]:
@@ -157,12 +176,15 @@ class WeakLinks:
             weak_for, clean_for = link.judge.weak_for(now), link.judge.clean_for(now)
             link.planner.step(now, weak_for, clean_for, sending, present=present)
             videos = self._fit_videos(participant, subscriber, sending, now)
-            congested = weak_for >= CONGESTED_AFTER
-            carried = _carried(sample, videos, link.fit)
+            congested, carried = _measured(
+                link, subscriber, sample, videos, now, weak_for >= CONGESTED_AFTER
+            )
             link.fit.step(now, estimate, videos, present, congested, clean_for, carried)
             # Paced by the estimate only while the link is known to be short: a
             # receiver short of CPU says far too little (see CONGESTED_AFTER).
-            subscriber.pace_by_estimate(congested or bool(link.fit.held))
+            subscriber.pace_by_estimate(
+                congested or bool(link.held) or link.judge.quality is not Quality.GOOD
+            )
         self._apply(link, subscriber, participant)
         await self._tell(participant, link)
 
@@ -317,15 +339,67 @@ class WeakLinks:
                 )
 
 
+def _measured(
+    link: SubscriberLink,
+    subscriber: SubscriberTransport,
+    sample: DownlinkSample | None,
+    videos: list[FitVideo],
+    now: float,
+    congested: bool,
+) -> tuple[bool, float | None]:
+    """Whether the link is congested, and what it was measured to carry (None: not
+    measured): heavy loss (at once when a quarter or more: no need to wait for the
+    judge), the pacer's drops, a growing queue, or, just after a step up, any loss."""
+    carried = _carried(sample, videos, link.fit)
+    if carried is not None and sample is not None and (sample.loss or 0.0) >= HEAVY_LOSS:
+        congested = True
+    paced = _paced(subscriber, link)
+    if paced is not None:  # the pacer could not send it all: that is congestion
+        congested = True
+        carried = paced if carried is None else min(carried, paced)
+    queue = link.queue
+    if sample is not None:
+        queue.observe(sample.rtt_median, now, sample.rtt_peak)
+    probing = link.fit.probing(now)
+    if probing and queue.rising:
+        link.fit.doubt()  # no more steps up on top of this one for now
+    lossy = sample is not None and sample.nacked > PROBE_NACKS * max(1, sample.video_sent)
+    if (
+        (queue.building and queue.run >= QUEUE_SAMPLES)
+        or (probing and queue.peaked)
+        or (probing and lossy)
+    ):
+        # The link's queue grows (a step up it cannot carry, before it loses
+        # anything): back below what is forwarded, and no faster from the pacer.
+        congested = True
+        queued = QUEUE_CARRIED * sum(v.bps(link.fit.layer(v)) for v in videos)
+        carried = queued if carried is None else min(carried, queued)
+        subscriber.bandwidth.on_queue_growing()
+    return congested, carried
+
+
+def _paced(subscriber: SubscriberTransport, link: SubscriberLink) -> float | None:
+    """What the pacer sends of the video at most, when it had to drop some since the
+    last round (its queue grew past its limit: more was forwarded than it may send)."""
+    pacer = subscriber.pacer
+    dropped, link.paced_drops = pacer.dropped_video - link.paced_drops, pacer.dropped_video
+    if dropped <= 0 or pacer.estimate_bps is None:
+        return None
+    return pacer.pacing_bps
+
+
 def _carried(sample: DownlinkSample | None, videos: list[FitVideo], fit: LayerFit) -> float | None:
     """What the link delivered of the videos the plan forwards, by the share of packets
     its reports say were lost, when that is a good share (else None: nothing measured
     to hold the plan to). The plan's own figures, not what the pacer sent: a pacer
-    window is not the reports' interval."""
+    window is not the reports' interval. Times LOSS_UNDERCOUNT: a sample's reports cover
+    part of a second that was mostly over the link (measured: 2.2 Mbit/s into 1 Mbit/s
+    showed 45-60 % lost), and cutting to too little is undone in a few seconds, while
+    too much freezes the videos kept."""
     loss = sample.loss if sample is not None else None
     if loss is None or loss < CARRIED_AFTER_LOSS:
         return None
-    return sum(video.bps(fit.layer(video)) for video in videos) * (1 - loss)
+    return sum(video.bps(fit.layer(video)) for video in videos) * (1 - loss) * LOSS_UNDERCOUNT
 
 
 def _own_message(
