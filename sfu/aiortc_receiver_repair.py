@@ -19,9 +19,9 @@ asks for one (PLI). `repair_losses` gives an aiortc receiver that behaviour:
 Used by the bench's decoding subscriber (bench/link_subscriber.py), so that a
 freeze it measures is one a browser would show. aiortc's private names (the
 receiver's NACK generator, jitter buffer and SSRC tables: `INTERNALS`) are read
-here only, a split of sfu/aiortc_hooks.py by concern; they are not yet in its
-`check_pinned_internals` (tests/test_receiver_repair.py drives aiortc's own
-JitterBuffer and NackGenerator).
+here only, a split of sfu/aiortc_hooks.py by concern, and checked with its pinned
+ones (`check_pinned_internals`); tests/test_receiver_repair.py drives aiortc's own
+JitterBuffer and NackGenerator.
 """
 
 from __future__ import annotations
