@@ -7,7 +7,7 @@ receives crosses that host's link. It joins with the token, publishes nothing,
 and decodes everything it receives as a client would: aiortc's own receivers
 (jitter buffer, decoder, NACK and PLI on loss), which ask again for what is still
 missing and skip a hole they cannot fill to the next keyframe, as a browser does
-(sfu/aiortc_receiver_repair.py; aiortc alone asks once and then holds the video
+(bench/receiver_repair.py; aiortc alone asks once and then holds the video
 back for 512 packets). It reads commands on stdin,
 one a line, and answers each with one JSON line on stdout:
 
@@ -39,8 +39,8 @@ from aiortc import MediaStreamTrack, RTCRtpReceiver
 from aiortc.mediastreams import MediaStreamError
 
 from bench.bot import Bot
+from bench.receiver_repair import repair_losses
 from sfu.aiortc_hooks import inbound_streams
-from sfu.aiortc_receiver_repair import repair_losses
 
 # A gap between two frames longer than this is a freeze (as in the test bed).
 GAP_SECONDS = 1.0

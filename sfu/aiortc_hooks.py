@@ -55,7 +55,6 @@ from aiortc.rtp import (
     unwrap_rtx,
 )
 
-from sfu.aiortc_receiver_repair import INTERNALS as REPAIR_INTERNALS
 from sfu.bandwidth import SenderFeedback, abs_send_time_id
 from sfu.forwarding_types import RtpSink, SenderSource, SendRtp, SrSink
 from sfu.ice import restrict_host_addresses as restrict_host_addresses  # re-exported
@@ -471,8 +470,7 @@ async def check_pinned_internals() -> list[str]:
     except AttributeError as exc:  # an internal that building the objects uses
         where = type(exc.obj).__name__ if exc.obj is not None else "aiortc"
         return [f"{where}.{exc.name}"]
-    # The test clients' loss repair (aiortc_receiver_repair.py) reads the receiver's too.
-    for owner, name in [*PINNED_INTERNALS, *((RTCRtpReceiver, n) for n in REPAIR_INTERNALS)]:
+    for owner, name in PINNED_INTERNALS:
         if not hasattr(owner, name) and not hasattr(instances.get(owner), name):
             missing.append(f"{owner.__name__}.{name}")
     if not _jitter_buffer_joins_packet_data():

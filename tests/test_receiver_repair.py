@@ -1,4 +1,4 @@
-"""sfu/aiortc_receiver_repair.py: an aiortc video receiver's losses repaired as a
+"""bench/receiver_repair.py: an aiortc video receiver's losses repaired as a
 browser's are: missing packets asked again, a hole that stays skipped to a keyframe.
 
 aiortc's own jitter buffer and NACK generator (the state the repair reads), in a
@@ -7,17 +7,20 @@ stand-in for the receiver that records the RTCP it would send.
 
 from __future__ import annotations
 
+from aiortc import RTCRtpReceiver
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtcrtpreceiver import NackGenerator
 from aiortc.rtp import RtpPacket
 
-from sfu.aiortc_receiver_repair import (
+from bench.receiver_repair import (
+    INTERNALS,
     JITTER_BUFFER,
     NACK_GENERATOR,
     REMOTE_STREAMS,
     RTX_SSRC,
     LossRepair,
 )
+from tests.sfu_support import WireRecorder
 
 SSRC = 1234
 KEY = b"\x10\x00"  # VP8 descriptor: start of partition 0; payload header: key frame
@@ -116,3 +119,13 @@ async def test_no_hole_nothing_to_repair() -> None:
         frames(receiver, 100 + 2 * n, 3000 * n, 1, key=n == 0)
         await repair.step(0.1 * n)
     assert receiver.nacks == [] and receiver.plis == 0 and repair.skipped == 0
+
+
+async def test_the_aiortc_internals_it_reads_are_there() -> None:
+    """Pinned: a real aiortc receiver has every private field the repair reads (the
+    stand-in above sets them itself), and aiortc's JitterBuffer its own."""
+    receiver = RTCRtpReceiver("video", WireRecorder())  # type: ignore[arg-type]
+    assert [name for name in INTERNALS if not hasattr(receiver, name)] == []
+    buffer = JitterBuffer(capacity=128, is_video=True)
+    assert all(hasattr(buffer, name) for name in ("_origin", "_packets"))
+    assert all(hasattr(receiver, name) for name in ("_send_rtcp_nack", "_send_rtcp_pli"))

@@ -17,11 +17,11 @@ asks for one (PLI). `repair_losses` gives an aiortc receiver that behaviour:
   per `pli_every`.
 
 Used by the bench's decoding subscriber (bench/link_subscriber.py), so that a
-freeze it measures is one a browser would show. aiortc's private names (the
-receiver's NACK generator, jitter buffer and SSRC tables: `INTERNALS`) are read
-here only, a split of sfu/aiortc_hooks.py by concern, and checked with its pinned
-ones (`check_pinned_internals`); tests/test_receiver_repair.py drives aiortc's own
-JitterBuffer and NackGenerator.
+freeze it measures is one a browser would show: a test client's patch, so it lives
+in bench/, not in the server's one aiortc hooks module. aiortc's private names it
+reads (the receiver's NACK generator, jitter buffer and SSRC tables: `INTERNALS`,
+and the jitter buffer's own fields) are checked by tests/test_receiver_repair.py,
+which drives aiortc's own receiver, JitterBuffer and NackGenerator.
 """
 
 from __future__ import annotations
