@@ -95,7 +95,7 @@ class Class:
         self.cameras: list[LayeredCamera] = []
         self.receivers: list[Receiver] = []
         self.lesson = ""
-        self.voice = _voice()
+        self.voice = teacher_voice()
 
     def receiving(self, index: int) -> bool:
         return index >= self.args.people - self.args.receivers
@@ -232,7 +232,7 @@ class Class:
 _VOICE: list[EncodedClip] = []
 
 
-def _voice() -> EncodedClip:
+def teacher_voice() -> EncodedClip:
     """The teacher's microphone: Opus at a browser's voice rate (aiortc's own encoder
     sends 96 kbit/s), 10 s looped; encoded once."""
     if not _VOICE:

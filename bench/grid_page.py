@@ -41,8 +41,9 @@ import aiohttp
 from bench.bot import Bot
 from bench.chromium import chromium_page, join_without_devices
 from bench.cli import publish_report, run_main, run_reported
+from bench.full_class import teacher_voice
 from bench.media import SilentAudioTrack
-from bench.preencoded import EncodedClip, PreEncodedTrack, encode_audio
+from bench.preencoded import PreEncodedTrack
 from bench.server import Journal, ServerProcess
 from bench.simulcast_publisher import (
     LAYERS_SIMULCAST,
@@ -133,10 +134,10 @@ async def until_decoding(page: Any, cameras: int, timeout: float) -> None:
 
 @asynccontextmanager
 async def class_of(
-    journal: Journal, base_url: str, people: int, layers: tuple[LayerClip, ...], voice: EncodedClip
-) -> AsyncIterator[tuple[str, list[Bot]]]:
+    journal: Journal, people: int, layers: tuple[LayerClip, ...]
+) -> AsyncIterator[str]:
     """A lesson of `people - 1` publishing bots (the first the teacher) and a place on
-    its roster for the page's pupil (`page`); the lesson id and the bots."""
+    its roster for the page's pupil (`page`); the lesson id."""
     ids = [f"p-{i}" for i in range(people - 1)]
     lesson = await journal.create_lesson(ids[0], [*ids[1:], "page"])
     bots: list[Bot] = []
@@ -145,17 +146,17 @@ async def class_of(
         for index, user in enumerate(ids):
             role = "teacher" if index == 0 else "student"
             token = await journal.token(lesson, user, role)
-            bot = Bot(base_url, token, decode=False, receive=False)
+            bot = Bot(journal.base_url, token, decode=False, receive=False)
             bots.append(bot)
             await bot.connect(timeout=30)
             camera = LayeredCamera(layers)
             bot.munge_offer = camera.munge
             cameras.append(camera)
-            audio = PreEncodedTrack(voice) if index == 0 else SilentAudioTrack(dtx=True)
+            audio = PreEncodedTrack(teacher_voice()) if index == 0 else SilentAudioTrack(dtx=True)
             await bot.publish([(IdleVideoTrack(), "camera"), (audio, "microphone")], 30)
         for camera, bot in zip(cameras, bots, strict=True):
             camera.start(bot.publisher)
-        yield lesson, bots
+        yield lesson
     finally:
         for bot in bots:
             with contextlib.suppress(Exception):
@@ -167,7 +168,7 @@ async def class_of(
 async def measure_page(
     journal: Journal, args: argparse.Namespace, name: str, layers: tuple[LayerClip, ...]
 ) -> PageWindow:
-    async with class_of(journal, journal.base_url, args.people, layers, _voice()) as (lesson, _):
+    async with class_of(journal, args.people, layers) as lesson:
         body = await journal.call(
             "POST",
             f"/api/v1/lessons/{lesson}/tokens",
@@ -196,15 +197,6 @@ async def measure_page(
         frames_per_s=round((last["frames"] - first["frames"]) / elapsed, 1),
         freezes=int(last["freezes"] - first["freezes"]),
     )
-
-
-_VOICE: list[EncodedClip] = []
-
-
-def _voice() -> EncodedClip:
-    if not _VOICE:
-        _VOICE.append(encode_audio(10.0, bitrate=32_000))
-    return _VOICE[0]
 
 
 async def run(args: argparse.Namespace) -> Report:
