@@ -30,14 +30,13 @@ its own (`unshare -n sh -c 'ip link set lo up && exec python -m bench.cluster ..
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from bench.bot import Bot
-from bench.nft_drop import dropped_packets
+from bench.nft_drop import dropped_packets, dropping, nft
 
 TABLE = "sinks"  # bench/nft_drop.py's naming: urok_<name>_<pid>
 # RTP version 2 (top bits 10), and not RTCP (packet types 192-223 in the second byte).
@@ -62,10 +61,6 @@ def check_nft() -> None:
         )
 
 
-def _nft(script: list[str]) -> None:
-    subprocess.run(["nft", "-f", "-"], input="\n".join(script) + "\n", text=True, check=True)
-
-
 def subscriber_ports(bots: Sequence[Bot]) -> set[int]:
     """The local UDP ports of these bots' subscriber connections."""
     ports: set[int] = set()
@@ -80,32 +75,24 @@ def subscriber_ports(bots: Sequence[Bot]) -> set[int]:
 class Sinks:
     """The drop rule, on a set of UDP ports that grows as sinks are added."""
 
-    def __init__(self) -> None:
-        self.table = f"urok_{TABLE}_{os.getpid()}"
+    def __init__(self, table: str) -> None:
+        self.table = table
         self.bots: list[Bot] = []
 
     def add(self, bots: Sequence[Bot]) -> None:
         """From now on the media sent to `bots` is dropped on arrival."""
         if bots:
             listed = ", ".join(str(port) for port in sorted(subscriber_ports(bots)))
-            _nft([f"add element inet {self.table} ports {{ {listed} }}"])
+            nft([f"add element inet {self.table} ports {{ {listed} }}"])
             self.bots.extend(bots)
 
 
 @contextmanager
 def sinking() -> Iterator[Sinks]:
     """The table of the drop rule (its port set empty at first), removed on the way out."""
-    sinks = Sinks()
-    _nft([
-        f"add table inet {sinks.table}",
-        f"add set inet {sinks.table} ports {{ type inet_service; }}",
-        f"add chain inet {sinks.table} in {{ type filter hook input priority 0; }}",
-        f"add rule inet {sinks.table} in udp dport @ports {MEDIA_ONLY} counter drop",
-    ])  # fmt: skip
-    try:
-        yield sinks
-    finally:
-        subprocess.run(["nft", "delete", "table", "inet", sinks.table], check=False)
+    rule = f"udp dport @ports {MEDIA_ONLY} counter"
+    with dropping(TABLE, [rule], sets=("ports { type inet_service; }",)) as table:
+        yield Sinks(table)
 
 
 def sunk_packets() -> int:

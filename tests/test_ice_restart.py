@@ -23,7 +23,7 @@ GREEN = (30, 200, 30)
 BLUE = (30, 30, 220)
 
 
-def udp_ports_cut(ports: set[int]) -> AbstractContextManager[None]:
+def udp_ports_cut(ports: set[int]) -> AbstractContextManager[str]:
     """Drop every UDP packet to or from these local ports."""
     listed = ", ".join(str(p) for p in sorted(ports))
     return dropping("icerestart", [f"udp dport {{ {listed} }}", f"udp sport {{ {listed} }}"])

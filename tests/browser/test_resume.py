@@ -132,7 +132,7 @@ def browser_ports(server_port: int) -> set[int]:
     }
 
 
-def tcp_cut(client_ports: set[int], server_port: int) -> AbstractContextManager[None]:
+def tcp_cut(client_ports: set[int], server_port: int) -> AbstractContextManager[str]:
     """Drop every packet of these connections to the server, and every new connection
     to it: a blip on the client's link (nothing is closed or refused)."""
     ports = ", ".join(str(p) for p in sorted(client_ports))
