@@ -26,7 +26,8 @@ from sfu.aiortc_hooks import ForwardingReceiver
 from sfu.audio_slots import TICK, AudioSlotAllocator, SlotSettings
 from sfu.ice import rtc_configuration
 from sfu.producer import Producer
-from sfu.transport import SubscriberTransport, TransportOptions
+from sfu.subscriber_transport import SubscriberTransport
+from sfu.transport import TransportOptions
 
 
 class _Wire:

@@ -29,12 +29,8 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError
 
 import sfu.router
-from sfu.transport import (
-    PublisherTransport,
-    SdpError,
-    SubscriberTransport,
-    _Slot,
-)
+from sfu.subscriber_transport import SubscriberTransport, _Slot
+from sfu.transport import PublisherTransport, SdpError
 
 logger = logging.getLogger(__name__)
 

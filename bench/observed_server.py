@@ -40,7 +40,7 @@ from sfu.aiortc_hooks import FastRtpPath, ForwardingReceiver, ForwardingSender
 from sfu.consumer import Consumer
 from sfu.keyframes import starts_keyframe
 from sfu.producer import CachedPacket, Producer
-from sfu.transport import SubscriberTransport
+from sfu.subscriber_transport import SubscriberTransport
 from signalling.keys import CALLS
 
 ROUTE = "/_bench/observed"

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from sfu.active_speaker import ActiveSpeakerDetector
 from sfu.consumer import Consumer
 from sfu.producer import Producer
-from sfu.transport import SubscriberTransport
+from sfu.subscriber_transport import SubscriberTransport
 
 TICK = 0.1
 

@@ -31,6 +31,7 @@ class MediaEngine:
         retransmission: RetransmitSettings | None = None,
         audio_slots: SlotSettings | None = None,
         media_ports: MediaPorts | None = None,
+        video_slots: int = 0,
         ice_servers_factory: Callable[[], Sequence[dict[str, Any]]] | None = None,
     ) -> None:
         """Media on `listen_addresses` only, using exactly `ice_servers` (STUN/TURN).
@@ -38,6 +39,8 @@ class MediaEngine:
         A publisher is asked for a keyframe at most once per `keyframe_interval` s.
         With `audio_slots`, every router bounds each subscriber's audio (sfu/audio_slots.py).
         With `media_ports`, every ICE host socket is bound in that UDP range.
+        With `video_slots`, each subscriber has at most that many video m-sections
+        for unpinned producers (sfu/video_slots.py).
         `ice_servers_factory`, when given, is asked instead for each new peer connection
         (TURN credentials that expire are minted afresh)."""
         self.audio_slots = audio_slots
@@ -53,6 +56,7 @@ class MediaEngine:
             pacing=pacing or PacerSettings(),
             retransmission=retransmission or RetransmitSettings(),
             media_ports=media_ports,
+            video_slots=video_slots,
         )
         self.routers: dict[str, Router] = {}
         # What closed transports forwarded (see sfu/stats.py).

@@ -10,13 +10,8 @@ from sfu.audio_slots import AudioSlotAllocator, SlotSettings
 from sfu.consumer import Consumer
 from sfu.producer import Producer
 from sfu.stats import ForwardingTotals
-from sfu.transport import (
-    OfferCallback,
-    PublisherTransport,
-    SubscriberTransport,
-    TransportOptions,
-    WebRtcTransport,
-)
+from sfu.subscriber_transport import OfferCallback, SubscriberTransport
+from sfu.transport import PublisherTransport, TransportOptions, WebRtcTransport
 
 
 class Router:
@@ -88,16 +83,19 @@ class Router:
     def has_producer(self, producer: Producer) -> bool:
         return any(p is producer for p in self.producers)
 
-    def consume(self, subscriber: SubscriberTransport, producer: Producer) -> Consumer | None:
+    def consume(
+        self, subscriber: SubscriberTransport, producer: Producer, pinned: bool = False
+    ) -> Consumer | None:
         """Forward `producer` to `subscriber`; both must belong to this router. None:
-        the producer is audio that reaches the subscriber through its audio slots."""
+        the producer is audio that reaches the subscriber through its audio slots, or
+        a video parked past the subscriber's bound (`pinned`: never parked)."""
         if self.transports.get(subscriber.id) is not subscriber or not self.has_producer(producer):
             raise ValueError("a router forwards only between its own transports")
         slots = self.audio_slots
         if slots is not None and slots.takes(producer):
             slots.offer(subscriber, producer)
             return None
-        return subscriber.consume(producer)
+        return subscriber.consume(producer, pinned)
 
     def switch_producer(self, old: Producer, new: Producer) -> None:
         """Every subscriber of `old` in this router receives `new` in its place."""
@@ -126,9 +124,7 @@ class Router:
         elif isinstance(transport, SubscriberTransport):
             if self.audio_slots is not None:
                 self.audio_slots.forget(transport)
-            for consumer in transport.consumers:
-                if consumer.producer is not None:
-                    transport.stop_consuming(consumer.producer)
+            transport.stop_all()
         target.transports[transport.id] = transport
 
     async def close_transport(self, transport: WebRtcTransport) -> None:

@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 
 from sfu.latency import LatencyBuckets
-from sfu.transport import PublisherTransport, SubscriberTransport, WebRtcTransport
+from sfu.subscriber_transport import SubscriberTransport
+from sfu.transport import PublisherTransport, WebRtcTransport
 
 
 @dataclass

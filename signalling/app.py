@@ -197,6 +197,7 @@ def _create_media(settings: Settings) -> MediaEngine:
         keyframe_interval=media.keyframe_interval_s,
         audio_slots=SlotSettings(slots=media.audio_slots) if media.audio_slots else None,
         media_ports=MediaPorts(*media.udp_ports) if media.udp_ports else None,
+        video_slots=media.video_slots,
     )
 
 

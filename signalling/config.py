@@ -283,6 +283,12 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
             overrides["media"] = {"audio_slots": int(env["UROK_MEDIA_AUDIO_SLOTS"])}
         except ValueError as exc:
             raise ConfigError("UROK_MEDIA_AUDIO_SLOTS must be an integer") from exc
+    if "UROK_MEDIA_VIDEO_SLOTS" in env:  # e.g. 0 for a bench that needs every camera
+        try:
+            slots = int(env["UROK_MEDIA_VIDEO_SLOTS"])
+        except ValueError as exc:
+            raise ConfigError("UROK_MEDIA_VIDEO_SLOTS must be an integer") from exc
+        overrides.setdefault("media", {})["video_slots"] = slots
     if "UROK_MEDIA_UDP_PORTS" in env:  # e.g. 40000-40999
         overrides.setdefault("media", {})["udp_ports"] = env["UROK_MEDIA_UDP_PORTS"]
     overrides.update(_operator_env(env))

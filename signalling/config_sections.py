@@ -71,12 +71,17 @@ class MediaSettings:
     # smaller rooms are as without it. 0: everyone receives every microphone,
     # however large the call (one m-section per microphone).
     audio_slots: int = 6
+    # Bounded video (sfu/video_slots.py): each person receives at most this many
+    # cameras on m-sections of their own (the hosts' and shared screens besides);
+    # past that, the cameras their page does not show have none, and take one
+    # (another hidden camera's) when shown. 0: every camera has its m-section.
+    video_slots: int = 30
     # The UDP port range (first, last) of every media socket (ICE host candidates;
     # signalling/config_ports.py); None: any port the system gives.
     udp_ports: tuple[int, int] | None = None
 
 
-KNOWN_MEDIA_KEYS = frozenset({"keyframe_interval_s", "audio_slots", "udp_ports"})
+KNOWN_MEDIA_KEYS = frozenset({"keyframe_interval_s", "audio_slots", "video_slots", "udp_ports"})
 
 
 def _media(value: Any, base: MediaSettings) -> MediaSettings:
@@ -98,6 +103,11 @@ def _media(value: Any, base: MediaSettings) -> MediaSettings:
         if isinstance(slots, bool) or not isinstance(slots, int) or not 0 <= slots <= 32:
             raise ConfigError("media.audio_slots must be a whole number from 0 to 32")
         changes["audio_slots"] = slots
+    if "video_slots" in value:
+        slots = value["video_slots"]
+        if isinstance(slots, bool) or not isinstance(slots, int) or not 0 <= slots <= 100:
+            raise ConfigError("media.video_slots must be a whole number from 0 to 100")
+        changes["video_slots"] = slots
     if "udp_ports" in value:
         try:
             changes["udp_ports"] = parse_udp_ports(value["udp_ports"])

@@ -33,7 +33,8 @@ from prometheus_client.utils import floatToGoString
 from rooms.vocabulary import Role
 from sfu.latency import SAMPLE_EVERY, LatencyBuckets
 from sfu.stats import ForwardingTotals
-from sfu.transport import PublisherTransport, SubscriberTransport
+from sfu.subscriber_transport import SubscriberTransport
+from sfu.transport import PublisherTransport
 from signalling.keys import CALLS, HEALTH, MEDIA, RECORDINGS, SETTINGS, WEBHOOKS, WS_COUNTS
 
 REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("metrics_registry", CollectorRegistry)

@@ -12,7 +12,7 @@ from aiohttp import web
 from rooms.placement import NodeLoad, NodeRecord
 from rooms.store_factory import create_placement
 from rooms.vocabulary import LessonState
-from sfu.transport import SubscriberTransport
+from sfu.subscriber_transport import SubscriberTransport
 from signalling.api import ApiError, _ended, _integration, _lesson
 from signalling.keys import CALLS, HEALTH, MEDIA, NODE, RECORDINGS, SETTINGS, STORE
 from signalling.node import NodeAgent

@@ -37,7 +37,7 @@ from bench.bot import Bot
 from bench.links import Host, LinkSpec, Testbed
 from bench.preencoded import BenchMedia, PreEncodedTrack
 from bench.weak_subscribers import BotSubscriber, bot_subscriber
-from sfu.transport import SubscriberTransport
+from sfu.subscriber_transport import SubscriberTransport
 from signalling.keys import CALLS
 from tests.live import LiveServer, running_server
 from tests.test_weak_links import join, media, until

@@ -30,7 +30,8 @@ from sfu.ice import rtc_configuration
 from sfu.pacer import Pacer, PacerSettings
 from sfu.producer import Producer
 from sfu.retransmit import RetransmitBudget
-from sfu.transport import PublisherTransport, SubscriberTransport, TransportOptions
+from sfu.subscriber_transport import SubscriberTransport
+from sfu.transport import PublisherTransport, TransportOptions
 
 VP8_IN = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
 VP8_OUT = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)

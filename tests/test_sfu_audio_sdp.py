@@ -17,7 +17,8 @@ from sfu.audio_sdp import (
     red_codecs_offered,
     subscriber_offer,
 )
-from sfu.transport import PublisherTransport, SubscriberTransport
+from sfu.subscriber_transport import SubscriberTransport
+from sfu.transport import PublisherTransport
 from tests.sfu_support import (
     SubscribingClient,
     client_offer,

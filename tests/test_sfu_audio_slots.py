@@ -22,7 +22,7 @@ from sfu.audio_slots import AudioSlotAllocator, SlotSettings
 from sfu.consumer import Consumer
 from sfu.producer import Producer
 from sfu.router import Router
-from sfu.transport import SubscriberTransport
+from sfu.subscriber_transport import SubscriberTransport
 from tests.sfu_support import (
     OPUS,
     SubscribingClient,

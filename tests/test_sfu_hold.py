@@ -16,7 +16,8 @@ from aiortc.rtp import (
     RtcpRrPacket,
 )
 
-from sfu.transport import PublisherTransport, SubscriberTransport
+from sfu.subscriber_transport import SubscriberTransport
+from sfu.transport import PublisherTransport
 from tests.sfu_support import (
     SubscribingClient,
     WireRecorder,

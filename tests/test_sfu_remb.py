@@ -19,7 +19,8 @@ from bench.media import PatternVideoTrack
 from sfu.bandwidth import ABS_SEND_TIME_URI
 from sfu.ice import rtc_configuration
 from sfu.producer import Producer
-from sfu.transport import PublisherTransport, SubscriberTransport
+from sfu.subscriber_transport import SubscriberTransport
+from sfu.transport import PublisherTransport
 from tests.sfu_support import SubscribingClient, transport_options
 
 _AST_LINE = re.compile(r"^a=extmap:\d+ " + re.escape(ABS_SEND_TIME_URI) + r"\r?\n", re.M)

@@ -26,7 +26,8 @@ from sfu.retransmit import (
     RetransmitSettings,
 )
 from sfu.rtp_header import RTP_HEADER
-from sfu.transport import PublisherTransport, SubscriberTransport
+from sfu.subscriber_transport import SubscriberTransport
+from sfu.transport import PublisherTransport
 from tests.sfu_support import (
     VP8_OUT,
     SubscribingClient,

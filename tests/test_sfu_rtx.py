@@ -20,7 +20,8 @@ from aiortc.rtp import RtpPacket
 from bench.media import PatternVideoTrack
 from sfu.ice import rtc_configuration
 from sfu.retransmit import OVER_BUDGET, WITHIN_RTT, RetransmitSettings
-from sfu.transport import PublisherTransport, SubscriberTransport
+from sfu.subscriber_transport import SubscriberTransport
+from sfu.transport import PublisherTransport
 from tests.sfu_support import SubscribingClient, transport_options
 
 # 90 kHz / 30 fps: the publisher's timestamp step per frame (its pts is rounded: ±2).

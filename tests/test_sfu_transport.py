@@ -9,7 +9,8 @@ import asyncio
 
 import pytest
 
-from sfu.transport import NegotiationError, PublisherTransport, SdpError, SubscriberTransport
+from sfu.subscriber_transport import SubscriberTransport
+from sfu.transport import NegotiationError, PublisherTransport, SdpError
 from tests.sfu_support import (
     SubscribingClient,
     client_offer,

@@ -19,7 +19,7 @@ from breakout.model import MAX_ROOMS, BreakoutState
 from rooms.calls.errors import CallEnded, CallError
 from rooms.calls.offer_tracks import describe_tracks
 from rooms.calls.participant import Disconnect, Participant, PresenceObserver, Send, safe_send
-from rooms.calls.privacy import shown
+from rooms.calls.privacy import pinned, shown
 from rooms.chat import ChatLimits, ProfanityFilter
 from rooms.chat import system_message as chat_system_message
 from rooms.model import CallSettings, ChatMessage, ParticipantRecord, Permissions
@@ -433,7 +433,7 @@ class CallCore:
         owner = self.participants.get(producer.app_data.get("participant_id", ""))
         sub = viewer.receiving
         if sub is not None and shown(self.privacy_mode, viewer, owner, producer):
-            router.consume(sub, producer)
+            router.consume(sub, producer, pinned(owner, producer))
 
     def move(self, participant: Participant, room: str | None) -> None:
         """Move a person's media to another room: renegotiation, no new connections."""

@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 from rooms.link_quality import DownlinkSample
 from sfu.consumer import Consumer
-from sfu.transport import SubscriberTransport
+from sfu.subscriber_transport import SubscriberTransport
 
 _EXTENDED_SEQ = 1 << 32  # receiver reports' extended highest sequence numbers
 _SEQ = 1 << 16

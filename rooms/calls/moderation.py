@@ -216,9 +216,9 @@ class Moderation:
             sub = viewer.receiving
             if sub is None:
                 continue
-            for consumer in sub.consumers:
-                producer = consumer.producer
-                if producer is None or producer.kind != "video":
+            received = [c.producer for c in sub.consumers if c.producer is not None]
+            for producer in received + sub.parked:  # parked: no m-section yet (video bound)
+                if producer.kind != "video":
                     continue
                 owner = call.participants.get(producer.app_data.get("participant_id", ""))
                 if not shown(call.privacy_mode, viewer, owner, producer):

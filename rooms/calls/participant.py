@@ -17,7 +17,8 @@ from typing import Any
 from rooms.model import CallSettings, ParticipantRecord, Permissions
 from rooms.vocabulary import Lesson, Role
 from sfu.producer import Producer
-from sfu.transport import PublisherTransport, SubscriberTransport
+from sfu.subscriber_transport import SubscriberTransport
+from sfu.transport import PublisherTransport
 
 logger = logging.getLogger(__name__)
 

@@ -20,3 +20,9 @@ def shown(
     if not privacy_mode or viewer.host or producer.app_data.get("source") != "camera":
         return True
     return owner is not None and owner.host
+
+
+def pinned(owner: Participant | None, producer: Producer) -> bool:
+    """Whether every page shows `producer`: a host's camera, a shared screen. The media
+    plane never parks it past a subscriber's video bound (sfu/video_slots.py)."""
+    return producer.app_data.get("source") == "screen" or (owner is not None and owner.host)

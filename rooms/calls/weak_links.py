@@ -48,7 +48,7 @@ from rooms.hold_back import HoldPlanner, HoldSettings
 from rooms.layer_fit import FitSettings, FitVideo, LayerFit
 from rooms.link_quality import DownlinkSample, LinkJudge, Quality, QualityThresholds
 from rooms.queue_delay import QueueDelay
-from sfu.transport import SubscriberTransport
+from sfu.subscriber_transport import SubscriberTransport
 
 logger = logging.getLogger(__name__)
 

@@ -28,11 +28,15 @@ export function takeViewRef(ref) {
   return viewRefs.delete(ref);
 }
 
-/** The remote videos on the page: {id, source, video}. */
+/** The remote videos on the page: {id, source, video}. A camera that is on but has no
+ * track here yet counts too: in a large call the server sends a camera only once its
+ * tile is shown (docs/protocol.md "Bounded video"); its tile's <video> is laid out
+ * (hidden, not removed) all the same, so it is measured like the others. */
 function remoteVideos() {
   const list = [];
   for (const tile of urok.tiles.values()) {
-    if (!tile.self && tile.videoTrack) list.push({ id: tile.participant.id, source: 'camera', video: tile.video });
+    if (tile.self || !(tile.videoTrack || tile.participant.video !== false)) continue;
+    list.push({ id: tile.participant.id, source: 'camera', video: tile.video });
   }
   for (const el of document.querySelectorAll('#stage .tile-screen-share')) {
     const id = el.dataset.screenOf;
