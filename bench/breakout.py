@@ -75,7 +75,7 @@ from aiortc.rtp import RtpPacket
 
 from bench.bot import Bot
 from bench.cli import publish_report, run_main, run_reported
-from bench.load import machine_info
+from bench.machine import machine_info
 from bench.measure import LoopLag, SendLog, percentile, rtp_payload
 from bench.preencoded import (
     BenchMedia,
