@@ -9,7 +9,7 @@ MAX_ROSTER = 500  # the journal API's cap on a lesson's roster
 
 
 class BenchError(RuntimeError):
-    pass
+    """The run cannot go on: reported in one line, exit code 1."""
 
 
 @dataclass

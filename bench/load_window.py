@@ -107,6 +107,7 @@ def window_report(
 
 
 def recorder_cpu(pid: int | None) -> float | None:
+    """CPU seconds of a process beside the server (the recorder, the attacker); None once gone."""
     if pid is None:
         return None
     try:
