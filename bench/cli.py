@@ -1,4 +1,5 @@
-"""What every bench command does around its run: SIGTERM as Ctrl-C, clean exit codes."""
+"""What every bench command does around its run: SIGTERM as Ctrl-C, clean exit codes,
+progress on stderr."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import aiohttp
 
@@ -17,6 +18,13 @@ from bench.bot import BotError
 from bench.server import ServerError
 
 Report = TypeVar("Report")
+
+
+class Quiet(Protocol):
+    """A bench's options: `quiet` silences its progress messages."""
+
+    quiet: bool
+
 
 # Failures a bench reports in one line rather than a traceback.
 EXPECTED_FAILURES: tuple[type[BaseException], ...] = (
@@ -73,6 +81,12 @@ async def publish_report(text: str, data: dict[str, Any], json_path: str | None)
     print(text, flush=True)
     if json_path:
         await asyncio.to_thread(Path(json_path).write_text, json.dumps(data, indent=2))
+
+
+def say(options: Quiet, message: str) -> None:
+    """A progress message on stderr, unless the bench runs --quiet."""
+    if not options.quiet:
+        print(message, file=sys.stderr, flush=True)
 
 
 def run_main(main: Callable[[], Coroutine[Any, Any, int]]) -> NoReturn:

@@ -61,7 +61,7 @@ from bench.cluster_sinks import (
     sinking,
     sunk_packets,
 )
-from bench.load import machine_info
+from bench.machine import machine_info
 from bench.measure import LoopLag, percentile
 from bench.preencoded import BenchMedia, PreEncodedTrack, prepare_media
 from bench.server import Journal, ServerError, cpu_seconds, machine_busy_seconds

@@ -40,7 +40,7 @@ from typing import Any
 import aiohttp
 
 from bench.cli import publish_report, run_main, run_reported
-from bench.load import machine_info
+from bench.machine import machine_info
 from bench.measure import LoopLag, SendLog, percentile
 from bench.media import PatternVideoTrack
 from bench.server import Journal, ServerProcess

@@ -52,7 +52,7 @@ import aiohttp
 from bench.chromium import ChromiumError
 from bench.cli import publish_report, run_main, run_reported
 from bench.links import Host, LinkError, LinkSpec, Testbed
-from bench.load import machine_info
+from bench.machine import machine_info
 from bench.observed_server import ROUTE
 from bench.server import Journal, ServerProcess, cpu_times, machine_busy_seconds
 from bench.weak_figures import Sample, WindowFigures, describe_link, table, window_figures

@@ -6,7 +6,9 @@ import json
 import time
 from pathlib import Path
 
-from bench.breakout import Options, main, plan
+from bench.breakout import main
+from bench.breakout_options import Options
+from bench.breakout_setup import plan
 
 
 def test_plan_spreads_publishers_one_per_room_first() -> None:
