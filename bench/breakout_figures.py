@@ -63,6 +63,8 @@ class Report:
     server_loop_lag_ms: float | None = None
     # RTP payload kbit/s each bot received in the main room (warm-up): p50, max.
     main_room_downlink_kbps: tuple[float | None, float | None] = (None, None)
+    # The rooms closed again at once (bench/breakout_close.py): who was back when.
+    close: dict[str, Any] | None = None
 
     @property
     def server_cores(self) -> float | None:

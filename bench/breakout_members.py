@@ -109,6 +109,8 @@ class Member:
     observing: bool = True  # off at the end of observation (leaving is not measured)
     camera_on: bool = False  # publishes a camera at its full rate in the main room
     warm_bytes: int = 0  # RTP payload bytes received during the warm-up (main room)
+    closed_at: float | None = None  # the rooms were closed (bench/breakout_close.py)
+    back_fresh: dict[str, float] = field(default_factory=dict)  # sender -> first after it
 
     @property
     def id(self) -> str:
@@ -116,6 +118,9 @@ class Member:
         return self.bot.id
 
     def on_packet(self, label: str, packet: RtpPacket, now: float) -> None:
+        if self.closed_at is not None:
+            self._after_close(packet, now)
+            return
         if not self.observing:
             return
         ledger, opened = self.ledger, self.opened_at
@@ -154,9 +159,31 @@ class Member:
             self.mislabeled += 1
             self.last_mislabel = now
 
+    def _after_close(self, packet: RtpPacket, now: float) -> None:
+        """After the rooms closed: the first packet of each sender sent after this bot
+        heard of it (bench/breakout_close.py)."""
+        info = self.ledger.registry.get(hash(packet.payload))
+        if info is None or info is AMBIGUOUS:
+            return
+        sender, sent_at = info
+        if sender in self.back_fresh:
+            return
+        told = self.heard_closed()
+        if told is not None and sent_at > told:
+            self.back_fresh[sender] = now
+
+    def heard_closed(self) -> float | None:
+        """When this bot heard that the rooms were closed (after `closed_at`)."""
+        if self.bot is None or self.closed_at is None:
+            return None
+        since = self.closed_at
+        return next((t for t, _, opened in self.bot.rooms_told if t >= since and not opened), None)
+
     def offers_after(self, t0: float) -> list[Offer]:
+        """The offers from t0 on, until the rooms were closed (if they were)."""
         assert self.bot is not None
-        return [o for o in self.bot.offers if o.started >= t0]
+        end = self.closed_at if self.closed_at is not None else float("inf")
+        return [o for o in self.bot.offers if t0 <= o.started < end]
 
     def labels_right_at(self, t0: float) -> float | None:
         """When the bot answered the first offer from which on all label its room exactly

@@ -96,6 +96,7 @@ def _summary(report: Report) -> list[str]:
         f"{_s(report.witness_gap_ms)} ms (before the open: {_s(report.witness_gap_before_ms)} ms)",
         f"the server's event loop over the last 5 s: woke up at most "
         f"{_s(report.server_loop_lag_ms)} ms late (timer every 0.25 s)",
+        *_closing(report),
         f"main room before the open: server {_s(report.warmup_server_cores)} cores, "
         f"bench {_s(report.warmup_bench_cores)} cores, other processes "
         f"{_s(report.warmup_others_cores)} cores; in the rooms afterwards: server "
@@ -112,6 +113,21 @@ def _summary(report: Report) -> list[str]:
         f"moved everybody: {report.leaked_packets}), labelled as the wrong person "
         f"{report.mislabeled_packets}, ambiguous {report.ambiguous_packets}, "
         f"unknown {report.unattributed_packets}",
+    ]
+
+
+def _closing(report: Report) -> list[str]:
+    close = report.close
+    if close is None:
+        return ["rooms not closed (not isolated)"]
+    met = close["everyone_back"] and (close["back_max_s"] or 0.0) <= TARGET_SECONDS
+    verdict = "met" if met else "NOT met"
+    return [
+        f"closing the rooms: {close['back_count']} of {close['pupils']} back in the main room "
+        f"(told, answered, hearing the teacher), p50 {_s(close['back_p50_s'])} s, max "
+        f"{_s(close['back_max_s'])} s -> target {TARGET_SECONDS:g} s {verdict}; "
+        f"the other lesson's largest gap {_s(close['witness_gap_ms'])} ms; the server's loop "
+        f"woke up at most {_s(close['server_loop_lag_ms'])} ms late",
     ]
 
 

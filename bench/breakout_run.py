@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 
+from bench.breakout_close import Closing, close_rooms
 from bench.breakout_cpu import SAMPLE_INTERVAL, CpuSampler
 from bench.breakout_figures import Report, member_figures, missing, ms
 from bench.breakout_members import Member
@@ -57,6 +58,7 @@ class _Scenario:
     observed: float = 0.0
     server_lag: float | None = None
     settled: float = 0.0  # the end of observation: the rooms as they stay
+    closing: Closing | None = None  # the rooms closed again (bench/breakout_close.py)
     log: list[str] = field(default_factory=list)
 
 
@@ -71,6 +73,9 @@ async def run_scenario(
             await _set_up(run, journal, base_url, media)
             await _warm_up_and_open(run)
             await _observe_rooms(run, http, base_url)
+            if run.isolated:
+                run.closing = await close_rooms(members, run.options)
+                run.closing.server_loop_lag_ms = ms(await _server_loop_lag(http, base_url))
         finally:
             if run.profiler is not None and not run.profiler.done():
                 run.profiler.cancel()
@@ -179,6 +184,12 @@ def _report(run: _Scenario, media: BenchMedia) -> Report:
         **_cpu_figures(run, t_end),
     )
     add_warnings(report, error_messages(members)[run.errors_before :], run.log)
+    closing = run.closing
+    if closing is not None:
+        back = [b for b in closing.back if b is not None]
+        end = closing.t0 + (max(back) if back else run.options.timeout)
+        closing.witness_gap_ms = ms(run.witness.max_gap(closing.t0, end))
+        report.close = closing.figures()
     return report
 
 

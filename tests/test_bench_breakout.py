@@ -51,6 +51,10 @@ async def test_small_class_reaches_isolation(tmp_path: Path) -> None:
     assert report["leaked_packets"] == 0
     assert report["server_cpu"] is not None and report["server_cpu"] >= 0
     assert report["missing"] == []
+    # Closed again: every pupil back in the main room, hearing the teacher there.
+    close = report["close"]
+    assert close["everyone_back"] is True and close["back_count"] == close["pupils"] == 6
+    assert 0 < close["back_max_s"] < 10 and close["told_max_s"] <= close["back_max_s"]
 
 
 async def test_a_call_larger_than_its_audio_slots_sets_up_and_splits(tmp_path: Path) -> None:
