@@ -125,9 +125,10 @@ def _add_media_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile-seconds", type=float, default=10.0)
     parser.add_argument(
         "--profile-phase",
-        choices=("open", "rooms"),
+        choices=("open", "rooms", "close"),
         default="open",
-        help="profile from the open on, or in the rooms once isolated (for --after seconds)",
+        help="profile from the open on, in the rooms once isolated (for --after seconds), "
+        "or from the rooms' close on",
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
 

@@ -74,8 +74,14 @@ async def run_scenario(
             await _warm_up_and_open(run)
             await _observe_rooms(run, http, base_url)
             if run.isolated:
+                _start_profiler(run, "close")
                 run.closing = await close_rooms(members, run.options)
                 run.closing.server_loop_lag_ms = ms(await _server_loop_lag(http, base_url))
+                if run.profiler is not None and run.options.profile_phase == "close":
+                    from bench import profile
+
+                    await run.profiler
+                    run.profile_text = profile.summarize(run.options.profile or "")
         finally:
             if run.profiler is not None and not run.profiler.done():
                 run.profiler.cancel()

@@ -96,6 +96,7 @@ class Producer:
         self.id = producer_id
         self.kind = kind
         self.app_data = app_data
+        self.transport_id: str | None = None  # the publisher transport it came on
         self.consumers: list[PacketSink] = []
         self.taps: list[PacketTap] = []
         self.paused = False

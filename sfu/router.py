@@ -81,7 +81,14 @@ class Router:
         return self.audio_slots
 
     def has_producer(self, producer: Producer) -> bool:
-        return any(p is producer for p in self.producers)
+        # By its transport, not over every producer: a breakout close moves 150 people
+        # into a router of 150, each consuming everyone (this was 14 % of that).
+        transport = self.transports.get(producer.transport_id or "")
+        return (
+            isinstance(transport, PublisherTransport)
+            and not producer.closed
+            and any(p is producer for p in transport.producers.values())
+        )
 
     def consume(
         self, subscriber: SubscriberTransport, producer: Producer, pinned: bool = False

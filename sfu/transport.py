@@ -177,6 +177,7 @@ class PublisherTransport(WebRtcTransport):
                 dict(app_data_by_mid.get(mid, {})),
                 keyframe_interval=self.options.keyframe_interval,
             )
+            producer.transport_id = self.id
             self.producers[mid] = producer
             created.append(producer)
         return simulcast_answer(self._local_sdp(), simulcast), created

@@ -16,6 +16,11 @@ from rooms.calls.core import CallCore, now
 from rooms.calls.errors import CallError
 from rooms.calls.participant import Participant
 
+# People times the room's size moved in one step (one pass of the event loop): a
+# room of 3 takes its people at once (one offer each, naming all the roommates);
+# the main room of 150 a few at a time.
+MOVE_WORK_PER_TURN = 600
+
 # Called with the rooms' ids, under the call's lock, before everyone comes back.
 BeforeClose = Callable[[set[str]], Awaitable[None]]
 
@@ -55,10 +60,17 @@ class BreakoutControl:
             if participant.room != room:
                 moves.setdefault(room, []).append(participant)
         for room, people in moves.items():
-            await self._take_turn()
-            for participant in people:
-                if participant.id in self.call.participants:  # not gone meanwhile
-                    self.call.move(participant, room)
+            # A move subscribes the mover to everyone in the room and everyone to the
+            # mover: work of the room's size. Back to a main room of 150 in one step was
+            # a stall of half a second for every lesson on the node; so a large room
+            # takes its people a few at a time, a turn each.
+            size = len(self.call.in_room(room)) + len(people)
+            step = max(1, MOVE_WORK_PER_TURN // size)
+            for first in range(0, len(people), step):
+                await self._take_turn()
+                for participant in people[first : first + step]:
+                    if participant.id in self.call.participants:  # not gone meanwhile
+                        self.call.move(participant, room)
 
     async def configure(self, host: Participant, count: int, names: list[str] | None) -> None:
         self.call.require_host(host)
