@@ -30,6 +30,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from sfu.audio_level import AUDIO_LEVEL_URI
 from sfu.red import red_primary_type
+from sfu.sdp_sections import only_media
 
 OPUS_FEC_PARAMETERS: dict[str, int] = {"minptime": 10, "useinbandfec": 1, "usedtx": 1}
 # What Chromium numbers RED in its own offers; any other free one would do.
@@ -92,6 +93,12 @@ def publisher_answer(answer: str, red: dict[str, RTCRtpCodecParameters]) -> str:
 def subscriber_offer(offer: str) -> str:
     """aiortc's offer to a subscriber with Opus FEC and, after each Opus, RED over it."""
     description = sdp.SessionDescription.parse(offer)
+    amend_subscriber_offer(description)
+    return str(description)
+
+
+def amend_subscriber_offer(description: sdp.SessionDescription) -> None:
+    """`subscriber_offer` on a parsed offer, in place (parsed once for every amendment)."""
     used = {pt for media in description.media for pt in media.fmt if isinstance(pt, int)}
     red_pt = next(pt for pt in _FREE_PAYLOAD_TYPES if pt not in used)
     for media in description.media:
@@ -107,14 +114,15 @@ def subscriber_offer(offer: str) -> str:
         )
         media.rtp.codecs.insert(media.rtp.codecs.index(opus) + 1, red)
         media.fmt.insert(media.fmt.index(opus.payloadType) + 1, red_pt)
-    return str(description)
 
 
 def red_accepted(answer: str) -> dict[str, int | None]:
     """A subscriber's answer: for each audio m-section by mid, the payload type of the
     RED it accepted over its Opus (None: plain Opus only)."""
     accepted: dict[str, int | None] = {}
-    for media in sdp.SessionDescription.parse(answer).media:
+    # Only its audio m-sections are read: a subscriber's answer has a video one per
+    # camera it receives, and aiortc has just parsed all of it once.
+    for media in sdp.SessionDescription.parse(only_media(answer, "audio")).media:
         if media.kind != "audio" or media.rtp.muxId is None:
             continue
         opus = _opus(media)

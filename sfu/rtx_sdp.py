@@ -48,6 +48,12 @@ def _drop_rtx(media: sdp.MediaDescription) -> None:
 def distinct_rtx_payload_types(offer: str) -> str:
     """Our offer to a subscriber with no RTX payload type shared by two m-sections."""
     description = sdp.SessionDescription.parse(offer)
+    distinct_rtx(description)
+    return str(description)
+
+
+def distinct_rtx(description: sdp.SessionDescription) -> None:
+    """`distinct_rtx_payload_types` on a parsed offer, in place."""
     free = iter(RTX_PAYLOAD_TYPES)
     first = True
     for media in description.media:
@@ -65,4 +71,3 @@ def distinct_rtx_payload_types(offer: str) -> str:
         for codec in rtx:
             codec.payloadType = renumbered[codec.payloadType]
         media.fmt = [renumbered.get(pt, pt) if isinstance(pt, int) else pt for pt in media.fmt]
-    return str(description)

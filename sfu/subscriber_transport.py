@@ -13,16 +13,16 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
-from aiortc import RTCRtpTransceiver, RTCSessionDescription
+from aiortc import RTCRtpTransceiver, RTCSessionDescription, sdp
 
 from sfu.aiortc_hooks import ForwardingSender
-from sfu.audio_sdp import red_accepted, subscriber_offer
+from sfu.audio_sdp import amend_subscriber_offer, red_accepted
 from sfu.bandwidth import BandwidthEstimator
 from sfu.consumer import Consumer
 from sfu.pacer import Pacer
 from sfu.producer import Producer
 from sfu.retransmit import RetransmitBudget
-from sfu.rtx_sdp import distinct_rtx_payload_types
+from sfu.rtx_sdp import distinct_rtx
 from sfu.transport import (
     NegotiationError,
     SdpError,
@@ -339,7 +339,12 @@ class SubscriberTransport(WebRtcTransport):
             try:
                 await self.options.sdp_turns.take()
                 offer = await self.pc.createOffer()
-                offer_sdp = distinct_rtx_payload_types(subscriber_offer(offer.sdp))
+                # Parsed once for both amendments (SDP work is what a whole class
+                # renegotiating at once waits for).
+                description = sdp.SessionDescription.parse(offer.sdp)
+                amend_subscriber_offer(description)
+                distinct_rtx(description)
+                offer_sdp = str(description)
                 self._gather_in_port_range()
                 await self.pc.setLocalDescription(RTCSessionDescription(offer_sdp, "offer"))
                 tracks = self.tracks()
