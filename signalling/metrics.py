@@ -35,6 +35,7 @@ from sfu.latency import SAMPLE_EVERY, LatencyBuckets
 from sfu.stats import ForwardingTotals
 from sfu.subscriber_transport import SubscriberTransport
 from sfu.transport import PublisherTransport
+from signalling import gc_tuning
 from signalling.keys import CALLS, HEALTH, MEDIA, RECORDINGS, SETTINGS, WEBHOOKS, WS_COUNTS
 
 REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("metrics_registry", CollectorRegistry)
@@ -162,6 +163,7 @@ class NodeCollector(Collector):
             "The worst event loop lag of the last few seconds (what GET /readyz judges).",
             self.app[HEALTH].loop_lag.recent_worst,
         )
+        yield from _gc_pauses()
 
     def _recordings_and_webhooks(self) -> Iterator[Metric]:
         service, sender = self.app[RECORDINGS], self.app[WEBHOOKS]
@@ -298,3 +300,23 @@ def setup(app: web.Application) -> None:
     app[REGISTRY] = registry
     app.router.add_get("/metrics", handler_for(app, separate_port=False), name="metrics")
     app.cleanup_ctx.append(_separate_listener)
+
+
+def _gc_pauses() -> Iterator[Metric]:
+    """The collector's pauses, once `urok serve` tuned it (signalling/gc_tuning.py)."""
+    pauses = gc_tuning.PAUSES
+    if not pauses.installed:
+        return
+    count = _counter("urok_gc_collections", "Garbage collections, by generation.", ["generation"])
+    seconds = _counter(
+        "urok_gc_pause_seconds", "Time the process stood still collecting.", ["generation"]
+    )
+    longest = GaugeMetricFamily(
+        "urok_gc_pause_longest_seconds", "The longest collection so far.", labels=["generation"]
+    )
+    for generation in range(3):
+        label = [str(generation)]
+        count.add_metric(label, pauses.count[generation])
+        seconds.add_metric(label, pauses.seconds[generation])
+        longest.add_metric(label, pauses.longest[generation])
+    yield from (count, seconds, longest)

@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
+from signalling import gc_tuning
 from signalling.config import Settings
 from signalling.drain import drain
 from signalling.http_guard import ConnectionGuard, GuardedSite
@@ -69,6 +70,7 @@ def run(
     async def serve() -> None:
         runner = web.AppRunner(app, handle_signals=False, keepalive_timeout=75.0, **runner_options)
         await runner.setup()
+        gc_tuning.tune()  # the app is built: what exists now is never garbage
         try:
             guard = ConnectionGuard(settings.limits, app[NODE].peers if NODE in app else None)
             host, port = settings.host, settings.port
