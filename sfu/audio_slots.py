@@ -84,6 +84,10 @@ class AudioSlotAllocator:
         self.active = False
         self._state: dict[str, _Subscriber] = {}  # by transport id
         self._known: set[str] = set()  # the audio producers of the last tick
+        # A quiet tick (nobody it maps speaking) after a full pass with the same producers,
+        # pins, subscribers and offers has nothing to do: it is skipped (`update`).
+        self._changes = 0
+        self._quiet: tuple[frozenset[str], frozenset[str], frozenset[str], int] | None = None
         self._margin = 10.0 ** (self.settings.margin_db / 20.0)
 
     # --- what the router asks
@@ -99,10 +103,12 @@ class AudioSlotAllocator:
     def offer(self, transport: SubscriberTransport, producer: Producer) -> None:
         """`transport` may hear `producer`: a candidate for its slots."""
         self._subscriber(transport).offered.add(producer.id)
+        self._changes += 1
 
     def replace(self, old: Producer, new: Producer) -> None:
         """`new` goes on where `old` was (a publisher's replaced connection): whoever
         could hear `old` can hear `new`; the slots that carried it switch with it."""
+        self._changes += 1
         for state in self._state.values():
             if old.id in state.offered:
                 state.offered.discard(old.id)
@@ -110,6 +116,7 @@ class AudioSlotAllocator:
 
     def forget(self, transport: SubscriberTransport) -> None:
         """The transport leaves the router: its slots become ordinary consumers."""
+        self._changes += 1
         self._state.pop(transport.id, None)
         transport.release_audio_slots()
 
@@ -119,6 +126,7 @@ class AudioSlotAllocator:
         if pinned == self.pinned:
             return
         was, self.pinned = self.pinned, pinned
+        self._changes += 1
         if not self.active:
             return
         by_id = {p.id: p for p in self._producers()}
@@ -201,8 +209,14 @@ class AudioSlotAllocator:
         if closed:  # producers gone from the router: no longer offered to anybody
             for state in self._state.values():
                 state.offered -= closed
+        # Idle upkeep: most ticks of a lesson nobody but the (pinned) teacher speaks.
+        talking = loudness.active - self.pinned
+        key = (frozenset(audible), self.pinned, frozenset(present), self._changes)
+        if not talking and key == self._quiet:
+            return
         for transport in present.values():
             self._assign(self._subscriber(transport), audible, loudness, now)
+        self._quiet = None if talking else key
 
     def _assign(
         self, state: _Subscriber, audible: dict[str, Producer], loud: _Loudness, now: float

@@ -395,3 +395,38 @@ async def test_a_replaced_publisher_connection_keeps_its_slot(calls: list[Call])
     old.close()
     await call.run(1.0)
     assert slot.producer is replacement.producer
+
+
+async def test_quiet_ticks_walk_no_subscriber_until_something_changes(calls: list[Call]) -> None:
+    call = await new_call(calls, 5, slots=2)
+    v = call.voices
+    listener = call.subscriber()
+    v[0].level, v[1].level = 20, 25
+    await call.run(1.0)
+    call.slots.set_pinned({v[4].producer.id})  # the teacher: a consumer of its own
+    await call.run(0.1)
+    assert call.heard(listener) == ids(v[0], v[1], v[4])
+    walked: list[str] = []
+    assign = call.slots._assign
+
+    def counting(state, *args):  # type: ignore[no-untyped-def]
+        walked.append(state.transport.id)
+        assign(state, *args)
+
+    call.slots._assign = counting  # type: ignore[method-assign]
+    # Silence, but for the pinned teacher talking: after one full pass, nothing to do.
+    v[0].level = v[1].level = SILENT
+    v[4].level = 10
+    await call.run(2.0)  # the detector's ranking lets the silent go
+    quiet = len(walked)
+    await call.run(1.0)
+    assert len(walked) == quiet
+    assert call.heard(listener) == ids(v[0], v[1], v[4])  # the silent keep their slots
+    # A change while quiet is still applied: a muted speaker leaves its slot at once.
+    v[0].producer.pause()
+    await call.run(0.1)
+    assert call.heard(listener) == ids(v[1], v[4]) and len(walked) == quiet + 1
+    # And a newcomer speaking is mapped, walking the subscriber again.
+    v[2].level = 15
+    await call.run(0.3)
+    assert v[2].producer.id in call.heard(listener)
