@@ -75,5 +75,12 @@ async def test_a_call_larger_than_its_audio_slots_sets_up_and_splits(tmp_path: P
     assert report["leaked_packets"] == 0
     assert report["m_sections_after_open_max"] <= 4
     assert report["server_loop_lag_ms"] is not None
+    # Another lesson on the node, two bots of their own process, measured its packet gaps
+    # through the open and the close: a stall of the node's loop would show as a gap of
+    # its length (the target, 100 ms, is the bench's: docs/performance.md).
+    close = report["close"]
+    assert close["everyone_back"] is True
+    for gap in (report["witness_gap_before_ms"], report["witness_gap_ms"], close["witness_gap_ms"]):
+        assert gap is not None and 20 <= gap < 1000
     low, high = report["main_room_downlink_kbps"]
     assert low is not None and high is not None and 0 < low <= high
