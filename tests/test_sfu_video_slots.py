@@ -48,6 +48,13 @@ async def bed(limit: int, cameras: int) -> AsyncIterator[Bed]:
         await pub_pc.close()
 
 
+async def consume_all(b: Bed) -> None:
+    """The subscriber is asked for every camera (as rooms/ does at a join); answered."""
+    for camera in b.cameras:
+        b.subscriber.consume(camera)
+    await b.client.answer(b.subscriber)
+
+
 def video_sections(pc: RTCPeerConnection) -> int:
     return sum(t.kind == "video" for t in pc.getTransceivers())
 
@@ -80,9 +87,7 @@ async def test_past_the_bound_a_video_is_parked_and_the_offer_stays_small() -> N
 async def test_a_shown_parked_video_takes_the_m_section_of_a_hidden_one_in_one_offer() -> None:
     async with bed(limit=2, cameras=4) as b:
         first, second, third, fourth = b.cameras
-        for camera in b.cameras:
-            b.subscriber.consume(camera)
-        await b.client.answer(b.subscriber)
+        await consume_all(b)
         was = b.client.offers[-1][1]
         # The page shows the other two: the first two are hidden (held).
         b.subscriber.hold([first.id, second.id])
@@ -103,9 +108,7 @@ async def test_a_shown_parked_video_takes_the_m_section_of_a_hidden_one_in_one_o
 async def test_a_shown_video_is_never_evicted_and_a_hidden_one_evicts_nobody() -> None:
     async with bed(limit=2, cameras=4) as b:
         first, second, third, fourth = b.cameras
-        for camera in b.cameras:
-            b.subscriber.consume(camera)
-        await b.client.answer(b.subscriber)
+        await consume_all(b)
         # Only the first is hidden: one of the parked (the first parked) takes its place,
         # the other stays parked: the second is shown and keeps its m-section.
         b.subscriber.hold([first.id])
@@ -122,9 +125,7 @@ async def test_a_shown_video_is_never_evicted_and_a_hidden_one_evicts_nobody() -
 async def test_the_video_hidden_longest_is_evicted_first() -> None:
     async with bed(limit=3, cameras=4) as b:
         first, second, third, fourth = b.cameras
-        for camera in b.cameras:
-            b.subscriber.consume(camera)
-        await b.client.answer(b.subscriber)
+        await consume_all(b)
         b.subscriber.hold([first.id, fourth.id])  # first hidden (fourth stays parked)
         await asyncio.sleep(0.02)
         b.subscriber.hold([first.id, second.id, fourth.id])  # second hidden later
@@ -138,9 +139,7 @@ async def test_the_video_hidden_longest_is_evicted_first() -> None:
 async def test_a_freed_m_section_goes_to_a_shown_parked_video_and_a_parked_one_can_go() -> None:
     async with bed(limit=2, cameras=4) as b:
         first, second, third, fourth = b.cameras
-        for camera in b.cameras:
-            b.subscriber.consume(camera)
-        await b.client.answer(b.subscriber)
+        await consume_all(b)
         b.subscriber.stop_consuming(fourth)  # parked: forgotten, nothing to renegotiate
         assert [p.id for p in b.subscriber.parked] == [third.id]
         b.subscriber.stop_consuming(first)  # its publisher left: the third takes its place
@@ -152,9 +151,7 @@ async def test_a_freed_m_section_goes_to_a_shown_parked_video_and_a_parked_one_c
 async def test_a_replaced_publisher_stays_parked_and_pinning_unparks() -> None:
     async with bed(limit=1, cameras=3) as b:
         first, second, third = b.cameras
-        for camera in b.cameras:
-            b.subscriber.consume(camera)
-        await b.client.answer(b.subscriber)
+        await consume_all(b)
         assert [p.id for p in b.subscriber.parked] == [second.id, third.id]
         replacing = PublisherTransport(transport_options())
         pc, (new_second,) = await publish_from_client(replacing, ["video"])

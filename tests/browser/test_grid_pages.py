@@ -11,12 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 
 from bench.bot import Bot
 from bench.preencoded import PreEncodedTrack, prepare_media
-from tests.browser.harness import chromium, join_call, new_page, playwright, running_server
+from tests.browser.harness import (
+    Server,
+    chromium,
+    join_call,
+    new_page,
+    playwright,
+    running_server,
+)
 from tests.browser.test_track_views_page import cameras_to, frames_of, until
 
 pytestmark = pytest.mark.browser
@@ -27,23 +36,35 @@ SHOWN_TILES = (
 )
 
 
-async def test_a_class_of_twenty_is_paged_and_other_pages_cost_nothing() -> None:
+@asynccontextmanager
+async def class_of_twenty(server: Server) -> AsyncIterator[tuple[str, list[Bot]]]:
+    """A lesson of 20 whose 19 others are bots with small pre-encoded cameras (the
+    teacher first): its id and the bots, connected and publishing; the page joins as
+    s-1. tests/browser/test_video_slots_page.py has the same class."""
     media = prepare_media(audio_seconds=1, video_seconds=1, width=160, height=120, fps=10)
+    roster = [{"id": f"s-{i}", "name": f"Ученик {i}", "role": "student"} for i in range(1, 20)]
+    lesson = (await server.create_lesson(roster=roster))["id"]
+    people = [("t-1", "Анна Петровна", "teacher")] + [
+        (f"s-{i}", f"Ученик {i}", "student") for i in range(2, 20)
+    ]
+    bots = [
+        Bot(server.base_url, await server.token(lesson, user, name, role), receive=False)
+        for user, name, role in people
+    ]
+    try:
+        await asyncio.gather(*(bot.connect(timeout=30) for bot in bots))
+        await asyncio.gather(
+            *(bot.publish([(PreEncodedTrack(media.video), "camera")]) for bot in bots)
+        )
+        yield lesson, bots
+    finally:
+        for bot in bots:
+            await bot.close()
+
+
+async def test_a_class_of_twenty_is_paged_and_other_pages_cost_nothing() -> None:
     async with running_server() as server, playwright() as pw:
-        roster = [{"id": f"s-{i}", "name": f"Ученик {i}", "role": "student"} for i in range(1, 20)]
-        lesson = (await server.create_lesson(roster=roster))["id"]
-        people = [("t-1", "Анна Петровна", "teacher")] + [
-            (f"s-{i}", f"Ученик {i}", "student") for i in range(2, 20)
-        ]
-        bots = [
-            Bot(server.base_url, await server.token(lesson, user, name, role), receive=False)
-            for user, name, role in people
-        ]
-        try:
-            await asyncio.gather(*(bot.connect(timeout=30) for bot in bots))
-            await asyncio.gather(
-                *(bot.publish([(PreEncodedTrack(media.video), "camera")]) for bot in bots)
-            )
+        async with class_of_twenty(server) as (lesson, bots):
             async with chromium(pw) as browser:
                 page = await new_page(browser)
                 url = await server.join_url(lesson, "s-1", "Иван Иванов", "student")
@@ -81,6 +102,3 @@ async def test_a_class_of_twenty_is_paged_and_other_pages_cost_nothing() -> None
                 while await frames_of(page, off_page[0]) < 5:
                     assert time.monotonic() < deadline, "a camera of page 2 does not decode"
                     await asyncio.sleep(0.3)
-        finally:
-            for bot in bots:
-                await bot.close()

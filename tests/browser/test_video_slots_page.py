@@ -20,11 +20,10 @@ from dataclasses import replace
 import pytest
 from playwright.async_api import Page
 
-from bench.bot import Bot
-from bench.preencoded import PreEncodedTrack, prepare_media
 from signalling.config_sections import MediaSettings
 from signalling.keys import CALLS
 from tests.browser.harness import Server, chromium, join_call, new_page, playwright, running_server
+from tests.browser.test_grid_pages import class_of_twenty
 from tests.browser.test_track_views_page import until
 
 pytestmark = pytest.mark.browser
@@ -83,23 +82,9 @@ async def decoded(page: Page, ids: list[str], what: str) -> None:
 
 
 async def test_a_page_of_a_large_class_gets_its_cameras_within_the_bound() -> None:
-    media = prepare_media(audio_seconds=1, video_seconds=1, width=160, height=120, fps=10)
     settings = replace(MediaSettings(), video_slots=BOUND)
     async with running_server(media=settings) as server, playwright() as pw:
-        roster = [{"id": f"s-{i}", "name": f"Ученик {i}", "role": "student"} for i in range(1, 20)]
-        lesson = (await server.create_lesson(roster=roster))["id"]
-        people = [("t-1", "Анна Петровна", "teacher")] + [
-            (f"s-{i}", f"Ученик {i}", "student") for i in range(2, 20)
-        ]
-        bots = [
-            Bot(server.base_url, await server.token(lesson, user, name, role), receive=False)
-            for user, name, role in people
-        ]
-        try:
-            await asyncio.gather(*(bot.connect(timeout=30) for bot in bots))
-            await asyncio.gather(
-                *(bot.publish([(PreEncodedTrack(media.video), "camera")]) for bot in bots)
-            )
+        async with class_of_twenty(server) as (lesson, bots):
             async with chromium(pw) as browser:
                 page = await new_page(browser)
                 url = await server.join_url(lesson, "s-1", "Иван Иванов", "student")
@@ -131,6 +116,3 @@ async def test_a_page_of_a_large_class_gets_its_cameras_within_the_bound() -> No
                 )
                 assert video_sections(server, lesson, me) <= BOUND + 1
                 await decoded(page, sorted(first_page), "page 1 again")
-        finally:
-            for bot in bots:
-                await bot.close()
