@@ -19,30 +19,12 @@ import asyncio
 import statistics
 import time
 
-from aiortc import RTCRtpReceiver
-
+from bench.idle_producers import idle_producer
 from sfu.active_speaker import ActiveSpeakerDetector
-from sfu.aiortc_hooks import ForwardingReceiver
 from sfu.audio_slots import TICK, AudioSlotAllocator, SlotSettings
 from sfu.ice import rtc_configuration
-from sfu.producer import Producer
 from sfu.subscriber_transport import SubscriberTransport
 from sfu.transport import TransportOptions
-
-
-class _Wire:
-    """Stands in for the DTLS transport: registers, sends nothing."""
-
-    state = "connected"
-    _stats_id = "bench"
-
-    def _register_rtp_receiver(self, *_: object) -> None: ...
-
-
-def _producer(index: int) -> Producer:
-    """Its meter is fed directly: the receiver never starts."""
-    receiver = ForwardingReceiver.adopt(RTCRtpReceiver("audio", _Wire()))  # type: ignore[arg-type]
-    return Producer(f"pr_{index}", "audio", receiver, {})
 
 
 async def _no_offer(sdp: str, tracks: object) -> None:
@@ -53,7 +35,7 @@ async def run(people: int, slots: int, speakers: int, seconds: float) -> dict[st
     options = TransportOptions(
         configuration_factory=lambda: rtc_configuration([]), listen_addresses=("127.0.0.1",)
     )
-    producers = [_producer(i) for i in range(people)]
+    producers = [idle_producer("audio", i) for i in range(people)]
     subscribers = [SubscriberTransport(options, _no_offer) for _ in range(people)]
     detector = ActiveSpeakerDetector()
     allocator = AudioSlotAllocator(

@@ -24,27 +24,12 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCSessionDescription
 
-from sfu.aiortc_hooks import ForwardingReceiver
+from bench.idle_producers import idle_producer
 from sfu.ice import rtc_configuration
-from sfu.producer import Producer
 from sfu.subscriber_transport import SubscriberTransport
 from sfu.transport import TransportOptions
-
-
-class _Wire:
-    """Stands in for the DTLS transport: registers, sends nothing."""
-
-    state = "connected"
-    _stats_id = "bench"
-
-    def _register_rtp_receiver(self, *_: object) -> None: ...
-
-
-def _camera(index: int) -> Producer:
-    receiver = ForwardingReceiver.adopt(RTCRtpReceiver("video", _Wire()))  # type: ignore[arg-type]
-    return Producer(f"pr_{index}", "video", receiver, {"source": "camera"})
 
 
 class _Client:
@@ -95,7 +80,7 @@ async def run(cameras: int, bound: int, page: int, flips: int) -> dict[str, Any]
         ),
         video_slots=bound,
     )
-    producers = [_camera(i) for i in range(cameras)]
+    producers = [idle_producer("video", i, {"source": "camera"}) for i in range(cameras)]
     client = _Client()
     transport = SubscriberTransport(options, client.send_offer)
     try:
