@@ -264,6 +264,45 @@ async def chromium(
         shutil.rmtree(profile, ignore_errors=True)
 
 
+@asynccontextmanager
+async def chromiums(
+    pw: Playwright, *options: dict[str, Any]
+) -> AsyncIterator[list[BrowserContext]]:
+    """Several `chromium(pw, **options[i])`, launched side by side and closed side by
+    side (each is still its own process with its own profile): one launch costs a
+    second or two of this machine, and the browsers of a test do not need each other
+    to start."""
+    release = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    ready: list[asyncio.Future[BrowserContext]] = [loop.create_future() for _ in options]
+
+    async def one(kwargs: dict[str, Any], started: asyncio.Future[BrowserContext]) -> None:
+        try:
+            async with chromium(pw, **kwargs) as context:
+                started.set_result(context)
+                await release.wait()
+        except asyncio.CancelledError:
+            started.cancel()
+            raise
+        except BaseException as exc:
+            if not started.done():
+                started.set_exception(exc)
+            raise
+
+    tasks = [asyncio.create_task(one(k, f)) for k, f in zip(options, ready, strict=True)]
+    try:
+        yield list(await asyncio.gather(*ready))
+    finally:
+        release.set()
+        closed = await asyncio.gather(*tasks, return_exceptions=True)
+        for started in ready:  # a launch that failed after another's failure: retrieved
+            if started.done() and not started.cancelled():
+                started.exception()
+    failed = [r for r in closed if isinstance(r, BaseException)]
+    if failed:
+        raise failed[0]
+
+
 async def new_page(context: BrowserContext) -> Page:
     page = context.pages[0] if context.pages else await context.new_page()
     page.on("console", lambda msg: _console(page, msg.type, msg.text))
