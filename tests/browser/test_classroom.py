@@ -213,8 +213,7 @@ async def test_hands_nudge_cohost_and_remove() -> None:
         teacher_url, ivan_url = await urls(server, lesson["id"], TEACHER, IVAN)
         async with chromiums(pw, {}, {}) as (tb, ib):
             teacher, ivan = await new_page(tb), await new_page(ib)
-            await join_call(teacher, teacher_url)
-            await join_call(ivan, ivan_url)
+            await asyncio.gather(join_call(teacher, teacher_url), join_call(ivan, ivan_url))
             ivan_id, teacher_id = await self_id(ivan), await self_id(teacher)
             ivan_tile = f".tile[data-participant-id='{ivan_id}']"
             await teacher.locator(ivan_tile).wait_for()
@@ -317,8 +316,7 @@ async def test_host_mutes_a_student_and_takes_the_right_away() -> None:
         teacher_url, ivan_url, maria_url = await urls(server, lesson["id"], TEACHER, IVAN, MARIA)
         async with chromiums(pw, {}, {}, {}) as (tb, ib, mb):
             teacher, ivan, maria = await new_page(tb), await new_page(ib), await new_page(mb)
-            await join_call(teacher, teacher_url)
-            await join_call(ivan, ivan_url)
+            await asyncio.gather(join_call(teacher, teacher_url), join_call(ivan, ivan_url))
             await asyncio.gather(wait_for_media(teacher), wait_for_media(ivan))
             ivan_id = await self_id(ivan)
             assert await packet_rate(teacher, ivan_id, "microphone") > 20
@@ -390,8 +388,7 @@ async def test_student_shares_the_screen_once_allowed_and_the_host_stops_it() ->
         screen = {"extra_args": SCREEN_ARGS}
         async with chromiums(pw, screen, screen) as (tb, ib):
             teacher, ivan = await new_page(tb), await new_page(ib)
-            await join_call(teacher, teacher_url)
-            await join_call(ivan, ivan_url)
+            await asyncio.gather(join_call(teacher, teacher_url), join_call(ivan, ivan_url))
             await asyncio.gather(wait_for_media(teacher), wait_for_media(ivan))
             ivan_id = await self_id(ivan)
 
@@ -476,8 +473,7 @@ async def test_chat_reaches_the_host_masked_when_rude_and_the_host_ends_the_less
         teacher_url, ivan_url = await urls(server, lesson["id"], TEACHER, IVAN)
         async with chromiums(pw, {}, {}) as (tb, ib):
             teacher, ivan = await new_page(tb), await new_page(ib)
-            await join_call(teacher, teacher_url)
-            await join_call(ivan, ivan_url)
+            await asyncio.gather(join_call(teacher, teacher_url), join_call(ivan, ivan_url))
 
             await open_panel(ivan, "chat")
             box = ivan.locator("#chat-input")
@@ -565,8 +561,9 @@ async def test_after_the_screen_right_is_taken_back_the_camera_can_still_start()
         screen = {"extra_args": SCREEN_ARGS}
         async with chromiums(pw, screen, screen) as (tb, ib):
             teacher, ivan = await new_page(tb), await new_page(ib)
-            await join_call(teacher, teacher_url)
-            await join_call(ivan, ivan_url, video=False)
+            await asyncio.gather(
+                join_call(teacher, teacher_url), join_call(ivan, ivan_url, video=False)
+            )
             ivan_id = await self_id(ivan)
             await open_panel(teacher, "rights")
             screen_right = teacher.locator("#perm-student-screen")
