@@ -10,6 +10,7 @@ under the issue's targets with RED, while the control shows the loss is real.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
 import pytest
@@ -30,7 +31,7 @@ from signalling.keys import CALLS
 from tests.browser.harness import (
     CHROMIUM,
     Server,
-    chromium,
+    chromiums,
     join_call,
     new_page,
     playwright,
@@ -122,16 +123,21 @@ async def test_red_keeps_audio_through_random_downlink_loss() -> None:
             try:
                 origin = server.base_url
                 remote = host.executable(CHROMIUM)
-                async with (
-                    chromium(pw, origin=origin) as red_publisher,
-                    chromium(pw, executable=remote, origin=origin) as red_subscriber,
-                    chromium(pw, executable=remote, origin=origin) as control,
-                ):
+                async with chromiums(
+                    pw,
+                    {"origin": origin},
+                    {"executable": remote, "origin": origin},
+                    {"executable": remote, "origin": origin},
+                ) as contexts:
+                    control = contexts[2]
                     await control.add_init_script(NO_RED_JS)
-                    contexts = (red_publisher, red_subscriber, control)
                     pages = [await new_page(c) for c in contexts]
-                    for page, url in zip(pages, urls, strict=True):
-                        await join_call(page, url, video=False)
+                    await asyncio.gather(
+                        *(
+                            join_call(page, url, video=False)
+                            for page, url in zip(pages, urls, strict=True)
+                        )
+                    )
                     ids = [await page.evaluate("window.urok.self.id") for page in pages]
                     publishers = dict(zip((ids[0], bot.id), PUBLISHERS, strict=True))
                     subscribers = dict(zip(SUBSCRIBERS, pages[1:], strict=True))
