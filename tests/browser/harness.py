@@ -357,8 +357,9 @@ async def inbound_by_mid(page: Page) -> dict[str, dict[str, Any]]:
 async def wait_for_media(
     page: Page, *, timeout: float = 30.0, min_frames: int = 10, min_audio_packets: int = 50
 ) -> dict[str, Any]:
-    """Poll the subscriber's getStats until remote video decodes (and keeps
-    decoding) and remote audio arrives; return the last stats."""
+    """Poll the subscriber's getStats (every 0.2 s) until remote video decodes (and
+    keeps decoding: more frames than at the poll before) and remote audio arrives;
+    return the last stats."""
     deadline = time.monotonic() + timeout
     last: dict[str, Any] | None = None
     previous_frames = -1
@@ -371,7 +372,7 @@ async def wait_for_media(
                 if audio > min_audio_packets:
                     return last
             previous_frames = frames
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.2)
     state = await page.evaluate(
         "() => window.urok && {state: window.urok.state, errors: window.urok.errors,"
         " tracks: window.urok.tracks,"
