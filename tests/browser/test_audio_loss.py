@@ -10,7 +10,6 @@ under the issue's targets with RED, while the control shows the loss is real.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 
 import pytest
@@ -132,12 +131,8 @@ async def test_red_keeps_audio_through_random_downlink_loss() -> None:
                     control = contexts[2]
                     await control.add_init_script(NO_RED_JS)
                     pages = [await new_page(c) for c in contexts]
-                    await asyncio.gather(
-                        *(
-                            join_call(page, url, video=False)
-                            for page, url in zip(pages, urls, strict=True)
-                        )
-                    )
+                    for page, url in zip(pages, urls, strict=True):
+                        await join_call(page, url, video=False)
                     ids = [await page.evaluate("window.urok.self.id") for page in pages]
                     publishers = dict(zip((ids[0], bot.id), PUBLISHERS, strict=True))
                     subscribers = dict(zip(SUBSCRIBERS, pages[1:], strict=True))
