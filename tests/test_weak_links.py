@@ -104,16 +104,22 @@ async def video_flow(bot: Bot, senders: list[str], seconds: float = 2.0) -> dict
 async def publishing_class(server: LiveServer, media: BenchMedia) -> tuple[Bot, Bot, Bot, Bot]:
     """A teacher and two pupils publishing, and a pupil who only watches; all count packets."""
     lesson = await server.create_lesson()
-    teacher = await join(server, lesson, "t-1", "teacher", decode=False)
-    first = await join(server, lesson, "s-1", "student", decode=False)
-    second = await join(server, lesson, "s-2", "student", decode=False)
-    for bot in (teacher, first, second):
-        await bot.publish(
-            [
-                (PreEncodedTrack(media.audio), "microphone"),
-                (PreEncodedTrack(media.video), "camera"),
-            ]
+    teacher, first, second = await asyncio.gather(
+        join(server, lesson, "t-1", "teacher", decode=False),
+        join(server, lesson, "s-1", "student", decode=False),
+        join(server, lesson, "s-2", "student", decode=False),
+    )
+    await asyncio.gather(
+        *(
+            bot.publish(
+                [
+                    (PreEncodedTrack(media.audio), "microphone"),
+                    (PreEncodedTrack(media.video), "camera"),
+                ]
+            )
+            for bot in (teacher, first, second)
         )
+    )
     watcher = await join(server, lesson, "s-3", "student", decode=False)
     senders = [teacher.id, first.id, second.id]
     await until(

@@ -264,6 +264,45 @@ async def chromium(
         shutil.rmtree(profile, ignore_errors=True)
 
 
+@asynccontextmanager
+async def chromiums(
+    pw: Playwright, *options: dict[str, Any]
+) -> AsyncIterator[list[BrowserContext]]:
+    """Several `chromium(pw, **options[i])`, launched side by side and closed side by
+    side (each is still its own process with its own profile): one launch costs a
+    second or two of this machine, and the browsers of a test do not need each other
+    to start."""
+    release = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    ready: list[asyncio.Future[BrowserContext]] = [loop.create_future() for _ in options]
+
+    async def one(kwargs: dict[str, Any], started: asyncio.Future[BrowserContext]) -> None:
+        try:
+            async with chromium(pw, **kwargs) as context:
+                started.set_result(context)
+                await release.wait()
+        except asyncio.CancelledError:
+            started.cancel()
+            raise
+        except BaseException as exc:
+            if not started.done():
+                started.set_exception(exc)
+            raise
+
+    tasks = [asyncio.create_task(one(k, f)) for k, f in zip(options, ready, strict=True)]
+    try:
+        yield list(await asyncio.gather(*ready))
+    finally:
+        release.set()
+        closed = await asyncio.gather(*tasks, return_exceptions=True)
+        for started in ready:  # a launch that failed after another's failure: retrieved
+            if started.done() and not started.cancelled():
+                started.exception()
+    failed = [r for r in closed if isinstance(r, BaseException)]
+    if failed:
+        raise failed[0]
+
+
 async def new_page(context: BrowserContext) -> Page:
     page = context.pages[0] if context.pages else await context.new_page()
     page.on("console", lambda msg: _console(page, msg.type, msg.text))
@@ -318,8 +357,9 @@ async def inbound_by_mid(page: Page) -> dict[str, dict[str, Any]]:
 async def wait_for_media(
     page: Page, *, timeout: float = 30.0, min_frames: int = 10, min_audio_packets: int = 50
 ) -> dict[str, Any]:
-    """Poll the subscriber's getStats until remote video decodes (and keeps
-    decoding) and remote audio arrives; return the last stats."""
+    """Poll the subscriber's getStats (every 0.2 s) until remote video decodes (and
+    keeps decoding: more frames than at the poll before) and remote audio arrives;
+    return the last stats."""
     deadline = time.monotonic() + timeout
     last: dict[str, Any] | None = None
     previous_frames = -1
@@ -332,7 +372,7 @@ async def wait_for_media(
                 if audio > min_audio_packets:
                     return last
             previous_frames = frames
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.2)
     state = await page.evaluate(
         "() => window.urok && {state: window.urok.state, errors: window.urok.errors,"
         " tracks: window.urok.tracks,"

@@ -18,7 +18,7 @@ import pytest
 
 from tests.browser.harness import (
     SCREENSHOT_DIR,
-    chromium,
+    chromiums,
     join_call,
     new_page,
     playwright,
@@ -54,10 +54,7 @@ async def test_the_talking_pupil_is_ringed_at_the_teacher_and_not_once_muted() -
             teacher_url = await server.join_url(lesson["id"], "t-1", "Анна Петровна", "teacher")
             pupil_url = await server.join_url(lesson["id"], "s-1", "Иван Иванов", "student")
             voice = (f"--use-file-for-fake-audio-capture={wav}",)
-            async with (
-                chromium(pw) as teacher_browser,
-                chromium(pw, extra_args=voice) as pupil_browser,
-            ):
+            async with chromiums(pw, {}, {"extra_args": voice}) as (teacher_browser, pupil_browser):
                 teacher, pupil = await new_page(teacher_browser), await new_page(pupil_browser)
                 await join_call(teacher, teacher_url, video=False)
                 await join_call(pupil, pupil_url, video=False)

@@ -30,7 +30,7 @@ from signalling.keys import CALLS
 from tests.browser.harness import (
     CHROMIUM,
     Server,
-    chromium,
+    chromiums,
     join_call,
     new_page,
     playwright,
@@ -122,13 +122,14 @@ async def test_red_keeps_audio_through_random_downlink_loss() -> None:
             try:
                 origin = server.base_url
                 remote = host.executable(CHROMIUM)
-                async with (
-                    chromium(pw, origin=origin) as red_publisher,
-                    chromium(pw, executable=remote, origin=origin) as red_subscriber,
-                    chromium(pw, executable=remote, origin=origin) as control,
-                ):
+                async with chromiums(
+                    pw,
+                    {"origin": origin},
+                    {"executable": remote, "origin": origin},
+                    {"executable": remote, "origin": origin},
+                ) as contexts:
+                    control = contexts[2]
                     await control.add_init_script(NO_RED_JS)
-                    contexts = (red_publisher, red_subscriber, control)
                     pages = [await new_page(c) for c in contexts]
                     for page, url in zip(pages, urls, strict=True):
                         await join_call(page, url, video=False)

@@ -18,7 +18,7 @@ from playwright.async_api import Page
 
 from tests.browser.harness import (
     SCREENSHOT_DIR,
-    chromium,
+    chromiums,
     inbound_by_mid,
     inbound_by_source,
     join_call,
@@ -146,10 +146,14 @@ async def test_rooms_split_media_and_chat_then_everyone_comes_back() -> None:
     async with running_server() as server, playwright() as pw:
         lesson = await server.create_lesson()
         urls = [await server.join_url(lesson["id"], *p) for p in (TEACHER, IVAN, MARIA)]
-        async with chromium(pw) as tb, chromium(pw) as ib, chromium(pw) as mb:
+        async with chromiums(pw, {}, {}, {}) as (tb, ib, mb):
             teacher, ivan, maria = await new_page(tb), await new_page(ib), await new_page(mb)
-            for page, url in zip((teacher, ivan, maria), urls, strict=True):
-                await join_call(page, url)
+            await asyncio.gather(
+                *(
+                    join_call(page, url)
+                    for page, url in zip((teacher, ivan, maria), urls, strict=True)
+                )
+            )
             teacher_id, ivan_id, maria_id = [await self_id(p) for p in (teacher, ivan, maria)]
             everyone = {teacher_id, ivan_id, maria_id}
             await asyncio.gather(*(wait_for_media(p) for p in (teacher, ivan, maria)))
@@ -311,10 +315,14 @@ async def test_random_split_drag_move_return_and_reconnect() -> None:
     async with running_server() as server, playwright() as pw:
         lesson = await server.create_lesson()
         urls = [await server.join_url(lesson["id"], *p) for p in (TEACHER, IVAN, MARIA)]
-        async with chromium(pw) as tb, chromium(pw) as ib, chromium(pw) as mb:
+        async with chromiums(pw, {}, {}, {}) as (tb, ib, mb):
             teacher, ivan, maria = await new_page(tb), await new_page(ib), await new_page(mb)
-            for page, url in zip((teacher, ivan, maria), urls, strict=True):
-                await join_call(page, url)
+            await asyncio.gather(
+                *(
+                    join_call(page, url)
+                    for page, url in zip((teacher, ivan, maria), urls, strict=True)
+                )
+            )
             teacher_id, ivan_id, maria_id = [await self_id(p) for p in (teacher, ivan, maria)]
 
             await open_panel(teacher, "breakout")

@@ -23,6 +23,7 @@ from signalling.config import RecordingSettings
 from tests.browser.harness import (
     SCREENSHOT_DIR,
     chromium,
+    chromiums,
     join_call,
     new_page,
     playwright,
@@ -82,10 +83,7 @@ async def test_control_bar_hands_shortcuts_accessibility_and_the_end() -> None:
             lesson["id"], "t-1", "Анна Петровна Смирнова", "teacher"
         )
         pupil_url = await server.join_url(lesson["id"], "s-1", "Иван Иванов", "student")
-        async with (
-            chromium(pw, extra_args=SCREEN_ARGS) as tb,
-            chromium(pw, viewport=(390, 844)) as pb,
-        ):
+        async with chromiums(pw, {"extra_args": SCREEN_ARGS}, {"viewport": (390, 844)}) as (tb, pb):
             teacher, pupil = await new_page(tb), await new_page(pb)
             await join_call(teacher, teacher_url)
             await join_call(pupil, pupil_url, video=False)

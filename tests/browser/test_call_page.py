@@ -9,6 +9,7 @@ import pytest
 from tests.browser.harness import (
     SCREENSHOT_DIR,
     chromium,
+    chromiums,
     join_call,
     new_page,
     playwright,
@@ -184,7 +185,7 @@ async def test_without_camera_and_microphone_one_can_still_join_and_follow() -> 
         lesson = await server.create_lesson()
         teacher_url = await server.join_url(lesson["id"], "t-1", "Анна Петровна", "teacher")
         student_url = await server.join_url(lesson["id"], "s-1", "Иван Иванов", "student")
-        async with chromium(pw, fake_devices=False) as bare, chromium(pw) as equipped:
+        async with chromiums(pw, {"fake_devices": False}, {}) as (bare, equipped):
             student = await new_page(bare)
             await student.goto(student_url)
             await student.wait_for_function("() => window.urok.previewReady === true")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from playwright.async_api import Page
 
 from tests.browser.harness import (
     SCREENSHOT_DIR,
-    chromium,
+    chromiums,
     inbound_by_source,
     join_call,
     new_page,
@@ -74,6 +75,36 @@ async def packets_from(page: Page, participant_id: str, source: str) -> int:
     return int(stats.get(participant_id, {}).get(source, {}).get("packetsReceived", 0))
 
 
+async def sliding_count(
+    page: Page,
+    participant_id: str,
+    source: str,
+    seconds: float,
+    done: Callable[[int], bool],
+    *,
+    at_least: bool,
+) -> int | None:
+    """Count that person's `source` packets over a window of `seconds` that slides on
+    every 0.2 s poll, until `done(count)` (return the count) or about 10 s have gone
+    (None). at_least: the window lasts at least `seconds` (a stall), else at most (a
+    flow): as strict as back-to-back windows, without waiting for the next to begin."""
+    samples: list[tuple[float, float, int]] = []  # (before reading, after reading, count)
+    deadline = time.monotonic() + 10 + seconds
+    while time.monotonic() < deadline:
+        before = time.monotonic()
+        count = await packets_from(page, participant_id, source)
+        after = time.monotonic()
+        if at_least:  # the newest earlier reading at least `seconds` back
+            starts = [c for _, read, c in samples if before - read >= seconds][-1:]
+        else:  # the oldest earlier reading at most `seconds` back
+            starts = [c for began, _, c in samples if after - began <= seconds][:1]
+        samples.append((before, after, count))
+        if starts and done(count - starts[0]):
+            return count - starts[0]
+        await asyncio.sleep(0.2)
+    return None
+
+
 async def packet_rate(page: Page, participant_id: str, source: str, seconds: float = 2.0) -> int:
     """How many packets of that person's `source` arrived during `seconds`."""
     before = await packets_from(page, participant_id, source)
@@ -82,24 +113,26 @@ async def packet_rate(page: Page, participant_id: str, source: str, seconds: flo
 
 
 async def wait_packets_stall(page: Page, participant_id: str, source: str) -> int:
-    """Wait until (almost) nothing of `source` arrives any more; return the last 2 s count."""
-    deadline = time.monotonic() + 10
-    rate = -1
-    while time.monotonic() < deadline:
-        rate = await packet_rate(page, participant_id, source)
-        if rate <= 3:
-            return rate
-    raise AssertionError(f"{source} of {participant_id} still flows: {rate} packets in 2 s")
+    """Wait until (almost) nothing of `source` arrives any more: at most 3 packets in
+    2 s; return that count."""
+    rate = await sliding_count(
+        page, participant_id, source, 2.0, lambda count: count <= 3, at_least=True
+    )
+    if rate is None:
+        last = await packet_rate(page, participant_id, source)
+        raise AssertionError(f"{source} of {participant_id} still flows: {last} packets in 2 s")
+    return rate
 
 
 async def wait_packets_flow(page: Page, participant_id: str, source: str) -> int:
-    deadline = time.monotonic() + 10
-    rate = 0
-    while time.monotonic() < deadline:
-        rate = await packet_rate(page, participant_id, source, 1.0)
-        if rate >= 20:
-            return rate
-    raise AssertionError(f"{source} of {participant_id} does not flow: {rate} packets in 1 s")
+    """Wait until `source` flows: at least 20 packets in 1 s; return that count."""
+    rate = await sliding_count(
+        page, participant_id, source, 1.0, lambda count: count >= 20, at_least=False
+    )
+    if rate is None:
+        last = await packet_rate(page, participant_id, source, 1.0)
+        raise AssertionError(f"{source} of {participant_id} does not flow: {last} packets in 1 s")
+    return rate
 
 
 # ---------------------------------------------------------------- waiting room
@@ -109,7 +142,7 @@ async def test_waiting_room_host_admits_one_and_denies_another() -> None:
     async with running_server() as server, playwright() as pw:
         lesson = await server.create_lesson()
         teacher_url, ivan_url, maria_url = await urls(server, lesson["id"], TEACHER, IVAN, MARIA)
-        async with chromium(pw) as tb, chromium(pw) as ib, chromium(pw) as mb:
+        async with chromiums(pw, {}, {}, {}) as (tb, ib, mb):
             teacher, ivan, maria = await new_page(tb), await new_page(ib), await new_page(mb)
             await join_call(teacher, teacher_url)
 
@@ -178,10 +211,9 @@ async def test_hands_nudge_cohost_and_remove() -> None:
     async with running_server() as server, playwright() as pw:
         lesson = await server.create_lesson()
         teacher_url, ivan_url = await urls(server, lesson["id"], TEACHER, IVAN)
-        async with chromium(pw) as tb, chromium(pw) as ib:
+        async with chromiums(pw, {}, {}) as (tb, ib):
             teacher, ivan = await new_page(tb), await new_page(ib)
-            await join_call(teacher, teacher_url)
-            await join_call(ivan, ivan_url)
+            await asyncio.gather(join_call(teacher, teacher_url), join_call(ivan, ivan_url))
             ivan_id, teacher_id = await self_id(ivan), await self_id(teacher)
             ivan_tile = f".tile[data-participant-id='{ivan_id}']"
             await teacher.locator(ivan_tile).wait_for()
@@ -282,10 +314,9 @@ async def test_host_mutes_a_student_and_takes_the_right_away() -> None:
     async with running_server() as server, playwright() as pw:
         lesson = await server.create_lesson()
         teacher_url, ivan_url, maria_url = await urls(server, lesson["id"], TEACHER, IVAN, MARIA)
-        async with chromium(pw) as tb, chromium(pw) as ib, chromium(pw) as mb:
+        async with chromiums(pw, {}, {}, {}) as (tb, ib, mb):
             teacher, ivan, maria = await new_page(tb), await new_page(ib), await new_page(mb)
-            await join_call(teacher, teacher_url)
-            await join_call(ivan, ivan_url)
+            await asyncio.gather(join_call(teacher, teacher_url), join_call(ivan, ivan_url))
             await asyncio.gather(wait_for_media(teacher), wait_for_media(ivan))
             ivan_id = await self_id(ivan)
             assert await packet_rate(teacher, ivan_id, "microphone") > 20
@@ -354,13 +385,10 @@ async def test_student_shares_the_screen_once_allowed_and_the_host_stops_it() ->
     async with running_server() as server, playwright() as pw:
         lesson = await server.create_lesson()
         teacher_url, ivan_url = await urls(server, lesson["id"], TEACHER, IVAN)
-        async with (
-            chromium(pw, extra_args=SCREEN_ARGS) as tb,
-            chromium(pw, extra_args=SCREEN_ARGS) as ib,
-        ):
+        screen = {"extra_args": SCREEN_ARGS}
+        async with chromiums(pw, screen, screen) as (tb, ib):
             teacher, ivan = await new_page(tb), await new_page(ib)
-            await join_call(teacher, teacher_url)
-            await join_call(ivan, ivan_url)
+            await asyncio.gather(join_call(teacher, teacher_url), join_call(ivan, ivan_url))
             await asyncio.gather(wait_for_media(teacher), wait_for_media(ivan))
             ivan_id = await self_id(ivan)
 
@@ -443,10 +471,9 @@ async def test_chat_reaches_the_host_masked_when_rude_and_the_host_ends_the_less
     async with running_server() as server, playwright() as pw:
         lesson = await server.create_lesson()
         teacher_url, ivan_url = await urls(server, lesson["id"], TEACHER, IVAN)
-        async with chromium(pw) as tb, chromium(pw) as ib:
+        async with chromiums(pw, {}, {}) as (tb, ib):
             teacher, ivan = await new_page(tb), await new_page(ib)
-            await join_call(teacher, teacher_url)
-            await join_call(ivan, ivan_url)
+            await asyncio.gather(join_call(teacher, teacher_url), join_call(ivan, ivan_url))
 
             await open_panel(ivan, "chat")
             box = ivan.locator("#chat-input")
@@ -531,13 +558,12 @@ async def test_after_the_screen_right_is_taken_back_the_camera_can_still_start()
     async with running_server() as server, playwright() as pw:
         lesson = await server.create_lesson()
         teacher_url, ivan_url = await urls(server, lesson["id"], TEACHER, IVAN)
-        async with (
-            chromium(pw, extra_args=SCREEN_ARGS) as tb,
-            chromium(pw, extra_args=SCREEN_ARGS) as ib,
-        ):
+        screen = {"extra_args": SCREEN_ARGS}
+        async with chromiums(pw, screen, screen) as (tb, ib):
             teacher, ivan = await new_page(tb), await new_page(ib)
-            await join_call(teacher, teacher_url)
-            await join_call(ivan, ivan_url, video=False)
+            await asyncio.gather(
+                join_call(teacher, teacher_url), join_call(ivan, ivan_url, video=False)
+            )
             ivan_id = await self_id(ivan)
             await open_panel(teacher, "rights")
             screen_right = teacher.locator("#perm-student-screen")

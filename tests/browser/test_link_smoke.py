@@ -7,7 +7,7 @@ import pytest
 from bench.links import LinkSpec, Testbed
 from tests.browser.harness import (
     CHROMIUM,
-    chromium,
+    chromiums,
     join_call,
     new_page,
     playwright,
@@ -26,12 +26,10 @@ async def test_browser_on_a_shaped_host_link_gets_media() -> None:
             teacher_url = await server.join_url(lesson["id"], "t-1", "Анна Петровна", "teacher")
             pupil_url = await server.join_url(lesson["id"], "s-1", "Иван Иванов", "student")
             origin = server.base_url
-            async with (
-                chromium(pw, origin=origin) as teacher_browser,
-                chromium(
-                    pw, executable=pupil_host.executable(CHROMIUM), origin=origin
-                ) as pupil_browser,
-            ):
+            remote = pupil_host.executable(CHROMIUM)
+            async with chromiums(
+                pw, {"origin": origin}, {"executable": remote, "origin": origin}
+            ) as (teacher_browser, pupil_browser):
                 teacher = await new_page(teacher_browser)
                 pupil = await new_page(pupil_browser)
                 await join_call(teacher, teacher_url)

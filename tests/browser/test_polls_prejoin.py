@@ -9,7 +9,7 @@ import pytest
 from playwright.async_api import Page
 
 from tests.browser.harness import (
-    chromium,
+    chromiums,
     join_call,
     new_page,
     playwright,
@@ -37,7 +37,7 @@ async def test_prejoin_choices_join_muted_and_a_poll_round() -> None:
         lesson = await server.create_lesson()
         teacher_url = await server.join_url(lesson["id"], *TEACHER)
         ivan_url = await server.join_url(lesson["id"], *IVAN)
-        async with chromium(pw) as tb, chromium(pw) as ib:
+        async with chromiums(pw, {}, {}) as (tb, ib):
             teacher, ivan = await new_page(tb), await new_page(ib)
             await join_call(teacher, teacher_url)
 

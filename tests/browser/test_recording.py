@@ -24,6 +24,7 @@ from signalling.keys import CALLS
 from tests.browser.harness import (
     SCREENSHOT_DIR,
     chromium,
+    chromiums,
     join_call,
     new_page,
     playwright,
@@ -100,10 +101,9 @@ async def test_teacher_records_the_call_and_everyone_gets_the_recording() -> Non
         teacher_url = await server.join_url(lesson["id"], *TEACHER)
         ivan_url = await server.join_url(lesson["id"], *IVAN)
         maria_url = await server.join_url(lesson["id"], *MARIA)
-        async with chromium(pw) as tb, chromium(pw) as ib, chromium(pw) as mb:
+        async with chromiums(pw, {}, {}, {}) as (tb, ib, mb):
             teacher, ivan, maria = await new_page(tb), await new_page(ib), await new_page(mb)
-            await join_call(teacher, teacher_url)
-            await join_call(ivan, ivan_url)
+            await asyncio.gather(join_call(teacher, teacher_url), join_call(ivan, ivan_url))
             await asyncio.gather(wait_for_media(teacher), wait_for_media(ivan))
 
             # Only hosts have the control; nobody sees the indicator yet.
@@ -247,7 +247,7 @@ async def test_who_may_not_watch_is_told_so() -> None:
         teacher_url = await server.join_url(lesson["id"], *TEACHER)
         parent_url = await server.join_url(lesson["id"], *PARENT)
         guest_url = await server.join_url(lesson["id"], *GUEST)
-        async with chromium(pw) as tb, chromium(pw) as pb:
+        async with chromiums(pw, {}, {}) as (tb, pb):
             teacher, parent = await new_page(tb), await new_page(pb)
             await join_call(teacher, teacher_url)
             # Guests may come in.

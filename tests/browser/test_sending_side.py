@@ -20,7 +20,7 @@ from bench.bot import Bot
 from bench.media import PatternVideoTrack
 from signalling.keys import CALLS
 from tests.browser.harness import (
-    chromium,
+    chromiums,
     join_call,
     new_page,
     playwright,
@@ -57,8 +57,7 @@ async def test_chromium_takes_rtx_and_reports_its_link() -> None:
         # what loopback carries without loss).
         publisher = Bot(server.base_url, token, receive=False)
         async with (
-            chromium(pw) as teacher_browser,
-            chromium(pw) as student_browser,
+            chromiums(pw, {}, {}) as (teacher_browser, student_browser),
             contextlib.AsyncExitStack() as stack,
         ):
             stack.push_async_callback(publisher.close)

@@ -20,7 +20,7 @@ from playwright.async_api import Page
 from rooms.calls.track_views import layer_for_size
 from signalling.keys import CALLS
 from tests.browser.harness import (
-    chromium,
+    chromiums,
     join_call,
     new_page,
     playwright,
@@ -95,7 +95,7 @@ async def test_a_viewer_switches_between_the_layers_of_a_chromium_camera() -> No
         lesson = await server.create_lesson()
         teacher_url = await server.join_url(lesson["id"], "t-1", "Анна Петровна", "teacher")
         student_url = await server.join_url(lesson["id"], "s-1", "Иван Иванов", "student")
-        async with chromium(pw) as teacher_browser, chromium(pw) as student_browser:
+        async with chromiums(pw, {}, {}) as (teacher_browser, student_browser):
             teacher, student = await new_page(teacher_browser), await new_page(student_browser)
             await join_call(teacher, teacher_url)
             await join_call(student, student_url)

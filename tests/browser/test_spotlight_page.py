@@ -16,7 +16,7 @@ from playwright.async_api import Page
 
 from tests.browser.harness import (
     SCREENSHOT_DIR,
-    chromium,
+    chromiums,
     join_call,
     new_page,
     playwright,
@@ -61,7 +61,7 @@ async def test_spotlight_for_everyone_pin_for_oneself_and_minimise() -> None:
         lesson = await server.create_lesson()
         teacher_url = await server.join_url(lesson["id"], "t-1", "Анна Петровна", "teacher")
         pupil_url = await server.join_url(lesson["id"], "s-1", "Иван Иванов", "student")
-        async with chromium(pw) as teacher_browser, chromium(pw) as pupil_browser:
+        async with chromiums(pw, {}, {}) as (teacher_browser, pupil_browser):
             teacher, pupil = await new_page(teacher_browser), await new_page(pupil_browser)
             await join_call(teacher, teacher_url)
             await join_call(pupil, pupil_url)

@@ -13,7 +13,7 @@ import pytest
 
 from tests.browser.harness import (
     SCREENSHOT_DIR,
-    chromium,
+    chromiums,
     join_call,
     new_page,
     playwright,
@@ -33,7 +33,7 @@ async def test_teacher_and_student_decode_each_others_video_and_audio() -> None:
         student_url = await server.join_url(lesson["id"], "s-1", "Иван Иванов", "student")
         assert "#token=" in teacher_url
 
-        async with chromium(pw) as teacher_browser, chromium(pw) as student_browser:
+        async with chromiums(pw, {}, {}) as (teacher_browser, student_browser):
             teacher = await new_page(teacher_browser)
             student = await new_page(student_browser)
 

@@ -13,7 +13,7 @@ import pytest
 from signalling.config_cluster import ClusterSettings
 from signalling.keys import CALLS, MEDIA, NODE
 from tests.browser.harness import (
-    chromium,
+    chromiums,
     join_call,
     new_page,
     playwright,
@@ -45,7 +45,7 @@ async def test_pages_on_two_nodes_are_in_one_call_and_decode_each_other() -> Non
         teacher_url = await owner.join_url(lesson["id"], "t-1", "Анна Петровна", "teacher")
         pupil_url = await other.join_url(lesson["id"], "s-1", "Иван Иванов", "student")
         assert pupil_url.startswith(other.base_url + "/")  # the page is the second node's
-        async with chromium(pw) as tb, chromium(pw) as pb:
+        async with chromiums(pw, {}, {}) as (tb, pb):
             teacher, pupil = await new_page(tb), await new_page(pb)
             await join_call(teacher, teacher_url)
             await join_call(pupil, pupil_url)
