@@ -73,6 +73,7 @@ class RelayProducer:
         self.app_data = app_data
         self.closed = False
         self.paused = False
+        self.transport_id: str | None = None  # the publisher transport it came on
         self.relay = MediaRelay()
         # Keep reading the decoded track even with no subscriber started yet:
         # aiortc's receiver queues decoded frames without bound otherwise.
@@ -149,13 +150,14 @@ class RelayPublisherTransport(PublisherTransport):
             producer = RelayProducer(
                 transceiver.kind, transceiver.receiver.track, dict(app_data_by_mid.get(mid, {}))
             )
+            producer.transport_id = self.id
             self.producers[mid] = producer  # type: ignore[assignment]
             created.append(producer)
         return self._local_sdp(), created
 
 
 class RelaySubscriberTransport(SubscriberTransport):
-    def consume(self, producer: RelayProducer) -> RelayConsumer:  # type: ignore[override]
+    def consume(self, producer: RelayProducer, pinned: bool = False) -> RelayConsumer:  # type: ignore[override]
         if self.closed:
             raise RuntimeError("transport closed")
         for slot in self._slots:
