@@ -5,7 +5,8 @@ With CPython's defaults (thresholds 700, 10, 10), `bench.breakout` (a class of
 each full collection, every 3-10 s while people joined, moved or left: a full
 collection walks every tracked object (~340,000: mostly the aiortc objects of
 300 peer connections), and almost none of them was garbage. Every lesson on
-the node stalls meanwhile (docs/performance.md "Garbage collection").
+the node stalls meanwhile (docs/performance.md, "The other lesson's gap was the
+garbage collector").
 
 `tune` (called by `urok serve` once the app is built, not by tests that build
 apps in one process) changes two things:
