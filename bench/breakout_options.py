@@ -36,7 +36,7 @@ class Options:
     server_log: str | None = None
     profile: str | None = None
     profile_seconds: float = 10.0
-    profile_phase: str = "open"  # from the open on, or "rooms": once they have settled
+    profile_phase: str = "open"  # from the open on, "rooms": once settled, "close": from it on
     quiet: bool = False
     # The server's `[media] audio_slots`; None: its default (bounded audio on).
     audio_slots: int | None = None

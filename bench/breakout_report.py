@@ -30,7 +30,9 @@ def format_report(report: Report) -> str:
     for warning in report.warnings:
         lines.append(f"warning: {warning}")
     if report.profile:
-        when = "from the open on" if o.profile_phase == "open" else "in the rooms"
+        when = {"open": "from the open on", "close": "from the close on"}.get(
+            o.profile_phase, "in the rooms"
+        )
         lines += ["", f"server profile {when}: {report.profile}"]
     return "\n".join(lines)
 

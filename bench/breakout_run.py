@@ -77,11 +77,7 @@ async def run_scenario(
                 _start_profiler(run, "close")
                 run.closing = await close_rooms(members, run.options)
                 run.closing.server_loop_lag_ms = ms(await _server_loop_lag(http, base_url))
-                if run.profiler is not None and run.options.profile_phase == "close":
-                    from bench import profile
-
-                    await run.profiler
-                    run.profile_text = profile.summarize(run.options.profile or "")
+                await _finish_profile(run)
         finally:
             if run.profiler is not None and not run.profiler.done():
                 run.profiler.cancel()
@@ -149,15 +145,20 @@ async def _observe_rooms(run: _Scenario, http: aiohttp.ClientSession, base_url: 
     run.log = run.server.log_tail(100_000).splitlines()
     await run.sampler.stop()
     await run.lag.stop()
-    if run.profiler is not None:
-        from bench import profile
-
-        await run.profiler
-        run.profile_text = profile.summarize(options.profile or "")
+    await _finish_profile(run)
     say(
         options,
         f"isolated after {run.overall:.2f} s" if run.isolated else "not isolated in time",
     )
+
+
+async def _finish_profile(run: _Scenario) -> None:
+    """The profile started for this phase, if any: recorded to its end and summarized."""
+    if run.profiler is not None and run.profile_text is None:
+        from bench import profile
+
+        await run.profiler
+        run.profile_text = profile.summarize(run.options.profile or "")
 
 
 def _start_profiler(run: _Scenario, phase: str) -> None:

@@ -230,6 +230,10 @@ def test_load_settings_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPat
         ("[media]\naudio_slots = -1", "media.audio_slots"),
         ("[media]\naudio_slots = 2.5", "media.audio_slots"),
         ("[media]\naudio_slots = true", "media.audio_slots"),
+        ("[media]\nvideo_slots = 101", "media.video_slots"),
+        ("[media]\nvideo_slots = -1", "media.video_slots"),
+        ("[media]\nvideo_slots = 2.5", "media.video_slots"),
+        ("[media]\nvideo_slots = true", "media.video_slots"),
         ("resume_grace_seconds = -1", "resume_grace_seconds"),
         ("resume_grace_seconds = true", "resume_grace_seconds"),
         ("resume_grace_seconds = 3601", "resume_grace_seconds"),
@@ -378,6 +382,23 @@ async def test_audio_slots_bound_every_router_unless_off(tmp_path: Path) -> None
     assert (settings.media.audio_slots, settings.media.keyframe_interval_s) == (0, 2.0)
     with pytest.raises(ConfigError, match="UROK_MEDIA_AUDIO_SLOTS"):
         load_settings(env={"UROK_MEDIA_AUDIO_SLOTS": "many"})
+
+
+async def test_video_slots_bound_every_subscriber_unless_off(tmp_path: Path) -> None:
+    from signalling.app import create_app
+    from signalling.keys import MEDIA
+
+    assert load_settings(env={}).media.video_slots == 30
+    router = create_app(load_settings(env={}))[MEDIA].create_router()
+    assert router.options.video_slots == 30
+    off = load_settings(write(tmp_path, "[media]\nvideo_slots = 0\n"), env={})
+    assert create_app(off)[MEDIA].create_router().options.video_slots == 0
+    # Both bounds from the environment at once: neither replaces the other.
+    env = {"UROK_MEDIA_AUDIO_SLOTS": "3", "UROK_MEDIA_VIDEO_SLOTS": "12"}
+    settings = load_settings(env=env)
+    assert (settings.media.audio_slots, settings.media.video_slots) == (3, 12)
+    with pytest.raises(ConfigError, match="UROK_MEDIA_VIDEO_SLOTS"):
+        load_settings(env={"UROK_MEDIA_VIDEO_SLOTS": "many"})
 
 
 def test_cluster_section_as_in_the_readme(tmp_path: Path) -> None:
