@@ -40,6 +40,8 @@ class EncodedClip:
     keyframes: tuple[bool, ...]
     period: float  # seconds between packets (1/fps, or 20 ms)
     clock_rate: int
+    # VP8 temporal layer (TID) of each frame, empty without temporal layers.
+    temporal: tuple[int, ...] = ()
 
     @property
     def seconds(self) -> float:
@@ -83,9 +85,11 @@ def encode_video(
     bitrate: int = 500_000,
     keyframe_interval: float = 2.0,
     fast: bool = False,
+    temporal_layers: int = 1,
 ) -> EncodedClip:
     """A VP8 clip of a scrolling noise texture (so the encoder really uses `bitrate`).
-    `fast`: libvpx's quickest setting (several times faster; the bitrate is still held)."""
+    `fast`: libvpx's quickest setting (several times faster; the bitrate is still held).
+    `temporal_layers` 3: as browsers encode a simulcast layer (`TEMPORAL_PATTERN`)."""
     frames = max(1, round(seconds * fps))
     codec = av.CodecContext.create("libvpx", "w")
     codec.width = width
@@ -106,6 +110,7 @@ def encode_video(
         "bufsize": str(bitrate),
         "undershoot-pct": "100",
         "overshoot-pct": "15",
+        **(_temporal_options(bitrate) if temporal_layers == 3 else {}),
     }
     rng = np.random.default_rng(1)
     # Smooth-ish noise (block-upscaled) so it compresses like a busy picture, not pure noise.
@@ -132,7 +137,34 @@ def encode_video(
     collect(codec.encode(None))
     if len(packets) != frames:
         raise RuntimeError(f"VP8 encoder returned {len(packets)} packets for {frames} frames")
-    return EncodedClip("video", tuple(packets), tuple(keyframes), 1 / fps, VIDEO_CLOCK)
+    temporal = _temporal_ids(keyframes) if temporal_layers == 3 else ()
+    return EncodedClip("video", tuple(packets), tuple(keyframes), 1 / fps, VIDEO_CLOCK, temporal)
+
+
+# libvpx's three-layer structure (ffmpeg's ts_layering_mode 3): TIDs 0 2 1 2 from each
+# keyframe on; TL0 refers to TL0, the TL1 and first TL2 picture to TL0 only (layer
+# sync), the second TL2 to TL1. Error resilience keeps the entropy context from
+# depending on pictures a subscriber may not get.
+TEMPORAL_PATTERN = (0, 2, 1, 2)
+# Of the layer's bitrate, what TL0, TL0-1 and all carry (libwebrtc's 40/20/40 %).
+TEMPORAL_SHARES = (0.4, 0.6, 1.0)
+
+
+def _temporal_options(bitrate: int) -> dict[str, str]:
+    rates = ",".join(str(round(bitrate * share / 1000)) for share in TEMPORAL_SHARES)
+    return {
+        "error-resilient": "default",
+        "ts-parameters": f"ts_number_layers=3:ts_target_bitrate={rates}:"
+        "ts_rate_decimator=4,2,1:ts_layering_mode=3",
+    }
+
+
+def _temporal_ids(keyframes: list[bool]) -> tuple[int, ...]:
+    ids, since_key = [], 0
+    for key in keyframes:
+        since_key = 0 if key else since_key + 1
+        ids.append(TEMPORAL_PATTERN[since_key % len(TEMPORAL_PATTERN)])
+    return tuple(ids)
 
 
 def encode_audio(seconds: float, bitrate: int = 40_000) -> EncodedClip:

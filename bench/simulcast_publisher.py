@@ -58,6 +58,7 @@ class LayerSpec:
     width: int
     height: int
     bitrate: int  # bit/s
+    temporal_layers: int = 3  # as Chromium encodes each simulcast layer
 
 
 # The call page's camera (docs/protocol.md "Video quality"), smallest first.
@@ -83,7 +84,14 @@ def encode_layers(
         LayerClip(
             spec,
             encode_video(
-                spec.width, spec.height, fps, seconds, spec.bitrate, KEYFRAME_INTERVAL, fast=True
+                spec.width,
+                spec.height,
+                fps,
+                seconds,
+                spec.bitrate,
+                KEYFRAME_INTERVAL,
+                fast=True,
+                temporal_layers=spec.temporal_layers,
             ),
         )
         for spec in layers
@@ -181,12 +189,14 @@ class _Layer:
     def __init__(self, layer: LayerClip, payload_type: int, tags: bytes) -> None:
         self.clip = layer.clip
         self.frames = [vp8_chunks(frame) for frame in layer.clip.packets]
+        self.sync = _layer_sync(layer.clip)
         self.payload_type = payload_type
         self.tags = tags  # the MID and RID extension block
         self.ssrc = random.getrandbits(32) or 1
         self.seq = random.getrandbits(16)
         self.timestamp = random.getrandbits(32)
         self.picture_id = random.getrandbits(15)  # continuous across the clip's loops
+        self.tl0_index = random.getrandbits(8)
         self.ticks = round(self.clip.period * 90000)
 
     def packets(self, frame: int, tag: bool) -> list[bytes]:
@@ -195,7 +205,7 @@ class _Layer:
         chunks = self.frames[index]
         tag = tag or self.clip.keyframes[index]
         timestamp = (self.timestamp + frame * self.ticks) & 0xFFFFFFFF
-        picture = struct.pack("!BH", 0x80, 0x8000 | self.picture_id)  # I bit, 15-bit id
+        picture = self._descriptor_fields(index)
         self.picture_id = (self.picture_id + 1) & 0x7FFF
         out = []
         last = len(chunks) - 1
@@ -212,6 +222,30 @@ class _Layer:
             start = b"\x90" if i == 0 else b"\x80"  # X, and S on a frame's first packet
             out.append(header + (self.tags if tag else b"") + start + picture + chunk)
         return out
+
+    def _descriptor_fields(self, index: int) -> bytes:
+        """After the first byte: I (15-bit picture id); with temporal layers also L and T
+        (TL0PICIDX, TID and the layer sync bit, as Chromium writes them)."""
+        if not self.clip.temporal:
+            return struct.pack("!BH", 0x80, 0x8000 | self.picture_id)
+        tid = self.clip.temporal[index]
+        if tid == 0:
+            self.tl0_index = (self.tl0_index + 1) & 0xFF
+        tid_byte = tid << 6 | (0x20 if self.sync[index] else 0)
+        return struct.pack("!BHBB", 0xE0, 0x8000 | self.picture_id, self.tl0_index, tid_byte)
+
+
+def _layer_sync(clip: EncodedClip) -> list[bool]:
+    """The Y bit of each frame as Chromium sets it: on the TL2 and TL1 pictures of every
+    other cycle of TIDs 0 2 1 2 after a keyframe (the clip's TL1 and first TL2 pictures
+    refer to TL0 only every time: marking fewer of them is what a browser does, and
+    what a receiver must cope with)."""
+    sync, since_key = [], 0
+    for key, tid in zip(clip.keyframes, clip.temporal, strict=True):
+        since_key = 0 if key else since_key + 1
+        position, cycle = since_key % 4, since_key // 4
+        sync.append(cycle % 2 == 0 and position in (1, 2) and tid > 0)
+    return sync
 
 
 class LayeredSender:

@@ -21,6 +21,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtcpReceiverInfo, RtcpSenderInfo, RtcpSrPacket
 
 from sfu.aiortc_hooks import FastRtpPath, ForwardingSender
+from sfu.codec_match import same_codec
 from sfu.keyframes import starts_keyframe
 from sfu.latency import SAMPLE_MASK
 from sfu.layer_select import ASK, FORWARD, SWITCHED, ConsumerLayers, LayerSelector
@@ -48,20 +49,6 @@ SUBSCRIBER_KEYFRAME_INTERVAL = 1.0
 # Waiting for a keyframe, ask again after this long without one.
 KEYFRAME_RETRY = 0.5
 _DEFAULT_CLOCK = {"audio": 48000, "video": 90000}
-
-
-def _same_codec(a: RTCRtpCodecParameters, b: RTCRtpCodecParameters) -> bool:
-    if a.mimeType.lower() != b.mimeType.lower() or a.clockRate != b.clockRate:
-        return False
-    if a.mimeType.lower() == "video/h264":
-        # Both ends must agree on packetization mode and profile.
-        for key in ("packetization-mode", "profile-level-id"):
-            va, vb = a.parameters.get(key), b.parameters.get(key)
-            if key == "profile-level-id" and isinstance(va, str) and isinstance(vb, str):
-                va, vb = va[:4].lower(), vb[:4].lower()
-            if str(va or "0") != str(vb or "0"):
-                return False
-    return True
 
 
 class Consumer:
@@ -219,6 +206,11 @@ class Consumer:
             self._request_keyframe_soon(starting=frozen)
         return False
 
+    def set_temporal_cap(self, cap: int | None) -> None:
+        """Forward VP8 temporal layers up to this TID (None: all); going up waits for a
+        layer-sync picture (sfu/temporal_layers.py)."""
+        self.layers.temporal.cap = cap
+
     def pause(self) -> None:
         """Forward nothing more of the producer to this subscriber (others go on getting it)."""
         self.paused = True
@@ -265,6 +257,9 @@ class Consumer:
         restarts = self._awaiting_keyframe
         if restarts and self._held_back(entry):
             return None
+        layers = self.layers
+        if layers.temporal.active and layers.left_out(entry, self.rewriter):
+            return None
         codec = entry.codec
         out_pt: int | None
         if self.kind == "audio" and handles(codec, self.red_payload_type):
@@ -281,8 +276,8 @@ class Consumer:
         if restarts:
             self._keyframe_at = entry.received_at
         payload = entry.payload
-        if selector is not None:  # picture ids continuous across layers
-            payload = self.layers.forwarded_payload(codec.mimeType, payload)
+        if layers.renumbers:  # picture ids continuous across layers and left-out pictures
+            payload = layers.forwarded_payload(codec.mimeType, payload)
         # Each subscriber gets its own header in front of the shared payload:
         # one concatenation, the only copy of the packet before SRTP.
         ast = self._ast_element
@@ -362,7 +357,7 @@ class Consumer:
         self._request_keyframe_soon(starting=False)
 
     def _map_payload_type(self, codec: RTCRtpCodecParameters) -> int | None:
-        out = next((c for c in self.sender.negotiated_codecs if _same_codec(c, codec)), None)
+        out = next((c for c in self.sender.negotiated_codecs if same_codec(c, codec)), None)
         out_pt = out.payloadType if out is not None else None
         self._pt_map[codec.payloadType] = out_pt
         if out is not None:

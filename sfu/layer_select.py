@@ -17,7 +17,10 @@ from collections.abc import Sequence
 
 from sfu.keyframes import starts_keyframe
 from sfu.layers import Layer
-from sfu.vp8_descriptor import Vp8Continuity, rewritten
+from sfu.producer import CachedPacket
+from sfu.rtp_rewrite import StreamRewriter
+from sfu.temporal_layers import KEEP, LEAVE_OUT_LATE, LEAVE_OUT_PICTURE, TemporalFilter
+from sfu.vp8_descriptor import Vp8Continuity
 
 # What to do with one packet.
 DROP, FORWARD, SWITCHED, ASK = 0, 1, 2, 3
@@ -84,26 +87,30 @@ class LayerSelector:
 
 class ConsumerLayers:
     """A consumer's simulcast state: the layer wanted for its subscriber, the one it
-    forwards (None: the producer has no simulcast) and its picture numbering."""
+    forwards (None: the producer has no simulcast), its temporal layers
+    (sfu/temporal_layers.py) and its picture numbering."""
 
-    __slots__ = ("preferred", "selector", "switches", "vp8")
+    __slots__ = ("preferred", "selector", "switches", "temporal", "vp8")
 
     def __init__(self) -> None:
         self.preferred: int | None = None  # None: the highest
         self.selector: LayerSelector | None = None
         self.vp8 = Vp8Continuity()
+        self.temporal = TemporalFilter()
         self.switches = 0
 
     def attach(self, layer_count: int) -> None:
         """A new producer of `layer_count` layers."""
         self.selector = LayerSelector(self.target(layer_count)) if layer_count > 1 else None
         self.vp8.switch()
+        self.temporal.reset()
 
     def restart(self) -> None:
         """The producer resumes: a keyframe of any layer may restart the stream."""
         if self.selector is not None:
             self.selector.current = None
             self.vp8.switch()
+        self.temporal.reset()
 
     def target(self, layer_count: int) -> int:
         wanted = self.preferred
@@ -120,14 +127,31 @@ class ConsumerLayers:
     def switched(self) -> None:
         """The selector switched layer (SWITCHED): the picture numbering follows."""
         self.vp8.switch()
+        self.temporal.reset()
         self.switches += 1
 
+    def left_out(self, entry: CachedPacket, rewriter: StreamRewriter) -> bool:
+        """Whether this packet's temporal layer is left out (numbering goes on without it)."""
+        verdict = self.temporal.admit(entry)
+        if verdict == KEEP:
+            return False
+        if verdict != LEAVE_OUT_LATE:
+            rewriter.skip(entry.seq)
+        if verdict == LEAVE_OUT_PICTURE:
+            self.vp8.drop_picture(entry.payload)
+        return True
+
+    @property
+    def renumbers(self) -> bool:
+        """Whether picture ids are rewritten: simulcast, or pictures left out."""
+        return self.selector is not None or self.temporal.pictures_left_out > 0
+
     def forwarded_payload(self, mime_type: str, payload: bytes) -> bytes:
-        if self.selector is None or mime_type.lower() != "video/vp8":
+        if not self.renumbers or mime_type.lower() != "video/vp8":
             return payload
         return self.vp8.forward(payload)
 
     def resent_payload(self, mime_type: str, payload: bytes) -> bytes:
-        if self.selector is None or mime_type.lower() != "video/vp8":
+        if not self.renumbers or mime_type.lower() != "video/vp8":
             return payload
-        return rewritten(payload, self.vp8.pid_delta, self.vp8.tl0_delta)
+        return self.vp8.resent(payload)

@@ -19,6 +19,7 @@ from aiortc.rtp import RtcpSrPacket, RtpPacket
 from sfu.aiortc_hooks import ForwardingReceiver
 from sfu.audio_level import AudioLevelMeter
 from sfu.layers import Layer, LayerReport
+from sfu.vp8_descriptor import UNREAD
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class CachedPacket:
     The publisher's header extensions are not kept (its mid would be wrong
     on the subscriber side)."""
 
-    __slots__ = ("codec", "layer", "marker", "payload", "received_at", "seq", "ts")
+    __slots__ = ("codec", "layer", "marker", "payload", "received_at", "seq", "temporal", "ts")
 
     def __init__(
         self,
@@ -60,6 +61,8 @@ class CachedPacket:
         layer: int = 0,
     ):
         self.layer = layer  # the simulcast layer (sfu/layers.py); 0 without simulcast
+        # VP8 temporal layer bits (sfu/temporal_layers.py), read when first needed.
+        self.temporal = UNREAD
         self.seq = seq
         self.ts = ts
         self.marker = marker

@@ -10,12 +10,15 @@ Everything is modular: sequence numbers wrap at 2**16, timestamps at 2**32.
 from __future__ import annotations
 
 import random
+from collections import deque
 
 SEQ_MOD = 1 << 16
 TS_MOD = 1 << 32
 HALF_SEQ = 1 << 15
 # How far back (in packets) a late packet of the current segment is still sent.
 REORDER_WINDOW = 1024
+# Runs between skipped packets whose numbering NACKs can still be mapped back (`skip`).
+SKIPPED_RUNS = 64
 
 
 def seq_newer(a: int, b: int) -> bool:
@@ -33,6 +36,8 @@ class StreamRewriter:
         "_last_out_time",
         "_last_out_ts",
         "_pending_switch",
+        "_run_sent",
+        "_runs",
         "clock_rate",
         "seq_offset",
         "ts_offset",
@@ -52,10 +57,26 @@ class StreamRewriter:
         self._pending_switch = True
         self.seq_offset = 0
         self.ts_offset = 0
+        # Within a segment, packets not sent (`skip`) start a new run of numbering:
+        # the earlier runs' (first out seq, offset), newest last, for NACKs.
+        self._runs: deque[tuple[int, int]] = deque(maxlen=SKIPPED_RUNS)
+        self._run_sent = False
 
     def switch(self) -> None:
         """The next packet starts a new source segment (new producer, resume)."""
         self._pending_switch = True
+
+    def skip(self, in_seq: int) -> None:
+        """The source's newest packet `in_seq` is not sent (a temporal layer not
+        forwarded): the packets after it are numbered one less, so the receiver sees no
+        gap. A late packet from before it is not sent either."""
+        if self._pending_switch:
+            return  # the next packet sent starts a segment of its own
+        if self._run_sent:
+            self._runs.append(((self._base_in_seq + self.seq_offset) % SEQ_MOD, self.seq_offset))
+            self._run_sent = False
+        self._base_in_seq = (in_seq + 1) % SEQ_MOD
+        self.seq_offset = (self.seq_offset - 1) % SEQ_MOD
 
     def rewind(self, last_seq: int, last_ts: int) -> None:
         """What was numbered after `last_seq` was never sent (the pacer dropped it): the
@@ -80,6 +101,7 @@ class StreamRewriter:
                 out_ts = (self._last_out_ts + elapsed) % TS_MOD
             self.seq_offset = (out_seq - in_seq) % SEQ_MOD
             self.ts_offset = (out_ts - in_ts) % TS_MOD
+            self._runs.clear()
         elif in_seq != self._base_in_seq and not seq_newer(in_seq, self._base_in_seq):
             return None
         elif (in_seq - self._base_in_seq) % SEQ_MOD > REORDER_WINDOW:
@@ -88,6 +110,7 @@ class StreamRewriter:
             self._base_in_seq = (in_seq - REORDER_WINDOW) % SEQ_MOD
         out_seq = (in_seq + self.seq_offset) % SEQ_MOD
         out_ts = (in_ts + self.ts_offset) % TS_MOD
+        self._run_sent = True
         if seq_newer(out_seq, self._last_out_seq) or self._last_out_time is None:
             self._last_out_seq = out_seq
             self._last_out_ts = out_ts
@@ -96,12 +119,15 @@ class StreamRewriter:
 
     def source_seq(self, out_seq: int) -> int | None:
         """The source sequence number behind `out_seq` in the current segment (for NACKs)."""
-        in_seq = (out_seq - self.seq_offset) % SEQ_MOD
-        if in_seq != self._base_in_seq and not seq_newer(in_seq, self._base_in_seq):
-            return None
         if seq_newer(out_seq, self._last_out_seq):
             return None
-        return in_seq
+        in_seq = (out_seq - self.seq_offset) % SEQ_MOD
+        if in_seq == self._base_in_seq or seq_newer(in_seq, self._base_in_seq):
+            return in_seq
+        for first_out, offset in reversed(self._runs):  # before a skipped packet
+            if out_seq == first_out or seq_newer(out_seq, first_out):
+                return (out_seq - offset) % SEQ_MOD
+        return None
 
     def segment_age(self, in_ts: int) -> int:
         """How far (in clock ticks) `in_ts` is past the current segment's first packet

@@ -74,6 +74,8 @@ class SubscriberTransport(WebRtcTransport):
         self._held: frozenset[str] = frozenset()
         # The simulcast layer wanted of a producer (by id), for its consumer now or later.
         self._preferred_layers: dict[str, int | None] = {}
+        # The highest VP8 temporal layer forwarded of a producer (absent: all).
+        self._temporal_caps: dict[str, int] = {}
         # Audio slots (sfu/audio_slots.py): consumers whose producer the slot allocator
         # chooses; `consume` never reuses them. Those in `_negotiated_slots` have had
         # their m-section answered, so a producer put in them is sent at once.
@@ -123,6 +125,7 @@ class SubscriberTransport(WebRtcTransport):
             slot = self._new_slot(producer.kind)
         # Media starts once the subscriber has answered an offer naming its source.
         slot.consumer.set_target_layer(self._preferred_layers.get(producer.id))
+        slot.consumer.set_temporal_cap(self._temporal_caps.get(producer.id))
         slot.consumer.attach(producer, ready=False)
         self._apply_hold(slot.consumer)
         self.request_negotiation()
@@ -245,6 +248,18 @@ class SubscriberTransport(WebRtcTransport):
             if producer is not None and producer.id == producer_id:
                 slot.consumer.set_target_layer(layer)
 
+    def cap_temporal(self, producer_id: str, cap: int | None) -> None:
+        """Forward a producer's VP8 temporal layers up to this one (None: all; 1: half
+        the frame rate, sfu/temporal_layers.py), now and whenever it is consumed again."""
+        if cap is None:
+            self._temporal_caps.pop(producer_id, None)
+        else:
+            self._temporal_caps[producer_id] = cap
+        for slot in self._slots:
+            producer = slot.consumer.producer
+            if producer is not None and producer.id == producer_id:
+                slot.consumer.set_temporal_cap(cap)
+
     def hold(self, producer_ids: Iterable[str]) -> None:
         """Forward nothing of these producers to this subscriber (by producer id), the
         rest as usual; a producer no longer named resumes from its next keyframe.
@@ -294,6 +309,7 @@ class SubscriberTransport(WebRtcTransport):
 
     def stop_consuming(self, producer: Producer) -> None:
         self._preferred_layers.pop(producer.id, None)
+        self._temporal_caps.pop(producer.id, None)
         if self.video_bound.forget(producer.id):
             return  # it was parked: nothing was sent
         for slot in self._slots:

@@ -225,6 +225,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
             history_seconds=settings.chat_history_days * 86400,
         ),
         app[RECORDINGS],
+        thumbnails_half_rate=settings.media.thumbnail_frame_rate == "half",
     )
     app[WEBHOOKS] = WebhookSender()
     app[HEALTH] = Health()

@@ -289,6 +289,9 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
         except ValueError as exc:
             raise ConfigError("UROK_MEDIA_VIDEO_SLOTS must be an integer") from exc
         overrides.setdefault("media", {})["video_slots"] = slots
+    if "UROK_MEDIA_THUMBNAIL_FRAME_RATE" in env:  # "full": a bench's baseline
+        rate = env["UROK_MEDIA_THUMBNAIL_FRAME_RATE"]
+        overrides.setdefault("media", {})["thumbnail_frame_rate"] = rate
     if "UROK_MEDIA_UDP_PORTS" in env:  # e.g. 40000-40999
         overrides.setdefault("media", {})["udp_ports"] = env["UROK_MEDIA_UDP_PORTS"]
     overrides.update(_operator_env(env))

@@ -76,12 +76,19 @@ class MediaSettings:
     # past that, the cameras their page does not show have none, and take one
     # (another hidden camera's) when shown. 0: every camera has its m-section.
     video_slots: int = 30
+    # A camera shown as a thumbnail (a grid tile, not the teacher's, the spotlight's or a
+    # speaker's): "half" its frame rate (the lower VP8 temporal layers: ~60 % of the
+    # bits, sfu/temporal_layers.py) or "full".
+    thumbnail_frame_rate: str = "half"
     # The UDP port range (first, last) of every media socket (ICE host candidates;
     # signalling/config_ports.py); None: any port the system gives.
     udp_ports: tuple[int, int] | None = None
 
 
-KNOWN_MEDIA_KEYS = frozenset({"keyframe_interval_s", "audio_slots", "video_slots", "udp_ports"})
+KNOWN_MEDIA_KEYS = frozenset(
+    {"keyframe_interval_s", "audio_slots", "video_slots", "udp_ports", "thumbnail_frame_rate"}
+)
+THUMBNAIL_FRAME_RATES = ("half", "full")
 
 
 def _media(value: Any, base: MediaSettings) -> MediaSettings:
@@ -108,6 +115,11 @@ def _media(value: Any, base: MediaSettings) -> MediaSettings:
         if isinstance(slots, bool) or not isinstance(slots, int) or not 0 <= slots <= 100:
             raise ConfigError("media.video_slots must be a whole number from 0 to 100")
         changes["video_slots"] = slots
+    if "thumbnail_frame_rate" in value:
+        rate = value["thumbnail_frame_rate"]
+        if rate not in THUMBNAIL_FRAME_RATES:
+            raise ConfigError('media.thumbnail_frame_rate must be "half" or "full"')
+        changes["thumbnail_frame_rate"] = rate
     if "udp_ports" in value:
         try:
             changes["udp_ports"] = parse_udp_ports(value["udp_ports"])

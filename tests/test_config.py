@@ -234,6 +234,8 @@ def test_load_settings_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPat
         ("[media]\nvideo_slots = -1", "media.video_slots"),
         ("[media]\nvideo_slots = 2.5", "media.video_slots"),
         ("[media]\nvideo_slots = true", "media.video_slots"),
+        ('[media]\nthumbnail_frame_rate = "quarter"', "media.thumbnail_frame_rate"),
+        ("[media]\nthumbnail_frame_rate = 15", "media.thumbnail_frame_rate"),
         ("resume_grace_seconds = -1", "resume_grace_seconds"),
         ("resume_grace_seconds = true", "resume_grace_seconds"),
         ("resume_grace_seconds = 3601", "resume_grace_seconds"),
@@ -415,3 +417,21 @@ def test_cluster_section_as_in_the_readme(tmp_path: Path) -> None:
     limits = cluster.limits
     assert (limits.max_cpu, limits.max_streams, limits.max_lessons) == (0.8, 2000, 200)
     assert load_settings(None, env={}).cluster.node_id is None
+
+
+async def test_thumbnails_at_half_the_frame_rate_unless_full(tmp_path: Path) -> None:
+    from signalling.app import create_app
+    from signalling.keys import CALLS
+    from tests.test_admission import lesson
+
+    assert load_settings(env={}).media.thumbnail_frame_rate == "half"
+    full = load_settings(write(tmp_path, '[media]\nthumbnail_frame_rate = "full"\n'), env={})
+    assert full.media.thumbnail_frame_rate == "full"
+    env = load_settings(env={"UROK_MEDIA_THUMBNAIL_FRAME_RATE": "full"})
+    assert env.media.thumbnail_frame_rate == "full"
+    with pytest.raises(ConfigError, match="thumbnail_frame_rate"):
+        load_settings(env={"UROK_MEDIA_THUMBNAIL_FRAME_RATE": "fast"})
+    # What the call's views are told (rooms/calls/track_views.py).
+    for settings, half in ((load_settings(env={}), True), (full, False)):
+        call = create_app(settings)[CALLS].get_or_create(lesson())
+        assert call.views.thumbnails_half_rate is half

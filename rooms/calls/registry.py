@@ -23,8 +23,11 @@ class CallRegistry:
         store: Store,
         chat: ChatPolicy | None = None,
         recordings: RecordingService | None = None,
+        thumbnails_half_rate: bool = True,
     ) -> None:
         self.media = media
+        # Thumbnails at half the frame rate (rooms/calls/track_views.py).
+        self.thumbnails_half_rate = thumbnails_half_rate
         self.store = store
         self.chat = chat or ChatPolicy()
         self.recordings = recordings
@@ -39,6 +42,7 @@ class CallRegistry:
             call = self.calls[lesson.id] = Call(
                 lesson, router, self.store, self.chat, self.presence, self.media, self.recordings
             )
+            call.views.thumbnails_half_rate = self.thumbnails_half_rate
         return call
 
     def get(self, lesson_id: str) -> Call | None:

@@ -10,6 +10,10 @@ through rooms/calls/weak_links.py, which owns the one hold set per person). A
 visible one is forwarded in the smallest simulcast layer that covers its size.
 A video never reported is visible at the largest size (older clients, bots).
 
+A camera shown as a thumbnail (a tile the top layer is not needed for) gets half
+the frame rate: its lower VP8 temporal layers only (sfu/temporal_layers.py, about
+60 % of the bits), unless it is a host's, in the spotlight or speaking.
+
 "Save data" (`save_data`): `audio_screen` holds back every camera (audio and
 shared screens go on); `one_video` every video but one, the one that matters
 most now: the room's spotlight, else a shared screen, else the loudest speaker
@@ -37,6 +41,8 @@ TOP_LAYER_SIZE = (640, 360)
 # In "one video" the video is at most this layer (the middle: ~320x180, <= 450 kbit/s),
 # so audio and the one video fit in 0.6 Mbit/s.
 SAVE_DATA_TOP_LAYER = 1
+# A thumbnail's temporal layers: TID 0 and 1 (half the frame rate).
+THUMBNAIL_TEMPORAL_CAP = 1
 
 _UNSET = -1  # no layer told yet
 VideoKey = tuple[str, str]  # (participant id, source)
@@ -62,6 +68,7 @@ class Viewer:
     sizes: dict[VideoKey, tuple[int, int]] = field(default_factory=dict)
     save_data: str = "off"
     layers: dict[str, int | None] = field(default_factory=dict)  # told the SFU, by producer
+    temporal: dict[str, int | None] = field(default_factory=dict)  # the same, temporal caps
     layers_told_to: object = None  # the subscriber transport they were told (a new one: again)
     # Layers the person's bandwidth estimate allows, below the wanted ones (by producer id,
     # rooms/layer_fit.py through rooms/calls/weak_links.py).
@@ -74,6 +81,7 @@ class TrackViews:
         self._spotlight = spotlight  # a room's spotlight (rooms/calls/spotlight.py)
         self._speaking = speaking  # a room's speakers, loudest first (rooms/calls/speakers.py)
         self.viewers: dict[str, Viewer] = {}  # by participant id
+        self.thumbnails_half_rate = True  # [media] thumbnail_frame_rate
 
     def _viewer(self, participant: Participant) -> Viewer:
         present = self.call.participants
@@ -126,17 +134,35 @@ class TrackViews:
         if subscriber is None or viewer is None:
             return
         if viewer.layers_told_to is not subscriber:  # a replaced connection (ICE restart)
-            viewer.layers, viewer.layers_told_to = {}, subscriber
+            viewer.layers, viewer.temporal = {}, {}
+            viewer.layers_told_to = subscriber
         wanted: dict[str, int | None] = {}
+        temporal: dict[str, int | None] = {}
+        lively = self._lively(participant.room)
         for key, producer in self._videos(participant).items():
             layer = self._wanted(viewer, key, producer)
+            # Save data's one video is not a thumbnail, however small its layer.
+            small = layer is not None and layer < producer.layer_count - 1
+            thumbnail = small and viewer.save_data == "off" and self.thumbnails_half_rate
+            tcap = THUMBNAIL_TEMPORAL_CAP if thumbnail and key[0] not in lively else None
             cap = viewer.caps.get(producer.id)
             if cap is not None and (layer is None or cap < layer):
                 layer = cap
-            wanted[producer.id] = layer
+            wanted[producer.id], temporal[producer.id] = layer, tcap
             if viewer.layers.get(producer.id, _UNSET) != layer:
                 subscriber.prefer_layer(producer.id, layer)
-        viewer.layers = wanted
+            if viewer.temporal.get(producer.id, _UNSET) != tcap:
+                subscriber.cap_temporal(producer.id, tcap)
+        viewer.layers, viewer.temporal = wanted, temporal
+
+    def _lively(self, room: str | None) -> set[str]:
+        """Whose thumbnails keep their full frame rate: hosts, the spotlight, speakers."""
+        lively = {p.id for p in self.call.in_room(room) if p.host}
+        lively.update(str(s["participant_id"]) for s in self._speaking(room))
+        spot = self.spotlit(room)
+        if spot is not None:
+            lively.add(spot)
+        return lively
 
     def _wanted(self, viewer: Viewer, key: VideoKey, producer: Producer) -> int | None:
         """The layer the page's size asks for (None: the top), capped in save data."""
