@@ -392,9 +392,11 @@ async def run(args: argparse.Namespace) -> Report:
     args.layer_kbps = [round(layer.clip.bitrate / 1000) for layer in simulcast]
     token = secrets.token_hex(16)
     with tempfile.TemporaryDirectory() as tmp:
-        server = ServerProcess(
-            "signalling.cli", Path(tmp) / "server.log", env={"UROK_METRICS_TOKEN": token}
-        )
+        env = {
+            "UROK_METRICS_TOKEN": token,
+            "UROK_MEDIA_THUMBNAIL_FRAME_RATE": args.thumbnail_frame_rate,
+        }
+        server = ServerProcess("signalling.cli", Path(tmp) / "server.log", env=env)
         await server.start()
         try:
             async with aiohttp.ClientSession() as http:
@@ -432,6 +434,12 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> R
     parser.add_argument("--pupil-tile", type=parse_size, default=(160, 90), help="WxH")
     parser.add_argument(
         "--page-tiles", type=int, default=0, help="grid pages of N tiles (0: speaker layout)"
+    )
+    parser.add_argument(
+        "--thumbnail-frame-rate",
+        choices=("half", "full"),
+        default="half",
+        help="the server's [media] thumbnail_frame_rate",
     )
     parser.add_argument("--no-upkeep", action="store_true", help="media phases only")
     parser.add_argument(

@@ -98,6 +98,7 @@ class Consumer:
         self.red_payload_type: int | None = None
         # Simulcast (sfu/layer_select.py): which of the producer's layers is forwarded.
         self.layers = ConsumerLayers()
+        self._temporal = self.layers.temporal  # read for every packet
         # abs-send-time's element header ((id << 28) | (2 << 24)), if negotiated.
         self._ast_element: int | None = None
         self._header_size = 12
@@ -258,7 +259,7 @@ class Consumer:
         if restarts and self._held_back(entry):
             return None
         layers = self.layers
-        if layers.temporal.active and layers.left_out(entry, self.rewriter):
+        if self._temporal.active and layers.left_out(entry, self.rewriter):
             return None
         codec = entry.codec
         out_pt: int | None

@@ -90,7 +90,7 @@ class ConsumerLayers:
     forwards (None: the producer has no simulcast), its temporal layers
     (sfu/temporal_layers.py) and its picture numbering."""
 
-    __slots__ = ("preferred", "selector", "switches", "temporal", "vp8")
+    __slots__ = ("preferred", "renumbers", "selector", "switches", "temporal", "vp8")
 
     def __init__(self) -> None:
         self.preferred: int | None = None  # None: the highest
@@ -98,10 +98,13 @@ class ConsumerLayers:
         self.vp8 = Vp8Continuity()
         self.temporal = TemporalFilter()
         self.switches = 0
+        # Whether picture ids are rewritten: simulcast, or pictures left out.
+        self.renumbers = False
 
     def attach(self, layer_count: int) -> None:
         """A new producer of `layer_count` layers."""
         self.selector = LayerSelector(self.target(layer_count)) if layer_count > 1 else None
+        self.renumbers = self.selector is not None or self.temporal.pictures_left_out > 0
         self.vp8.switch()
         self.temporal.reset()
 
@@ -139,12 +142,8 @@ class ConsumerLayers:
             rewriter.skip(entry.seq)
         if verdict == LEAVE_OUT_PICTURE:
             self.vp8.drop_picture(entry.payload)
+            self.renumbers = True
         return True
-
-    @property
-    def renumbers(self) -> bool:
-        """Whether picture ids are rewritten: simulcast, or pictures left out."""
-        return self.selector is not None or self.temporal.pictures_left_out > 0
 
     def forwarded_payload(self, mime_type: str, payload: bytes) -> bytes:
         if not self.renumbers or mime_type.lower() != "video/vp8":

@@ -38,19 +38,23 @@ class TemporalFilter:
     in a decodable way now (`level`)."""
 
     __slots__ = (
+        "_cap",
         "_kept",
         "_newest_seq",
         "_picture_ts",
-        "cap",
+        "active",
         "highest",
         "level",
         "pictures_left_out",
     )
 
     def __init__(self) -> None:
-        self.cap: int | None = None
+        self._cap: int | None = None
         self.level = ALL_LAYERS
         self.highest = 0  # the highest TID seen
+        # Whether packets must be looked at: a cap, or on the way back up to all (kept
+        # as a plain attribute: the forwarding path reads it for every packet).
+        self.active = False
         self._picture_ts: int | None = None
         self._kept = True
         self._newest_seq: int | None = None
@@ -61,15 +65,24 @@ class TemporalFilter:
         self._picture_ts = None
         self._newest_seq = None
         self.level = self._top
+        self._update()
 
     @property
-    def active(self) -> bool:
-        """Whether packets must be looked at: a cap, or on the way back up to all."""
-        return self.cap is not None or self.level < self.highest
+    def cap(self) -> int | None:
+        """The highest TID forwarded (None: all)."""
+        return self._cap
+
+    @cap.setter
+    def cap(self, cap: int | None) -> None:
+        self._cap = cap
+        self._update()
+
+    def _update(self) -> None:
+        self.active = self._cap is not None or self.level < self.highest
 
     @property
     def _top(self) -> int:
-        return ALL_LAYERS if self.cap is None else self.cap
+        return ALL_LAYERS if self._cap is None else self._cap
 
     def admit(self, entry: CachedPacket) -> int:
         """KEEP, or which kind of packet is left out (see the constants)."""
@@ -80,12 +93,14 @@ class TemporalFilter:
             return KEEP
         if bits & 3 > self.highest:
             self.highest = bits & 3
+            self._update()
         newest = self._newest_seq is None or seq_newer(entry.seq, self._newest_seq)
         if newest:
             self._newest_seq = entry.seq
         if entry.ts != self._picture_ts and newest:
             self._picture_ts = entry.ts
             self._kept = self._decide(bits, entry)
+            self._update()
             if not self._kept:
                 self.pictures_left_out += 1
                 return LEAVE_OUT_PICTURE
