@@ -28,7 +28,9 @@ from bench.simulcast_publisher import (
     LayeredCamera,
     encode_layers,
 )
+from rooms.calls.track_views import THUMBNAIL_RATE_SHARE
 from signalling.config_sections import MediaSettings
+from signalling.keys import CALLS
 from tests.live import LiveServer, running_server
 from tests.test_track_views import consumer_of, view, views
 from tests.test_weak_links import join, until
@@ -118,6 +120,16 @@ async def test_a_pupils_thumbnail_comes_at_half_the_frame_rate(
                 assert thumb.layers.temporal.pictures_left_out - left_out > 30
                 # No gap in the numbering: nothing to ask again on a perfect loopback.
                 assert thumb.link.nacks_received == nacks
+                # The bandwidth plan counts the thumbnail at its share of the layer.
+                call = server.app[CALLS].get(next(iter(server.app[CALLS].calls)))
+                assert call is not None and thumb.producer and host.producer
+                me = call.participants[watcher.id]
+                assert me.subscriber is not None
+                assert call.views.rate_shares(me) == {thumb.producer.id: THUMBNAIL_RATE_SHARE}
+                pids = [host.producer.id, thumb.producer.id]
+                fits = call.links._fit_videos(me, me.subscriber, pids, time.monotonic())
+                host_q, thumb_q = (fit.layer_bps[0] for fit in fits)
+                assert 0.45 < thumb_q / host_q < 0.75, fits  # the same clip, 0.6 of it
 
                 # The pupil made large (the spotlight, a page of one): the full rate again.
                 await views(watcher, view(pupil.id, True, 640, 360))

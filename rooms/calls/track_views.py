@@ -43,6 +43,9 @@ TOP_LAYER_SIZE = (640, 360)
 SAVE_DATA_TOP_LAYER = 1
 # A thumbnail's temporal layers: TID 0 and 1 (half the frame rate).
 THUMBNAIL_TEMPORAL_CAP = 1
+# What they carry of a layer's bits (libwebrtc's allocation: 40 + 20 %; Chromium measured
+# 55 %, docs/performance.md): what the bandwidth plan counts a thumbnail at.
+THUMBNAIL_RATE_SHARE = 0.6
 
 _UNSET = -1  # no layer told yet
 VideoKey = tuple[str, str]  # (participant id, source)
@@ -181,6 +184,15 @@ class TrackViews:
             top = producer.layer_count - 1
             wanted[producer.id] = top if layer is None else min(layer, top)
         return wanted
+
+    def rate_shares(self, participant: Participant) -> dict[str, float]:
+        """By producer id, the share of each layer's bitrate this person is sent: a
+        thumbnail's (capped to its lower temporal layers) for those, else none."""
+        viewer = self.viewers.get(participant.id)
+        if viewer is None:
+            return {}
+        capped = (pid for pid, cap in viewer.temporal.items() if cap is not None)
+        return dict.fromkeys(capped, THUMBNAIL_RATE_SHARE)
 
     def spotlit(self, room: str | None) -> str | None:
         """The participant whose video a room (None: the main one) has in the spotlight."""

@@ -206,10 +206,14 @@ class WeakLinks:
     ) -> list[FitVideo]:
         """`order`'s videos with what each layer costs and the layer its tile wants."""
         producers = {c.producer.id: c.producer for c in subscriber.consumers if c.producer}
-        wanted = self.views.wanted_layers(participant) if self.views is not None else {}
+        views = self.views
+        wanted = views.wanted_layers(participant) if views is not None else {}
+        share = views.rate_shares(participant) if views is not None else {}
         return [
             FitVideo(
-                pid, self.rates.layer_bps(producer, now), wanted.get(pid, producer.layer_count - 1)
+                pid,
+                tuple(bps * share.get(pid, 1.0) for bps in self.rates.layer_bps(producer, now)),
+                wanted.get(pid, producer.layer_count - 1),
             )
             for pid in order
             if (producer := producers.get(pid)) is not None
