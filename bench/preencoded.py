@@ -110,7 +110,7 @@ def encode_video(
         "bufsize": str(bitrate),
         "undershoot-pct": "100",
         "overshoot-pct": "15",
-        **(_temporal_options(bitrate) if temporal_layers == 3 else {}),
+        **(_temporal_options(bitrate, codec.gop_size) if temporal_layers == 3 else {}),
     }
     rng = np.random.default_rng(1)
     # Smooth-ish noise (block-upscaled) so it compresses like a busy picture, not pure noise.
@@ -138,6 +138,8 @@ def encode_video(
     if len(packets) != frames:
         raise RuntimeError(f"VP8 encoder returned {len(packets)} packets for {frames} frames")
     temporal = _temporal_ids(keyframes) if temporal_layers == 3 else ()
+    if temporal and any(key and i % codec.gop_size for i, key in enumerate(keyframes)):
+        raise RuntimeError("libvpx placed a keyframe of its own: the TIDs would be wrong")
     return EncodedClip("video", tuple(packets), tuple(keyframes), 1 / fps, VIDEO_CLOCK, temporal)
 
 
@@ -150,10 +152,14 @@ TEMPORAL_PATTERN = (0, 2, 1, 2)
 TEMPORAL_SHARES = (0.4, 0.6, 1.0)
 
 
-def _temporal_options(bitrate: int) -> dict[str, str]:
+def _temporal_options(bitrate: int, gop: int) -> dict[str, str]:
     rates = ",".join(str(round(bitrate * share / 1000)) for share in TEMPORAL_SHARES)
     return {
         "error-resilient": "default",
+        # No keyframe of libvpx's own choosing: ffmpeg starts the pattern again only at
+        # the keyframes it is asked for, and a keyframe at a TL2 place would be a
+        # picture every layer refers to.
+        "keyint_min": str(gop),
         "ts-parameters": f"ts_number_layers=3:ts_target_bitrate={rates}:"
         "ts_rate_decimator=4,2,1:ts_layering_mode=3",
     }

@@ -212,6 +212,10 @@ class Producer:
             return None
         return entry
 
+    def cached_packets(self, layer: int = 0) -> list[CachedPacket]:
+        """What a layer's cache holds now, in no order (for benches and diagnostics)."""
+        return [entry for entry in self._caches[layer] if entry is not None]
+
     def recent(self, duration: float) -> list[CachedPacket]:
         """The cached packets of the stream's last `duration` seconds (by RTP timestamps),
         oldest first: what a listener just switched to this producer missed (audio)."""
