@@ -53,6 +53,8 @@ class Bot:
         self.on_packet = on_packet
         # Rewrites the publisher offer before it is sent (bench/simulcast_publisher.py).
         self.munge_offer: Callable[[str], str] | None = None
+        # Sees every server message first (a simulcast camera follows publish_layers).
+        self.on_message: Callable[[dict[str, Any]], None] | None = None
         self.session: aiohttp.ClientSession | None = None
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.joined: dict[str, Any] | None = None
@@ -153,6 +155,8 @@ class Bot:
 
     async def _on_message(self, message: dict[str, Any]) -> None:
         kind = message["type"]
+        if self.on_message is not None:
+            self.on_message(message)
         if kind == "joined":
             # Here, not only in connect(): a subscribe_offer can follow in the same
             # read, and answering it needs `joined` (ICE servers) before connect() resumes.

@@ -125,6 +125,7 @@ class Class:
         for index, bot in enumerate(self.bots):
             camera = LayeredCamera(layers)
             bot.munge_offer = camera.munge
+            bot.on_message = camera.follow
             self.cameras.append(camera)
             audio: Any
             if not send:
@@ -395,6 +396,7 @@ async def run(args: argparse.Namespace) -> Report:
         env = {
             "UROK_METRICS_TOKEN": token,
             "UROK_MEDIA_THUMBNAIL_FRAME_RATE": args.thumbnail_frame_rate,
+            "UROK_MEDIA_DYNACAST": "1" if args.dynacast == "on" else "0",
         }
         server = ServerProcess("signalling.cli", Path(tmp) / "server.log", env=env)
         await server.start()
@@ -440,6 +442,9 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> R
         choices=("half", "full"),
         default="half",
         help="the server's [media] thumbnail_frame_rate",
+    )
+    parser.add_argument(
+        "--dynacast", choices=("on", "off"), default="on", help="the server's [media] dynacast"
     )
     parser.add_argument("--no-upkeep", action="store_true", help="media phases only")
     parser.add_argument(

@@ -152,6 +152,7 @@ async def class_of(
             await bot.connect(timeout=30)
             camera = LayeredCamera(layers)
             bot.munge_offer = camera.munge
+            bot.on_message = camera.follow
             cameras.append(camera)
             audio = PreEncodedTrack(teacher_voice()) if index == 0 else SilentAudioTrack(dtx=True)
             await bot.publish([(IdleVideoTrack(), "camera"), (audio, "microphone")], 30)

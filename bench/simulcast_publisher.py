@@ -36,6 +36,7 @@ import re
 import struct
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import av
 from aiortc import MediaStreamTrack, RTCPeerConnection
@@ -276,6 +277,8 @@ class LayeredSender:
         self._task: asyncio.Task[None] | None = None
         self.packets_sent = 0
         self.frames_skipped = 0  # frames not sent because the bench fell behind
+        # The first this many layers are sent (the server's publish_layers: dynacast).
+        self.active_layers = len(self.layers)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -308,7 +311,7 @@ class LayeredSender:
             # Always yield: the bots' WebSockets and receivers share this event loop.
             await asyncio.sleep(max(0.0, started + frame * period - time.monotonic()))
             tag = frame * period < RID_SECONDS
-            for layer in self.layers:
+            for layer in self.layers[: self.active_layers]:
                 for data in layer.packets(frame + offset, tag):
                     if fast is None or not fast.send(data):
                         try:
@@ -320,13 +323,24 @@ class LayeredSender:
 
 
 class LayeredCamera:
-    """A bot's camera of `layers`: set `bot.munge_offer = camera.munge`, publish an
+    """A bot's camera of `layers`: set `bot.munge_offer = camera.munge` (and
+    `bot.on_message = camera.follow` for dynacast), publish an
     IdleVideoTrack as the camera, then `start(bot.publisher)`."""
 
     def __init__(self, layers: tuple[LayerClip, ...]) -> None:
         self.layers = layers
         self.shape: OfferShape | None = None
         self.sender: LayeredSender | None = None
+        self.active_layers = len(layers)
+
+    def follow(self, message: dict[str, Any]) -> None:
+        """A server message (`bot.on_message = camera.follow`): publish_layers for the
+        camera sets how many layers are sent, smallest first, as the call page does."""
+        if message.get("type") != "publish_layers" or message.get("source") != "camera":
+            return
+        self.active_layers = max(1, min(len(self.layers), int(message["layers"])))
+        if self.sender is not None:
+            self.sender.active_layers = self.active_layers
 
     def munge(self, sdp: str) -> str:
         sdp, self.shape = munge_offer(sdp, tuple(layer.spec.rid for layer in self.layers))
@@ -335,6 +349,7 @@ class LayeredCamera:
     def start(self, pc: RTCPeerConnection | None) -> None:
         assert pc is not None and self.shape is not None, "publish before start"
         self.sender = LayeredSender(pc, self.shape, self.layers)
+        self.sender.active_layers = self.active_layers
         self.sender.start()
 
     async def stop(self) -> None:

@@ -226,6 +226,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
         ),
         app[RECORDINGS],
         thumbnails_half_rate=settings.media.thumbnail_frame_rate == "half",
+        dynacast=settings.media.dynacast,
     )
     app[WEBHOOKS] = WebhookSender()
     app[HEALTH] = Health()

@@ -292,6 +292,11 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
     if "UROK_MEDIA_THUMBNAIL_FRAME_RATE" in env:  # "full": a bench's baseline
         rate = env["UROK_MEDIA_THUMBNAIL_FRAME_RATE"]
         overrides.setdefault("media", {})["thumbnail_frame_rate"] = rate
+    if "UROK_MEDIA_DYNACAST" in env:  # "0": a bench's baseline
+        flag = env["UROK_MEDIA_DYNACAST"].strip().lower()
+        if flag not in ("0", "1", "true", "false"):
+            raise ConfigError("UROK_MEDIA_DYNACAST must be 0 or 1")
+        overrides.setdefault("media", {})["dynacast"] = flag in ("1", "true")
     if "UROK_MEDIA_UDP_PORTS" in env:  # e.g. 40000-40999
         overrides.setdefault("media", {})["udp_ports"] = env["UROK_MEDIA_UDP_PORTS"]
     overrides.update(_operator_env(env))

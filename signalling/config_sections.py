@@ -80,13 +80,23 @@ class MediaSettings:
     # speaker's): "half" its frame rate (the lower VP8 temporal layers: ~60 % of the
     # bits, sfu/temporal_layers.py) or "full".
     thumbnail_frame_rate: str = "half"
+    # Publishers' cameras encode only the simulcast layers somebody receives
+    # (rooms/calls/dynacast.py; the page follows `publish_layers`).
+    dynacast: bool = True
     # The UDP port range (first, last) of every media socket (ICE host candidates;
     # signalling/config_ports.py); None: any port the system gives.
     udp_ports: tuple[int, int] | None = None
 
 
 KNOWN_MEDIA_KEYS = frozenset(
-    {"keyframe_interval_s", "audio_slots", "video_slots", "udp_ports", "thumbnail_frame_rate"}
+    {
+        "keyframe_interval_s",
+        "audio_slots",
+        "video_slots",
+        "udp_ports",
+        "thumbnail_frame_rate",
+        "dynacast",
+    }
 )
 THUMBNAIL_FRAME_RATES = ("half", "full")
 
@@ -120,6 +130,10 @@ def _media(value: Any, base: MediaSettings) -> MediaSettings:
         if rate not in THUMBNAIL_FRAME_RATES:
             raise ConfigError('media.thumbnail_frame_rate must be "half" or "full"')
         changes["thumbnail_frame_rate"] = rate
+    if "dynacast" in value:
+        if not isinstance(value["dynacast"], bool):
+            raise ConfigError("media.dynacast must be true or false")
+        changes["dynacast"] = value["dynacast"]
     if "udp_ports" in value:
         try:
             changes["udp_ports"] = parse_udp_ports(value["udp_ports"])

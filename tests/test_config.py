@@ -236,6 +236,8 @@ def test_load_settings_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPat
         ("[media]\nvideo_slots = true", "media.video_slots"),
         ('[media]\nthumbnail_frame_rate = "quarter"', "media.thumbnail_frame_rate"),
         ("[media]\nthumbnail_frame_rate = 15", "media.thumbnail_frame_rate"),
+        ('[media]\ndynacast = "yes"', "media.dynacast"),
+        ("[media]\ndynacast = 1", "media.dynacast"),
         ("resume_grace_seconds = -1", "resume_grace_seconds"),
         ("resume_grace_seconds = true", "resume_grace_seconds"),
         ("resume_grace_seconds = 3601", "resume_grace_seconds"),
@@ -435,3 +437,20 @@ async def test_thumbnails_at_half_the_frame_rate_unless_full(tmp_path: Path) -> 
     for settings, half in ((load_settings(env={}), True), (full, False)):
         call = create_app(settings)[CALLS].get_or_create(lesson())
         assert call.views.thumbnails_half_rate is half
+
+
+def test_dynacast_on_unless_off(tmp_path: Path) -> None:
+    from signalling.app import create_app
+    from signalling.keys import CALLS
+    from tests.test_admission import lesson
+
+    assert load_settings(env={}).media.dynacast is True
+    off = load_settings(write(tmp_path, "[media]\ndynacast = false\n"), env={})
+    assert off.media.dynacast is False
+    assert load_settings(env={"UROK_MEDIA_DYNACAST": "0"}).media.dynacast is False
+    assert load_settings(env={"UROK_MEDIA_DYNACAST": "1"}).media.dynacast is True
+    with pytest.raises(ConfigError, match="UROK_MEDIA_DYNACAST"):
+        load_settings(env={"UROK_MEDIA_DYNACAST": "maybe"})
+    for settings, on in ((load_settings(env={}), True), (off, False)):
+        call = create_app(settings)[CALLS].get_or_create(lesson())
+        assert call.dynacast.enabled is on

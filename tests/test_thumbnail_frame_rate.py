@@ -59,6 +59,7 @@ class Decoded:
 async def publish_camera(bot: Bot, layers: tuple[LayerClip, ...]) -> LayeredCamera:
     camera = LayeredCamera(layers)
     bot.munge_offer = camera.munge
+    bot.on_message = camera.follow
     await bot.publish([(IdleVideoTrack(), "camera")])
     camera.start(bot.publisher)
     return camera

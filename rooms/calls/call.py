@@ -20,6 +20,7 @@ from rooms.calls.audio_slots import AudioSlots
 from rooms.calls.breakout_control import BreakoutControl
 from rooms.calls.chat_control import ChatControl
 from rooms.calls.core import CallCore, ChatPolicy
+from rooms.calls.dynacast import Dynacast
 from rooms.calls.ice_restart import IceRestarts
 from rooms.calls.moderation import Moderation
 from rooms.calls.participant import Disconnect, Participant, PresenceObserver, Send
@@ -67,6 +68,7 @@ class Call(CallCore):
         self.spotlights = Spotlights(self)
         self.restarts = Restarts(self, self.spotlights)
         self.views = TrackViews(self, self.spotlights.of_room, self.speakers.speaking)
+        self.dynacast = Dynacast(self)
         self.links.views = self.views
 
     # ------------------------------------------------------------------ broken media paths
@@ -89,6 +91,7 @@ class Call(CallCore):
         self.links.watch()
         self.speakers.watch()
         self.audio_slots.watch()
+        self.dynacast.watch()
         if participant.host:
             await self.links.tell_host(participant)
         await self.restarts.after_let_in(participant)
@@ -158,6 +161,7 @@ class Call(CallCore):
         await self.links.stop()
         await self.speakers.stop()
         await self.audio_slots.stop()
+        await self.dynacast.stop()
         await self.polls.stop()
         await self.let_everyone_go(reason)
         if not self.restarts.suspended:  # else they stay open for after the restart

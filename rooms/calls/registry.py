@@ -24,10 +24,13 @@ class CallRegistry:
         chat: ChatPolicy | None = None,
         recordings: RecordingService | None = None,
         thumbnails_half_rate: bool = True,
+        dynacast: bool = True,
     ) -> None:
         self.media = media
         # Thumbnails at half the frame rate (rooms/calls/track_views.py).
         self.thumbnails_half_rate = thumbnails_half_rate
+        # Publishers encode only the layers somebody receives (rooms/calls/dynacast.py).
+        self.dynacast = dynacast
         self.store = store
         self.chat = chat or ChatPolicy()
         self.recordings = recordings
@@ -43,6 +46,7 @@ class CallRegistry:
                 lesson, router, self.store, self.chat, self.presence, self.media, self.recordings
             )
             call.views.thumbnails_half_rate = self.thumbnails_half_rate
+            call.dynacast.enabled = self.dynacast
         return call
 
     def get(self, lesson_id: str) -> Call | None:

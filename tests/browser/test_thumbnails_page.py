@@ -64,6 +64,7 @@ async def class_of_three(server: Server) -> AsyncIterator[tuple[str, list[Bot]]]
             await bot.connect(timeout=30)
             camera = LayeredCamera(layers)
             bot.munge_offer = camera.munge
+            bot.on_message = camera.follow
             cameras.append(camera)
             await bot.publish([(IdleVideoTrack(), "camera")], 30)
             camera.start(bot.publisher)

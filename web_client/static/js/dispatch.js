@@ -14,7 +14,7 @@ import {
 } from './layout.js';
 import { errorText } from './page.js';
 import { onPolls } from './polls.js';
-import { takeMediaStateRef } from './publisher.js';
+import { setPublishedLayers, takeMediaStateRef } from './publisher.js';
 import { forgetQuality, onConnectionQuality } from './quality.js';
 import { onBreakout } from './rooms.js';
 import { forgetSpeaker, onActiveSpeakers, renderSpeaking } from './speakers.js';
@@ -80,6 +80,9 @@ export function routeMessages(sig) {
   });
   sig.on('active_speakers', (msg) => {
     if (urok.ws === sig) onActiveSpeakers(msg);
+  });
+  sig.on('publish_layers', (msg) => {
+    if (urok.ws === sig) setPublishedLayers(msg.source, msg.layers);
   });
   sig.on('spotlight', (msg) => {
     if (urok.ws === sig) onSpotlight(msg);

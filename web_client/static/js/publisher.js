@@ -61,13 +61,43 @@ const CAMERA_LAYERS = [
 export function addPublishedTrack(track, source) {
   if (source !== 'screen' && !urok.local.stream) urok.local.stream = new MediaStream();
   const stream = source === 'screen' ? new MediaStream([track]) : urok.local.stream;
+  const count = urok.publishLayers[source] || CAMERA_LAYERS.length;
   const transceiver = urok.pcs.publisher.addTransceiver(track, {
     direction: 'sendonly',
     streams: [stream],
-    // The camera in three sizes (simulcast): the server forwards each viewer one.
-    ...(source === 'camera' ? { sendEncodings: CAMERA_LAYERS } : {}),
+    // The camera in three sizes (simulcast): the server forwards each viewer one,
+    // and says which are received at all (publish_layers).
+    ...(source === 'camera'
+      ? { sendEncodings: CAMERA_LAYERS.map((layer, i) => ({ ...layer, active: i < count })) }
+      : {}),
   });
   urok.published.push({ transceiver, source });
+}
+
+/**
+ * The server's publish_layers (docs/protocol.md): encode only the first `count`
+ * layers of a source, smallest first (dynacast: nobody receives the others). Kept
+ * for a connection made later (ICE restart, the camera turned on again).
+ */
+export async function setPublishedLayers(source, count) {
+  if (!Number.isInteger(count) || count < 1) return;
+  urok.publishLayers[source] = count;
+  for (const { transceiver, source: its } of urok.published) {
+    if (its !== source || !transceiver.sender) continue;
+    const params = transceiver.sender.getParameters();
+    if (!params.encodings || params.encodings.length < 2) continue;
+    let changed = false;
+    params.encodings.forEach((encoding, i) => {
+      const active = i < count;
+      if (encoding.active !== active) changed = true;
+      encoding.active = active;
+    });
+    if (changed) {
+      await transceiver.sender.setParameters(params).catch((error) => {
+        console.warn('urok: publish_layers not applied', error);
+      });
+    }
+  }
 }
 
 /**

@@ -352,6 +352,7 @@ function teardown() {
   if (urok.local.screen) urok.local.screen.stop();
   urok.local.screen = null;
   urok.published = [];
+  urok.publishLayers = {};
   urok.tracks = {};
   urok.remoteScreens = new Map();
   urok.screenOrder = [];

@@ -53,6 +53,8 @@ export const urok = {
   iceServers: [],
   pcs: { publisher: null, subscriber: null },
   published: [], // [{transceiver, source}]
+  // How many simulcast layers the server asked each source to send (publish_layers).
+  publishLayers: {},
   tracks: {}, // the latest subscribe_offer's mid -> {participant_id, kind, source}
   tiles: new Map(), // participant id -> Tile (self included)
   local: { stream: null, audio: null, video: null, screen: null, problems: {} },
