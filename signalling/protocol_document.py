@@ -22,7 +22,7 @@ from signalling.protocol import (
 # Major: a change an existing client may trip on (a message or field removed,
 # a limit lowered). Minor: additions a client may ignore (a new message type,
 # a new optional field, a new server message).
-PROTOCOL_VERSION = "1.7"
+PROTOCOL_VERSION = "1.8"
 
 
 def client_messages_schema() -> dict[str, Any]:
