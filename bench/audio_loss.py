@@ -35,15 +35,15 @@ from dataclasses import astuple, dataclass, field, replace
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
 from playwright.async_api import BrowserContext, Page, Playwright, async_playwright
 
 from bench.bot import Bot
+from bench.in_process import app_in_process
 from bench.links import Host, LinkSpec, Testbed
 from bench.preencoded import PreEncodedTrack, encode_audio
-from bench.server import Journal, free_port
+from bench.server import Journal
 from sfu import red_forwarding
-from signalling.config import DEMO_SECRET, IceSettings, Settings
+from signalling.config import DEMO_SECRET
 
 PUBLISHERS = ("red", "opus")
 # A window whose concealment episodes last this long on average is a stall, not loss.
@@ -264,24 +264,8 @@ CHROMIUM_ARGS = (
 @contextlib.asynccontextmanager
 async def _server(host: Host) -> AsyncIterator[str]:
     """The app in this process on the test link's address (media on loopback and there)."""
-    from signalling.app import create_app  # the server side, only for this run
-
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="urok-audio-loss-") as data:
-        settings = replace(
-            Settings(),
-            port=port,
-            public_url=f"http://{host.gateway}:{port}",
-            ice=IceSettings(addresses=("127.0.0.1", host.gateway)),
-            data_dir=Path(data),
-        )
-        runner = web.AppRunner(create_app(settings))
-        await runner.setup()
-        await web.TCPSite(runner, host.gateway, port).start()
-        try:
-            yield settings.public_url
-        finally:
-            await runner.cleanup()
+    async with app_in_process(host.gateway, ("127.0.0.1", host.gateway)) as (base_url, _):
+        yield base_url
 
 
 @contextlib.asynccontextmanager

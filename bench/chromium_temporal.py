@@ -18,47 +18,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
-from dataclasses import replace
-from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 from playwright.async_api import Page
 
 from bench.chromium import chromium_page
-from bench.server import Journal, free_port
+from bench.in_process import app_in_process
+from bench.server import Journal
 from sfu.producer import Producer
 from sfu.vp8_descriptor import NO_TID, START, temporal_bits
-from signalling.config import DEMO_SECRET, IceSettings, Settings
+from signalling.config import DEMO_SECRET
 from signalling.keys import CALLS
-
-
-@contextlib.asynccontextmanager
-async def _app() -> AsyncIterator[tuple[str, web.Application]]:
-    from signalling.app import create_app  # the server side, only for this run
-
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="urok-temporal-") as data:
-        settings = replace(
-            Settings(),
-            port=port,
-            public_url=f"http://127.0.0.1:{port}",
-            ice=IceSettings(addresses=("127.0.0.1",)),
-            data_dir=Path(data),
-        )
-        app = create_app(settings)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        try:
-            yield settings.public_url, app
-        finally:
-            await runner.cleanup()
 
 
 async def _join(page: Page, url: str, video: bool) -> None:
@@ -98,7 +71,7 @@ async def count(producer: Producer, seconds: float, poll: float) -> dict[str, Co
 
 
 async def run(args: argparse.Namespace) -> str:
-    async with _app() as (base_url, app), aiohttp.ClientSession() as http:
+    async with app_in_process() as (base_url, app), aiohttp.ClientSession() as http:
         journal = Journal(base_url, DEMO_SECRET, http)
         lesson = await journal.create_lesson("t-1", ["s-1"])
         urls = []

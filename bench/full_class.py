@@ -60,11 +60,11 @@ from bench.simulcast_publisher import (
     LAYERS_SIMULCAST,
     LAYERS_SINGLE,
     IdleAudioTrack,
-    IdleVideoTrack,
     LayerClip,
     LayeredCamera,
     encode_layers,
     packets_per_second,
+    publish_layered,
 )
 from sfu.aiortc_hooks import restrict_host_addresses
 from signalling.config import DEMO_SECRET
@@ -123,17 +123,13 @@ class Class:
         microphone; not `send`: a microphone that never sends either."""
         jobs = []
         for index, bot in enumerate(self.bots):
-            camera = LayeredCamera(layers)
-            bot.munge_offer = camera.munge
-            bot.on_message = camera.follow
-            self.cameras.append(camera)
             audio: Any
             if not send:
                 audio = IdleAudioTrack()
             else:
                 audio = PreEncodedTrack(self.voice) if index == 0 else SilentAudioTrack(dtx=True)
-            jobs.append(bot.publish([(IdleVideoTrack(), "camera"), (audio, "microphone")], WAIT_S))
-        await _batched(jobs)
+            jobs.append(publish_layered(bot, layers, [(audio, "microphone")], WAIT_S))
+        self.cameras += await _batched(jobs)
 
     def held_back(self) -> int:
         """The most videos the server held back from one receiver (its last

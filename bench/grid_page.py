@@ -47,11 +47,11 @@ from bench.preencoded import PreEncodedTrack
 from bench.server import Journal, ServerProcess
 from bench.simulcast_publisher import (
     LAYERS_SIMULCAST,
-    IdleVideoTrack,
     LayerClip,
     LayeredCamera,
     LayerSpec,
     encode_layers,
+    publish_layered,
 )
 from sfu.aiortc_hooks import restrict_host_addresses
 from signalling.config import DEMO_SECRET
@@ -150,12 +150,8 @@ async def class_of(
             bot = Bot(journal.base_url, token, decode=False, receive=False)
             bots.append(bot)
             await bot.connect(timeout=30)
-            camera = LayeredCamera(layers)
-            bot.munge_offer = camera.munge
-            bot.on_message = camera.follow
-            cameras.append(camera)
             audio = PreEncodedTrack(teacher_voice()) if index == 0 else SilentAudioTrack(dtx=True)
-            await bot.publish([(IdleVideoTrack(), "camera"), (audio, "microphone")], 30)
+            cameras.append(await publish_layered(bot, layers, [(audio, "microphone")], 30))
         for camera, bot in zip(cameras, bots, strict=True):
             camera.start(bot.publisher)
         yield lesson

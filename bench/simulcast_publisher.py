@@ -35,6 +35,7 @@ import random
 import re
 import struct
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,7 @@ import av
 from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 
+from bench.bot import Bot
 from bench.preencoded import EncodedClip, encode_video
 from sfu.aiortc_hooks import FastRtpPath, wrap_send_rtp
 from sfu.forwarding_types import SendRtp
@@ -355,3 +357,18 @@ class LayeredCamera:
     async def stop(self) -> None:
         if self.sender is not None:
             await self.sender.stop()
+
+
+async def publish_layered(
+    bot: Bot,
+    layers: tuple[LayerClip, ...],
+    also: Sequence[tuple[MediaStreamTrack, str]] = (),
+    timeout: float = 30.0,
+) -> LayeredCamera:
+    """`bot` publishes a camera of `layers` that follows the server's publish_layers, and
+    `also` (a microphone); `camera.start(bot.publisher)` then starts it sending."""
+    camera = LayeredCamera(layers)
+    bot.munge_offer = camera.munge
+    bot.on_message = camera.follow
+    await bot.publish([(IdleVideoTrack(), "camera"), *also], timeout)
+    return camera

@@ -23,12 +23,13 @@ import pytest
 from bench.bot import Bot
 from bench.simulcast_publisher import (
     LAYERS_SIMULCAST,
-    IdleVideoTrack,
     LayerClip,
     LayeredCamera,
     encode_layers,
+    publish_layered,
 )
 from rooms.calls.track_views import THUMBNAIL_RATE_SHARE
+from sfu.consumer import Consumer
 from signalling.config_sections import MediaSettings
 from signalling.keys import CALLS
 from tests.live import LiveServer, running_server
@@ -57,10 +58,7 @@ class Decoded:
 
 
 async def publish_camera(bot: Bot, layers: tuple[LayerClip, ...]) -> LayeredCamera:
-    camera = LayeredCamera(layers)
-    bot.munge_offer = camera.munge
-    bot.on_message = camera.follow
-    await bot.publish([(IdleVideoTrack(), "camera")])
+    camera = await publish_layered(bot, layers)
     camera.start(bot.publisher)
     return camera
 
@@ -95,6 +93,16 @@ async def class_of_three(
     return [teacher, pupil, watcher], cameras
 
 
+async def both_small(
+    server: LiveServer, watcher: Bot, teacher: Bot, pupil: Bot, decoded: dict[str, Decoded]
+) -> Consumer:
+    """The watcher shows both cameras small (160x90: the smallest layer of each) and
+    decodes both; the consumer of the pupil's camera."""
+    await views(watcher, view(teacher.id, True, 160, 90), view(pupil.id, True, 160, 90))
+    await until(lambda: all(len(d.times) > 20 for d in decoded.values()), 20, "both decode")
+    return consumer_of(server, watcher.id, pupil.id, "camera")
+
+
 async def test_a_pupils_thumbnail_comes_at_half_the_frame_rate(
     layers: tuple[LayerClip, ...],
 ) -> None:
@@ -102,12 +110,7 @@ async def test_a_pupils_thumbnail_comes_at_half_the_frame_rate(
         (teacher, pupil, watcher), cameras = await class_of_three(server, layers)
         try:
             async with decoding(watcher, teacher.id, pupil.id) as decoded:
-                # Both small on the page: the smallest layer (160x90) of each.
-                await views(watcher, view(teacher.id, True, 160, 90), view(pupil.id, True, 160, 90))
-                await until(
-                    lambda: all(len(d.times) > 20 for d in decoded.values()), 20, "both decode"
-                )
-                thumb = consumer_of(server, watcher.id, pupil.id, "camera")
+                thumb = await both_small(server, watcher, teacher, pupil, decoded)
                 host = consumer_of(server, watcher.id, teacher.id, "camera")
                 assert thumb.layers.temporal.cap == 1 and host.layers.temporal.cap is None
                 assert thumb.layers.preferred == host.layers.preferred == 0
@@ -156,11 +159,7 @@ async def test_thumbnails_at_the_full_rate_when_the_server_says_so(
         (teacher, pupil, watcher), cameras = await class_of_three(server, layers)
         try:
             async with decoding(watcher, teacher.id, pupil.id) as decoded:
-                await views(watcher, view(teacher.id, True, 160, 90), view(pupil.id, True, 160, 90))
-                await until(
-                    lambda: all(len(d.times) > 20 for d in decoded.values()), 20, "both decode"
-                )
-                thumb = consumer_of(server, watcher.id, pupil.id, "camera")
+                thumb = await both_small(server, watcher, teacher, pupil, decoded)
                 assert thumb.layers.temporal.cap is None and thumb.layers.preferred == 0
                 since = time.monotonic()
                 await asyncio.sleep(2)

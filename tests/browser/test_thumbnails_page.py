@@ -21,9 +21,8 @@ import pytest
 from bench.bot import Bot
 from bench.simulcast_publisher import (
     LAYERS_SIMULCAST,
-    IdleVideoTrack,
-    LayeredCamera,
     encode_layers,
+    publish_layered,
 )
 from signalling.keys import CALLS
 from tests.browser.harness import Server, chromium, join_call, new_page, playwright, running_server
@@ -62,11 +61,7 @@ async def class_of_three(server: Server) -> AsyncIterator[tuple[str, list[Bot]]]
             bot = Bot(server.base_url, await server.token(lesson, user, name, role), receive=False)
             bots.append(bot)
             await bot.connect(timeout=30)
-            camera = LayeredCamera(layers)
-            bot.munge_offer = camera.munge
-            bot.on_message = camera.follow
-            cameras.append(camera)
-            await bot.publish([(IdleVideoTrack(), "camera")], 30)
+            cameras.append(camera := await publish_layered(bot, layers))
             camera.start(bot.publisher)
         yield lesson, bots
     finally:
