@@ -14,7 +14,7 @@ import {
 } from './layout.js';
 import { errorText } from './page.js';
 import { onPolls } from './polls.js';
-import { setPublishedLayers, takeMediaStateRef } from './publisher.js';
+import { enqueuePublish, setPublishedLayers, takeMediaStateRef } from './publisher.js';
 import { forgetQuality, onConnectionQuality } from './quality.js';
 import { onBreakout } from './rooms.js';
 import { forgetSpeaker, onActiveSpeakers, renderSpeaking } from './speakers.js';
@@ -82,7 +82,8 @@ export function routeMessages(sig) {
     if (urok.ws === sig) onActiveSpeakers(msg);
   });
   sig.on('publish_layers', (msg) => {
-    if (urok.ws === sig) setPublishedLayers(msg.source, msg.layers);
+    // After any negotiation in flight: setParameters fails in the middle of one.
+    if (urok.ws === sig) enqueuePublish(() => setPublishedLayers(msg.source, msg.layers));
   });
   sig.on('spotlight', (msg) => {
     if (urok.ws === sig) onSpotlight(msg);
