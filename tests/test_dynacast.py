@@ -108,3 +108,24 @@ async def test_no_dynacast_when_the_server_says_so(
                 await camera_.stop()
             for bot in (watcher, pupil, teacher):
                 await bot.close()
+
+
+async def test_a_publisher_that_keeps_sending_is_told_again(
+    layers: tuple[LayerClip, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rooms.calls.dynacast, "OFF_AFTER", 1.0)
+    async with running_server() as server:
+        (teacher, pupil, watcher), cameras = await class_of_three(server, layers)
+        try:
+            pupil.on_message = None  # the pupil's camera ignores publish_layers
+            camera = the_call(server).participants[pupil.id].producers["camera"]
+            await views(teacher, view(pupil.id, True, 160, 90), view(watcher.id, False))
+            await views(watcher, view(pupil.id, True, 160, 90), view(teacher.id, False))
+            await until(lambda: told(pupil)[:1] == [2], 10, "told: two layers")
+            await until(lambda: told(pupil)[:2] == [2, 2], 10, "told again")
+            assert sent(camera) == [0, 1, 2]  # still all three: nothing else is forced
+        finally:
+            for camera_ in cameras:
+                await camera_.stop()
+            for bot in (watcher, pupil, teacher):
+                await bot.close()

@@ -31,6 +31,9 @@ OFF_AFTER = 5.0
 # what it sends (our REMB measures what arrives): from the smallest alone (~50
 # kbit/s) Chromium took 14 s to send the middle one again once asked.
 MIN_LAYERS = 2
+# Packets of a stopped layer arriving this long after the publisher was told were sent
+# after it had the message.
+IN_FLIGHT = 1.0
 
 
 class Dynacast:
@@ -91,10 +94,12 @@ class Dynacast:
                 await self._tell(person, source, producer, want, now)
 
     def _sends_more(self, producer: Producer, told: int, now: float) -> bool:
-        """A layer it was told to stop still comes (and was not just told)."""
-        if now - self._told_at.get(producer.id, now) < OFF_AFTER:
+        """A layer it was told to stop still comes: packets of it well after the telling
+        (not those already on their way), and not told just now."""
+        told_at = self._told_at.get(producer.id)
+        if told_at is None or now - told_at < OFF_AFTER:
             return False
-        return any(layer.active(now) for layer in producer.layers[told:])
+        return any(layer.last_packet_at > told_at + IN_FLIGHT for layer in producer.layers[told:])
 
     async def _tell(
         self, person: Participant, source: str, producer: Producer, count: int, now: float
