@@ -40,6 +40,7 @@ from typing import Any
 
 from rooms.calls.core import CallCore
 from rooms.calls.downlink import DownlinkSampler
+from rooms.calls.link_rest import MediaMoves, at_rest, link_moves
 from rooms.calls.participant import Participant, safe_send
 from rooms.calls.ticker import CallTicker
 from rooms.calls.track_views import TrackViews
@@ -94,6 +95,9 @@ class SubscriberLink:
     told_hosts: Quality = Quality.GOOD
     paced_drops: int = 0  # the pacer's count of dropped video at the last round
     queue: QueueDelay = field(default_factory=QueueDelay)  # its round trips
+    # What the link's counters were when it was last judged and left at rest (None:
+    # not at rest): while they stay so, judging again would change nothing.
+    rest_key: tuple[object, ...] | None = None
 
     @property
     def held(self) -> list[str]:
@@ -125,6 +129,7 @@ class WeakLinks:
         # What each page does not show, and "save data" (rooms/calls/track_views.py):
         # held back too, through the one hold set per person that this class owns.
         self.views: TrackViews | None = None
+        self._media = MediaMoves()  # whether anything reached the call since a round
         self._ticker = CallTicker(call, interval, self.sample_all, "judging the links")
 
     # ------------------------------------------------------------------ the watch
@@ -141,9 +146,9 @@ class WeakLinks:
         participants = self.call.participants
         for gone in set(self.links) - set(participants):
             del self.links[gone]
-        self.rates.update(
-            [p for person in participants.values() for p in person.producers.values()], now
-        )
+        producers = [p for person in participants.values() for p in person.producers.values()]
+        self.rates.update(producers, now)
+        self._media.update(producers)
         for participant in list(participants.values()):
             if participants.get(participant.id) is not participant:
                 continue  # left while the round went on
@@ -155,7 +160,15 @@ class WeakLinks:
         self, participant: Participant, subscriber: SubscriberTransport, now: float
     ) -> None:
         link = self._link(participant)
+        if link.rest_key is not None and link.rest_key == self._rest_key(subscriber):
+            # Nothing moved since a judgement that left the link at rest: the same
+            # sample of nothing, the same plans. What its page shows still applies.
+            link.sampler.sampled_at = now
+            self._apply(link, subscriber, participant)
+            await self._tell(participant, link)
+            return
         sample = link.sampler.sample(subscriber, now)
+        congested = False
         estimate = subscriber.bandwidth.estimate_bps(now)
         if sample is not None:
             link.judge.observe(sample, now)
@@ -186,7 +199,11 @@ class WeakLinks:
                 congested or bool(link.held) or link.judge.quality is not Quality.GOOD
             )
         self._apply(link, subscriber, participant)
+        link.rest_key = self._rest_key(subscriber) if at_rest(link, congested) else None
         await self._tell(participant, link)
+
+    def _rest_key(self, subscriber: SubscriberTransport) -> tuple[object, ...]:
+        return (self._media.version, *link_moves(subscriber))
 
     async def refresh(self, participant: Participant, answer: bool = False) -> None:
         """The person's views or "save data" changed: hold back accordingly, tell."""
