@@ -143,8 +143,16 @@ class ForwardingReceiver(RTCRtpReceiver):
         await self._send_rtcp(RtcpRrPacket(ssrc=rtcp_ssrc, reports=reports))
 
     async def _handle_rtcp_packet(self, packet: AnyRtcpPacket) -> None:
-        await super()._handle_rtcp_packet(packet)
-        if isinstance(packet, RtcpSrPacket) and self.sr_sink is not None:
+        if not isinstance(packet, RtcpSrPacket):
+            await super()._handle_rtcp_packet(packet)
+            return
+        # aiortc's handling of a sender report without its getStats() entry (two
+        # datetimes a report; nobody asks a forwarding receiver for its stats): the
+        # LSR that our receiver reports echo, and when it came, for their DLSR.
+        ntp = packet.sender_info.ntp_timestamp
+        self._RTCRtpReceiver__lsr[packet.ssrc] = (ntp >> 16) & 0xFFFFFFFF
+        self._RTCRtpReceiver__lsr_time[packet.ssrc] = time.time()
+        if self.sr_sink is not None:
             self.sr_sink(packet)
 
     async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
