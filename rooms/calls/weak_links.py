@@ -27,6 +27,10 @@ joins or becomes one, of everyone not "good"). Nobody else.
 The person is "weak" while the judge says so *or* anything is held back for
 them: a link that is clean only because it gets less is still weak, and the
 sign does not flap while videos come back one by one.
+
+A link left at rest is not judged again until something moved
+(rooms/calls/link_rest.py): in a lesson where nothing is sent the round costs
+next to nothing; what the person's page shows still applies every round.
 """
 
 from __future__ import annotations
@@ -152,13 +156,16 @@ class WeakLinks:
         for participant in list(participants.values()):
             if participants.get(participant.id) is not participant:
                 continue  # left while the round went on
-            if participant.subscriber is not None:
-                await self._judge(participant, participant.subscriber, now)
-            await asyncio.sleep(0)  # forwarding goes on between people, not after all of them
+            subscriber = participant.subscriber
+            if subscriber is not None and await self._judge(participant, subscriber, now):
+                # Forwarding goes on between people, not after all of them (a link
+                # passed over at rest costs too little to yield for).
+                await asyncio.sleep(0)
 
     async def _judge(
         self, participant: Participant, subscriber: SubscriberTransport, now: float
-    ) -> None:
+    ) -> bool:
+        """Judge the person's link (False: passed over, at rest: rooms/calls/link_rest.py)."""
         link = self._link(participant)
         if link.rest_key is not None and link.rest_key == self._rest_key(subscriber):
             # Nothing moved since a judgement that left the link at rest: the same
@@ -166,7 +173,7 @@ class WeakLinks:
             link.sampler.sampled_at = now
             self._apply(link, subscriber, participant)
             await self._tell(participant, link)
-            return
+            return False
         sample = link.sampler.sample(subscriber, now)
         congested = False
         estimate = subscriber.bandwidth.estimate_bps(now)
@@ -201,6 +208,7 @@ class WeakLinks:
         self._apply(link, subscriber, participant)
         link.rest_key = self._rest_key(subscriber) if at_rest(link, congested) else None
         await self._tell(participant, link)
+        return True
 
     def _rest_key(self, subscriber: SubscriberTransport) -> tuple[object, ...]:
         return (self._media.version, *link_moves(subscriber))
