@@ -167,6 +167,12 @@ class LinkJudge:
         last_weak = self._last_weak if self._last_weak is not None else now
         return now - last_weak >= self.limits.forget_seconds
 
+    @property
+    def at_rest(self) -> bool:
+        """Quality "good" with no run of weak or bad samples going on: a sample with
+        nothing to judge by (an unknown verdict) leaves it as it is."""
+        return self.quality is Quality.GOOD and self._weak_since is None and self._bad_since is None
+
     def bad_for(self, now: float) -> float:
         """How long the samples have been bad (0: the last decisive one was not)."""
         return now - self._bad_since if self._bad_since is not None else 0.0

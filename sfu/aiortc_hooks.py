@@ -1,7 +1,8 @@
 """aiortc cannot forward RTP without decoding it. This module swaps the class of the
 receivers and senders of *our* peer connections (never anyone else's) for:
-- ForwardingReceiver: keeps aiortc's receive-side RTCP (reports, REMB, NACKs, RTX) and
-  hands each RTP packet, still encoded, to a sink; simulcast layers by RID.
+- ForwardingReceiver (sfu/aiortc_receiver.py, the one other module with aiortc private
+  names): keeps aiortc's receive-side RTCP (reports, REMB, NACKs, RTX) and hands each
+  RTP packet, still encoded, to a sink; simulcast layers by RID.
 - ForwardingSender: no track, no encoder; our Consumer sends through it and gets the
   subscriber's NACK, PLI/FIR, reports and REMB.
 Also: the recorder's jitter buffer hook, a fix of aiortc's bandwidth estimator, ICE host
@@ -11,7 +12,6 @@ sockets in a port range. Every private name used is in PINNED_INTERNALS
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 from collections.abc import Callable
@@ -28,18 +28,14 @@ from aiortc import (
     RTCRtpReceiver,
     RTCRtpSender,
 )
-from aiortc.codecs import is_rtx
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
-from aiortc.rate import AimdRateControl, RemoteBitrateEstimator
+from aiortc.rate import AimdRateControl
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
 from aiortc.rtcdtlstransport import State as DtlsState
 from aiortc.rtcrtpparameters import (
     RTCRtpCodecParameters,
-    RTCRtpHeaderExtensionParameters,
-    RTCRtpReceiveParameters,
     RTCRtpSendParameters,
 )
-from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     RTCP_PSFB_FIR,
@@ -51,160 +47,21 @@ from aiortc.rtp import (
     RtcpRtpfbPacket,
     RtcpSrPacket,
     RtpPacket,
-    pack_remb_fci,
-    unwrap_rtx,
 )
 
+from sfu.aiortc_receiver import ForwardingReceiver as ForwardingReceiver  # re-exported
+from sfu.aiortc_receiver import mangled
 from sfu.bandwidth import SenderFeedback, abs_send_time_id
-from sfu.forwarding_types import RtpSink, SenderSource, SendRtp, SrSink
+from sfu.forwarding_types import SenderSource, SendRtp
 from sfu.ice import restrict_host_addresses as restrict_host_addresses  # re-exported
 from sfu.ice import rtc_configuration as rtc_configuration  # re-exported: bench/bot.py
 from sfu.media_ports import HostGathering
 from sfu.report_clock import report_clock
-from sfu.simulcast import MidRtpRouter, RidDemux
 
 logger = logging.getLogger(__name__)
 
 PINNED_AIORTC = "1.16.0"
 PINNED_AIOICE = "0.13.0"
-
-# --------------------------------------------------------------------------- receiver
-
-
-def _mangled(obj: object, owner: type, name: str) -> Any:
-    """aiortc's private ``self.__name`` of class `owner`, on an object not (yet) ours."""
-    return getattr(obj, f"_{owner.__name__}__{name}")
-
-
-class ForwardingReceiver(RTCRtpReceiver):
-    """An RTCRtpReceiver that forwards encoded packets instead of decoding them."""
-
-    sink: RtpSink | None
-    sr_sink: SrSink | None
-    media_ssrc: int | None
-    extra_codecs: list[RTCRtpCodecParameters]  # beyond aiortc's table (RED): routed here too
-    extra_header_extensions: list[RTCRtpHeaderExtensionParameters]  # the RID ones
-    rids: RidDemux | None  # a simulcast m-section: its layers by SSRC
-    layer_nacks: dict[int, NackGenerator]  # simulcast: one sequence space per SSRC
-    # aiortc's own (name-mangled) receiver state that forwarding reads and sets,
-    # declared for the type checker; check_pinned_internals() checks each is there.
-    _RTCRtpReceiver__started: bool
-    _RTCRtpReceiver__codecs: dict[int, RTCRtpCodecParameters]
-    _RTCRtpReceiver__rtx_ssrc: dict[int, int]
-    _RTCRtpReceiver__rtcp_task: asyncio.Future[None] | None
-    _RTCRtpReceiver__rtcp_ssrc: int | None
-    _RTCRtpReceiver__remote_bitrate_estimator: RemoteBitrateEstimator | None
-    _RTCRtpReceiver__remote_streams: dict[int, StreamStatistics]
-    _RTCRtpReceiver__nack_generator: NackGenerator | None
-
-    @classmethod
-    def adopt(cls, receiver: RTCRtpReceiver) -> ForwardingReceiver:
-        """Turn aiortc's receiver into a forwarding one, before it starts receiving."""
-        if isinstance(receiver, ForwardingReceiver):
-            return receiver
-        if _mangled(receiver, RTCRtpReceiver, "started"):
-            raise RuntimeError("receiver already started; adopt it before negotiation completes")
-        receiver.__class__ = cls
-        assert isinstance(receiver, ForwardingReceiver)
-        receiver.sink = None
-        receiver.sr_sink = None
-        receiver.media_ssrc = None
-        receiver.extra_codecs = []
-        receiver.extra_header_extensions = []
-        receiver.rids = None
-        receiver.layer_nacks = {}
-        transport = receiver.transport
-        if isinstance(transport, RTCDtlsTransport) and type(transport._rtp_router) is RtpRouter:
-            transport._rtp_router.__class__ = MidRtpRouter
-        return receiver
-
-    async def receive(self, parameters: RTCRtpReceiveParameters) -> None:
-        # aiortc's receive() with the decoder thread left out.
-        if self._RTCRtpReceiver__started:
-            return
-        parameters.codecs = [*parameters.codecs, *self.extra_codecs]  # a fresh object each call
-        parameters.headerExtensions = [*parameters.headerExtensions, *self.extra_header_extensions]
-        codecs = self._RTCRtpReceiver__codecs
-        for codec in parameters.codecs:
-            if codec.payloadType is not None:  # always set on negotiated codecs
-                codecs[codec.payloadType] = codec
-        rtx_ssrc = self._RTCRtpReceiver__rtx_ssrc
-        rtx_ssrc.update({e.rtx.ssrc: e.ssrc for e in parameters.encodings if e.rtx})
-        self.transport._register_rtp_receiver(self, parameters)
-        # RTX by SSRC: aiortc routes it by payload type, lost when two m-sections share one.
-        self.transport._rtp_router.register_receiver(self, ssrcs=list(rtx_ssrc), payload_types=[])
-        self._RTCRtpReceiver__rtcp_task = asyncio.ensure_future(self._run_rtcp())
-        self._RTCRtpReceiver__started = True
-
-    async def _handle_rtcp_packet(self, packet: AnyRtcpPacket) -> None:
-        await super()._handle_rtcp_packet(packet)
-        if isinstance(packet, RtcpSrPacket) and self.sr_sink is not None:
-            self.sr_sink(packet)
-
-    async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
-        if not self._enabled:
-            return
-        await self._send_remb(packet, arrival_time_ms)
-        codecs = self._RTCRtpReceiver__codecs
-        codec = codecs.get(packet.payload_type)
-        if codec is None:
-            return
-        # Statistics behind our receiver reports to the publisher.
-        streams = self._RTCRtpReceiver__remote_streams
-        stats = streams.get(packet.ssrc)
-        if stats is None:
-            stats = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
-        stats.add(packet)
-        rids, ext = self.rids, packet.extensions
-        if rids is not None and (ext.rtp_stream_id or ext.repaired_rtp_stream_id):
-            rids.learn(packet.ssrc, ext.rtp_stream_id, ext.repaired_rtp_stream_id)
-
-        if is_rtx(codec):
-            original_ssrc = self._RTCRtpReceiver__rtx_ssrc.get(packet.ssrc)
-            if original_ssrc is None and rids is not None:
-                original_ssrc = rids.repaired_ssrc(packet.ssrc)
-            apt = codec.parameters.get("apt")
-            if original_ssrc is None or len(packet.payload) < 2 or not isinstance(apt, int):
-                return
-            if apt not in codecs:
-                return
-            packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)
-            codec = codecs[apt]
-        else:
-            self.media_ssrc = packet.ssrc
-
-        nack = self._RTCRtpReceiver__nack_generator
-        if nack is not None and rids is not None:
-            nack = self.layer_nacks.setdefault(packet.ssrc, NackGenerator())
-        if nack is not None and nack.add(packet):
-            await self._send_rtcp_nack(packet.ssrc, sorted(nack.missing))
-
-        if self.sink is not None:
-            await self.sink(packet, codec)
-
-    async def _send_remb(self, packet: RtpPacket, arrival_time_ms: int) -> None:
-        # Bandwidth feedback (REMB) so the publisher's encoder ramps up.
-        estimator = self._RTCRtpReceiver__remote_bitrate_estimator
-        if estimator is None or packet.extensions.abs_send_time is None:
-            return
-        remb = estimator.add(
-            abs_send_time=packet.extensions.abs_send_time,
-            arrival_time_ms=arrival_time_ms,
-            payload_size=len(packet.payload) + packet.padding_size,
-            ssrc=packet.ssrc,
-        )
-        rtcp_ssrc = self._RTCRtpReceiver__rtcp_ssrc
-        if rtcp_ssrc is not None and remb is not None:
-            await self._send_rtcp(
-                RtcpPsfbPacket(
-                    fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(*remb)
-                )
-            )
-
-    async def request_keyframe(self, ssrc: int | None = None) -> None:
-        """Send a PLI to the publisher (for `ssrc`, a simulcast layer; else the last seen)."""
-        if (ssrc := ssrc or self.media_ssrc) is not None:
-            await self._send_rtcp_pli(ssrc)
 
 
 def _estimates_never_from_zero() -> None:
@@ -233,7 +90,7 @@ class ForwardingSender(RTCRtpSender):
     def adopt(cls, sender: RTCRtpSender) -> ForwardingSender:
         if isinstance(sender, ForwardingSender):
             return sender
-        if _mangled(sender, RTCRtpSender, "started"):
+        if mangled(sender, RTCRtpSender, "started"):
             raise RuntimeError("sender already started; adopt it before negotiation completes")
         sender.__class__ = cls
         assert isinstance(sender, ForwardingSender)
@@ -281,7 +138,9 @@ class ForwardingSender(RTCRtpSender):
         report_clock().remove(self)
 
     async def _handle_rtcp_packet(self, packet: AnyRtcpPacket) -> None:
-        source = self.source
+        source, feedback = self.source, self.feedback
+        if feedback is not None:
+            feedback.on_rtcp_packet()
         if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
             if source is not None:
                 await source.on_nack(list(packet.lost))
@@ -289,17 +148,17 @@ class ForwardingSender(RTCRtpSender):
             if source is not None:
                 await source.on_keyframe_request()
         elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
-            if self.feedback is not None:  # REMB: the subscriber's estimate of its link
-                self.feedback.on_application_feedback(packet.fci)
+            if feedback is not None:  # REMB: the subscriber's estimate of its link
+                feedback.on_application_feedback(packet.fci)
         elif isinstance(packet, RtcpRrPacket | RtcpSrPacket):
             if source is not None:  # aiortc's own RTT needs its own sender reports
                 source.on_receiver_reports(packet.reports)
-            if self.feedback is not None:
-                self.feedback.on_reports(self.kind, self._ssrc, packet.reports)
+            if feedback is not None:
+                feedback.on_reports(self.kind, self._ssrc, packet.reports)
         else:
             await super()._handle_rtcp_packet(packet)
 
-    async def send_sender_report(self) -> None:
+    async def send_report(self) -> None:
         # Sender reports let the subscriber line up audio and video (sfu/report_clock.py).
         report = self.source.sender_report() if self.started and self.source else None
         if report is not None:
@@ -405,7 +264,7 @@ def sender_ssrc(sender: RTCRtpSender) -> int:
 def inbound_streams(receiver: RTCRtpReceiver) -> dict[int, tuple[int, int]]:
     """(packets received, lost) per SSRC of any aiortc receiver: its getStats() names them
     all alike, so shows one (its RTX stream, once it has one)."""
-    streams = _mangled(receiver, RTCRtpReceiver, "remote_streams")
+    streams = mangled(receiver, RTCRtpReceiver, "remote_streams")
     return {ssrc: (s.packets_received, s.packets_lost) for ssrc, s in streams.items()}
 
 
@@ -420,6 +279,7 @@ PINNED_INTERNALS: tuple[tuple[type, str], ...] = (
     (RTCDtlsTransport, "_register_rtp_receiver"),
     (RTCDtlsTransport, "_register_rtp_sender"),
     (RTCDtlsTransport, "_unregister_rtp_sender"),
+    (RTCDtlsTransport, "_unregister_rtp_receiver"),
     (RTCDtlsTransport, "_send_rtp"),
     (RTCDtlsTransport, "_rtp_router"),
     (RTCDtlsTransport, "_state"),
@@ -430,7 +290,6 @@ PINNED_INTERNALS: tuple[tuple[type, str], ...] = (
     (RTCRtpReceiver, "_enabled"),
     (RTCRtpReceiver, "_handle_rtp_packet"),
     (RTCRtpReceiver, "_handle_rtcp_packet"),
-    (RTCRtpReceiver, "_run_rtcp"),
     (RTCRtpReceiver, "_send_rtcp"),
     (RTCRtpReceiver, "_send_rtcp_nack"),
     (RTCRtpReceiver, "_send_rtcp_pli"),

@@ -197,10 +197,7 @@ class AudioSlotAllocator:
                 return
         speaking = {s.producer_id for s in self._detector.speakers}
         audible = {p.id: p for p in producers if not p.paused and not p.closed}
-        loudness = _Loudness(
-            {pid: self._detector.level_of(pid) for pid in audible},
-            (speaking | onset) & set(audible),
-        )
+        active = (speaking | onset) & audible.keys()
         present = {t.id: t for t in self._subscribers() if not t.closed}
         for gone in set(self._state) - set(present):
             del self._state[gone]
@@ -210,10 +207,12 @@ class AudioSlotAllocator:
             for state in self._state.values():
                 state.offered -= closed
         # Idle upkeep: most ticks of a lesson nobody but the (pinned) teacher speaks.
-        talking = loudness.active - self.pinned
+        talking = active - self.pinned
         key = (frozenset(audible), self.pinned, frozenset(present), self._changes)
         if not talking and key == self._quiet:
             return
+        # Levels only for a tick with work to do.
+        loudness = _Loudness({pid: self._detector.level_of(pid) for pid in audible}, active)
         for transport in present.values():
             self._assign(self._subscriber(transport), audible, loudness, now)
         self._quiet = None if talking else key

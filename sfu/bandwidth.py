@@ -57,6 +57,10 @@ class SenderFeedback(Protocol):
         about other streams: aiortc routes a compound report to every sender it names)."""
         ...
 
+    def on_rtcp_packet(self) -> None:
+        """Any RTCP packet of the subscriber reached one of its senders (counted)."""
+        ...
+
 
 @dataclass(frozen=True)
 class EstimatorSettings:
@@ -99,6 +103,8 @@ class BandwidthEstimator:
         self.remb_bps: float | None = None
         self.remb_at: float | None = None
         self.rembs_received = 0
+        # Every RTCP packet of the subscriber (rooms/calls/link_rest.py: moved or not).
+        self.rtcp_packets = 0
         self.loss_bound_bps: float | None = None
         self.loss = 0.0  # pooled video loss of the last complete window
         self._streams: dict[int, _StreamLoss] = {}
@@ -158,6 +164,9 @@ class BandwidthEstimator:
         except ValueError:
             return  # not REMB
         self.on_remb(bitrate, time.monotonic() if now is None else now)
+
+    def on_rtcp_packet(self) -> None:
+        self.rtcp_packets += 1
 
     def on_reports(
         self, kind: str, ssrc: int, reports: list[RtcpReceiverInfo], now: float | None = None

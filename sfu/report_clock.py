@@ -1,13 +1,14 @@
-"""One timer for the sender reports of every forwarding sender in an event loop.
+"""One timer for the periodic RTCP of every forwarding sender and receiver in an event loop.
 
 Each outgoing stream sends a sender report about once a second (RFC 3550 6.2: the
-subscriber lines up audio and video with them, and their echoes give the RTT). A
+subscriber lines up audio and video with them, and their echoes give the RTT), and
+each receiver of a publisher's stream a receiver report (sfu/aiortc_receiver.py). A
 sleeping task per stream made every idle participant cost ~36 timer wake-ups a
-second in a class of 31 (one per stream it receives): the largest part of a
-connection's upkeep (docs/performance.md "full class"). Here one task per loop
-ticks every TICK_S and reports the senders of one bucket; a sender joins a random
-bucket, which spreads the reports over the second as RFC 3550's randomised
-interval does, and reports every BUCKETS x TICK_S.
+second in a class of 31 (one per stream it receives), and aiortc's task per
+receiver two more: the largest part of a connection's upkeep (docs/performance.md
+"full class"). Here one task per loop ticks every TICK_S and reports the members
+of one bucket; a member joins a random bucket, which spreads the reports over the
+second as RFC 3550's randomised interval does, and reports every BUCKETS x TICK_S.
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ TICK_S = 0.1
 
 
 class Reporting(Protocol):
-    """A sender whose periodic RTCP the clock drives."""
+    """A sender or receiver whose periodic RTCP the clock drives."""
 
-    async def send_sender_report(self) -> None:
+    async def send_report(self) -> None:
         """Send one report now (ConnectionError when the transport is gone)."""
 
 
 class ReportClock:
-    """The sender reports of one event loop, a bucket per tick."""
+    """The periodic reports of one event loop, a bucket per tick."""
 
     def __init__(self) -> None:
         self._buckets: list[dict[Reporting, None]] = [{} for _ in range(BUCKETS)]
@@ -47,19 +48,19 @@ class ReportClock:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    def add(self, sender: Reporting) -> None:
-        if sender in self._bucket_of:
+    def add(self, member: Reporting) -> None:
+        if member in self._bucket_of:
             return
         bucket = random.randrange(BUCKETS)
-        self._bucket_of[sender] = bucket
-        self._buckets[bucket][sender] = None
+        self._bucket_of[member] = bucket
+        self._buckets[bucket][member] = None
         if not self.running:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
-    def remove(self, sender: Reporting) -> None:
-        bucket = self._bucket_of.pop(sender, None)
+    def remove(self, member: Reporting) -> None:
+        bucket = self._bucket_of.pop(member, None)
         if bucket is not None:
-            del self._buckets[bucket][sender]
+            del self._buckets[bucket][member]
         if not self._bucket_of and self._task is not None:
             self._task.cancel()  # nothing left to report: no timer at all
             self._task = None
@@ -72,13 +73,13 @@ class ReportClock:
             tick_at = max(tick_at + TICK_S, loop.time() - TICK_S)
             await asyncio.sleep(tick_at - loop.time())
             self._turn = (self._turn + 1) % BUCKETS
-            for sender in list(self._buckets[self._turn]):
+            for member in list(self._buckets[self._turn]):
                 try:
-                    await sender.send_sender_report()
+                    await member.send_report()
                 except ConnectionError:
                     pass  # closing: its stop() takes it out
-                except Exception:  # one sender's fault must not end everyone's reports
-                    logger.exception("sender report failed")
+                except Exception:  # one member's fault must not end everyone's reports
+                    logger.exception("periodic report failed")
 
 
 _clocks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ReportClock] = (

@@ -14,6 +14,7 @@ from aiortc import RTCPeerConnection
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 
 import sfu.aiortc_hooks
+import sfu.aiortc_receiver
 from sfu.aiortc_hooks import (
     PINNED_INTERNALS,
     FastRtpPath,
@@ -23,7 +24,7 @@ from sfu.aiortc_hooks import (
 from sfu.ice import rtc_configuration
 
 ROOT = Path(__file__).resolve().parents[1]
-# Private names that sfu/aiortc_hooks.py defines itself (not aiortc's or aioice's).
+# Private names that the hooks modules define themselves (not aiortc's or aioice's).
 OWN_PRIVATE_NAMES = {"_send_remb"} | set(FastRtpPath.__slots__)
 
 
@@ -37,8 +38,8 @@ def _private_names(node: ast.AST) -> set[str]:
             names.add(sub.name)
         elif isinstance(sub, ast.AnnAssign) and isinstance(sub.target, ast.Name):
             names.add(sub.target.id)  # class-level declarations of aiortc's attributes
-        elif isinstance(sub, ast.Call) and getattr(sub.func, "id", None) == "_mangled":
-            _, owner, name = sub.args  # _mangled(obj, Owner, "name") reads _Owner__name
+        elif isinstance(sub, ast.Call) and getattr(sub.func, "id", None) == "mangled":
+            _, owner, name = sub.args  # mangled(obj, Owner, "name") reads _Owner__name
             assert isinstance(owner, ast.Name) and isinstance(name, ast.Constant)
             names.add(f"_{owner.id}__{name.value}")
     return {n for n in names if n.startswith("_") and not n.startswith("__")}
@@ -49,9 +50,13 @@ async def test_pinned_internals_are_all_present() -> None:
 
 
 def test_every_private_name_the_hooks_use_is_pinned() -> None:
-    tree = ast.parse(inspect.getsource(sfu.aiortc_hooks))
-    classes = [n for n in tree.body if isinstance(n, ast.ClassDef)]
-    functions = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    body = [
+        node
+        for module in (sfu.aiortc_hooks, sfu.aiortc_receiver)
+        for node in ast.parse(inspect.getsource(module)).body
+    ]
+    classes = [n for n in body if isinstance(n, ast.ClassDef)]
+    functions = [n for n in body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
     used: set[str] = set()
     for node in classes + functions:
         used |= _private_names(node)
@@ -95,11 +100,12 @@ async def test_a_jitter_buffer_that_no_longer_joins_packet_data_is_reported(
 
 
 def test_no_private_aiortc_name_is_used_outside_the_hooks() -> None:
-    """Outside sfu/aiortc_hooks.py, code reads private attributes of `self` only."""
+    """Outside sfu/aiortc_hooks.py and sfu/aiortc_receiver.py, code reads private
+    attributes of `self` only."""
     offenders = []
     for package in ("sfu", "recording", "breakout"):
         for path in sorted((ROOT / package).rglob("*.py")):
-            if path.name == "aiortc_hooks.py":
+            if path.name in ("aiortc_hooks.py", "aiortc_receiver.py"):
                 continue
             for node in ast.walk(ast.parse(path.read_text())):
                 if not isinstance(node, ast.Attribute) or not node.attr.startswith("_"):

@@ -1,7 +1,9 @@
-"""sfu/report_clock.py: one timer for every forwarding sender's reports in a loop.
+"""sfu/report_clock.py: one timer for every forwarding sender's and receiver's reports
+in a loop.
 
 The clock alone with senders that count their reports, then real forwarding
-senders and consumers (tests/sfu_support.py's wire records what they send).
+senders and consumers, and real forwarding receivers (tests/sfu_support.py's wire
+records what they send).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import asyncio
 from collections import Counter
 
 import pytest
-from aiortc.rtp import RtcpSrPacket
+from aiortc.rtp import RtcpRrPacket, RtcpSenderInfo, RtcpSrPacket
 
 from sfu import report_clock as clock_module
 from sfu.report_clock import BUCKETS, TICK_S, ReportClock, report_clock
@@ -33,7 +35,7 @@ class Counting:
         self.times: list[float] = []
         self.fail = fail
 
-    async def send_sender_report(self) -> None:
+    async def send_report(self) -> None:
         self.times.append(asyncio.get_running_loop().time())
         if self.fail is not None:
             raise self.fail("gone")
@@ -95,7 +97,7 @@ async def test_forwarding_senders_report_through_one_clock_and_stop_with_their_s
     for consumer in consumers:
         consumer.attach(producer)
     clock = report_clock()
-    assert len(clock) == 4 and clock.running
+    assert len(clock) == 5 and clock.running  # the 4 senders and the producer's receiver
     assert clock is clock_module.report_clock()  # one per loop
     await publish(receiver, rtp(1, 90000))
     await asyncio.sleep(PERIOD_S + TICK_S)
@@ -112,4 +114,33 @@ async def test_forwarding_senders_report_through_one_clock_and_stop_with_their_s
     for consumer in [*consumers[1:], silent]:
         await consumer.sender.stop()
     await receiver.stop()
+    assert not clock.running
+
+
+async def test_forwarding_receivers_report_what_they_received_once_a_period(
+    fast_clock: None,
+) -> None:
+    wire, quiet_wire = WireRecorder(), WireRecorder()
+    _, receiver = await make_producer(wire)
+    _, quiet = await make_producer(quiet_wire, producer_id="pr_quiet")  # receives nothing
+    clock = report_clock()
+    assert len(clock) == 2 and clock.running  # aiortc's RTCP tasks are not started
+    await publish(receiver, rtp(1, 0), rtp(2, 3000), rtp(4, 9000))  # 3 never came
+    ntp = 0x1234_5678_9ABC_DEF0
+    info = RtcpSenderInfo(ntp_timestamp=ntp, rtp_timestamp=0, packet_count=4, octet_count=40)
+    await receiver._handle_rtcp_packet(RtcpSrPacket(ssrc=4242, sender_info=info))
+    await asyncio.sleep(3 * FAST_PERIOD_S + FAST_TICK_S / 2)
+    reports = [p for p in wire.rtcp() if isinstance(p, RtcpRrPacket)]
+    assert len(reports) in (2, 3)  # one a period (2: the first tick of its bucket came late)
+    assert {p.ssrc for p in reports} == {1111}  # the receiver's RTCP SSRC
+    (block,) = reports[-1].reports
+    assert (block.ssrc, block.highest_sequence, block.packets_lost) == (4242, 4, 1)
+    assert block.lsr == (ntp >> 16) & 0xFFFFFFFF and block.dlsr > 0  # the SR echoed
+    assert quiet_wire.sent == []  # nothing received: nothing to report
+    await receiver.stop()
+    count = len(wire.sent)
+    assert len(clock) == 1
+    await asyncio.sleep(FAST_PERIOD_S + FAST_TICK_S)
+    assert len(wire.sent) == count  # stopped: no more reports
+    await quiet.stop()
     assert not clock.running

@@ -27,6 +27,10 @@ joins or becomes one, of everyone not "good"). Nobody else.
 The person is "weak" while the judge says so *or* anything is held back for
 them: a link that is clean only because it gets less is still weak, and the
 sign does not flap while videos come back one by one.
+
+A link left at rest is not judged again until something moved
+(rooms/calls/link_rest.py): in a lesson where nothing is sent the round costs
+next to nothing; what the person's page shows still applies every round.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from typing import Any
 
 from rooms.calls.core import CallCore
 from rooms.calls.downlink import DownlinkSampler
+from rooms.calls.link_rest import MediaMoves, at_rest, link_moves
 from rooms.calls.participant import Participant, safe_send
 from rooms.calls.ticker import CallTicker
 from rooms.calls.track_views import TrackViews
@@ -94,6 +99,9 @@ class SubscriberLink:
     told_hosts: Quality = Quality.GOOD
     paced_drops: int = 0  # the pacer's count of dropped video at the last round
     queue: QueueDelay = field(default_factory=QueueDelay)  # its round trips
+    # What the link's counters were when it was last judged and left at rest (None:
+    # not at rest): while they stay so, judging again would change nothing.
+    rest_key: tuple[object, ...] | None = None
 
     @property
     def held(self) -> list[str]:
@@ -125,6 +133,7 @@ class WeakLinks:
         # What each page does not show, and "save data" (rooms/calls/track_views.py):
         # held back too, through the one hold set per person that this class owns.
         self.views: TrackViews | None = None
+        self._media = MediaMoves()  # whether anything reached the call since a round
         self._ticker = CallTicker(call, interval, self.sample_all, "judging the links")
 
     # ------------------------------------------------------------------ the watch
@@ -141,21 +150,32 @@ class WeakLinks:
         participants = self.call.participants
         for gone in set(self.links) - set(participants):
             del self.links[gone]
-        self.rates.update(
-            [p for person in participants.values() for p in person.producers.values()], now
-        )
+        producers = [p for person in participants.values() for p in person.producers.values()]
+        self.rates.update(producers, now)
+        self._media.update(producers)
         for participant in list(participants.values()):
             if participants.get(participant.id) is not participant:
                 continue  # left while the round went on
-            if participant.subscriber is not None:
-                await self._judge(participant, participant.subscriber, now)
-            await asyncio.sleep(0)  # forwarding goes on between people, not after all of them
+            subscriber = participant.subscriber
+            if subscriber is not None and await self._judge(participant, subscriber, now):
+                # Forwarding goes on between people, not after all of them (a link
+                # passed over at rest costs too little to yield for).
+                await asyncio.sleep(0)
 
     async def _judge(
         self, participant: Participant, subscriber: SubscriberTransport, now: float
-    ) -> None:
+    ) -> bool:
+        """Judge the person's link (False: passed over, at rest: rooms/calls/link_rest.py)."""
         link = self._link(participant)
+        if link.rest_key is not None and link.rest_key == self._rest_key(subscriber):
+            # Nothing moved since a judgement that left the link at rest: the same
+            # sample of nothing, the same plans. What its page shows still applies.
+            link.sampler.sampled_at = now
+            self._apply(link, subscriber, participant)
+            await self._tell(participant, link)
+            return False
         sample = link.sampler.sample(subscriber, now)
+        congested = False
         estimate = subscriber.bandwidth.estimate_bps(now)
         if sample is not None:
             link.judge.observe(sample, now)
@@ -186,7 +206,12 @@ class WeakLinks:
                 congested or bool(link.held) or link.judge.quality is not Quality.GOOD
             )
         self._apply(link, subscriber, participant)
+        link.rest_key = self._rest_key(subscriber) if at_rest(link, congested) else None
         await self._tell(participant, link)
+        return True
+
+    def _rest_key(self, subscriber: SubscriberTransport) -> tuple[object, ...]:
+        return (self._media.version, *link_moves(subscriber))
 
     async def refresh(self, participant: Participant, answer: bool = False) -> None:
         """The person's views or "save data" changed: hold back accordingly, tell."""
