@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from signalling.config import DEMO_KEY_ID
+from signalling.keys import LESSONS
 from tests.browser.harness import (
     SCREENSHOT_DIR,
     chromium,
@@ -161,6 +163,26 @@ async def test_demo_journal_creates_opens_embeds_and_ends_a_lesson() -> None:
         )
         assert "5А" in await message.inner_text()
         await page.screenshot(path=str(SCREENSHOT_DIR / "urok-demo-conflict.png"))
+
+
+async def test_the_demo_journal_creates_a_lesson_that_ends_after_midnight() -> None:
+    async with running_server() as server, playwright() as pw, chromium(pw) as browser:
+        page = await new_page(browser)
+        # The teacher's clock says 23:40 (tomorrow, so it is ahead of the server's):
+        # the form offers 23:40-00:25, and the end is the next day, not before the start.
+        tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+        late = datetime(tomorrow.year, tomorrow.month, tomorrow.day, 23, 40, tzinfo=UTC)
+        await page.clock.set_fixed_time(late)
+        await page.goto(server.base_url + "/")
+        await page.locator("#create").wait_for(state="visible")
+        assert await page.locator("#lesson-start").input_value() == late.astimezone().strftime(
+            "%H:%M"
+        )
+        await page.locator("#create").click()
+        await page.locator("#open-here").wait_for(state="visible", timeout=10000)
+        assert "создан" in await page.locator("#lesson-status").inner_text()
+        (lesson,) = await server.app[LESSONS].list(DEMO_KEY_ID, "demo-5a")
+        assert lesson.ends_at - lesson.starts_at == timedelta(minutes=45)
 
 
 async def test_joining_again_elsewhere_replaces_the_first_tab() -> None:

@@ -117,6 +117,17 @@ function isoFromInputs(date, time) {
   return local.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
+// The end on the same date, or the next day when it is not after the start (a lesson
+// created at 23:40 ends at 00:25).
+function endIsoFromInputs(date, start, end) {
+  const starts = isoFromInputs(date, start);
+  const ends = isoFromInputs(date, end);
+  if (!starts || !ends || ends > starts) return ends;
+  const next = new Date(`${date}T${end}`);
+  next.setDate(next.getDate() + 1);
+  return next.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
 function formatRange(lesson) {
   const time = new Intl.DateTimeFormat('ru', { hour: '2-digit', minute: '2-digit' });
   const date = new Intl.DateTimeFormat('ru', { day: 'numeric', month: 'long' });
@@ -244,7 +255,7 @@ async function createLesson() {
     class_id: state.cls.id,
     subject: $('subject-select').value,
     starts_at: isoFromInputs(date, $('lesson-start').value),
-    ends_at: isoFromInputs(date, $('lesson-end').value),
+    ends_at: endIsoFromInputs(date, $('lesson-start').value, $('lesson-end').value),
   };
   try {
     const data = await api('POST', '/lessons', body);
