@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections import deque
 from collections.abc import Coroutine, Generator
 from typing import Any
@@ -76,7 +75,8 @@ if MISSING:
     logger.warning("fast SRTP receiving off, aiortc/aioice differ: %s", ", ".join(MISSING))
 
 _ERROR_LOG_EVERY = 1000  # a handling failing on every packet: one log line per this many
-_paths: weakref.WeakKeyDictionary[RTCDtlsTransport, FastReceive] = weakref.WeakKeyDictionary()
+# Our attribute on the DTLS transport (a dict would keep every transport alive).
+_ATTRIBUTE = "urok_fast_receive"
 
 
 def receive_fast(pc: RTCPeerConnection) -> None:
@@ -86,12 +86,13 @@ def receive_fast(pc: RTCPeerConnection) -> None:
         return
     for transceiver in pc.getTransceivers():
         dtls = transceiver.receiver.transport
-        if isinstance(dtls, RTCDtlsTransport) and dtls not in _paths:
-            _paths[dtls] = FastReceive(dtls)
+        if isinstance(dtls, RTCDtlsTransport) and fast_receive_of(dtls) is None:
+            setattr(dtls, _ATTRIBUTE, FastReceive(dtls))
 
 
 def fast_receive_of(dtls: object) -> FastReceive | None:
-    return _paths.get(dtls) if isinstance(dtls, RTCDtlsTransport) else None
+    path = getattr(dtls, _ATTRIBUTE, None)
+    return path if isinstance(path, FastReceive) else None
 
 
 class FastReceive:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import gc
 import inspect
 import logging
 import socket
+import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -174,6 +176,19 @@ async def test_the_remote_closing_dtls_turns_it_off() -> None:
         await p.pc.close()  # the client's DTLS close_notify ends the server's transport
         await until(lambda: p.dtls.state == "closed")
         assert not path.on and "data_received" not in vars(connection)
+
+
+async def test_a_closed_transport_and_its_path_are_freed() -> None:
+    async with Publishing() as p:
+        path = weakref.ref(p.path)
+        dtls = weakref.ref(p.dtls)
+        await p.send(range(5))
+        await asyncio.sleep(0.1)
+        assert p.path.fast >= 5
+    del p
+    await asyncio.sleep(0.1)
+    gc.collect()
+    assert path() is None and dtls() is None
 
 
 async def test_garbage_and_failing_handlings_do_not_break_it(
