@@ -151,6 +151,31 @@ async def test_a_suspended_handling_keeps_later_packets_behind_it() -> None:
         assert sink.seqs == list(range(30)) and p.path.deferred == 14
 
 
+async def test_srtp_queued_before_the_switch_is_taken_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    switch_on, seen = FastReceive._switch_on, {}
+
+    def queued_first(path: FastReceive) -> None:
+        # What came between the handshake and "connected", waiting for aiortc's task.
+        queue = path._dtls.transport._connection._queue  # test-side: aioice's
+        queue.put_nowait((b"\x80\x60" + bytes(30), 1))  # SRTP (garbage: dropped)
+        queue.put_nowait((b"\x17\xfe\xfd" + bytes(20), 1))  # DTLS: stays for aiortc
+        switch_on(path)
+        seen.update(queue=[data[0] for data, _ in queue._queue], fast=path.fast)
+        seen.update(draining=path._task is not None)
+
+    monkeypatch.setattr(FastReceive, "_switch_on", queued_first)
+    async with Publishing() as p:
+        assert seen == {"queue": [0x17], "fast": 1, "draining": True}
+        sink = Sink()
+        p.producer.add_consumer(sink)
+        await p.send(range(10))
+        await until(lambda: len(sink.seqs) == 10)
+        assert sink.seqs == list(range(10)) and p.path.fast >= 11 and p.path.deferred == 1
+        assert p.dtls.state == "connected"
+
+
 async def test_closing_the_dtls_transport_turns_it_off() -> None:
     async with Publishing() as p:
         sink = Sink(hold_at=3)
