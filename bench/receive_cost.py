@@ -6,7 +6,7 @@
 pairs on loopback, each a server PublisherTransport with one video producer and an
 aiortc client whose ForwardingSender sends numbered 1,100-byte VP8 packets on the
 FastRtpPath (SRTP, then the socket). One pair's server transport receives by
-sfu/aiortc_receive.py's FastReceive, the other's by aiortc's own path (the module's
+sfu/aiortc_fast_receive.py's FastReceive, the other's by aiortc's own path (the module's
 MISSING set while it is made). Passes alternate between them: `--burst` packets
 sent, then the loop runs until the producer has them all (a tap counts), and so on; the process's
 CPU time over a pass, per packet. Sending costs both the same, so the difference is
@@ -23,9 +23,9 @@ import time
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.rtp import RtpPacket
 
-import sfu.aiortc_receive
+import sfu.aiortc_fast_receive
+from sfu.aiortc_fast_receive import fast_receive_of
 from sfu.aiortc_hooks import FastRtpPath, ForwardingSender, restrict_host_addresses
-from sfu.aiortc_receive import fast_receive_of
 from sfu.ice import rtc_configuration
 from sfu.producer import CachedPacket, Producer
 from sfu.transport import PublisherTransport, TransportOptions
@@ -52,14 +52,14 @@ class Pair:
             self.client.addTransceiver("video", direction="sendonly").sender
         )
         await self.client.setLocalDescription(await self.client.createOffer())
-        missing = sfu.aiortc_receive.MISSING
-        sfu.aiortc_receive.MISSING = missing if self.fast else ["off for the baseline"]
+        missing = sfu.aiortc_fast_receive.MISSING
+        sfu.aiortc_fast_receive.MISSING = missing if self.fast else ["off for the baseline"]
         try:
             answer, (producer,) = await self.server.handle_offer(
                 self.client.localDescription.sdp, {"0": {}}
             )
         finally:
-            sfu.aiortc_receive.MISSING = missing
+            sfu.aiortc_fast_receive.MISSING = missing
         self.producer: Producer = producer
         await self.client.setRemoteDescription(RTCSessionDescription(answer, "answer"))
         for _ in range(1000):  # 10 s at most

@@ -24,8 +24,8 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from sfu.aiortc_fast_receive import receive_fast
 from sfu.aiortc_hooks import ForwardingReceiver, gather_hosts_with
-from sfu.aiortc_receive import receive_fast
 from sfu.audio_sdp import publisher_answer, red_codecs_offered
 from sfu.ice import announce_address
 from sfu.media_ports import MediaPorts

@@ -1,4 +1,4 @@
-"""sfu/aiortc_receive.py: SRTP handled from the datagram callback, in order.
+"""sfu/aiortc_fast_receive.py: SRTP handled from the datagram callback, in order.
 
 Real peer connections on loopback: a client whose ForwardingSender sends numbered
 RTP packets to a PublisherTransport; what the producer forwards is seen by a sink.
@@ -20,9 +20,9 @@ import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.rtp import RtpPacket
 
-import sfu.aiortc_receive
+import sfu.aiortc_fast_receive
+from sfu.aiortc_fast_receive import PINNED, FastReceive, fast_receive_of, missing_at_import
 from sfu.aiortc_hooks import ForwardingSender
-from sfu.aiortc_receive import PINNED, FastReceive, fast_receive_of, missing_at_import
 from sfu.ice import rtc_configuration
 from sfu.producer import CachedPacket, Producer
 from sfu.transport import PublisherTransport
@@ -225,7 +225,7 @@ async def test_garbage_and_failing_handlings_do_not_break_it(
         for garbage in (b"", b"\x80", b"\x80\x60" + bytes(30), b"\xbf" * 1200, b"\x90junk"):
             p.send_raw(garbage)
         await asyncio.sleep(0.1)
-        with caplog.at_level(logging.WARNING, logger="sfu.aiortc_receive"):
+        with caplog.at_level(logging.WARNING, logger="sfu.aiortc_fast_receive"):
             await p.send(range(5))
             await until(lambda: len(sink.seqs) == 5)
         assert sink.seqs == list(range(5)) and p.path.on and p.path.errors == 1
@@ -237,7 +237,7 @@ async def test_garbage_and_failing_handlings_do_not_break_it(
 async def test_without_the_pinned_names_aiortc_receives_as_before(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(sfu.aiortc_receive, "MISSING", ["RTCDtlsTransport._rx_srtp"])
+    monkeypatch.setattr(sfu.aiortc_fast_receive, "MISSING", ["RTCDtlsTransport._rx_srtp"])
     async with Publishing() as p:
         sink = Sink(hold_at=5)
         p.producer.add_consumer(sink)
@@ -262,11 +262,11 @@ async def test_a_missing_instance_name_leaves_the_transport_on_aiortcs_path() ->
         del p.dtls._rx_srtp  # test-side: as an aiortc without it
         path = FastReceive(p.dtls)
         assert not path.on and path.fast == 0
-        assert sfu.aiortc_receive.missing_on(p.dtls) == ["RTCDtlsTransport._rx_srtp"]
+        assert sfu.aiortc_fast_receive.missing_on(p.dtls) == ["RTCDtlsTransport._rx_srtp"]
 
 
 def test_every_private_name_the_module_uses_is_pinned() -> None:
-    tree = ast.parse(inspect.getsource(sfu.aiortc_receive))
+    tree = ast.parse(inspect.getsource(sfu.aiortc_fast_receive))
     used, own = set(), set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and node.attr.startswith("_"):

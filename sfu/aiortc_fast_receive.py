@@ -16,7 +16,7 @@ never the path (SRTP errors at debug, as aiortc). The switch is per transport: o
 when its DTLS transport leaves "connected" (a running backlog is cancelled, as `__run`
 is), and never on if a pinned name is missing or the versions differ (aiortc's own
 path then, as before). The private names are PINNED below and checked at import
-(class attributes) and per transport (instance attributes); tests/test_aiortc_receive.py
+(class attributes) and per transport (instance attributes); tests/test_aiortc_fast_receive.py
 checks that the list is complete.
 """
 
