@@ -1,13 +1,14 @@
 """Receive SRTP without aioice's queue and aiortc's receive task (issue 11).
 
 aioice's `Connection.data_received` puts every datagram on an asyncio.Queue, and
-aiortc's `RTCDtlsTransport.__run` task wakes up for each one to `_recv_next` it: the
-queue and the wake-up were 12-15 % of the server's busy time receiving a class of 31.
+aiortc's `RTCDtlsTransport.__run` task wakes up for each one to `_recv_next` it: 3-5 µs
+a packet of CPU (bench/receive_cost.py; docs/performance.md).
 Once a DTLS transport is connected (handshake done, SRTP keys set up) a FastReceive
 takes the place of its connection's `data_received`: an SRTP or SRTCP datagram (first
 byte 128-191) is counted, unprotected and handled at once, as `_recv_next` would
-(`_handle_rtp_data` / `_handle_rtcp_data`, whose coroutine is driven by hand). DTLS,
-STUN-less data and anything else still go to the queue and `__run`.
+(`_handle_rtp_data` / `_handle_rtcp_data`, whose coroutine is driven by hand). DTLS
+and anything else still go to the queue and `__run` (STUN never reaches it); an empty
+datagram is dropped (`_recv_next` would end `__run` on it).
 
 Order is `__run`'s: one datagram after the other. A handling that suspends (it awaits
 a future: a slow send) holds up the rest of its transport's datagrams in a backlog that
@@ -16,8 +17,8 @@ never the path (SRTP errors at debug, as aiortc). The switch is per transport: o
 when its DTLS transport leaves "connected" (a running backlog is cancelled, as `__run`
 is), and never on if a pinned name is missing or the versions differ (aiortc's own
 path then, as before). The private names are PINNED below and checked at import
-(class attributes) and per transport (instance attributes); tests/test_aiortc_fast_receive.py
-checks that the list is complete.
+(class attributes) and per transport (instance attributes);
+tests/test_aiortc_fast_receive.py checks that the list is complete.
 """
 
 from __future__ import annotations
