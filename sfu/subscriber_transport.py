@@ -361,7 +361,7 @@ class SubscriberTransport(WebRtcTransport):
                 amend_subscriber_offer(description)
                 distinct_rtx(description)
                 offer_sdp = str(description)
-                self._gather_in_port_range()
+                self._prepare_transports()
                 await self.pc.setLocalDescription(RTCSessionDescription(offer_sdp, "offer"))
                 tracks = self.tracks()
                 self._offered = [(c, c.producer) for c in tracks.values()]

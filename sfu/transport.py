@@ -24,6 +24,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from sfu.aiortc_fast_receive import receive_fast
 from sfu.aiortc_hooks import ForwardingReceiver, gather_hosts_with
 from sfu.audio_sdp import publisher_answer, red_codecs_offered
 from sfu.ice import announce_address
@@ -88,8 +89,9 @@ class WebRtcTransport:
         # Read often (every forward, every slot tick): kept, not looked up each time.
         self._dtls: RTCDtlsTransport | None = None
 
-    def _gather_in_port_range(self) -> None:
+    def _prepare_transports(self) -> None:
         # Before each setLocalDescription: the transceivers' transports exist by then.
+        receive_fast(self.pc)
         if self.options.media_ports is not None:
             gather_hosts_with(self.pc, self.options.media_ports.gather_hosts)
 
@@ -164,7 +166,7 @@ class PublisherTransport(WebRtcTransport):
         try:
             answer = await self.pc.createAnswer()
             answer_sdp = publisher_answer(answer.sdp, red)
-            self._gather_in_port_range()
+            self._prepare_transports()
             await self.pc.setLocalDescription(RTCSessionDescription(answer_sdp, "answer"))
         except Exception as exc:
             raise SdpError(f"cannot answer offer: {exc}") from exc
