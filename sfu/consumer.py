@@ -243,9 +243,8 @@ class Consumer:
         return True
 
     def forward(self, entry: CachedPacket, now: float) -> Coroutine[Any, Any, None] | None:
-        """Send one packet of the producer (`now`: when it arrived); a coroutine to await
-        when it could not go at once. The common case sends synchronously (FastRtpPath):
-        fanning a packet out to many subscribers costs no coroutine per subscriber."""
+        """Send one packet (`now`: when it arrived); a coroutine when it could not go at once.
+        Mostly synchronous (FastRtpPath): a fan-out costs no coroutine per subscriber."""
         if self.paused or not (self.ready and self.sender.started):
             return None
         selector = self.layers.selector
@@ -258,11 +257,9 @@ class Consumer:
         restarts = self._awaiting_keyframe
         if restarts and self._held_back(entry):
             return None
-        layers = self.layers
-        if self._temporal.active and layers.left_out(entry, self.rewriter):
+        if self._temporal.active and self.layers.left_out(entry, self.rewriter):
             return None
         codec = entry.codec
-        out_pt: int | None
         if self.kind == "audio" and handles(codec, self.red_payload_type):
             out_pt, entry = self._audio_with_red(entry)
         else:
@@ -277,7 +274,7 @@ class Consumer:
         if restarts:
             self._keyframe_at = entry.received_at
         payload = entry.payload
-        if layers.renumbers:  # picture ids continuous across layers and left-out pictures
+        if (layers := self.layers).renumbers:  # picture ids go on across layers, gaps
             payload = layers.forwarded_payload(codec.mimeType, payload)
         # Each subscriber gets its own header in front of the shared payload:
         # one concatenation, the only copy of the packet before SRTP.

@@ -278,31 +278,34 @@ def load_settings(path: str | Path | None = None, env: dict[str, str] | None = N
     }
     if limits:
         overrides["limits"] = limits
-    if "UROK_MEDIA_AUDIO_SLOTS" in env:  # e.g. 0 for a bench that needs every microphone
-        try:
-            overrides["media"] = {"audio_slots": int(env["UROK_MEDIA_AUDIO_SLOTS"])}
-        except ValueError as exc:
-            raise ConfigError("UROK_MEDIA_AUDIO_SLOTS must be an integer") from exc
-    if "UROK_MEDIA_VIDEO_SLOTS" in env:  # e.g. 0 for a bench that needs every camera
-        try:
-            slots = int(env["UROK_MEDIA_VIDEO_SLOTS"])
-        except ValueError as exc:
-            raise ConfigError("UROK_MEDIA_VIDEO_SLOTS must be an integer") from exc
-        overrides.setdefault("media", {})["video_slots"] = slots
-    if "UROK_MEDIA_THUMBNAIL_FRAME_RATE" in env:  # "full": a bench's baseline
-        rate = env["UROK_MEDIA_THUMBNAIL_FRAME_RATE"]
-        overrides.setdefault("media", {})["thumbnail_frame_rate"] = rate
-    if "UROK_MEDIA_DYNACAST" in env:  # "0": a bench's baseline
-        flag = env["UROK_MEDIA_DYNACAST"].strip().lower()
-        if flag not in ("0", "1", "true", "false"):
-            raise ConfigError("UROK_MEDIA_DYNACAST must be 0 or 1")
-        overrides.setdefault("media", {})["dynacast"] = flag in ("1", "true")
-    if "UROK_MEDIA_UDP_PORTS" in env:  # e.g. 40000-40999
-        overrides.setdefault("media", {})["udp_ports"] = env["UROK_MEDIA_UDP_PORTS"]
+    media = _media_env(env)
+    if media:
+        overrides["media"] = media
     overrides.update(_operator_env(env))
     if overrides:
         settings = settings_from_mapping(overrides, settings)
     return settings
+
+
+def _media_env(env: dict[str, str]) -> dict[str, Any]:
+    """The [media] settings the environment gives (benches' baselines, a node's ports)."""
+    media: dict[str, Any] = {}
+    for name, key in (("AUDIO_SLOTS", "audio_slots"), ("VIDEO_SLOTS", "video_slots")):
+        if f"UROK_MEDIA_{name}" in env:  # e.g. 0 for a bench that needs every stream
+            try:
+                media[key] = int(env[f"UROK_MEDIA_{name}"])
+            except ValueError as exc:
+                raise ConfigError(f"UROK_MEDIA_{name} must be an integer") from exc
+    if "UROK_MEDIA_THUMBNAIL_FRAME_RATE" in env:  # "full": a bench's baseline
+        media["thumbnail_frame_rate"] = env["UROK_MEDIA_THUMBNAIL_FRAME_RATE"]
+    if "UROK_MEDIA_DYNACAST" in env:  # "0": a bench's baseline
+        flag = env["UROK_MEDIA_DYNACAST"].strip().lower()
+        if flag not in ("0", "1", "true", "false"):
+            raise ConfigError("UROK_MEDIA_DYNACAST must be 0 or 1")
+        media["dynacast"] = flag in ("1", "true")
+    if "UROK_MEDIA_UDP_PORTS" in env:  # e.g. 40000-40999
+        media["udp_ports"] = env["UROK_MEDIA_UDP_PORTS"]
+    return media
 
 
 def _with_turn_secret(data: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:

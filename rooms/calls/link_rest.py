@@ -7,7 +7,8 @@ what a connected participant costs (docs/performance.md "full class"). A judgeme
 is a function of the link's counters, the time and the plans' state; it changes
 nothing with time alone when the plans are at rest (`at_rest`: the link "good" with
 no weak or bad run going on, nothing held back or capped, not congested, its queue
-not growing). So a link left at rest is not judged again while
+not growing; `at_rest` in rooms/calls/weak_links.py). So a link left at rest is not
+judged again while
 
 - nothing reached the call's producers (`MediaMoves`: no packet arrived, none
   paused or resumed, none came or went): nothing new could be forwarded, and
@@ -22,13 +23,9 @@ judge at rest), and the plans would step nowhere.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from sfu.producer import Producer
 from sfu.subscriber_transport import SubscriberTransport
-
-if TYPE_CHECKING:
-    from rooms.calls.weak_links import SubscriberLink
 
 
 class MediaMoves:
@@ -56,17 +53,4 @@ def link_moves(subscriber: SubscriberTransport) -> tuple[object, ...]:
         pacer.dropped_video,
         pacer.dropped_retransmissions,
         tuple((c.producer, c.paused) for c in subscriber.consumers),
-    )
-
-
-def at_rest(link: SubscriberLink, congested: bool) -> bool:
-    """Whether the link's plans, just judged, would step nowhere on a sample of nothing."""
-    queue = link.queue
-    return (
-        link.judge.at_rest
-        and not congested
-        and not link.planner.held
-        and not link.fit.held
-        and not link.fit.caps
-        and not (queue.building or queue.peaked or queue.rising or queue.run)
     )

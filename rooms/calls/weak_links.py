@@ -44,7 +44,7 @@ from typing import Any
 
 from rooms.calls.core import CallCore
 from rooms.calls.downlink import DownlinkSampler
-from rooms.calls.link_rest import MediaMoves, at_rest, link_moves
+from rooms.calls.link_rest import MediaMoves, link_moves
 from rooms.calls.participant import Participant, safe_send
 from rooms.calls.ticker import CallTicker
 from rooms.calls.track_views import TrackViews
@@ -466,3 +466,16 @@ def _described(subscriber: SubscriberTransport, held: Collection[str]) -> list[d
         if producer is not None and producer.id in held
     ]
     return sorted(described, key=lambda d: (d["participant_id"], d["source"]))
+
+
+def at_rest(link: SubscriberLink, congested: bool) -> bool:
+    """Whether the link's plans, just judged, would step nowhere on a sample of nothing."""
+    queue = link.queue
+    return (
+        link.judge.at_rest
+        and not congested
+        and not link.planner.held
+        and not link.fit.held
+        and not link.fit.caps
+        and not (queue.building or queue.peaked or queue.rising or queue.run)
+    )
