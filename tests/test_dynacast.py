@@ -53,8 +53,7 @@ async def test_a_camera_sends_only_the_layers_somebody_receives(
 ) -> None:
     monkeypatch.setattr(rooms.calls.dynacast, "OFF_AFTER", 1.0)
     async with running_server() as server:
-        (teacher, pupil, watcher), cameras = await class_of_three(server, layers)
-        try:
+        async with class_of_three(server, layers) as (teacher, pupil, watcher):
             call = the_call(server)
             camera = call.participants[pupil.id].producers["camera"]
             teachers = call.participants[teacher.id].producers["camera"]
@@ -82,11 +81,6 @@ async def test_a_camera_sends_only_the_layers_somebody_receives(
             await views(watcher, view(pupil.id, False))
             await until(lambda: told(pupil)[-1:] == [2], 10, "two layers again")
             await until(lambda: sent(camera) == [0, 1], 5, "the top one stops again")
-        finally:
-            for camera_ in cameras:
-                await camera_.stop()
-            for bot in (watcher, pupil, teacher):
-                await bot.close()
 
 
 async def test_no_dynacast_when_the_server_says_so(
@@ -94,8 +88,7 @@ async def test_no_dynacast_when_the_server_says_so(
 ) -> None:
     monkeypatch.setattr(rooms.calls.dynacast, "OFF_AFTER", 1.0)
     async with running_server(media=MediaSettings(dynacast=False)) as server:
-        (teacher, pupil, watcher), cameras = await class_of_three(server, layers)
-        try:
+        async with class_of_three(server, layers) as (teacher, pupil, watcher):
             camera = the_call(server).participants[pupil.id].producers["camera"]
             await views(teacher, view(pupil.id, True, 160, 90), view(watcher.id, False))
             await views(watcher, view(pupil.id, True, 160, 90), view(teacher.id, True, 640, 360))
@@ -103,11 +96,6 @@ async def test_no_dynacast_when_the_server_says_so(
             started = time.monotonic()
             await until(lambda: time.monotonic() - started > 3, 5, "a while")
             assert told(pupil) == [] and sent(camera) == [0, 1, 2]
-        finally:
-            for camera_ in cameras:
-                await camera_.stop()
-            for bot in (watcher, pupil, teacher):
-                await bot.close()
 
 
 async def test_a_publisher_that_keeps_sending_is_told_again(
@@ -115,8 +103,7 @@ async def test_a_publisher_that_keeps_sending_is_told_again(
 ) -> None:
     monkeypatch.setattr(rooms.calls.dynacast, "OFF_AFTER", 1.0)
     async with running_server() as server:
-        (teacher, pupil, watcher), cameras = await class_of_three(server, layers)
-        try:
+        async with class_of_three(server, layers) as (teacher, pupil, watcher):
             pupil.on_message = None  # the pupil's camera ignores publish_layers
             camera = the_call(server).participants[pupil.id].producers["camera"]
             await views(teacher, view(pupil.id, True, 160, 90), view(watcher.id, False))
@@ -124,8 +111,3 @@ async def test_a_publisher_that_keeps_sending_is_told_again(
             await until(lambda: told(pupil)[:1] == [2], 10, "told: two layers")
             await until(lambda: told(pupil)[:2] == [2, 2], 10, "told again")
             assert sent(camera) == [0, 1, 2]  # still all three: nothing else is forced
-        finally:
-            for camera_ in cameras:
-                await camera_.stop()
-            for bot in (watcher, pupil, teacher):
-                await bot.close()

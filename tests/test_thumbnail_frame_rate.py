@@ -82,15 +82,26 @@ async def decoding(watcher: Bot, *people: str) -> AsyncIterator[dict[str, Decode
             task.cancel()
 
 
+@asynccontextmanager
 async def class_of_three(
     server: LiveServer, layers: tuple[LayerClip, ...]
-) -> tuple[list[Bot], list[LayeredCamera]]:
+) -> AsyncIterator[tuple[Bot, Bot, Bot]]:
+    """The teacher and a pupil publishing simulcast cameras, and a watching pupil
+    (decoding); cameras stopped and everyone gone afterwards."""
     lesson = await server.create_lesson()
-    teacher = await join(server, lesson, "t-1", "teacher", decode=False)
-    pupil = await join(server, lesson, "s-1", "student", decode=False)
-    cameras = [await publish_camera(bot, layers) for bot in (teacher, pupil)]
-    watcher = await join(server, lesson, "s-2", "student")
-    return [teacher, pupil, watcher], cameras
+    bots: list[Bot] = []
+    cameras: list[LayeredCamera] = []
+    try:
+        for user, role in (("t-1", "teacher"), ("s-1", "student")):
+            bots.append(await join(server, lesson, user, role, decode=False))
+            cameras.append(await publish_camera(bots[-1], layers))
+        bots.append(await join(server, lesson, "s-2", "student"))
+        yield bots[0], bots[1], bots[2]
+    finally:
+        for camera in cameras:
+            await camera.stop()
+        for bot in reversed(bots):
+            await bot.close()
 
 
 async def both_small(
@@ -107,8 +118,7 @@ async def test_a_pupils_thumbnail_comes_at_half_the_frame_rate(
     layers: tuple[LayerClip, ...],
 ) -> None:
     async with running_server() as server:
-        (teacher, pupil, watcher), cameras = await class_of_three(server, layers)
-        try:
+        async with class_of_three(server, layers) as (teacher, pupil, watcher):
             async with decoding(watcher, teacher.id, pupil.id) as decoded:
                 thumb = await both_small(server, watcher, teacher, pupil, decoded)
                 host = consumer_of(server, watcher.id, teacher.id, "camera")
@@ -145,19 +155,13 @@ async def test_a_pupils_thumbnail_comes_at_half_the_frame_rate(
                 print(f"pupil large: teacher {teacher_fps:.1f} fps, pupil {pupil_fps:.1f} fps")
                 assert pupil_fps > 0.8 * teacher_fps, (pupil_fps, teacher_fps)
                 assert not thumb.layers.temporal.active
-        finally:
-            for camera in cameras:
-                await camera.stop()
-            for bot in (watcher, pupil, teacher):
-                await bot.close()
 
 
 async def test_thumbnails_at_the_full_rate_when_the_server_says_so(
     layers: tuple[LayerClip, ...],
 ) -> None:
     async with running_server(media=MediaSettings(thumbnail_frame_rate="full")) as server:
-        (teacher, pupil, watcher), cameras = await class_of_three(server, layers)
-        try:
+        async with class_of_three(server, layers) as (teacher, pupil, watcher):
             async with decoding(watcher, teacher.id, pupil.id) as decoded:
                 thumb = await both_small(server, watcher, teacher, pupil, decoded)
                 assert thumb.layers.temporal.cap is None and thumb.layers.preferred == 0
@@ -166,8 +170,3 @@ async def test_thumbnails_at_the_full_rate_when_the_server_says_so(
                 teacher_fps, pupil_fps = (decoded[p].rate(since) for p in (teacher.id, pupil.id))
                 assert pupil_fps > 0.8 * teacher_fps, (pupil_fps, teacher_fps)
                 assert thumb.layers.temporal.pictures_left_out == 0
-        finally:
-            for camera in cameras:
-                await camera.stop()
-            for bot in (watcher, pupil, teacher):
-                await bot.close()
