@@ -188,9 +188,7 @@ class Vp8Continuity:
                 if (in_pid - first) % mod < mod // 2:  # at or after `first`
                     pid_delta = delta
                     break
-        if pid_delta == 0 and self.tl0_delta == 0:
-            return payload
-        return _rewritten(payload, found, pid_delta, self.tl0_delta)
+        return rewritten(payload, pid_delta, self.tl0_delta)  # a retransmission: rare
 
 
 def _newer(value: int, last: int | None, mod: int) -> int:
