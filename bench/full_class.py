@@ -30,7 +30,14 @@ its header, says which layer came). The others receive nothing: 31 receivers
 would need more CPU than the bench has beside the server on a small machine
 (every received packet costs aiortc more than the server's forwarding of it).
 So the server's figures are those of 31 publishers and `--receivers`
-subscribers; `full_class_estimate` scales its forwarding CPU per packet to 31.
+subscribers, and the report scales them to 31 as an upper bound.
+
+With `--sinks` (as root in the bench's own network namespace: nftables) everybody else,
+the teacher included, subscribes as well and sends the same views, and the media sent to
+them is dropped on arrival (bench/cluster_sinks.py): the server does all of a class's
+work, the bench pays for the receivers' only. Sinks receive in the simulcast phases
+(grid and save data: the sinks keep the grid); the single-stream phase is left as
+without sinks (31 receivers of 31 full streams would be ~90,000 packets/s).
 """
 
 from __future__ import annotations
@@ -43,19 +50,19 @@ import secrets
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from prometheus_client.parser import text_string_to_metric_families
 
-from bench import profile
 from bench.bot import Bot
-from bench.cluster_processes import parse_metrics
+from bench.cluster_sinks import Sinks, check_nft, sinking
+from bench.full_class_meter import Meter
 from bench.full_class_report import Receiver, Report, Window, print_report
 from bench.media import SilentAudioTrack
 from bench.preencoded import EncodedClip, PreEncodedTrack, encode_audio
-from bench.server import Journal, ServerProcess, cpu_seconds
+from bench.server import Journal, ServerProcess
 from bench.simulcast_publisher import (
     LAYERS_SIMULCAST,
     LAYERS_SINGLE,
@@ -87,10 +94,12 @@ class Class:
         journal: Journal,
         args: argparse.Namespace,
         everyone_subscribes: bool = False,
+        sinks: Sinks | None = None,
     ) -> None:
         self.server, self.journal, self.args = server, journal, args
         # Upkeep: every subscriber connection up (nothing flows on them to cost the bench).
         self.everyone_subscribes = everyone_subscribes
+        self.sinks = sinks  # everybody but the receivers subscribes, their media dropped
         self.bots: list[Bot] = []
         self.cameras: list[LayeredCamera] = []
         self.receivers: list[Receiver] = []
@@ -99,6 +108,13 @@ class Class:
 
     def receiving(self, index: int) -> bool:
         return index >= self.args.people - self.args.receivers
+
+    def sinking(self, index: int) -> bool:
+        return self.sinks is not None and not self.receiving(index)
+
+    def subscribing(self) -> list[Bot]:
+        """The bots whose subscriber connections carry media: receivers and sinks."""
+        return [b for i, b in enumerate(self.bots) if self.receiving(i) or self.sinking(i)]
 
     async def join(self) -> None:
         ids = [f"p-{i}" for i in range(self.args.people)]
@@ -110,7 +126,7 @@ class Class:
                 self.server.base_url,
                 await self.journal.token(self.lesson, user, role),
                 decode=False,
-                receive=receiver is not None or self.everyone_subscribes,
+                receive=receiver is not None or self.everyone_subscribes or self.sinking(index),
                 on_packet=receiver.observe if receiver is not None else None,
             )
             self.bots.append(bot)
@@ -191,20 +207,23 @@ class Class:
                 )
 
     async def until_subscribed(self) -> None:
-        """Every receiver's subscriber connection carries every other camera (negotiated
-        before the cameras start: 31 renegotiations beside 6,000 packets/s starve)."""
+        """Every receiver's (and sink's) subscriber connection carries every other camera
+        (negotiated before the cameras start: 31 renegotiations beside 6,000 packets/s
+        starve); then the sinks' media is dropped from here on."""
         deadline = time.monotonic() + 2 * WAIT_S
         want = self.args.people - 1
 
         def cameras(bot: Bot) -> int:
             return sum(1 for t in bot.track_info.values() if t.get("source") == "camera")
 
-        receiving = [b for i, b in enumerate(self.bots) if self.receiving(i)]
+        receiving = self.subscribing()
         while any(cameras(bot) < want for bot in receiving):
             if time.monotonic() > deadline:
                 counts = [cameras(bot) for bot in receiving]
                 raise RuntimeError(f"receivers not offered every camera in time: {counts}")
             await asyncio.sleep(0.2)
+        if self.sinks is not None:
+            self.sinks.add([b for i, b in enumerate(self.bots) if self.sinking(i)])
 
     async def until_receiving(self) -> None:
         """Every receiver has media from every other participant (else a warning: the
@@ -245,64 +264,6 @@ async def _batched(jobs: Sequence[Awaitable[Any]], size: int = 8) -> list[Any]:
     return out
 
 
-class Meter:
-    """The server's CPU and forwarded packets over a window, and what the receivers got."""
-
-    def __init__(self, server: ServerProcess, http: aiohttp.ClientSession, token: str) -> None:
-        self.server, self.http, self.token = server, http, token
-
-    async def packets(self) -> tuple[int, int, int]:
-        """Media packets the server received, forwarded, and its pacers dropped."""
-        headers = {"Authorization": f"Bearer {self.token}"}
-        async with self.http.get(self.server.base_url + "/metrics", headers=headers) as response:
-            text = await response.text()
-        scrape = parse_metrics(text)
-        dropped = sum(
-            sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-            if sample.name == "urok_pacer_dropped_packets_total"
-        )
-        return scrape.packets_in, scrape.packets_out, int(dropped)
-
-    async def window(
-        self, name: str, seconds: float, receivers: list[Receiver], people: int
-    ) -> Window:
-        for receiver in receivers:
-            receiver.reset()
-        cpu, (p_in, p_out, dropped) = cpu_seconds(self.server.pid), await self.packets()
-        started, bench_cpu = time.monotonic(), time.process_time()
-        await asyncio.sleep(seconds)
-        elapsed = time.monotonic() - started
-        bench_cpu = time.process_time() - bench_cpu
-        cpu = cpu_seconds(self.server.pid) - cpu
-        p_in2, p_out2, dropped2 = await self.packets()
-        return Window(
-            name,
-            people,
-            len(receivers),
-            server_cores=cpu / elapsed,
-            bench_cores=bench_cpu / elapsed,
-            packets_in_per_s=(p_in2 - p_in) / elapsed,
-            packets_out_per_s=(p_out2 - p_out) / elapsed,
-            paced_drops_per_s=(dropped2 - dropped) / elapsed,
-            downlink_kbps=[r.bytes * 8 / 1000 / elapsed for r in receivers],
-            packets_per_s=[r.packets / elapsed for r in receivers],
-            sizes=_sizes_seen(receivers),
-            heard_min=min((len(r.heard) for r in receivers), default=0),
-        )
-
-
-def _sizes_seen(receivers: list[Receiver]) -> dict[str, list[str]]:
-    """The resolutions the receivers got from the teacher and from the pupils."""
-    teacher: set[str] = set()
-    pupils: set[str] = set()
-    for receiver in receivers:
-        for source, sizes in receiver.sizes.items():
-            (teacher if source == receiver.teacher_id else pupils).update(sizes)
-    return {"teacher": sorted(teacher), "pupils": sorted(pupils)}
-
-
 async def run_media_phases(
     server: ServerProcess,
     journal: Journal,
@@ -314,28 +275,45 @@ async def run_media_phases(
     single = tuple(clip for clip in simulcast if clip.spec in LAYERS_SINGLE)
     phases = ((simulcast, ("grid", "audio_screen", "one_video")), (single, ("single",)))
     for layers, names in phases:
-        lesson = Class(server, journal, args)
-        try:
-            await lesson.join()
-            await lesson.publish(layers)
-            for receiver in lesson.receivers:
-                receiver.teacher_id = lesson.bots[0].id
-            await lesson.until_subscribed()
-            await lesson.send_views()
-            lesson.start_cameras()
-            await lesson.until_receiving()
-            for name in names:
-                if name in ("audio_screen", "one_video"):
-                    await lesson.save_data(name)
-                await asyncio.sleep(args.warmup)
-                skipped = lesson.frames_skipped()
-                window = await meter.window(name, args.seconds, lesson.receivers, args.people)
-                window.camera_frames_skipped = lesson.frames_skipped() - skipped
-                window.held_back_max = lesson.held_back()
-                window.video_in_expected_per_s = args.people * sum(map(packets_per_second, layers))
-                windows.append(window)
-        finally:
-            await lesson.close()
+        with sinking() if args.sinks and names[0] == "grid" else nullcontext() as sinks:
+            windows += await run_lesson(server, journal, meter, args, layers, names, sinks)
+    return windows
+
+
+async def run_lesson(
+    server: ServerProcess,
+    journal: Journal,
+    meter: Meter,
+    args: argparse.Namespace,
+    layers: tuple[LayerClip, ...],
+    names: tuple[str, ...],
+    sinks: Sinks | None,
+) -> list[Window]:
+    """One lesson of the media phases: `names`' windows one after the other."""
+    windows = []
+    lesson = Class(server, journal, args, sinks=sinks)
+    meter.sinks = args.people - args.receivers if sinks is not None else 0
+    try:
+        await lesson.join()
+        await lesson.publish(layers)
+        for receiver in lesson.receivers:
+            receiver.teacher_id = lesson.bots[0].id
+        await lesson.until_subscribed()
+        await lesson.send_views()
+        lesson.start_cameras()
+        await lesson.until_receiving()
+        for name in names:
+            if name in ("audio_screen", "one_video"):
+                await lesson.save_data(name)
+            await asyncio.sleep(args.warmup)
+            skipped = lesson.frames_skipped()
+            window = await meter.window(name, args.seconds, lesson.receivers, args.people)
+            window.camera_frames_skipped = lesson.frames_skipped() - skipped
+            window.held_back_max = lesson.held_back()
+            window.video_in_expected_per_s = args.people * sum(map(packets_per_second, layers))
+            windows.append(window)
+    finally:
+        await lesson.close()
     return windows
 
 
@@ -352,16 +330,7 @@ async def run_upkeep(
         await lesson.publish(simulcast, send=False)
         await until_connected(lesson)
         await asyncio.sleep(args.warmup)
-        if args.profile_upkeep is None:
-            return await meter.window("upkeep", args.idle_seconds, [], args.people)
-        # py-spy for exactly the window (its sampling costs the server a little CPU)
-        recording = asyncio.ensure_future(
-            profile.record(server.pid, args.idle_seconds, args.profile_upkeep)
-        )
-        window = await meter.window("upkeep", args.idle_seconds, [], args.people)
-        await recording
-        print(profile.summarize(args.profile_upkeep))
-        return window
+        return await meter.window("upkeep", args.idle_seconds, [], args.people)
     finally:
         await lesson.close()
 
@@ -400,6 +369,7 @@ async def run(args: argparse.Namespace) -> Report:
             async with aiohttp.ClientSession() as http:
                 journal = Journal(server.base_url, DEMO_SECRET, http)
                 meter = Meter(server, http, token)
+                meter.profiles = dict(parse_profile(text) for text in args.profile)
                 windows = []
                 if not args.no_upkeep:
                     await asyncio.sleep(args.warmup)
@@ -413,6 +383,11 @@ async def run(args: argparse.Namespace) -> Report:
         finally:
             await server.stop()
     return Report(vars(args), windows)
+
+
+def parse_profile(text: str) -> tuple[str, Path]:
+    phase, _, to = text.partition(":")
+    return phase, Path(to)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -442,12 +417,23 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> R
     parser.add_argument(
         "--dynacast", choices=("on", "off"), default="on", help="the server's [media] dynacast"
     )
+    parser.add_argument(
+        "--sinks",
+        action="store_true",
+        help="everybody else subscribes too, their media dropped by nftables (as root)",
+    )
     parser.add_argument("--no-upkeep", action="store_true", help="media phases only")
     parser.add_argument(
-        "--profile-upkeep", type=Path, help="py-spy the server in the upkeep window, to FILE"
+        "--profile",
+        action="append",
+        default=[],
+        metavar="PHASE:FILE",
+        help="py-spy the server in that phase's window (grid, upkeep, ...), to FILE",
     )
     parser.add_argument("--json", type=Path, help="also write the report here")
     args = parser.parse_args(argv)
+    if args.sinks:
+        check_nft()
     report = asyncio.run(run(args))
     print_report(report, out)
     if args.json is not None:

@@ -88,6 +88,8 @@ class Window:
     packets_per_s: list[float] = field(default_factory=list)  # per receiver
     sizes: dict[str, list[str]] = field(default_factory=dict)  # VP8 keyframes seen
     heard_min: int = 0  # the fewest sources a receiver got packets from in the window
+    sinks: int = 0  # subscribers beside the receivers whose media nftables dropped
+    sunk_per_s: float = 0.0  # media packets sent to them (dropped on arrival)
 
     @property
     def median_kbps(self) -> float:
@@ -108,6 +110,7 @@ class Window:
             "packets_out_per_s",
             "paced_drops_per_s",
             "video_in_expected_per_s",
+            "sunk_per_s",
         )
         for key in ("server_cores", "bench_cores", *rates):
             data[key] = round(data[key], 4 if key.endswith("cores") else 1)
@@ -143,10 +146,12 @@ class Report:
                 "audio_screen": _ratio(audio_screen.median_kbps, grid.median_kbps),
                 "one_video": _ratio(one_video.median_kbps, grid.median_kbps),
             },
-            # Everything scaled with the subscribers: an upper bound for all 31 receiving.
+            # Everything scaled with the subscribers: an upper bound for all 31 receiving
+            # (with sinks all of them subscribe: measured, not scaled).
             "grid_cores_all_receiving_upper_bound": round(
-                grid.server_cores * people / max(receivers, 1), 3
+                grid.server_cores * people / max(receivers + grid.sinks, 1), 3
             ),
+            "grid_subscribers": receivers + grid.sinks,
             "upkeep_core_share_per_participant": (
                 round(per_participant, 5) if per_participant is not None else None
             ),
@@ -183,6 +188,8 @@ def print_report(report: Report, out: Callable[[str], None] = print) -> None:
         line = f"{w.name:>12}: server {w.server_cores:.3f} cores (bench {w.bench_cores:.2f})"
         line += f", in {w.packets_in_per_s:.0f} / out {w.packets_out_per_s:.0f} packets/s"
         line += f" (paced drops {w.paced_drops_per_s:.0f}/s)"
+        if w.sinks:
+            line += f" ({w.sinks} sinks: {w.sunk_per_s:.0f} packets/s dropped on arrival)"
         if w.video_in_expected_per_s:
             line += (
                 f" (cameras should send {w.video_in_expected_per_s:.0f}; frames skipped"
@@ -199,8 +206,13 @@ def print_report(report: Report, out: Callable[[str], None] = print) -> None:
     for key in ("grid_over_single", "save_data_over_grid"):
         out(f"{key}: {figures[key]}")
     upkeep = figures["upkeep_core_share_per_participant"]
+    all_receiving = (
+        "measured, every participant subscribed"
+        if figures["grid_subscribers"] >= report.window("grid").people
+        else "linear upper bound"
+    )
     out(
-        "grid, all receiving (linear upper bound): "
+        f"grid, all receiving ({all_receiving}): "
         f"{figures['grid_cores_all_receiving_upper_bound']} cores; upkeep per participant: "
         + (f"{upkeep:.3%} of a core" if upkeep is not None else "not measured")
     )

@@ -13,10 +13,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
-from aiortc import clock
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtcpReceiverInfo, RtcpSenderInfo, RtcpSrPacket
 
@@ -25,6 +24,7 @@ from sfu.codec_match import same_codec
 from sfu.keyframes import starts_keyframe
 from sfu.latency import SAMPLE_MASK
 from sfu.layer_select import ASK, FORWARD, SWITCHED, ConsumerLayers, LayerSelector
+from sfu.layers import Layer
 from sfu.link import LinkCounters, LinkReport, LinkStats
 from sfu.pacer import AUDIO, RETRANSMISSION, VIDEO, Pacer
 from sfu.producer import CachedPacket, Producer
@@ -41,9 +41,8 @@ from sfu.rtp_header import (
     rtp_header,
     stamped,
 )
-from sfu.rtp_rewrite import HALF_SEQ, SEQ_MOD, TS_MOD, StreamRewriter
+from sfu.rtp_rewrite import HALF_SEQ, SEQ_MOD, StreamRewriter
 
-_NTP_SECOND = 1 << 32
 # A subscriber's own keyframe requests reach the publisher at most this often.
 SUBSCRIBER_KEYFRAME_INTERVAL = 1.0
 # Waiting for a keyframe, ask again after this long without one.
@@ -176,6 +175,14 @@ class Consumer:
         self.rewriter.switch()
         self._await_keyframe()
         self.layers.restart()
+        self._reoffer()
+
+    def offered_layers(self, layers: Sequence[Layer], now: float) -> Sequence[int]:
+        return () if self.paused else self.layers.offered(layers, now)
+
+    def _reoffer(self) -> None:
+        if self.producer is not None:
+            self.producer.reoffer()
 
     def set_target_layer(self, layer: int | None) -> None:
         """Forward this simulcast layer of the producer (0: the smallest; None: the
@@ -185,6 +192,7 @@ class Consumer:
         if selector is None or producer is None:
             return
         selector.preferred = self.layers.target(producer.layer_count)
+        producer.reoffer()
         wanted = selector.wanted(producer.layers, time.monotonic())
         if wanted != selector.current and not self.paused and self.ready:
             self._request_keyframe_soon(starting=False)
@@ -197,6 +205,7 @@ class Consumer:
         if verdict == FORWARD:
             return True
         if verdict == SWITCHED:
+            self._reoffer()  # settled: the other layers need not come here any more
             self.layers.switched()
             self.rewriter.switch()  # seq and timestamps go on from the last ones sent
             self._keyframe_at = entry.received_at
@@ -215,13 +224,14 @@ class Consumer:
     def pause(self) -> None:
         """Forward nothing more of the producer to this subscriber (others go on getting it)."""
         self.paused = True
+        self._reoffer()
 
     def resume(self) -> None:
         """Forward again, from the producer's next keyframe (asked for at once)."""
         if not self.paused:
             return
         self.paused = False
-        self.source_resumed()
+        self.source_resumed()  # offered again (`_reoffer`)
         if self.ready and self.sender.started:
             self._request_keyframe_soon()
 
@@ -463,20 +473,8 @@ class Consumer:
         if self.packets_sent == 0 or self.producer is None:
             return None  # nothing sent, or an idle slot: nothing to report
         now = time.monotonic()
-        rate = self.rewriter.clock_rate
-        producer_sr = self.producer.sender_report_of(self.layers.layer) if self.producer else None
-        if producer_sr is not None:
-            # Map the publisher's own NTP/RTP pair: audio and video from one
-            # publisher then share its clock, which is what lip sync needs.
-            ntp, rtp_ts, received = producer_sr
-            age = now - received
-            ntp_time = ntp + int(age * _NTP_SECOND)
-            rtp_time = (self.rewriter.out_timestamp(rtp_ts) + int(age * rate)) % TS_MOD
-        else:
-            last_time = self.rewriter.last_out_time or now
-            ntp_time = clock.current_ntp_time()
-            rtp_time = (self.rewriter.last_out_ts + int((now - last_time) * rate)) % TS_MOD
-        ntp_time &= 0xFFFFFFFFFFFFFFFF
+        producer_sr = self.producer.sender_report_of(self.layers.layer)
+        ntp_time, rtp_time = self.rewriter.report_times(producer_sr, now)
         self._stats.sender_report_sent(ntp_time, now)  # its echo gives the RTT
         return RtcpSrPacket(
             ssrc=self.ssrc,

@@ -115,6 +115,15 @@ class ConsumerLayers:
             self.vp8.switch()
         self.temporal.reset()
 
+    def offered(self, layers: Sequence[Layer], now: float) -> Sequence[int]:
+        """The layers the consumer must see: one once it forwards the one it wants (it
+        would only drop the others), else all (it waits for a keyframe of the wanted one,
+        or has no layer yet)."""
+        selector = self.selector
+        if selector is not None and selector.wanted(layers, now) == selector.current:
+            return (selector.current,)
+        return range(len(layers))
+
     def target(self, layer_count: int) -> int:
         wanted = self.preferred
         return layer_count - 1 if wanted is None else max(0, min(wanted, layer_count - 1))

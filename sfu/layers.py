@@ -14,6 +14,9 @@ from dataclasses import dataclass
 # A layer without a packet for this long has stopped (a browser sends 15-30
 # frames a second of every layer it sends at all).
 LAYER_TIMEOUT = 1.0
+# How often a producer looks for layers that stopped (consumers fall to another one
+# within about this long of LAYER_TIMEOUT).
+ACTIVITY_CHECK_INTERVAL = 0.1
 # Bitrates are measured over windows of about this long.
 RATE_WINDOW = 1.0
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
@@ -18,7 +18,7 @@ from aiortc.rtp import RtcpSrPacket, RtpPacket
 
 from sfu.aiortc_hooks import ForwardingReceiver
 from sfu.audio_level import AudioLevelMeter
-from sfu.layers import Layer, LayerReport
+from sfu.layers import ACTIVITY_CHECK_INTERVAL, Layer, LayerReport
 from sfu.vp8_descriptor import UNREAD
 
 logger = logging.getLogger(__name__)
@@ -82,6 +82,11 @@ class PacketSink(Protocol):
         """The producer resumes after a pause: what follows is a new segment."""
         ...
 
+    def offered_layers(self, layers: Sequence[Layer], now: float) -> Sequence[int]:
+        """The layers whose packets `forward` may take until it calls `Producer.reoffer`
+        (or a layer starts or stops): the others it would only drop."""
+        ...
+
     def detach(self) -> None:
         """The producer closes: stop forwarding it (and leave its consumers list)."""
         ...
@@ -101,6 +106,13 @@ class Producer:
         self.app_data = app_data
         self.transport_id: str | None = None  # the publisher transport it came on
         self.consumers: list[PacketSink] = []
+        # Per layer, the consumers its packets are offered to (None: work it out again).
+        # With simulcast most consumers take one layer and most are shown small or not
+        # at all: offering every packet to each (a call, a check, a drop) was most of
+        # the forwarding CPU of a class of 31.
+        self._offers: list[list[PacketSink]] | None = None
+        self._active_layers = 0  # bit i: layer i was active at the last look
+        self._active_checked = -ACTIVITY_CHECK_INTERVAL
         self.taps: list[PacketTap] = []
         self.paused = False
         self.closed = False
@@ -145,7 +157,12 @@ class Producer:
             if found is None:
                 return  # no rid seen for this SSRC yet: its layer is unknown
             layer = found
-            self.layers[layer].add(len(payload), now)
+            if now - self._active_checked > ACTIVITY_CHECK_INTERVAL:
+                self._check_activity(now)
+            stats = self.layers[layer]
+            if not stats.active(now):
+                self._offers = None  # a layer starts (again): consumers may want it
+            stats.add(len(payload), now)
         entry = CachedPacket(seq, packet.timestamp, packet.marker, payload, codec, now, layer)
         self._caches[layer][seq % CACHE_SIZE] = entry
         self.packets_received += 1
@@ -156,7 +173,8 @@ class Producer:
         level = packet.extensions.audio_level  # (voice, -dBov), parsed by aiortc's RtpPacket
         if level is not None and self.audio_meter is not None:
             self.audio_meter.observe(level[0], level[1], packet.timestamp, codec.clockRate)
-        for consumer in self.consumers:
+        offers = self._offers or self._offer(now)
+        for consumer in offers[layer]:
             pending = consumer.forward(entry, now)
             if pending is not None:
                 await pending
@@ -167,12 +185,35 @@ class Producer:
                 logger.exception("packet tap of producer %s failed; removed", self.id)
                 self.remove_tap(tap)
 
+    def reoffer(self) -> None:
+        """A consumer's `offered_layers` changed (paused, resumed, switched layer, a new
+        target): who is offered which layer is worked out again at the next packet."""
+        self._offers = None
+
+    def _offer(self, now: float) -> list[list[PacketSink]]:
+        offers: list[list[PacketSink]] = [[] for _ in self.layers]
+        for consumer in self.consumers:
+            for index in consumer.offered_layers(self.layers, now):
+                offers[index].append(consumer)
+        self._offers = offers
+        return offers
+
+    def _check_activity(self, now: float) -> None:
+        """A layer that stopped changes what consumers want (they fall to another)."""
+        self._active_checked = now
+        active = sum(1 << layer.index for layer in self.layers if layer.active(now))
+        if active != self._active_layers:
+            self._active_layers = active
+            self._offers = None
+
     def add_consumer(self, consumer: PacketSink) -> None:
         self.consumers.append(consumer)
+        self._offers = None
 
     def remove_consumer(self, consumer: PacketSink) -> None:
         if consumer in self.consumers:
             self.consumers.remove(consumer)
+            self._offers = None
 
     def add_tap(self, tap: PacketTap) -> None:
         if tap not in self.taps:
@@ -311,6 +352,7 @@ class Producer:
         self.paused = False
         for consumer in self.consumers:
             consumer.source_resumed()
+        self._offers = None
         self._keyframe_layers.update(range(len(self.layers)))  # every layer restarts
         await self.request_keyframe(starting=True)
 

@@ -12,9 +12,12 @@ from __future__ import annotations
 import random
 from collections import deque
 
+from aiortc import clock
+
 SEQ_MOD = 1 << 16
 TS_MOD = 1 << 32
 HALF_SEQ = 1 << 15
+NTP_SECOND = 1 << 32
 # How far back (in packets) a late packet of the current segment is still sent.
 REORDER_WINDOW = 1024
 # Runs between skipped packets whose numbering NACKs can still be mapped back (`skip`).
@@ -152,3 +155,21 @@ class StreamRewriter:
     @property
     def last_out_time(self) -> float | None:
         return self._last_out_time
+
+    def report_times(
+        self, publisher_report: tuple[int, int, float] | None, now: float
+    ) -> tuple[int, int]:
+        """(NTP, RTP timestamp) of a sender report of this stream at `now`. From the
+        publisher's own pair (its last SR: ntp, rtp, when received) where there is one:
+        audio and video of one publisher then share its clock, which lip sync needs."""
+        rate = self.clock_rate
+        if publisher_report is not None:
+            ntp, rtp_ts, received = publisher_report
+            age = now - received
+            ntp_time = ntp + int(age * NTP_SECOND)
+            rtp_time = (self.out_timestamp(rtp_ts) + int(age * rate)) % TS_MOD
+        else:
+            last_time = self._last_out_time or now
+            ntp_time = clock.current_ntp_time()
+            rtp_time = (self._last_out_ts + int((now - last_time) * rate)) % TS_MOD
+        return ntp_time & 0xFFFFFFFFFFFFFFFF, rtp_time

@@ -13,7 +13,7 @@ import inspect
 import logging
 import socket
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import pytest
@@ -24,6 +24,7 @@ import sfu.aiortc_fast_receive
 from sfu.aiortc_fast_receive import PINNED, FastReceive, fast_receive_of, missing_at_import
 from sfu.aiortc_hooks import ForwardingSender
 from sfu.ice import rtc_configuration
+from sfu.layers import Layer
 from sfu.producer import CachedPacket, Producer
 from sfu.transport import PublisherTransport
 from tests.sfu_support import transport_options
@@ -60,6 +61,9 @@ class Sink:
 
     def source_resumed(self) -> None:
         pass
+
+    def offered_layers(self, layers: Sequence[Layer], now: float) -> Sequence[int]:
+        return range(len(layers))
 
     def detach(self) -> None:
         pass

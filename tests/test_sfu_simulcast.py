@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine
 from itertools import pairwise
+from typing import Any
 
 import pytest
 from aiortc import RTCRtpReceiver
@@ -18,8 +20,10 @@ from aiortc.rtp import RtpPacket
 
 import sfu.layer_select
 import sfu.layers
+import sfu.producer
 from sfu.aiortc_hooks import ForwardingReceiver
-from sfu.producer import Producer
+from sfu.consumer import Consumer
+from sfu.producer import CachedPacket, Producer
 from sfu.simulcast import MidRtpRouter, RidDemux
 from tests.sfu_support import RTX_IN, VP8_IN, WireRecorder, make_consumer, publish, rtp
 from tests.test_vp8_descriptor import read, vp8
@@ -261,3 +265,71 @@ async def test_a_resumed_producer_asks_every_layer_for_a_keyframe() -> None:
     producer.pause()
     await producer.resume()
     assert sorted(_plis(pub_wire)) == [SSRC[0], SSRC[1], SSRC[2]]
+
+
+def _offered(consumer: Consumer) -> list[int]:
+    """The layers of the packets the producer offers `consumer` from now on."""
+    offered: list[int] = []
+    forward = consumer.forward
+
+    def counting(entry: CachedPacket, now: float) -> Coroutine[Any, Any, None] | None:
+        offered.append(entry.layer)
+        return forward(entry, now)
+
+    consumer.forward = counting  # type: ignore[method-assign]
+    return offered
+
+
+async def test_a_consumer_settled_on_a_layer_is_offered_only_that_layer() -> None:
+    """The producer does not hand a consumer the packets it would only drop: once it
+    forwards the layer it wants, only that layer; nothing while paused; every layer
+    while it waits for a keyframe of the one it wants."""
+    pub_wire, sub_wire = WireRecorder(), WireRecorder()
+    producer, receiver = await simulcast_producer(pub_wire)
+    small, paused = await make_consumer(sub_wire), await make_consumer(WireRecorder())
+    small.set_target_layer(0)
+    for consumer in (small, paused):
+        consumer.attach(producer)
+    offered, offered_paused = _offered(small), _offered(paused)
+    publisher = Publisher(receiver)
+    await publisher.frame(key=frozenset({0, 1, 2}))
+    # No layer yet: offered everything, q's keyframe (the first packet) taken at once.
+    assert offered == [0] and small.layers.layer == 0
+    paused.pause()
+    offered.clear(), offered_paused.clear()
+    for _ in range(3):
+        await publisher.frame()
+    assert offered == [0, 0, 0] and offered_paused == []
+    assert len(sub_wire.rtp()) == 4
+
+    small.set_target_layer(1)  # waits for h's keyframe: sees every layer meanwhile
+    offered.clear()
+    await publisher.frame()
+    assert sorted(offered) == [0, 1, 2] and small.layers.layer == 0
+    await publisher.frame(key=frozenset({1}))
+    offered.clear()
+    await publisher.frame()
+    assert offered == [1] and small.layers.layer == 1
+
+    paused.resume()  # from the next keyframe of its layer: offered all until then
+    await publisher.frame()
+    assert sorted(offered_paused) == [0, 1, 2]
+
+
+async def test_a_layer_that_starts_again_is_offered_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A consumer settled on h because f was not sent takes f's first keyframe when the
+    publisher starts f again (not only after the producer's periodic look)."""
+    monkeypatch.setattr(sfu.producer, "ACTIVITY_CHECK_INTERVAL", 3600.0)
+    pub_wire, sub_wire = WireRecorder(), WireRecorder()
+    producer, receiver = await simulcast_producer(pub_wire)
+    consumer = await make_consumer(sub_wire)
+    consumer.attach(producer)  # no preference: the highest
+    publisher = Publisher(receiver)
+    await publisher.frame(key=frozenset({0, 1}), layers=(0, 1))
+    await publisher.frame(layers=(0, 1))
+    assert consumer.layers.layer == 1
+    sent = len(sub_wire.rtp())
+    await publisher.frame(key=frozenset({2}))
+    assert consumer.layers.layer == 2 and len(sub_wire.rtp()) == sent + 2  # h's delta, f's key
