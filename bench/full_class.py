@@ -299,6 +299,7 @@ async def run_lesson(
         for receiver in lesson.receivers:
             receiver.teacher_id = lesson.bots[0].id
         await lesson.until_subscribed()
+        await until_connected(lesson)  # a sink that never connected would be sent nothing
         await lesson.send_views()
         lesson.start_cameras()
         await lesson.until_receiving()

@@ -12,6 +12,8 @@ and aiortc's receive-side bookkeeping are timed, not SRTP or sockets.
 Best of `--passes` passes of `--frames` frames; prints µs per forwarded packet.
 Single: one stream, every consumer forwards every packet. Simulcast: three
 layers, the consumers spread over them (each forwards a third of what comes in).
+With `--paused N`, N more consumers are paused (tiles not shown: a class of 31 on
+grid pages of 16 has 15 of 30 paused); they forward nothing, only cost.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import time
 from typing import Any
 
 from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc.rtcdtlstransport import RtpRouter
 from aiortc.rtcrtpparameters import (
     RTCRtpCodecParameters,
     RTCRtpReceiveParameters,
@@ -44,6 +47,9 @@ class _Wire:
     """The DTLS transport's place: registrations accepted, nothing sent."""
 
     state = "connected"
+
+    def __init__(self) -> None:
+        self._rtp_router = RtpRouter()  # the receiver registers its RTX SSRCs here
 
     async def _send_rtp(self, data: bytes) -> None:
         pass
@@ -93,7 +99,7 @@ def _packets(layers: int, frames: int) -> list[RtpPacket]:
     return out
 
 
-async def _pass(layers: int, consumers: int, frames: int) -> float:
+async def _pass(layers: int, consumers: int, frames: int, paused: int = 0) -> float:
     """µs per forwarded packet of one pass."""
     wire = _Wire()
     receiver = ForwardingReceiver.adopt(RTCRtpReceiver("video", wire))  # type: ignore[arg-type]
@@ -104,7 +110,7 @@ async def _pass(layers: int, consumers: int, frames: int) -> float:
     await receiver.receive(RTCRtpReceiveParameters(codecs=[VP8_IN], muxId="0"))
     producer = Producer("pr_bench", "video", receiver, {})
     paths = []
-    for i in range(consumers):
+    for i in range(consumers + paused):
         sender = ForwardingSender.adopt(RTCRtpSender("video", wire))  # type: ignore[arg-type]
         consumer = Consumer(f"co_{i}", "video", sender, Pacer(PacerSettings(enabled=False)))
         await sender.send(RTCRtpSendParameters(codecs=[VP8_OUT], muxId="0"))
@@ -114,6 +120,8 @@ async def _pass(layers: int, consumers: int, frames: int) -> float:
         if layers > 1:
             consumer.set_target_layer(i % layers)
         consumer.attach(producer)
+        if i >= consumers:
+            consumer.pause()
     packets = _packets(layers, frames)
     started = time.process_time()  # CPU time: the machine is shared
     for packet in packets:
@@ -125,8 +133,8 @@ async def _pass(layers: int, consumers: int, frames: int) -> float:
     return elapsed / forwarded * 1e6
 
 
-async def _best(layers: int, consumers: int, frames: int, passes: int) -> float:
-    return min([await _pass(layers, consumers, frames) for _ in range(passes)])
+async def _best(layers: int, consumers: int, frames: int, passes: int, paused: int) -> float:
+    return min([await _pass(layers, consumers, frames, paused) for _ in range(passes)])
 
 
 def main() -> None:
@@ -134,12 +142,16 @@ def main() -> None:
     parser.add_argument("--consumers", type=int, default=12)
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--passes", type=int, default=15)
+    parser.add_argument("--paused", type=int, default=0, help="paused consumers besides")
     parser.add_argument("--single", action="store_true", help="single stream only")
     args = parser.parse_args()
     cases = [("single", 1)] + ([] if args.single else [("simulcast", 3)])
     for name, layers in cases:
-        figure = asyncio.run(_best(layers, args.consumers, args.frames, args.passes))
-        print(f"{name}: {figure:.2f} µs per forwarded packet ({args.consumers} consumers)")
+        figure = asyncio.run(_best(layers, args.consumers, args.frames, args.passes, args.paused))
+        print(
+            f"{name}: {figure:.2f} µs per forwarded packet ({args.consumers} consumers,"
+            f" {args.paused} paused)"
+        )
 
 
 if __name__ == "__main__":
