@@ -107,9 +107,9 @@ class Producer:
         self.transport_id: str | None = None  # the publisher transport it came on
         self.consumers: list[PacketSink] = []
         # Per layer, the consumers its packets are offered to (None: work it out again).
-        # With simulcast most consumers take one layer and most are shown small or not
-        # at all: offering every packet to each (a call, a check, a drop) was most of
-        # the forwarding CPU of a class of 31.
+        # With simulcast each consumer takes one layer, and a grid page leaves many
+        # tiles unshown (paused): offering every packet to each (a call, a check, a
+        # drop) was a quarter of the server's CPU in a class of 31.
         self._offers: list[list[PacketSink]] | None = None
         self._active_layers = 0  # bit i: layer i was active at the last look
         self._active_checked = -ACTIVITY_CHECK_INTERVAL
