@@ -3,7 +3,9 @@ bots publishing simulcast cameras as browsers do (three VP8 layers, rids q/h/f),
 them receiving. What arrives says which layer the server forwarded (each VP8 keyframe's
 size): the three layers reach the server and each is chosen where it should be; grid
 views make a pupil receive less than the same class without simulcast, and save data
-less than the grid."""
+less than the grid. With --sinks the other two subscribe as well and nftables drops
+what the server sends them: the server's packets out are the receivers' and the
+sinks' together."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from tests.bench_run import bench_report
 async def test_a_tiny_full_class_gets_the_layers_it_views() -> None:
     report = await bench_report(
         "bench.full_class",
-        *("--no-upkeep", "--people", "4", "--receivers", "2", "--seconds", "3"),
+        *("--no-upkeep", "--people", "4", "--receivers", "2", "--sinks", "--seconds", "3"),
         *("--warmup", "2", "--clip-seconds", "1"),
         timeout=180,
     )
@@ -33,3 +35,12 @@ async def test_a_tiny_full_class_gets_the_layers_it_views() -> None:
     assert grid["downlink_kbps_max"] < 0.75 * single["downlink_kbps_median"], (grid, single)
     for save in (audio_screen, one_video):
         assert 0 < save["downlink_kbps_max"] < 0.6 * grid["downlink_kbps_median"], (save, grid)
+    # The teacher and the first pupil are sinks in the simulcast phases: half of what
+    # the server forwards in grid goes to them (the teacher views two pupils small, the
+    # first pupil the teacher large), none in the single phase.
+    assert grid["sinks"] == 2 and single["sinks"] == 0 and single["sunk_per_s"] == 0
+    received = sum(grid["packets_per_s"])
+    assert grid["sunk_per_s"] > 0.3 * grid["packets_out_per_s"], grid
+    assert abs(received + grid["sunk_per_s"] - grid["packets_out_per_s"]) < (
+        0.1 * grid["packets_out_per_s"]
+    ), grid
