@@ -28,6 +28,7 @@ from sfu.aiortc_fast_receive import receive_fast
 from sfu.aiortc_hooks import ForwardingReceiver, gather_hosts_with
 from sfu.audio_sdp import publisher_answer, red_codecs_offered
 from sfu.ice import announce_address
+from sfu.ice_consent import consent_from_peer
 from sfu.media_ports import MediaPorts
 from sfu.pacer import PacerSettings
 from sfu.producer import KEYFRAME_INTERVAL, Producer
@@ -92,6 +93,7 @@ class WebRtcTransport:
     def _prepare_transports(self) -> None:
         # Before each setLocalDescription: the transceivers' transports exist by then.
         receive_fast(self.pc)
+        consent_from_peer(self.pc)
         if self.options.media_ports is not None:
             gather_hosts_with(self.pc, self.options.media_ports.gather_hosts)
 
