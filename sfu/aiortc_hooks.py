@@ -212,6 +212,12 @@ class FastRtpPath:
         return True
 
 
+def ice_connections(pc: RTCPeerConnection) -> list[aioice.Connection]:
+    """The aioice connections under `pc`'s transports (one when bundled)."""
+    transports = {t.sender.transport for t in pc.getTransceivers()} - {None}
+    return [dtls.transport._connection for dtls in transports]
+
+
 def gather_hosts_with(pc: RTCPeerConnection, gather_hosts: HostGathering) -> None:
     """Before each setLocalDescription: `pc`'s ICE host sockets made by `gather_hosts`
     (a port range, sfu/media_ports.py), not by aioice; relayed candidates still are."""

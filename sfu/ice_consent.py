@@ -27,7 +27,9 @@ import time
 from typing import Any
 
 import aioice
-from aiortc import RTCDtlsTransport, RTCPeerConnection
+from aiortc import RTCPeerConnection
+
+from sfu.aiortc_hooks import ice_connections
 
 logger = logging.getLogger(__name__)
 
@@ -70,13 +72,9 @@ class PeerConsent:
 def consent_from_peer(pc: RTCPeerConnection) -> None:
     """Before each setLocalDescription: `pc`'s ICE connections take the peer's checks as
     consent and send none of their own (`PeerConsent`)."""
-    for transceiver in pc.getTransceivers():
-        dtls = transceiver.sender.transport
-        if not isinstance(dtls, RTCDtlsTransport):
-            continue
-        connection = dtls.transport._connection
+    for connection in ice_connections(pc):
         if isinstance(getattr(connection.query_consent, "__self__", None), PeerConsent):
-            continue  # already (a transport shared by bundled transceivers)
+            continue  # already (an earlier setLocalDescription)
         consent = PeerConsent(connection)
         connection.check_incoming = consent.check_incoming  # type: ignore[method-assign]
         connection.query_consent = consent.query_consent  # type: ignore[method-assign]
