@@ -221,8 +221,7 @@ def ice_connections(pc: RTCPeerConnection) -> list[aioice.Connection]:
 def gather_hosts_with(pc: RTCPeerConnection, gather_hosts: HostGathering) -> None:
     """Before each setLocalDescription: `pc`'s ICE host sockets made by `gather_hosts`
     (a port range, sfu/media_ports.py), not by aioice; relayed candidates still are."""
-    for dtls in {t.sender.transport for t in pc.getTransceivers()} - {None}:
-        ice = dtls.transport._connection
+    for ice in ice_connections(pc):
         if not isinstance(ice.get_component_candidates, functools.partial):
             ice.get_component_candidates = functools.partial(_hosts_first, ice, gather_hosts)  # type: ignore[method-assign]
 

@@ -73,7 +73,7 @@ def consent_from_peer(pc: RTCPeerConnection) -> None:
     """Before each setLocalDescription: `pc`'s ICE connections take the peer's checks as
     consent and send none of their own (`PeerConsent`)."""
     for connection in ice_connections(pc):
-        if isinstance(getattr(connection.query_consent, "__self__", None), PeerConsent):
+        if peer_consent_of(connection) is not None:
             continue  # already (an earlier setLocalDescription)
         consent = PeerConsent(connection)
         connection.check_incoming = consent.check_incoming  # type: ignore[method-assign]
