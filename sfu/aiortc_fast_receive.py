@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Coroutine, Generator
 from typing import Any
@@ -34,7 +35,6 @@ import aioice.ice
 import aiortc
 import pylibsrtp
 from aiortc import RTCDtlsTransport, RTCIceTransport, RTCPeerConnection
-from aiortc.clock import current_ms
 from aiortc.rtp import is_rtcp
 
 logger = logging.getLogger(__name__)
@@ -96,6 +96,17 @@ def fast_receive_of(dtls: object) -> FastReceive | None:
     return path if isinstance(path, FastReceive) else None
 
 
+# From the Unix epoch (time.time) to the NTP epoch (1900), aiortc's clock's.
+NTP_UNIX_OFFSET_S = 2_208_988_800
+
+
+def ntp_now_ms() -> int:
+    """aiortc's `clock.current_ms()` (ms since 1900, what `_handle_rtp_data` takes as a
+    packet's arrival time) from time.time(): the same clock without the two datetimes
+    it makes for every packet (0.6 -> 0.17 us here)."""
+    return int((time.time() + NTP_UNIX_OFFSET_S) * 1000)
+
+
 class FastReceive:
     """The fast path of one DTLS transport: on while the transport is connected."""
 
@@ -129,7 +140,7 @@ class FastReceive:
         # SRTP that came between the handshake and now goes first, in order; the
         # rest (DTLS, the end-of-connection None) stays for `__run`.
         kept = []
-        now = current_ms()
+        now = ntp_now_ms()
         while not queue.empty():
             item = queue.get_nowait()
             if item is not None and item[0] and 127 < item[0][0] < 192:
@@ -170,11 +181,11 @@ class FastReceive:
         stats = self._stats
         stats._RTCDtlsTransport__rx_bytes += len(data)
         stats._RTCDtlsTransport__rx_packets += 1
-        arrival_ms = current_ms()
+        arrived = ntp_now_ms()
         if self._task is not None:  # earlier packets still being handled: after them
-            self._backlog.append((data, arrival_ms))
+            self._backlog.append((data, arrived))
             return
-        coro = self._start(data, arrival_ms)
+        coro = self._start(data, arrived)
         if coro is None:
             return
         try:

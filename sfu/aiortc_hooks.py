@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aioice
@@ -126,9 +126,17 @@ class ForwardingSender(RTCRtpSender):
         self.negotiated_codecs = list(parameters.codecs)
         self.abs_send_time_id = abs_send_time_id(parameters.headerExtensions)
         self.transport._register_rtp_sender(self, parameters)
-        report_clock().add(self)
         if self.source is not None:
+            if self.source.packets_sent:
+                self.report_from_now()
             self.source.on_sender_started(self.negotiated_codecs)
+
+    def report_from_now(self) -> None:
+        """Its source sends (the first packet, from Consumer.transmit): sender reports
+        from now on. Not before: in a quiet lesson most of a thousand senders have sent
+        nothing, and a clock that asked each of them every second touched them all."""
+        if self.started:
+            report_clock().add(self)
 
     async def stop(self) -> None:
         if not self.started:
@@ -158,11 +166,10 @@ class ForwardingSender(RTCRtpSender):
         else:
             await super()._handle_rtcp_packet(packet)
 
-    async def send_report(self) -> None:
+    def send_report(self) -> Awaitable[None] | None:
         # Sender reports let the subscriber line up audio and video (sfu/report_clock.py).
         report = self.source.sender_report() if self.started and self.source else None
-        if report is not None:
-            await self.send_rtp(bytes(report))
+        return None if report is None else self.send_rtp(bytes(report))
 
 
 # --------------------------------------------------------------------------- fast send

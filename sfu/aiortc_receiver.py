@@ -8,13 +8,14 @@ beside sfu/aiortc_hooks.py, which pins every name used here too).
   task per receiver that wakes every 0.5-1.5 s, even with nothing received, which
   made every publisher's camera and microphone two more timers a second of a
   connection's upkeep (docs/performance.md "full class"). The report is aiortc's:
-  one RR of every stream received, DLSR from the last sender report, none before
-  anything arrived.
+  one RR of every stream received, DLSR from the last sender report; a receiver
+  joins the clock with its first packet (a camera that never sends costs nothing).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from aiortc import RTCRtpReceiver
@@ -59,6 +60,7 @@ class ForwardingReceiver(RTCRtpReceiver):
     extra_header_extensions: list[RTCRtpHeaderExtensionParameters]  # the RID ones
     rids: RidDemux | None  # a simulcast m-section: its layers by SSRC
     layer_nacks: dict[int, NackGenerator]  # simulcast: one sequence space per SSRC
+    stopped: bool  # a late packet must not bring it back onto the report clock
     # aiortc's own (name-mangled) receiver state that forwarding reads and sets,
     # declared for the type checker; check_pinned_internals() checks each is there.
     _RTCRtpReceiver__started: bool
@@ -87,6 +89,7 @@ class ForwardingReceiver(RTCRtpReceiver):
         receiver.extra_header_extensions = []
         receiver.rids = None
         receiver.layer_nacks = {}
+        receiver.stopped = False
         transport = receiver.transport
         if isinstance(transport, RTCDtlsTransport) and type(transport._rtp_router) is RtpRouter:
             transport._rtp_router.__class__ = MidRtpRouter
@@ -107,22 +110,22 @@ class ForwardingReceiver(RTCRtpReceiver):
         self.transport._register_rtp_receiver(self, parameters)
         # RTX by SSRC: aiortc routes it by payload type, lost when two m-sections share one.
         self.transport._rtp_router.register_receiver(self, ssrcs=list(rtx_ssrc), payload_types=[])
-        report_clock().add(self)  # instead of aiortc's RTCP task
         self._RTCRtpReceiver__started = True
 
     async def stop(self) -> None:
         # aiortc's stop() with its RTCP task (and the decoder we never start) left out.
+        self.stopped = True
         if self._RTCRtpReceiver__started:
             self.transport._unregister_rtp_receiver(self)
-            report_clock().remove(self)
+        report_clock().remove(self)
 
-    async def send_report(self) -> None:
+    def send_report(self) -> Awaitable[None] | None:
         """aiortc's periodic receiver report (its `_run_rtcp` loop body): a block for
-        every stream received, nothing before the first packet."""
+        every stream received, nothing before the first packet (sfu/report_clock.py)."""
         rtcp_ssrc = self._RTCRtpReceiver__rtcp_ssrc
         streams = self._RTCRtpReceiver__remote_streams
         if rtcp_ssrc is None or not streams:
-            return
+            return None
         lsrs, lsr_times = self._RTCRtpReceiver__lsr, self._RTCRtpReceiver__lsr_time
         now = time.time()
         reports = []
@@ -140,7 +143,7 @@ class ForwardingReceiver(RTCRtpReceiver):
                     dlsr=int(delay * 65536) if 0 < delay < 65536 else 0,
                 )
             )
-        await self._send_rtcp(RtcpRrPacket(ssrc=rtcp_ssrc, reports=reports))
+        return self._send_rtcp(RtcpRrPacket(ssrc=rtcp_ssrc, reports=reports))
 
     async def _handle_rtcp_packet(self, packet: AnyRtcpPacket) -> None:
         if not isinstance(packet, RtcpSrPacket):
@@ -168,6 +171,10 @@ class ForwardingReceiver(RTCRtpReceiver):
         stats = streams.get(packet.ssrc)
         if stats is None:
             stats = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+            # Receiver reports (instead of aiortc's RTCP task) from the first packet on:
+            # before it there is nothing to report (sfu/report_clock.py).
+            if not self.stopped:
+                report_clock().add(self)
         stats.add(packet)
         rids, ext = self.rids, packet.extensions
         if rids is not None and (ext.rtp_stream_id or ext.repaired_rtp_stream_id):

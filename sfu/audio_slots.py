@@ -24,6 +24,9 @@ to forward to it (`Router.consume`), so its own producer is never a candidate.
 - Small calls are as before: the slots start only when the router has more audio
   producers than `slots` plus the pinned ones; then each subscriber's existing
   audio consumers become its slots (up to `slots`), the rest are stopped.
+- A tick reads only what it was offered (the producers and the subscribers of its
+  offers), not the router: walking a quiet class's 62 transports ten times a second
+  cost more than everything else the tick does (docs/performance.md "upkeep").
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ class AudioSlotAllocator:
 
     def __init__(
         self,
-        producers: Callable[[], list[Producer]],
+        producers: Callable[[], list[Producer]],  # the audio ones (others are passed over)
         subscribers: Callable[[], list[SubscriberTransport]],
         detector: ActiveSpeakerDetector,
         settings: SlotSettings | None = None,
@@ -83,7 +86,9 @@ class AudioSlotAllocator:
         self.pinned: frozenset[str] = frozenset()
         self.active = False
         self._state: dict[str, _Subscriber] = {}  # by transport id
-        self._known: set[str] = set()  # the audio producers of the last tick
+        # The producers offered to somebody (closed ones leave at the next tick), and
+        # the subscribers they were offered to (`_state`): what a tick reads.
+        self._offered: dict[str, Producer] = {}
         # A quiet tick (nobody it maps speaking) after a full pass with the same producers,
         # pins, subscribers and offers has nothing to do: it is skipped (`update`).
         self._changes = 0
@@ -103,16 +108,29 @@ class AudioSlotAllocator:
     def offer(self, transport: SubscriberTransport, producer: Producer) -> None:
         """`transport` may hear `producer`: a candidate for its slots."""
         self._subscriber(transport).offered.add(producer.id)
+        self._offered[producer.id] = producer
         self._changes += 1
 
     def replace(self, old: Producer, new: Producer) -> None:
         """`new` goes on where `old` was (a publisher's replaced connection): whoever
         could hear `old` can hear `new`; the slots that carried it switch with it."""
         self._changes += 1
+        if self._offered.pop(old.id, None) is not None:
+            self._offered[new.id] = new
         for state in self._state.values():
             if old.id in state.offered:
                 state.offered.discard(old.id)
                 state.offered.add(new.id)
+
+    def withdraw(self, producer: Producer) -> None:
+        """`producer` leaves the router without closing (its transport moved to another
+        room's): nobody here may hear it from now on (its slots are emptied at the next
+        tick, which this change makes a full one)."""
+        if self._offered.pop(producer.id, None) is None:
+            return
+        self._changes += 1
+        for state in self._state.values():
+            state.offered.discard(producer.id)
 
     def forget(self, transport: SubscriberTransport) -> None:
         """The transport leaves the router: its slots become ordinary consumers."""
@@ -168,6 +186,7 @@ class AudioSlotAllocator:
             producer = consumer.producer
             assert producer is not None
             state.offered.add(producer.id)
+            self._offered[producer.id] = producer
             if len(state.slots) < self.settings.slots:
                 transport.adopt_audio_slot(consumer)
                 state.slots.append(consumer)
@@ -185,27 +204,34 @@ class AudioSlotAllocator:
 
     def update(self, now: float) -> None:
         """Map each subscriber's slots to the loudest producers it may hear."""
-        producers = [p for p in self._producers() if p.kind == "audio"]
-        onset: set[str] = set()
-        for producer in producers:  # taken every tick, so an old loud burst is no onset
-            meter = producer.audio_meter
-            if meter is not None and meter.take_recent_active_ms() >= self.settings.onset_ms:
-                onset.add(producer.id)
         if not self.active:
             self._start_if_large()
             if not self.active:
                 return
-        speaking = {s.producer_id for s in self._detector.speakers}
-        audible = {p.id: p for p in producers if not p.paused and not p.closed}
-        active = (speaking | onset) & audible.keys()
-        present = {t.id: t for t in self._subscribers() if not t.closed}
-        for gone in set(self._state) - set(present):
-            del self._state[gone]
-        current = {p.id for p in producers}
-        closed, self._known = self._known - current, current
+        onset_ms, offered = self.settings.onset_ms, self._offered
+        onset: set[str] = set()
+        audible: dict[str, Producer] = {}
+        closed: list[str] = []
+        for pid, producer in offered.items():
+            if producer.closed:
+                closed.append(pid)
+                continue
+            meter = producer.audio_meter  # taken every tick: an old loud burst is no onset
+            if meter is not None and meter.take_recent_active_ms() >= onset_ms:
+                onset.add(pid)
+            if not producer.paused:
+                audible[pid] = producer
         if closed:  # producers gone from the router: no longer offered to anybody
+            for pid in closed:
+                del offered[pid]
             for state in self._state.values():
-                state.offered -= closed
+                state.offered.difference_update(closed)
+        speaking = {s.producer_id for s in self._detector.speakers}
+        active = (speaking | onset) & audible.keys()
+        gone = [tid for tid, state in self._state.items() if state.transport.closed]
+        for tid in gone:
+            del self._state[tid]
+        present = {tid: state.transport for tid, state in self._state.items()}
         # Idle upkeep: most ticks of a lesson nobody but the (pinned) teacher speaks.
         talking = active - self.pinned
         key = (frozenset(audible), self.pinned, frozenset(present), self._changes)

@@ -327,8 +327,9 @@ class Consumer:
     ) -> Coroutine[Any, Any, None] | None:
         """Send a packet now (the pacer has let it go; `arrived`: when it reached the
         SFU, for the latency samples); a coroutine when aiortc's own path must take it."""
-        if self._fast is None:
+        if self._fast is None:  # the first packet (or a path not fast yet)
             self._fast = self.sender.fast_path()
+            self.sender.report_from_now()
         if self._ast_element is not None:  # abs-send-time is the time it goes
             data = stamped(data, self._ast_element, time.monotonic())
         if self._fast is not None and self._fast.send(data):

@@ -18,6 +18,8 @@ SendRtp = Callable[[bytes], Coroutine[Any, Any, None]]
 class SenderSource(Protocol):
     """What a ForwardingSender needs from whoever feeds it (our Consumer)."""
 
+    packets_sent: int
+
     def on_sender_started(self, codecs: list[RTCRtpCodecParameters]) -> None: ...
 
     async def on_nack(self, lost: list[int]) -> None: ...

@@ -9,6 +9,9 @@ receiver two more: the largest part of a connection's upkeep (docs/performance.m
 "full class"). Here one task per loop ticks every TICK_S and reports the members
 of one bucket; a member joins a random bucket, which spreads the reports over the
 second as RFC 3550's randomised interval does, and reports every BUCKETS x TICK_S.
+Members join with their first packet, not when negotiated: in a quiet lesson of 31,
+where everyone subscribes to everyone, a thousand senders have sent nothing, and
+walking them cost ~2 us each in the server (cold in the CPU's caches), ~0.2 ms a tick.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import asyncio
 import logging
 import random
 import weakref
+from collections.abc import Awaitable
 from typing import Protocol
 
 logger = logging.getLogger(__name__)
@@ -28,8 +32,12 @@ TICK_S = 0.1
 class Reporting(Protocol):
     """A sender or receiver whose periodic RTCP the clock drives."""
 
-    async def send_report(self) -> None:
-        """Send one report now (ConnectionError when the transport is gone)."""
+    def send_report(self) -> Awaitable[None] | None:
+        """One report now: its sending, to await (ConnectionError when the transport is
+        gone), or None when there is nothing to report (nothing sent or received yet).
+
+        Not a coroutine itself: most members of a quiet lesson have nothing to report,
+        and asking them costs a call, not a coroutine and a step of the loop each."""
 
 
 class ReportClock:
@@ -75,7 +83,9 @@ class ReportClock:
             self._turn = (self._turn + 1) % BUCKETS
             for member in list(self._buckets[self._turn]):
                 try:
-                    await member.send_report()
+                    sending = member.send_report()
+                    if sending is not None:
+                        await sending
                 except ConnectionError:
                     pass  # closing: its stop() takes it out
                 except Exception:  # one member's fault must not end everyone's reports

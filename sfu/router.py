@@ -59,6 +59,17 @@ class Router:
         ]
 
     @property
+    def audio_producers(self) -> list[Producer]:
+        """The microphones (the audio slots' tick asks ten times a second)."""
+        return [
+            p
+            for t in self.transports.values()
+            if isinstance(t, PublisherTransport)
+            for p in t.producers.values()
+            if p.kind == "audio" and not p.closed
+        ]
+
+    @property
     def consumers(self) -> list[Consumer]:
         return [
             c
@@ -76,7 +87,7 @@ class Router:
         the loudest `settings.slots` audio producers (plus the pinned ones)."""
         if self.audio_slots is None:
             self.audio_slots = AudioSlotAllocator(
-                lambda: self.producers, lambda: self.subscribers, self.speakers, settings
+                lambda: self.audio_producers, lambda: self.subscribers, self.speakers, settings
             )
         return self.audio_slots
 
@@ -123,16 +134,22 @@ class Router:
             raise ValueError("transport is not in this router")
         del self.transports[transport.id]
         if isinstance(transport, PublisherTransport):
-            producers = list(transport.producers.values())
-            for other in self.transports.values():
-                if isinstance(other, SubscriberTransport):
-                    for producer in producers:
-                        other.stop_consuming(producer)
+            self._stop_forwarding(list(transport.producers.values()))
         elif isinstance(transport, SubscriberTransport):
             if self.audio_slots is not None:
                 self.audio_slots.forget(transport)
             transport.stop_all()
         target.transports[transport.id] = transport
+
+    def _stop_forwarding(self, producers: list[Producer]) -> None:
+        """Nobody in this router receives these producers any more."""
+        if self.audio_slots is not None:
+            for producer in producers:
+                self.audio_slots.withdraw(producer)
+        for other in self.transports.values():
+            if isinstance(other, SubscriberTransport):
+                for producer in producers:
+                    other.stop_consuming(producer)
 
     async def close_transport(self, transport: WebRtcTransport) -> None:
         if self.transports.pop(transport.id, None) is not None:
@@ -140,11 +157,7 @@ class Router:
             # (whether or not aiortc already closed its connection itself).
             self.retired.retire(transport)
         if isinstance(transport, PublisherTransport):
-            producers = list(transport.producers.values())
-            for other in self.transports.values():
-                if isinstance(other, SubscriberTransport):
-                    for producer in producers:
-                        other.stop_consuming(producer)
+            self._stop_forwarding(list(transport.producers.values()))
         await transport.close()
 
     async def close(self) -> None:

@@ -18,10 +18,17 @@ from typing import Any
 
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.clock import current_ms
 from aiortc.rtp import RtpPacket
 
 import sfu.aiortc_fast_receive
-from sfu.aiortc_fast_receive import PINNED, FastReceive, fast_receive_of, missing_at_import
+from sfu.aiortc_fast_receive import (
+    PINNED,
+    FastReceive,
+    fast_receive_of,
+    missing_at_import,
+    ntp_now_ms,
+)
 from sfu.aiortc_hooks import ForwardingSender
 from sfu.ice import rtc_configuration
 from sfu.layers import Layer
@@ -252,6 +259,14 @@ async def test_without_the_pinned_names_aiortc_receives_as_before(
         sink.gate.set()
         await until(lambda: len(sink.seqs) == 20)
         assert sink.seqs == list(range(20))
+
+
+def test_arrival_times_are_aiortcs_clock() -> None:
+    # The arrival time each packet is handed with is what aiortc's own path gives
+    # (clock.current_ms: ms since 1900), made without datetimes.
+    for _ in range(100):
+        before, ours, after = current_ms(), ntp_now_ms(), current_ms()
+        assert before - 1 <= ours <= after + 1
 
 
 def test_a_missing_name_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -378,6 +378,62 @@ async def test_a_subscriber_moved_to_a_small_room_gets_its_slots_back_as_consume
         await pc.close()
 
 
+async def test_a_speaker_withdrawn_from_the_room_leaves_the_slots_at_once(
+    calls: list[Call],
+) -> None:
+    call = await new_call(calls, 5, slots=2)
+    v = call.voices
+    listener = call.subscriber()
+    v[0].level, v[1].level = 10, 20
+    await call.run(1.0)
+    assert call.heard(listener) == ids(v[0], v[1])
+    # Its publisher connection moves to a breakout room (Router.transfer): not closed,
+    # still speaking loudest, but nobody here may hear it any more.
+    call.slots.withdraw(v[0].producer)
+    await call.run(0.1)
+    assert v[0].producer.id not in call.heard(listener)
+    v[2].level = 25
+    await call.run(2.0)
+    assert call.heard(listener) == ids(v[1], v[2])
+
+
+async def test_a_publisher_moved_to_another_room_is_withdrawn_from_the_slots() -> None:
+    options = transport_options()
+    main, breakout = Router(options), Router(options)
+    slots = main.bound_audio(SlotSettings(slots=1))
+    pcs = []
+    producers = []
+    for _ in range(3):
+        pc, (producer,) = await publish_from_client(main.create_publisher_transport(), ["audio"])
+        pcs.append(pc)
+        producers.append(producer)
+    client = SubscribingClient()
+    pcs.append(client.pc)
+    pupil = main.create_subscriber_transport(client.send_offer)
+    assert [main.consume(pupil, p) for p in producers] == [None, None, None]
+    slots.update(0.5)
+    (slot,) = pupil.consumers
+    moved = producers[0]
+    pupil.fill_audio_slot(slot, moved)  # as the tick does for a speaker
+    slots.update(0.6)
+    assert slot.producer is moved  # a mapping the tick keeps while nothing changes
+    main.transfer(main.transports[moved.transport_id or ""], breakout)
+    slots.update(0.7)
+    assert slot.producer is None
+    # Speaking in its new room: loud audio (levels straight into its meter, 20 ms
+    # packets) is not a speaker here.
+    meter = moved.audio_meter
+    assert meter is not None
+    for n in range(10):
+        meter.observe(True, 10, 960 * n, 48000)
+    slots.update(0.8)
+    assert slot.producer is None
+    await main.close()
+    await breakout.close()
+    for pc in pcs:
+        await pc.close()
+
+
 async def test_a_replaced_publisher_connection_keeps_its_slot(calls: list[Call]) -> None:
     call = await new_call(calls, 5, slots=2)
     v = call.voices

@@ -9,7 +9,9 @@ records what they send).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
+from collections.abc import Awaitable
 
 import pytest
 from aiortc.rtp import RtcpRrPacket, RtcpSenderInfo, RtcpSrPacket
@@ -29,16 +31,22 @@ def fast_clock(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class Counting:
-    """A sender that counts its reports (and fails on demand)."""
+    """A sender that counts its reports (and fails on demand, or has nothing to say)."""
 
-    def __init__(self, fail: type[Exception] | None = None) -> None:
+    def __init__(self, fail: type[Exception] | None = None, quiet: bool = False) -> None:
         self.times: list[float] = []
+        self.sent = 0
         self.fail = fail
+        self.quiet = quiet
 
-    async def send_report(self) -> None:
+    def send_report(self) -> Awaitable[None] | None:
         self.times.append(asyncio.get_running_loop().time())
+        return None if self.quiet else self._send()
+
+    async def _send(self) -> None:
         if self.fail is not None:
             raise self.fail("gone")
+        self.sent += 1
 
 
 async def test_every_sender_reports_once_a_period_spread_over_the_ticks(fast_clock: None) -> None:
@@ -89,17 +97,37 @@ async def test_a_failing_sender_does_not_stop_the_others(fast_clock: None) -> No
         clock.remove(sender)
 
 
+async def test_a_member_with_nothing_to_report_is_asked_and_passed_over(
+    fast_clock: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = ReportClock()
+    quiet, talking = Counting(quiet=True), Counting()
+    clock.add(quiet)
+    clock.add(talking)
+    with caplog.at_level(logging.ERROR, logger="sfu.report_clock"):
+        await asyncio.sleep(2 * FAST_PERIOD_S + FAST_TICK_S)
+    # Asked every period like the others; nothing awaited for it, nothing failed.
+    assert len(quiet.times) >= 2 and quiet.sent == 0
+    assert talking.sent == len(talking.times) >= 2
+    assert not [r for r in caplog.records if r.name == "sfu.report_clock"]
+    clock.remove(quiet)
+    clock.remove(talking)
+
+
 async def test_forwarding_senders_report_through_one_clock_and_stop_with_their_sender() -> None:
     wires = [WireRecorder() for _ in range(3)]
     producer, receiver = await make_producer(WireRecorder())
     consumers = [await make_consumer(wire) for wire in wires]
     silent = await make_consumer(WireRecorder())  # nothing sent: nothing to report
+    assert silent.sender.send_report() is None  # asked without a coroutine
     for consumer in consumers:
         consumer.attach(producer)
     clock = report_clock()
-    assert len(clock) == 5 and clock.running  # the 4 senders and the producer's receiver
+    assert len(clock) == 0 and not clock.running  # nothing sent or received: no member
     assert clock is clock_module.report_clock()  # one per loop
     await publish(receiver, rtp(1, 90000))
+    # The 3 senders that sent and the producer's receiver; the silent sender stays out.
+    assert len(clock) == 4 and clock.running
     await asyncio.sleep(PERIOD_S + TICK_S)
     for wire, consumer in zip(wires, consumers, strict=True):
         reports = [p for p in wire.rtcp() if isinstance(p, RtcpSrPacket)]
@@ -124,8 +152,10 @@ async def test_forwarding_receivers_report_what_they_received_once_a_period(
     _, receiver = await make_producer(wire)
     _, quiet = await make_producer(quiet_wire, producer_id="pr_quiet")  # receives nothing
     clock = report_clock()
-    assert len(clock) == 2 and clock.running  # aiortc's RTCP tasks are not started
+    assert len(clock) == 0  # aiortc's RTCP tasks are not started; nothing received yet
+    assert quiet.send_report() is None  # nothing to report: asked without a coroutine
     await publish(receiver, rtp(1, 0), rtp(2, 3000), rtp(4, 9000))  # 3 never came
+    assert len(clock) == 1 and clock.running  # joined with its first packet
     ntp = 0x1234_5678_9ABC_DEF0
     info = RtcpSenderInfo(ntp_timestamp=ntp, rtp_timestamp=0, packet_count=4, octet_count=40)
     await receiver._handle_rtcp_packet(RtcpSrPacket(ssrc=4242, sender_info=info))
@@ -139,8 +169,9 @@ async def test_forwarding_receivers_report_what_they_received_once_a_period(
     assert quiet_wire.sent == []  # nothing received: nothing to report
     await receiver.stop()
     count = len(wire.sent)
-    assert len(clock) == 1
+    assert len(clock) == 0 and not clock.running
+    await publish(receiver, rtp(5, 12000, ssrc=4343))  # a late new stream: not back on
     await asyncio.sleep(FAST_PERIOD_S + FAST_TICK_S)
     assert len(wire.sent) == count  # stopped: no more reports
+    assert len(clock) == 0
     await quiet.stop()
-    assert not clock.running
