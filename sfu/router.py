@@ -60,14 +60,8 @@ class Router:
 
     @property
     def audio_producers(self) -> list[Producer]:
-        """The microphones (the audio slots' tick asks ten times a second)."""
-        return [
-            p
-            for t in self.transports.values()
-            if isinstance(t, PublisherTransport)
-            for p in t.producers.values()
-            if p.kind == "audio" and not p.closed
-        ]
+        """The microphones (what the audio slots start with and pin)."""
+        return [p for p in self.producers if p.kind == "audio"]
 
     @property
     def consumers(self) -> list[Consumer]:

@@ -14,6 +14,7 @@ import itertools
 from collections.abc import AsyncIterator
 
 import pytest
+from aiortc import RTCPeerConnection
 from aiortc.rtp import RtpPacket
 
 from sfu.active_speaker import ActiveSpeakerDetector
@@ -299,18 +300,26 @@ def pairs(packets: list[RtpPacket]) -> list[tuple[RtpPacket, RtpPacket]]:
     return list(itertools.pairwise(packets))
 
 
-async def test_a_call_no_larger_than_the_slots_gets_a_consumer_per_producer() -> None:
-    router = Router(transport_options())
-    slots = router.bound_audio(SlotSettings(slots=3))
-    pcs = []
-    producers: list[Producer] = []
-    for _ in range(3):
+async def microphones(
+    router: Router, count: int, pcs: list[RTCPeerConnection]
+) -> tuple[list[Producer], SubscriberTransport]:
+    """`count` publishers of a microphone each in `router`, and a subscriber (their
+    clients' peer connections go to `pcs`)."""
+    producers = []
+    for _ in range(count):
         pc, (producer,) = await publish_from_client(router.create_publisher_transport(), ["audio"])
         pcs.append(pc)
         producers.append(producer)
     client = SubscribingClient()
     pcs.append(client.pc)
-    listener = router.create_subscriber_transport(client.send_offer)
+    return producers, router.create_subscriber_transport(client.send_offer)
+
+
+async def test_a_call_no_larger_than_the_slots_gets_a_consumer_per_producer() -> None:
+    router = Router(transport_options())
+    slots = router.bound_audio(SlotSettings(slots=3))
+    pcs: list[RTCPeerConnection] = []
+    producers, listener = await microphones(router, 3, pcs)
     consumers = [router.consume(listener, p) for p in producers]
     assert all(isinstance(c, Consumer) for c in consumers) and not slots.active
     assert [c.producer for c in listener.consumers] == producers  # as without slots
@@ -349,20 +358,33 @@ async def test_pinning_moves_a_speaker_out_of_its_slot_and_unpinning_back(
     assert call.heard(listener) == ids(v[1], v[2])
 
 
+class Rooms:
+    """A main room of three microphones bounded to one slot, a pupil offered them all,
+    and an empty breakout room (real routers and peer connections)."""
+
+    def __init__(self) -> None:
+        options = transport_options()
+        self.main, self.breakout = Router(options), Router(options)
+        self.slots = self.main.bound_audio(SlotSettings(slots=1))
+        self.pcs: list[RTCPeerConnection] = []
+        self.producers: list[Producer] = []
+
+    async def start(self) -> SubscriberTransport:
+        self.producers, pupil = await microphones(self.main, 3, self.pcs)
+        assert [self.main.consume(pupil, p) for p in self.producers] == [None, None, None]
+        return pupil
+
+    async def close(self) -> None:
+        await self.main.close()
+        await self.breakout.close()
+        for pc in self.pcs:
+            await pc.close()
+
+
 async def test_a_subscriber_moved_to_a_small_room_gets_its_slots_back_as_consumers() -> None:
-    options = transport_options()
-    main, breakout = Router(options), Router(options)
-    main.bound_audio(SlotSettings(slots=1))
-    pcs = []
-    producers = []
-    for _ in range(3):
-        pc, (producer,) = await publish_from_client(main.create_publisher_transport(), ["audio"])
-        pcs.append(pc)
-        producers.append(producer)
-    client = SubscribingClient()
-    pcs.append(client.pc)
-    pupil = main.create_subscriber_transport(client.send_offer)
-    assert [main.consume(pupil, p) for p in producers] == [None, None, None]
+    rooms = Rooms()
+    pupil = await rooms.start()
+    main, breakout, producers, pcs = rooms.main, rooms.breakout, rooms.producers, rooms.pcs
     main.speakers.update(producers, 0.4)
     assert main.audio_slots is not None
     main.audio_slots.update(0.5)
@@ -372,10 +394,7 @@ async def test_a_subscriber_moved_to_a_small_room_gets_its_slots_back_as_consume
     main.transfer(pupil, breakout)
     assert breakout.consume(pupil, roommate) is slot  # the same m-section, a plain consumer
     assert pupil.consumers == [slot] and slot.producer is roommate
-    await main.close()
-    await breakout.close()
-    for pc in pcs:
-        await pc.close()
+    await rooms.close()
 
 
 async def test_a_speaker_withdrawn_from_the_room_leaves_the_slots_at_once(
@@ -398,26 +417,16 @@ async def test_a_speaker_withdrawn_from_the_room_leaves_the_slots_at_once(
 
 
 async def test_a_publisher_moved_to_another_room_is_withdrawn_from_the_slots() -> None:
-    options = transport_options()
-    main, breakout = Router(options), Router(options)
-    slots = main.bound_audio(SlotSettings(slots=1))
-    pcs = []
-    producers = []
-    for _ in range(3):
-        pc, (producer,) = await publish_from_client(main.create_publisher_transport(), ["audio"])
-        pcs.append(pc)
-        producers.append(producer)
-    client = SubscribingClient()
-    pcs.append(client.pc)
-    pupil = main.create_subscriber_transport(client.send_offer)
-    assert [main.consume(pupil, p) for p in producers] == [None, None, None]
+    rooms = Rooms()
+    pupil = await rooms.start()
+    main, slots = rooms.main, rooms.slots
     slots.update(0.5)
     (slot,) = pupil.consumers
-    moved = producers[0]
+    moved = rooms.producers[0]
     pupil.fill_audio_slot(slot, moved)  # as the tick does for a speaker
     slots.update(0.6)
     assert slot.producer is moved  # a mapping the tick keeps while nothing changes
-    main.transfer(main.transports[moved.transport_id or ""], breakout)
+    main.transfer(main.transports[moved.transport_id or ""], rooms.breakout)
     slots.update(0.7)
     assert slot.producer is None
     # Speaking in its new room: loud audio (levels straight into its meter, 20 ms
@@ -428,10 +437,7 @@ async def test_a_publisher_moved_to_another_room_is_withdrawn_from_the_slots() -
         meter.observe(True, 10, 960 * n, 48000)
     slots.update(0.8)
     assert slot.producer is None
-    await main.close()
-    await breakout.close()
-    for pc in pcs:
-        await pc.close()
+    await rooms.close()
 
 
 async def test_a_replaced_publisher_connection_keeps_its_slot(calls: list[Call]) -> None:
