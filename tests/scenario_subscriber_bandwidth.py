@@ -22,8 +22,10 @@ under 1 % (27 of 28) and every video comes back within 15 s in most runs that ge
 there, but a kept video still freezes for 1.5-5 s in about half the runs: a hole
 from the first seconds' overload not repaired before the warm-up ends, or a step
 up that overflows the link's queue before its round trips show it (figures in
-docs/performance.md "The 1 Mbit/s subscriber again"). It moves to tests/test_*.py
-when it passes.
+docs/performance.md "The 1 Mbit/s subscriber again"). On a quiet machine
+(2026-12-05) 8 of 10 passed, audio 0.00 % in all ten; one run froze the kept video
+twice for 1.6 s, one took 16.9 s to give every video back ("... on a quiet machine").
+It moves to tests/test_*.py when it passes.
 """
 
 from __future__ import annotations
