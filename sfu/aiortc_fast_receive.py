@@ -27,7 +27,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Coroutine, Generator
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
 import aioice
@@ -50,7 +50,9 @@ PINNED: tuple[tuple[type, str, bool], ...] = (
     (RTCDtlsTransport, "_RTCDtlsTransport__rx_packets", True),
     (RTCIceTransport, "_connection", True),
     (aioice.ice.Connection, "_queue", True),
+    (aioice.ice.Connection, "_protocols", True),
     (aioice.ice.Connection, "data_received", False),
+    (aioice.ice.StunProtocol, "datagram_received", False),
 )
 
 
@@ -118,6 +120,7 @@ class FastReceive:
         self._dtls = dtls
         self._stats: Any = dtls  # aiortc's name-mangled counters, unknown to mypy
         self._ice_connection: Any = None
+        self._protocols: list[aioice.ice.StunProtocol] = []  # ours: `_demux` (instance attr)
         self._backlog: deque[tuple[bytes, int]] = deque()
         self._task: asyncio.Future[None] | None = None
         missing = missing_on(dtls)
@@ -152,6 +155,13 @@ class FastReceive:
             queue.put_nowait(item)
         self._ice_connection = connection
         connection.data_received = self._datagram
+        for protocol in connection._protocols:
+            if type(protocol) is aioice.ice.StunProtocol:  # not a TURN relay's
+                candidate = getattr(protocol, "local_candidate", None)
+                if candidate is not None:
+                    demux = self._demux(protocol, candidate.component)
+                    protocol.datagram_received = demux  # type: ignore[method-assign,assignment]
+                    self._protocols.append(protocol)
         self.on = True
         if self._backlog:
             self._task = asyncio.ensure_future(self._drain(None, None))
@@ -160,9 +170,31 @@ class FastReceive:
         self.on = False
         if self._ice_connection is not None and "data_received" in vars(self._ice_connection):
             del self._ice_connection.data_received  # aioice's own method again
+        for protocol in self._protocols:
+            if "datagram_received" in vars(protocol):
+                del protocol.datagram_received  # aioice's again
+        self._protocols.clear()
         if self._task is not None:
             self._task.cancel()  # as aiortc cancels `__run` and the packet it handles
         self._backlog.clear()
+
+    def _demux(
+        self, protocol: aioice.ice.StunProtocol, component: int
+    ) -> Callable[[bytes, tuple[Any, ...]], None]:
+        """The socket's `datagram_received`: SRTP and SRTCP (first byte 128-191, RFC 7983)
+        straight to `_datagram`. aioice's parses every datagram as STUN first and takes the
+        ValueError as "not STUN" (0.87 us a packet against 0.10 us here); STUN and DTLS
+        still go its way."""
+        aioice_received = protocol.datagram_received  # the class's, bound
+        datagram = self._datagram
+
+        def datagram_received(data: bytes, addr: tuple[Any, ...]) -> None:
+            if data and 127 < data[0] < 192:
+                datagram(data, component)
+            else:
+                aioice_received(data, addr)
+
+        return datagram_received
 
     def _count(self, data: bytes) -> None:
         self.fast += 1

@@ -144,6 +144,46 @@ async def test_packets_arrive_in_order_through_the_fast_path() -> None:
         assert await p.rx_packets() - before[1] >= 200
 
 
+async def test_srtp_is_not_parsed_as_stun_and_stun_still_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import aioice.ice  # test-side: which datagrams aioice's parser sees
+
+    parsed: list[int] = []
+    parse = aioice.ice.stun.parse_message
+
+    def counting(data: bytes) -> Any:
+        parsed.append(data[0])
+        return parse(data)
+
+    monkeypatch.setattr(aioice.ice.stun, "parse_message", counting)
+    async with Publishing() as p:
+        connection = p.dtls.transport._connection  # test-side: aioice's
+        demuxed = [q for q in connection._protocols if "datagram_received" in vars(q)]
+        assert demuxed  # the socket's own method, while the path is on
+        sink = Sink()
+        p.producer.add_consumer(sink)
+        parsed.clear()
+        await p.send(range(50))
+        await until(lambda: len(sink.seqs) == 50)
+        assert [b for b in parsed if 127 < b < 192] == []  # no SRTP went through STUN
+        # The client's consent checks (STUN) still reach aioice: answered, still up.
+        checks = len(parsed)
+        await connection_checked(p, checks, parsed)
+        await p.transport.close()
+        await until(lambda: p.dtls.state == "closed")
+        assert all("datagram_received" not in vars(q) for q in demuxed)  # aioice's again
+
+
+async def connection_checked(p: Publishing, before: int, parsed: list[int]) -> None:
+    """A binding request from the client (as its consent check) is parsed by aioice."""
+    client = p.pc.getTransceivers()[0].sender.transport.transport._connection
+    (pair,) = client._nominated.values()
+    request = client.build_request(pair, nominate=False)
+    await pair.protocol.request(request, pair.remote_addr, client.remote_password.encode())
+    assert len(parsed) > before and parsed[-1] < 4  # a STUN message (first byte 0-3)
+
+
 async def test_a_suspended_handling_keeps_later_packets_behind_it() -> None:
     async with Publishing() as p:
         sink = Sink(hold_at=5)
