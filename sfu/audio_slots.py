@@ -74,7 +74,7 @@ class AudioSlotAllocator:
 
     def __init__(
         self,
-        producers: Callable[[], list[Producer]],  # the audio ones (others are passed over)
+        producers: Callable[[], list[Producer]],
         subscribers: Callable[[], list[SubscriberTransport]],
         detector: ActiveSpeakerDetector,
         settings: SlotSettings | None = None,

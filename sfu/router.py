@@ -59,11 +59,6 @@ class Router:
         ]
 
     @property
-    def audio_producers(self) -> list[Producer]:
-        """The microphones (what the audio slots start with and pin)."""
-        return [p for p in self.producers if p.kind == "audio"]
-
-    @property
     def consumers(self) -> list[Consumer]:
         return [
             c
@@ -81,7 +76,7 @@ class Router:
         the loudest `settings.slots` audio producers (plus the pinned ones)."""
         if self.audio_slots is None:
             self.audio_slots = AudioSlotAllocator(
-                lambda: self.audio_producers, lambda: self.subscribers, self.speakers, settings
+                lambda: self.producers, lambda: self.subscribers, self.speakers, settings
             )
         return self.audio_slots
 
