@@ -23,6 +23,19 @@ doubles the next wait (up to `max_resume_after`); one that lasts resets it. So
 an estimate between two sums of layers settles on the lower one, probing the
 higher ever more rarely.
 
+With `probe_first` (a subscriber whose link can be probed: rooms/calls/link_probes.py)
+a climb does not start blind: its first step up waits until the plan has asked for
+a probe of the link (`wants_probe`) and it passed (`probed`); a probe that fails
+counts as a step up undone, without a picture lost (its wait does not double
+past `max_probe_wait`). A probe that passed counts as a first step that held:
+the climb starts with two steps, then two, four..., and these need no probe: each
+follows one that held with the link clean, `probed_settle_seconds` after it.
+While the link is known short (`measured_bps`: what it delivered when it last
+lost much, forgotten by the caller once a probe passes) it climbs one step at a
+time, and a step within `measured_share` of that needs no probe (a cut deeper
+than it needed climbs back without one; a probe only tells a link that is much
+less short), while every step past it does.
+
 With videos of one layer each this is exactly `EstimateFit` (which is built on it).
 """
 
@@ -47,6 +60,15 @@ class FitSettings:
     overuse_ratio: float = 0.85
     # The most important video is never held back whole (at its lowest layer it stays).
     keep_most_important: bool = True
+    # A probe that passed lets a climb start this long.
+    probe_valid: float = 3.0
+    max_probe_wait: float = 5.0  # failed probes do not lengthen the wait past this
+    # A climb within this share of what the link delivered when it lost much needs no
+    # probe (the keyframes, audio and retransmissions have the rest).
+    measured_share: float = 0.7
+    # The ramp of a climb a probe started: the link was shown to have far more room than
+    # it was cut to, and the round trips judge each step within a second or two.
+    probed_settle_seconds: float = 2.0
     # A cut to what the link carried leaves this share of it to the videos: the rest is
     # for their keyframes, audio and retransmissions (the link's queue is small).
     carried_margin: float = 0.75
@@ -86,6 +108,9 @@ class LayerFit:
         self._resumed_at: float | None = None
         self._ramp = 1  # steps up the next confirmed step up takes
         self._doubted = False  # congestion seen since the last step up
+        self.wants_probe = False  # a climb would start now, after a probe
+        self._probe_passed: float | None = None  # when
+        self._probed = False  # the climb under way was vouched for (a probe, the measure)
 
     def layer(self, video: FitVideo) -> int:
         """The layer the plan forwards of `video` (HELD: none)."""
@@ -102,6 +127,8 @@ class LayerFit:
         congested: bool = True,
         clean_for: float = 0.0,
         carried_bps: float | None = None,
+        probe_first: bool = False,
+        measured_bps: float | None = None,
     ) -> bool:
         """Update `held` and `caps`; True when either changed. `videos`: those that
         may be planned, least important first (those sending); `present`: every video
@@ -110,8 +137,11 @@ class LayerFit:
         estimate steps nothing down: a receiver short of CPU says far too little).
         `clean_for`: how long the link has been clean; that long past `resume_after`
         is room too. `carried_bps`: what the link carried, measured (loss, a growing
-        queue, the pacer's drops): over it, the plan fits under it at once."""
+        queue, the pacer's drops): over it, the plan fits under it at once.
+        `probe_first`: a climb's first step up waits for a probe (`wants_probe`); with
+        `measured_bps`, every step past `measured_share` of it does."""
         settings = self.settings
+        self.wants_probe = False
         changed = self._forget_gone([v.producer_id for v in videos] if present is None else present)
         forwarded = sum(video.bps(self.layer(video)) for video in videos)
         budget = float("inf") if estimate_bps is None else estimate_bps
@@ -126,7 +156,8 @@ class LayerFit:
         if congested:
             self._doubted = True  # the last step up is not confirmed
         probing = self._resumed_at is not None and self._resumed_at == self._changed_at
-        if self._changed_at is not None and now - self._changed_at < settings.settle_seconds:
+        settle = settings.probed_settle_seconds if self._probed else settings.settle_seconds
+        if self._changed_at is not None and now - self._changed_at < settle:
             if not (probing and over and forwarded > carried):  # a step up too many: undo now
                 return changed
         if self._over_since is not None and now - self._over_since >= settings.over_for:
@@ -136,10 +167,53 @@ class LayerFit:
         if upward is None:
             return changed
         roomy = self._room_since is not None and now - self._room_since >= self.resume_after
-        steps = self._steps_up(now, clean_for, congested, roomy)
+        steps, ramp = self._steps_up(now, clean_for, roomy)
         if steps == 0:
             return changed
-        self._step_up(upward[0], videos)
+        climbing = self._resumed_at is not None
+        short = measured_bps is not None
+        if short:
+            steps = ramp = 1  # one step at a time on a link known short
+        within = measured_bps is not None and (
+            forwarded + upward[1] <= settings.measured_share * measured_bps
+        )
+        if probe_first and not within and (short or not climbing):
+            passed = self._probe_passed
+            if passed is None or now - passed > settings.probe_valid:
+                self.wants_probe = True
+                return changed
+            if not climbing and not short:  # the probe counts as a step that held
+                steps, ramp = 2, 2
+        # On a link known short one step, whatever room the estimate says it has.
+        self._take_steps(upward[0], steps, videos, roomy and not short, budget)
+        self._ramp = ramp
+        self._changed_at = self._resumed_at = now
+        self._room_since = None
+        self._doubted = False
+        if not climbing:
+            self._probed = probe_first  # vouched for: its ramp settles sooner
+        self._probe_passed = None
+        return True
+
+    def probed(self, now: float, passed: bool) -> None:
+        """The probe asked for came back. Passed: the climb starts at the next `step`.
+        Failed: as a step up undone (the wait starts again), but the wait doubles
+        only up to `max_probe_wait`: a failed probe cost no picture."""
+        if passed:
+            self._probe_passed = now
+            return
+        self._probe_passed = None
+        self._changed_at = now
+        self._resumed_at = self._room_since = None
+        self._ramp = 1
+        self._probed = False
+        if self.resume_after < self.settings.max_probe_wait:
+            self.resume_after = min(2 * self.resume_after, self.settings.max_probe_wait)
+
+    def _take_steps(
+        self, first: str, steps: int, videos: Sequence[FitVideo], roomy: bool, budget: float
+    ) -> None:
+        self._step_up(first, videos)
         for _ in range(steps - 1):  # a ramp: the last step up held
             more = self._step_up_candidate(videos, 0.0)
             if more is None:
@@ -147,25 +221,19 @@ class LayerFit:
             self._step_up(more[0], videos)
         while roomy and (more_id := self._fitting_step_up(videos, budget)) is not None:
             self._step_up(more_id, videos)  # the estimate has room for several: all at once
-        self._changed_at = self._resumed_at = now
-        self._room_since = None
-        self._doubted = False
-        return True
 
-    def _steps_up(self, now: float, clean_for: float, congested: bool, roomy: bool) -> int:
-        """How many steps up to take now (0: none). A step up that has held for
-        `settle_seconds` with the link clean (its queue did not grow, nothing was
-        lost) is followed at once by as many again, then twice as many (`_ramp`:
-        1, 1, 2, 4...): a link that was lifted gets its videos back in a few
-        steps, not one per `resume_after`."""
+    def _steps_up(self, now: float, clean_for: float, roomy: bool) -> tuple[int, int]:
+        """How many steps up to take now (0: none), and the ramp after them. A step up
+        that has held for `settle_seconds` with the link clean (its queue did not
+        grow, nothing was lost) is followed at once by as many again, then twice as
+        many (`_ramp`: 1, 1, 2, 4...): a link that was lifted gets its videos back
+        in a few steps, not one per `resume_after`."""
         since_change = now - self._changed_at if self._changed_at is not None else clean_for
         if self._resumed_at is not None and not self._doubted and clean_for >= since_change:
-            steps, self._ramp = self._ramp, 2 * self._ramp
-            return steps
+            return self._ramp, 2 * self._ramp
         if roomy or min(clean_for, since_change) >= self.resume_after:
-            self._ramp = 1  # then 1, 2, 4...: a link just short of one more finds out
-            return 1
-        return 0
+            return 1, 1  # then 1, 2, 4...: a link just short of one more finds out
+        return 0, self._ramp
 
     def _observe(
         self,
@@ -269,6 +337,8 @@ class LayerFit:
         self._ramp = 1
         self._changed_at = now
         self._over_since = self._room_since = None
+        self._probed = False
+        self._probe_passed = None
         return True
 
     def _one_step_down(self, videos: Sequence[FitVideo]) -> bool:

@@ -27,6 +27,7 @@ from sfu.layer_select import ASK, FORWARD, SWITCHED, ConsumerLayers, LayerSelect
 from sfu.layers import Layer
 from sfu.link import LinkCounters, LinkReport, LinkStats
 from sfu.pacer import AUDIO, RETRANSMISSION, VIDEO, Pacer
+from sfu.padding import padding_packet
 from sfu.producer import CachedPacket, Producer
 from sfu.red_forwarding import audio_packet, handles
 from sfu.retransmit import BEFORE_KEYFRAME, NOT_CACHED, RetransmitBudget, RetransmitLimiter
@@ -453,6 +454,8 @@ class Consumer:
         keyframe rate (and bitrate) for everyone. A paused stream's decoder stalls
         and asks too: that is not passed on."""
         self._stats.plis_received += 1
+        if self.paused or self._awaiting_keyframe:
+            self._stats.plis_restarting += 1  # (its decoder waits: not the link's loss)
         if self.paused:
             self.keyframe_requests_dropped += 1
             return
@@ -470,13 +473,46 @@ class Consumer:
             if report.ssrc == self.ssrc:
                 self._stats.report_received(report, now)
 
-    def sender_report(self) -> RtcpSrPacket | None:
+    @property
+    def can_pad(self) -> bool:
+        """Whether `send_padding` can send: a video stream sending, with RTX negotiated."""
+        return self._fast is not None and not self.paused and bool(self._rtx_pt)
+
+    def send_padding(self, size: int) -> int:
+        """One padding-only packet of about `size` bytes on the RTX stream (sfu/padding.py),
+        for a probe (sfu/probe.py), straight to the socket: the probe keeps its own rate.
+        The bytes sent (0: it cannot, see `can_pad`)."""
+        fast = self._fast
+        if fast is None or self.paused or not self._rtx_pt:
+            return 0
+        self._rtx_seq = (self._rtx_seq + 1) % SEQ_MOD
+        data = padding_packet(
+            next(iter(self._rtx_pt.values())),
+            self._rtx_seq,
+            self.rewriter.last_out_ts,
+            self.sender.rtx_ssrc,
+            self._ast_element,
+            size,
+        )
+        if self._ast_element is not None:
+            data = stamped(data, self._ast_element, time.monotonic())
+        return len(data) if fast.send(data) else 0
+
+    def send_probe_report(self) -> Coroutine[Any, Any, None] | None:
+        """A sender report now, behind a probe's padding; its echo is the probe's round
+        trip (`link_stats.probe_rtt`). None when there is nothing to report."""
+        report = self.sender_report(probe=True) if self.sender.started else None
+        return None if report is None else self.sender.send_rtp(bytes(report))
+
+    def sender_report(self, probe: bool = False) -> RtcpSrPacket | None:
         if self.packets_sent == 0 or self.producer is None:
             return None  # nothing sent, or an idle slot: nothing to report
         now = time.monotonic()
+        if not probe and self._stats.probe_pending(now):
+            return None  # the probe's report must be the one the subscriber echoes
         producer_sr = self.producer.sender_report_of(self.layers.layer)
         ntp_time, rtp_time = self.rewriter.report_times(producer_sr, now)
-        self._stats.sender_report_sent(ntp_time, now)  # its echo gives the RTT
+        self._stats.sender_report_sent(ntp_time, now, probe)  # its echo gives the RTT
         return RtcpSrPacket(
             ssrc=self.ssrc,
             sender_info=RtcpSenderInfo(

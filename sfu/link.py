@@ -26,6 +26,9 @@ from aiortc.rtp import RtcpReceiverInfo
 _REMEMBERED_REPORTS = 8
 # Smoothing of successive RTT samples (the weight of the previous estimate).
 RTT_SMOOTHING = 0.75
+# A probe's report (sfu/probe.py) is answered within this or not at all: until then the
+# regular ones wait (the subscriber echoes only the latest it got).
+PROBE_ANSWER_WITHIN = 2.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,8 @@ class LinkCounters(NamedTuple):
     packets_lost: int  # cumulative, as last reported
     nacked_packets: int
     nacked_not_cached: int  # of those, packets the server never had (the publisher lost them)
+    # PLI/FIR that say the link lost something: not those of a stream held back or
+    # restarting from a keyframe (its decoder waits for the keyframe and asks meanwhile).
     plis_received: int
     rtt: float | None  # the last measured round trip, seconds (None: not yet)
     rtt_sample: float | None  # the last round trip measured, not smoothed
@@ -79,17 +84,30 @@ class LinkStats:
     nacks_received: int = 0
     nacked_packets: int = 0
     plis_received: int = 0
+    plis_restarting: int = 0  # of those, while the stream was held back or awaited a keyframe
     retransmitted: int = 0
     retransmitted_bytes: int = 0
     refused: dict[str, int] = field(default_factory=dict)
     paced_drops: int = 0
+    # The last probe's report (sfu/probe.py): its LSR while unanswered, its round trip once
+    # answered (None until then, or never).
+    probe_lsr: int | None = None
+    probe_sent_at: float = 0.0
+    probe_rtt: float | None = None
     # LSR (middle 32 bits of the NTP timestamp) -> monotonic time the report was built.
     _sent_reports: dict[int, float] = field(default_factory=dict)
 
-    def sender_report_sent(self, ntp_timestamp: int, now: float) -> None:
-        self._sent_reports[(ntp_timestamp >> 16) & 0xFFFFFFFF] = now
+    def sender_report_sent(self, ntp_timestamp: int, now: float, probe: bool = False) -> None:
+        lsr = (ntp_timestamp >> 16) & 0xFFFFFFFF
+        self._sent_reports[lsr] = now
         while len(self._sent_reports) > _REMEMBERED_REPORTS:
             del self._sent_reports[next(iter(self._sent_reports))]
+        if probe:
+            self.probe_lsr, self.probe_sent_at, self.probe_rtt = lsr, now, None
+
+    def probe_pending(self, now: float) -> bool:
+        """A probe's report waits for its echo: no regular one may take its place."""
+        return self.probe_lsr is not None and now - self.probe_sent_at < PROBE_ANSWER_WITHIN
 
     def report_received(self, report: RtcpReceiverInfo, now: float) -> None:
         """A report block about this stream (in an RR, or in an SR of the subscriber)."""
@@ -105,6 +123,12 @@ class LinkStats:
         sample = now - sent - report.dlsr / 65536
         if sample < 0:
             return  # the subscriber's delay claim exceeds what passed: not a usable sample
+        if report.lsr == self.probe_lsr:
+            # The probe's own measure (the queue its padding built), not the link's usual;
+            # forgotten, so that the next report echoing it again is no sample either.
+            self.probe_lsr, self.probe_rtt = None, sample
+            del self._sent_reports[report.lsr]
+            return
         self.rtt_sample = sample
         if self.rtt is None:
             self.rtt = sample
@@ -122,7 +146,7 @@ class LinkStats:
             self.packets_lost,
             self.nacked_packets,
             self.refused.get(not_cached, 0),
-            self.plis_received,
+            self.plis_received - self.plis_restarting,
             self.rtt,
             self.rtt_sample,
         )

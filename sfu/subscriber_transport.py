@@ -20,6 +20,7 @@ from sfu.audio_sdp import amend_subscriber_offer, red_accepted
 from sfu.bandwidth import BandwidthEstimator
 from sfu.consumer import Consumer
 from sfu.pacer import Pacer
+from sfu.probe import Probe
 from sfu.producer import Producer
 from sfu.retransmit import RetransmitBudget
 from sfu.rtx_sdp import distinct_rtx
@@ -85,6 +86,7 @@ class SubscriberTransport(WebRtcTransport):
         # Bounded video (sfu/video_slots.py): past the bound a video is parked, with
         # no m-section, until the holds say it is shown.
         self.video_bound = VideoBound(options.video_slots)
+        self._probe: Probe | None = None
 
     @property
     def consumers(self) -> list[Consumer]:
@@ -276,6 +278,22 @@ class SubscriberTransport(WebRtcTransport):
             )
             self._unpark()
 
+    @property
+    def can_probe(self) -> bool:
+        """Whether a video stream could carry a probe's padding now (`probe`)."""
+        return any(c.kind == "video" and c.can_pad for c in self.consumers)
+
+    def probe(self, size: int) -> Probe | None:
+        """Probe the link with a burst of `size` bytes on top of its media (sfu/probe.py);
+        None when no video stream can carry padding (none sending, or no RTX)."""
+        streams = [c for c in self.consumers if c.kind == "video" and c.can_pad]
+        if self.closed or not streams:
+            return None
+        if self._probe is not None:
+            self._probe.cancel()
+        self._probe = Probe(streams, size)
+        return self._probe
+
     def pace_by_estimate(self, on: bool) -> None:
         """Pace this subscriber by its bandwidth estimate (on) or by what it was sent."""
         if on:
@@ -418,6 +436,8 @@ class SubscriberTransport(WebRtcTransport):
         for slot in self._slots:
             slot.consumer.close()
         self.pacer.close()
+        if self._probe is not None:
+            self._probe.cancel()
         for task in list(self._tasks):
             task.cancel()
         await super().close()

@@ -254,3 +254,112 @@ def test_a_link_that_loses_much_of_what_it_gets_is_cut_to_what_arrived_at_once()
     fit.step(0.0, 0.9e6, whole)
     fit.step(1.5, 0.9e6, whole)
     assert len(fit.held) == 1
+
+
+def held_back_on_a_clean_link(fit: LayerFit, whole: list[FitVideo]) -> None:
+    fit.step(0.0, None, whole, carried_bps=0.85e6)  # measured: cut at once, to 0.64
+    assert fit.held == ["pupil-0", "pupil-1"]
+
+
+def climb(fit: LayerFit, whole: list[FitVideo], start: float, end: float) -> None:
+    for t in range(int(start), int(end)):
+        fit.step(float(t), 0.1e6, whole, congested=False, clean_for=t, probe_first=True)
+
+
+def test_with_probe_first_a_climb_starts_only_after_a_probe_passed() -> None:
+    whole = [FitVideo(f"pupil-{n}", (300e3,), 0) for n in range(8)]
+    fit = LayerFit(FAST)
+    fit.step(0.0, None, whole, carried_bps=0.85e6)  # measured: cut at once, to 0.64
+    assert len(fit.held) == 6
+    for t in range(1, 9):  # the step is due from 5 s on: it asks, every second, and waits
+        assert not fit.step(float(t), 0.1e6, whole, congested=False, clean_for=t, probe_first=True)
+        assert fit.wants_probe == (t >= 5), t
+    assert len(fit.held) == 6
+    fit.probed(8.5, passed=True)
+    # The probe counts as a first step that held: two at once, then two, then four.
+    assert fit.step(9.0, 0.1e6, whole, congested=False, clean_for=9, probe_first=True)
+    assert len(fit.held) == 4 and not fit.wants_probe and fit.probing(9.0)
+    # The climb goes on without more probes, probed_settle_seconds a step (not 3 s).
+    assert not fit.step(10.0, 0.1e6, whole, congested=False, clean_for=10, probe_first=True)
+    assert fit.step(11.0, 0.1e6, whole, congested=False, clean_for=11, probe_first=True)
+    assert len(fit.held) == 2 and not fit.wants_probe
+    assert not fit.step(12.0, 0.1e6, whole, congested=False, clean_for=12, probe_first=True)
+    assert fit.step(13.0, 0.1e6, whole, congested=False, clean_for=13, probe_first=True)
+    assert fit.held == []
+
+
+def test_a_probe_that_passed_too_long_ago_starts_nothing() -> None:
+    whole = [FitVideo(f"pupil-{n}", (300e3,), 0) for n in range(4)]
+    fit = LayerFit(FAST)
+    held_back_on_a_clean_link(fit, whole)
+    fit.probed(1.0, passed=True)  # before the step was due
+    climb(fit, whole, 5, 9)
+    assert fit.held == ["pupil-0", "pupil-1"] and fit.wants_probe
+
+
+def test_a_failed_probe_waits_as_a_step_undone_but_its_wait_stops_doubling() -> None:
+    whole = [FitVideo(f"pupil-{n}", (300e3,), 0) for n in range(4)]
+    fit = LayerFit(FAST)
+    held_back_on_a_clean_link(fit, whole)
+    fit.step(5.0, 0.1e6, whole, congested=False, clean_for=5, probe_first=True)
+    assert fit.wants_probe
+    for failed_at in (5.5, 11.0, 17.0, 23.0):
+        fit.probed(failed_at, passed=False)
+        assert fit.resume_after == FAST.max_probe_wait == FAST.resume_after  # no doubling
+        later = failed_at + FAST.resume_after - 0.5
+        assert not fit.step(later, 0.1e6, whole, congested=False, clean_for=60, probe_first=True)
+        assert not fit.wants_probe  # no step up and no probe before the wait is over
+        fit.step(later + 0.5, 0.1e6, whole, congested=False, clean_for=60, probe_first=True)
+        assert fit.wants_probe
+    assert fit.held == ["pupil-0", "pupil-1"]
+    # A step up undone (a picture lost) still doubles the wait, probe or no probe.
+    fit.probed(28.0, passed=True)
+    fit.step(28.5, 0.1e6, whole, congested=False, clean_for=60, probe_first=True)
+    assert fit.held == []
+    fit.step(29.0, 0.1e6, whole, congested=True, clean_for=0, carried_bps=0.85e6)
+    assert fit.held == ["pupil-0", "pupil-1"] and fit.resume_after == 2 * FAST.resume_after
+
+
+def test_without_probe_first_steps_are_taken_as_before() -> None:
+    whole = [FitVideo(f"pupil-{n}", (300e3,), 0) for n in range(4)]
+    fit = LayerFit(FAST)
+    held_back_on_a_clean_link(fit, whole)
+    for t in range(1, 6):
+        fit.step(float(t), 0.1e6, whole, congested=False, clean_for=t)
+    assert fit.held == ["pupil-0"] and not fit.wants_probe
+
+
+def test_a_climb_within_what_the_link_delivered_needs_no_probe() -> None:
+    whole = [FitVideo(f"pupil-{n}", (300e3,), 0) for n in range(4)]
+    fit = LayerFit(FAST)
+    fit.step(0.0, None, whole, carried_bps=0.5e6)  # cut deep: one video kept (0.3 of 0.375)
+    assert fit.held == ["pupil-0", "pupil-1", "pupil-2"]
+    # The link delivered 1 Mbit/s when it lost much: 0.3 + 0.3 is within 0.7 of it.
+    for t in range(1, 6):
+        fit.step(float(t), 0.1e6, whole, congested=False, clean_for=t, probe_first=True,
+                 measured_bps=1e6)  # fmt: skip
+    assert fit.held == ["pupil-0", "pupil-1"] and not fit.wants_probe
+    # Past it (0.9 of 1 Mbit/s), the next step waits for a probe, climb or no climb.
+    for t in range(6, 30):
+        fit.step(float(t), 0.1e6, whole, congested=False, clean_for=t, probe_first=True,
+                 measured_bps=1e6)  # fmt: skip
+        assert fit.held == ["pupil-0", "pupil-1"] and fit.wants_probe == (t >= 7), t
+    # Once one passed (and the caller forgot the measure), the climb goes on to the top.
+    fit.probed(29.5, passed=True)
+    for t in range(30, 36):
+        fit.step(float(t), 0.1e6, whole, congested=False, clean_for=t, probe_first=True)
+    assert fit.held == []
+
+
+def test_a_link_known_short_climbs_one_step_whatever_room_the_estimate_says() -> None:
+    whole = [FitVideo(f"pupil-{n}", (300e3,), 0) for n in range(6)]
+    fit = LayerFit(FAST)
+    fit.step(0.0, None, whole, carried_bps=0.5e6)
+    assert len(fit.held) == 5
+    # A REMB of 10 Mbit/s (aiortc's jumps so): room for all of them, but the link lost
+    # much at 2 Mbit/s not long ago: one step (within 0.7 of it), then one more.
+    for t in range(1, 12):
+        fit.step(float(t), 10e6, whole, congested=False, clean_for=t, probe_first=True,
+                 measured_bps=2e6)  # fmt: skip
+        assert len(fit.held) >= 5 - t // 2, t
+    assert 2 <= len(fit.held) <= 4

@@ -229,3 +229,24 @@ async def test_a_new_source_is_held_back_until_its_keyframe() -> None:
     assert sent[2].sequence_number == (sent[1].sequence_number + 1) % 65536
     await first_receiver.stop()
     await second_receiver.stop()
+
+
+async def test_keyframe_requests_of_a_stream_waiting_for_its_keyframe_are_not_the_links() -> None:
+    # A video given back after a weak link held it (or a new source in the slot) waits
+    # for a keyframe, and the subscriber's decoder asks for one meanwhile: the weak-link
+    # judge counted those as loss and stopped the climb back up (rooms/link_quality.py).
+    wire, pub_wire = WireRecorder(), WireRecorder()
+    producer, receiver = await make_producer(pub_wire)
+    consumer = await make_consumer(wire)
+    consumer.attach(producer)
+    await publish(receiver, rtp(1, 0, b"\x10\x01delta"))  # waiting for a keyframe
+    await consumer.on_keyframe_request()
+    consumer.pause()
+    await consumer.on_keyframe_request()  # held back: its decoder stalls and asks
+    consumer.resume()
+    await publish(receiver, rtp(2, 3000, b"\x10\x00key"))
+    await publish(receiver, rtp(3, 6000, b"\x10\x01delta"))
+    assert consumer.link.plis_received == 2 and consumer.link_counters.plis_received == 0
+    await consumer.on_keyframe_request()  # the stream runs: this one is the link's
+    assert consumer.link.plis_received == 3 and consumer.link_counters.plis_received == 1
+    await receiver.stop()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
@@ -26,6 +27,27 @@ from tests.sfu_support import SubscribingClient, transport_options
 
 # 90 kHz / 30 fps: the publisher's timestamp step per frame (its pts is rounded: ±2).
 FRAME_TICKS = 3000
+
+
+@contextlib.asynccontextmanager
+async def one_video_subscribed() -> AsyncIterator[
+    tuple[SubscribingClient, SubscriberTransport, Any]
+]:
+    """A publisher's test pattern consumed by one subscriber connection (not answered
+    yet): its client, its transport and the consumer; everything closed after."""
+    options = transport_options()
+    publisher = PublisherTransport(options)
+    pub_pc, producer = await publishing_client(publisher)
+    client = SubscribingClient()
+    subscriber = SubscriberTransport(options, client.send_offer)
+    consumer = subscriber.consume(producer)
+    try:
+        yield client, subscriber, consumer
+    finally:
+        await subscriber.close()
+        await publisher.close()
+        await pub_pc.close()
+        await client.pc.close()
 
 
 async def publishing_client(transport: PublisherTransport) -> tuple[RTCPeerConnection, Any]:
@@ -166,13 +188,7 @@ async def test_a_nack_storm_gets_no_more_than_the_retransmission_budget() -> Non
     # Issue 16: a congested browser NACKed the same packets many times a second and
     # got each of them again every time. Here the subscriber asks for its last 60
     # packets every 10 ms for 3 s (at 1 RTT of a few ms on loopback).
-    options = transport_options()
-    publisher = PublisherTransport(options)
-    pub_pc, producer = await publishing_client(publisher)
-    client = SubscribingClient()
-    subscriber = SubscriberTransport(options, client.send_offer)
-    consumer = subscriber.consume(producer)
-    try:
+    async with one_video_subscribed() as (client, subscriber, consumer):
         await client.answer(subscriber)
         receiver = client.pc.getTransceivers()[0].receiver
         link = LossyLink(receiver.transport, consumer.ssrc, consumer.sender.rtx_ssrc)
@@ -205,11 +221,6 @@ async def test_a_nack_storm_gets_no_more_than_the_retransmission_budget() -> Non
         assert 0 < resent <= allowed, (resent, media, asked)
         refused = after.retransmissions_refused
         assert refused.get(OVER_BUDGET, 0) > 0 and refused.get(WITHIN_RTT, 0) > 0
-    finally:
-        await subscriber.close()
-        await publisher.close()
-        await pub_pc.close()
-        await client.pc.close()
 
 
 async def test_rtx_from_a_publisher_of_two_videos_fills_the_holes_of_both() -> None:

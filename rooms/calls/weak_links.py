@@ -44,6 +44,7 @@ from typing import Any
 
 from rooms.calls.core import CallCore
 from rooms.calls.downlink import DownlinkSampler
+from rooms.calls.link_probes import LinkProbes
 from rooms.calls.link_rest import MediaMoves, link_moves
 from rooms.calls.participant import Participant, safe_send
 from rooms.calls.ticker import CallTicker
@@ -99,6 +100,9 @@ class SubscriberLink:
     told_hosts: Quality = Quality.GOOD
     paced_drops: int = 0  # the pacer's count of dropped video at the last round
     queue: QueueDelay = field(default_factory=QueueDelay)  # its round trips
+    probes: LinkProbes = field(default_factory=LinkProbes)  # before steps up
+    # What the link delivered of the videos when it last lost much (bit/s), if it did.
+    delivered_bps: float | None = None
     # What the link's counters were when it was last judged and left at rest (None:
     # not at rest): while they stay so, judging again would change nothing.
     rest_key: tuple[object, ...] | None = None
@@ -199,7 +203,24 @@ class WeakLinks:
             congested, carried = _measured(
                 link, subscriber, sample, videos, now, weak_for >= CONGESTED_AFTER
             )
-            link.fit.step(now, estimate, videos, present, congested, clean_for, carried)
+            if link.probes.settle(link.fit, link.queue, now):
+                link.delivered_bps = None  # not as short as when it lost much
+            probe_first = link.probes.usable(subscriber)
+            if not probe_first:
+                link.delivered_bps = None  # only a probe could tell when to forget it
+            fit = link.fit
+            fit.step(
+                now,
+                estimate,
+                videos,
+                present,
+                congested,
+                clean_for,
+                carried,
+                probe_first=probe_first,
+                measured_bps=link.delivered_bps,
+            )
+            link.probes.start(fit, subscriber)
             # Paced by the estimate only while the link is known to be short: a
             # receiver short of CPU says far too little (see CONGESTED_AFTER).
             subscriber.pace_by_estimate(
@@ -380,6 +401,8 @@ def _measured(
     measured): heavy loss (at once when a quarter or more: no need to wait for the
     judge), the pacer's drops, a growing queue, or, just after a step up, any loss."""
     carried = _carried(sample, videos, link.fit)
+    if carried is not None:
+        link.delivered_bps = carried / LOSS_UNDERCOUNT
     if carried is not None and sample is not None and (sample.loss or 0.0) >= HEAVY_LOSS:
         congested = True
     paced = _paced(subscriber, link)

@@ -14,18 +14,13 @@ with no gap over a second after the first 5 s (a gap while that video was held
 back is a pause, not a freeze); once the link is lifted to 20 Mbit/s, every
 held video comes back within 15 s.
 
-A scenario, not (yet) part of the suite: its file name is not collected by
-`pytest tests`; run it by name (`pytest tests/scenario_subscriber_bandwidth.py`).
-It does not pass reliably yet: on the shared 2-core machine 11 of 28 runs passed
-on 2026-12-04 (4 of 7 with the code as it stands; main: 0 of 10). Audio now stays
-under 1 % (27 of 28) and every video comes back within 15 s in most runs that get
-there, but a kept video still freezes for 1.5-5 s in about half the runs: a hole
-from the first seconds' overload not repaired before the warm-up ends, or a step
-up that overflows the link's queue before its round trips show it (figures in
-docs/performance.md "The 1 Mbit/s subscriber again"). On a quiet machine
-(2026-12-05) 8 of 10 passed, audio 0.00 % in all ten; one run froze the kept video
-twice for 1.6 s, one took 16.9 s to give every video back ("... on a quiet machine").
-It moves to tests/test_*.py when it passes.
+A climb back up on that link starts only after a probe (rooms/calls/link_probes.py,
+sfu/probe.py): an 8 kB burst of padding and a sender report behind it; on the
+1 Mbit/s link its echo comes back 30-130 ms late and nothing is stepped up (no
+step up overflows the link's queue any more), once the link is lifted ~1-3 ms
+and the videos climb back, two steps, two, four..., every 2 s. Before the probes: 8 of 10 runs
+passed on a quiet machine (2026-12-05), 11 of 28 on a loaded one; with them see
+docs/performance.md "Probes before a climb".
 """
 
 from __future__ import annotations

@@ -1,0 +1,85 @@
+"""A climb back up on a short link starts only after a probe of it (sfu/probe.py).
+
+Once a subscriber's `LayerFit` (rooms/layer_fit.py) has cut what it sends to fit
+the link, a step back up that the link cannot carry (a video coming back, a layer
+up) fills the link's queue for a second or two before the round trips show it,
+and its first frame is a keyframe: on a 1 Mbit/s link that overflowed a 100 ms
+queue and froze the videos kept (docs/performance.md "The 1 Mbit/s subscriber").
+So the first step of a climb waits for a probe: a burst of `PROBE_BYTES` of
+padding, then a sender report behind it. Its echo's round trip against the
+link's usual one (`QueueDelay.floor`, rooms/queue_delay.py): within
+`PROBE_QUEUE` of it, the link has far more room than when it was cut (it was
+lifted): the climb starts, and what the link delivered when it lost much no
+longer says it is short; over it, the burst queued up (no picture lost) and
+the plan waits as after a step undone. The climb's next steps are judged by
+the round trips as before (rooms/calls/weak_links.py).
+
+A subscriber whose reports never echo the probe's (`UNANSWERED_LIMIT` in a
+row) is not probed again: its climbs start as before, without one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from rooms.layer_fit import LayerFit
+from rooms.queue_delay import QueueDelay
+from sfu.probe import Probe
+from sfu.subscriber_transport import SubscriberTransport
+
+logger = logging.getLogger(__name__)
+
+# The burst: past a home link's shaper allowance and what 1 Mbit/s drains in 5 ms, well
+# within its queue (sfu/probe.py). On a link of 300 kbit/s it queues ~0.2 s once.
+PROBE_BYTES = 8_000
+# The probe's round trip this far over the link's usual one: the burst queued up (10 kB
+# on the test bed's 1 Mbit/s link: 45-133 ms in 40 probes; lifted to 20 Mbit/s: 1-3 ms).
+PROBE_QUEUE = 0.015
+UNANSWERED_LIMIT = 3
+
+
+@dataclass
+class LinkProbes:
+    """One subscriber's probes: the one out, and whether its reports answer them."""
+
+    probe: Probe | None = None
+    unanswered: int = 0  # probes in a row whose reports were not echoed
+    passed: int = 0
+    failed: int = 0
+    last_rtt: float | None = None  # the last probe's round trip, when it was echoed
+
+    def usable(self, subscriber: SubscriberTransport) -> bool:
+        """Whether climbs wait for probes (`LayerFit.step`'s `probe_first`)."""
+        return self.unanswered < UNANSWERED_LIMIT and subscriber.can_probe
+
+    def settle(self, fit: LayerFit, queue: QueueDelay, now: float) -> bool:
+        """The probe out came back (or will not): tell the plan. True: it passed."""
+        probe = self.probe
+        if probe is None or not probe.done(now):
+            return False
+        self.probe = None
+        rtt = self.last_rtt = probe.rtt
+        if rtt is None:
+            self.unanswered += 1
+            fit.probed(now, False)
+            return False
+        self.unanswered = 0
+        usual = queue.floor if queue.floor is not None else 0.0
+        passed = rtt <= usual + PROBE_QUEUE
+        self.passed += passed
+        self.failed += not passed
+        logger.debug(
+            "probe of %d bytes: %.1f ms against %.1f ms: %s",
+            probe.bytes_sent,
+            rtt * 1e3,
+            usual * 1e3,
+            "passed" if passed else "failed",
+        )
+        fit.probed(now, passed)
+        return passed
+
+    def start(self, fit: LayerFit, subscriber: SubscriberTransport) -> None:
+        """Send the probe the plan asks for, unless one is out."""
+        if fit.wants_probe and self.probe is None:
+            self.probe = subscriber.probe(PROBE_BYTES)

@@ -1,0 +1,107 @@
+"""rooms/calls/link_probes.py: a probe's echo judged against the link's usual round trip,
+the plan told, and a subscriber whose reports never echo probes no longer probed.
+
+The probes are real (sfu/probe.py); what they go out on is a stand-in for a consumer
+(tests/test_sfu_probe.py has them over a real link) whose echo the test writes into
+its `LinkStats`, as a receiver report would."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any
+
+from aiortc.rtp import RtcpReceiverInfo
+
+from rooms.calls.link_probes import PROBE_BYTES, PROBE_QUEUE, UNANSWERED_LIMIT, LinkProbes
+from rooms.layer_fit import FitSettings, FitVideo, LayerFit
+from rooms.queue_delay import QueueDelay
+from sfu.link import PROBE_ANSWER_WITHIN, LinkStats
+from sfu.probe import Probe
+
+
+class Stream:
+    """What a probe needs of a consumer: padding sent, a report remembered."""
+
+    def __init__(self) -> None:
+        self.link_stats = LinkStats(90000)
+        self.padding = 0
+        self.ntp = 0
+
+    def send_padding(self, size: int) -> int:
+        self.padding += size
+        return size
+
+    def send_probe_report(self) -> Coroutine[Any, Any, None] | None:
+        self.ntp += 1 << 32
+        self.link_stats.sender_report_sent(self.ntp, asyncio.get_running_loop().time(), True)
+        return asyncio.sleep(0)
+
+    def echo(self, queued: float) -> None:
+        """The subscriber's report of our last one, which waited `queued` on the way."""
+        sent = self.link_stats.probe_sent_at
+        lsr = (self.ntp >> 16) & 0xFFFFFFFF
+        block = RtcpReceiverInfo(ssrc=1, fraction_lost=0, packets_lost=0,
+                                 highest_sequence=1, jitter=0, lsr=lsr, dlsr=0)  # fmt: skip
+        self.link_stats.report_received(block, sent + queued)
+
+
+WHOLE = [FitVideo(f"pupil-{n}", (300e3,), 0) for n in range(4)]
+
+
+def waiting_fit() -> LayerFit:
+    """A plan with two videos held back whose next step up waits for a probe."""
+    fit = LayerFit(FitSettings(over_for=0.0))
+    fit.step(0.0, None, WHOLE, carried_bps=0.85e6)
+    fit.step(6.0, 0.1e6, WHOLE, congested=False, clean_for=6, probe_first=True)
+    assert fit.held == ["pupil-0", "pupil-1"] and fit.wants_probe
+    return fit
+
+
+def usual_queue(rtt: float) -> QueueDelay:
+    queue = QueueDelay()
+    queue.observe(rtt, 0.0)
+    return queue
+
+
+async def probed(queued: float | None) -> tuple[LayerFit, LinkProbes]:
+    """One probe for the waiting climb, echoed after `queued` (None: never echoed)."""
+    fit, probes, stream = waiting_fit(), LinkProbes(), Stream()
+    probes.probe = probe = Probe([stream], PROBE_BYTES)
+    while probe.reported_at is None:
+        await asyncio.sleep(0.005)
+    assert stream.padding == probe.bytes_sent == PROBE_BYTES
+    if queued is not None:
+        stream.echo(queued)
+    now = probe.reported_at + (0.1 if queued is not None else PROBE_ANSWER_WITHIN)
+    probes.settle(fit, usual_queue(0.002), now)
+    assert probes.probe is None
+    return fit, probes
+
+
+async def test_a_probe_within_the_usual_round_trip_lets_the_climb_start() -> None:
+    fit, probes = await probed(0.002 + PROBE_QUEUE - 0.005)
+    assert (probes.passed, probes.failed, probes.unanswered) == (1, 0, 0)
+    assert fit.step(6.5, 0.1e6, WHOLE, congested=False, clean_for=7, probe_first=True)
+    assert fit.held == []  # two steps: the probe counts as the first that held
+
+
+async def test_a_probe_that_queued_up_keeps_the_step_and_waits_again() -> None:
+    fit, probes = await probed(0.002 + PROBE_QUEUE + 0.005)
+    assert (probes.passed, probes.failed, probes.unanswered) == (0, 1, 0)
+    assert not fit.step(6.5, 0.1e6, WHOLE, congested=False, clean_for=7, probe_first=True)
+    assert fit.held == ["pupil-0", "pupil-1"] and not fit.wants_probe
+
+
+async def test_probes_never_echoed_are_given_up_and_steps_go_unprobed() -> None:
+    fit, probes = await probed(None)
+    assert (probes.passed, probes.failed, probes.unanswered) == (0, 0, 1)
+    assert fit.held == ["pupil-0", "pupil-1"]
+
+    class Subscriber:
+        can_probe = True
+
+    probes.unanswered = UNANSWERED_LIMIT - 1
+    assert probes.usable(Subscriber())  # type: ignore[arg-type]
+    probes.unanswered = UNANSWERED_LIMIT
+    assert not probes.usable(Subscriber())  # type: ignore[arg-type]
