@@ -11,13 +11,14 @@ the link runs below its rate).
 
 Why a burst and not a longer probe at a modest rate: the link's answer is one
 round trip, and the shaper's allowance hides a slow excess. The test bed's
-1 Mbit/s link lets 6 kB through unqueued; a probe of 9 kB over 0.12 s at twice
-a 300 kbit/s step built no queue there and the step then overflowed the link,
-while 17 kB over 0.25 s filled its whole 150 ms queue (with the keyframes of the
-videos it carried) and lost packets of the videos kept. 12 kB in 20 ms gave
-58-133 ms there (one packet dropped once), 10 kB within 5 ms 45-133 ms (and
-overflowed the queue with a keyframe now and then), and 1-3 ms once the link was
-lifted to 20 Mbit/s; rooms/ sends 8 kB (rooms/calls/link_probes.py).
+1 Mbit/s link lets 6 kB through unqueued; padding at 1.5-2 times a 300 kbit/s
+step, 8-9 kB over 0.12-0.25 s, built little or no queue there and the step it
+let through then overflowed the link, while 17 kB over 0.25 s filled its whole
+150 ms queue (with the keyframes of the videos it carried) and lost packets of
+the videos kept. 12 kB in 20 ms gave 58-133 ms there (one packet dropped once),
+10 kB within 5 ms 45-133 ms (and overflowed the queue with a keyframe now and
+then), 8 kB 28-107 ms, and 0.3-3 ms once the link was lifted to 20 Mbit/s;
+rooms/ sends 8 kB (rooms/calls/link_probes.py).
 
 libwebrtc's prober reads the rate a cluster of probe packets arrived at from
 transport-wide feedback; a subscriber that sends REMB gives no such timing,

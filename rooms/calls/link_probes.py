@@ -33,8 +33,8 @@ logger = logging.getLogger(__name__)
 # The burst: past a home link's shaper allowance and what 1 Mbit/s drains in 5 ms, well
 # within its queue (sfu/probe.py). On a link of 300 kbit/s it queues ~0.2 s once.
 PROBE_BYTES = 8_000
-# The probe's round trip this far over the link's usual one: the burst queued up (10 kB
-# on the test bed's 1 Mbit/s link: 45-133 ms in 40 probes; lifted to 20 Mbit/s: 1-3 ms).
+# The probe's round trip this far over the link's usual one: the burst queued up (8 kB
+# on the test bed's 1 Mbit/s link: 28-107 ms; lifted to 20 Mbit/s: 0.3-3 ms).
 PROBE_QUEUE = 0.015
 UNANSWERED_LIMIT = 3
 
