@@ -166,10 +166,28 @@ class LayerFit:
             return self._step_down(now, videos, fits) or changed
         if upward is None:
             return changed
+        climbed = self._climb(
+            now, upward, videos, forwarded, budget, clean_for, probe_first, measured_bps
+        )
+        return climbed or changed
+
+    def _climb(
+        self,
+        now: float,
+        upward: tuple[str, float],
+        videos: Sequence[FitVideo],
+        forwarded: float,
+        budget: float,
+        clean_for: float,
+        probe_first: bool,
+        measured_bps: float | None,
+    ) -> bool:
+        """Steps up, if it is time for any (and a probe let them, see `step`)."""
+        settings = self.settings
         roomy = self._room_since is not None and now - self._room_since >= self.resume_after
         steps, ramp = self._steps_up(now, clean_for, roomy)
         if steps == 0:
-            return changed
+            return False
         climbing = self._resumed_at is not None
         short = measured_bps is not None
         if short:
@@ -181,7 +199,7 @@ class LayerFit:
             passed = self._probe_passed
             if passed is None or now - passed > settings.probe_valid:
                 self.wants_probe = True
-                return changed
+                return False
             if not climbing and not short:  # the probe counts as a step that held
                 steps, ramp = 2, 2
         # On a link known short one step, whatever room the estimate says it has.

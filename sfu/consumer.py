@@ -11,7 +11,6 @@ the subscriber's reports say is in `link` (sfu/link.py).
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Coroutine, Sequence
 from typing import Any
@@ -27,7 +26,6 @@ from sfu.layer_select import ASK, FORWARD, SWITCHED, ConsumerLayers, LayerSelect
 from sfu.layers import Layer
 from sfu.link import LinkCounters, LinkReport, LinkStats
 from sfu.pacer import AUDIO, RETRANSMISSION, VIDEO, Pacer
-from sfu.padding import padding_packet
 from sfu.producer import CachedPacket, Producer
 from sfu.red_forwarding import audio_packet, handles
 from sfu.retransmit import BEFORE_KEYFRAME, NOT_CACHED, RetransmitBudget, RetransmitLimiter
@@ -35,14 +33,14 @@ from sfu.rtp_header import (
     AST_UNITS,
     RTP_HEADER,
     RTP_HEADER_AST,
-    RTX_OSN,
     SEQ_TS,
     ast_element,
     header_size,
     rtp_header,
     stamped,
 )
-from sfu.rtp_rewrite import HALF_SEQ, SEQ_MOD, StreamRewriter
+from sfu.rtp_rewrite import SEQ_MOD, StreamRewriter
+from sfu.rtx_stream import RtxStream
 
 # A subscriber's own keyframe requests reach the publisher at most this often.
 SUBSCRIBER_KEYFRAME_INTERVAL = 1.0
@@ -80,9 +78,7 @@ class Consumer:
         self.paused = False
         # Producer codec payload type -> the subscriber's (None: no matching codec).
         self._pt_map: dict[int | None, int | None] = {}
-        # The subscriber's media payload type -> its RTX payload type, if negotiated.
-        self._rtx_pt: dict[int, int] = {}
-        self._rtx_seq = random.randrange(HALF_SEQ)
+        self.rtx = RtxStream()  # retransmissions and probes' padding (RFC 4588)
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_subscriber_request = -SUBSCRIBER_KEYFRAME_INTERVAL
         # Video of a new source waits for its keyframe (sfu/keyframes.py); the
@@ -113,11 +109,6 @@ class Consumer:
     def link_stats(self) -> LinkStats:
         """The live record behind `link`, for readers that only sum it (sfu/stats.py)."""
         return self._stats
-
-    @property
-    def rtx_payload_types(self) -> dict[int, int]:
-        """The subscriber's media payload type -> its RTX payload type (empty: no RTX)."""
-        return dict(self._rtx_pt)
 
     @property
     def link_counters(self) -> LinkCounters:
@@ -382,13 +373,7 @@ class Consumer:
         ast_id = self.sender.abs_send_time_id
         self._ast_element = ast_element(ast_id)
         self._header_size = header_size(self._ast_element)
-        self._rtx_pt = {
-            apt: c.payloadType
-            for c in codecs
-            if c.mimeType.lower().endswith("/rtx")
-            and isinstance(apt := c.parameters.get("apt"), int)
-            and c.payloadType is not None
-        }
+        self.rtx.negotiate(codecs)
         if self.ready:
             self._request_keyframe_soon()
 
@@ -417,7 +402,7 @@ class Consumer:
             # it is of no use to the subscriber's decoder.
             stats.refuse(BEFORE_KEYFRAME)
             return None
-        rtx_pt = self._rtx_pt.get(out_pt)
+        rtx_pt = self.rtx.payload_types.get(out_pt)
         size = self._header_size + len(entry.payload) + (2 if rtx_pt is not None else 0)
         delivery_bps = self.pacer.media_bps * (1 - stats.fraction_lost)
         refusal = self._limiter.refusal(
@@ -440,13 +425,9 @@ class Consumer:
         if rtx_pt is None:  # on the media SSRC: the same packet again
             marker_pt = (entry.marker << 7) | out_pt
             return rtp_header(marker_pt, out_seq, out_ts, self.ssrc, self._ast_element) + payload
-        # RTX (RFC 4588): its own SSRC, payload type and numbering, so the subscriber
-        # (and we) can tell a retransmission from the original.
-        self._rtx_seq = (self._rtx_seq + 1) % SEQ_MOD
-        marker_pt = (entry.marker << 7) | rtx_pt
-        ssrc = self.sender.rtx_ssrc
-        header = rtp_header(marker_pt, self._rtx_seq, out_ts, ssrc, self._ast_element)
-        return header + RTX_OSN.pack(out_seq) + payload
+        marker_pt = (entry.marker << 7) | rtx_pt  # RTX: its own SSRC and numbering
+        rtx_ssrc, element = self.sender.rtx_ssrc, self._ast_element
+        return self.rtx.retransmission(marker_pt, out_seq, out_ts, rtx_ssrc, element, payload)
 
     async def on_keyframe_request(self) -> None:
         """The subscriber asks for a keyframe (PLI/FIR): passed on at most once per
@@ -476,27 +457,17 @@ class Consumer:
     @property
     def can_pad(self) -> bool:
         """Whether `send_padding` can send: a video stream sending, with RTX negotiated."""
-        return self._fast is not None and not self.paused and bool(self._rtx_pt)
+        return self._fast is not None and not self.paused and bool(self.rtx.payload_types)
 
     def send_padding(self, size: int) -> int:
         """One padding-only packet of about `size` bytes on the RTX stream (sfu/padding.py),
         for a probe (sfu/probe.py), straight to the socket: the probe keeps its own rate.
         The bytes sent (0: it cannot, see `can_pad`)."""
-        fast = self._fast
-        if fast is None or self.paused or not self._rtx_pt:
+        fast, rtx_ssrc = self._fast, self.sender.rtx_ssrc
+        if fast is None or self.paused:
             return 0
-        self._rtx_seq = (self._rtx_seq + 1) % SEQ_MOD
-        data = padding_packet(
-            next(iter(self._rtx_pt.values())),
-            self._rtx_seq,
-            self.rewriter.last_out_ts,
-            self.sender.rtx_ssrc,
-            self._ast_element,
-            size,
-        )
-        if self._ast_element is not None:
-            data = stamped(data, self._ast_element, time.monotonic())
-        return len(data) if fast.send(data) else 0
+        data = self.rtx.padding(self.rewriter.last_out_ts, rtx_ssrc, self._ast_element, size)
+        return len(data) if data is not None and fast.send(data) else 0
 
     def send_probe_report(self) -> Coroutine[Any, Any, None] | None:
         """A sender report now, behind a probe's padding; its echo is the probe's round

@@ -178,7 +178,7 @@ async def test_rtx_reaches_each_of_several_videos_of_one_subscriber() -> None:
     seen = await _decode_through_loss(3)
     assert len({video.consumer.sender.rtx_ssrc for video in seen}) == 3
     # Each m-section's RTX has a payload type of its own (sfu/rtx_sdp.py).
-    rtx_types = [set(video.consumer.rtx_payload_types.values()) for video in seen]
+    rtx_types = [set(video.consumer.rtx.payload_types.values()) for video in seen]
     assert all(rtx_types) and len(set.union(*rtx_types)) == sum(map(len, rtx_types)), rtx_types
     for video in seen:
         video.check()

@@ -48,6 +48,20 @@ class LinkProbes:
     passed: int = 0
     failed: int = 0
     last_rtt: float | None = None  # the last probe's round trip, when it was echoed
+    # What the link delivered of the videos when it last lost much (bit/s), if it did and
+    # no probe has passed since: the link is known short (`LayerFit.step`'s `measured_bps`).
+    delivered_bps: float | None = None
+
+    def before_step(
+        self, fit: LayerFit, queue: QueueDelay, subscriber: SubscriberTransport, now: float
+    ) -> bool:
+        """Before the plan's step: the probe out settled; whether climbs wait for probes."""
+        if self.settle(fit, queue, now):
+            self.delivered_bps = None  # not as short as when it lost much
+        usable = self.usable(subscriber)
+        if not usable:
+            self.delivered_bps = None  # only a probe could tell when to forget it
+        return usable
 
     def usable(self, subscriber: SubscriberTransport) -> bool:
         """Whether climbs wait for probes (`LayerFit.step`'s `probe_first`)."""

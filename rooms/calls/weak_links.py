@@ -101,8 +101,6 @@ class SubscriberLink:
     paced_drops: int = 0  # the pacer's count of dropped video at the last round
     queue: QueueDelay = field(default_factory=QueueDelay)  # its round trips
     probes: LinkProbes = field(default_factory=LinkProbes)  # before steps up
-    # What the link delivered of the videos when it last lost much (bit/s), if it did.
-    delivered_bps: float | None = None
     # What the link's counters were when it was last judged and left at rest (None:
     # not at rest): while they stay so, judging again would change nothing.
     rest_key: tuple[object, ...] | None = None
@@ -203,24 +201,13 @@ class WeakLinks:
             congested, carried = _measured(
                 link, subscriber, sample, videos, now, weak_for >= CONGESTED_AFTER
             )
-            if link.probes.settle(link.fit, link.queue, now):
-                link.delivered_bps = None  # not as short as when it lost much
-            probe_first = link.probes.usable(subscriber)
-            if not probe_first:
-                link.delivered_bps = None  # only a probe could tell when to forget it
-            fit = link.fit
+            probes, fit = link.probes, link.fit
+            probe_first = probes.before_step(fit, link.queue, subscriber, now)
+            measured = probes.delivered_bps
             fit.step(
-                now,
-                estimate,
-                videos,
-                present,
-                congested,
-                clean_for,
-                carried,
-                probe_first=probe_first,
-                measured_bps=link.delivered_bps,
+                now, estimate, videos, present, congested, clean_for, carried, probe_first, measured
             )
-            link.probes.start(fit, subscriber)
+            probes.start(fit, subscriber)
             # Paced by the estimate only while the link is known to be short: a
             # receiver short of CPU says far too little (see CONGESTED_AFTER).
             subscriber.pace_by_estimate(
@@ -402,7 +389,7 @@ def _measured(
     judge), the pacer's drops, a growing queue, or, just after a step up, any loss."""
     carried = _carried(sample, videos, link.fit)
     if carried is not None:
-        link.delivered_bps = carried / LOSS_UNDERCOUNT
+        link.probes.delivered_bps = carried / LOSS_UNDERCOUNT
     if carried is not None and sample is not None and (sample.loss or 0.0) >= HEAVY_LOSS:
         congested = True
     paced = _paced(subscriber, link)

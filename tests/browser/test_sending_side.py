@@ -80,10 +80,10 @@ async def test_chromium_takes_rtx_and_reports_its_link() -> None:
             # Chromium's answer kept RTX for the video codec it receives, in each
             # m-section under its own payload type.
             for consumer in video:
-                assert consumer.rtx_payload_types, consumer.sender.negotiated_codecs
+                assert consumer.rtx.payload_types, consumer.sender.negotiated_codecs
             for transport in {c.sender.transport for c in video}:
                 ours = [c for c in video if c.sender.transport is transport]
-                types = [set(c.rtx_payload_types.values()) for c in ours]
+                types = [set(c.rtx.payload_types.values()) for c in ours]
                 assert len(ours) == 2 and not types[0] & types[1], types
 
             # Its receiver reports echo our sender reports: an RTT, and no loss.
