@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from playwright.async_api import expect
 
 from signalling.config import DEMO_KEY_ID
 from signalling.keys import LESSONS
@@ -131,7 +132,9 @@ async def test_demo_journal_creates_opens_embeds_and_ends_a_lesson() -> None:
         tab = await new_tab.value
         await tab.wait_for_url("**/call/les_*", timeout=10000)
         await tab.locator("#screen-prejoin").wait_for(state="visible", timeout=10000)
-        assert await tab.locator("#lesson-title").inner_text() == "Математика, 5А"
+        # The title comes with the lesson's info, fetched after the screen shows ("Урок"
+        # until then): read once, it raced the fetch (a clean-clone run, 2026-12-05).
+        await expect(tab.locator("#lesson-title")).to_have_text("Математика, 5А", timeout=10000)
         await tab.close()
 
         # "Завершить" ends the lesson for everyone in the call.
