@@ -464,7 +464,7 @@ class Consumer:
         for a probe (sfu/probe.py), straight to the socket: the probe keeps its own rate.
         The bytes sent (0: it cannot, see `can_pad`)."""
         fast, rtx_ssrc = self._fast, self.sender.rtx_ssrc
-        if fast is None or self.paused:
+        if fast is None or not self.can_pad:
             return 0
         data = self.rtx.padding(self.rewriter.last_out_ts, rtx_ssrc, self._ast_element, size)
         return len(data) if data is not None and fast.send(data) else 0

@@ -67,7 +67,6 @@ class Probe:
     ) -> None:
         self.settings = settings = settings or ProbeSettings()
         self.size = size
-        self.duration = settings.duration
         self.bytes_sent = 0
         self.started_at = time.monotonic()
         self.reported_at: float | None = None
@@ -80,7 +79,8 @@ class Probe:
     def _tick(self) -> None:
         self._timer = None
         now = time.monotonic()
-        share = min(1.0, (now - self.started_at) / self.duration) if self.duration > 0 else 1.0
+        duration = self.settings.duration
+        share = min(1.0, (now - self.started_at) / duration) if duration > 0 else 1.0
         due = self.size * share - self.bytes_sent
         failed = 0
         while due > 0 and failed < len(self._streams):

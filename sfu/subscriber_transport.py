@@ -281,12 +281,15 @@ class SubscriberTransport(WebRtcTransport):
     @property
     def can_probe(self) -> bool:
         """Whether a video stream could carry a probe's padding now (`probe`)."""
-        return any(c.kind == "video" and c.can_pad for c in self.consumers)
+        return bool(self._padded_streams())
+
+    def _padded_streams(self) -> list[Consumer]:
+        return [c for c in self.consumers if c.kind == "video" and c.can_pad]
 
     def probe(self, size: int) -> Probe | None:
         """Probe the link with a burst of `size` bytes on top of its media (sfu/probe.py);
         None when no video stream can carry padding (none sending, or no RTX)."""
-        streams = [c for c in self.consumers if c.kind == "video" and c.can_pad]
+        streams = self._padded_streams()
         if self.closed or not streams:
             return None
         if self._probe is not None:
