@@ -105,6 +105,9 @@ class LayerFit:
         self._over_since: float | None = None
         self._room_since: float | None = None
         self._changed_at: float | None = None
+        # When a probe last failed: the next climb waits from then, as after a step
+        # undone, but nothing was stepped (a step down is not held off by it).
+        self._probe_failed_at: float | None = None
         self._resumed_at: float | None = None
         self._ramp = 1  # steps up the next confirmed step up takes
         self._doubted = False  # congestion seen since the last step up
@@ -221,7 +224,7 @@ class LayerFit:
             self._probe_passed = now
             return
         self._probe_passed = None
-        self._changed_at = now
+        self._probe_failed_at = now
         self._resumed_at = self._room_since = None
         self._ramp = 1
         self._probed = False
@@ -246,7 +249,11 @@ class LayerFit:
         grow, nothing was lost) is followed at once by as many again, then twice as
         many (`_ramp`: 1, 1, 2, 4...): a link that was lifted gets its videos back
         in a few steps, not one per `resume_after`."""
-        since_change = now - self._changed_at if self._changed_at is not None else clean_for
+        waited_from = max(
+            (at for at in (self._changed_at, self._probe_failed_at) if at is not None),
+            default=None,
+        )
+        since_change = now - waited_from if waited_from is not None else clean_for
         if self._resumed_at is not None and not self._doubted and clean_for >= since_change:
             return self._ramp, 2 * self._ramp
         if roomy or min(clean_for, since_change) >= self.resume_after:

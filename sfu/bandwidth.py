@@ -153,6 +153,15 @@ class BandwidthEstimator:
         elif sent < bound:
             self.loss_bound_bps = max(sent, bound * (1 - self.settings.queue_cut))
 
+    def on_link_proven(self, bps: float) -> None:
+        """A probe showed the link carries at least `bps` more than is sent (sfu/probe.py):
+        what it delivered when it lost much no longer bounds it (the pacer follows the
+        bound: held there, a climb's videos queued in the pacer and were dropped)."""
+        bound = self.loss_bound_bps
+        if bound is not None:
+            self.loss_bound_bps = max(bound, self._sent_bps() + bps)
+            self._delivered.clear()
+
     def forget_stream(self, ssrc: int) -> None:
         self._streams.pop(ssrc, None)
 

@@ -320,6 +320,20 @@ def test_a_failed_probe_waits_as_a_step_undone_but_its_wait_stops_doubling() -> 
     assert fit.held == ["pupil-0", "pupil-1"] and fit.resume_after == 2 * FAST.resume_after
 
 
+def test_a_failed_probe_does_not_hold_off_a_step_down() -> None:
+    """A probe cost no picture and changed nothing forwarded: the link, over what it
+    carries just after one (the probe may have tipped it over), is cut at once, not
+    after `settle_seconds` (the 1 Mbit/s subscriber froze 2-3 s after failed probes)."""
+    whole = [FitVideo(f"pupil-{n}", (300e3,), 0) for n in range(4)]
+    fit = LayerFit(FAST)
+    held_back_on_a_clean_link(fit, whole)
+    fit.step(5.0, 0.1e6, whole, congested=False, clean_for=5, probe_first=True)
+    assert fit.wants_probe
+    fit.probed(5.5, passed=False)
+    assert fit.step(6.0, 0.1e6, whole, congested=True, carried_bps=0.5e6, probe_first=True)
+    assert fit.held == ["pupil-0", "pupil-1", "pupil-2"]
+
+
 def test_without_probe_first_steps_are_taken_as_before() -> None:
     whole = [FitVideo(f"pupil-{n}", (300e3,), 0) for n in range(4)]
     fit = LayerFit(FAST)

@@ -13,9 +13,16 @@ from typing import Any
 
 from aiortc.rtp import RtcpReceiverInfo
 
-from rooms.calls.link_probes import PROBE_BYTES, PROBE_QUEUE, UNANSWERED_LIMIT, LinkProbes
+from rooms.calls.link_probes import (
+    PROBE_BYTES,
+    PROBE_QUEUE,
+    PROVEN_BPS,
+    UNANSWERED_LIMIT,
+    LinkProbes,
+)
 from rooms.layer_fit import FitSettings, FitVideo, LayerFit
 from rooms.queue_delay import QueueDelay
+from sfu.bandwidth import BandwidthEstimator
 from sfu.link import PROBE_ANSWER_WITHIN, LinkStats
 from sfu.probe import Probe
 
@@ -64,8 +71,22 @@ def usual_queue(rtt: float) -> QueueDelay:
     return queue
 
 
-async def probed(queued: float | None) -> tuple[LayerFit, LinkProbes]:
-    """One probe for the waiting climb, echoed after `queued` (None: never echoed)."""
+class Subscriber:
+    """What LinkProbes needs of a subscriber: whether it can be probed, its estimator
+    (real: the bound after heavy loss at 500 kbit/s, 400 kbit/s sent since the cut)."""
+
+    can_probe = True
+
+    def __init__(self) -> None:
+        self.bandwidth = BandwidthEstimator(lambda: 400e3)
+        self.bandwidth.loss_bound_bps = 500e3
+
+
+async def probed(
+    queued: float | None, subscriber: Subscriber | None = None
+) -> tuple[LayerFit, LinkProbes]:
+    """One probe for the waiting climb, echoed after `queued` (None: never echoed);
+    settled by `before_step` when a subscriber is given."""
     fit, probes, stream = waiting_fit(), LinkProbes(), Stream()
     probes.probe = probe = Probe([stream], PROBE_BYTES)
     while probe.reported_at is None:
@@ -74,7 +95,10 @@ async def probed(queued: float | None) -> tuple[LayerFit, LinkProbes]:
     if queued is not None:
         stream.echo(queued)
     now = probe.reported_at + (0.1 if queued is not None else PROBE_ANSWER_WITHIN)
-    probes.settle(fit, usual_queue(0.002), now)
+    if subscriber is None:
+        probes.settle(fit, usual_queue(0.002), now)
+    else:
+        probes.before_step(fit, usual_queue(0.002), subscriber, now)  # type: ignore[arg-type]
     assert probes.probe is None
     return fit, probes
 
@@ -98,10 +122,21 @@ async def test_probes_never_echoed_are_given_up_and_steps_go_unprobed() -> None:
     assert (probes.passed, probes.failed, probes.unanswered) == (0, 0, 1)
     assert fit.held == ["pupil-0", "pupil-1"]
 
-    class Subscriber:
-        can_probe = True
-
     probes.unanswered = UNANSWERED_LIMIT - 1
     assert probes.usable(Subscriber())  # type: ignore[arg-type]
     probes.unanswered = UNANSWERED_LIMIT
     assert not probes.usable(Subscriber())  # type: ignore[arg-type]
+
+
+async def test_a_probe_that_passed_lifts_the_pacers_bound_and_one_that_failed_does_not() -> None:
+    """The pacer follows what the link delivered when it lost much; held there, the
+    videos a climb gives back queued in the pacer and were dropped (the plan saw
+    congestion and cut again, on a link lifted to 20 Mbit/s)."""
+    subscriber = Subscriber()
+    _, probes = await probed(0.002 + PROBE_QUEUE - 0.005, subscriber)
+    assert probes.passed == 1
+    assert subscriber.bandwidth.loss_bound_bps == 400e3 + PROVEN_BPS
+    subscriber = Subscriber()
+    _, probes = await probed(0.002 + PROBE_QUEUE + 0.005, subscriber)
+    assert probes.failed == 1
+    assert subscriber.bandwidth.loss_bound_bps == 500e3

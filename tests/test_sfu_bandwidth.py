@@ -271,3 +271,23 @@ async def test_without_the_extension_the_header_stays_twelve_bytes() -> None:
     consumer.attach(producer)
     await publish(receiver, rtp(1, 0, b"\x10\x00key"))
     assert wire.sent[0][0] == 0x80 and wire.sent[0][12:] == b"\x10\x00key"
+
+
+def test_a_link_a_probe_proved_is_no_longer_bounded_by_what_it_delivered() -> None:
+    sent = Sent(2_000_000)
+    estimator = BandwidthEstimator(sent)
+    estimator.on_link_proven(4_000_000)
+    assert estimator.loss_bound_bps is None  # nothing bounded it: nothing to lift
+    now = feed(estimator, 0.5, 3, 0.0)
+    assert estimator.loss_bound_bps == pytest.approx(1_000_000, rel=0.01)
+    sent.bps = 600_000  # cut to fit; then a probe passed
+    estimator.on_link_proven(4_000_000)
+    assert estimator.delivered_bps(now) == 4_600_000
+    pacer = Pacer(PacerSettings())
+    pacer.follow(estimator.estimate_bps, estimator.delivered_bps)
+    pacer.admit(100, VIDEO, now)
+    assert pacer.pacing_bps == pytest.approx(4_600_000)  # a climb is not queued away
+    # Heavy loss again: what the link delivers now, not the median with the old windows.
+    sent.bps = 3_000_000
+    feed(estimator, 0.5, 2, now + 0.5)
+    assert estimator.loss_bound_bps == pytest.approx(1_500_000, rel=0.01)

@@ -10,8 +10,9 @@ padding, then a sender report behind it. Its echo's round trip against the
 link's usual one (`QueueDelay.floor`, rooms/queue_delay.py): within
 `PROBE_QUEUE` of it, the link has far more room than when it was cut (it was
 lifted): the climb starts, and what the link delivered when it lost much no
-longer says it is short; over it, the burst queued up (no picture lost) and
-the plan waits as after a step undone. The climb's next steps are judged by
+longer says it is short, nor holds the pacer back (sfu/bandwidth.py
+`on_link_proven`); over it, the burst queued up (no picture lost) and the plan
+waits as after a step undone. The climb's next steps are judged by
 the round trips as before (rooms/calls/weak_links.py).
 
 A subscriber whose reports never echo the probe's (`UNANSWERED_LIMIT` in a
@@ -37,6 +38,9 @@ PROBE_BYTES = 8_000
 # on the test bed's 1 Mbit/s link: 28-107 ms; lifted to 20 Mbit/s: 0.3-3 ms).
 PROBE_QUEUE = 0.015
 UNANSWERED_LIMIT = 3
+# What a probe that passed shows the link carries on top of its media, at least: the
+# burst drained within PROBE_QUEUE (4.3 Mbit/s).
+PROVEN_BPS = PROBE_BYTES * 8 / PROBE_QUEUE
 
 
 @dataclass
@@ -58,6 +62,7 @@ class LinkProbes:
         """Before the plan's step: the probe out settled; whether climbs wait for probes."""
         if self.settle(fit, queue, now):
             self.delivered_bps = None  # not as short as when it lost much
+            subscriber.bandwidth.on_link_proven(PROVEN_BPS)
         usable = self.usable(subscriber)
         if not usable:
             self.delivered_bps = None  # only a probe could tell when to forget it
