@@ -87,6 +87,9 @@ class _StreamLoss:
     highest_sequence: int  # extended, as last reported
     covered: int = 0  # sequence numbers the reports covered in this window
     lost: float = 0.0  # of those, lost (fraction_lost x covered)
+    # Given back after being held back (`on_resumed`): reports count for nothing until
+    # one covers a number past this one (16 bits).
+    rebase_until: int | None = None
 
 
 class BandwidthEstimator:
@@ -138,6 +141,10 @@ class BandwidthEstimator:
             covered = (highest_sequence - stream.highest_sequence) & 0xFFFFFFFF
             if covered < 0x80000000:  # not an older report arriving late
                 stream.highest_sequence = highest_sequence
+                if stream.rebase_until is not None:
+                    if 0 < (highest_sequence - stream.rebase_until) & 0xFFFF < 0x8000:
+                        stream.rebase_until = None  # past the gap: count from here
+                    return
                 stream.covered += covered
                 stream.lost += covered * fraction_lost / 256
 
@@ -162,8 +169,14 @@ class BandwidthEstimator:
             self.loss_bound_bps = max(bound, self._sent_bps() + bps)
             self._delivered.clear()
 
-    def forget_stream(self, ssrc: int) -> None:
-        self._streams.pop(ssrc, None)
+    def on_resumed(self, ssrc: int, last_seq: int) -> None:
+        """The stream `ssrc` is sent again after being held back, numbered on from
+        `last_seq`: what of the numbers up to it never arrived (lost on the link as it
+        was cut) the receiver reports only now; its reports count for nothing until one
+        covers a number past `last_seq`."""
+        stream = self._streams.get(ssrc)
+        if stream is not None:
+            stream.rebase_until = last_seq & 0xFFFF
 
     # ------------------------------------------------------------------ as SenderFeedback
 

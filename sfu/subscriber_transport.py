@@ -312,8 +312,9 @@ class SubscriberTransport(WebRtcTransport):
         producer = consumer.producer
         if producer is not None and producer.id in self._held:
             consumer.pause()
-        else:
+        elif consumer.paused:
             consumer.resume()
+            self.bandwidth.on_resumed(consumer.ssrc, consumer.rewriter.last_out_seq)
 
     def switch_source(self, old: Producer, new: Producer) -> None:
         """Forward `new` where `old` was (a publisher's replaced connection): same

@@ -131,3 +131,38 @@ async def test_the_round_trip_of_a_report_in_the_interval_and_none_without_one()
     later = sampler.sample(subscriber, 2.0)
     assert later is not None and later.rtt is None and later.rtt_median is None
     await receiver.stop()
+
+
+async def report_at(consumer: Consumer, highest: int, lost: int) -> None:
+    block = RtcpReceiverInfo(ssrc=consumer.ssrc, fraction_lost=0, packets_lost=lost,
+                             highest_sequence=highest, jitter=0, lsr=0, dlsr=0)  # fmt: skip
+    await consumer.sender._handle_rtcp_packet(RtcpRrPacket(ssrc=7, reports=[block]))
+
+
+async def test_loss_from_before_a_pause_seen_after_it_is_not_the_links_now() -> None:
+    """The link dropped the last packets sent before the stream was held back (the cut
+    came because it was full); the receiver sees that gap only when the stream is given
+    back, and reports it then: not loss of the link as it is now (it undid climbs on a
+    link lifted to 20 Mbit/s)."""
+    consumer, receiver, subscriber = await stream()
+    sampler = DownlinkSampler()
+    await publish(receiver, rtp(1, 0, KEY), *(rtp(seq, seq * 3000, DELTA) for seq in range(2, 51)))
+    last = consumer.rewriter.last_out_seq
+    await report_at(consumer, last - 4, lost=0)  # the last 4 never arrived
+    sampler.sample(subscriber, 0.0)
+    consumer.pause()
+    await report_at(consumer, last - 4, lost=0)
+    assert sampler.sample(subscriber, 1.0) is not None
+    consumer.resume()
+    await publish(
+        receiver, *(rtp(seq, seq * 3000, KEY if seq == 60 else DELTA) for seq in range(60, 81))
+    )
+    await report_at(consumer, consumer.rewriter.last_out_seq, lost=4)  # the gap, seen now
+    sample = sampler.sample(subscriber, 2.0)
+    assert sample is not None and sample.lost == 0
+    # From there on, loss counts as before.
+    await publish(receiver, *(rtp(seq, seq * 3000, DELTA) for seq in range(81, 101)))
+    await report_at(consumer, consumer.rewriter.last_out_seq, lost=7)
+    sample = sampler.sample(subscriber, 3.0)
+    assert sample is not None and (sample.expected, sample.lost) == (20, 3)
+    await receiver.stop()

@@ -291,3 +291,23 @@ def test_a_link_a_probe_proved_is_no_longer_bounded_by_what_it_delivered() -> No
     sent.bps = 3_000_000
     feed(estimator, 0.5, 2, now + 0.5)
     assert estimator.loss_bound_bps == pytest.approx(1_500_000, rel=0.01)
+
+
+def test_a_stream_given_back_reports_the_loss_from_before_its_pause_for_nothing() -> None:
+    """The last packets before a cut were lost on the full link; the receiver reports
+    them only once the stream is given back (a whole keyframe: 30-40 % of that report's
+    packets), on a link that may have been lifted meanwhile."""
+    estimator = BandwidthEstimator(Sent(1_000_000))
+    now = feed(estimator, 0.0, 2, 0.0)
+    stream = estimator._streams[1]
+    held_at = (stream.highest_sequence + 11) & 0xFFFF  # 11 sent before the pause, lost
+    estimator.on_resumed(1, held_at)
+    estimator.on_resumed(99, 5)  # a stream never reported: nothing to do
+    before, highest = stream.covered, stream.highest_sequence
+    estimator.on_report(1, round(0.4 * 256), highest + 30, now + 0.1)
+    assert stream.covered == before and stream.rebase_until is None
+    estimator.on_report(1, round(0.02 * 256), highest + 50, now + 0.2)
+    assert stream.covered == before + 50 - 30
+    # The next windows close without heavy loss: no bound from the old loss.
+    feed(estimator, 0.0, 2, now + 1.0)
+    assert estimator.loss < 0.1 and estimator.loss_bound_bps is None

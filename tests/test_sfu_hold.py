@@ -161,3 +161,30 @@ async def test_a_switched_source_keeps_its_slot_its_hold_and_needs_no_offer() ->
         await old_pc.close()
         if new_pc is not None:
             await new_pc.close()
+
+
+async def test_a_video_given_back_tells_the_estimate_where_its_numbers_went_on() -> None:
+    """Loss the receiver reports of numbers sent before the pause is not counted against
+    the link (sfu/bandwidth.py `on_resumed`)."""
+    publisher = PublisherTransport(transport_options())
+    pub_pc, (camera,) = await publish_from_client(publisher, ["video"])
+    client = SubscribingClient()
+    subscriber = SubscriberTransport(transport_options(), client.send_offer)
+    try:
+        on_camera = subscriber.consume(camera)
+        await client.answer(subscriber)
+        subscriber.bandwidth.on_report(on_camera.ssrc, 0, 1000, 0.0)
+        subscriber.hold([camera.id])
+        assert on_camera.paused
+        stream = subscriber.bandwidth._streams[on_camera.ssrc]
+        assert stream.rebase_until is None  # held back: nothing to tell yet
+        subscriber.hold([])
+        assert not on_camera.paused
+        assert stream.rebase_until == on_camera.rewriter.last_out_seq
+        subscriber.hold([])  # not held back, not given back: nothing new
+        assert stream.rebase_until == on_camera.rewriter.last_out_seq
+    finally:
+        await subscriber.close()
+        await publisher.close()
+        await client.pc.close()
+        await pub_pc.close()

@@ -18,7 +18,10 @@ sfu/link.py). `DownlinkSampler` takes differences:
   interval (a round trip not measured again is not a fresh one).
 
 Held-back (paused) streams count for nothing: their decoders stall and ask,
-which says nothing about the link.
+which says nothing about the link. Nor does the first report of a stream given
+back: packets lost on the link just before it was held back are seen as lost by
+the receiver only when the next one comes, after it is given back (a climb on a
+lifted link was undone by the loss of the keyframes dropped at the cut).
 """
 
 from __future__ import annotations
@@ -68,6 +71,10 @@ class _Counters(NamedTuple):
 class _Stream:
     at_sample: _Counters  # at the previous sample
     at_report: _Counters | None  # at the sample that first saw the latest report
+    # While held back: the last number used before it was (`last_out_seq`).
+    held_at_seq: int | None = None
+    # Given back: reports count for nothing until one covers a number past this one.
+    rebase_until: int | None = None
 
 
 @dataclass
@@ -111,7 +118,11 @@ class DownlinkSampler:
             stream = previous.get(consumer.id)
             if stream is None:
                 stream = _Stream(counters, counters if counters.reports else None)
-            elif not consumer.paused and consumer.producer is not None:
+            elif consumer.paused:
+                stream.held_at_seq = counters.last_out_seq
+            elif consumer.producer is not None:
+                if stream.held_at_seq is not None:  # given back since the last sample
+                    stream.rebase_until, stream.held_at_seq = stream.held_at_seq, None
                 self._add(totals, consumer, stream, counters)
             if counters.reports and (
                 stream.at_report is None or counters.reports > stream.at_report.reports
@@ -145,12 +156,24 @@ class DownlinkSampler:
             totals.keyframe_requests += now.keyframe_requests - before.keyframe_requests
         last = stream.at_report
         if last is not None and now.reports > last.reports:
-            covered, lost = _report_window(last, now)
-            totals.expected += covered
-            totals.lost += lost
+            if stream.rebase_until is not None:
+                # The first report past the numbers used before the stream was held back
+                # tells what of them never arrived: loss from before the pause, which
+                # the receiver only sees now. Not this window's.
+                if _past(now.highest_sequence, stream.rebase_until):
+                    stream.rebase_until = None
+            else:
+                covered, lost = _report_window(last, now)
+                totals.expected += covered
+                totals.lost += lost
         if now.rtt is not None and now.reports > before.reports:
             totals.rtt = max(totals.rtt or 0.0, now.rtt)
             totals.rtt_samples.append(now.rtt_sample if now.rtt_sample is not None else now.rtt)
+
+
+def _past(highest_sequence: int, seq: int) -> bool:
+    """Whether a report's (extended) highest sequence number is past `seq` (16-bit)."""
+    return 0 < (highest_sequence - seq) % _SEQ < _SEQ // 2
 
 
 def _median(values: list[float]) -> float | None:
