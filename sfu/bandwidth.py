@@ -37,6 +37,8 @@ from typing import Protocol
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
 from aiortc.rtp import RtcpReceiverInfo, unpack_remb_fci
 
+from sfu.rtp_rewrite import seq_newer
+
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 
 
@@ -142,7 +144,7 @@ class BandwidthEstimator:
             if covered < 0x80000000:  # not an older report arriving late
                 stream.highest_sequence = highest_sequence
                 if stream.rebase_until is not None:
-                    if 0 < (highest_sequence - stream.rebase_until) & 0xFFFF < 0x8000:
+                    if seq_newer(highest_sequence & 0xFFFF, stream.rebase_until):
                         stream.rebase_until = None  # past the gap: count from here
                     return
                 stream.covered += covered

@@ -31,6 +31,7 @@ from typing import NamedTuple
 
 from rooms.link_quality import DownlinkSample
 from sfu.consumer import Consumer
+from sfu.rtp_rewrite import seq_newer
 from sfu.subscriber_transport import SubscriberTransport
 
 _EXTENDED_SEQ = 1 << 32  # receiver reports' extended highest sequence numbers
@@ -160,7 +161,7 @@ class DownlinkSampler:
                 # The first report past the numbers used before the stream was held back
                 # tells what of them never arrived: loss from before the pause, which
                 # the receiver only sees now. Not this window's.
-                if _past(now.highest_sequence, stream.rebase_until):
+                if seq_newer(now.highest_sequence & 0xFFFF, stream.rebase_until):
                     stream.rebase_until = None
             else:
                 covered, lost = _report_window(last, now)
@@ -169,11 +170,6 @@ class DownlinkSampler:
         if now.rtt is not None and now.reports > before.reports:
             totals.rtt = max(totals.rtt or 0.0, now.rtt)
             totals.rtt_samples.append(now.rtt_sample if now.rtt_sample is not None else now.rtt)
-
-
-def _past(highest_sequence: int, seq: int) -> bool:
-    """Whether a report's (extended) highest sequence number is past `seq` (16-bit)."""
-    return 0 < (highest_sequence - seq) % _SEQ < _SEQ // 2
 
 
 def _median(values: list[float]) -> float | None:
