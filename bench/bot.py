@@ -25,7 +25,8 @@ from aiortc import (
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
-from sfu.aiortc_hooks import ForwardingReceiver, rtc_configuration
+from bench.preencoded import PreEncodedTrack
+from sfu.aiortc_hooks import ForwardingReceiver, on_keyframe_request, rtc_configuration
 
 PacketObserver = Callable[[str, RtpPacket, float], None]
 
@@ -202,7 +203,9 @@ class Bot:
         """A new publisher connection with every published track, offered in `message`."""
         pc = RTCPeerConnection(self._configuration())
         for track, _ in self._published:
-            pc.addTransceiver(track, direction="sendonly")
+            transceiver = pc.addTransceiver(track, direction="sendonly")
+            if isinstance(track, PreEncodedTrack):  # answers PLIs as a browser does
+                on_keyframe_request(transceiver.sender, track.keyframe_requested)
         await pc.setLocalDescription(await pc.createOffer())  # aiortc gathers fully here
         sources = [
             {"mid": t.mid, "source": source}

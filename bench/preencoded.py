@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import math
 import time
 from dataclasses import dataclass
 
@@ -215,7 +216,17 @@ def prepare_media(
 
 
 class PreEncodedTrack(MediaStreamTrack):
-    """Replays an EncodedClip in real time as av.Packets with increasing pts."""
+    """Replays an EncodedClip in real time as av.Packets with increasing pts.
+
+    A keyframe request (`keyframe_requested`, wired to the sender's PLI/FIR by
+    bench/bot.py) is answered as a browser's encoder answers it: the next packet is a
+    keyframe, the clip's next one (the replay skips ahead to it). A video's frames are
+    paid from a budget that grows by an average frame's bytes a slot (up to the clip's
+    largest frame, so the clip's own keyframes never wait): a keyframe sent early
+    overdraws it and the frames after it wait whole slots until it is paid back
+    (libwebrtc's frame dropper does the same after an overshoot). One request costs
+    the bitrate nothing (the clip's keyframes come every interval from the answer on);
+    a storm of them does not raise it."""
 
     def __init__(self, clip: EncodedClip) -> None:
         super().__init__()
@@ -224,21 +235,58 @@ class PreEncodedTrack(MediaStreamTrack):
         self._ticks = round(clip.period * clip.clock_rate)
         self._time_base = fractions.Fraction(1, clip.clock_rate)
         self._start: float | None = None
-        self._index = 0
+        self._index = 0  # the frame slot (its time and pts)
+        self._position = 0  # the clip's frame sent next (ahead of the slot after a skip)
+        self._average = sum(len(p) for p in clip.packets) / len(clip.packets)
+        self._cap = max(len(p) for p in clip.packets)
+        self._budget = float(self._cap)  # bytes, for the video's frames
+        self._keyframe_wanted = False
+        self.keyframes_sent_early = 0
         self.wrapped = False
+
+    def keyframe_requested(self) -> None:
+        self._keyframe_wanted = True
 
     async def recv(self) -> av.Packet:
         if self._start is None:
             self._start = time.monotonic()
-        delay = self._start + self._index * self._clip.period - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        await self._until_slot()
+        answer = self._keyframe_wanted and self._skip_to_keyframe()
+        clip, count = self._clip, len(self._clip.packets)
+        frame = clip.packets[self._position % count]
+        if clip.kind == "video":
+            short = len(frame) - (self._budget + self._average)
+            if short > 0 and not answer:  # still paying for a keyframe sent early
+                waits = math.ceil(short / self._average)
+                self._index += waits
+                self._budget += waits * self._average
+                await self._until_slot()
+            self._budget = min(self._cap, self._budget + self._average - len(frame))
         index = self._index
         self._index += 1
-        count = len(self._clip.packets)
-        if index >= count:
+        if self._position >= count:
             self.wrapped = True
-        packet = av.Packet(self._clip.packets[index % count])
+        self._position += 1
+        packet = av.Packet(frame)
         packet.pts = index * self._ticks
         packet.time_base = self._time_base
         return packet
+
+    async def _until_slot(self) -> None:
+        assert self._start is not None
+        delay = self._start + self._index * self._clip.period - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def _skip_to_keyframe(self) -> bool:
+        """Skip the replay ahead to the clip's next keyframe (False: it has none)."""
+        self._keyframe_wanted = False
+        clip, count = self._clip, len(self._clip.packets)
+        keys = clip.keyframes
+        ahead = next((n for n in range(count) if keys[(self._position + n) % count]), None)
+        if ahead is None:
+            return False
+        if ahead:  # (0: the next frame is one already)
+            self._position += ahead
+            self.keyframes_sent_early += 1
+        return True

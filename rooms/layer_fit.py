@@ -27,14 +27,17 @@ With `probe_first` (a subscriber whose link can be probed: rooms/calls/link_prob
 a climb does not start blind: its first step up waits until the plan has asked for
 a probe of the link (`wants_probe`) and it passed (`probed`); a probe that fails
 counts as a step up undone, without a picture lost (its wait does not double
-past `max_probe_wait`). A probe that passed counts as a first step that held:
-the climb starts with two steps, then two, four..., and these need no probe: each
-follows one that held with the link clean, `probed_settle_seconds` after it.
+past `max_probe_wait`; nor does the wait for the next probe after a step up was
+undone: only a step taken without a probe waits the doubled time). A probe that
+passed counts as a first step that held: the climb starts with two steps, then two,
+four..., and these need no probe: each follows one that held with the link clean,
+`probed_settle_seconds` after it.
 While the link is known short (`measured_bps`: what it delivered when it last
 lost much, forgotten by the caller once a probe passes) it climbs one step at a
 time, and a step within `measured_share` of that needs no probe (a cut deeper
 than it needed climbs back without one; a probe only tells a link that is much
-less short), while every step past it does.
+less short), while every step past it does. Such a step undone shows the measure
+overstated the link: every step waits for a probe again until one passes.
 
 With videos of one layer each this is exactly `EstimateFit` (which is built on it).
 """
@@ -114,6 +117,8 @@ class LayerFit:
         self.wants_probe = False  # a climb would start now, after a probe
         self._probe_passed: float | None = None  # when
         self._probed = False  # the climb under way was vouched for (a probe, the measure)
+        self._blind = False  # the last step up was taken within the measure, unprobed
+        self._measure_doubted = False  # such a step was undone: probe until one passes
 
     def layer(self, video: FitVideo) -> int:
         """The layer the plan forwards of `video` (HELD: none)."""
@@ -188,17 +193,23 @@ class LayerFit:
         """Steps up, if it is time for any (and a probe let them, see `step`)."""
         settings = self.settings
         roomy = self._room_since is not None and now - self._room_since >= self.resume_after
-        steps, ramp = self._steps_up(now, clean_for, roomy)
-        if steps == 0:
-            return False
         climbing = self._resumed_at is not None
         short = measured_bps is not None
+        within = (
+            measured_bps is not None
+            and not self._measure_doubted
+            and forwarded + upward[1] <= settings.measured_share * measured_bps
+        )
+        needs_probe = probe_first and not within and (short or not climbing)
+        # A probe costs a short queue, not a picture: asked for within `max_probe_wait`
+        # even after a step up was undone (a step taken blind waits the doubled time).
+        wait = min(self.resume_after, settings.max_probe_wait) if needs_probe else None
+        steps, ramp = self._steps_up(now, clean_for, roomy, wait)
+        if steps == 0:
+            return False
         if short:
             steps = ramp = 1  # one step at a time on a link known short
-        within = measured_bps is not None and (
-            forwarded + upward[1] <= settings.measured_share * measured_bps
-        )
-        if probe_first and not within and (short or not climbing):
+        if needs_probe:
             passed = self._probe_passed
             if passed is None or now - passed > settings.probe_valid:
                 self.wants_probe = True
@@ -208,6 +219,7 @@ class LayerFit:
         # On a link known short one step, whatever room the estimate says it has.
         self._take_steps(upward[0], steps, videos, roomy and not short, budget)
         self._ramp = ramp
+        self._blind = within
         self._changed_at = self._resumed_at = now
         self._room_since = None
         self._doubted = False
@@ -222,6 +234,7 @@ class LayerFit:
         only up to `max_probe_wait`: a failed probe cost no picture."""
         if passed:
             self._probe_passed = now
+            self._measure_doubted = False
             return
         self._probe_passed = None
         self._probe_failed_at = now
@@ -243,8 +256,11 @@ class LayerFit:
         while roomy and (more_id := self._fitting_step_up(videos, budget)) is not None:
             self._step_up(more_id, videos)  # the estimate has room for several: all at once
 
-    def _steps_up(self, now: float, clean_for: float, roomy: bool) -> tuple[int, int]:
-        """How many steps up to take now (0: none), and the ramp after them. A step up
+    def _steps_up(
+        self, now: float, clean_for: float, roomy: bool, wait: float | None = None
+    ) -> tuple[int, int]:
+        """How many steps up to take now (0: none), and the ramp after them (`wait`:
+        instead of `resume_after` before a first step, see `_climb`). A step up
         that has held for `settle_seconds` with the link clean (its queue did not
         grow, nothing was lost) is followed at once by as many again, then twice as
         many (`_ramp`: 1, 1, 2, 4...): a link that was lifted gets its videos back
@@ -256,7 +272,8 @@ class LayerFit:
         since_change = now - waited_from if waited_from is not None else clean_for
         if self._resumed_at is not None and not self._doubted and clean_for >= since_change:
             return self._ramp, 2 * self._ramp
-        if roomy or min(clean_for, since_change) >= self.resume_after:
+        wait = self.resume_after if wait is None else wait
+        if roomy or min(clean_for, since_change) >= wait:
             return 1, 1  # then 1, 2, 4...: a link just short of one more finds out
         return 0, self._ramp
 
@@ -358,6 +375,8 @@ class LayerFit:
             return False
         if self._resumed_at is not None and now - self._resumed_at <= self.settings.probe_window:
             self.resume_after = min(2 * self.resume_after, self.settings.max_resume_after)
+            # Taken on the measure's word: the measure overstated the link.
+            self._measure_doubted = self._measure_doubted or self._blind
         self._resumed_at = None
         self._ramp = 1
         self._changed_at = now

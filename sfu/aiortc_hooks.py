@@ -5,9 +5,9 @@ receivers and senders of *our* peer connections (never anyone else's) for:
   RTP packet, still encoded, to a sink; simulcast layers by RID.
 - ForwardingSender: no track, no encoder; our Consumer sends through it and gets the
   subscriber's NACK, PLI/FIR, reports and REMB.
-Also: the recorder's jitter buffer hook, a fix of aiortc's bandwidth estimator, ICE host
-sockets in a port range. Every private name used is in PINNED_INTERNALS
-(tests/test_aiortc_hooks.py checks). ICE is in sfu/ice.py.
+Also: the recorder's jitter buffer hook, the bench bots' keyframe requests, a fix of
+aiortc's bandwidth estimator, ICE host sockets in a port range. Every private name
+used is in PINNED_INTERNALS (tests/test_aiortc_hooks.py checks). ICE is in sfu/ice.py.
 """
 
 from __future__ import annotations
@@ -286,6 +286,19 @@ def wrap_send_rtp(transport: RTCDtlsTransport, wrap: Callable[[SendRtp], SendRtp
     transport._send_rtp = wrap(transport._send_rtp)  # type: ignore[method-assign,assignment]
 
 
+def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
+    """Call `callback` too whenever `sender`'s receiver asks for a keyframe (PLI or FIR):
+    a bench bot replaying pre-encoded video answers it as a browser's encoder would."""
+    original = sender._send_keyframe
+
+    def send_keyframe() -> None:
+        original()
+        callback()
+
+    # Replacing a method on the instance: what the hook is for.
+    sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
+
+
 # Every private name used here, with the class (or fresh instance) that has it.
 PINNED_INTERNALS: tuple[tuple[type, str], ...] = (
     (RTCDtlsTransport, "_register_rtp_receiver"),
@@ -314,6 +327,7 @@ PINNED_INTERNALS: tuple[tuple[type, str], ...] = (
     (RTCRtpSender, "_ssrc"),
     (RTCRtpSender, "_rtx_ssrc"),
     (RTCRtpSender, "_handle_rtcp_packet"),
+    (RTCRtpSender, "_send_keyframe"),
     (AimdRateControl, "_near_max_rate_increase"),
 )
 

@@ -189,8 +189,8 @@ async def test_save_data_keeps_audio_and_the_screen_or_one_video(media: BenchMed
         async def downlink(seconds: float = 4.0) -> tuple[float, dict[str, int], int, int]:
             """bit/s to the watcher, camera packets, screen packets sent, audio packets
             (over two loops of the clip: its keyframe every 2 s is a third of its bytes)."""
-            # What was in flight; a video given back waits for its next keyframe (the
-            # clip has one every 2 s: these bots cannot answer a keyframe request).
+            # What was in flight; a video given back waits for its keyframe (the bots
+            # answer the server's request by skipping to their clip's next one).
             await asyncio.sleep(0.5)
             start, before = time.monotonic(), camera_packets()
             screen_before = sent(teacher.id, "screen")

@@ -4,7 +4,11 @@
 gets with the SFU's estimate of that subscriber's link, and must know a held
 video's bitrate too: so it is measured where the video arrives (the
 producer's cumulative counts), once per sample, smoothed over a few samples
-(a keyframe every few seconds makes one second's figure jump).
+(a keyframe every few seconds makes one second's figure jump). The figure is
+never below the mean of the last `WINDOW` seconds: the smoothed one dips in the
+seconds after a keyframe (to ~0.8 of the mean when every publisher answered a new
+subscriber's keyframe request at once), and a cut taken on that dip keeps one video
+too many on a link that is already too short.
 
 A simulcast producer's layers are measured each on its own (what the
 publisher sends of each, sfu/layers.py counters), for `LayerFit`
@@ -13,6 +17,7 @@ publisher sends of each, sfu/layers.py counters), for `LayerFit`
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 from sfu.layer_select import best_layer
@@ -22,6 +27,8 @@ from sfu.producer import Producer
 # the subscriber's estimate counts whole packets.
 HEADER_BYTES = 20
 SMOOTHING = 0.6  # the weight of the previous figure
+# Two keyframe intervals of the bench clip; a browser's keyframes come on request.
+WINDOW = 4.0
 
 
 @dataclass
@@ -29,7 +36,10 @@ class _Seen:
     at: float
     bytes: int
     packets: int
-    bps: float | None = None
+    smoothed: float | None = None
+    bps: float | None = None  # the smoothed figure, or the window's mean when higher
+    # (at, bytes with headers) of the samples of the last WINDOW seconds, oldest first
+    history: deque[tuple[float, int]] = field(default_factory=deque)
 
 
 @dataclass
@@ -57,11 +67,14 @@ class VideoRates:
         if before is not None and now > before.at:
             sent = count.packets - before.packets
             bps = (count.bytes - before.bytes + HEADER_BYTES * sent) * 8 / (now - before.at)
-            if before.bps is not None:
-                bps = SMOOTHING * before.bps + (1 - SMOOTHING) * bps
-            count.bps = bps
+            if before.smoothed is not None:
+                bps = SMOOTHING * before.smoothed + (1 - SMOOTHING) * bps
+            count.smoothed, count.history = bps, before.history
+            count.bps = max(bps, _window_mean(count.history, now, total + HEADER_BYTES * packets))
         elif before is not None:
             count = before
+        else:
+            count.history.append((now, total + HEADER_BYTES * packets))
         self._seen[key] = count
 
     def bps(self, producer_id: str) -> float:
@@ -79,6 +92,16 @@ class VideoRates:
             self.bps(_layer_key(producer.id, best_layer(producer.layers, layer.index, now)))
             for layer in producer.layers
         )
+
+
+def _window_mean(history: deque[tuple[float, int]], now: float, wire_bytes: int) -> float:
+    """Add this sample to `history`, drop those older than WINDOW (one is kept at
+    or past it), and return the mean bit/s from the oldest kept to this one."""
+    history.append((now, wire_bytes))
+    while len(history) > 2 and now - history[1][0] >= WINDOW:
+        history.popleft()
+    first_at, first_bytes = history[0]
+    return (wire_bytes - first_bytes) * 8 / (now - first_at)
 
 
 def _layer_key(producer_id: str, layer: int) -> str:
