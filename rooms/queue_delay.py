@@ -55,6 +55,10 @@ class QueueDelay:
     def floor(self) -> float | None:
         return min((rtt for _, rtt in self._samples), default=None)
 
+    def recent(self, now: float, seconds: float) -> float | None:
+        """The longest median round trip of the samples of the last `seconds`."""
+        return max((rtt for at, rtt in self._samples if now - at <= seconds), default=None)
+
     def observe(self, rtt: float | None, now: float, peak: float | None = None) -> bool:
         """Whether the queue is building by this sample's median round trip `rtt` (False
         without one); `peaked`: whether its longest, `peak`, says so."""

@@ -41,6 +41,7 @@ REALTIME_MODULES = frozenset(
         "tests/test_sfu_remb.py",
         "tests/test_sfu_rtx.py",
         "tests/test_slot_churn.py",
+        "tests/test_subscriber_bandwidth.py",
         "tests/test_track_views.py",
         "tests/test_video_quality.py",
         "tests/test_weak_link.py",

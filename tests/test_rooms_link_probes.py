@@ -14,6 +14,7 @@ from typing import Any
 from aiortc.rtp import RtcpReceiverInfo
 
 from rooms.calls.link_probes import (
+    MEDIA_QUEUE_SECONDS,
     PROBE_BYTES,
     PROBE_QUEUE,
     PROVEN_BPS,
@@ -80,6 +81,11 @@ class Subscriber:
     def __init__(self) -> None:
         self.bandwidth = BandwidthEstimator(lambda: 400e3)
         self.bandwidth.loss_bound_bps = 500e3
+        self.probes_sent = 0
+
+    def probe(self, size: int) -> Probe:
+        self.probes_sent += 1
+        return Probe([Stream()], size)
 
 
 async def probed(
@@ -140,3 +146,28 @@ async def test_a_probe_that_passed_lifts_the_pacers_bound_and_one_that_failed_do
     _, probes = await probed(0.002 + PROBE_QUEUE + 0.005, subscriber)
     assert probes.failed == 1
     assert subscriber.bandwidth.loss_bound_bps == 500e3
+
+
+async def test_no_probe_while_the_medias_own_round_trips_say_it_would_fail() -> None:
+    """A link just at its edge (three videos kept on 1 Mbit/s by a first cut): its
+    keyframes queue 30 ms every other second. A burst on top of that overflowed the
+    link's queue and froze the kept videos; the media's round trips answer already."""
+    queue = QueueDelay()
+    for second, rtt in enumerate((0.0008, 0.0006, 0.0298, 0.0007, 0.0284, 0.0006)):
+        queue.observe(rtt, 1.0 + second)
+    fit, probes, subscriber = waiting_fit(), LinkProbes(), Subscriber()
+    probes.start(fit, subscriber, queue, 6.0)  # type: ignore[arg-type]
+    assert probes.probe is None and subscriber.probes_sent == 0 and probes.skipped == 1
+    # Nothing stepped; the plan asks again at its next step, a second later.
+    assert not fit.step(7.0, 0.1e6, WHOLE, congested=False, clean_for=8, probe_first=True)
+    assert fit.held == ["pupil-0", "pupil-1"] and fit.wants_probe
+    # Once the last queued sample is older than MEDIA_QUEUE_SECONDS (a link lifted, or
+    # no keyframe queued since), the probe goes out.
+    later = 5.0 + MEDIA_QUEUE_SECONDS + 0.5
+    for at in (7.0, 8.0, later):
+        queue.observe(0.0007, at)
+    fit = waiting_fit()
+    probes.start(fit, subscriber, queue, later)  # type: ignore[arg-type]
+    assert probes.probe is not None and subscriber.probes_sent == 1
+    while probes.probe.reported_at is None:  # (its burst and report go out)
+        await asyncio.sleep(0.005)

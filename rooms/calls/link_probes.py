@@ -15,6 +15,13 @@ longer says it is short, nor holds the pacer back (sfu/bandwidth.py
 waits as after a step undone. The climb's next steps are judged by
 the round trips as before (rooms/calls/weak_links.py).
 
+A probe is not sent while the media's own round trips answer it already: a sample
+of the last `MEDIA_QUEUE_SECONDS` whose median is `PROBE_QUEUE` over the usual one
+says the link queues what it is sent now (a link just at its edge: its keyframes
+queue 30-50 ms). A burst on top of that link overflowed its queue and froze the
+videos kept. The plan asks again at its next step (a second later), so a link lifted
+meanwhile is probed once its round trips are short again.
+
 A subscriber whose reports never echo the probe's (`UNANSWERED_LIMIT` in a
 row) is not probed again: its climbs start as before, without one.
 """
@@ -38,6 +45,8 @@ PROBE_BYTES = 8_000
 # on the test bed's 1 Mbit/s link: 28-107 ms; lifted to 20 Mbit/s: 0.3-3 ms).
 PROBE_QUEUE = 0.015
 UNANSWERED_LIMIT = 3
+# The samples (one a second) whose round trips may say a probe would fail.
+MEDIA_QUEUE_SECONDS = 3.0
 # What a probe that passed shows the link carries on top of its media, at least: the
 # burst drained within PROBE_QUEUE (4.3 Mbit/s).
 PROVEN_BPS = PROBE_BYTES * 8 / PROBE_QUEUE
@@ -51,6 +60,7 @@ class LinkProbes:
     unanswered: int = 0  # probes in a row whose reports were not echoed
     passed: int = 0
     failed: int = 0
+    skipped: int = 0  # not sent: the media queued up already
     last_rtt: float | None = None  # the last probe's round trip, when it was echoed
     # What the link delivered of the videos when it last lost much (bit/s), if it did and
     # no probe has passed since: the link is known short (`LayerFit.step`'s `measured_bps`).
@@ -98,7 +108,16 @@ class LinkProbes:
         fit.probed(now, passed)
         return passed
 
-    def start(self, fit: LayerFit, subscriber: SubscriberTransport) -> None:
-        """Send the probe the plan asks for, unless one is out."""
-        if fit.wants_probe and self.probe is None:
-            self.probe = subscriber.probe(PROBE_BYTES)
+    def start(
+        self, fit: LayerFit, subscriber: SubscriberTransport, queue: QueueDelay, now: float
+    ) -> None:
+        """Send the probe the plan asks for, unless one is out or the media's round
+        trips answer it already."""
+        if not fit.wants_probe or self.probe is not None:
+            return
+        usual, recent = queue.floor, queue.recent(now, MEDIA_QUEUE_SECONDS)
+        if usual is not None and recent is not None and recent > usual + PROBE_QUEUE:
+            self.skipped += 1
+            logger.debug("no probe: the media queue %.1f ms", (recent - usual) * 1e3)
+            return
+        self.probe = subscriber.probe(PROBE_BYTES)

@@ -207,7 +207,7 @@ class WeakLinks:
             fit.step(
                 now, estimate, videos, present, congested, clean_for, carried, probe_first, measured
             )
-            probes.start(fit, subscriber)
+            probes.start(fit, subscriber, link.queue, now)
             # Paced by the estimate only while the link is known to be short: a
             # receiver short of CPU says far too little (see CONGESTED_AFTER).
             subscriber.pace_by_estimate(
