@@ -6,9 +6,8 @@ video's bitrate too: so it is measured where the video arrives (the
 producer's cumulative counts), once per sample, smoothed over a few samples
 (a keyframe every few seconds makes one second's figure jump). The figure is
 never below the mean of the last `WINDOW` seconds: the smoothed one dips in the
-seconds after a keyframe (to ~0.8 of the mean when every publisher answered a new
-subscriber's keyframe request at once), and a cut taken on that dip keeps one video
-too many on a link that is already too short.
+second after a keyframe (to ~0.85 of the mean with a keyframe every 2 s), and a cut
+taken on that dip may keep one video too many on a link that is already too short.
 
 A simulcast producer's layers are measured each on its own (what the
 publisher sends of each, sfu/layers.py counters), for `LayerFit`
