@@ -37,7 +37,9 @@ lost much, forgotten by the caller once a probe passes) it climbs one step at a
 time, and a step within `measured_share` of that needs no probe (a cut deeper
 than it needed climbs back without one; a probe only tells a link that is much
 less short), while every step past it does. Such a step undone shows the measure
-overstated the link: every step waits for a probe again until one passes.
+overstated the link: every step waits for a probe again until one passes. Its
+probes are sized to the step the plan would take (`probe_step_bps`), and what
+passed vouches for a step no bigger than that.
 
 With videos of one layer each this is exactly `EstimateFit` (which is built on it).
 """
@@ -75,6 +77,14 @@ class FitSettings:
     # A cut to what the link carried leaves this share of it to the videos: the rest is
     # for their keyframes, audio and retransmissions (the link's queue is small).
     carried_margin: float = 0.75
+    # A cut's own effect shows in the reports this long after it (they lag what is sent):
+    # a cut that was not enough is followed by one more step then, not `settle_seconds`
+    # later (on 1 Mbit/s the first cut kept three videos now and then, and they froze
+    # for the 3 s until the next).
+    cut_reported_after: float = 1.5
+    # A step up undone when the link carried at least this share of what was forwarded
+    # (its queue grew, little was lost): back to what was forwarded before the step.
+    undo_share: float = 0.9
 
 
 @dataclass(frozen=True)
@@ -115,7 +125,11 @@ class LayerFit:
         self._ramp = 1  # steps up the next confirmed step up takes
         self._doubted = False  # congestion seen since the last step up
         self.wants_probe = False  # a climb would start now, after a probe
+        self.probe_step_bps = 0.0  # what the step it would start with adds (bit/s)
+        self.forwarded_bps = 0.0  # what the plan forwarded at the last `step`
+        self.cut_at: float | None = None  # when it last stepped down
         self._probe_passed: float | None = None  # when
+        self._climbed_from = 0.0  # what was forwarded before the last step up
         self._probed = False  # the climb under way was vouched for (a probe, the measure)
         self._blind = False  # the last step up was taken within the measure, unprobed
         self._measure_doubted = False  # such a step was undone: probe until one passes
@@ -152,6 +166,7 @@ class LayerFit:
         self.wants_probe = False
         changed = self._forget_gone([v.producer_id for v in videos] if present is None else present)
         forwarded = sum(video.bps(self.layer(video)) for video in videos)
+        self.forwarded_bps = forwarded
         budget = float("inf") if estimate_bps is None else estimate_bps
         carried = float("inf") if carried_bps is None else carried_bps
         over = congested and (forwarded > budget / settings.overuse_ratio or forwarded > carried)
@@ -166,12 +181,13 @@ class LayerFit:
         probing = self._resumed_at is not None and self._resumed_at == self._changed_at
         settle = settings.probed_settle_seconds if self._probed else settings.settle_seconds
         if self._changed_at is not None and now - self._changed_at < settle:
-            if not (probing and over and forwarded > carried):  # a step up too many: undo now
+            measured_over = over and forwarded > carried
+            if self._cut_again(now, measured_over):
+                return self._step_down(now, videos, float("inf")) or changed
+            if not (probing and measured_over):  # a step up too many: undo now
                 return changed
         if self._over_since is not None and now - self._over_since >= settings.over_for:
-            # One step by the estimate (it may be far too low); to fit at once by loss.
-            fits = carried * settings.carried_margin
-            return self._step_down(now, videos, fits) or changed
+            return self._cut(now, videos, probing, forwarded, carried) or changed
         if upward is None:
             return changed
         climbed = self._climb(
@@ -210,13 +226,14 @@ class LayerFit:
         if short:
             steps = ramp = 1  # one step at a time on a link known short
         if needs_probe:
-            passed = self._probe_passed
-            if passed is None or now - passed > settings.probe_valid:
-                self.wants_probe = True
+            vouched = self._vouched(now, upward, videos, forwarded + upward[1] <= budget, short)
+            if vouched is None:
                 return False
+            upward = vouched
             if not climbing and not short:  # the probe counts as a step that held
                 steps, ramp = 2, 2
         # On a link known short one step, whatever room the estimate says it has.
+        self._climbed_from = forwarded
         self._take_steps(upward[0], steps, videos, roomy and not short, budget)
         self._ramp = ramp
         self._blind = within
@@ -227,6 +244,66 @@ class LayerFit:
             self._probed = probe_first  # vouched for: its ramp settles sooner
         self._probe_passed = None
         return True
+
+    def _vouched(
+        self,
+        now: float,
+        upward: tuple[str, float],
+        videos: Sequence[FitVideo],
+        fits: bool,
+        short: bool,
+    ) -> tuple[str, float] | None:
+        """The step a probe that passed vouches for: `upward` (`fits`: in the estimate),
+        or a smaller one on a link known short; None: ask for a probe (`wants_probe`)."""
+        passed = self._probe_passed
+        if passed is None or now - passed > self.settings.probe_valid:
+            # On a link known short a step is probed only if the subscriber's own
+            # estimate has room for it too (else the probe asks only "lifted?"): a
+            # bot's REMB said 0.3-0.45 Mbit/s for one video on 1 Mbit/s, and the
+            # step to two, probed and taken, froze a video in one climb of six.
+            step = upward[1] if fits or not short else 0.0
+            self.wants_probe, self.probe_step_bps = True, step
+            return None
+        if short and upward[1] > self.probe_step_bps:
+            # The probe vouched for a smaller step (the estimate moved since): that one,
+            # or a probe of this one (a 290 kbit/s step taken on a 90 kbit/s probe's
+            # word overflowed a 1.5 Mbit/s link with its keyframe).
+            vouched = self._step_up_candidate(videos, self.probe_step_bps)
+            if vouched is None or vouched[1] > self.probe_step_bps:
+                self._probe_passed = None
+                return None
+            return vouched
+        return upward
+
+    def _cut(
+        self,
+        now: float,
+        videos: Sequence[FitVideo],
+        probing: bool,
+        forwarded: float,
+        carried: float,
+    ) -> bool:
+        """Over for long enough: one step by the estimate (it may be far too low), to
+        fit at once by what the link carried."""
+        settings = self.settings
+        fits = carried * settings.carried_margin
+        if probing and carried >= settings.undo_share * forwarded:
+            # The link carried nearly all of it: only the step up was too many. Back to
+            # what it carried before, no lower (the margin took two layers off the
+            # teacher on 1.5 Mbit/s for one step undone); later samples cut further.
+            fits = max(fits, self._climbed_from)
+        return self._step_down(now, videos, fits)
+
+    def _cut_again(self, now: float, measured_over: bool) -> bool:
+        """A cut just taken, and the first sample whose reports are of what was sent
+        after it still says the link carries less: one step more, without waiting."""
+        cut = self.cut_at
+        return (
+            measured_over
+            and cut is not None
+            and cut == self._changed_at
+            and now - cut >= self.settings.cut_reported_after
+        )
 
     def probed(self, now: float, passed: bool) -> None:
         """The probe asked for came back. Passed: the climb starts at the next `step`.
@@ -379,7 +456,7 @@ class LayerFit:
             self._measure_doubted = self._measure_doubted or self._blind
         self._resumed_at = None
         self._ramp = 1
-        self._changed_at = now
+        self._changed_at = self.cut_at = now
         self._over_since = self._room_since = None
         self._probed = False
         self._probe_passed = None

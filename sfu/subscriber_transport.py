@@ -286,15 +286,16 @@ class SubscriberTransport(WebRtcTransport):
     def _padded_streams(self) -> list[Consumer]:
         return [c for c in self.consumers if c.kind == "video" and c.can_pad]
 
-    def probe(self, size: int) -> Probe | None:
-        """Probe the link with a burst of `size` bytes on top of its media (sfu/probe.py);
-        None when no video stream can carry padding (none sending, or no RTX)."""
+    def probe(self, size: int, step_bps: float | None = None) -> Probe | None:
+        """Probe the link with a burst of `size` bytes on top of its media, led by a
+        second of padding at `step_bps` when given (sfu/probe.py); None when no video
+        stream can carry padding (none sending, or no RTX)."""
         streams = self._padded_streams()
         if self.closed or not streams:
             return None
         if self._probe is not None:
             self._probe.cancel()
-        self._probe = Probe(streams, size)
+        self._probe = Probe(streams, size, step_bps=step_bps)
         return self._probe
 
     def pace_by_estimate(self, on: bool) -> None:

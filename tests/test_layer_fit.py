@@ -423,3 +423,94 @@ def test_a_step_within_the_measure_undone_makes_every_step_wait_for_a_probe() ->
     fit.probed(11.5, passed=True)  # (the caller forgets the measure then)
     fit.step(12.0, 0.1e6, whole, congested=False, clean_for=6, probe_first=True)
     assert fit.held == ["pupil-0"]  # two steps: the probe counts as one that held
+
+
+def test_after_a_probe_of_a_step_only_a_step_that_small_is_taken() -> None:
+    """A probe vouches for the step it was sized to (rooms/calls/link_probes.py): when the
+    estimate rose meanwhile and a bigger step became the next one, a 290 kbit/s step was
+    taken on a 90 kbit/s probe's word and overflowed a 1.5 Mbit/s link with its keyframe."""
+    pupil = FitVideo("pupil", (100e3, 160e3, 450e3), 2)
+    teacher = FitVideo("teacher", (100e3, 160e3, 450e3), 2)
+    videos = [pupil, teacher]
+    fit = LayerFit(FitSettings(over_for=0.0))
+    fit.caps = {"pupil": 0, "teacher": 1}  # 260 kbit/s forwarded, the link known short
+    short = {"congested": False, "probe_first": True, "measured_bps": 300e3}
+    # The estimate has room for the pupil's step (+60), not the teacher's (+290).
+    assert not fit.step(6.0, 330e3, videos, clean_for=6, **short)
+    assert fit.wants_probe and fit.probe_step_bps == 60e3
+    fit.probed(6.5, True)
+    # Now it has room for the teacher's step: the probe did not vouch for it.
+    assert fit.step(7.0, 1e6, videos, clean_for=7, **short)
+    assert fit.caps == {"pupil": 1, "teacher": 1}
+    # The teacher's step waits for a probe of its own size.
+    assert not fit.step(13.0, 1e6, videos, clean_for=13, **short)
+    assert fit.wants_probe and fit.probe_step_bps == 290e3
+
+
+def test_a_step_up_undone_on_its_queue_goes_back_to_before_it_and_no_lower() -> None:
+    """On 1.5 Mbit/s the teacher's step to 640x360 queued its keyframe: undone with the
+    margin a cut by loss keeps, it took two layers off the teacher, not one. A link that
+    lost much right after the step is cut as deep as before."""
+    layers = (105e3, 185e3, 470e3)
+    pupils = [FitVideo(f"pupil-{n}", layers, 0) for n in range(5)]
+    videos = [*pupils, FitVideo("teacher", layers, 2)]
+
+    def climbed() -> LayerFit:
+        fit = LayerFit(FitSettings(over_for=0.0))
+        fit.caps = {"teacher": 1}  # 710 kbit/s forwarded
+        fit.step(0.0, 2e6, videos, congested=False)
+        assert fit.step(5.0, 2e6, videos, congested=False, clean_for=5)
+        assert fit.caps == {} and fit.probing(5.0)  # the teacher at the top: 995 kbit/s
+        return fit
+
+    fit = climbed()  # its queue grew: the link carried 0.95 of it
+    assert fit.step(7.0, 2e6, videos, congested=True, clean_for=0, carried_bps=0.95 * 995e3)
+    assert fit.caps == {"teacher": 1} and fit.held == []
+    fit = climbed()  # half of it lost: the link is far shorter than before the step
+    assert fit.step(7.0, 2e6, videos, congested=True, clean_for=0, carried_bps=0.5 * 995e3)
+    assert fit.caps == {"teacher": 0} and len(fit.held) == 3
+
+
+def test_a_cut_not_enough_is_followed_by_one_step_once_its_own_reports_say_so() -> None:
+    """The first cut on 1 Mbit/s is taken on a second's reports of a few dozen packets:
+    now and then it kept three 300 kbit/s videos, which froze for the 3 s until the next
+    step. The reports of what was sent after the cut come 1.5-2 s later."""
+    videos = [FitVideo(f"pupil-{n}", (300e3,), 0) for n in range(8)]
+    fit = LayerFit(FitSettings(over_for=0.0))
+    assert fit.step(0.0, None, videos, carried_bps=1.2e6)
+    assert len(fit.held) == 5  # three kept
+    # A second later the reports are still of what was sent before the cut: no step.
+    assert not fit.step(1.0, None, videos, carried_bps=0.3e6)
+    # Two seconds later they are of what was sent after it: one step more, at once.
+    assert fit.step(2.0, None, videos, carried_bps=0.53e6)
+    assert len(fit.held) == 6
+    # The next one waits for reports of what was sent after that one.
+    assert not fit.step(3.0, None, videos, carried_bps=0.3e6)
+    assert len(fit.held) == 6
+    # Reports that say the cut was enough step nothing.
+    fit = LayerFit(FitSettings(over_for=0.0))
+    fit.step(0.0, None, videos, carried_bps=1.2e6)
+    assert not fit.step(2.0, None, videos, congested=False)
+    assert len(fit.held) == 5
+
+
+def test_on_a_link_known_short_a_step_past_the_estimate_is_not_probed() -> None:
+    """A bot's REMB said 0.3-0.45 Mbit/s for one 300 kbit/s video on 1 Mbit/s; the step
+    to two, probed and taken, froze a video in one climb of six. The probe then asks
+    only whether the link was lifted (a burst, no step), and vouches for no step."""
+    videos = [FitVideo(f"pupil-{n}", (300e3,), 0) for n in range(8)]
+    fit = LayerFit(FitSettings(over_for=0.0))
+    fit.step(0.0, None, videos, carried_bps=0.5e6)
+    assert len(fit.held) == 7
+    short = {"congested": False, "probe_first": True, "measured_bps": 0.5e6}
+    assert not fit.step(6.0, 0.45e6, videos, clean_for=6, **short)
+    assert fit.wants_probe and fit.probe_step_bps == 0.0  # the burst alone
+    fit.probed(6.5, True)  # a step passed, the link not lifted: it vouches for nothing
+    assert not fit.step(7.0, 0.45e6, videos, clean_for=7, **short)
+    assert len(fit.held) == 7
+    # With room in the estimate the step is probed, and taken once its probe passed.
+    assert not fit.step(12.0, 0.7e6, videos, clean_for=12, **short)
+    assert fit.wants_probe and fit.probe_step_bps == 300e3
+    fit.probed(12.5, True)
+    assert fit.step(13.0, 0.7e6, videos, clean_for=13, **short)
+    assert len(fit.held) == 6

@@ -18,6 +18,7 @@ from rooms.calls.link_probes import (
     PROBE_BYTES,
     PROBE_QUEUE,
     PROVEN_BPS,
+    STEP_MARGIN,
     UNANSWERED_LIMIT,
     LinkProbes,
 )
@@ -25,7 +26,7 @@ from rooms.layer_fit import FitSettings, FitVideo, LayerFit
 from rooms.queue_delay import QueueDelay
 from sfu.bandwidth import BandwidthEstimator
 from sfu.link import PROBE_ANSWER_WITHIN, LinkStats
-from sfu.probe import Probe
+from sfu.probe import Probe, ProbeSettings
 
 
 class Stream:
@@ -78,14 +79,18 @@ class Subscriber:
 
     can_probe = True
 
-    def __init__(self) -> None:
+    def __init__(self, streams: int = 1, settings: ProbeSettings | None = None) -> None:
         self.bandwidth = BandwidthEstimator(lambda: 400e3)
         self.bandwidth.loss_bound_bps = 500e3
         self.probes_sent = 0
+        self.streams = [Stream() for _ in range(streams)]
+        self.settings = settings
+        self.step_bps: float | None = None
 
-    def probe(self, size: int) -> Probe:
+    def probe(self, size: int, step_bps: float | None = None) -> Probe:
         self.probes_sent += 1
-        return Probe([Stream()], size)
+        self.step_bps = step_bps
+        return Probe(self.streams, size, self.settings, step_bps)
 
 
 async def probed(
@@ -171,3 +176,86 @@ async def test_no_probe_while_the_medias_own_round_trips_say_it_would_fail() -> 
     assert probes.probe is not None and subscriber.probes_sent == 1
     while probes.probe.reported_at is None:  # (its burst and report go out)
         await asyncio.sleep(0.005)
+
+
+def short_fit() -> LayerFit:
+    """Two videos held back by loss on a link known to carry 0.6 Mbit/s: its next step
+    up (300 kbit/s, past 0.7 of that) waits for a probe."""
+    fit = LayerFit(FitSettings(over_for=0.0))
+    fit.step(0.0, None, WHOLE, carried_bps=0.85e6)
+    assert fit.cut_at == 0.0
+    fit.step(6.0, 1e6, WHOLE, congested=False, clean_for=6, probe_first=True, measured_bps=0.6e6)
+    assert fit.held == ["pupil-0", "pupil-1"] and fit.wants_probe
+    assert fit.probe_step_bps == 300e3 and fit.forwarded_bps == 600e3
+    return fit
+
+
+async def step_probed(
+    step_queued: float, burst_queued: float
+) -> tuple[LayerFit, LinkProbes, Subscriber]:
+    """The probe a short link's climb waits for, its step echoed after `step_queued`
+    and its burst after `burst_queued`, settled by `before_step`."""
+    fit, probes = short_fit(), LinkProbes(delivered_bps=0.6e6)
+    subscriber = Subscriber(streams=2, settings=ProbeSettings(step_seconds=0.1))
+    queue = usual_queue(0.002)
+    probes.start(fit, subscriber, queue, 6.0)  # type: ignore[arg-type]
+    assert subscriber.step_bps == STEP_MARGIN * 300e3  # what the step adds, and a margin
+    probe = probes.probe
+    assert probe is not None
+    while probe.reported_at is None:
+        await asyncio.sleep(0.005)
+    step_stream, burst_stream = subscriber.streams
+    step_stream.echo(step_queued)
+    burst_stream.echo(burst_queued)
+    probes.before_step(fit, queue, subscriber, probe.reported_at + 0.1)  # type: ignore[arg-type]
+    assert probes.probe is None
+    return fit, probes, subscriber
+
+
+async def test_a_short_links_probe_leads_with_the_step_whose_pass_climbs_one_step() -> None:
+    """On the test bed's 1.5 Mbit/s link with 0.5 Mbit/s of videos on it the burst
+    queued 19-52 ms in every probe of a minute: a link short but with room never
+    passed it, and nothing climbed back. The step asks what the climb needs to know."""
+    fit, probes, subscriber = await step_probed(0.002 + PROBE_QUEUE - 0.005, 0.030)
+    assert (probes.passed, probes.steps_passed, probes.failed) == (0, 1, 0)
+    # The link carried what was forwarded and the step's rate, its queue short.
+    assert probes.delivered_bps == 600e3 + STEP_MARGIN * 300e3
+    assert subscriber.bandwidth.loss_bound_bps == 400e3 + STEP_MARGIN * 300e3
+    measured = probes.delivered_bps
+    assert fit.step(
+        6.5, 1e6, WHOLE, congested=False, clean_for=7, probe_first=True, measured_bps=measured
+    )
+    assert fit.held == ["pupil-0"]  # one step: the link is still known short
+    # The next step is probed too (past 0.7 of what the link is known to carry).
+    assert not fit.step(
+        9.0, 1e6, WHOLE, congested=False, clean_for=9.5, probe_first=True, measured_bps=measured
+    )
+    assert fit.held == ["pupil-0"] and fit.wants_probe
+
+
+async def test_a_step_that_queued_up_steps_nothing_and_a_lifted_link_forgets_the_measure() -> None:
+    fit, probes, subscriber = await step_probed(0.002 + PROBE_QUEUE + 0.010, 0.060)
+    assert (probes.passed, probes.steps_passed, probes.failed) == (0, 0, 1)
+    assert probes.delivered_bps == 0.6e6 and subscriber.bandwidth.loss_bound_bps == 500e3
+    assert not fit.step(
+        6.5, 1e6, WHOLE, congested=False, clean_for=7, probe_first=True, measured_bps=0.6e6
+    )
+    assert fit.held == ["pupil-0", "pupil-1"] and not fit.wants_probe
+
+    fit, probes, subscriber = await step_probed(0.003, 0.002 + PROBE_QUEUE - 0.005)
+    assert (probes.passed, probes.steps_passed, probes.failed) == (1, 0, 0)
+    assert probes.delivered_bps is None  # lifted: not known short any more
+    assert subscriber.bandwidth.loss_bound_bps == 400e3 + PROVEN_BPS
+
+
+def test_a_sample_of_what_was_sent_before_a_cut_does_not_lower_the_measure() -> None:
+    """The first cut on the 1.5 Mbit/s link kept 0.6 Mbit/s; the next second's reports,
+    mostly of the 3.4 Mbit/s sent before it, said 67 % lost: 0.2 Mbit/s carried."""
+    probes = LinkProbes()
+    probes.measured(804e3, before_cut=False)
+    probes.measured(207e3, before_cut=True)
+    assert probes.delivered_bps == 804e3
+    probes.measured(900e3, before_cut=True)
+    assert probes.delivered_bps == 900e3
+    probes.measured(500e3, before_cut=False)
+    assert probes.delivered_bps == 500e3

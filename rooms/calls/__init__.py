@@ -16,7 +16,10 @@ producers) lives in memory here. The package's files, one concern each:
 - recording_control.py: recording the main room
 - breakout_control.py: breakout rooms
 - weak_links.py: each person's downlink judged, videos held back, "audio only";
-  downlink.py: the SFU's counters of one subscriber turned into a sample
+  downlink.py: the SFU's counters of one subscriber turned into a sample;
+  subscriber_link.py: one person's link state; link_measure.py: congestion and
+  what the link carried, from a sample; link_probes.py: probes before a climb;
+  link_messages.py: the connection_quality messages
 - speakers.py: who speaks in each room, `active_speakers` when it changes
 - call.py: Call - the core plus one of each concern (why composition: see there)
 - registry.py: CallRegistry, the calls of this node

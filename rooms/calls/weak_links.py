@@ -39,21 +39,19 @@ import asyncio
 import logging
 import time
 from collections.abc import Collection
-from dataclasses import dataclass, field
-from typing import Any
 
 from rooms.calls.core import CallCore
-from rooms.calls.downlink import DownlinkSampler
-from rooms.calls.link_probes import LinkProbes
+from rooms.calls.link_measure import measure
+from rooms.calls.link_messages import described, levels, own_message
 from rooms.calls.link_rest import MediaMoves, link_moves
 from rooms.calls.participant import Participant, safe_send
+from rooms.calls.subscriber_link import SubscriberLink, at_rest
 from rooms.calls.ticker import CallTicker
 from rooms.calls.track_views import TrackViews
 from rooms.calls.video_rates import VideoRates
 from rooms.hold_back import HoldPlanner, HoldSettings
 from rooms.layer_fit import FitSettings, FitVideo, LayerFit
-from rooms.link_quality import DownlinkSample, LinkJudge, Quality, QualityThresholds
-from rooms.queue_delay import QueueDelay
+from rooms.link_quality import LinkJudge, Quality, QualityThresholds
 from sfu.subscriber_transport import SubscriberTransport
 
 logger = logging.getLogger(__name__)
@@ -64,57 +62,8 @@ SAMPLE_SECONDS = 1.0
 # on a link that is fine (measured: Chromium, two videos held back at 50 Mbit/s on
 # a saturated machine; aiortc, 24 kbit/s for a loopback stream of some 100).
 CONGESTED_AFTER = 1.0
-# Loss at least this share of what was sent: what the link carried (sent less lost) is
-# what the estimate's plan may cut to at once (rooms/layer_fit.py `carried_bps`).
-CARRIED_AFTER_LOSS = 0.1
-# Of what the reports say arrived, taken for what the link carries: a cut too deep
-# pauses a tile for a few seconds (steps up come back), one too shallow freezes the
-# videos kept (0.85 left three 300 kbit/s videos on 1 Mbit/s in one run of two).
-LOSS_UNDERCOUNT = 0.7
-# While the link's queue grows, what it carries is taken for this share of what is
-# forwarded (the plan then fits under it: rooms/layer_fit.py `carried_margin`).
-QUEUE_CARRIED = 0.95
-# A queue judged growing this many samples in a row holds back (one is enough just
-# after a step up: rooms/queue_delay.py). Three: at load 8 this machine's round trips
-# on a 20 Mbit/s link jumped to 46-62 ms for a second or two now and then.
-QUEUE_SAMPLES = 3
-# Loss this heavy in a sample is congestion at once (the judge waits for two samples).
-HEAVY_LOSS = 0.25
-# Just after a step up, NACKs for more than this share of the video sent undo it (loss
-# the step brought on: the NACKs come at once, the reports' loss a second later).
-PROBE_NACKS = 0.01
 # Least important first: what a weak link stops getting first.
 RANK_PUPIL_CAMERA, RANK_HOST_CAMERA, RANK_SCREEN = 0, 1, 2
-
-
-@dataclass
-class SubscriberLink:
-    """One person's downlink: the judge, the plan, audio only, what they were told."""
-
-    judge: LinkJudge
-    planner: HoldPlanner
-    fit: LayerFit = field(default_factory=LayerFit)  # by the SFU's bandwidth estimate
-    audio_only: bool = False
-    sampler: DownlinkSampler = field(default_factory=DownlinkSampler)
-    told: dict[str, Any] | None = None  # the last message the person got
-    told_hosts: Quality = Quality.GOOD
-    paced_drops: int = 0  # the pacer's count of dropped video at the last round
-    queue: QueueDelay = field(default_factory=QueueDelay)  # its round trips
-    probes: LinkProbes = field(default_factory=LinkProbes)  # before steps up
-    # What the link's counters were when it was last judged and left at rest (None:
-    # not at rest): while they stay so, judging again would change nothing.
-    rest_key: tuple[object, ...] | None = None
-
-    @property
-    def held(self) -> list[str]:
-        """What the link's loss and what its estimate hold back, least important first."""
-        fit = self.fit.held
-        return [*fit, *(producer for producer in self.planner.held if producer not in fit)]
-
-    @property
-    def quality(self) -> Quality:
-        judged = self.judge.quality
-        return Quality.WEAK if self.held and judged is Quality.GOOD else judged
 
 
 class WeakLinks:
@@ -198,7 +147,7 @@ class WeakLinks:
             weak_for, clean_for = link.judge.weak_for(now), link.judge.clean_for(now)
             link.planner.step(now, weak_for, clean_for, sending, present=present)
             videos = self._fit_videos(participant, subscriber, sending, now)
-            congested, carried = _measured(
+            congested, carried = measure(
                 link, subscriber, sample, videos, now, weak_for >= CONGESTED_AFTER
             )
             probes, fit = link.probes, link.fit
@@ -265,7 +214,7 @@ class WeakLinks:
                 LinkJudge(self.thresholds), HoldPlanner(self.hold), LayerFit(self.fit)
             )
             # Nobody is told they are fine until something was otherwise.
-            link.told = _own_message(participant, link, [])
+            link.told = own_message(participant, link, [])
             self.links[participant.id] = link
         return link
 
@@ -335,8 +284,8 @@ class WeakLinks:
     ) -> None:
         """Tell the person what changed (always, with `answer`), and the hosts a new quality."""
         subscriber = participant.subscriber
-        paused = _described(subscriber, self._paused(link, participant)) if subscriber else []
-        message = _own_message(participant, link, paused, self._save_data(participant))
+        paused = described(subscriber, self._paused(link, participant)) if subscriber else []
+        message = own_message(participant, link, paused, self._save_data(participant))
         if answer or message != link.told:
             link.told = message
             await safe_send(participant, message)
@@ -345,9 +294,7 @@ class WeakLinks:
             link.told_hosts = quality
             brief = {"type": "connection_quality", "participant_id": participant.id}
             hosts = [p for p in self.call.participants.values() if p.host and p is not participant]
-            await asyncio.gather(
-                *(safe_send(host, {**brief, **_levels(quality)}) for host in hosts)
-            )
+            await asyncio.gather(*(safe_send(host, {**brief, **levels(quality)}) for host in hosts))
 
     def _paused(self, link: SubscriberLink, participant: Participant) -> set[str]:
         """What the person is told is held back: not the videos their page hides."""
@@ -371,123 +318,6 @@ class WeakLinks:
                     {
                         "type": "connection_quality",
                         "participant_id": participant_id,
-                        **_levels(link.told_hosts),
+                        **levels(link.told_hosts),
                     },
                 )
-
-
-def _measured(
-    link: SubscriberLink,
-    subscriber: SubscriberTransport,
-    sample: DownlinkSample | None,
-    videos: list[FitVideo],
-    now: float,
-    congested: bool,
-) -> tuple[bool, float | None]:
-    """Whether the link is congested, and what it was measured to carry (None: not
-    measured): heavy loss (at once when a quarter or more: no need to wait for the
-    judge), the pacer's drops, a growing queue, or, just after a step up, any loss."""
-    carried = _carried(sample, videos, link.fit)
-    if carried is not None:
-        # With the reports' undercount too: a first second's loss of 14-38 % on 1 Mbit/s
-        # put it at 1.2-1.6 Mbit/s, and a step within 0.7 of that froze the kept videos.
-        link.probes.delivered_bps = carried
-    if carried is not None and sample is not None and (sample.loss or 0.0) >= HEAVY_LOSS:
-        congested = True
-    paced = _paced(subscriber, link)
-    if paced is not None:  # the pacer could not send it all: that is congestion
-        congested = True
-        carried = paced if carried is None else min(carried, paced)
-    queue = link.queue
-    if sample is not None:
-        queue.observe(sample.rtt_median, now, sample.rtt_peak)
-    probing = link.fit.probing(now)
-    if probing and queue.rising:
-        link.fit.doubt()  # no more steps up on top of this one for now
-    lossy = sample is not None and sample.nacked > PROBE_NACKS * max(1, sample.video_sent)
-    if (
-        (queue.building and queue.run >= QUEUE_SAMPLES)
-        or (probing and queue.peaked)
-        or (probing and lossy)
-    ):
-        # The link's queue grows (a step up it cannot carry, before it loses
-        # anything): back below what is forwarded, and no faster from the pacer.
-        congested = True
-        queued = QUEUE_CARRIED * sum(v.bps(link.fit.layer(v)) for v in videos)
-        carried = queued if carried is None else min(carried, queued)
-        subscriber.bandwidth.on_queue_growing()
-    return congested, carried
-
-
-def _paced(subscriber: SubscriberTransport, link: SubscriberLink) -> float | None:
-    """What the pacer sends of the video at most, when it had to drop some since the
-    last round (its queue grew past its limit: more was forwarded than it may send)."""
-    pacer = subscriber.pacer
-    dropped, link.paced_drops = pacer.dropped_video - link.paced_drops, pacer.dropped_video
-    if dropped <= 0 or pacer.estimate_bps is None:
-        return None
-    return pacer.pacing_bps
-
-
-def _carried(sample: DownlinkSample | None, videos: list[FitVideo], fit: LayerFit) -> float | None:
-    """What the link delivered of the videos the plan forwards, by the share of packets
-    its reports say were lost, when that is a good share (else None: nothing measured
-    to hold the plan to). The plan's own figures, not what the pacer sent: a pacer
-    window is not the reports' interval. Times LOSS_UNDERCOUNT: a sample's reports cover
-    part of a second that was mostly over the link (measured: 2.2 Mbit/s into 1 Mbit/s
-    showed 45-60 % lost), and cutting to too little is undone in a few seconds, while
-    too much freezes the videos kept."""
-    loss = sample.loss if sample is not None else None
-    if loss is None or loss < CARRIED_AFTER_LOSS:
-        return None
-    return sum(video.bps(fit.layer(video)) for video in videos) * (1 - loss) * LOSS_UNDERCOUNT
-
-
-def _own_message(
-    participant: Participant,
-    link: SubscriberLink,
-    paused: list[dict[str, str]],
-    save_data: str = "off",
-) -> dict[str, Any]:
-    return {
-        "type": "connection_quality",
-        "participant_id": participant.id,
-        **_levels(link.quality),
-        "paused": paused,
-        "audio_only": link.audio_only,
-        "save_data": save_data,
-    }
-
-
-def _levels(quality: Quality) -> dict[str, str]:
-    """`quality` as 1.2 clients know it ("bad" is "weak" to them), and the `level`."""
-    return {
-        "quality": Quality.WEAK.value if quality is Quality.BAD else quality.value,
-        "level": quality.value,
-    }
-
-
-def _described(subscriber: SubscriberTransport, held: Collection[str]) -> list[dict[str, str]]:
-    """Whose video each held-back stream is, as the page names tiles."""
-    described = [
-        {
-            "participant_id": str(producer.app_data.get("participant_id", "")),
-            "source": str(producer.app_data.get("source", "")),
-        }
-        for producer in (consumer.producer for consumer in subscriber.consumers)
-        if producer is not None and producer.id in held
-    ]
-    return sorted(described, key=lambda d: (d["participant_id"], d["source"]))
-
-
-def at_rest(link: SubscriberLink, congested: bool) -> bool:
-    """Whether the link's plans, just judged, would step nowhere on a sample of nothing."""
-    queue = link.queue
-    return (
-        link.judge.at_rest
-        and not congested
-        and not link.planner.held
-        and not link.fit.held
-        and not link.fit.caps
-        and not (queue.building or queue.peaked or queue.rising or queue.run)
-    )

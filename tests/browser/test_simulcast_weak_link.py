@@ -10,9 +10,11 @@ pupils' cameras step down first, the teacher's last.
 
 Seen in its first runs (2026-12-06): the first cut, taken on the first loss reports,
 put every camera on its lowest layer and held two pupils back, and in 45 s nothing
-climbed back on a link about three times what it was then sent. The test checks what
-the issue asks (the teacher decodes, the grid, lower layers in getStats); the climb
-from there is left to fix (docs/performance.md "Bots that answer keyframe requests").
+climbed back on a link about three times what it was then sent: the probe before a
+climb asked only whether the link was lifted. Now a short link's probe asks whether
+it carries the step (rooms/calls/link_probes.py), and the test checks the climb too:
+two cameras decoding above their lowest layer within `CLIMB_WITHIN` once fitted
+(docs/performance.md "A probe sized to the step").
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ pytestmark = pytest.mark.browser
 RATE_KBIT = 1500
 PUBLISHERS = 6
 TOP_HEIGHT = LAYERS_SIMULCAST[-1].height
+LOWEST_HEIGHT = LAYERS_SIMULCAST[0].height
+CLIMB_WITHIN = 40.0
 
 # Each remote camera the page decodes: whose, frames decoded, its size; the grid's tiles.
 CAMERAS_JS = """
@@ -131,3 +135,22 @@ async def check_page(page: Page, teacher: str, pupils: set[str]) -> None:
     rate = (after["cameras"][teacher]["frames"] - before) / 4.0
     assert rate > 8, (rate, after)
     assert after["tiles"] >= PUBLISHERS, after
+    # From the cut the link climbs back: 1.5 Mbit/s carries more than every camera's
+    # lowest layer (6 x 0.1 Mbit/s), so cameras come back above it, one probed step at a
+    # time (the six at 320x180 are 1.1 Mbit/s). Counted: cameras decoding new frames
+    # taller than the lowest layer (a camera held back keeps its last frame's size).
+    climb_deadline = time.monotonic() + CLIMB_WITHIN
+    frames = {p: c["frames"] for p, c in after["cameras"].items()}
+    while True:
+        await asyncio.sleep(1.0)
+        state = await cameras(page)
+        seen = state["cameras"]
+        climbed = [
+            p
+            for p, c in seen.items()
+            if c["height"] > LOWEST_HEIGHT and c["frames"] > frames.get(p, 0)
+        ]
+        if len(climbed) >= 2:
+            break
+        assert time.monotonic() < climb_deadline, f"no climb from the cut: {state}"
+        frames = {p: c["frames"] for p, c in seen.items()}
