@@ -21,6 +21,9 @@ whose longest round trip says so (`peaked`: the step is what filled the
 queue, and waiting lets it overflow); otherwise it waits for `run` samples in
 a row (a server short of CPU lengthens a round trip now and then, on a link
 that is fine).
+
+`CutDrain` asks the other question, after a cut: did the queue drain? A cut that
+was enough empties it within two samples; one that left it full was not enough.
 """
 
 from __future__ import annotations
@@ -78,3 +81,49 @@ class QueueDelay:
         )
         self.run = self.run + 1 if self.building else 0
         return self.building
+
+
+# Receiver reports lag what is sent: a sample this soon after a cut mostly reports what
+# was sent before it.
+REPORTS_LAG = 1.5
+# A queue this long at a cut is one the cut should drain (a link's round trips vary
+# by a few ms; the test bed's full 100 ms queue reads 130-140 ms).
+DRAIN_QUEUE = 0.05
+# Of the queue at the cut, what is left that says it did not drain.
+UNDRAINED_SHARE = 0.5
+# Of the round trip at the cut, on a link never seen with its queue empty.
+UNDRAINED_SHARE_NO_FLOOR = 0.7
+
+
+class CutDrain:
+    """Did a link's queue drain after the plan's last cut? A cut that was enough empties
+    a full queue within a second or two (on the test bed's 1 Mbit/s link: 130-140 ms to
+    ~1 ms two samples after a cut that kept two videos); one that was not leaves it
+    about as full (three kept: 130-140 ms for three samples). Asked once a sample, after
+    `QueueDelay.observe`, from `reports_lag` after the cut on (before that the reports
+    are of what was sent before it)."""
+
+    def __init__(self, reports_lag: float = REPORTS_LAG) -> None:
+        self.reports_lag = reports_lag
+        self.cut_at: float | None = None  # the cut watched
+        self.rtt_at_cut: float | None = None  # the median round trip it was taken on
+        self.cuts = 0
+        self._last_rtt: float | None = None
+
+    def undrained(
+        self, cut_at: float | None, rtt: float | None, floor: float | None, now: float
+    ) -> bool:
+        """`cut_at`: the plan's last cut; `rtt`: this sample's median round trip; `floor`:
+        the link's usual one (`QueueDelay.floor`). True: the cut left the queue full."""
+        if cut_at != self.cut_at:  # a cut since the last sample, taken on that sample
+            self.cut_at, self.rtt_at_cut = cut_at, self._last_rtt
+            self.cuts += 1
+        self._last_rtt = rtt
+        before = self.rtt_at_cut
+        if cut_at is None or rtt is None or before is None or now - cut_at < self.reports_lag:
+            return False
+        if floor is not None and before - floor >= DRAIN_QUEUE:  # the queue is known
+            return rtt - floor >= UNDRAINED_SHARE * (before - floor)
+        # Never seen empty (full from the start): only the link's first cut is judged
+        # so, on a long round trip (a far link's own is no queue: one step too many).
+        return self.cuts == 1 and before >= DRAIN_QUEUE and rtt >= UNDRAINED_SHARE_NO_FLOOR * before

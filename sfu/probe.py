@@ -36,8 +36,9 @@ test bed's links let 6 kB through), while the burst queued 19-52 ms on the 1.5
 Mbit/s link whatever the room. Half a second: the queue a step too big builds
 must show (15 ms past the shaper's allowance) without overflowing the link's own
 (100 ms): on 1 Mbit/s carrying 0.65 Mbit/s, a step of 450 kbit/s for a whole second
-overflowed it and froze both videos kept in three runs of six, for half a second in
-three of seven; for 0.3 s it queued 40-70 ms. With one stream both report on it, the
+overflowed it and froze the videos kept; for half a second its echoes came 134-144 ms
+over the usual (the queue at its limit) and it froze a kept video in two runs of
+twelve; for 0.3 s it queued 40-70 ms, and froze nothing. With one stream both report on it, the
 burst only once the step's report was echoed (a subscriber echoes only the last
 report it got): a receiver report interval later (0.5-1.5 s). A NACK
 from the subscriber while the step goes on (the media lost packets: the link's

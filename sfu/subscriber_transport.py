@@ -287,8 +287,8 @@ class SubscriberTransport(WebRtcTransport):
         return [c for c in self.consumers if c.kind == "video" and c.can_pad]
 
     def probe(self, size: int, step_bps: float | None = None) -> Probe | None:
-        """Probe the link with a burst of `size` bytes on top of its media, led by a
-        second of padding at `step_bps` when given (sfu/probe.py); None when no video
+        """Probe the link with a burst of `size` bytes on top of its media, led by
+        padding at `step_bps` for a moment when given (sfu/probe.py); None when no video
         stream can carry padding (none sending, or no RTX)."""
         streams = self._padded_streams()
         if self.closed or not streams:

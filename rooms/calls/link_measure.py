@@ -2,8 +2,9 @@
 
 Heavy loss is congestion at once, and what the link delivered (what the plan
 forwards less the share its reports say was lost, with their undercount) is what the
-plan may cut to (rooms/layer_fit.py `carried_bps`); so are the pacer's drops and a
-queue that grows (rooms/queue_delay.py). What the loss says is also kept for the
+plan may cut to (rooms/layer_fit.py `carried_bps`); so are the pacer's drops, a
+queue that grows, and a queue a cut left full (rooms/queue_delay.py `CutDrain`: that
+cut was not enough). What the loss says is also kept for the
 probes (rooms/calls/link_probes.py `delivered_bps`): while the link is known short,
 a climb within it needs no probe.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 from rooms.calls.subscriber_link import SubscriberLink
 from rooms.layer_fit import FitVideo, LayerFit
 from rooms.link_quality import DownlinkSample
+from rooms.queue_delay import REPORTS_LAG
 from sfu.subscriber_transport import SubscriberTransport
 
 # Loss at least this share of what was sent: what the link carried (sent less lost) is
@@ -31,10 +33,6 @@ QUEUE_CARRIED = 0.95
 QUEUE_SAMPLES = 3
 # Loss this heavy in a sample is congestion at once (the judge waits for two samples).
 HEAVY_LOSS = 0.25
-# A sample this soon after a cut mostly reports what was sent before it: it says the link
-# carried too little of what is sent now (on 1.5 Mbit/s, 67 % lost of 3.4 Mbit/s sent put
-# the five videos kept, 0.6 Mbit/s, at 0.2 Mbit/s, and nothing climbed back in 45 s).
-REPORTS_LAG = 1.5
 # Just after a step up, NACKs for more than this share of the video sent undo it (loss
 # the step brought on: the NACKs come at once, the reports' loss a second later).
 PROBE_NACKS = 0.01
@@ -65,6 +63,14 @@ def measure(
     queue = link.queue
     if sample is not None:
         queue.observe(sample.rtt_median, now, sample.rtt_peak)
+    rtt = sample.rtt_median if sample is not None else None
+    if link.drain.undrained(link.fit.cut_at, rtt, queue.floor, now):
+        # The last cut left the link's queue full: it was not enough (the plan takes one
+        # step more). A first cut on a first report kept three videos on 1 Mbit/s now
+        # and then; their queue stayed at 130-140 ms, and they froze.
+        congested = True
+        queued = QUEUE_CARRIED * sum(v.bps(link.fit.layer(v)) for v in videos)
+        carried = queued if carried is None else min(carried, queued)
     probing = link.fit.probing(now)
     if probing and queue.rising:
         link.fit.doubt()  # no more steps up on top of this one for now
@@ -108,5 +114,8 @@ def _carried(sample: DownlinkSample | None, videos: list[FitVideo], fit: LayerFi
 
 
 def _reports_before_cut(fit: LayerFit, now: float) -> bool:
-    """Whether the sample's reports are mostly of what was sent before the last cut."""
+    """Whether the sample's reports are mostly of what was sent before the last cut: it
+    says the link carried too little of what is sent now (on 1.5 Mbit/s, 67 % lost of
+    3.4 Mbit/s sent put the five videos kept, 0.6 Mbit/s, at 0.2 Mbit/s, and nothing
+    climbed back in 45 s)."""
     return fit.cut_at is not None and now - fit.cut_at < REPORTS_LAG

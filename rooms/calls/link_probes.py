@@ -24,13 +24,15 @@ meanwhile is probed once its round trips are short again.
 
 While the link is known short (`delivered_bps`: what it delivered when it last
 lost much), the probe leads with a *step* (sfu/probe.py): padding at `STEP_MARGIN`
-times what the plan's next step adds, for half a second, and a report behind it. The
+times what the plan's next step adds, for 0.3 s, and a report behind it. The
 burst asks whether the link was lifted, which a link short but with room never
 answers (on the test bed's 1.5 Mbit/s link, with 0.5 Mbit/s of videos on it, the
 burst queued 19-52 ms in every probe of a minute, and nothing climbed back); the
 step asks whether it carries that much more. A step that passed lets the plan take
-that one step, or a smaller one (one at a time on a short link, each probed), and raises what the
-link is known to carry to what it carried then; the measure is not forgotten.
+that one step or a smaller one (one at a time on a short link, each probed), and
+raises what the link is known to carry to what it carried then; the measure is not
+forgotten. A step the subscriber's own estimate has no room for is not probed
+(rooms/layer_fit.py): the probe is the burst alone.
 
 What the link delivered is not lowered by a sample that mostly reports what was
 sent before a cut (rooms/calls/link_measure.py): such a sample put the test bed's

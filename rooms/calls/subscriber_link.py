@@ -16,7 +16,7 @@ from rooms.calls.link_probes import LinkProbes
 from rooms.hold_back import HoldPlanner
 from rooms.layer_fit import LayerFit
 from rooms.link_quality import LinkJudge, Quality
-from rooms.queue_delay import QueueDelay
+from rooms.queue_delay import CutDrain, QueueDelay
 
 
 @dataclass
@@ -32,6 +32,7 @@ class SubscriberLink:
     told_hosts: Quality = Quality.GOOD
     paced_drops: int = 0  # the pacer's count of dropped video at the last round
     queue: QueueDelay = field(default_factory=QueueDelay)  # its round trips
+    drain: CutDrain = field(default_factory=CutDrain)  # whether the last cut emptied it
     probes: LinkProbes = field(default_factory=LinkProbes)  # before steps up
     # What the link's counters were when it was last judged and left at rest (None:
     # not at rest): while they stay so, judging again would change nothing.
