@@ -55,7 +55,12 @@ def test_a_first_cut_that_left_a_queue_full_from_the_start_full_was_not_enough()
     drain = CutDrain()
     drain.undrained(None, 0.138, 0.138, 1.0)
     drain.undrained(1.0, 0.141, 0.138, 2.0)
-    assert not drain.undrained(1.0, 0.001, 0.001, 3.0)  # drained: the cut was enough
+    assert not drain.undrained(1.0, 0.001, 0.138, 3.0)  # drained: the cut was enough
+    # Three kept at the link's edge: half way drained, then filling again.
+    drain = CutDrain()
+    drain.undrained(None, 0.143, 0.138, 1.0)
+    drain.undrained(1.0, 0.139, 0.138, 2.0)
+    assert drain.undrained(1.0, 0.074, 0.138, 3.0)
 
 
 def test_with_the_links_usual_round_trip_known_the_queue_left_is_judged() -> None:

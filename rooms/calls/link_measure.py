@@ -61,10 +61,11 @@ def measure(
         congested = True
         carried = paced if carried is None else min(carried, paced)
     queue = link.queue
+    usual = queue.floor  # before this sample: a queue draining lowers it as it goes
     if sample is not None:
         queue.observe(sample.rtt_median, now, sample.rtt_peak)
     rtt = sample.rtt_median if sample is not None else None
-    if link.drain.undrained(link.fit.cut_at, rtt, queue.floor, now):
+    if link.drain.undrained(link.fit.cut_at, rtt, usual, now):
         # The last cut left the link's queue full: it was not enough (the plan takes one
         # step more). A first cut on a first report kept three videos on 1 Mbit/s now
         # and then; their queue stayed at 130-140 ms, and they froze.
