@@ -49,6 +49,8 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from rooms.queue_delay import REPORTS_LAG
+
 
 @dataclass(frozen=True)
 class FitSettings:
@@ -81,7 +83,7 @@ class FitSettings:
     # a cut that was not enough is followed by one more step then, not `settle_seconds`
     # later (on 1 Mbit/s the first cut kept three videos now and then, and they froze
     # for the 3 s until the next).
-    cut_reported_after: float = 1.5
+    cut_reported_after: float = REPORTS_LAG
     # A step up undone when the link carried at least this share of what was forwarded
     # (its queue grew, little was lost): back to what was forwarded before the step.
     undo_share: float = 0.9

@@ -70,8 +70,7 @@ def measure(
         # step more). A first cut on a first report kept three videos on 1 Mbit/s now
         # and then; their queue stayed at 130-140 ms, and they froze.
         congested = True
-        queued = QUEUE_CARRIED * sum(v.bps(link.fit.layer(v)) for v in videos)
-        carried = queued if carried is None else min(carried, queued)
+        carried = _queued(link, videos, carried)
     probing = link.fit.probing(now)
     if probing and queue.rising:
         link.fit.doubt()  # no more steps up on top of this one for now
@@ -84,10 +83,16 @@ def measure(
         # The link's queue grows (a step up it cannot carry, before it loses
         # anything): back below what is forwarded, and no faster from the pacer.
         congested = True
-        queued = QUEUE_CARRIED * sum(v.bps(link.fit.layer(v)) for v in videos)
-        carried = queued if carried is None else min(carried, queued)
+        carried = _queued(link, videos, carried)
         subscriber.bandwidth.on_queue_growing()
     return congested, carried
+
+
+def _queued(link: SubscriberLink, videos: list[FitVideo], carried: float | None) -> float:
+    """What a queued link carries: `QUEUE_CARRIED` of what the plan forwards (or less,
+    when the sample measured less)."""
+    queued = QUEUE_CARRIED * sum(video.bps(link.fit.layer(video)) for video in videos)
+    return queued if carried is None else min(carried, queued)
 
 
 def _paced(subscriber: SubscriberTransport, link: SubscriberLink) -> float | None:
