@@ -223,7 +223,7 @@ class Store(ABC):
     # --- lifetime
 
     @abstractmethod
-    async def expire_call(self, call_id: str, after_seconds: int) -> None:
+    async def expire_call(self, call_id: str, after_seconds: float) -> None:
         """Forget the call's state `after_seconds` from now (lesson record included)."""
 
     async def ping(self) -> None:
@@ -456,7 +456,7 @@ class MemoryStore(Store):
         until, state = self._restart.pop((call_id, user_id), (0.0, None))
         return state if asyncio.get_running_loop().time() < until else None
 
-    async def expire_call(self, call_id: str, after_seconds: int) -> None:
+    async def expire_call(self, call_id: str, after_seconds: float) -> None:
         old = self._expiry.pop(call_id, None)
         if old is not None:
             old.cancel()

@@ -483,7 +483,7 @@ class RedisStore(RedisRestartState, Store):
 
     # --- lifetime
 
-    async def expire_call(self, call_id: str, after_seconds: int) -> None:
+    async def expire_call(self, call_id: str, after_seconds: float) -> None:
         at = int(time.time() * 1000) + max(0, int(after_seconds * 1000))
         lesson = await self.get_lesson(call_id)
         deadline = self._deadline_key(call_id)

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from rooms.admission import Door, Refused
 from rooms.calls import Call, CallEnded, CallError, Participant
 from rooms.lessons import Lesson
 from sfu.transport import NegotiationError, SdpError
 from signalling.access import admitted_lesson
-from signalling.keys import CALLS, HEALTH, LESSONS, NODE, SETTINGS, TOKENS, WS_COUNTS
+from signalling.keys import (
+    CALLS,
+    HEALTH,
+    LESSONS,
+    NODE,
+    OPEN_SOCKETS,
+    SETTINGS,
+    TOKENS,
+    WS_COUNTS,
+)
 from signalling.log_format import log_as
 from signalling.protocol import MAX_UNJOINED_BYTES, ProtocolError, parse_message
 from signalling.ratelimit import LIMITS, budget_address, join_rate_limited
@@ -326,6 +336,7 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     # below that and keeps the connection.
     ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=settings.max_ws_message_bytes * 4)
     await ws.prepare(request)
+    request.app[OPEN_SOCKETS].add(ws)
     session = Session(request, ws, await relayed_peer(request))
     counts = request.app[WS_COUNTS]
     counts.connections += 1
@@ -339,6 +350,22 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
+async def close_open_sockets(app: web.Application) -> None:
+    """At shutdown, before aiohttp waits (up to a minute) for every handler to end: each
+    connection still open is closed as going away; the page comes back with its backoff.
+    After a drain (signalling/drain.py) none is left; after a drain cut short, all are."""
+    open_now = app[OPEN_SOCKETS]
+    sockets = list(open_now)
+    if sockets:
+        logger.warning("shutting down without a drain: closing %d connections", len(sockets))
+    await asyncio.gather(
+        *(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown") for ws in sockets),
+        return_exceptions=True,
+    )
+
+
 def setup(app: web.Application) -> None:
+    app[OPEN_SOCKETS] = weakref.WeakSet()
+    app.on_shutdown.append(close_open_sockets)
     app.router.add_get("/ws", websocket_handler)
     setup_relay(app)

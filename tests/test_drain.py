@@ -7,11 +7,12 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
-from aiohttp import web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from bench.bot import Bot, BotError
 from bench.media import PatternVideoTrack, ToneAudioTrack
@@ -106,3 +107,24 @@ async def test_serve_drains_on_sigterm_and_exits(tmp_path: Path) -> None:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_a_stop_without_a_drain_closes_open_connections_at_once() -> None:
+    # A drain cut short (a second signal) or an embedding app's plain cleanup: the
+    # connections still open are closed as going away, not waited on for a minute.
+    async with AsyncExitStack() as bots, aiohttp.ClientSession() as http:
+        async with running_server() as server:
+            lesson = await server.create_lesson()
+            pupil = Bot(server.base_url, await server.token(lesson, "s-1", "Ученик 1", "student"))
+            bots.push_async_callback(pupil.close)
+            await pupil.connect()
+            # Connected, never joined.
+            raw = await http.ws_connect(server.base_url.replace("http", "ws") + "/ws")
+            began = time.monotonic()
+        took = time.monotonic() - began
+        await asyncio.wait_for(pupil.closed_by_server.wait(), 5)
+        assert pupil.ws is not None and pupil.ws.close_code == WSCloseCode.GOING_AWAY
+        closing = await asyncio.wait_for(raw.receive(), 5)
+        assert (closing.type, closing.data) == (WSMsgType.CLOSE, WSCloseCode.GOING_AWAY)
+        # aiohttp waits up to 60 s for each handler still running (its shutdown_timeout).
+        assert took < 10, took

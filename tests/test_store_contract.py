@@ -33,6 +33,10 @@ from rooms.store_redis import RedisStore
 from tests.redis_server import redis_url_fixture  # noqa: F401  (the redis_url fixture)
 
 T0 = datetime(2024, 9, 2, 8, 30, tzinfo=UTC)
+# A call's state (or a revocation) told to expire this soon; looked at again this long
+# after (the stores take fractions of a second; the product's retention is days).
+EXPIRE_S = 0.5
+PAST_EXPIRY_S = 0.8
 
 # Makes the stores of `n` nodes sharing one state: the same object in memory,
 # separate clients (connection pools) on one Redis.
@@ -350,9 +354,9 @@ async def test_update_after_expire_call_expires_too(store: Store) -> None:
     created = lesson()
     await store.create_lesson(created)
     await store.end_lesson(created.id, T0)
-    await store.expire_call(created.id, 1)
+    await store.expire_call(created.id, EXPIRE_S)
     await store.update_lesson(created.id, lambda x: replace(x, subject="later"))
-    await asyncio.sleep(1.5)
+    await asyncio.sleep(PAST_EXPIRY_S)
     assert await store.get_lesson(created.id) is None
 
 
@@ -361,12 +365,12 @@ async def test_update_after_expire_call_expires_too(store: Store) -> None:
 
 async def test_revocation_expires(store: Store) -> None:
     now = datetime.now(UTC)
-    await store.revoke_token("jti-1", now + timedelta(seconds=1))
+    await store.revoke_token("jti-1", now + timedelta(seconds=EXPIRE_S))
     await store.revoke_token("jti-old", now - timedelta(seconds=1))
     assert await store.is_token_revoked("jti-1")
     assert not await store.is_token_revoked("jti-2")
     assert not await store.is_token_revoked("jti-old")
-    await asyncio.sleep(1.3)
+    await asyncio.sleep(PAST_EXPIRY_S)
     assert not await store.is_token_revoked("jti-1")
 
 
@@ -656,13 +660,13 @@ async def test_expire_call_forgets_everything(store: Store) -> None:
     for call_id in (gone.id, kept.id):
         await fill(store, call_id)
 
-    await store.expire_call(gone.id, 1)
+    await store.expire_call(gone.id, EXPIRE_S)
     await assert_filled(store, gone.id)  # not yet
     assert await store.get_lesson(gone.id) == gone
     if isinstance(store, RedisStore):
         await assert_call_keys_expire(store, gone.id, kept.id)
 
-    await asyncio.sleep(1.5)
+    await asyncio.sleep(PAST_EXPIRY_S)
     await assert_empty(store, gone.id)
     assert [x.id for x in await store.list_lessons("demo")] == [kept.id]
     assert await store.list_lessons("demo", "7A") == []
@@ -673,7 +677,7 @@ async def test_expire_call_forgets_everything(store: Store) -> None:
 
 
 async def assert_call_keys_expire(store: RedisStore, call_id: str, other_call: str) -> None:
-    """Every key of `call_id` expires within a second; nothing else of it stays."""
+    """Every key of `call_id` expires within EXPIRE_S; nothing else of it stays."""
     keys = [key async for key in store.redis.scan_iter(match=store.prefix + "*")]
     # (Plain ids like these appear in keys unquoted.)
     mine = {
@@ -688,7 +692,7 @@ async def assert_call_keys_expire(store: RedisStore, call_id: str, other_call: s
     assert len(mine) >= 10  # settings, participants, waiting, hands, chat, attendance, ...
     for key in mine:
         ttl = await store.redis.pttl(key)
-        assert 0 < ttl <= 1000, (key, ttl)
+        assert 0 < ttl <= EXPIRE_S * 1000, (key, ttl)
     # Everything else is the other call's, or a lesson index (which is pruned when read).
     for key in set(keys) - mine:
         rest = key.removeprefix(store.prefix)
@@ -698,7 +702,7 @@ async def assert_call_keys_expire(store: RedisStore, call_id: str, other_call: s
 
 async def test_state_written_after_expire_call_expires_too(store: Store) -> None:
     await store.create_lesson(lesson("les_late"))
-    await store.expire_call("les_late", 1)
+    await store.expire_call("les_late", EXPIRE_S)
     await store.end_lesson("les_late", T0)
     await fill(store, "les_late")
     await store.record_leave("les_late", "up1", T0 + timedelta(seconds=30))
@@ -706,25 +710,25 @@ async def test_state_written_after_expire_call_expires_too(store: Store) -> None
     if isinstance(store, RedisStore):
         # Every key was (re)written after expire_call, and still carries its deadline.
         for key in [*store.call_keys("les_late"), f"{store.prefix}lesson:les_late"]:
-            assert 0 < await store.redis.pttl(key) <= 1000, key
-    await asyncio.sleep(1.5)
+            assert 0 < await store.redis.pttl(key) <= EXPIRE_S * 1000, key
+    await asyncio.sleep(PAST_EXPIRY_S)
     await assert_empty(store, "les_late")
 
 
 async def test_expire_call_again_moves_the_deadline(store: Store) -> None:
     await store.create_lesson(lesson("les_moved"))
     await fill(store, "les_moved")
-    await store.expire_call("les_moved", 1)
+    await store.expire_call("les_moved", EXPIRE_S)
     await store.expire_call("les_moved", 30)
-    await asyncio.sleep(1.5)
+    await asyncio.sleep(PAST_EXPIRY_S)
     await assert_filled(store, "les_moved")
     assert await store.get_lesson("les_moved") is not None
 
 
 async def test_expire_unknown_call_is_harmless(store: Store) -> None:
-    await store.expire_call("les_nothing", 1)
+    await store.expire_call("les_nothing", EXPIRE_S)
     await fill(store, "les_nothing")
-    await asyncio.sleep(1.5)
+    await asyncio.sleep(PAST_EXPIRY_S)
     await assert_empty(store, "les_nothing")
 
 
@@ -757,8 +761,8 @@ async def test_breakout_state_round_trip_and_isolation(store: Store) -> None:
 
 async def test_breakout_state_expires_with_the_call(store: Store) -> None:
     await store.set_breakout("les_e", BreakoutState().configure([""]))
-    await store.expire_call("les_e", 1)
-    await asyncio.sleep(1.5)
+    await store.expire_call("les_e", EXPIRE_S)
+    await asyncio.sleep(PAST_EXPIRY_S)
     assert await store.get_breakout("les_e") is None
 
 
@@ -822,8 +826,8 @@ async def test_recordings_outlive_the_calls_other_state(store: Store) -> None:
     await store.create_lesson(lesson("les_rec"))
     await fill(store, "les_rec")
     await store.put_recording(recording("rec_kept", "les_rec", 0))
-    await store.expire_call("les_rec", 1)
-    await asyncio.sleep(1.5)
+    await store.expire_call("les_rec", EXPIRE_S)
+    await asyncio.sleep(PAST_EXPIRY_S)
     await assert_empty(store, "les_rec")
     assert [r.id for r in await store.recordings("les_rec")] == ["rec_kept"]
     assert (await store.get_recording("rec_kept")) == recording("rec_kept", "les_rec", 0)
