@@ -22,7 +22,8 @@ the subscriber's host is a namespace behind veth + tbf + nftables (bench/links.p
 4. Once it decodes every camera, a warm-up, then two windows with the same
    people: **control** (the link at `--control-rate`, no loss) and, after the
    link is changed in place and `--settle` seconds, **shaped** (`--rate`,
-   `--loss`, `--queue-ms`).
+   `--loss`, `--queue-ms`); then one more window per `--then-loss` (the same
+   rate, that loss), each after `--settle` seconds.
 
 Per window: the subscriber's audio loss (and concealment in Chromium), video
 frames decoded per stream, what the server sent it (the link's counters on the
@@ -87,6 +88,9 @@ class Options:
     seconds: float = 15.0
     warmup: float = 3.0
     settle: float = 3.0
+    # After the shaped window, one more per loss rate here (the same link rate), each
+    # after `settle`: several loss rates in one run, against one control window.
+    then_losses: tuple[float, ...] = ()
     video_kbps: int = 500
     setup_timeout: float = 60.0
     json_path: str | None = None
@@ -98,9 +102,10 @@ class Options:
 
     @property
     def shaped(self) -> LinkSpec:
-        return LinkSpec(
-            rate_kbit=self.rate_kbit, queue_ms=self.queue_ms, loss_percent=self.loss_percent
-        )
+        return self.with_loss(self.loss_percent)
+
+    def with_loss(self, loss_percent: float) -> LinkSpec:
+        return LinkSpec(rate_kbit=self.rate_kbit, queue_ms=self.queue_ms, loss_percent=loss_percent)
 
 
 @dataclass
@@ -111,6 +116,7 @@ class WeakLinkReport:
     control: WindowFigures
     shaped: WindowFigures
     setup_seconds: float
+    then: list[WindowFigures] = dataclasses.field(default_factory=list)  # then_losses'
 
     @property
     def server_cpu_ratio(self) -> float | None:
@@ -131,7 +137,7 @@ class WeakLinkReport:
             "machine": self.machine,
             "media": self.media,
             "setup_seconds": self.setup_seconds,
-            "windows": [self.control.to_json(), self.shaped.to_json()],
+            "windows": [w.to_json() for w in (self.control, self.shaped, *self.then)],
             "server_cpu_ratio": self.server_cpu_ratio,
             "publisher_bitrate_ratio": self.publisher_bitrate_ratio,
         }
@@ -141,7 +147,7 @@ class WeakLinkReport:
         lines = [
             f"Weak link: {o.publishers} publishers ({o.publisher_kind}), {o.subscriber} "
             f"subscriber; {o.seconds:g} s windows; media {self.media}",
-            table([self.control, self.shaped]),
+            table([self.control, self.shaped, *self.then]),
             f"server CPU shaped / control: {_ratio(self.server_cpu_ratio)}; "
             f"publishers' video bitrate shaped / control: {_ratio(self.publisher_bitrate_ratio)}",
         ]
@@ -300,7 +306,13 @@ async def _run_lesson(
     host.shape(options.shaped)
     await asyncio.sleep(options.settle)
     shaped = await measure_window("shaped", options.shaped, options, sample, who)
-    return WeakLinkReport(options, machine_info(), media.describe(), control, shaped, setup)
+    then = []
+    for loss in options.then_losses:
+        spec = options.with_loss(loss)
+        host.shape(spec)
+        await asyncio.sleep(options.settle)
+        then.append(await measure_window(f"loss {loss:g} %", spec, options, sample, who))
+    return WeakLinkReport(options, machine_info(), media.describe(), control, shaped, setup, then)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -314,6 +326,13 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(prog="python -m bench.weak_link", description=__doc__)
     parser.add_argument("--rate", type=_rate, default=1500, help="kbit/s of the shaped link")
     parser.add_argument("--loss", type=float, default=0.0, help="random loss towards it, %%")
+    parser.add_argument(
+        "--then-loss",
+        type=float,
+        action="append",
+        default=[],
+        help="one more window at this loss (%%), after the shaped one; repeatable",
+    )
     parser.add_argument("--queue-ms", type=int, default=100)
     parser.add_argument("--control-rate", type=_rate, default=50_000, help="kbit/s, or none")
     parser.add_argument("--publishers", type=int, default=4)
@@ -329,6 +348,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
     return Options(
         rate_kbit=args.rate,
         loss_percent=args.loss,
+        then_losses=tuple(args.then_loss),
         queue_ms=args.queue_ms,
         control_rate_kbit=args.control_rate,
         publishers=args.publishers,
