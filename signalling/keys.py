@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -33,4 +32,4 @@ HEALTH: web.AppKey[Health] = web.AppKey("health")
 WS_COUNTS: web.AppKey[WsCounters] = web.AppKey("ws_counts")
 NODE: web.AppKey[NodeAgent] = web.AppKey("node")
 # Every /ws connection open now: closed (going away) when the server shuts down.
-OPEN_SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("open_sockets")
+OPEN_SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("open_sockets")

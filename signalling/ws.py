@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from datetime import UTC, datetime
 from typing import Any
 
@@ -336,25 +335,30 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     # below that and keeps the connection.
     ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=settings.max_ws_message_bytes * 4)
     await ws.prepare(request)
-    request.app[OPEN_SOCKETS].add(ws)
-    session = Session(request, ws, await relayed_peer(request))
-    counts = request.app[WS_COUNTS]
-    counts.connections += 1
+    open_sockets = request.app[OPEN_SOCKETS]
+    open_sockets.add(ws)
     try:
-        await session.run()
-    except Exception:
-        logger.exception("websocket session failed")
+        session = Session(request, ws, await relayed_peer(request))
+        counts = request.app[WS_COUNTS]
+        counts.connections += 1
+        try:
+            await session.run()
+        except Exception:
+            logger.exception("websocket session failed")
+        finally:
+            counts.connections -= 1
+            await session.dropped()
     finally:
-        counts.connections -= 1
-        await session.dropped()
+        open_sockets.discard(ws)
     return ws
 
 
 async def close_open_sockets(app: web.Application) -> None:
     """At shutdown, before aiohttp waits (up to a minute) for every handler to end: each
     connection still open is closed as going away; the page comes back with its backoff.
-    After a drain (signalling/drain.py) none is left; after a drain cut short, all are."""
-    open_now = app[OPEN_SOCKETS]
+    After a drain (signalling/drain.py) everyone was let go already; after a drain cut
+    short, or none (an embedding app's cleanup), this is how they go."""
+    open_now = app[OPEN_SOCKETS]  # (mypy infers list()'s type from the key otherwise)
     sockets = list(open_now)
     if sockets:
         logger.warning("shutting down without a drain: closing %d connections", len(sockets))
@@ -365,7 +369,7 @@ async def close_open_sockets(app: web.Application) -> None:
 
 
 def setup(app: web.Application) -> None:
-    app[OPEN_SOCKETS] = weakref.WeakSet()
+    app[OPEN_SOCKETS] = set()
     app.on_shutdown.append(close_open_sockets)
     app.router.add_get("/ws", websocket_handler)
     setup_relay(app)

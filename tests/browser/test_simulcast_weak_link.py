@@ -13,8 +13,10 @@ put every camera on its lowest layer and held two pupils back, and in 45 s nothi
 climbed back on a link about three times what it was then sent: the probe before a
 climb asked only whether the link was lifted. Now a short link's probe asks whether
 it carries the step (rooms/calls/link_probes.py), and the test checks the climb too:
-two cameras decoding above their lowest layer within `CLIMB_WITHIN` once fitted
-(docs/performance.md "A probe sized to the step").
+two layer steps above the lowest (two cameras at 320x180, or the teacher's at 640x360)
+decoding within `CLIMB_WITHIN` once fitted (docs/performance.md "A probe sized to the
+step"). A clean-clone run once kept the teacher's at 640x360 from the cut on, with no
+room for a pupil's step: what the first version (two cameras above the lowest) failed.
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ pytestmark = pytest.mark.browser
 RATE_KBIT = 1500
 PUBLISHERS = 6
 TOP_HEIGHT = LAYERS_SIMULCAST[-1].height
-LOWEST_HEIGHT = LAYERS_SIMULCAST[0].height
+# A frame's height -> its layer (0: the lowest).
+LAYER_OF_HEIGHT = {layer.height: index for index, layer in enumerate(LAYERS_SIMULCAST)}
 CLIMB_WITHIN = 40.0
 
 # Each remote camera the page decodes: whose, frames decoded, its size; the grid's tiles.
@@ -137,20 +140,22 @@ async def check_page(page: Page, teacher: str, pupils: set[str]) -> None:
     assert after["tiles"] >= PUBLISHERS, after
     # From the cut the link climbs back: 1.5 Mbit/s carries more than every camera's
     # lowest layer (6 x 0.1 Mbit/s), so cameras come back above it, one probed step at a
-    # time (the six at 320x180 are 1.1 Mbit/s). Counted: cameras decoding new frames
-    # taller than the lowest layer (a camera held back keeps its last frame's size).
+    # time (the six at 320x180 are 1.1 Mbit/s). Counted in layer steps above the lowest
+    # (320x180: one, 640x360: two) of the cameras decoding new frames (one held back
+    # keeps its last frame's size): two steps, i.e. two cameras at 320x180, or the
+    # teacher's kept at 640x360 (it comes first: then the pupils have no room left).
     climb_deadline = time.monotonic() + CLIMB_WITHIN
     frames = {p: c["frames"] for p, c in after["cameras"].items()}
     while True:
         await asyncio.sleep(1.0)
         state = await cameras(page)
         seen = state["cameras"]
-        climbed = [
-            p
+        steps = sum(
+            LAYER_OF_HEIGHT.get(c["height"], 0)
             for p, c in seen.items()
-            if c["height"] > LOWEST_HEIGHT and c["frames"] > frames.get(p, 0)
-        ]
-        if len(climbed) >= 2:
+            if c["frames"] > frames.get(p, 0)
+        )
+        if steps >= 2:
             break
         assert time.monotonic() < climb_deadline, f"no climb from the cut: {state}"
         frames = {p: c["frames"] for p, c in seen.items()}
