@@ -31,5 +31,3 @@ RECORDINGS: web.AppKey[RecordingService] = web.AppKey("recordings")
 HEALTH: web.AppKey[Health] = web.AppKey("health")
 WS_COUNTS: web.AppKey[WsCounters] = web.AppKey("ws_counts")
 NODE: web.AppKey[NodeAgent] = web.AppKey("node")
-# Every /ws connection open now: closed (going away) when the server shuts down.
-OPEN_SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("open_sockets")

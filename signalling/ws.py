@@ -14,16 +14,7 @@ from rooms.calls import Call, CallEnded, CallError, Participant
 from rooms.lessons import Lesson
 from sfu.transport import NegotiationError, SdpError
 from signalling.access import admitted_lesson
-from signalling.keys import (
-    CALLS,
-    HEALTH,
-    LESSONS,
-    NODE,
-    OPEN_SOCKETS,
-    SETTINGS,
-    TOKENS,
-    WS_COUNTS,
-)
+from signalling.keys import CALLS, HEALTH, LESSONS, NODE, SETTINGS, TOKENS, WS_COUNTS
 from signalling.log_format import log_as
 from signalling.protocol import MAX_UNJOINED_BYTES, ProtocolError, parse_message
 from signalling.ratelimit import LIMITS, budget_address, join_rate_limited
@@ -335,21 +326,18 @@ async def websocket_handler(request: web.Request) -> web.WebSocketResponse:
     # below that and keeps the connection.
     ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=settings.max_ws_message_bytes * 4)
     await ws.prepare(request)
-    open_sockets = request.app[OPEN_SOCKETS]
-    open_sockets.add(ws)
+    open_now = request.app[WS_COUNTS].open
+    open_now.add(ws)
     try:
         session = Session(request, ws, await relayed_peer(request))
-        counts = request.app[WS_COUNTS]
-        counts.connections += 1
         try:
             await session.run()
         except Exception:
             logger.exception("websocket session failed")
         finally:
-            counts.connections -= 1
             await session.dropped()
     finally:
-        open_sockets.discard(ws)
+        open_now.discard(ws)
     return ws
 
 
@@ -358,8 +346,7 @@ async def close_open_sockets(app: web.Application) -> None:
     connection still open is closed as going away; the page comes back with its backoff.
     After a drain (signalling/drain.py) everyone was let go already; after a drain cut
     short, or none (an embedding app's cleanup), this is how they go."""
-    open_now = app[OPEN_SOCKETS]  # (mypy infers list()'s type from the key otherwise)
-    sockets = list(open_now)
+    sockets = list(app[WS_COUNTS].open)
     if sockets:
         logger.warning("shutting down without a drain: closing %d connections", len(sockets))
     await asyncio.gather(
@@ -369,7 +356,6 @@ async def close_open_sockets(app: web.Application) -> None:
 
 
 def setup(app: web.Application) -> None:
-    app[OPEN_SOCKETS] = set()
     app.on_shutdown.append(close_open_sockets)
     app.router.add_get("/ws", websocket_handler)
     setup_relay(app)
